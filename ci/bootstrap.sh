@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the Debian packages bitparity needs, only those missing.
+# Idempotent; runs `apt-get update` only when something must be installed.
+set -euo pipefail
+
+packages=(cmake make gcc g++ pkg-config git libgtest-dev zlib1g-dev libyaml-dev libpcre2-dev
+          python3 python3-numpy python3-yaml clang libclang-rt-14-dev)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+echo "bootstrap: installing ${missing[*]}" >&2
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,51 @@
+/* commands.h — the subcommands of the bitparity binary and the small helpers
+ * they share (argument parsing, error printing). Each subcommand lives in
+ * cli/cmd_<name>.c and returns the process exit code:
+ * 0 ok/pass, 1 parity failure or lint finding, 2 usage or input error,
+ * 3 internal error. */
+#ifndef BITPARITY_CLI_COMMANDS_H
+#define BITPARITY_CLI_COMMANDS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "bitnet/status.h"
+
+#define EXIT_PARITY 1
+#define EXIT_USAGE 2
+#define EXIT_INTERNAL 3
+
+typedef int (*cli_command_fn)(int argc, char **argv);
+
+typedef struct cli_command {
+    const char *name;
+    cli_command_fn run;
+    const char *summary; /* one line for `bitparity --help` */
+} cli_command;
+
+int cmd_inspect(int argc, char **argv);
+int cmd_synth(int argc, char **argv);
+
+/* Prints "bitparity <cmd>: <err.msg>" to stderr and returns the exit code of
+ * the status. */
+int cli_fail(const char *cmd, const bn_error *err);
+/* Prints "bitparity <cmd>: <message>" and "try 'bitparity <cmd> --help'" and
+ * returns EXIT_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* True when argv[i] is -h or --help. */
+bool cli_is_help(const char *arg);
+/* Parses a whole decimal integer / float; false on junk or overflow. */
+bool cli_parse_i64(const char *s, int64_t *out);
+bool cli_parse_f64(const char *s, double *out);
+/* Parses "1,2,3" into a malloc'ed array (caller frees); false on junk. */
+bool cli_parse_id_list(const char *s, int32_t **ids, int64_t *n);
+/* The value of an option taking an argument at argv[*i]; advances *i.
+ * Returns NULL (after printing a usage error) when it is missing. */
+const char *cli_option_value(const char *cmd, int argc, char **argv, int *i);
+
+#endif

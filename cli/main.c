@@ -1,0 +1,43 @@
+/* main.c — `bitparity`: git-style subcommands dispatched from one table. */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+
+static const cli_command commands[] = {
+    {"inspect", cmd_inspect, "show a GGUF model: hyper-parameters, tokenizer, metadata, tensors, stats"},
+    {"synth", cmd_synth, "write a small deterministic BitNet model (the demo's and the fixtures')"},
+};
+
+static void print_help(FILE *f) {
+    fprintf(f,
+            "bitparity %s — find where and why a BitNet b1.58 inference stack stops agreeing\n"
+            "with its reference.\n\n"
+            "usage: bitparity <command> [options]   (bitparity <command> --help for each)\n\n"
+            "commands:\n",
+            BITPARITY_VERSION);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-11s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f,
+            "\nexit codes: 0 ok/pass, 1 parity failure or lint finding, 2 usage or input error,\n"
+            "            3 internal error\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        print_help(stderr);
+        return EXIT_USAGE;
+    }
+    if (cli_is_help(argv[1])) {
+        print_help(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+        printf("bitparity %s (%s)\n", BITPARITY_VERSION, BITPARITY_COMMIT);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "bitparity: unknown command '%s' (see 'bitparity --help')\n", argv[1]);
+    return EXIT_USAGE;
+}

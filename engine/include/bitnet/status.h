@@ -1,0 +1,63 @@
+/* status.h — the one error channel of bitparity.
+ *
+ * Every fallible function returns a bn_status and, when it fails, fills a
+ * caller-owned bn_error with a one-line message that names the file, the field
+ * or tensor, and the byte offset where the problem is. The CLI prints
+ * err.msg and maps the status to an exit code with bn_status_exit_code().
+ */
+#ifndef BITNET_STATUS_H
+#define BITNET_STATUS_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum bn_status {
+    BN_OK = 0,
+    BN_ERR_IO,          /* open/read/write/mmap failed */
+    BN_ERR_FORMAT,      /* malformed or hostile input file */
+    BN_ERR_UNSUPPORTED, /* well-formed but not supported (type, version, layout) */
+    BN_ERR_INVALID,     /* bad argument or inconsistent metadata/shapes */
+    BN_ERR_NOMEM,       /* allocation failed */
+    BN_ERR_NOT_FOUND,   /* key, tensor or tap absent */
+    BN_ERR_PARITY,      /* comparison found a divergence (not an error of the tool) */
+    BN_ERR_INTERNAL,    /* a bug in bitparity itself */
+    BN_STATUS_COUNT
+} bn_status;
+
+#define BN_ERROR_MSG_MAX 512
+
+typedef struct bn_error {
+    bn_status code;
+    char msg[BN_ERROR_MSG_MAX]; /* one line, no trailing newline */
+} bn_error;
+
+/* Symbolic name of a status ("BN_ERR_FORMAT"); never NULL. */
+const char *bn_status_name(bn_status s);
+
+/* Process exit code for a status: 0 ok, 1 parity failure, 2 usage/input
+ * error, 3 internal error (DESIGN.md). */
+int bn_status_exit_code(bn_status s);
+
+/* Sets err (if not NULL) to code and a printf-formatted message; returns code
+ * so callers can write `return bn_error_set(err, BN_ERR_FORMAT, ...)`.
+ * A message longer than BN_ERROR_MSG_MAX-1 is truncated. */
+bn_status bn_error_set(bn_error *err, bn_status code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* Prefixes err->msg with "prefix: " (e.g. a file name), keeping the code. */
+void bn_error_prefix(bn_error *err, const char *prefix);
+
+/* Resets err to BN_OK and an empty message. */
+void bn_error_clear(bn_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* BITNET_STATUS_H */

@@ -1,0 +1,57 @@
+#include "bitnet/status.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static const struct {
+    const char *name;
+    int exit_code;
+} status_table[BN_STATUS_COUNT] = {
+    [BN_OK] = {"BN_OK", 0},
+    [BN_ERR_IO] = {"BN_ERR_IO", 2},
+    [BN_ERR_FORMAT] = {"BN_ERR_FORMAT", 2},
+    [BN_ERR_UNSUPPORTED] = {"BN_ERR_UNSUPPORTED", 2},
+    [BN_ERR_INVALID] = {"BN_ERR_INVALID", 2},
+    [BN_ERR_NOMEM] = {"BN_ERR_NOMEM", 3},
+    [BN_ERR_NOT_FOUND] = {"BN_ERR_NOT_FOUND", 2},
+    [BN_ERR_PARITY] = {"BN_ERR_PARITY", 1},
+    [BN_ERR_INTERNAL] = {"BN_ERR_INTERNAL", 3},
+};
+
+const char *bn_status_name(bn_status s) {
+    if ((unsigned)s >= BN_STATUS_COUNT) return "BN_ERR_UNKNOWN";
+    return status_table[s].name;
+}
+
+int bn_status_exit_code(bn_status s) {
+    if ((unsigned)s >= BN_STATUS_COUNT) return 3;
+    return status_table[s].exit_code;
+}
+
+bn_status bn_error_set(bn_error *err, bn_status code, const char *fmt, ...) {
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+        /* Messages are one line by contract: fold any newline a caller let in. */
+        for (char *p = err->msg; *p; p++)
+            if (*p == '\n' || *p == '\r') *p = ' ';
+        err->code = code;
+    }
+    return code;
+}
+
+void bn_error_prefix(bn_error *err, const char *prefix) {
+    if (!err || !prefix) return;
+    char tmp[BN_ERROR_MSG_MAX];
+    snprintf(tmp, sizeof tmp, "%s: %s", prefix, err->msg);
+    memcpy(err->msg, tmp, sizeof tmp);
+}
+
+void bn_error_clear(bn_error *err) {
+    if (!err) return;
+    err->code = BN_OK;
+    err->msg[0] = '\0';
+}
