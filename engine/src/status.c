@@ -45,9 +45,15 @@ bn_status bn_error_set(bn_error *err, bn_status code, const char *fmt, ...) {
 
 void bn_error_prefix(bn_error *err, const char *prefix) {
     if (!err || !prefix) return;
-    char tmp[BN_ERROR_MSG_MAX];
-    snprintf(tmp, sizeof tmp, "%s: %s", prefix, err->msg);
-    memcpy(err->msg, tmp, sizeof tmp);
+    /* Shift the message right to make room; the tail is cut if it must be. */
+    size_t lp = strlen(prefix), lm = strlen(err->msg);
+    if (lp + 2 >= sizeof err->msg) lp = sizeof err->msg - 3;
+    if (lp + 2 + lm >= sizeof err->msg) lm = sizeof err->msg - 1 - lp - 2;
+    memmove(err->msg + lp + 2, err->msg, lm);
+    memcpy(err->msg, prefix, lp);
+    err->msg[lp] = ':';
+    err->msg[lp + 1] = ' ';
+    err->msg[lp + 2 + lm] = '\0';
 }
 
 void bn_error_clear(bn_error *err) {

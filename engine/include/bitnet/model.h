@@ -1,0 +1,102 @@
+/* model.h — a GGUF file bound as a BitNet (or LLaMA) model: architecture,
+ * hyper-parameters validated against tensor shapes, and per-layer weights.
+ *
+ * Architectures (specs/bitnet-graph.md):
+ *   bitnet-b1.58, bitnet-25  relu(gate)^2 * up, sub-norms, NEOX RoPE, token_embd as lm_head
+ *   bitnet                   silu(gate) * up unless <arch>.hidden_activation says relu2; optional per-tensor
+ *                            blk.N.<W>.scale [1] multiplied after each projection; sub-norms; NEOX RoPE
+ *   llama                    SwiGLU, no sub-norms, normal (interleaved) RoPE, output.weight or tied
+ */
+#ifndef BITNET_MODEL_H
+#define BITNET_MODEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "bitnet/gguf.h"
+#include "bitnet/matmul.h"
+#include "bitnet/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum bn_arch {
+    BN_ARCH_BITNET_B158,
+    BN_ARCH_BITNET_25,
+    BN_ARCH_BITNET,
+    BN_ARCH_LLAMA,
+    BN_ARCH_COUNT
+} bn_arch;
+
+typedef enum bn_ffn_act { BN_ACT_RELU2, BN_ACT_SILU } bn_ffn_act;
+
+/* The projections of one block, in graph order; indexes bn_layer.w[] and the
+ * names of the `.in_q8`/`.in_scale` taps. */
+typedef enum bn_proj {
+    BN_PROJ_Q,
+    BN_PROJ_K,
+    BN_PROJ_V,
+    BN_PROJ_O,
+    BN_PROJ_GATE,
+    BN_PROJ_UP,
+    BN_PROJ_DOWN,
+    BN_PROJ_COUNT
+} bn_proj;
+
+typedef struct bn_hparams {
+    bn_arch arch;
+    int64_t n_vocab;     /* V: rows of token_embd */
+    int64_t n_embd;      /* H */
+    int64_t n_layer;
+    int64_t n_ff;        /* F */
+    int64_t n_head;      /* nh */
+    int64_t n_head_kv;   /* nkv; nh % nkv == 0 */
+    int64_t head_dim;    /* D = H / nh = rope dimension */
+    int64_t n_ctx_train; /* context_length */
+    float rope_base;     /* rope.freq_base */
+    float norm_eps;      /* attention.layer_norm_rms_epsilon */
+    bn_ffn_act act;      /* from the arch and <arch>.hidden_activation */
+    bool rope_neox;      /* pairs (i, i+D/2) when true, (2i, 2i+1) when false */
+    bool sub_norms;      /* attn_sub_norm / ffn_sub_norm present */
+} bn_hparams;
+
+typedef struct bn_layer {
+    const float *attn_norm;          /* [H] */
+    const float *attn_sub_norm;      /* [nh*D], NULL without sub-norms */
+    const float *ffn_norm;           /* [H] */
+    const float *ffn_sub_norm;       /* [F], NULL without sub-norms */
+    bn_weight w[BN_PROJ_COUNT];      /* q [H->nh*D], k,v [H->nkv*D], o [nh*D->H],
+                                        gate,up [H->F], down [F->H] */
+    float w_scale[BN_PROJ_COUNT];    /* `bitnet` arch per-tensor .scale, else 1 */
+    bool has_scale[BN_PROJ_COUNT];
+} bn_layer;
+
+typedef struct bn_model {
+    bn_gguf *gguf;                   /* owns the mapping every pointer below points into */
+    bn_hparams hp;
+    const bn_gguf_tensor *token_embd;/* [V, H] any supported type (read with dequantize_rows) */
+    const float *output_norm;        /* [H] */
+    bn_weight lm_head;               /* [H -> V]: output.weight or token_embd (tied) */
+    bool tied_output;
+    bn_layer *layers;                /* [n_layer] */
+} bn_model;
+
+/* Opens `path` and binds it as a model. Every hyper-parameter is checked
+ * against the tensor shapes; messages name the key and the tensor. */
+bn_status bn_model_load(const char *path, bn_model **out, bn_error *err);
+
+/* Binds an open file; on success the model owns `g` (and frees it). */
+bn_status bn_model_from_gguf(bn_gguf *g, bn_model **out, bn_error *err);
+
+void bn_model_free(bn_model *m);
+
+const char *bn_arch_name(bn_arch a);
+const char *bn_act_name(bn_ffn_act a);
+const char *bn_proj_name(bn_proj p); /* "attn_q", ..., "ffn_down" */
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* BITNET_MODEL_H */

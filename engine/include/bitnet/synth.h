@@ -1,0 +1,49 @@
+/* synth.h — deterministic small BitNet models written with the project's own
+ * GGUF writer and quantizers: the demo's model and the start of the fixtures.
+ *
+ * Weights are ternary × a per-tensor scale β (about 31 % zeros), norm gammas
+ * 1 ± 0.1, sub-norm gammas in [0.5, 1.5], embeddings ≈ N(0, 0.5²) — the
+ * statistics of the shared tiny models. Every number comes from a counter-
+ * based PRNG and pure float arithmetic, so the same options give the same
+ * bytes on every machine. The vocabulary is a 512-token byte-level BPE
+ * (gpt2 / llama-bpe form) whose 253 merges are learned from a fixed text. */
+#ifndef BITNET_SYNTH_H
+#define BITNET_SYNTH_H
+
+#include <stdint.h>
+
+#include "bitnet/model.h"
+#include "bitnet/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct bn_synth_shape {
+    const char *name;
+    int64_t n_vocab, n_embd, n_layer, n_ff, n_head, n_head_kv, n_ctx;
+} bn_synth_shape;
+
+typedef struct bn_synth_params {
+    const bn_synth_shape *shape; /* bn_synth_shape_find("tiny") */
+    bn_arch arch;                /* bitnet-b1.58 (default), bitnet, llama */
+    uint32_t type;               /* projection type: F32, I2_S, TQ2_0, TQ1_0 */
+    uint64_t seed;
+} bn_synth_params;
+
+/* Known shapes by name ("tiny": 512 vocab, 256 embd, 4 layers, 8 heads of
+ * 32, 2 kv heads, 512 ff, ctx 256); NULL when unknown. */
+const bn_synth_shape *bn_synth_shape_find(const char *name);
+/* Comma-separated names of the known shapes, for help texts. */
+const char *bn_synth_shape_names(void);
+
+/* Writes the model to `path`. The token embedding is F16 for I2_S models (as
+ * bitnet.cpp's quantizer leaves it) and F32 otherwise; norms are F32. The
+ * llama arch takes F32 only. */
+bn_status bn_synth_write(const bn_synth_params *p, const char *path, bn_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* BITNET_SYNTH_H */

@@ -1,0 +1,468 @@
+/* forward.c — the BitNet b1.58 forward pass, read top-down:
+ *
+ *   bn_ctx_eval  embeds the tokens, runs every block, the final norm and the
+ *                lm_head;
+ *   forward_block  one transformer block on one screen (below);
+ *   attention      q·kᵀ, softmax, p·V over the KV cache for every (head, token).
+ *
+ * Every intermediate passes through a named tap (DESIGN.md). A tap that is
+ * not selected costs one branch on a precomputed table. Numerics follow
+ * bitnet.cpp's ggml graph (specs/bitnet-graph.md): in ggml-compat mode the
+ * KV cache is f16, q is rounded to f16 before q·kᵀ, and single-token decode
+ * rounds p and the lm_head input to f16. */
+#include "bitnet/forward.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bitnet/matmul.h"
+#include "bitnet/quant.h"
+#include "bitnet/threads.h"
+#include "ops.h"
+
+/* Activation buffers for a batch of up to `cap` tokens (llama2.c's RunState). */
+typedef struct bn_run {
+    int64_t cap;      /* tokens the buffers hold */
+    float *x;         /* [T, H]     residual stream */
+    float *xn;        /* [T, H]     normed input of a sub-layer */
+    float *q;         /* [T, nh*D]  queries */
+    float *k;         /* [T, nkv*D] keys of this batch */
+    float *v;         /* [T, nkv*D] values of this batch */
+    float *ctxv;      /* [T, nh*D]  attention output, heads concatenated */
+    float *proj;      /* [T, H]     output of the attention / down projection */
+    float *gate;      /* [T, F] */
+    float *up;        /* [T, F] */
+    float *att;       /* [nh, T, n_kv] scores, then probs (n_kv = cache length, padded in ggml-compat) */
+    float *tapbuf;    /* [nh, T, p0+T] compact copy for the attn_scores/probs taps */
+    float *logits;    /* [T, V] */
+    void *mm_scratch; /* matmul scratch (int8 activations, scales, f16 copies) */
+    size_t mm_scratch_bytes;
+} bn_run;
+
+/* The KV cache. ggml-compat keeps f16 values (K row-major per position,
+ * V transposed per dimension, as bitnet.cpp's cache); f32 mode keeps f32. */
+typedef struct bn_kv {
+    bool f16;
+    uint16_t *k16, *v16; /* [L][n_ctx][nkv*D] and [L][nkv*D][n_ctx] */
+    float *k32, *v32;    /* same layouts in f32 */
+} bn_kv;
+
+struct bn_ctx {
+    const bn_model *m;
+    bn_ctx_params p;
+    bn_pool *pool;
+    int64_t n_ctx;     /* KV capacity in positions */
+    int64_t n_past;    /* positions filled */
+    int64_t n_eval;    /* evaluations since reset (tap `eval` index) */
+    int64_t T, p0;     /* current evaluation: tokens, first position */
+    bn_kv kv;
+    bn_run r;
+    bool *tap_on;      /* [(L+1) * BN_TAP_KIND_COUNT]: observe or inject selected */
+    bn_matmul_opts mm; /* summation order; act_f16 set per call */
+    int lanes;         /* float lanes of the emulated ggml build (softmax, silu) */
+    char tap_name[96];
+};
+
+static const char *const numerics_names[] = {"ggml-compat", "f32"};
+static const char *const fault_names[BN_FAULT_COUNT] = {
+    "none", "gamma-inv-sqrt-h", "silu", "layernorm", "no-subnorm", "i2s-scale-clamp",
+    "rope-normal", "rope-pos-shift", "qk-head-perm", "round-away", "kv-f32",
+};
+
+const char *bn_numerics_name(bn_numerics n) { return (unsigned)n < 2 ? numerics_names[n] : "?"; }
+const char *bn_fault_name(bn_fault f) { return (unsigned)f < BN_FAULT_COUNT ? fault_names[f] : "?"; }
+
+bool bn_numerics_parse(const char *s, bn_numerics *out) {
+    for (int i = 0; i < 2; i++)
+        if (!strcmp(s, numerics_names[i])) return *out = (bn_numerics)i, true;
+    return false;
+}
+
+bool bn_fault_parse(const char *s, bn_fault *out) {
+    for (int i = 0; i < BN_FAULT_COUNT; i++)
+        if (!strcmp(s, fault_names[i])) return *out = (bn_fault)i, true;
+    return false;
+}
+
+bn_ctx_params bn_ctx_default_params(void) {
+    return (bn_ctx_params){.n_threads = 1, .numerics = BN_NUMERICS_GGML_COMPAT};
+}
+
+/* ---------------------------------------------------------------- taps -- */
+
+static bn_status fire_tap(bn_ctx *c, int layer, bn_tap_kind kind, void *data, bn_tap_dtype dt, int ndim,
+                          int64_t s0, int64_t s1, int64_t s2, bn_error *err) {
+    bn_tap tap = {.name = bn_tap_name(c->tap_name, sizeof c->tap_name, layer, kind),
+                  .layer = layer, .kind = kind, .eval = c->n_eval, .p0 = c->p0, .dtype = dt,
+                  .ndim = ndim, .shape = {s0, s1, s2}, .data = data};
+    bn_status st;
+    if (bn_tap_set_has(c->p.inject, layer, kind) && (st = c->p.inject_fn(c->p.inject_user, &tap, err))) return st;
+    if (bn_tap_set_has(c->p.observe, layer, kind) && (st = c->p.observe_fn(c->p.observe_user, &tap, err)))
+        return st;
+    return BN_OK;
+}
+
+/* TAP(layer, kind, buffer, rows, cols): fire a [rows, cols] float32 tap. */
+#define TAP_ON(layer, kind) (c->tap_on[((layer) + 1) * BN_TAP_KIND_COUNT + (kind)])
+#define TAP(layer, kind, buf, rows, cols)                                                           \
+    do {                                                                                          \
+        if (TAP_ON(layer, kind)) {                                                                \
+            bn_status st_ = fire_tap(c, layer, kind, buf, BN_TAP_F32, 2, rows, cols, 0, err);     \
+            if (st_) return st_;                                                                  \
+        }                                                                                         \
+    } while (0)
+
+/* -------------------------------------------------------------- matmul -- */
+
+/* y[T, w.n] = x[T, w.k] · Wᵀ, then the optional `bitnet` per-tensor scale,
+ * with the int8 input taps of ternary projections. */
+static bn_status project(bn_ctx *c, int il, bn_proj p, const bn_weight *w, const float *x, float *y,
+                         bn_error *err) {
+    const int64_t T = c->T;
+    bn_weight wf = *w;
+    bn_matmul_opts mo = c->mm;
+    /* ggml converts activations to f16 for F16 weights when its
+     * single-token path (vec_dot_f16) runs. */
+    mo.act_f16 = c->p.numerics == BN_NUMERICS_GGML_COMPAT && w->type == BN_TYPE_F16 && T == 1;
+    bn_status st = bn_matmul(c->pool, &wf, x, T, y, &mo, c->r.mm_scratch, c->r.mm_scratch_bytes, err);
+    if (st) return st;
+    if (il >= 0 && c->m->layers[il].has_scale[p]) bn_op_scale(y, c->m->layers[il].w_scale[p], T * w->n);
+    if (il >= 0 && w->type == BN_TYPE_I2_S) {
+        const bn_tap_kind kq = (bn_tap_kind)(BN_TAP_IN_Q8_FIRST + 2 * p), ks = (bn_tap_kind)(kq + 1);
+        if (TAP_ON(il, kq) && (st = fire_tap(c, il, kq, (void *)bn_matmul_scratch_q8(c->r.mm_scratch, NULL, NULL), BN_TAP_I8,
+                                             2, T, w->k, 0, err)))
+            return st;
+        if (TAP_ON(il, ks) && (st = fire_tap(c, il, ks, (void *)bn_matmul_scratch_act_scales(c->r.mm_scratch),
+                                             BN_TAP_F32, 1, T, 0, 0, err)))
+            return st;
+    }
+    return BN_OK;
+}
+
+/* Per-block norm: rms_norm(x) * gamma (faults: LayerNorm, gamma / sqrt(H)). */
+static void norm(bn_ctx *c, float *y, const float *x, const float *gamma, int64_t n) {
+    const bn_hparams *hp = &c->m->hp;
+    bn_op_rms_norm(y, x, c->T, n, hp->norm_eps, c->p.fault == BN_FAULT_LAYERNORM);
+    bn_op_mul_rows(y, gamma, c->T, n);
+    if (c->p.fault == BN_FAULT_GAMMA_INV_SQRT_H) bn_op_scale(y, 1.0f / sqrtf((float)hp->n_embd), c->T * n);
+}
+
+/* ----------------------------------------------------------- attention -- */
+
+enum { ATT_SCORES = 1, ATT_SOFTMAX = 2, ATT_PV = 4 };
+
+typedef struct attn_job {
+    bn_ctx *c;
+    int il;
+    int64_t n_kv; /* columns per score row */
+    int stages;   /* ATT_* steps to run on each row */
+} attn_job;
+
+/* Rows (head h, token t) of the attention of layer il: scaled scores over
+ * the cache with the causal mask, softmax, then p·V. */
+static void attn_rows(void *arg, int64_t begin, int64_t end) {
+    attn_job *job = arg;
+    bn_ctx *c = job->c;
+    const bn_hparams *hp = &c->m->hp;
+    const int64_t D = hp->head_dim, nh = hp->n_head, nkv = hp->n_head_kv, T = c->T, n_kv = job->n_kv;
+    const int64_t kvd = nkv * D, gqa = nh / nkv;
+    const bool compat = c->kv.f16;
+    const bn_sum_order order = c->mm.order;
+    const bn_simd simd = bn_pool_simd(c->pool);
+    const float scale = 1.0f / sqrtf((float)D);
+    for (int64_t row = begin; row < end; row++) {
+        const int64_t h = row / T, t = row % T, g = h / gqa, pos = c->p0 + t;
+        float *att = c->r.att + (h * T + t) * n_kv;
+        if (job->stages & ATT_SCORES) {
+            const float *q = c->r.q + t * nh * D + h * D;
+            uint16_t q16[1024]; /* ggml rounds q to f16 to meet the f16 K cache */
+            if (compat)
+                for (int64_t d = 0; d < D; d++) q16[d] = bn_f32_to_f16(q[d]);
+            for (int64_t j = 0; j < n_kv; j++) {
+                const int64_t off = ((int64_t)job->il * c->n_ctx + j) * kvd + g * D;
+                /* causal mask, and the padded cells of ggml-compat */
+                att[j] = j > pos    ? -INFINITY
+                         : compat ? bn_dot_f16(c->kv.k16 + off, q16, D, order, simd) * scale
+                                  : bn_dot_f32(c->kv.k32 + off, q, D, order, simd) * scale;
+            }
+        }
+        if (job->stages & ATT_SOFTMAX) bn_op_softmax_ggml(att, n_kv, 1.0f, c->lanes);
+        if (!(job->stages & ATT_PV)) continue;
+        /* p·V: V is stored transposed, one row of n_ctx positions per dim;
+         * ggml rounds p to f16 only on its single-token path. */
+        float *out = c->r.ctxv + t * nh * D + h * D;
+        uint16_t p16[4096];
+        const bool p_f16 = compat && T == 1;
+        if (p_f16)
+            for (int64_t j = 0; j < n_kv; j++) p16[j] = bn_f32_to_f16(att[j]);
+        for (int64_t d = 0; d < D; d++) {
+            const int64_t off = ((int64_t)job->il * kvd + g * D + d) * c->n_ctx;
+            out[d] = !compat ? bn_dot_f32(c->kv.v32 + off, att, n_kv, order, simd)
+                     : p_f16 ? bn_dot_f16(c->kv.v16 + off, p16, n_kv, order, simd)
+                             : bn_dot_f16_f32(c->kv.v16 + off, att, n_kv, order, simd);
+        }
+    }
+}
+
+/* Stores this batch's roped K and V rows into the cache of layer il. */
+static void kv_store(bn_ctx *c, int il) {
+    const bn_hparams *hp = &c->m->hp;
+    const int64_t kvd = hp->n_head_kv * hp->head_dim;
+    for (int64_t t = 0; t < c->T; t++) {
+        const int64_t pos = c->p0 + t;
+        const float *k = c->r.k + t * kvd, *v = c->r.v + t * kvd;
+        for (int64_t i = 0; i < kvd; i++) {
+            const int64_t ko = ((int64_t)il * c->n_ctx + pos) * kvd + i;
+            const int64_t vo = ((int64_t)il * kvd + i) * c->n_ctx + pos;
+            if (c->kv.f16) {
+                c->kv.k16[ko] = bn_f32_to_f16(k[i]);
+                c->kv.v16[vo] = bn_f32_to_f16(v[i]);
+            } else {
+                c->kv.k32[ko] = k[i];
+                c->kv.v32[vo] = v[i];
+            }
+        }
+    }
+}
+
+/* Copies [nh, T, n_kv] scores/probs to the compact [nh, T, p0+T] tap
+ * layout, fires the tap, and copies an injected value back. */
+static bn_status tap_attention(bn_ctx *c, int il, bn_tap_kind kind, int64_t n_kv, bn_error *err) {
+    const int64_t nh = c->m->hp.n_head, T = c->T, tk = c->p0 + T;
+    const size_t row = (size_t)tk * sizeof(float);
+    for (int64_t r = 0; r < nh * T; r++) memcpy(c->r.tapbuf + r * tk, c->r.att + r * n_kv, row);
+    bn_status st = fire_tap(c, il, kind, c->r.tapbuf, BN_TAP_F32, 3, nh, T, tk, err);
+    if (st) return st;
+    for (int64_t r = 0; r < nh * T; r++) memcpy(c->r.att + r * n_kv, c->r.tapbuf + r * tk, row);
+    return BN_OK;
+}
+
+static bn_status attention(bn_ctx *c, int il, bn_error *err) {
+    kv_store(c, il);
+    const int64_t used = c->p0 + c->T, padded = (used + 31) / 32 * 32;
+    /* ggml-compat pads the cache length to 32 cells (llama.cpp's kv_self.n). */
+    const int64_t n_kv = c->kv.f16 ? (padded < c->n_ctx ? padded : c->n_ctx) : used;
+    const int64_t rows = c->m->hp.n_head * c->T;
+    const bool tap_s = TAP_ON(il, BN_TAP_ATTN_SCORES), tap_p = TAP_ON(il, BN_TAP_ATTN_PROBS);
+    if (!tap_s && !tap_p) { /* one pass over each row keeps it in cache */
+        attn_job job = {c, il, n_kv, ATT_SCORES | ATT_SOFTMAX | ATT_PV};
+        bn_pool_parallel_for(c->pool, rows, 1, attn_rows, &job);
+        return BN_OK;
+    }
+    static const int steps[3] = {ATT_SCORES, ATT_SOFTMAX, ATT_PV};
+    for (int s = 0; s < 3; s++) {
+        attn_job job = {c, il, n_kv, steps[s]};
+        bn_pool_parallel_for(c->pool, rows, 1, attn_rows, &job);
+        bn_status st = BN_OK;
+        if (s == 0 && tap_s) st = tap_attention(c, il, BN_TAP_ATTN_SCORES, n_kv, err);
+        if (s == 1 && tap_p) st = tap_attention(c, il, BN_TAP_ATTN_PROBS, n_kv, err);
+        if (st) return st;
+    }
+    return BN_OK;
+}
+
+/* --------------------------------------------------------------- block -- */
+
+/* One BitNet block on the residual stream x[T, H] (bitnet-graph.md). */
+static bn_status forward_block(bn_ctx *c, int il, bn_error *err) {
+    const bn_model *m = c->m;
+    const bn_hparams *hp = &m->hp;
+    const bn_layer *L = &m->layers[il];
+    bn_run *r = &c->r;
+    const int64_t T = c->T, H = hp->n_embd, F = hp->n_ff, D = hp->head_dim;
+    const int64_t Dq = hp->n_head * D, Dkv = hp->n_head_kv * D;
+    const bool sub_norms = hp->sub_norms && c->p.fault != BN_FAULT_NO_SUBNORM;
+    const bool neox = hp->rope_neox != (c->p.fault == BN_FAULT_ROPE_NORMAL);
+    const int64_t rope_p0 = c->p0 + (c->p.fault == BN_FAULT_ROPE_POS_SHIFT);
+    bn_status st;
+
+    /* attention */
+    norm(c, r->xn, r->x, L->attn_norm, H);
+    TAP(il, BN_TAP_ATTN_NORM, r->xn, T, H);
+    if ((st = project(c, il, BN_PROJ_Q, &L->w[BN_PROJ_Q], r->xn, r->q, err))) return st;
+    TAP(il, BN_TAP_ATTN_Q, r->q, T, Dq);
+    if ((st = project(c, il, BN_PROJ_K, &L->w[BN_PROJ_K], r->xn, r->k, err))) return st;
+    TAP(il, BN_TAP_ATTN_K, r->k, T, Dkv);
+    if ((st = project(c, il, BN_PROJ_V, &L->w[BN_PROJ_V], r->xn, r->v, err))) return st;
+    TAP(il, BN_TAP_ATTN_V, r->v, T, Dkv);
+    bn_op_rope(r->q, T, hp->n_head, D, rope_p0, hp->rope_base, neox);
+    TAP(il, BN_TAP_ATTN_Q_ROPE, r->q, T, Dq);
+    bn_op_rope(r->k, T, hp->n_head_kv, D, rope_p0, hp->rope_base, neox);
+    TAP(il, BN_TAP_ATTN_K_ROPE, r->k, T, Dkv);
+    if ((st = attention(c, il, err))) return st;
+    TAP(il, BN_TAP_ATTN_CTX, r->ctxv, T, Dq);
+    if (sub_norms) {
+        norm(c, r->ctxv, r->ctxv, L->attn_sub_norm, Dq);
+        TAP(il, BN_TAP_ATTN_SUB_NORM, r->ctxv, T, Dq);
+    }
+    if ((st = project(c, il, BN_PROJ_O, &L->w[BN_PROJ_O], r->ctxv, r->proj, err))) return st;
+    TAP(il, BN_TAP_ATTN_OUT, r->proj, T, H);
+    bn_op_add(r->x, r->proj, T * H);
+    TAP(il, BN_TAP_FFN_INP, r->x, T, H);
+
+    /* feed-forward */
+    norm(c, r->xn, r->x, L->ffn_norm, H);
+    TAP(il, BN_TAP_FFN_NORM, r->xn, T, H);
+    if ((st = project(c, il, BN_PROJ_GATE, &L->w[BN_PROJ_GATE], r->xn, r->gate, err))) return st;
+    TAP(il, BN_TAP_FFN_GATE, r->gate, T, F);
+    if ((st = project(c, il, BN_PROJ_UP, &L->w[BN_PROJ_UP], r->xn, r->up, err))) return st;
+    TAP(il, BN_TAP_FFN_UP, r->up, T, F);
+    const bool relu2 = hp->act == BN_ACT_RELU2 && c->p.fault != BN_FAULT_SILU;
+    bn_op_glu(r->gate, r->gate, r->up, T, F, relu2, c->lanes);
+    TAP(il, BN_TAP_FFN_ACT, r->gate, T, F);
+    if (sub_norms) {
+        norm(c, r->gate, r->gate, L->ffn_sub_norm, F);
+        TAP(il, BN_TAP_FFN_SUB_NORM, r->gate, T, F);
+    }
+    if ((st = project(c, il, BN_PROJ_DOWN, &L->w[BN_PROJ_DOWN], r->gate, r->proj, err))) return st;
+    TAP(il, BN_TAP_FFN_OUT, r->proj, T, H);
+    bn_op_add(r->x, r->proj, T * H);
+    TAP(il, BN_TAP_OUT, r->x, T, H);
+    return BN_OK;
+}
+
+/* ---------------------------------------------------------- evaluation -- */
+
+static bn_status run_alloc(bn_ctx *c, int64_t T, bn_error *err) {
+    if (T <= c->r.cap) return BN_OK;
+    const bn_hparams *hp = &c->m->hp;
+    const int64_t H = hp->n_embd, F = hp->n_ff, Dq = hp->n_head * hp->head_dim,
+                  Dkv = hp->n_head_kv * hp->head_dim, V = hp->n_vocab;
+    const int64_t n_kv = c->n_ctx;
+    bn_run *r = &c->r;
+    struct {
+        float **p;
+        int64_t n;
+    } bufs[] = {{&r->x, T * H},     {&r->xn, T * H},   {&r->q, T * Dq},   {&r->k, T * Dkv},
+                {&r->v, T * Dkv},   {&r->ctxv, T * Dq}, {&r->proj, T * H}, {&r->gate, T * F},
+                {&r->up, T * F},    {&r->att, hp->n_head * T * n_kv},     {&r->tapbuf, hp->n_head * T * n_kv},
+                {&r->logits, T * V}};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
+        free(*bufs[i].p);
+        *bufs[i].p = malloc((size_t)bufs[i].n * sizeof(float));
+        if (!*bufs[i].p) return bn_error_set(err, BN_ERR_NOMEM, "out of memory for a batch of %lld tokens", (long long)T);
+    }
+    size_t need = 0;
+    const bn_layer *L = &c->m->layers[0];
+    for (int p = 0; p < BN_PROJ_COUNT && hp->n_layer > 0; p++) {
+        size_t s = bn_matmul_scratch_bytes(&L->w[p], T);
+        need = s > need ? s : need;
+    }
+    size_t s = bn_matmul_scratch_bytes(&c->m->lm_head, T);
+    need = s > need ? s : need;
+    free(r->mm_scratch);
+    r->mm_scratch = malloc(need ? need : 1);
+    if (!r->mm_scratch) return bn_error_set(err, BN_ERR_NOMEM, "out of memory for matmul scratch");
+    r->mm_scratch_bytes = need;
+    r->cap = T;
+    return BN_OK;
+}
+
+bn_status bn_ctx_eval(bn_ctx *c, const int32_t *tokens, int64_t T, bn_error *err) {
+    const bn_model *m = c->m;
+    const bn_hparams *hp = &m->hp;
+    const int64_t H = hp->n_embd, V = hp->n_vocab;
+    if (T <= 0) return bn_error_set(err, BN_ERR_INVALID, "nothing to evaluate (0 tokens)");
+    if (c->n_past + T > c->n_ctx)
+        return bn_error_set(err, BN_ERR_INVALID, "context full: %lld positions used + %lld tokens > n_ctx %lld",
+                            (long long)c->n_past, (long long)T, (long long)c->n_ctx);
+    for (int64_t t = 0; t < T; t++)
+        if (tokens[t] < 0 || tokens[t] >= V)
+            return bn_error_set(err, BN_ERR_INVALID, "token id %d at index %lld is outside the vocabulary [0, %lld)",
+                                tokens[t], (long long)t, (long long)V);
+    bn_status st = run_alloc(c, T, err);
+    if (st) return st;
+    c->T = T;
+    c->p0 = c->n_past;
+    bn_run *r = &c->r;
+    for (int64_t t = 0; t < T; t++)
+        if ((st = bn_dequantize_rows(m->token_embd->type, m->token_embd->data, H, V, tokens[t], 1, r->x + t * H, err)))
+            return st;
+    TAP(-1, BN_TAP_TOKEN_EMBD, r->x, T, H);
+    for (int il = 0; il < hp->n_layer; il++)
+        if ((st = forward_block(c, il, err))) return st;
+    bn_op_rms_norm(r->xn, r->x, T, H, hp->norm_eps, false);
+    bn_op_mul_rows(r->xn, m->output_norm, T, H);
+    TAP(-1, BN_TAP_OUTPUT_NORM, r->xn, T, H);
+    if ((st = project(c, -1, BN_PROJ_COUNT, &m->lm_head, r->xn, r->logits, err))) return st;
+    TAP(-1, BN_TAP_LOGITS, r->logits, T, V);
+    c->n_past += T;
+    c->n_eval++;
+    return BN_OK;
+}
+
+/* ------------------------------------------------------------- context -- */
+
+static bn_status kv_alloc(bn_ctx *c, bn_error *err) {
+    const bn_hparams *hp = &c->m->hp;
+    const size_t n = (size_t)hp->n_layer * (size_t)c->n_ctx * (size_t)(hp->n_head_kv * hp->head_dim);
+    c->kv.f16 = c->p.numerics == BN_NUMERICS_GGML_COMPAT && c->p.fault != BN_FAULT_KV_F32;
+    if (c->kv.f16) {
+        c->kv.k16 = calloc(n, sizeof(uint16_t));
+        c->kv.v16 = calloc(n, sizeof(uint16_t));
+    } else {
+        c->kv.k32 = calloc(n, sizeof(float));
+        c->kv.v32 = calloc(n, sizeof(float));
+    }
+    if ((c->kv.f16 && (!c->kv.k16 || !c->kv.v16)) || (!c->kv.f16 && (!c->kv.k32 || !c->kv.v32)))
+        return bn_error_set(err, BN_ERR_NOMEM, "out of memory for a KV cache of %lld positions", (long long)c->n_ctx);
+    return BN_OK;
+}
+
+bn_status bn_ctx_create(const bn_model *m, const bn_ctx_params *p, bn_ctx **out, bn_error *err) {
+    *out = NULL;
+    if (p->n_threads < 1 || p->n_threads > 512)
+        return bn_error_set(err, BN_ERR_INVALID, "--threads %d: must be 1..512", p->n_threads);
+    if (p->n_ctx > 4096)
+        return bn_error_set(err, BN_ERR_UNSUPPORTED, "n_ctx %lld > 4096 is not supported yet", (long long)p->n_ctx);
+    if (m->hp.head_dim > 1024)
+        return bn_error_set(err, BN_ERR_UNSUPPORTED, "head_dim %lld > 1024 is not supported", (long long)m->hp.head_dim);
+    if ((p->observe && !p->observe_fn) || (p->inject && !p->inject_fn))
+        return bn_error_set(err, BN_ERR_INVALID, "a tap set was given without its hook");
+    bn_ctx *c = calloc(1, sizeof *c);
+    if (!c) return bn_error_set(err, BN_ERR_NOMEM, "out of memory");
+    c->m = m;
+    c->p = *p;
+    c->n_ctx = p->n_ctx > 0 ? p->n_ctx : (m->hp.n_ctx_train < 4096 ? m->hp.n_ctx_train : 4096);
+    /* ggml-compat reproduces the AVX-512 ggml build of the shared traces;
+     * f32 mode sums in plain index order (no f16 rounding anywhere). */
+    c->mm.order = p->numerics == BN_NUMERICS_GGML_COMPAT ? BN_SUM_GGML : BN_SUM_PLAIN;
+    c->lanes = 16;
+    const int64_t slots = (m->hp.n_layer + 1) * BN_TAP_KIND_COUNT;
+    bn_status st = BN_OK;
+    c->tap_on = calloc((size_t)slots, sizeof *c->tap_on);
+    if (!c->tap_on) st = bn_error_set(err, BN_ERR_NOMEM, "out of memory");
+    for (int64_t i = 0; st == BN_OK && i < slots; i++)
+        c->tap_on[i] = (p->observe && bn_tap_set_table(p->observe)[i]) || (p->inject && bn_tap_set_table(p->inject)[i]);
+    if (st == BN_OK) st = kv_alloc(c, err);
+    if (st == BN_OK) st = bn_pool_create(p->n_threads, &c->pool, err);
+    if (st) {
+        bn_ctx_free(c);
+        return st;
+    }
+    *out = c;
+    return BN_OK;
+}
+
+void bn_ctx_free(bn_ctx *c) {
+    if (!c) return;
+    bn_pool_destroy(c->pool);
+    free(c->kv.k16), free(c->kv.v16), free(c->kv.k32), free(c->kv.v32);
+    bn_run *r = &c->r;
+    float *bufs[] = {r->x, r->xn, r->q, r->k, r->v, r->ctxv, r->proj, r->gate, r->up, r->att, r->tapbuf, r->logits};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+    free(r->mm_scratch);
+    free(c->tap_on);
+    free(c);
+}
+
+const float *bn_ctx_logits(const bn_ctx *c) { return c->r.logits; }
+int64_t bn_ctx_n_past(const bn_ctx *c) { return c->n_past; }
+int64_t bn_ctx_n_ctx(const bn_ctx *c) { return c->n_ctx; }
+
+void bn_ctx_reset(bn_ctx *c) {
+    c->n_past = 0;
+    c->n_eval = 0;
+}

@@ -1,0 +1,164 @@
+/* ops.c — see ops.h. Operation order follows ggml's CPU backend so that
+ * ggml-compat numerics reproduce bitnet.cpp; every function is also the f32
+ * mode's (the modes differ only in f16 roundings and the KV cache). */
+#include "ops.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "bitnet/quant.h"
+
+void bn_op_rms_norm(float *y, const float *x, int64_t T, int64_t n, float eps, bool layernorm) {
+    for (int64_t t = 0; t < T; t++) {
+        const float *xr = x + t * n;
+        float *yr = y + t * n;
+        float mean_x = 0;
+        if (layernorm) {
+            double s = 0;
+            for (int64_t i = 0; i < n; i++) s += xr[i];
+            mean_x = (float)(s / (double)n);
+        }
+        double sum = 0;
+        for (int64_t i = 0; i < n; i++) {
+            float v = xr[i] - mean_x;
+            sum += (double)(v * v);
+        }
+        const float mean = (float)(sum / (double)n);
+        const float scale = 1.0f / sqrtf(mean + eps);
+        for (int64_t i = 0; i < n; i++) yr[i] = (xr[i] - mean_x) * scale;
+    }
+}
+
+void bn_op_mul_rows(float *y, const float *w, int64_t T, int64_t n) {
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t i = 0; i < n; i++) y[t * n + i] *= w[i];
+}
+
+void bn_op_add(float *y, const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] += x[i];
+}
+
+void bn_op_scale(float *y, float s, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] *= s;
+}
+
+void bn_op_round_f16(float *y, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] = bn_f16_to_f32(bn_f32_to_f16(y[i]));
+}
+
+void bn_op_rope(float *x, int64_t T, int64_t n_heads, int64_t D, int64_t pos0, float base, bool neox) {
+    const float theta_scale = powf(base, -2.0f / (float)D);
+    float cs[2 * 512]; /* cos/sin per pair; D <= 1024 is checked by the model */
+    for (int64_t t = 0; t < T; t++) {
+        float theta = (float)(pos0 + t);
+        for (int64_t i = 0; i < D / 2; i++) {
+            cs[2 * i] = cosf(theta);
+            cs[2 * i + 1] = sinf(theta);
+            theta *= theta_scale;
+        }
+        for (int64_t h = 0; h < n_heads; h++) {
+            float *v = x + (t * n_heads + h) * D;
+            for (int64_t i = 0; i < D / 2; i++) {
+                const int64_t a = neox ? i : 2 * i, b = neox ? i + D / 2 : 2 * i + 1;
+                const float x0 = v[a], x1 = v[b], c = cs[2 * i], s = cs[2 * i + 1];
+                v[a] = x0 * c - x1 * s;
+                v[b] = x0 * s + x1 * c;
+            }
+        }
+    }
+}
+
+static float bits_f(uint32_t u) {
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+static uint32_t f_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+/* One lane of ggml_v_expf for 8-lane (AVX2) builds of ggml (ARM optimized-
+ * routines expf as adapted by ggml): the same fused multiply-adds and bit
+ * manipulations, in the same order. */
+static float expf_avx2_lane(float x) {
+    const float r = 0x1.8p23f;
+    const float z = fmaf(x, 0x1.715476p+0f, r);
+    const float n = z - r;
+    const float b = fmaf(-n, 0x1.7f7d1cp-20f, fmaf(-n, 0x1.62e4p-1f, x));
+    const uint32_t e = f_bits(z) << 23;
+    const float k = bits_f(e + f_bits(1.0f));
+    const float u = b * b;
+    const float j = fmaf(fmaf(fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u, fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)),
+                         u, 0x1.ffffecp-1f * b);
+    if (!(fabsf(n) > 126.0f)) return fmaf(j, k, k);
+    const uint32_t g = n <= 0.0f ? 0x82000000u : 0u;
+    const float s1 = bits_f(g + 0x7f000000u);
+    const float s2 = bits_f(e - g);
+    if (fabsf(n) > 192.0f) return s1 * s1;
+    return fmaf(s2, j, s2) * s1;
+}
+
+/* One lane of ggml_v_expf for 16-lane (AVX-512) builds: the polynomial
+ * includes the leading 1 and the result is scaled with scalef (exact
+ * ldexp); |n| > 192 saturates to 0 or inf. */
+static float expf_avx512_lane(float x) {
+    const float r = 0x1.8p23f;
+    const float z = fmaf(x, 0x1.715476p+0f, r);
+    const float n = z - r;
+    const float b = fmaf(-n, 0x1.7f7d1cp-20f, fmaf(-n, 0x1.62e4p-1f, x));
+    const float u = b * b;
+    const float j = fmaf(fmaf(fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u, fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)),
+                         u, fmaf(0x1.ffffecp-1f, b, 1.0f));
+    if (fabsf(n) > 192.0f) return n <= 0.0f ? 0.0f : INFINITY;
+    if (isnan(n)) return NAN;
+    return ldexpf(j, (int)n);
+}
+
+float bn_op_ggml_expf(float x, int lanes) { return lanes == 16 ? expf_avx512_lane(x) : expf_avx2_lane(x); }
+
+/* ggml's horizontal sum of one vector of 8 or 16 lanes: halving tree. */
+static float hsum_tree(const float *v, int lanes) {
+    float a[16];
+    memcpy(a, v, (size_t)lanes * sizeof(float));
+    for (int w = lanes / 2; w >= 1; w /= 2)
+        for (int i = 0; i < w; i++) a[i] = a[i] + a[i + w];
+    return a[0];
+}
+
+void bn_op_softmax_ggml(float *x, int64_t n, float scale, int lanes) {
+    float max = -INFINITY;
+    for (int64_t i = 0; i < n; i++) {
+        x[i] *= scale;
+        max = x[i] > max ? x[i] : max;
+    }
+    double sum = 0;
+    int64_t i = 0;
+    for (; i + lanes <= n; i += lanes) {
+        for (int l = 0; l < lanes; l++) x[i + l] = bn_op_ggml_expf(x[i + l] - max, lanes);
+        sum += (double)hsum_tree(x + i, lanes);
+    }
+    for (; i < n; i++) { /* ggml's scalar tail uses libm */
+        x[i] = expf(x[i] - max);
+        sum += (double)x[i];
+    }
+    const float inv = (float)(1.0 / sum);
+    for (int64_t k = 0; k < n; k++) x[k] *= inv;
+}
+
+void bn_op_glu(float *y, const float *g, const float *u, int64_t T, int64_t n, bool relu2, int lanes) {
+    const int64_t vec_end = n / lanes * lanes; /* ggml's silu: vector lanes, then a libm tail */
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t i = 0; i < n; i++) {
+            const int64_t k = t * n + i;
+            float a;
+            if (relu2) {
+                const float r = g[k] > 0.0f ? g[k] : 0.0f;
+                a = r * r;
+            } else {
+                a = g[k] / (1.0f + (i < vec_end ? bn_op_ggml_expf(-g[k], lanes) : expf(-g[k])));
+            }
+            y[k] = a * u[k];
+        }
+}
