@@ -82,3 +82,39 @@ const char *cli_option_value(const char *cmd, int argc, char **argv, int *i) {
     }
     return argv[++*i];
 }
+
+int cli_parse_options(const char *cmd, const char *help, int argc, char **argv, const cli_opt *opts,
+                      const char **positional, int max_positional, int *n_positional) {
+    int npos = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (cli_is_help(a)) {
+            fputs(help, stdout);
+            return 0;
+        }
+        const cli_opt *o = opts;
+        while (o->name && strcmp(o->name, a) && !(o->alias && !strcmp(o->alias, a))) o++;
+        if (!o->name) {
+            if (a[0] == '-' && a[1]) return cli_usage_error(cmd, "unknown option '%s'", a);
+            if (npos >= max_positional) return cli_usage_error(cmd, "unexpected argument '%s'", a);
+            positional[npos++] = a;
+            continue;
+        }
+        if (o->kind == CLI_FLAG) {
+            *(bool *)o->dst = true;
+            continue;
+        }
+        const char *v = cli_option_value(cmd, argc, argv, &i);
+        if (!v) return EXIT_USAGE;
+        bool ok = true;
+        switch (o->kind) {
+        case CLI_STR: *(const char **)o->dst = v; break;
+        case CLI_INT: ok = cli_parse_i64(v, (int64_t *)o->dst) && *(int64_t *)o->dst >= o->min; break;
+        case CLI_FLOAT: ok = cli_parse_f64(v, (double *)o->dst); break;
+        case CLI_FLAG: break;
+        }
+        if (!ok) return cli_usage_error(cmd, "%s '%s': expected %s", a, v, o->kind == CLI_INT ? "an integer" : "a number");
+    }
+    if (n_positional) *n_positional = npos;
+    return -1;
+}

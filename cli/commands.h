@@ -10,7 +10,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "bitnet/model.h"
 #include "bitnet/status.h"
+#include "bitnet/tokenizer.h"
 
 #define EXIT_PARITY 1
 #define EXIT_USAGE 2
@@ -26,6 +28,33 @@ typedef struct cli_command {
 
 int cmd_inspect(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
+
+int cmd_run(int argc, char **argv);
+int cmd_trace(int argc, char **argv);
+
+/* Table-driven option parsing shared by the subcommands. */
+typedef enum cli_opt_kind { CLI_FLAG, CLI_STR, CLI_INT, CLI_FLOAT } cli_opt_kind;
+typedef struct cli_opt {
+    const char *name;  /* "--temp" */
+    const char *alias; /* "-t" or NULL */
+    cli_opt_kind kind;
+    void *dst;         /* bool*, const char**, int64_t*, double* */
+    int64_t min;       /* CLI_INT: smallest accepted value */
+} cli_opt;
+/* Parses argv[1..] against opts (terminated by {0}); other words go to
+ * positional[] (at most max_positional). Returns -1 to go on, or the exit
+ * code to return now (0 after printing help, EXIT_USAGE after an error). */
+int cli_parse_options(const char *cmd, const char *help, int argc, char **argv, const cli_opt *opts,
+                      const char **positional, int max_positional, int *n_positional);
+
+/* Loads a model and its tokenizer (both or neither). */
+bn_status cli_load_model(const char *path, bn_model **m, bn_tokenizer **tok, bn_error *err);
+/* Token ids of the prompt: --tokens as given (no BOS), else -p TEXT
+ * tokenized with BOS as the vocabulary says (--chat: the BitNet chat
+ * template, specials parsed), else BOS alone. *ids is malloc'ed. */
+bn_status cli_prompt_tokens(const bn_tokenizer *tok, const char *text, const char *tokens, bool chat,
+                            int32_t **ids, int64_t *n, bn_error *err);
 
 /* Prints "bitparity <cmd>: <err.msg>" to stderr and returns the exit code of
  * the status. */

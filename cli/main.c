@@ -5,7 +5,10 @@
 #include "commands.h"
 
 static const cli_command commands[] = {
+    {"run", cmd_run, "generate text or token ids from a prompt"},
+    {"trace", cmd_trace, "record the engine's taps for a prompt and decode steps into a trace (.npz)"},
     {"inspect", cmd_inspect, "show a GGUF model: hyper-parameters, tokenizer, metadata, tensors, stats"},
+    {"convert", cmd_convert, "convert a foreign file to GGUF (tiktoken vocabularies)"},
     {"synth", cmd_synth, "write a small deterministic BitNet model (the demo's and the fixtures')"},
 };
 

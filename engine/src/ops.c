@@ -61,8 +61,11 @@ void bn_op_rope(float *x, int64_t T, int64_t n_heads, int64_t D, int64_t pos0, f
             for (int64_t i = 0; i < D / 2; i++) {
                 const int64_t a = neox ? i : 2 * i, b = neox ? i + D / 2 : 2 * i + 1;
                 const float x0 = v[a], x1 = v[b], c = cs[2 * i], s = cs[2 * i + 1];
-                v[a] = x0 * c - x1 * s;
-                v[b] = x0 * s + x1 * c;
+                /* bitnet.cpp's compiler fuses the first product into an FMA
+                 * (established on the shared traces); written out so that
+                 * every build rounds the same way. */
+                v[a] = fmaf(x0, c, -(x1 * s));
+                v[b] = fmaf(x0, s, x1 * c);
             }
         }
     }

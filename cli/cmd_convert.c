@@ -1,0 +1,71 @@
+/* cmd_convert.c — `bitparity convert <kind> <input> -o <output.gguf>`:
+ * foreign model/vocabulary files to GGUF. One row of `kinds` per format. */
+#include <stdio.h>
+#include <string.h>
+
+#include "bitnet/tokenizer.h"
+#include "commands.h"
+
+typedef struct convert_kind {
+    const char *name;
+    const char *summary; /* one line for --help */
+    /* Converts in -> out; prints its own one-line result summary to stdout. */
+    bn_status (*run)(const char *in, const char *out, bn_error *err);
+} convert_kind;
+
+static bn_status run_tiktoken(const char *in, const char *out, bn_error *err) {
+    bn_tiktoken_stats s;
+    bn_status st = bn_tiktoken_convert(in, out, &s, err);
+    if (st == BN_OK)
+        printf("%s: %lld tokens (%lld ranks + %lld special), %lld merges\n", out,
+               (long long)(s.n_ranks + s.n_special), (long long)s.n_ranks, (long long)s.n_special,
+               (long long)s.n_merges);
+    return st;
+}
+
+static const convert_kind kinds[] = {
+    {"tiktoken", "tiktoken rank file (LLaMA-3 / BitNet 2B-4T tokenizer.model) -> vocabulary-only GGUF",
+     run_tiktoken},
+};
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: bitparity convert <kind> <input> -o <output.gguf>\n\n"
+            "Converts a foreign file to GGUF. Kinds:\n");
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+        fprintf(f, "  %-10s %s\n", kinds[i].name, kinds[i].summary);
+    fprintf(f,
+            "\noptions:\n"
+            "  -o, --output FILE   the GGUF to write (required)\n"
+            "  -h, --help          this help\n"
+            "\nexit codes: 0 ok, 2 usage or input error, 3 internal error\n");
+}
+
+int cmd_convert(int argc, char **argv) {
+    const char *pos[2] = {NULL, NULL}, *out = NULL;
+    int n_pos = 0;
+    for (int i = 1; i < argc; i++) {
+        if (cli_is_help(argv[i])) {
+            usage(stdout);
+            return 0;
+        }
+        if (!strcmp(argv[i], "-o") || !strcmp(argv[i], "--output")) {
+            if (!(out = cli_option_value("convert", argc, argv, &i))) return EXIT_USAGE;
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            return cli_usage_error("convert", "unknown option '%s'", argv[i]);
+        } else if (n_pos < 2) {
+            pos[n_pos++] = argv[i];
+        } else {
+            return cli_usage_error("convert", "unexpected argument '%s'", argv[i]);
+        }
+    }
+    if (n_pos < 2) return cli_usage_error("convert", "needs a kind and an input file");
+    if (!out) return cli_usage_error("convert", "needs -o <output.gguf>");
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        if (strcmp(pos[0], kinds[k].name)) continue;
+        bn_error err;
+        bn_error_clear(&err);
+        return kinds[k].run(pos[1], out, &err) == BN_OK ? 0 : cli_fail("convert", &err);
+    }
+    return cli_usage_error("convert", "unknown kind '%s'", pos[0]);
+}

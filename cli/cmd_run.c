@@ -1,0 +1,100 @@
+/* cmd_run.c — `bitparity run`: generate text (or token ids) from a prompt. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bitnet/forward.h"
+#include "bitnet/sampler.h"
+#include "commands.h"
+
+static const char run_help[] =
+    "usage: bitparity run -m MODEL (-p TEXT | --tokens 1,2,3) [-n N] [--temp T] [--top-k K] [--top-p P]\n"
+    "                     [--seed S] [--threads N] [--numerics ggml-compat|f32] [--chat] [--ids]\n\n"
+    "Streams the generated text to stdout. With -p the prompt is tokenized and BOS added as the\n"
+    "vocabulary says; with --tokens the ids are used as given (no BOS); with neither, generation\n"
+    "starts from BOS alone. Stops at EOS/EOT or after N tokens.\n\n"
+    "  -n N          tokens to generate (default 128)\n"
+    "  --temp T      temperature; 0 = greedy (default 0.8)\n"
+    "  --top-k K     keep the K most likely tokens (default 40; 0 = all)\n"
+    "  --top-p P     nucleus sampling threshold (default 0.95)\n"
+    "  --seed S      sampling seed (default 42)\n"
+    "  --threads N   worker threads (default 2); results do not depend on it\n"
+    "  --numerics M  ggml-compat (default) or f32\n"
+    "  --chat        wrap the prompt in the BitNet chat template (User: ...<|eot_id|>Assistant: )\n"
+    "  --ids         print the generated token ids separated by spaces instead of text\n";
+
+typedef struct run_opts {
+    const char *model, *prompt, *tokens, *numerics;
+    int64_t n_predict, top_k, seed, threads;
+    double temp, top_p;
+    bool chat, ids;
+} run_opts;
+
+/* Generates into stdout; the model and tokenizer are loaded. */
+static bn_status generate(const run_opts *o, const bn_model *m, const bn_tokenizer *tok, bn_error *err) {
+    bn_ctx_params cp = bn_ctx_default_params();
+    cp.n_threads = (int)o->threads;
+    if (!bn_numerics_parse(o->numerics, &cp.numerics))
+        return bn_error_set(err, BN_ERR_INVALID, "--numerics '%s': expected ggml-compat or f32", o->numerics);
+    int32_t *prompt = NULL, *gen = NULL;
+    int64_t n_prompt = 0, n_gen = 0;
+    bn_ctx *c = NULL;
+    bn_sampler *s = NULL;
+    char *text = NULL;
+    size_t printed = 0, len = 0;
+    const bn_sampler_params sp = {(float)o->temp, (int32_t)o->top_k, (float)o->top_p, (uint64_t)o->seed};
+    bn_status st = cli_prompt_tokens(tok, o->prompt, o->tokens, o->chat, &prompt, &n_prompt, err);
+    if (!st) st = bn_ctx_create(m, &cp, &c, err);
+    if (!st) st = bn_sampler_create(&sp, (int32_t)m->hp.n_vocab, &s, err);
+    if (!st && !(gen = malloc((size_t)(o->n_predict + 1) * sizeof *gen)))
+        st = bn_error_set(err, BN_ERR_NOMEM, "out of memory");
+    if (!st) st = bn_ctx_eval(c, prompt, n_prompt, err);
+    int64_t last = n_prompt - 1;
+    while (!st && n_gen < o->n_predict) {
+        const int32_t next = bn_sampler_sample(s, bn_ctx_logits(c) + last * m->hp.n_vocab);
+        if (bn_token_is_eog(tok, next)) break;
+        gen[n_gen++] = next;
+        if (o->ids) {
+            printf(n_gen > 1 ? " %d" : "%d", next);
+        } else { /* detokenize the whole continuation: SPM spacing depends on context */
+            free(text);
+            text = NULL;
+            st = bn_detokenize(tok, gen, (size_t)n_gen, true, false, &text, &len, err);
+            if (!st && len > printed) fwrite(text + printed, 1, len - printed, stdout), printed = len;
+        }
+        fflush(stdout);
+        if (!st && n_gen < o->n_predict && bn_ctx_n_past(c) < bn_ctx_n_ctx(c)) st = bn_ctx_eval(c, &next, 1, err);
+        else break;
+        last = 0;
+    }
+    if (o->ids || printed) putchar('\n');
+    free(text), free(gen), free(prompt);
+    bn_sampler_free(s);
+    bn_ctx_free(c);
+    return st;
+}
+
+int cmd_run(int argc, char **argv) {
+    run_opts o = {.numerics = "ggml-compat", .n_predict = 128, .top_k = 40, .seed = 42, .threads = 2,
+                  .temp = 0.8, .top_p = 0.95};
+    const cli_opt opts[] = {
+        {"-m", "--model", CLI_STR, &o.model, 0},      {"-p", "--prompt", CLI_STR, &o.prompt, 0},
+        {"--tokens", NULL, CLI_STR, &o.tokens, 0},     {"-n", "--n-predict", CLI_INT, &o.n_predict, 0},
+        {"--temp", NULL, CLI_FLOAT, &o.temp, 0},       {"--top-k", NULL, CLI_INT, &o.top_k, 0},
+        {"--top-p", NULL, CLI_FLOAT, &o.top_p, 0},     {"--seed", NULL, CLI_INT, &o.seed, 0},
+        {"--threads", "-t", CLI_INT, &o.threads, 1},   {"--numerics", NULL, CLI_STR, &o.numerics, 0},
+        {"--chat", NULL, CLI_FLAG, &o.chat, 0},        {"--ids", NULL, CLI_FLAG, &o.ids, 0},
+        {0}};
+    int rc = cli_parse_options("run", run_help, argc, argv, opts, NULL, 0, NULL);
+    if (rc >= 0) return rc;
+    if (!o.model) return cli_usage_error("run", "-m MODEL is required");
+    if (o.prompt && o.tokens) return cli_usage_error("run", "-p and --tokens exclude each other");
+    bn_error err = {0};
+    bn_model *m;
+    bn_tokenizer *tok;
+    if (cli_load_model(o.model, &m, &tok, &err)) return cli_fail("run", &err);
+    bn_status st = generate(&o, m, tok, &err);
+    bn_tokenizer_free(tok);
+    bn_model_free(m);
+    return st ? cli_fail("run", &err) : 0;
+}

@@ -1,0 +1,55 @@
+/* prompt.c — what run, trace and check share: loading a model with its
+ * tokenizer and turning -p / --tokens / --chat into token ids. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "bitnet/tokenizer.h"
+#include "commands.h"
+
+bn_status cli_load_model(const char *path, bn_model **m, bn_tokenizer **tok, bn_error *err) {
+    *m = NULL;
+    *tok = NULL;
+    bn_status st = bn_model_load(path, m, err);
+    if (st) return st;
+    st = bn_tokenizer_load((*m)->gguf, tok, err);
+    if (st) {
+        bn_error_prefix(err, path);
+        bn_model_free(*m);
+        *m = NULL;
+    }
+    return st;
+}
+
+bn_status cli_prompt_tokens(const bn_tokenizer *tok, const char *text, const char *tokens, bool chat, int32_t **ids,
+                            int64_t *n, bn_error *err) {
+    *ids = NULL;
+    *n = 0;
+    if (tokens) {
+        if (!cli_parse_id_list(tokens, ids, n))
+            return bn_error_set(err, BN_ERR_INVALID, "--tokens '%s': expected comma-separated ids such as 1,2,3", tokens);
+        return BN_OK;
+    }
+    if (!text) { /* generation from BOS alone */
+        const int32_t bos = bn_token_bos(tok);
+        if (bos < 0) return bn_error_set(err, BN_ERR_INVALID, "the vocabulary has no BOS token: give -p or --tokens");
+        *ids = malloc(sizeof **ids);
+        if (!*ids) return bn_error_set(err, BN_ERR_NOMEM, "out of memory");
+        (*ids)[0] = bos;
+        *n = 1;
+        return BN_OK;
+    }
+    char *templated = NULL;
+    size_t tlen = strlen(text);
+    if (chat) {
+        const bn_chat_msg msg = {"user", text};
+        bn_status st = bn_chat_template_bitnet(&msg, 1, &templated, &tlen, err);
+        if (st) return st;
+        text = templated;
+    }
+    size_t count = 0;
+    bn_status st = bn_tokenize(tok, text, tlen, true, chat, ids, &count, err);
+    free(templated);
+    *n = (int64_t)count;
+    if (!st && count == 0) st = bn_error_set(err, BN_ERR_INVALID, "the prompt tokenizes to nothing");
+    return st;
+}

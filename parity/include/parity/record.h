@@ -1,0 +1,38 @@
+/* record.h — runs the engine on a prompt plus greedy decode steps and streams
+ * the selected taps into a canonical trace (what `bitparity trace` and
+ * `bitparity check` do). */
+#ifndef PARITY_RECORD_H
+#define PARITY_RECORD_H
+
+#include <stdint.h>
+
+#include "bitnet/forward.h"
+#include "bitnet/model.h"
+#include "bitnet/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct parity_record_opts {
+    const char *model_path;  /* recorded in meta.yaml; its sha256 is computed */
+    const int32_t *tokens;   /* prompt ids, used as given */
+    int64_t n_tokens;
+    int64_t n_decode;        /* greedy single-token steps after the prompt (e1..eN) */
+    const char *taps;        /* comma-separated globs; NULL = the default set */
+    bn_numerics numerics;
+    int n_threads;
+    bn_fault fault;
+    const char *out_path;    /* the .npz to write */
+} parity_record_opts;
+
+/* Evaluates the prompt (e0) and n_decode greedy steps, writing every selected
+ * tap of every evaluation to out_path as it is produced, then meta.yaml.
+ * The partial file is removed on failure. */
+bn_status parity_record(const bn_model *m, const parity_record_opts *o, bn_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,65 @@
+/* record.c — engine → canonical trace (see record.h). */
+#include "parity/record.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "bitnet/sampler.h"
+#include "bitnet/sha256.h"
+#include "parity/trace.h"
+
+/* The observe hook: each tap goes to the file the moment it fires. */
+static bn_status write_tap(void *user, bn_tap *tap, bn_error *err) {
+    parity_trace_writer *w = user;
+    return parity_trace_writer_add_tap(w, tap->eval, tap->name, tap->dtype == BN_TAP_I8 ? NPZ_I8 : NPZ_F32, tap->shape,
+                                       tap->ndim, tap->data, err);
+}
+
+bn_status parity_record(const bn_model *m, const parity_record_opts *o, bn_error *err) {
+    if (o->n_tokens <= 0) return bn_error_set(err, BN_ERR_INVALID, "trace: the prompt is empty");
+    if (o->n_decode < 0 || o->n_decode > 4096)
+        return bn_error_set(err, BN_ERR_INVALID, "trace: --decode %lld must be 0..4096", (long long)o->n_decode);
+    const int64_t n_evals = 1 + o->n_decode, V = m->hp.n_vocab;
+    uint8_t digest[BN_SHA256_DIGEST_SIZE];
+    char sha[BN_SHA256_HEX_SIZE];
+    bn_tap_set *taps = NULL;
+    parity_trace_writer *w = NULL;
+    bn_ctx *c = NULL;
+    parity_eval *evals = calloc((size_t)n_evals, sizeof *evals);
+    int32_t *steps = calloc((size_t)n_evals, sizeof *steps); /* greedy token after each evaluation */
+    bn_status st = evals && steps ? BN_OK : bn_error_set(err, BN_ERR_NOMEM, "out of memory");
+    if (!st) st = bn_sha256_file(o->model_path, digest, err);
+    if (!st) st = bn_tap_set_create(m->hp.n_layer, o->taps, &taps, err);
+    if (!st) st = parity_trace_writer_open(o->out_path, NPZ_DEFLATE_FAST, &w, err);
+    bn_ctx_params cp = bn_ctx_default_params();
+    cp.n_threads = o->n_threads;
+    cp.numerics = o->numerics;
+    cp.fault = o->fault;
+    cp.observe = taps;
+    cp.observe_fn = write_tap;
+    cp.observe_user = w;
+    if (!st) st = bn_ctx_create(m, &cp, &c, err);
+    for (int64_t k = 0; k < n_evals && !st; k++) {
+        const int32_t *toks = k == 0 ? o->tokens : &steps[k - 1];
+        const int64_t n = k == 0 ? o->n_tokens : 1;
+        evals[k] = (parity_eval){.tokens = toks, .n_tokens = n, .p0 = bn_ctx_n_past(c)};
+        st = bn_ctx_eval(c, toks, n, err);
+        if (!st) steps[k] = bn_argmax(bn_ctx_logits(c) + (n - 1) * V, V);
+    }
+    if (!st) {
+        bn_sha256_hex(digest, sha);
+        const parity_trace_meta meta = {
+            .producer_name = "bitparity", .producer_version = BITPARITY_VERSION, .producer_commit = BITPARITY_COMMIT,
+            .model_path = o->model_path, .model_sha256 = sha, .model_arch = bn_arch_name(m->hp.arch),
+            .numerics = bn_numerics_name(o->numerics), .threads = o->n_threads,
+            .fault = o->fault == BN_FAULT_NONE ? NULL : bn_fault_name(o->fault),
+            .evals = evals, .n_evals = n_evals, .greedy_tokens = steps, .n_greedy = n_evals};
+        st = parity_trace_writer_finish(w, &meta, err);
+        w = NULL;
+    }
+    parity_trace_writer_abort(w);
+    bn_ctx_free(c);
+    bn_tap_set_free(taps);
+    free(evals), free(steps);
+    return st;
+}
