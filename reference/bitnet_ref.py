@@ -1,0 +1,638 @@
+#!/usr/bin/python3
+"""Independent float64 reference forward pass for BitNet b1.58 (and LLaMA) GGUF models.
+
+Written from specs/bitnet-graph.md, specs/i2s.md, specs/ternary-llamacpp.md and DESIGN.md; it
+shares no code with the C engine.
+
+Architectures (``general.architecture``):
+  bitnet-b1.58, bitnet-25   x += Wo·subnorm(attn(rope_neox(Wq h), rope_neox(Wk h), Wv h)),
+                            h = rms_norm(x)·attn_norm;  f = relu(Wg h)²·(Wu h);
+                            x += Wd·subnorm(f);  logits = token_embd · (rms_norm(x)·output_norm)
+  bitnet                    same graph; act = SiLU unless ``bitnet.hidden_activation`` = relu2;
+                            optional per-tensor ``blk.N.<W>.scale`` [1] multiplied after each
+                            projection; tied output (token_embd)
+  llama                     no sub-norms, SwiGLU silu(Wg h)·(Wu h), normal (interleaved) RoPE,
+                            output.weight if present else token_embd
+
+Math (everything float64 unless stated):
+  rms_norm(x) = x / sqrt(mean(x²) + eps)
+  RoPE θ_i = pos·base^(−2i/D), i < D/2; NEOX rotates pairs (i, i+D/2), normal pairs (2i, 2i+1):
+      out_a = a·cosθ − b·sinθ,  out_b = a·sinθ + b·cosθ
+  attention: softmax(q·kᵀ/√D + causal mask)·v; query head j reads kv head j div (nh/nkv)
+  matmuls by weight type:
+    F32/F16/BF16  y = W·x (float64)
+    I2_S          per token: amax = max(1e-5, max|x|) (double), s = f32(127/amax),
+                  q = clamp(rint(f32(x·s)), −128, 127), acc = Σ w·q (exact),
+                  y = f32(f32(f32(acc)/s)·scale)
+    TQ1_0/TQ2_0   per 256-block Q8_K: m = the x of largest |x| (signed), iscale = f32(−127/m),
+                  q = min(127, rint(f32(iscale·x))), d = f32(1/iscale);
+                  y = Σ_blocks f32(f32(Σ q·w)·f32(d·d_w)) accumulated in float32
+    Q8_0          per 32-block: d = f32(amax/127), q = rint(f32(x·f32(127/amax))), d_a = f16(d);
+                  y = Σ_blocks f32(Σ q·w_q)·f32(d_a·d_w) accumulated in float32
+
+Numerics modes:
+  f32          the above, no f16 roundings, no float32 rounding between nodes.
+  ggml-compat  emulates bitnet.cpp (specs/bitnet-graph.md): every node's output is rounded to
+               float32; rms_norm sums float32 products in double, mean = f32(sum/n),
+               scale = f32(1/f32(sqrt(f32(mean+eps)))); RoPE θscale = f32(base^(−2/D)) and
+               θ_i by repeated float32 multiplication from f32(pos), cos/sin rounded to float32;
+               K and V cache rounded to f16; q rounded to f16 before q·kᵀ; scores =
+               f32(f32(q·kᵀ)·f32(1/√D)) + mask; softmax in float32 with a double sum;
+               single-token decode rounds p to f16 before p·V; an F16 weight (the F16
+               token_embd used as lm_head) rounds its input to f16 on single-token decode.
+               The KV length padding to a multiple of 32 adds only −inf columns, which change
+               nothing, so it is not materialized.
+"""
+
+import argparse
+import fnmatch
+import hashlib
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+if __package__ in (None, ''):
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from reference import gguf
+    from reference.trace import TraceWriter
+else:
+    from . import gguf
+    from .trace import TraceWriter
+
+PRODUCER = 'bitparity-reference'
+VERSION = '0.1.0'
+PROJECTIONS = ('attn_q', 'attn_k', 'attn_v', 'attn_output', 'ffn_gate', 'ffn_up', 'ffn_down')
+OPT_IN_KEYWORDS = ('attn_scores', 'attn_probs', 'in_q8', 'in_scale')
+ARCHS = ('bitnet-b1.58', 'bitnet-25', 'bitnet', 'llama')
+
+
+class RefError(ValueError):
+    """Unsupported or inconsistent model."""
+
+
+def f32(a):
+    """Round to float32 and back to float64 (one IEEE float32 rounding)."""
+    return np.asarray(a, dtype=np.float64).astype(np.float32).astype(np.float64)
+
+
+def f16(a):
+    """Round to float16 (nearest-even) and back to float64; via float32 like ggml's FP32_TO_FP16."""
+    return np.asarray(a, dtype=np.float64).astype(np.float32).astype(np.float16).astype(np.float64)
+
+
+# --- int8 activation quantizers (exact emulations) -------------------------------------------
+def quantize_act_i2s(x):
+    """bitnet.cpp's per-token int8 activation quantization (specs/i2s.md).
+
+    x: [T, K] float. Returns (q int8 [T, K], s float32 [T]) with x ≈ q / s."""
+    x = np.asarray(x, dtype=np.float64)
+    amax = np.maximum(1e-5, np.max(np.abs(x), axis=-1))
+    s = (127.0 / amax).astype(np.float32)
+    v = (x * s.astype(np.float64)[:, None]).astype(np.float32)
+    q = np.clip(np.rint(v), -128, 127).astype(np.int8)
+    return q, s
+
+
+def i2s_matmul_from_q(q, s, w, scale):
+    """y = f32(f32(f32(acc)/s)·scale) with acc = q·wᵀ exact; q [T,K] int8, w [N,K] int8."""
+    # float32 BLAS is exact here: every partial sum is an integer below 128·K < 2^24 (K < 2^17).
+    acc = q.astype(np.float32) @ w.T.astype(np.float32)
+    y = (acc / s[:, None]).astype(np.float32)
+    return (y * np.float32(scale)).astype(np.float32)
+
+
+def i2s_matmul(x, w, scale):
+    """bitnet.cpp's I2_S matmul of activations x [T, K] with ternary w [N, K] (int8) and the
+    tensor scale; returns float32 [T, N], bit-exact with bitnet.cpp on x86."""
+    q, s = quantize_act_i2s(x)
+    return i2s_matmul_from_q(q, s, w, scale)
+
+
+def quantize_act_q8k(x):
+    """llama.cpp's quantize_row_q8_K_ref per 256-block. x [T, K] -> (q int8 [T, K], d float32
+    [T, K/256]) with x ≈ q·d (d may be negative)."""
+    x = np.asarray(x, dtype=np.float64).astype(np.float32)
+    t, k = x.shape
+    xb = x.reshape(t, k // 256, 256)
+    idx = np.argmax(np.abs(xb), axis=-1)              # first of equal |x|, as the C loop's '>'
+    m = np.take_along_axis(xb, idx[..., None], axis=-1)[..., 0]
+    with np.errstate(divide='ignore', invalid='ignore'):
+        iscale = np.where(m != 0, np.float32(-127.0) / np.where(m != 0, m, 1), 0).astype(np.float32)
+        d = np.where(m != 0, np.float32(1.0) / np.where(iscale != 0, iscale, 1), 0).astype(np.float32)
+    v = (iscale[..., None] * xb).astype(np.float32)
+    q = np.minimum(127, np.rint(v)).astype(np.int8)
+    return q.reshape(t, k), d
+
+
+def tq_matmul(x, w, dw):
+    """llama.cpp TQ1_0/TQ2_0 · Q8_K: w [N, K] int8 ternary, dw [N, K/256] float32 block scales."""
+    q, d = quantize_act_q8k(x)
+    t, k = q.shape
+    nb = k // 256
+    y = np.zeros((t, w.shape[0]), dtype=np.float32)
+    for b in range(nb):
+        sl = slice(b * 256, (b + 1) * 256)
+        acc = q[:, sl].astype(np.float32) @ w[:, sl].T.astype(np.float32)     # exact integers
+        y = (y + acc * (d[:, b][:, None] * dw[:, b][None, :]).astype(np.float32)).astype(np.float32)
+    return y, q, d
+
+
+def quantize_act_q8_0(x):
+    """ggml's AVX2 quantize_row_q8_0: per 32-block d = amax/127, q = rint(x·127/amax);
+    returns (q int8 [T,K], d as stored f16 -> float32 [T, K/32])."""
+    x = np.asarray(x, dtype=np.float64).astype(np.float32)
+    t, k = x.shape
+    xb = x.reshape(t, k // 32, 32)
+    amax = np.max(np.abs(xb), axis=-1)
+    d = (amax / np.float32(127)).astype(np.float32)
+    with np.errstate(divide='ignore'):
+        idv = np.where(amax != 0, np.float32(127) / np.where(amax != 0, amax, 1), 0).astype(np.float32)
+    q = np.rint((xb * idv[..., None]).astype(np.float32)).astype(np.int8)
+    return q.reshape(t, k), d.astype(np.float16).astype(np.float32)
+
+
+def q8_0_matmul(x, w, dw):
+    """Q8_0 weights (w [N,K] int8, dw [N,K/32]) times Q8_0-quantized activations."""
+    q, d = quantize_act_q8_0(x)
+    t, k = q.shape
+    y = np.zeros((t, w.shape[0]), dtype=np.float32)
+    for b in range(k // 32):
+        sl = slice(b * 32, (b + 1) * 32)
+        acc = q[:, sl].astype(np.float32) @ w[:, sl].T.astype(np.float32)
+        y = (y + acc * (d[:, b][:, None] * dw[:, b][None, :]).astype(np.float32)).astype(np.float32)
+    return y
+
+
+def ggml_dot(x, w, lanes):
+    """x [T,K] · w [N,K]ᵀ summed as ggml's x86 float kernels do (ggml-compat mode).
+
+    ``lanes`` float32 FMA accumulators (lane l takes the products k ≡ l mod lanes, in order),
+    folded in halves down to 8 lanes, then [l_i + l_(i+4)] and (t0 + t2) + (t1 + t3); leftover
+    products (K not a multiple of lanes) are added in order afterwards. Not in the specs: this
+    order was established on the shared bitnet.cpp traces, where it reproduces every F32/F16
+    weight matmul bit for bit with lanes = 16 for prompts (T > 1) and 64 for single tokens.
+    The FMA is emulated as one rounding of the exact float64 sum (a double rounding can differ
+    from a fused one only in rare ties)."""
+    x = np.asarray(x, dtype=np.float32).astype(np.float64)
+    w32 = np.asarray(w, dtype=np.float32)
+    t, k = x.shape
+    kl = k // lanes * lanes
+    out = np.empty((t, w32.shape[0]), dtype=np.float32)
+    for r in range(0, w32.shape[0], Linear.CHUNK):
+        wc = w32[r:r + Linear.CHUNK].astype(np.float64)
+        acc = np.zeros((t, wc.shape[0], lanes), dtype=np.float32)
+        for j in range(0, kl, lanes):
+            acc = (acc + x[:, None, j:j + lanes] * wc[None, :, j:j + lanes]).astype(np.float32)
+        while acc.shape[-1] > 8:
+            h = acc.shape[-1] // 2
+            acc = (acc[..., :h] + acc[..., h:]).astype(np.float32)
+        t4 = (acc[..., :4] + acc[..., 4:]).astype(np.float32)
+        y = ((t4[..., 0] + t4[..., 2]).astype(np.float32) + (t4[..., 1] + t4[..., 3]).astype(np.float32)).astype(np.float32)
+        for j in range(kl, k):
+            y = (y + (x[:, None, j] * wc[None, :, j]).astype(np.float32)).astype(np.float32)
+        out[:, r:r + Linear.CHUNK] = y
+    return out
+
+
+# --- weights ---------------------------------------------------------------------------------
+class Linear:
+    """One projection weight [N out, K in] with the arithmetic its type implies.
+
+    kind 'float' (F32/F16/BF16: w float32 holds the exact values), 'i2s' (w int8, scale),
+    'tq' (w int8, dw [N, K/256]), 'q8_0' (w int8, dw [N, K/32])."""
+
+    CHUNK = 8192    # output rows per float64 block: bounds temporaries for 128k-row lm_heads
+
+    def __init__(self, g, name):
+        t = g.by_name[name]
+        if len(t.ne) != 2:
+            raise RefError('%s: %s must be 2-D, has ne=%s' % (g.path, name, list(t.ne)))
+        self.name, self.type = name, t.type
+        self.n_out, self.n_in = t.ne[1], t.ne[0]
+        if t.type in (gguf.F32, gguf.F16, gguf.BF16):
+            self.kind, self.w = 'float', g.tensor(name)
+        elif t.type == gguf.I2_S:
+            self.kind = 'i2s'
+            self.w, self.scale = gguf.i2s_ternary(g.raw(name), t.ne)
+        elif t.type in (gguf.TQ1_0, gguf.TQ2_0):
+            self.kind = 'tq'
+            self.w, self.dw = gguf.ternary_codes(g.raw(name), t.type, t.ne)
+        elif t.type == gguf.Q8_0:
+            self.kind = 'q8_0'
+            blocks = np.frombuffer(g.raw(name), dtype=np.uint8).reshape(-1, 34)
+            self.w = blocks[:, 2:].view(np.int8).reshape(self.n_out, self.n_in)
+            self.dw = gguf.f16_bits_to_f32(blocks[:, :2].copy().view('<u2')[:, 0]).reshape(self.n_out, -1)
+        else:
+            raise RefError('%s: %s has unsupported type %s' % (g.path, name, gguf.TYPE_NAMES.get(t.type)))
+
+    @property
+    def ternary(self):
+        return self.kind in ('i2s', 'tq')
+
+    def __call__(self, x, compat, single_token=False):
+        """(y float64 [T, N], q8 or None, in_scale or None)."""
+        if self.kind == 'i2s':
+            q, s = quantize_act_i2s(x)
+            return i2s_matmul_from_q(q, s, self.w, self.scale).astype(np.float64), q, s
+        if self.kind == 'tq':
+            y, q, d = tq_matmul(x, self.w, self.dw)
+            return y.astype(np.float64), q, d
+        if self.kind == 'q8_0':
+            return q8_0_matmul(x, self.w, self.dw).astype(np.float64), None, None
+        if compat and single_token and self.type == gguf.F16:
+            x = f16(x)
+        if compat:
+            return ggml_dot(x, self.w, 64 if single_token else 16).astype(np.float64), None, None
+        x = np.asarray(x, dtype=np.float64)
+        out = np.empty((x.shape[0], self.n_out))
+        for r in range(0, self.n_out, self.CHUNK):
+            out[:, r:r + self.CHUNK] = x @ self.w[r:r + self.CHUNK].astype(np.float64).T
+        return out, None, None
+
+
+class Model:
+    """Hyper-parameters and weights of a GGUF model (attributes documented inline)."""
+
+    def __init__(self, path):
+        g = gguf.GGUFFile(path)
+        self.path = str(path)
+        self.gguf = g
+        arch = g.get('general.architecture')
+        if arch not in ARCHS:
+            raise RefError('%s: general.architecture %r not supported (%s)' % (path, arch, ', '.join(ARCHS)))
+        self.arch = arch
+
+        def hp(key, default=None, required=True):
+            v = g.get('%s.%s' % (arch, key), default)
+            if v is None and required:
+                raise RefError('%s: missing %s.%s' % (path, arch, key))
+            return v
+
+        self.n_embd = int(hp('embedding_length'))                 # H
+        self.n_layer = int(hp('block_count'))
+        self.n_ff = int(hp('feed_forward_length'))                # F
+        self.n_head = int(hp('attention.head_count'))             # nh
+        self.n_head_kv = int(hp('attention.head_count_kv', self.n_head))
+        self.head_dim = self.n_embd // self.n_head                # D
+        self.rope_base = float(hp('rope.freq_base', 10000.0))
+        self.rope_dim = int(hp('rope.dimension_count', self.head_dim))
+        self.eps = float(np.float32(hp('attention.layer_norm_rms_epsilon')))
+        self.n_ctx = int(hp('context_length', 4096))
+        if self.rope_dim != self.head_dim:
+            raise RefError('%s: rope.dimension_count %d != head_dim %d' % (path, self.rope_dim, self.head_dim))
+        if self.n_head % self.n_head_kv:
+            raise RefError('%s: head_count %d not a multiple of head_count_kv %d' % (path, self.n_head, self.n_head_kv))
+        act = g.get('%s.hidden_activation' % arch)
+        if act is None:
+            act = 'relu2' if arch in ('bitnet-b1.58', 'bitnet-25') else 'silu'
+        if act not in ('relu2', 'silu'):
+            raise RefError('%s: %s.hidden_activation %r not supported (relu2, silu)' % (path, arch, act))
+        self.activation = act
+        self.sub_norms = arch != 'llama'
+        self.rope_neox = arch != 'llama'
+
+        def vec(name):
+            if name not in g.by_name:
+                raise RefError('%s: missing tensor %s' % (path, name))
+            return g.tensor(name).astype(np.float64).reshape(-1)
+
+        self.tok_embd = g.tensor('token_embd.weight')              # [V, H] float32
+        self.n_vocab = self.tok_embd.shape[0]
+        self.output_norm = vec('output_norm.weight')               # [H]
+        if arch == 'llama' and 'output.weight' in g.by_name:
+            self.lm_head = Linear(g, 'output.weight')
+        else:
+            self.lm_head = Linear(g, 'token_embd.weight')          # tied (bitnet.cpp ignores output.weight)
+        self.layers = []
+        for i in range(self.n_layer):
+            p = 'blk.%d.' % i
+            lay = {'attn_norm': vec(p + 'attn_norm.weight'), 'ffn_norm': vec(p + 'ffn_norm.weight')}
+            if self.sub_norms:
+                lay['attn_sub_norm'] = vec(p + 'attn_sub_norm.weight')      # [nh·D]
+                lay['ffn_sub_norm'] = vec(p + 'ffn_sub_norm.weight')        # [F]
+            for w in PROJECTIONS:
+                if p + w + '.weight' not in g.by_name:
+                    raise RefError('%s: missing tensor %s' % (path, p + w + '.weight'))
+                lay[w] = Linear(g, p + w + '.weight')
+                sname = p + w + '.scale'
+                lay[w + '.scale'] = (float(g.tensor(sname).reshape(-1)[0])
+                                     if arch == 'bitnet' and sname in g.by_name else None)
+            self._check_shapes(i, lay)
+            self.layers.append(lay)
+
+    def _check_shapes(self, i, lay):
+        H, F, qd, kvd = self.n_embd, self.n_ff, self.n_head * self.head_dim, self.n_head_kv * self.head_dim
+        want = {'attn_q': (qd, H), 'attn_k': (kvd, H), 'attn_v': (kvd, H), 'attn_output': (H, qd),
+                'ffn_gate': (F, H), 'ffn_up': (F, H), 'ffn_down': (H, F)}
+        for w, (n, k) in want.items():
+            if (lay[w].n_out, lay[w].n_in) != (n, k):
+                raise RefError('%s: blk.%d.%s.weight is [out %d, in %d], expected [%d, %d]'
+                               % (self.path, i, w, lay[w].n_out, lay[w].n_in, n, k))
+
+
+# --- tap selection ----------------------------------------------------------------------------
+class TapSelector:
+    """Glob selection of canonical taps. None selects every tap except the opt-in ones
+    (attn_scores, attn_probs, *.in_q8, *.in_scale); an opt-in tap is selected only by a glob that
+    matches it and names its keyword (``blk.*.attn_probs``, ``*.in_q8``), so ``blk.*`` stays cheap."""
+
+    def __init__(self, globs=None):
+        self.globs = list(globs) if globs else None
+
+    def __call__(self, tap):
+        opt = next((k for k in OPT_IN_KEYWORDS if tap.endswith(k)), None)
+        if self.globs is None:
+            return opt is None
+        return any(fnmatch.fnmatchcase(tap, g) and (opt is None or opt in g) for g in self.globs)
+
+
+# --- the forward pass -------------------------------------------------------------------------
+class Session:
+    """A model with a KV cache: ``eval(tokens)`` runs one evaluation at positions p0.. (p0 = the
+    number of tokens already cached) and returns (logits float64 [T, V], taps dict in evaluation
+    order of float32 / int8 arrays)."""
+
+    def __init__(self, model, numerics='f32', taps=None):
+        if numerics not in ('f32', 'ggml-compat'):
+            raise RefError('numerics must be f32 or ggml-compat, not %r' % numerics)
+        self.m = model
+        self.compat = numerics == 'ggml-compat'
+        self.numerics = numerics
+        self.select = taps if isinstance(taps, TapSelector) else TapSelector(taps)
+        m = model
+        self.k_cache = [np.zeros((0, m.n_head_kv, m.head_dim)) for _ in range(m.n_layer)]   # [pos, nkv, D]
+        self.v_cache = [np.zeros((0, m.n_head_kv, m.head_dim)) for _ in range(m.n_layer)]
+        self.n_past = 0
+
+    # node output rounding: float32 storage of ggml tensors in compat mode
+    def _r(self, a):
+        return f32(a) if self.compat else np.asarray(a, dtype=np.float64)
+
+    def _tap(self, taps, name, value):
+        if self.select(name):
+            v = np.asarray(value)
+            taps[name] = v.astype(np.int8 if name.endswith('.in_q8') else np.float32)
+
+    def rms_norm(self, x, gamma):
+        """x / sqrt(mean(x²)+eps) · gamma (ggml-compat: bitnet.cpp's float/double steps)."""
+        if not self.compat:
+            return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + self.m.eps) * gamma
+        ssum = np.sum(f32(x * x), axis=-1, keepdims=True)
+        mean = f32(ssum / x.shape[-1])
+        scale = f32(1.0 / f32(np.sqrt(f32(mean + self.m.eps))))
+        return f32(f32(x * scale) * gamma)
+
+    def rope_angles(self, positions):
+        """cos, sin [T, D/2] of θ_i = pos·base^(−2i/D)."""
+        half = self.m.head_dim // 2
+        if not self.compat:
+            inv = self.m.rope_base ** (-2.0 * np.arange(half) / self.m.head_dim)
+            th = np.asarray(positions, dtype=np.float64)[:, None] * inv[None, :]
+            return np.cos(th), np.sin(th)
+        tscale = np.float32(self.m.rope_base ** (-2.0 / self.m.head_dim))
+        th = np.empty((len(positions), half), dtype=np.float32)
+        cur = np.asarray(positions, dtype=np.float32)
+        for i in range(half):
+            th[:, i] = cur
+            cur = (cur * tscale).astype(np.float32)
+        th = th.astype(np.float64)
+        return f32(np.cos(th)), f32(np.sin(th))
+
+    def rope(self, x, cos, sin):
+        """x [T, heads, D] rotated (NEOX pairs (i, i+D/2) or normal pairs (2i, 2i+1))."""
+        D = x.shape[-1]
+        c, s = cos[:, None, :], sin[:, None, :]
+        out = np.empty_like(x)
+        r = self._r
+        # ggml-compat: the compiler fuses x0·cos − (x1·sin) into one FMA (established on the
+        # shared bitnet.cpp traces), so the second product is rounded and the first is not.
+        if self.m.rope_neox:
+            a, b = x[..., :D // 2], x[..., D // 2:]
+            out[..., :D // 2] = a * c - r(b * s)
+            out[..., D // 2:] = a * s + r(b * c)
+        else:
+            a, b = x[..., 0::2], x[..., 1::2]
+            out[..., 0::2] = a * c - r(b * s)
+            out[..., 1::2] = a * s + r(b * c)
+        return r(out)
+
+    def _proj(self, taps, lay, w, x, prefix, single):
+        lin = lay[w]
+        y, q, s = lin(x, self.compat, single)
+        if lin.ternary:
+            self._tap(taps, '%s%s.in_q8' % (prefix, w), q)
+            self._tap(taps, '%s%s.in_scale' % (prefix, w), s)
+        if lay.get(w + '.scale') is not None:
+            y = self._r(y * np.float64(np.float32(lay[w + '.scale'])))
+        return self._r(y)
+
+    def attention(self, taps, prefix, q, il, T, p0):
+        """q [T, nh, D] after RoPE; cache already holds positions 0..p0+T-1. Returns ctx [T, nh·D]."""
+        m = self.m
+        K, V = self.k_cache[il], self.v_cache[il]              # [n_kv, nkv, D]
+        n_kv = K.shape[0]
+        group = m.n_head // m.n_head_kv
+        Kh = np.repeat(K.transpose(1, 0, 2), group, axis=0)    # [nh, n_kv, D]
+        Vh = np.repeat(V.transpose(1, 0, 2), group, axis=0)
+        qh = q.transpose(1, 0, 2)                              # [nh, T, D]
+        mask = np.arange(n_kv)[None, :] > (p0 + np.arange(T))[:, None]     # [T, n_kv]
+        if self.compat:
+            kq = f32(f16(qh) @ Kh.transpose(0, 2, 1))
+            scores = f32(kq * np.float64(np.float32(1.0) / np.sqrt(np.float32(m.head_dim))))
+        else:
+            scores = (qh @ Kh.transpose(0, 2, 1)) / np.sqrt(m.head_dim)
+        scores = np.where(mask[None], -np.inf, scores)
+        self._tap(taps, prefix + 'attn_scores', scores)
+        mx = np.max(scores, axis=-1, keepdims=True)
+        if self.compat:
+            e = f32(np.exp(f32(scores - mx)))
+            p = f32(e * f32(1.0 / np.sum(e, axis=-1, keepdims=True)))
+        else:
+            e = np.exp(scores - mx)
+            p = e / np.sum(e, axis=-1, keepdims=True)
+        self._tap(taps, prefix + 'attn_probs', p)
+        if not self.compat:
+            ctx = p @ Vh                                        # [nh, T, D]
+        elif T == 1:
+            ctx = f32(f16(p) @ Vh)        # f16×f16 products: the float64 sum rounds like ggml's
+        else:
+            ctx = np.stack([ggml_dot(p[h], Vh[h].T, 16) for h in range(m.n_head)]).astype(np.float64)
+        return ctx.transpose(1, 0, 2).reshape(T, m.n_head * m.head_dim)
+
+    def eval(self, tokens):
+        m = self.m
+        tokens = [int(t) for t in tokens]
+        T, p0 = len(tokens), self.n_past
+        if not T:
+            raise RefError('empty evaluation')
+        if p0 + T > m.n_ctx:
+            raise RefError('context overflow: %d + %d > n_ctx %d' % (p0, T, m.n_ctx))
+        bad = [t for t in tokens if not 0 <= t < m.n_vocab]
+        if bad:
+            raise RefError('token id %d outside the vocabulary (0..%d)' % (bad[0], m.n_vocab - 1))
+        single = T == 1
+        taps = {}
+        x = m.tok_embd[tokens].astype(np.float64)
+        self._tap(taps, 'token_embd', x)
+        cos, sin = self.rope_angles(np.arange(p0, p0 + T))
+        nh, nkv, D = m.n_head, m.n_head_kv, m.head_dim
+        for il, lay in enumerate(m.layers):
+            pre = 'blk.%d.' % il
+            h = self.rms_norm(x, lay['attn_norm'])
+            self._tap(taps, pre + 'attn_norm', h)
+            q = self._proj(taps, lay, 'attn_q', h, pre, single)
+            self._tap(taps, pre + 'attn_q', q)
+            k = self._proj(taps, lay, 'attn_k', h, pre, single)
+            self._tap(taps, pre + 'attn_k', k)
+            v = self._proj(taps, lay, 'attn_v', h, pre, single)
+            self._tap(taps, pre + 'attn_v', v)
+            q = self.rope(q.reshape(T, nh, D), cos, sin)
+            k = self.rope(k.reshape(T, nkv, D), cos, sin)
+            self._tap(taps, pre + 'attn_q_rope', q.reshape(T, -1))
+            self._tap(taps, pre + 'attn_k_rope', k.reshape(T, -1))
+            store = f16 if self.compat else (lambda a: a)
+            self.k_cache[il] = np.concatenate([self.k_cache[il], store(k)])
+            self.v_cache[il] = np.concatenate([self.v_cache[il], store(v.reshape(T, nkv, D))])
+            o = self.attention(taps, pre, q, il, T, p0)
+            self._tap(taps, pre + 'attn_ctx', o)
+            if m.sub_norms:
+                o = self.rms_norm(o, lay['attn_sub_norm'])
+                self._tap(taps, pre + 'attn_sub_norm', o)
+            o = self._proj(taps, lay, 'attn_output', o, pre, single)
+            self._tap(taps, pre + 'attn_out', o)
+            x = self._r(o + x)
+            self._tap(taps, pre + 'ffn_inp', x)
+            h = self.rms_norm(x, lay['ffn_norm'])
+            self._tap(taps, pre + 'ffn_norm', h)
+            g = self._proj(taps, lay, 'ffn_gate', h, pre, single)
+            self._tap(taps, pre + 'ffn_gate', g)
+            u = self._proj(taps, lay, 'ffn_up', h, pre, single)
+            self._tap(taps, pre + 'ffn_up', u)
+            if m.activation == 'relu2':
+                r = np.maximum(g, 0.0)
+                a = self._r(self._r(r * r) * u)
+            else:
+                a = self._r(self._r(g / self._r(1.0 + self._r(np.exp(-g)))) * u)
+            self._tap(taps, pre + 'ffn_act', a)
+            if m.sub_norms:
+                a = self.rms_norm(a, lay['ffn_sub_norm'])
+                self._tap(taps, pre + 'ffn_sub_norm', a)
+            d = self._proj(taps, lay, 'ffn_down', a, pre, single)
+            self._tap(taps, pre + 'ffn_out', d)
+            x = self._r(d + x)
+            self._tap(taps, pre + 'out', x)
+        h = self.rms_norm(x, m.output_norm)
+        self._tap(taps, 'output_norm', h)
+        logits, _, _ = m.lm_head(h, self.compat, single)
+        logits = self._r(logits)
+        self._tap(taps, 'logits', logits)
+        self.n_past += T
+        return logits, taps
+
+
+def greedy(logits):
+    """Index of the largest logit of the last row (first one on ties)."""
+    return int(np.argmax(logits[-1]))
+
+
+def run_trace(model, tokens, decode=0, numerics='f32', taps=None, callback=None):
+    """Prompt evaluation then ``decode`` greedy single-token steps. Calls callback(k, tokens, p0,
+    taps) per evaluation; returns the greedy token after each evaluation (decode+1 ids)."""
+    s = Session(model, numerics, taps)
+    chosen, cur = [], list(tokens)
+    for k in range(decode + 1):
+        p0 = s.n_past
+        logits, tp = s.eval(cur)
+        if callback:
+            callback(k, cur, p0, tp)
+        chosen.append(greedy(logits))
+        cur = [chosen[-1]]
+    return chosen
+
+
+# --- CLI ---------------------------------------------------------------------------------------
+def _sha256(path):
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _commit():
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        out = subprocess.run(['git', 'rev-parse', '--short=12', 'HEAD'], cwd=here, capture_output=True,
+                             text=True, timeout=10)
+        return out.stdout.strip() or 'unknown'
+    except (OSError, subprocess.SubprocessError):
+        return 'unknown'
+
+
+def _tokens(s):
+    try:
+        toks = [int(t) for t in s.split(',') if t.strip() != '']
+    except ValueError:
+        raise argparse.ArgumentTypeError('--tokens wants comma-separated integers, got %r' % s)
+    if not toks:
+        raise argparse.ArgumentTypeError('--tokens is empty')
+    return toks
+
+
+def write_trace(model_path, tokens, out, decode=0, numerics='ggml-compat', taps=None):
+    """Run and write the canonical trace ``out``; returns the greedy tokens."""
+    model = Model(model_path)
+    w = TraceWriter(out, {'name': PRODUCER, 'version': VERSION, 'commit': _commit()},
+                    {'path': str(model_path), 'sha256': _sha256(model_path), 'arch': model.arch},
+                    {'numerics': numerics, 'threads': 1, 'fault': 'none',
+                     'activation': model.activation})
+    try:
+        def cb(k, toks, p0, tp):
+            w.begin(toks, p0)
+            for name, arr in tp.items():
+                w.add(name, arr)
+        chosen = run_trace(model, tokens, decode, numerics, taps, cb)
+    except BaseException:
+        w.close()
+        raise
+    w.close(chosen)
+    return chosen
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog='bitnet_ref.py', description=__doc__.split('\n')[0])
+    sub = ap.add_subparsers(dest='cmd', required=True)
+    for name in ('trace', 'run'):
+        p = sub.add_parser(name)
+        p.add_argument('-m', '--model', required=True)
+        p.add_argument('--tokens', required=True, type=_tokens, help='comma-separated ids, used as given')
+        p.add_argument('--numerics', choices=('f32', 'ggml-compat'), default='ggml-compat')
+        if name == 'trace':
+            p.add_argument('--decode', type=int, default=0, help='greedy single-token steps after the prompt')
+            p.add_argument('--taps', default=None, help='comma-separated globs (opt-in taps need their keyword)')
+            p.add_argument('-o', '--output', required=True)
+        else:
+            p.add_argument('-n', '--n-predict', type=int, default=16)
+    a = ap.parse_args(argv)
+    try:
+        if a.cmd == 'trace':
+            if a.decode < 0:
+                ap.error('--decode must be >= 0')
+            globs = [g for g in a.taps.split(',') if g] if a.taps else None
+            chosen = write_trace(a.model, a.tokens, a.output, a.decode, a.numerics, globs)
+            print(' '.join(str(t) for t in chosen))
+        else:
+            if a.n_predict < 1:
+                ap.error('-n must be >= 1')
+            chosen = run_trace(Model(a.model), a.tokens, a.n_predict - 1, a.numerics, taps=['logits'])
+            print(' '.join(str(t) for t in chosen))
+    except (gguf.GGUFError, RefError, OSError) as e:
+        print('bitnet_ref.py: error: %s' % e, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
