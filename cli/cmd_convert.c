@@ -3,17 +3,27 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "bitnet/convert.h"
 #include "bitnet/tokenizer.h"
 #include "commands.h"
 
 typedef struct convert_kind {
     const char *name;
     const char *summary; /* one line for --help */
-    /* Converts in -> out; prints its own one-line result summary to stdout. */
-    bn_status (*run)(const char *in, const char *out, bn_error *err);
+    int n_inputs;        /* input files after the kind */
+    const char *inputs;  /* their names, for the usage line */
+    /* Converts in[] -> out; prints its own one-line result summary to stdout. */
+    bn_status (*run)(const char *const *in, const char *out, bn_error *err);
 } convert_kind;
 
-static bn_status run_tiktoken(const char *in, const char *out, bn_error *err) {
+static bn_status run_llama2c(const char *const *in, const char *out, bn_error *err) {
+    bn_status st = bn_llama2c_convert(in[0], in[1], out, err);
+    if (st == BN_OK) printf("%s: llama2.c checkpoint %s with vocabulary %s\n", out, in[0], in[1]);
+    return st;
+}
+
+static bn_status run_tiktoken(const char *const *in_files, const char *out, bn_error *err) {
+    const char *in = in_files[0];
     bn_tiktoken_stats s;
     bn_status st = bn_tiktoken_convert(in, out, &s, err);
     if (st == BN_OK)
@@ -24,16 +34,19 @@ static bn_status run_tiktoken(const char *in, const char *out, bn_error *err) {
 }
 
 static const convert_kind kinds[] = {
-    {"tiktoken", "tiktoken rank file (LLaMA-3 / BitNet 2B-4T tokenizer.model) -> vocabulary-only GGUF",
-     run_tiktoken},
+    {"tiktoken", "tiktoken rank file (LLaMA-3 / BitNet 2B-4T tokenizer.model) -> vocabulary-only GGUF", 1,
+     "TOKENIZER.model", run_tiktoken},
+    {"llama2c", "llama2.c checkpoint + tokenizer.bin -> llama-arch GGUF (F32, SentencePiece-style vocabulary)", 2,
+     "CHECKPOINT.bin TOKENIZER.bin", run_llama2c},
 };
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: bitparity convert <kind> <input> -o <output.gguf>\n\n"
-            "Converts a foreign file to GGUF. Kinds:\n");
+            "usage: bitparity convert <kind> <input...> -o <output.gguf>\n\n"
+            "Converts foreign files to GGUF. Kinds:\n");
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
-        fprintf(f, "  %-10s %s\n", kinds[i].name, kinds[i].summary);
+        fprintf(f, "  %-10s %s\n             bitparity convert %s %s -o OUT.gguf\n", kinds[i].name, kinds[i].summary,
+                kinds[i].name, kinds[i].inputs);
     fprintf(f,
             "\noptions:\n"
             "  -o, --output FILE   the GGUF to write (required)\n"
@@ -42,7 +55,7 @@ static void usage(FILE *f) {
 }
 
 int cmd_convert(int argc, char **argv) {
-    const char *pos[2] = {NULL, NULL}, *out = NULL;
+    const char *pos[3] = {NULL, NULL, NULL}, *out = NULL;
     int n_pos = 0;
     for (int i = 1; i < argc; i++) {
         if (cli_is_help(argv[i])) {
@@ -53,7 +66,7 @@ int cmd_convert(int argc, char **argv) {
             if (!(out = cli_option_value("convert", argc, argv, &i))) return EXIT_USAGE;
         } else if (argv[i][0] == '-' && argv[i][1]) {
             return cli_usage_error("convert", "unknown option '%s'", argv[i]);
-        } else if (n_pos < 2) {
+        } else if (n_pos < 3) {
             pos[n_pos++] = argv[i];
         } else {
             return cli_usage_error("convert", "unexpected argument '%s'", argv[i]);
@@ -63,9 +76,11 @@ int cmd_convert(int argc, char **argv) {
     if (!out) return cli_usage_error("convert", "needs -o <output.gguf>");
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
         if (strcmp(pos[0], kinds[k].name)) continue;
+        if (n_pos - 1 != kinds[k].n_inputs)
+            return cli_usage_error("convert", "%s takes %s", kinds[k].name, kinds[k].inputs);
         bn_error err;
         bn_error_clear(&err);
-        return kinds[k].run(pos[1], out, &err) == BN_OK ? 0 : cli_fail("convert", &err);
+        return kinds[k].run(pos + 1, out, &err) == BN_OK ? 0 : cli_fail("convert", &err);
     }
     return cli_usage_error("convert", "unknown kind '%s'", pos[0]);
 }

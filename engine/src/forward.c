@@ -104,8 +104,14 @@ static bn_status fire_tap(bn_ctx *c, int layer, bn_tap_kind kind, void *data, bn
     return BN_OK;
 }
 
-/* TAP(layer, kind, buffer, rows, cols): fire a [rows, cols] float32 tap. */
+/* TAP(layer, kind, buffer, rows, cols): fire a [rows, cols] float32 tap.
+ * BITPARITY_NO_TAPS (a benchmark-only build) compiles every tap out, to
+ * measure what an unselected tap costs. */
+#ifdef BITPARITY_NO_TAPS
+#define TAP_ON(layer, kind) ((void)(layer), false)
+#else
 #define TAP_ON(layer, kind) (c->tap_on[((layer) + 1) * BN_TAP_KIND_COUNT + (kind)])
+#endif
 #define TAP(layer, kind, buf, rows, cols)                                                           \
     do {                                                                                          \
         if (TAP_ON(layer, kind)) {                                                                \

@@ -13,6 +13,8 @@ static const bn_synth_shape shapes[] = {
     {"tiny", 512, 256, 4, 512, 8, 2, 256},
     /* GQA 1:1, head_dim 64, n_ff not a multiple of 256 (F32 / I2_S only) */
     {"tiny-mha", 512, 256, 2, 384, 4, 4, 256},
+    /* benchmarks: big enough that the matmuls dominate */
+    {"bench", 512, 1024, 8, 2816, 16, 4, 512},
 };
 
 const bn_synth_shape *bn_synth_shape_find(const char *name) {
@@ -21,7 +23,7 @@ const bn_synth_shape *bn_synth_shape_find(const char *name) {
     return NULL;
 }
 
-const char *bn_synth_shape_names(void) { return "tiny, tiny-mha"; }
+const char *bn_synth_shape_names(void) { return "tiny, tiny-mha, bench"; }
 
 /* ------------------------------------------------------------ numbers -- */
 

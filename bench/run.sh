@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# bitparity benchmarks: whole-process timings, each reported as a ratio
+# against a baseline measured in the same run (never in unit tests).
+#
+#   bench/run.sh [--quick]
+#
+# 1. tap overhead: `bitparity run` with every tap point compiled in but none
+#    selected, against a build with the taps compiled out (BITPARITY_NO_TAPS).
+#    Target: <= 1 %.
+# 2. tracing cost: `bitparity trace` of every default tap against a plain run.
+# 3. threads: the same run on 1 and 2 threads (results are bit-identical).
+# 4. compare: `bitparity compare` of two traces of the bench model, as MB/s.
+# Each measurement is the median of N whole-process runs (N = 7, 3 with --quick).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash ci/bootstrap.sh
+reps=7
+[ "${1:-}" = "--quick" ] && reps=3
+jobs=$(nproc)
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+
+echo "== building (Release) with and without tap points" >&2
+cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DBITPARITY_TESTS=OFF >/dev/null
+cmake --build build-bench -j"$jobs" --target bitparity >/dev/null
+cmake -S . -B build-bench-notaps -DCMAKE_BUILD_TYPE=Release -DBITPARITY_TESTS=OFF -DBITPARITY_NO_TAPS=ON >/dev/null
+cmake --build build-bench-notaps -j"$jobs" --target bitparity >/dev/null
+bp=build-bench/bitparity
+bp_notaps=build-bench-notaps/bitparity
+
+"$bp" synth --shape bench --type i2_s -o "$out/bench.gguf" 2>/dev/null
+prompt=$(seq -s, 1 128)
+
+# median wall time in seconds of `reps` runs of a command
+median() {
+  local times=()
+  for _ in $(seq "$reps"); do
+    local t0 t1
+    t0=$(date +%s%N)
+    "$@" >/dev/null 2>&1
+    t1=$(date +%s%N)
+    times+=("$(( (t1 - t0) / 1000 ))")
+  done
+  printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {printf "%.4f", a[int((NR+1)/2)]/1e6}'
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}'; }
+pct() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%+.1f %%", (a / b - 1) * 100}'; }
+
+run_args=(run -m "$out/bench.gguf" --tokens "$prompt" -n 32 --temp 0 --threads 2)
+base=$(median "$bp_notaps" "${run_args[@]}")
+taps=$(median "$bp" "${run_args[@]}")
+echo "| benchmark | baseline (s) | measured (s) | ratio |"
+echo "|---|---|---|---|"
+echo "| unselected taps: run 128+32 tokens, taps compiled in vs out | $base | $taps | $(ratio "$taps" "$base") ($(pct "$taps" "$base")) |"
+
+trace=$(median "$bp" trace -m "$out/bench.gguf" --tokens "$prompt" --decode 32 --threads 2 -o "$out/t.npz")
+echo "| trace every default tap vs plain run | $taps | $trace | $(ratio "$trace" "$taps") |"
+
+one=$(median "$bp" run -m "$out/bench.gguf" --tokens "$prompt" -n 32 --temp 0 --threads 1)
+echo "| 2 threads vs 1 thread (speed-up) | $one | $taps | $(ratio "$one" "$taps") |"
+
+if "$bp" --help | grep -q '^  compare'; then
+  "$bp" trace -m "$out/bench.gguf" --tokens "$prompt" --decode 32 --threads 2 -o "$out/a.npz" 2>/dev/null
+  cp "$out/a.npz" "$out/b.npz"
+  mb=$(du -m "$out/a.npz" | cut -f1)
+  cmp_t=$(median "$bp" compare "$out/a.npz" "$out/b.npz" --policy exact --threads 2)
+  echo "| compare two ${mb} MB traces | - | $cmp_t | $(awk -v m="$mb" -v t="$cmp_t" 'BEGIN {printf "%.0f MB/s per side", m / t}') |"
+fi
