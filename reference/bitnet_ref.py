@@ -37,11 +37,12 @@ Numerics modes:
                scale = f32(1/f32(sqrt(f32(mean+eps)))); RoPE θscale = f32(base^(−2/D)) and
                θ_i by repeated float32 multiplication from f32(pos), cos/sin rounded to float32;
                K and V cache rounded to f16; q rounded to f16 before q·kᵀ; scores =
-               f32(f32(q·kᵀ)·f32(1/√D)) + mask; softmax in float32 with a double sum;
+               f32(f32(q·kᵀ)·f32(1/√D)) + mask; softmax as ggml's AVX-512 build (ggml_v_expf
+               in chunks of 16 over the KV length padded to 32, chunk sums added in double);
                single-token decode rounds p to f16 before p·V; an F16 weight (the F16
                token_embd used as lm_head) rounds its input to f16 on single-token decode.
-               The KV length padding to a multiple of 32 adds only −inf columns, which change
-               nothing, so it is not materialized.
+               The KV length padding to a multiple of 32 adds −inf columns: they only change
+               which softmax elements fall into ggml's vector chunks.
 """
 
 import argparse
@@ -165,6 +166,91 @@ def q8_0_matmul(x, w, dw):
     return y
 
 
+_LIBM = None
+
+
+def _libm_f32(name, x):
+    """The C library's float function (cosf, sinf) element-wise, as float64 values: ggml calls
+    cosf/sinf, whose results differ from a correctly rounded float64 cos in the last float32
+    bit for a fraction of the arguments. Falls back to numpy when libm cannot be loaded."""
+    global _LIBM
+    x = np.asarray(x, dtype=np.float32)
+    try:
+        if _LIBM is None:
+            import ctypes
+            import ctypes.util
+            _LIBM = ctypes.CDLL(ctypes.util.find_library('m') or 'libm.so.6')
+            for fn in ('cosf', 'sinf'):
+                getattr(_LIBM, fn).restype = ctypes.c_float
+                getattr(_LIBM, fn).argtypes = [ctypes.c_float]
+        f = getattr(_LIBM, name)
+        flat = [f(float(v)) for v in x.ravel()]
+        return np.asarray(flat, dtype=np.float32).reshape(x.shape).astype(np.float64)
+    except OSError:
+        return getattr(np, name[:-1])(x.astype(np.float64)).astype(np.float32).astype(np.float64)
+
+
+def _fma32(a, b, c):
+    """float32 fused multiply-add: the float64 product of two float32 values is exact; adding c
+    in extended precision (64-bit mantissa) and rounding once to float32 matches a true FMA
+    except in double-rounding ties, which need the exact sum to exceed 64 bits."""
+    p = np.asarray(a, np.float64) * np.asarray(b, np.float64)
+    return (p.astype(np.longdouble) + np.asarray(c, np.float64)).astype(np.float32)
+
+
+def ggml_expf_avx512(x):
+    """ggml_v_expf of an AVX-512 build of ggml, element-wise (ggml-compat softmax).
+
+    ARM optimized-routines expf: n = round(x·log2e) by the 1.5·2^23 shift, b = x − n·ln2 in two
+    FMA steps, a degree-5 polynomial j ≈ e^b with its leading 1, result = scalef(j, n) = j·2^n;
+    |n| > 192 saturates to 0 (n ≤ 0) or inf. Not in the specs: established on the shared
+    bitnet.cpp traces, whose softmax nodes it reproduces bit for bit."""
+    x = np.asarray(x, dtype=np.float32)
+    r = np.float32(float.fromhex('0x1.8p23'))
+    with np.errstate(invalid='ignore', over='ignore'):
+        z = _fma32(x, np.float32(float.fromhex('0x1.715476p+0')), r)
+        n = (z - r).astype(np.float32)
+        b = _fma32(-n, np.float32(float.fromhex('0x1.62e4p-1')), x)
+        b = _fma32(-n, np.float32(float.fromhex('0x1.7f7d1cp-20')), b)
+        u = (b * b).astype(np.float32)
+        j = _fma32(_fma32(_fma32(np.float32(float.fromhex('0x1.0e4020p-7')), b, np.float32(float.fromhex('0x1.573e2ep-5'))), u,
+                          _fma32(np.float32(float.fromhex('0x1.555e66p-3')), b, np.float32(float.fromhex('0x1.fffdb6p-2')))),
+                   u, _fma32(np.float32(float.fromhex('0x1.ffffecp-1')), b, np.float32(1.0)))
+        nn = np.where(np.isfinite(n), n, 0).astype(np.int32)
+        res = np.ldexp(j, nn).astype(np.float32)
+        big = np.abs(n) > 192
+        return np.where(big, np.where(n <= 0, np.float32(0), np.float32(np.inf)), res).astype(np.float32)
+
+
+def ggml_softmax_rows(scores, n_cols):
+    """ggml's soft_max_ext on float32 rows of already scaled and masked scores (AVX-512 build):
+    the rows are padded with −inf to ``n_cols`` (the KV length, a multiple of 32), exponentials
+    come from ggml_v_expf in chunks of 16 whose halving-tree sums are added in double (a libm
+    expf tail when n_cols is not a multiple of 16), then every value is multiplied by
+    f32(1/sum). Returns the unpadded rows."""
+    scores = np.asarray(scores, dtype=np.float32)
+    n = scores.shape[-1]
+    pad = np.full(scores.shape[:-1] + (n_cols,), -np.inf, dtype=np.float32)
+    pad[..., :n] = scores
+    mx = np.max(pad, axis=-1, keepdims=True)
+    d = (pad - mx).astype(np.float32)
+    nv = n_cols // 16 * 16
+    e = np.empty_like(d)
+    e[..., :nv] = ggml_expf_avx512(d[..., :nv])
+    e[..., nv:] = np.exp(d[..., nv:].astype(np.float64)).astype(np.float32)
+    total = np.zeros(d.shape[:-1], dtype=np.float64)
+    for c in range(0, nv, 16):
+        v = e[..., c:c + 16]
+        while v.shape[-1] > 1:
+            h = v.shape[-1] // 2
+            v = (v[..., :h] + v[..., h:]).astype(np.float32)
+        total += v[..., 0].astype(np.float64)
+    for c in range(nv, n_cols):
+        total += e[..., c].astype(np.float64)
+    inv = (1.0 / total).astype(np.float32)[..., None]
+    return (e * inv).astype(np.float32)[..., :n]
+
+
 def ggml_dot(x, w, lanes):
     """x [T,K] · w [N,K]ᵀ summed as ggml's x86 float kernels do (ggml-compat mode).
 
@@ -184,7 +270,9 @@ def ggml_dot(x, w, lanes):
         wc = w32[r:r + Linear.CHUNK].astype(np.float64)
         acc = np.zeros((t, wc.shape[0], lanes), dtype=np.float32)
         for j in range(0, kl, lanes):
-            acc = (acc + x[:, None, j:j + lanes] * wc[None, :, j:j + lanes]).astype(np.float32)
+            # FMA: the exact float64 product plus the float32 accumulator, summed in extended
+            # precision so that the one rounding to float32 is (almost always) the fused one
+            acc = (acc.astype(np.longdouble) + x[:, None, j:j + lanes] * wc[None, :, j:j + lanes]).astype(np.float32)
         while acc.shape[-1] > 8:
             h = acc.shape[-1] // 2
             acc = (acc[..., :h] + acc[..., h:]).astype(np.float32)
@@ -397,8 +485,7 @@ class Session:
         for i in range(half):
             th[:, i] = cur
             cur = (cur * tscale).astype(np.float32)
-        th = th.astype(np.float64)
-        return f32(np.cos(th)), f32(np.sin(th))
+        return _libm_f32('cosf', th), _libm_f32('sinf', th)
 
     def rope(self, x, cos, sin):
         """x [T, heads, D] rotated (NEOX pairs (i, i+D/2) or normal pairs (2i, 2i+1))."""
@@ -446,9 +533,8 @@ class Session:
         scores = np.where(mask[None], -np.inf, scores)
         self._tap(taps, prefix + 'attn_scores', scores)
         mx = np.max(scores, axis=-1, keepdims=True)
-        if self.compat:
-            e = f32(np.exp(f32(scores - mx)))
-            p = f32(e * f32(1.0 / np.sum(e, axis=-1, keepdims=True)))
+        if self.compat:  # the KV length ggml sees is padded to 32 cells (llama.cpp's kv_self.n)
+            p = ggml_softmax_rows(scores, min(-(-n_kv // 32) * 32, m.n_ctx)).astype(np.float64)
         else:
             e = np.exp(scores - mx)
             p = e / np.sum(e, axis=-1, keepdims=True)
@@ -458,7 +544,14 @@ class Session:
         elif T == 1:
             ctx = f32(f16(p) @ Vh)        # f16×f16 products: the float64 sum rounds like ggml's
         else:
-            ctx = np.stack([ggml_dot(p[h], Vh[h].T, 16) for h in range(m.n_head)]).astype(np.float64)
+            # tinyBLAS sums over ggml's padded KV length: the zero columns move products
+            # between its 16 FMA lanes
+            npad = min(-(-n_kv // 32) * 32, m.n_ctx)
+            pp = np.zeros(p.shape[:-1] + (npad,))
+            pp[..., :n_kv] = p
+            Vp = np.zeros((Vh.shape[0], npad, Vh.shape[2]))
+            Vp[:, :n_kv] = Vh
+            ctx = np.stack([ggml_dot(pp[h], Vp[h].T, 16) for h in range(m.n_head)]).astype(np.float64)
         return ctx.transpose(1, 0, 2).reshape(T, m.n_head * m.head_dim)
 
     def eval(self, tokens):

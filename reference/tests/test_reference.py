@@ -1,8 +1,10 @@
 """reference/bitnet_ref.py against the shared bitnet.cpp / llama.cpp traces (specs/ggml-trace-names.md).
 
 Measured (float64 reference, this suite's inputs): llama.cpp F32 max NMSE 2.6e-13; TQ1_0/TQ2_0
-1.5e-13; SiLU 2e-13; bitnet.cpp I2_S in ggml-compat 9e-14; bitnet.cpp F32 in ggml-compat
-1.9e-9 (attn_scores 1.4e-8): see COMPAT_F32_* below for why 1e-10 is not reached everywhere."""
+1.5e-13; SiLU 2e-13; bitnet.cpp I2_S in ggml-compat 9e-14; bitnet.cpp F32 in ggml-compat:
+every tap of every evaluation bit-identical (NMSE 0) once the softmax emulates ggml's AVX-512
+expf over the padded KV length, RoPE uses libm's cosf/sinf and the prompt's p·V sums over the
+padded KV length; the scaled attn_scores differ from f32(kq)·f32(1/√D) by nothing either."""
 
 import unittest
 
@@ -14,14 +16,10 @@ from reference import trace as tr
 from reference.tests import shared
 
 ALL_TAPS = ['*', '*.attn_scores', '*.attn_probs']
-# bitnet.cpp F32 traces in ggml-compat mode. Every F32 matmul, rms_norm, q·kᵀ and p·V is
-# bit-exact from its recorded inputs, but the softmax (≈10 % of elements) and RoPE (cosf/sinf,
-# < 1 % of elements) differ by 1 float32 ulp; through the F16 KV cache such a difference flips a
-# K/V element by one f16 ulp (2^13 float32 ulps), which lifts attn_ctx to NMSE ≈ 4e-10 from
-# blk.2 on and ≈ 2e-9 downstream. Up to blk.1 every tap of every evaluation stays ≤ 1e-10.
-COMPAT_F32_EARLY = 1e-10
-COMPAT_F32_LATE = 5e-9
-COMPAT_F32_SCORES = 5e-8
+# bitnet.cpp F32 traces in ggml-compat mode: the issue asks NMSE <= 1e-10 at every tap; the
+# reference reaches 0. (Before the AVX-512 expf and padded p·V emulation, 1-ulp softmax and
+# cosf differences flipped f16 K/V cells and lifted late layers to ~2e-9.)
+COMPAT_F32_LIMIT = 1e-10
 
 
 def compare(model_path, trace_path, numerics, taps=ALL_TAPS):
@@ -106,13 +104,9 @@ class BitnetCpp(unittest.TestCase):
             worst = max(res.items(), key=lambda kv: kv[1])
             print('\nbitnet.cpp f32/%s ggml-compat: max NMSE %.3g at %s' % (p, worst[1], worst[0]))
             for (eid, tap), v in res.items():
-                if tap.endswith('attn_scores'):
-                    lim = COMPAT_F32_SCORES
-                elif layer_of(tap) is not None and layer_of(tap) <= 1:
-                    lim = COMPAT_F32_EARLY
-                else:
-                    lim = COMPAT_F32_LATE
-                self.assertLessEqual(v, lim, (p, eid, tap))
+                self.assertLessEqual(v, COMPAT_F32_LIMIT, (p, eid, tap))
+            exact = sum(1 for v in res.values() if v == 0)
+            self.assertEqual(exact, len(res), 'taps not bit-identical')
 
     def test_compat_i2s_traces(self):
         for p in ('p1', 'p2'):
