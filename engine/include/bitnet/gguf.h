@@ -5,6 +5,9 @@
  * n_dims <= 4, element counts without overflow, ne[0] a multiple of the
  * type's block, tensors in bounds, aligned and non-overlapping. Failures give
  * one line naming the file, the field or tensor, and the byte offset.
+ * Stricter than ggml where the spec leaves room: ne[i] >= 1 (no empty
+ * tensors), BOOL values 0 or 1, names without NUL bytes; tensors may sit at
+ * any aligned, in-bounds, non-overlapping offset (packing is not required).
  */
 #ifndef BITNET_GGUF_H
 #define BITNET_GGUF_H
@@ -73,7 +76,8 @@ void bn_gguf_close(bn_gguf *g); /* NULL is fine */
 uint32_t bn_gguf_version(const bn_gguf *g);
 uint64_t bn_gguf_file_size(const bn_gguf *g);
 uint64_t bn_gguf_alignment(const bn_gguf *g);
-uint64_t bn_gguf_data_offset(const bn_gguf *g); /* start of the data section */
+/* Start of the data section; may lie past the end of a file without tensors. */
+uint64_t bn_gguf_data_offset(const bn_gguf *g);
 const char *bn_gguf_path(const bn_gguf *g);
 
 /* --- key/value metadata ---------------------------------------------- */
@@ -119,6 +123,11 @@ const bn_gguf_tensor *bn_gguf_find_tensor(const bn_gguf *g, const char *name); /
  * no tensors). A `general.alignment` UINT32 key sets the alignment. */
 typedef struct bn_gguf_writer bn_gguf_writer;
 
+/* Creates `path` for GGUF `version` 2 or 3 (0 = 3). Every add_* call checks
+ * its input (non-empty unique keys, general.alignment a UINT32 power of two,
+ * BOOL 0/1, tensor names of 1..63 bytes and unique, n_dims 1..4, ne >= 1,
+ * supported types with ne[0] a block multiple) and leaves the writer usable
+ * after a rejected call. Tensor data is padded with zeros to the alignment. */
 bn_status bn_gguf_writer_open(const char *path, uint32_t version,
                               bn_gguf_writer **out, bn_error *err);
 /* Scalar of any numeric/bool type; `value` points at one element. */

@@ -46,7 +46,7 @@ typedef struct bn_type_traits {
 const bn_type_traits *bn_type_traits_get(uint32_t type);
 
 /* Printable name of any id: supported, known-but-unsupported ("TL1") or
- * "type 99". Never NULL. */
+ * "unknown" (messages print the numeric id beside it). Never NULL. */
 const char *bn_type_name(uint32_t type);
 
 /* Why `type` is not supported, for error messages; NULL when supported. */
@@ -71,6 +71,23 @@ uint16_t bn_f32_to_bf16(float f);
 bn_status bn_dequantize_rows(uint32_t type, const void *data, int64_t ne0,
                              int64_t nrows_total, int64_t row0, int64_t nrows,
                              float *dst, bn_error *err);
+
+/* Instruction-set level of the dequantization kernels. Every level gives
+ * bit-identical results; the choice only changes speed. */
+typedef enum bn_simd_level {
+    BN_SIMD_AUTO = 0,     /* the best level this CPU supports */
+    BN_SIMD_PORTABLE = 1, /* plain C */
+    BN_SIMD_AVX2 = 2,     /* x86 AVX2 + FMA + F16C */
+} bn_simd_level;
+
+/* The best level this CPU supports (never BN_SIMD_AUTO). */
+bn_simd_level bn_simd_best(void);
+
+/* bn_dequantize_rows with an explicit kernel level (tests, benchmarks).
+ * Fails with BN_ERR_UNSUPPORTED when the CPU lacks the requested level. */
+bn_status bn_dequantize_rows_ex(uint32_t type, const void *data, int64_t ne0,
+                                int64_t nrows_total, int64_t row0, int64_t nrows,
+                                float *dst, bn_simd_level level, bn_error *err);
 
 /* Quantizes a whole [nrows, ne0] float tensor into dst (dst_size bytes, at
  * least bn_type_tensor_nbytes). Quantizers follow the reference tools:

@@ -1,0 +1,107 @@
+/* matmul.h — y = W·x for every weight type of the engine, with the activation
+ * handling and (optionally) the float summation order of the references.
+ *
+ * Activation handling follows the weight type:
+ *   I2_S          per-token int8 (specs/i2s.md), exact integer dot products;
+ *   TQ1_0, TQ2_0  per-256-block Q8_K (specs/ternary-llamacpp.md);
+ *   Q8_0          per-32-block Q8_0 like ggml's x86 quantize_row_q8_0;
+ *   F16, F32      dense float (F16 weights widened exactly to f32).
+ *
+ * Every output element is computed entirely by one thread, so results never
+ * depend on the thread count, and the AVX2 and portable kernels give
+ * bit-identical results (they implement the same arithmetic).
+ *
+ * Summation orders (BN_SUM_GGML, established on the shared bitnet.cpp traces,
+ * which come from an AVX-512 build of ggml — see the comment in matmul.c):
+ *   dense, T >= 2, f32 activations, K % 16 == 0: llamafile tinyBLAS, one
+ *     16-lane FMA accumulator per output, halving-tree reduction;
+ *   otherwise: ggml_vec_dot_f32 / ggml_vec_dot_f16 with 4 x 16-lane FMA
+ *     accumulators (F16 weights: activations rounded to f16 first, because
+ *     ggml converts them to its vec_dot_type).
+ */
+#ifndef BITNET_MATMUL_H
+#define BITNET_MATMUL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bitnet/status.h"
+#include "bitnet/threads.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct bn_weight {
+    uint32_t type;    /* ggml type id (bitnet/quant.h) */
+    const void *data; /* the whole tensor (I2_S: codes, then the f32 scale) */
+    int64_t k;        /* ne0 = inputs per row (multiple of the type's block) */
+    int64_t n;        /* ne1 = outputs (rows) */
+} bn_weight;
+
+typedef enum bn_sum_order {
+    BN_SUM_PLAIN = 0,     /* float sums in index order: ggml's generic C code
+                             for the quantized types; one sequential float
+                             accumulator for F32/F16 */
+    BN_SUM_GGML = 1,      /* ggml on AVX-512 (the shared bitnet.cpp traces):
+                             16-lane orders for F32/F16; the quantized types
+                             use ggml's AVX2 kernels (8 lanes), which ggml also
+                             runs on AVX-512 machines */
+    BN_SUM_GGML_AVX2 = 2, /* ggml built for AVX2 only: as GGML but with 8 lanes
+                             and the AVX2 reductions for F32/F16 (read from
+                             ggml's source; no trace to confirm it) */
+} bn_sum_order;
+
+typedef struct bn_matmul_opts {
+    bn_sum_order order; /* see above */
+    bool act_f16;       /* F32/F16 weights: round activations to f16 first
+                           (always implied by GGML orders when ggml would) */
+    bn_simd simd;       /* BN_SIMD_AUTO: the pool's level */
+} bn_matmul_opts;
+
+/* Bytes of caller-owned scratch bn_matmul needs for w and T tokens: a small
+ * header, the quantized activations ([T,K] int8) and their scales ([T] for
+ * I2_S, [T,K/256] + block sums for Q8_K, [T,K/32] for Q8_0), or a [T,K]
+ * f16-rounded copy for F32/F16. 0 when the shape or type is invalid. */
+size_t bn_matmul_scratch_bytes(const bn_weight *w, int64_t T);
+
+/* y[t*n + j] = Σ_i W[j,i]·x[t*k + i] for t < T, j < n, with the activation
+ * handling of W's type (opts NULL = BN_SUM_PLAIN, no f16 rounding, pool's SIMD
+ * level). x: [T,k] floats, y: [T,n] floats (must not overlap x). scratch:
+ * at least bn_matmul_scratch_bytes(w, T) bytes, 64-byte alignment
+ * recommended. Never allocates. Fails with INVALID (bad shape, too little
+ * scratch, a SIMD level the CPU lacks) or UNSUPPORTED (type). pool may be NULL
+ * (runs on the caller). */
+bn_status bn_matmul(bn_pool *pool, const bn_weight *w, const float *x, int64_t T, float *y,
+                    const bn_matmul_opts *opts, void *scratch, size_t scratch_bytes,
+                    bn_error *err);
+
+/* The int8 activations [T,K] and per-token scales [T] (s = 127/amax) of the
+ * last I2_S bn_matmul that used this scratch, for the in_q8/in_scale taps;
+ * NULL when the last matmul in it was not I2_S. T and K are written when the
+ * pointers are not NULL. */
+const int8_t *bn_matmul_scratch_q8(const void *scratch, int64_t *T, int64_t *K);
+const float *bn_matmul_scratch_act_scales(const void *scratch);
+
+/* Dot products with ggml's orders, for the attention products of the
+ * forward pass. BN_SUM_PLAIN: one float accumulator in index order.
+ *   bn_dot_f32     GGML: ggml_vec_dot_f32 (what ggml uses for f32 x f32 when
+ *                  tinyBLAS does not apply).
+ *   bn_dot_f16     f16 x f16 (k·q with the q row already rounded to f16);
+ *                  GGML: ggml_vec_dot_f16, tail summed in double.
+ *   bn_dot_f16_f32 f16 x f32 (V·p of a prompt); GGML: tinyBLAS when n is a
+ *                  multiple of the lane count, else ggml's fallback (b rounded
+ *                  to f16, then bn_dot_f16).
+ * simd: a concrete level the CPU supports (bn_pool_simd); AUTO detects. */
+float bn_dot_f32(const float *a, const float *b, int64_t n, bn_sum_order order, bn_simd simd);
+float bn_dot_f16(const uint16_t *a, const uint16_t *b, int64_t n, bn_sum_order order,
+                 bn_simd simd);
+float bn_dot_f16_f32(const uint16_t *a, const float *b, int64_t n, bn_sum_order order,
+                     bn_simd simd);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* BITNET_MATMUL_H */

@@ -1,0 +1,892 @@
+/* matmul.c — y = W·x kernels: activation quantization, integer dot products,
+ * float dot products in the references' summation orders, and the threading.
+ *
+ * What the references compute (found by recomputing every MUL_MAT node of the
+ * shared traces from its dumped input; all of these are bit-exact):
+ *
+ * bitnet.cpp (traces bitnetcpp/{f32,i2s}/p1.npz) was built for AVX-512, so
+ * ggml's float paths use 16 lanes:
+ *  - F32 weights, prompt (T = 12): llamafile tinyBLAS. Per output one 16-lane
+ *    accumulator, acc = fma(w[l..l+16], x[l..l+16], acc) for l = 0, 16, ...,
+ *    then _mm512_reduce_add_ps: halving tree v[i] += v[i+8], v[i] += v[i+4],
+ *    v[i] += v[i+2], v[0] + v[1]. 100 % of Qcur/Kcur/Vcur/attn_o_out/
+ *    ffn_gate/ffn_up/ffn_down/result_output elements of e0.
+ *  - F32 weights, decode (T = 1): tinyBLAS refuses n < 2, ggml_vec_dot_f32:
+ *    4 accumulators of 16 lanes over steps of 64 (fma), s0 += s2, s1 += s3,
+ *    s0 += s1, then the same halving tree. 100 % of e1/e2.
+ *  - F16 lm_head (token_embd) of the I2_S model: prompt = tinyBLAS with f32
+ *    activations (e0); decode = ggml_vec_dot_f16 with result_norm rounded to
+ *    f16 (ggml converts src1 to the F16 vec_dot_type), 16-lane order (e1, e2).
+ *  - kq = k-N (F16 cache view) · q: q is permuted (not contiguous), so
+ *    tinyBLAS is skipped and ggml_vec_dot_f16 runs on q rounded to f16; with
+ *    head_dim 32 < 64 the SIMD loop does nothing and the whole sum is the
+ *    tail: float products (exact for f16 x f16) summed in double. All evals.
+ *  - kqv = v-N (F16) · softmax: prompt = tinyBLAS, F16 weights x f32 probs;
+ *    decode = ggml_vec_dot_f16 with the probs rounded to f16.
+ *  - I2_S: exact integers as specs/i2s.md; every node of all evaluations.
+ * The 8-lane AVX2 variant of the same code (BN_SUM_GGML_AVX2) differs only in
+ * the lane count and in GGML_F32x8_REDUCE's final hadd pairs
+ * ((t0+t1)+(t2+t3) instead of (t0+t2)+(t1+t3)); no trace confirms it.
+ *
+ * llama.cpp TQ1_0/TQ2_0 (traces llamacpp/tq*-p1.npz): its AVX2 kernels keep
+ * 8 int32 lanes per 256-block, lane k = Σ over elements e with (e mod 32) in
+ * [4k, 4k+4) of code·q  −  (bsums[2k] + bsums[2k+1]); each lane is converted
+ * and accumulated across blocks as acc = fma(lane, d, acc) with d = d_act·d_w
+ * (the source says mul then add; the compiler fused them: with a separate
+ * rounding the 2-block ffn_down nodes differ in half their elements), then
+ * hsum_float_8 (halving tree). All 28 projections of tq2_0-p1 and tq1_0-p1
+ * are reproduced bit for bit; ggml's generic per-block float sum (PLAIN)
+ * differs in 69 % of the elements, by at most 2 ulp of the node's max.
+ *
+ * Every kernel below exists once in portable C; the AVX2 versions compute the
+ * same integers and the same float operations lane by lane, so the two agree
+ * bit for bit (tests compare them).
+ */
+#include "bitnet/matmul.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "bitnet/quant.h"
+
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+#define MM_X86 1
+#include <immintrin.h>
+#define AVX2_FN __attribute__((target("avx2,fma,f16c")))
+#endif
+
+#define QK_K 256
+#define QK8_0 32
+#define QK_I2S 128
+#define ROW_TILE 8 /* rows kept hot in L1 while every token passes over them */
+
+/* ------------------------------------------------------------------ */
+/* Types, activation layouts, scratch                                  */
+/* ------------------------------------------------------------------ */
+
+typedef enum act_kind {
+    ACT_DENSE,    /* floats as given (maybe rounded to f16 on the fly) */
+    ACT_I8_TOKEN, /* I2_S: int8 per token, one scale and one Σq per token */
+    ACT_Q8_K,     /* TQ*: int8, one d and 16 bsums per 256-block */
+    ACT_Q8_0,     /* Q8_0: int8, one (f16-rounded) d per 32-block */
+} act_kind;
+
+typedef struct mm_job mm_job;
+typedef float elem_fn(const mm_job *j, int64_t row, int64_t t);
+/* Tokens t..t+3 of one row at once, or NULL: exact integer kernels only, so
+ * the results equal four elem_fn calls. */
+typedef void elem4_fn(const mm_job *j, int64_t row, int64_t t, float out[4]);
+
+typedef struct type_info {
+    uint32_t type;
+    int64_t block;      /* K must be a multiple */
+    size_t block_bytes; /* bytes per block of a weight row */
+    act_kind act;
+    elem_fn *dot;       /* one output element */
+    elem4_fn *dot4;     /* optional: one row, 4 tokens */
+} type_info;
+
+#define SCRATCH_MAGIC 0x6d6d6e62u /* "bnmm" */
+#define SCRATCH_ALIGN 64
+
+/* At the start of the scratch; offsets are from the scratch start. */
+typedef struct scratch_hdr {
+    uint32_t magic;
+    uint32_t type;   /* weight type of the last matmul that used the scratch */
+    int64_t T, K;
+    size_t q8_off;   /* int8 [T,K] */
+    size_t f_off;    /* float: I2_S [T] s; Q8_K [T,K/256] d; Q8_0 [T,K/32] d */
+    size_t i_off;    /* I2_S int32 [T] Σq; Q8_K int16 [T,K/16] bsums */
+    size_t total;    /* bytes needed */
+} scratch_hdr;
+
+typedef enum dense_kind { DENSE_SEQ, DENSE_TINY, DENSE_VEC } dense_kind;
+
+/* How one float dot product is summed (see the comment at the top). */
+typedef struct dense_alg {
+    dense_kind kind;
+    int lanes;        /* 8 or 16 (TINY, VEC) */
+    bool hadd_reduce; /* VEC with 8 lanes: GGML_F32x8_REDUCE's hadd pairs */
+    bool tail_double; /* VEC: ggml_vec_dot_f16 sums the tail in double */
+} dense_alg;
+
+/* How an operand of a float dot product is read. */
+typedef enum op_kind {
+    OP_F32,        /* float */
+    OP_F16,        /* uint16 halves, widened exactly */
+    OP_F32_AS_F16, /* float rounded to f16 (ggml's vec_dot_type conversion) */
+} op_kind;
+
+struct mm_job {
+    const type_info *ti;
+    const uint8_t *w;   /* weight rows */
+    size_t row_bytes;
+    int64_t K, N, T;
+    const float *x;     /* [T,K] */
+    float *y;           /* [T,N] */
+    bn_sum_order order;
+    bool avx2;
+    float w_scale;      /* I2_S tensor scale */
+    int8_t *q8;         /* [T,K] */
+    float *af;          /* per token / per block scales (scratch_hdr.f_off) */
+    int32_t *ai32;      /* I2_S Σq per token */
+    int16_t *ai16;      /* Q8_K bsums */
+    dense_alg alg;      /* dense types */
+    op_kind xk;         /* dense types: how x is read */
+    int64_t row_grain;
+};
+
+static size_t align_up(size_t v) { return (v + SCRATCH_ALIGN - 1) & ~(size_t)(SCRATCH_ALIGN - 1); }
+
+/* a*b + c into *out without overflow; false on overflow. */
+static bool size_mul_add(size_t a, size_t b, size_t c, size_t *out) {
+    size_t p;
+    if (__builtin_mul_overflow(a, b, &p) || __builtin_add_overflow(p, c, out)) return false;
+    return true;
+}
+
+static bool scratch_layout(const type_info *ti, int64_t T, int64_t K, scratch_hdr *h) {
+    memset(h, 0, sizeof *h);
+    h->magic = SCRATCH_MAGIC;
+    h->type = ti->type;
+    h->T = T;
+    h->K = K;
+    size_t off = align_up(sizeof *h);
+    if (ti->act == ACT_DENSE) {
+        h->total = off;
+        return true;
+    }
+    size_t nf, ni, isz;
+    switch (ti->act) {
+    case ACT_I8_TOKEN: nf = 1, ni = 1, isz = sizeof(int32_t); break;
+    case ACT_Q8_K: nf = (size_t)K / QK_K, ni = (size_t)K / 16, isz = sizeof(int16_t); break;
+    default: nf = (size_t)K / QK8_0, ni = 0, isz = 0; break;
+    }
+    size_t q8, f, i;
+    h->q8_off = off;
+    if (!size_mul_add((size_t)T, (size_t)K, 0, &q8)) return false;
+    if (!size_mul_add((size_t)T, nf * sizeof(float), 0, &f)) return false;
+    if (!size_mul_add((size_t)T, ni * isz, 0, &i)) return false;
+    if (!size_mul_add(1, q8, off, &off) || off > SIZE_MAX - SCRATCH_ALIGN) return false;
+    h->f_off = off = align_up(off);
+    if (!size_mul_add(1, f, off, &off) || off > SIZE_MAX - SCRATCH_ALIGN) return false;
+    h->i_off = off = align_up(off);
+    if (!size_mul_add(1, i, off, &off) || off > SIZE_MAX - SCRATCH_ALIGN) return false;
+    h->total = align_up(off);
+    return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* Small shared helpers                                                */
+/* ------------------------------------------------------------------ */
+
+static uint16_t load_u16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+
+/* ggml's nearest_int: round half to even through the float adder (valid for
+ * |v| <= 2^22, which activation quantization guarantees). */
+static int nearest_int(float v) {
+    float f = v + 12582912.f;
+    int32_t i;
+    memcpy(&i, &f, sizeof i);
+    return (i & 0x007fffff) - 0x00400000;
+}
+
+/* Reduction of an 8- or 16-lane accumulator: halving tree (tinyBLAS hsum,
+ * _mm512_reduce_add_ps, hsum_float_8), or GGML_F32x8_REDUCE's final hadds. */
+static float reduce_lanes(float *v, int lanes, bool hadd) {
+    for (int w = lanes / 2; w >= (hadd ? 4 : 1); w /= 2)
+        for (int i = 0; i < w; i++) v[i] = v[i] + v[i + w];
+    return hadd ? (v[0] + v[1]) + (v[2] + v[3]) : v[0];
+}
+
+static float op_get(const void *p, op_kind k, int64_t i) {
+    switch (k) {
+    case OP_F16: return bn_f16_to_f32(((const uint16_t *)p)[i]);
+    case OP_F32_AS_F16: return bn_f16_to_f32(bn_f32_to_f16(((const float *)p)[i]));
+    default: return ((const float *)p)[i];
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Float dot products, portable                                        */
+/* ------------------------------------------------------------------ */
+
+/* The tail of ggml_vec_dot_*: f32 version accumulates in float (the
+ * compilers fuse `sumf += x*y` into an fma; unconfirmed by traces), f16
+ * version in double. */
+static float vec_tail(const void *a, op_kind ka, const void *b, op_kind kb, int64_t from, int64_t n,
+                      float simd_sum, bool tail_double) {
+    if (tail_double) {
+        double s = simd_sum;
+        for (int64_t i = from; i < n; i++) s += (double)(op_get(a, ka, i) * op_get(b, kb, i));
+        return (float)s;
+    }
+    float s = simd_sum;
+    for (int64_t i = from; i < n; i++) s = fmaf(op_get(a, ka, i), op_get(b, kb, i), s);
+    return s;
+}
+
+static float dense_dot_portable(const void *a, op_kind ka, const void *b, op_kind kb, int64_t n,
+                                const dense_alg *alg) {
+    float acc[4][16] = {{0}};
+    const int L = alg->lanes;
+    switch (alg->kind) {
+    case DENSE_SEQ: {
+        float s = 0.0f;
+        for (int64_t i = 0; i < n; i++) {
+            float p = op_get(a, ka, i) * op_get(b, kb, i);
+            s = s + p;
+        }
+        return s;
+    }
+    case DENSE_TINY:
+        for (int64_t l = 0; l < n; l += L)
+            for (int i = 0; i < L; i++) acc[0][i] = fmaf(op_get(a, ka, l + i), op_get(b, kb, l + i), acc[0][i]);
+        return reduce_lanes(acc[0], L, false);
+    case DENSE_VEC: {
+        const int64_t np = n & ~(int64_t)(4 * L - 1);
+        for (int64_t i = 0; i < np; i += 4 * L)
+            for (int j = 0; j < 4; j++)
+                for (int l = 0; l < L; l++) {
+                    int64_t e = i + j * L + l;
+                    acc[j][l] = fmaf(op_get(a, ka, e), op_get(b, kb, e), acc[j][l]);
+                }
+        for (int l = 0; l < L; l++) {
+            acc[0][l] = acc[0][l] + acc[2][l];
+            acc[1][l] = acc[1][l] + acc[3][l];
+        }
+        for (int l = 0; l < L; l++) acc[0][l] = acc[0][l] + acc[1][l];
+        float s = np ? reduce_lanes(acc[0], L, alg->hadd_reduce) : 0.0f;
+        return vec_tail(a, ka, b, kb, np, n, s, alg->tail_double);
+    }
+    }
+    return 0.0f;
+}
+
+/* ------------------------------------------------------------------ */
+/* Integer kernels, portable                                           */
+/* ------------------------------------------------------------------ */
+
+/* I2_S code -> w + 1 is {0, 1, 2, 1}: code 3 is unused and decodes as 0
+ * (specs/i2s.md); the AVX2 kernels use it as a pshufb table. */
+/* Σ (w_i + 1)·q_i over a row of K (multiple of 128) elements. */
+static int32_t i2s_dot_portable(const uint8_t *w, const int8_t *q, int64_t K) {
+    int32_t s = 0;
+    for (int64_t b = 0; b < K / QK_I2S; b++, w += 32, q += QK_I2S)
+        for (int g = 0; g < 4; g++) {
+            const int sh = 6 - 2 * g;
+            /* I2S_W1 as arithmetic (3 -> 1) so that compilers vectorize it */
+            for (int m = 0; m < 32; m++) {
+                const int c = (w[m] >> sh) & 3;
+                s += (c - 2 * ((c >> 1) & c & 1)) * q[32 * g + m];
+            }
+        }
+    return s;
+}
+
+/* Codes (0..3) of one TQ2_0 / TQ1_0 block in element order. */
+static void tq2_codes(const uint8_t *blk, uint8_t c[QK_K]) {
+    for (int b = 0; b < 64; b++)
+        for (int n = 0; n < 4; n++) c[(b / 32) * 128 + n * 32 + b % 32] = (blk[b] >> (2 * n)) & 3;
+}
+
+static void trits(const uint8_t *q, int nbytes, int ntrits, uint8_t *c) {
+    static const uint8_t pow3[5] = {1, 3, 9, 27, 81};
+    for (int n = 0; n < ntrits; n++)
+        for (int m = 0; m < nbytes; m++) {
+            uint8_t t = (uint8_t)(q[m] * pow3[n]);
+            c[n * nbytes + m] = (uint8_t)((t * 3) >> 8);
+        }
+}
+
+static void tq1_codes(const uint8_t *blk, uint8_t c[QK_K]) {
+    trits(blk, 32, 5, c);
+    trits(blk + 32, 16, 5, c + 160);
+    trits(blk + 48, 4, 4, c + 240);
+}
+
+/* ggml's 8 AVX2 lanes of a Q8_K block product (see the top comment). */
+static void q8k_lanes_portable(const uint8_t c[QK_K], const int8_t *q, const int16_t *bsums, int32_t lanes[8]) {
+    for (int k = 0; k < 8; k++) lanes[k] = -(bsums[2 * k] + bsums[2 * k + 1]);
+    for (int e = 0; e < QK_K; e++) lanes[(e % 32) / 4] += c[e] * q[e];
+}
+
+static int32_t sat16(int32_t v) { return v > 32767 ? 32767 : v < -32768 ? -32768 : v; }
+
+/* ggml's mul_sum_i8_pairs lanes of a Q8_0 block: lane k = bytes 4k..4k+3,
+ * pairs formed by maddubs(|x|, sign(y, x)), which saturates to int16. */
+static void q8_0_lanes_portable(const int8_t *x, const int8_t *y, int32_t lanes[8]) {
+    for (int k = 0; k < 8; k++) {
+        int32_t s = 0;
+        for (int p = 4 * k; p < 4 * k + 4; p += 2) {
+            int32_t ax0 = x[p] < 0 ? -x[p] : x[p], ax1 = x[p + 1] < 0 ? -x[p + 1] : x[p + 1];
+            int32_t sy0 = x[p] < 0 ? -y[p] : x[p] ? y[p] : 0;
+            int32_t sy1 = x[p + 1] < 0 ? -y[p + 1] : x[p + 1] ? y[p + 1] : 0;
+            /* _mm256_sign_epi8 wraps: -(-128) stays -128 */
+            sy0 = (int8_t)sy0, sy1 = (int8_t)sy1;
+            s += sat16((uint8_t)ax0 * sy0 + (uint8_t)ax1 * sy1);
+        }
+        lanes[k] = s;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* AVX2 kernels: the same arithmetic, 8 lanes at a time                */
+/* ------------------------------------------------------------------ */
+#ifdef MM_X86
+
+AVX2_FN static inline __m256 ld8(const void *p, op_kind k, int64_t i) {
+    switch (k) {
+    case OP_F16: return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)p + i)));
+    case OP_F32_AS_F16:
+        return _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps((const float *)p + i), _MM_FROUND_TO_NEAREST_INT));
+    default: return _mm256_loadu_ps((const float *)p + i);
+    }
+}
+
+/* Halving tree of 8 lanes: hsum_float_8 / tinyBLAS hsum. */
+AVX2_FN static inline float hsum8_tree(__m256 v) {
+    __m128 t = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
+    t = _mm_add_ps(t, _mm_movehl_ps(t, t));
+    t = _mm_add_ss(t, _mm_movehdup_ps(t));
+    return _mm_cvtss_f32(t);
+}
+
+/* GGML_F32x8_REDUCE's last steps: lo + hi, then two hadds. */
+AVX2_FN static inline float hsum8_hadd(__m256 v) {
+    __m128 t = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    t = _mm_hadd_ps(t, t);
+    t = _mm_hadd_ps(t, t);
+    return _mm_cvtss_f32(t);
+}
+
+/* A 16-lane accumulator is two __m256 (lanes 0-7, 8-15); its first halving
+ * step is their sum. */
+AVX2_FN static float dense_dot_avx2(const void *a, op_kind ka, const void *b, op_kind kb, int64_t n,
+                                    const dense_alg *alg) {
+    const int H = alg->lanes / 8; /* __m256 per lane group */
+    if (alg->kind == DENSE_SEQ) return dense_dot_portable(a, ka, b, kb, n, alg);
+    if (alg->kind == DENSE_TINY) {
+        __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+        for (int64_t l = 0; l < n; l += 8 * H)
+            for (int h = 0; h < H; h++) acc[h] = _mm256_fmadd_ps(ld8(a, ka, l + 8 * h), ld8(b, kb, l + 8 * h), acc[h]);
+        return hsum8_tree(H == 2 ? _mm256_add_ps(acc[0], acc[1]) : acc[0]);
+    }
+    __m256 s[4][2];
+    for (int j = 0; j < 4; j++) s[j][0] = s[j][1] = _mm256_setzero_ps();
+    const int64_t step = 32 * H, np = n & ~(int64_t)(step - 1);
+    for (int64_t i = 0; i < np; i += step)
+        for (int j = 0; j < 4; j++)
+            for (int h = 0; h < H; h++) {
+                int64_t e = i + 8 * (j * H + h);
+                s[j][h] = _mm256_fmadd_ps(ld8(a, ka, e), ld8(b, kb, e), s[j][h]);
+            }
+    float sum = 0.0f;
+    if (np) {
+        for (int h = 0; h < H; h++) {
+            s[0][h] = _mm256_add_ps(s[0][h], s[2][h]);
+            s[1][h] = _mm256_add_ps(s[1][h], s[3][h]);
+            s[0][h] = _mm256_add_ps(s[0][h], s[1][h]);
+        }
+        sum = H == 2 ? hsum8_tree(_mm256_add_ps(s[0][0], s[0][1]))
+                     : alg->hadd_reduce ? hsum8_hadd(s[0][0]) : hsum8_tree(s[0][0]);
+    }
+    return vec_tail(a, ka, b, kb, np, n, sum, alg->tail_double);
+}
+
+AVX2_FN static inline int32_t hsum_i32x8(__m256i v) {
+    __m128i t = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    t = _mm_add_epi32(t, _mm_unpackhi_epi64(t, t));
+    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm_cvtsi128_si32(t);
+}
+
+/* 32 bytes -> 128 codes (4 groups of 32 aligned with 32 activations each),
+ * mapped through I2S_W1 with one pshufb; maddubs pairs stay < 2^15 for 8
+ * blocks, then widen to int32. */
+AVX2_FN static int32_t i2s_dot_avx2(const uint8_t *w, const int8_t *q, int64_t K) {
+    const __m256i lut = _mm256_setr_epi8(0, 1, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                         0, 1, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m256i m3 = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
+    __m256i acc32 = _mm256_setzero_si256();
+    const int64_t nb = K / QK_I2S;
+    for (int64_t b = 0; b < nb;) {
+        __m256i acc16 = _mm256_setzero_si256();
+        for (int64_t end = nb - b < 8 ? nb : b + 8; b < end; b++) {
+            const __m256i raw = _mm256_loadu_si256((const __m256i *)(w + 32 * b));
+            const int8_t *qb = q + QK_I2S * b;
+            for (int g = 0; g < 4; g++) {
+                __m256i c = _mm256_and_si256(_mm256_srli_epi16(raw, 6 - 2 * g), m3);
+                c = _mm256_shuffle_epi8(lut, c);
+                __m256i qv = _mm256_loadu_si256((const __m256i *)(qb + 32 * g));
+                acc16 = _mm256_add_epi16(acc16, _mm256_maddubs_epi16(c, qv));
+            }
+        }
+        acc32 = _mm256_add_epi32(acc32, _mm256_madd_epi16(acc16, ones));
+    }
+    return hsum_i32x8(acc32);
+}
+
+/* The same for 4 tokens at once: each unpacked code vector serves 4
+ * activation rows (prompt processing). */
+AVX2_FN static void i2s_dot4_avx2(const uint8_t *w, const int8_t *q, int64_t K, int32_t out[4]) {
+    const __m256i lut = _mm256_setr_epi8(0, 1, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                         0, 1, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m256i m3 = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
+    __m256i acc32[4];
+    for (int u = 0; u < 4; u++) acc32[u] = _mm256_setzero_si256();
+    const int64_t nb = K / QK_I2S;
+    for (int64_t b = 0; b < nb;) {
+        __m256i acc16[4];
+        for (int u = 0; u < 4; u++) acc16[u] = _mm256_setzero_si256();
+        for (int64_t end = nb - b < 8 ? nb : b + 8; b < end; b++) {
+            const __m256i raw = _mm256_loadu_si256((const __m256i *)(w + 32 * b));
+            for (int g = 0; g < 4; g++) {
+                __m256i c = _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(raw, 6 - 2 * g), m3));
+                for (int u = 0; u < 4; u++) {
+                    __m256i qv = _mm256_loadu_si256((const __m256i *)(q + u * K + QK_I2S * b + 32 * g));
+                    acc16[u] = _mm256_add_epi16(acc16[u], _mm256_maddubs_epi16(c, qv));
+                }
+            }
+        }
+        for (int u = 0; u < 4; u++) acc32[u] = _mm256_add_epi32(acc32[u], _mm256_madd_epi16(acc16[u], ones));
+    }
+    for (int u = 0; u < 4; u++) out[u] = hsum_i32x8(acc32[u]);
+}
+
+/* acc16 holds Σ code·q per int16 lane (byte pairs); subtracting bsums lane
+ * by lane and pairing with madd gives ggml's 8 int32 lanes. */
+AVX2_FN static inline __m256i q8k_finish_avx2(__m256i acc16, const int16_t *bsums) {
+    acc16 = _mm256_sub_epi16(acc16, _mm256_loadu_si256((const __m256i *)bsums));
+    return _mm256_madd_epi16(acc16, _mm256_set1_epi16(1));
+}
+
+AVX2_FN static __m256i tq2_lanes_avx2(const uint8_t *blk, const int8_t *q, const int16_t *bsums) {
+    const __m256i m3 = _mm256_set1_epi8(3);
+    __m256i acc16 = _mm256_setzero_si256();
+    for (int h = 0; h < 2; h++) {
+        const __m256i raw = _mm256_loadu_si256((const __m256i *)(blk + 32 * h));
+        for (int n = 0; n < 4; n++) {
+            __m256i c = _mm256_and_si256(_mm256_srli_epi16(raw, 2 * n), m3);
+            __m256i qv = _mm256_loadu_si256((const __m256i *)(q + 128 * h + 32 * n));
+            acc16 = _mm256_add_epi16(acc16, _mm256_maddubs_epi16(c, qv));
+        }
+    }
+    return q8k_finish_avx2(acc16, bsums);
+}
+
+AVX2_FN static __m256i codes_lanes_avx2(const uint8_t c[QK_K], const int8_t *q, const int16_t *bsums) {
+    __m256i acc16 = _mm256_setzero_si256();
+    for (int g = 0; g < QK_K / 32; g++) {
+        __m256i cv = _mm256_loadu_si256((const __m256i *)(c + 32 * g));
+        __m256i qv = _mm256_loadu_si256((const __m256i *)(q + 32 * g));
+        acc16 = _mm256_add_epi16(acc16, _mm256_maddubs_epi16(cv, qv));
+    }
+    return q8k_finish_avx2(acc16, bsums);
+}
+
+AVX2_FN static void tq_lanes_avx2(uint32_t type, const uint8_t *blk, const int8_t *q, const int16_t *bsums,
+                                  int32_t lanes[8]) {
+    uint8_t c[QK_K];
+    if (type != BN_TYPE_TQ2_0) tq1_codes(blk, c);
+    __m256i v = type == BN_TYPE_TQ2_0 ? tq2_lanes_avx2(blk, q, bsums) : codes_lanes_avx2(c, q, bsums);
+    _mm256_storeu_si256((__m256i *)lanes, v);
+}
+
+/* A whole TQ row in ggml's GGML order: the 8 lanes stay in a register,
+ * acc = fma(lanes, d, acc), hsum_float_8 at the end. */
+AVX2_FN static float tq_row_avx2(uint32_t type, const uint8_t *w, size_t bb, const int8_t *q, const float *dy,
+                                 const int16_t *bs, int64_t nb) {
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *blk = w + b * bb;
+        __m256i lanes;
+        if (type == BN_TYPE_TQ2_0) {
+            lanes = tq2_lanes_avx2(blk, q + b * QK_K, bs + b * 16);
+        } else {
+            uint8_t c[QK_K];
+            tq1_codes(blk, c);
+            lanes = codes_lanes_avx2(c, q + b * QK_K, bs + b * 16);
+        }
+        const float d = dy[b] * _cvtsh_ss(load_u16(blk + bb - 2));
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(lanes), _mm256_set1_ps(d), acc);
+    }
+    return hsum8_tree(acc);
+}
+
+AVX2_FN static void q8_0_lanes_avx2(const int8_t *x, const int8_t *y, int32_t lanes[8]) {
+    const __m256i xv = _mm256_loadu_si256((const __m256i *)x), yv = _mm256_loadu_si256((const __m256i *)y);
+    const __m256i dot = _mm256_maddubs_epi16(_mm256_sign_epi8(xv, xv), _mm256_sign_epi8(yv, xv));
+    _mm256_storeu_si256((__m256i *)lanes, _mm256_madd_epi16(dot, _mm256_set1_epi16(1)));
+}
+#endif /* MM_X86 */
+
+/* ------------------------------------------------------------------ */
+/* Dispatch by SIMD level                                              */
+/* ------------------------------------------------------------------ */
+
+static float dense_dot(bool avx2, const void *a, op_kind ka, const void *b, op_kind kb, int64_t n,
+                       const dense_alg *alg) {
+#ifdef MM_X86
+    if (avx2) return dense_dot_avx2(a, ka, b, kb, n, alg);
+#endif
+    (void)avx2;
+    return dense_dot_portable(a, ka, b, kb, n, alg);
+}
+
+static int32_t i2s_dot(bool avx2, const uint8_t *w, const int8_t *q, int64_t K) {
+#ifdef MM_X86
+    if (avx2) return i2s_dot_avx2(w, q, K);
+#endif
+    (void)avx2;
+    return i2s_dot_portable(w, q, K);
+}
+
+static void tq_lanes(bool avx2, uint32_t type, const uint8_t *blk, const int8_t *q, const int16_t *bsums,
+                     int32_t lanes[8]) {
+    uint8_t c[QK_K];
+#ifdef MM_X86
+    if (avx2) {
+        tq_lanes_avx2(type, blk, q, bsums, lanes);
+        return;
+    }
+#endif
+    (void)avx2;
+    if (type == BN_TYPE_TQ2_0) tq2_codes(blk, c);
+    else tq1_codes(blk, c);
+    q8k_lanes_portable(c, q, bsums, lanes);
+}
+
+static void q8_0_lanes(bool avx2, const int8_t *x, const int8_t *y, int32_t lanes[8]) {
+#ifdef MM_X86
+    if (avx2) {
+        q8_0_lanes_avx2(x, y, lanes);
+        return;
+    }
+#endif
+    (void)avx2;
+    q8_0_lanes_portable(x, y, lanes);
+}
+
+/* ------------------------------------------------------------------ */
+/* One output element per type                                         */
+/* ------------------------------------------------------------------ */
+
+/* specs/i2s.md: y = ((float)acc / s) · scale. */
+static float elem_i2s(const mm_job *j, int64_t r, int64_t t) {
+    int32_t acc = i2s_dot(j->avx2, j->w + (size_t)r * j->row_bytes, j->q8 + t * j->K, j->K) - j->ai32[t];
+    return ((float)acc / j->af[t]) * j->w_scale;
+}
+
+static void elem4_i2s(const mm_job *j, int64_t r, int64_t t, float out[4]) {
+    int32_t acc[4];
+    const uint8_t *w = j->w + (size_t)r * j->row_bytes;
+#ifdef MM_X86
+    if (j->avx2) i2s_dot4_avx2(w, j->q8 + t * j->K, j->K, acc);
+    else
+#endif
+        for (int u = 0; u < 4; u++) acc[u] = i2s_dot_portable(w, j->q8 + (t + u) * j->K, j->K);
+    for (int u = 0; u < 4; u++) out[u] = ((float)(acc[u] - j->ai32[t + u]) / j->af[t + u]) * j->w_scale;
+}
+
+/* Q8_K blocks against TQ1_0/TQ2_0 blocks: ggml's generic code sums
+ * (float)sumi·d in one float (PLAIN); its AVX2 kernel keeps 8 float lanes. */
+static float elem_tq(const mm_job *j, int64_t r, int64_t t) {
+    const int64_t nb = j->K / QK_K;
+    const size_t bb = j->ti->block_bytes;
+    const uint8_t *w = j->w + (size_t)r * j->row_bytes;
+    const int8_t *q = j->q8 + t * j->K;
+    const float *dy = j->af + t * nb;
+    const int16_t *bs = j->ai16 + t * (j->K / 16);
+#ifdef MM_X86
+    if (j->avx2 && j->order != BN_SUM_PLAIN) return tq_row_avx2(j->ti->type, w, bb, q, dy, bs, nb);
+#endif
+    float acc[8] = {0}, sumf = 0.0f;
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *blk = w + b * bb;
+        int32_t lanes[8];
+        tq_lanes(j->avx2, j->ti->type, blk, q + b * QK_K, bs + b * 16, lanes);
+        const float d = dy[b] * bn_f16_to_f32(load_u16(blk + bb - 2));
+        if (j->order == BN_SUM_PLAIN) {
+            int32_t s = 0;
+            for (int k = 0; k < 8; k++) s += lanes[k];
+            sumf = sumf + (float)s * d;
+        } else {
+            for (int k = 0; k < 8; k++) acc[k] = fmaf((float)lanes[k], d, acc[k]);
+        }
+    }
+    return j->order == BN_SUM_PLAIN ? sumf : reduce_lanes(acc, 8, false);
+}
+
+/* block_q8_0: f16 d, int8 qs[32]. GGML: fma per lane, hsum_float_8. */
+static float elem_q8_0(const mm_job *j, int64_t r, int64_t t) {
+    const int64_t nb = j->K / QK8_0;
+    const uint8_t *w = j->w + (size_t)r * j->row_bytes;
+    const int8_t *q = j->q8 + t * j->K;
+    const float *dy = j->af + t * nb;
+    float acc[8] = {0}, sumf = 0.0f;
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *blk = w + b * 34;
+        int32_t lanes[8];
+        q8_0_lanes(j->avx2, (const int8_t *)blk + 2, q + b * QK8_0, lanes);
+        const float d = bn_f16_to_f32(load_u16(blk)) * dy[b];
+        if (j->order == BN_SUM_PLAIN) {
+            int32_t s = 0;
+            for (int k = 0; k < 8; k++) s += lanes[k];
+            sumf = sumf + (float)s * d;
+        } else {
+            for (int k = 0; k < 8; k++) acc[k] = fmaf(d, (float)lanes[k], acc[k]);
+        }
+    }
+    return j->order == BN_SUM_PLAIN ? sumf : reduce_lanes(acc, 8, false);
+}
+
+static float elem_dense(const mm_job *j, int64_t r, int64_t t) {
+    const op_kind wk = j->ti->type == BN_TYPE_F16 ? OP_F16 : OP_F32;
+    return dense_dot(j->avx2, j->w + (size_t)r * j->row_bytes, wk, j->x + t * j->K, j->xk, j->K, &j->alg);
+}
+
+static const type_info TYPES[] = {
+    {BN_TYPE_F32, 1, 4, ACT_DENSE, elem_dense, NULL},
+    {BN_TYPE_F16, 1, 2, ACT_DENSE, elem_dense, NULL},
+    {BN_TYPE_Q8_0, QK8_0, 34, ACT_Q8_0, elem_q8_0, NULL},
+    {BN_TYPE_TQ1_0, QK_K, 54, ACT_Q8_K, elem_tq, NULL},
+    {BN_TYPE_TQ2_0, QK_K, 66, ACT_Q8_K, elem_tq, NULL},
+    {BN_TYPE_I2_S, QK_I2S, 32, ACT_I8_TOKEN, elem_i2s, elem4_i2s},
+};
+
+static const type_info *find_type(uint32_t type) {
+    for (size_t i = 0; i < sizeof TYPES / sizeof TYPES[0]; i++)
+        if (TYPES[i].type == type) return &TYPES[i];
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Activation quantization (one token per call)                        */
+/* ------------------------------------------------------------------ */
+
+/* specs/i2s.md: amax in double, s = (float)(127/amax), q = clamp(rne(x·s)). */
+static void quant_i8_token(const float *x, int64_t K, int8_t *q, float *s_out, int32_t *sum_out) {
+    double amax = 1e-5;
+    for (int64_t i = 0; i < K; i++) {
+        double a = fabs((double)x[i]);
+        if (a > amax) amax = a;
+    }
+    const float s = (float)(127.0 / amax);
+    int32_t sum = 0;
+    for (int64_t i = 0; i < K; i++) {
+        int v = nearest_int(x[i] * s);
+        v = v > 127 ? 127 : v < -128 ? -128 : v;
+        q[i] = (int8_t)v;
+        sum += v;
+    }
+    *s_out = s;
+    *sum_out = sum;
+}
+
+/* ggml's quantize_row_q8_K_ref (specs/ternary-llamacpp.md). */
+static void quant_q8_k(const float *x, int64_t K, int8_t *q, float *d, int16_t *bsums) {
+    for (int64_t b = 0; b < K / QK_K; b++, x += QK_K, q += QK_K, bsums += 16) {
+        float amax = 0.0f, max = 0.0f;
+        for (int i = 0; i < QK_K; i++) {
+            float ax = fabsf(x[i]);
+            if (ax > amax) amax = ax, max = x[i];
+        }
+        if (amax == 0.0f) {
+            d[b] = 0.0f;
+            memset(q, 0, QK_K);
+            memset(bsums, 0, 16 * sizeof *bsums);
+            continue;
+        }
+        const float iscale = -127.f / max;
+        for (int i = 0; i < QK_K; i++) {
+            int v = nearest_int(iscale * x[i]);
+            q[i] = (int8_t)(v > 127 ? 127 : v);
+        }
+        for (int g = 0; g < 16; g++) {
+            int s = 0;
+            for (int i = 0; i < 16; i++) s += q[16 * g + i];
+            bsums[g] = (int16_t)s;
+        }
+        d[b] = 1 / iscale;
+    }
+}
+
+/* ggml's x86 quantize_row_q8_0: id = 127/amax, round half to even; d is
+ * stored as f16, kept here as the float it widens to. */
+static void quant_q8_0(const float *x, int64_t K, int8_t *q, float *d) {
+    for (int64_t b = 0; b < K / QK8_0; b++, x += QK8_0, q += QK8_0) {
+        float amax = 0.0f;
+        for (int i = 0; i < QK8_0; i++) amax = fmaxf(amax, fabsf(x[i]));
+        d[b] = bn_f16_to_f32(bn_f32_to_f16(amax / 127.f));
+        const float id = amax != 0.0f ? 127.f / amax : 0.0f;
+        for (int i = 0; i < QK8_0; i++) q[i] = (int8_t)nearest_int(x[i] * id);
+    }
+}
+
+static void quant_task(void *ctx, int64_t t0, int64_t t1) {
+    const mm_job *j = ctx;
+    const int64_t K = j->K;
+    for (int64_t t = t0; t < t1; t++) {
+        const float *x = j->x + t * K;
+        int8_t *q = j->q8 + t * K;
+        switch (j->ti->act) {
+        case ACT_I8_TOKEN: quant_i8_token(x, K, q, j->af + t, j->ai32 + t); break;
+        case ACT_Q8_K: quant_q8_k(x, K, q, j->af + t * (K / QK_K), j->ai16 + t * (K / 16)); break;
+        case ACT_Q8_0: quant_q8_0(x, K, q, j->af + t * (K / QK8_0)); break;
+        case ACT_DENSE: break;
+        }
+    }
+}
+
+/* Rows [r0, r1): ROW_TILE rows at a time see every token, so each weight
+ * row is read from memory once per matmul. */
+static void rows_task(void *ctx, int64_t r0, int64_t r1) {
+    const mm_job *j = ctx;
+    for (int64_t rb = r0; rb < r1; rb += ROW_TILE) {
+        const int64_t re = r1 - rb < ROW_TILE ? r1 : rb + ROW_TILE;
+        int64_t t = 0;
+        if (j->ti->dot4)
+            for (; t + 4 <= j->T; t += 4)
+                for (int64_t r = rb; r < re; r++) {
+                    float out[4];
+                    j->ti->dot4(j, r, t, out);
+                    for (int u = 0; u < 4; u++) j->y[(t + u) * j->N + r] = out[u];
+                }
+        for (; t < j->T; t++)
+            for (int64_t r = rb; r < re; r++) j->y[t * j->N + r] = j->ti->dot(j, r, t);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Public API                                                          */
+/* ------------------------------------------------------------------ */
+
+size_t bn_matmul_scratch_bytes(const bn_weight *w, int64_t T) {
+    const type_info *ti = w ? find_type(w->type) : NULL;
+    scratch_hdr h;
+    if (!ti || T < 1 || w->k < 1 || w->k % ti->block != 0 || !scratch_layout(ti, T, w->k, &h)) return 0;
+    return h.total;
+}
+
+/* The summation of dense rows for an order (see the top comment). */
+static void dense_plan(const type_info *ti, int64_t T, int64_t K, const bn_matmul_opts *o, mm_job *j) {
+    const bool w16 = ti->type == BN_TYPE_F16;
+    if (o->order == BN_SUM_PLAIN) {
+        j->alg = (dense_alg){DENSE_SEQ, 1, false, false};
+        j->xk = o->act_f16 ? OP_F32_AS_F16 : OP_F32;
+        return;
+    }
+    const int L = o->order == BN_SUM_GGML ? 16 : 8;
+    if (T >= 2 && !o->act_f16 && K % L == 0) {
+        j->alg = (dense_alg){DENSE_TINY, L, false, false};
+        j->xk = OP_F32;
+    } else {
+        j->alg = (dense_alg){DENSE_VEC, L, L == 8, w16};
+        j->xk = (w16 || o->act_f16) ? OP_F32_AS_F16 : OP_F32;
+    }
+}
+
+static bn_status resolve_simd(bn_pool *pool, bn_simd want, bool *avx2, bn_error *err) {
+    bn_simd s = want == BN_SIMD_AUTO ? bn_pool_simd(pool) : want;
+    if (s != BN_SIMD_PORTABLE && s != BN_SIMD_AVX2)
+        return bn_error_set(err, BN_ERR_INVALID, "matmul: unknown SIMD level %d", (int)s);
+    if (s == BN_SIMD_AVX2 && bn_simd_best() != BN_SIMD_AVX2)
+        return bn_error_set(err, BN_ERR_INVALID, "matmul: AVX2 kernels requested but this CPU lacks AVX2/FMA/F16C");
+    *avx2 = s == BN_SIMD_AVX2;
+    return BN_OK;
+}
+
+bn_status bn_matmul(bn_pool *pool, const bn_weight *w, const float *x, int64_t T, float *y,
+                    const bn_matmul_opts *opts, void *scratch, size_t scratch_bytes, bn_error *err) {
+    static const bn_matmul_opts defaults = {BN_SUM_PLAIN, false, BN_SIMD_AUTO};
+    const bn_matmul_opts *o = opts ? opts : &defaults;
+    if (!w || !w->data || !x || !y || !scratch)
+        return bn_error_set(err, BN_ERR_INVALID, "matmul: NULL weight, data, input, output or scratch");
+    const type_info *ti = find_type(w->type);
+    if (!ti)
+        return bn_error_set(err, BN_ERR_UNSUPPORTED, "matmul: weight type %s has no matmul kernel",
+                            bn_type_name(w->type));
+    if (T < 1 || w->n < 1 || w->k < 1 || w->k % ti->block != 0)
+        return bn_error_set(err, BN_ERR_INVALID,
+                            "matmul: bad shape %s k=%lld n=%lld T=%lld (k must be a positive multiple of %lld)",
+                            ti ? bn_type_name(w->type) : "?", (long long)w->k, (long long)w->n, (long long)T,
+                            (long long)ti->block);
+    if (o->order > BN_SUM_GGML_AVX2)
+        return bn_error_set(err, BN_ERR_INVALID, "matmul: unknown summation order %d", (int)o->order);
+    scratch_hdr h;
+    if (!scratch_layout(ti, T, w->k, &h) || scratch_bytes < h.total || (uintptr_t)scratch % 8 != 0)
+        return bn_error_set(err, BN_ERR_INVALID,
+                            "matmul: scratch of %zu bytes at %p too small or misaligned (need %zu, 8-byte aligned)",
+                            scratch_bytes, scratch, h.total);
+    mm_job j = {.ti = ti, .w = w->data, .row_bytes = (size_t)(w->k / ti->block) * ti->block_bytes,
+                .K = w->k, .N = w->n, .T = T, .x = x, .y = y, .order = o->order};
+    bn_status st = resolve_simd(pool, o->simd, &j.avx2, err);
+    if (st != BN_OK) return st;
+
+    uint8_t *base = scratch;
+    memcpy(base, &h, sizeof h);
+    j.q8 = (int8_t *)(base + h.q8_off);
+    j.af = (float *)(base + h.f_off);
+    j.ai32 = (int32_t *)(base + h.i_off);
+    j.ai16 = (int16_t *)(base + h.i_off);
+    if (ti->act == ACT_I8_TOKEN) /* one float right after all the codes */
+        memcpy(&j.w_scale, j.w + (size_t)(w->n * w->k / 4), sizeof j.w_scale);
+    if (ti->act == ACT_DENSE) dense_plan(ti, T, w->k, o, &j);
+    else bn_pool_parallel_for(pool, T, 1, quant_task, &j);
+
+    const int64_t threads = bn_pool_size(pool);
+    int64_t grain = (w->n + threads * 4 - 1) / (threads * 4);
+    grain = (grain + ROW_TILE - 1) / ROW_TILE * ROW_TILE;
+    bn_pool_parallel_for(pool, w->n, grain, rows_task, &j);
+    return BN_OK;
+}
+
+static const scratch_hdr *last_hdr(const void *scratch) {
+    const scratch_hdr *h = scratch;
+    return h && h->magic == SCRATCH_MAGIC && h->type == BN_TYPE_I2_S ? h : NULL;
+}
+
+const int8_t *bn_matmul_scratch_q8(const void *scratch, int64_t *T, int64_t *K) {
+    const scratch_hdr *h = last_hdr(scratch);
+    if (!h) return NULL;
+    if (T) *T = h->T;
+    if (K) *K = h->K;
+    return (const int8_t *)((const uint8_t *)scratch + h->q8_off);
+}
+
+const float *bn_matmul_scratch_act_scales(const void *scratch) {
+    const scratch_hdr *h = last_hdr(scratch);
+    return h ? (const float *)((const uint8_t *)scratch + h->f_off) : NULL;
+}
+
+static bool resolve_dot_simd(bn_simd simd) {
+    if (simd == BN_SIMD_AUTO) simd = bn_simd_best();
+    return simd == BN_SIMD_AVX2 && bn_simd_best() == BN_SIMD_AVX2;
+}
+
+static dense_alg dot_alg(bn_sum_order order, bool tail_double) {
+    if (order == BN_SUM_PLAIN) return (dense_alg){DENSE_SEQ, 1, false, false};
+    const int L = order == BN_SUM_GGML_AVX2 ? 8 : 16;
+    return (dense_alg){DENSE_VEC, L, L == 8, tail_double};
+}
+
+float bn_dot_f32(const float *a, const float *b, int64_t n, bn_sum_order order, bn_simd simd) {
+    dense_alg alg = dot_alg(order, false);
+    return dense_dot(resolve_dot_simd(simd), a, OP_F32, b, OP_F32, n, &alg);
+}
+
+float bn_dot_f16(const uint16_t *a, const uint16_t *b, int64_t n, bn_sum_order order, bn_simd simd) {
+    dense_alg alg = dot_alg(order, true);
+    return dense_dot(resolve_dot_simd(simd), a, OP_F16, b, OP_F16, n, &alg);
+}
+
+float bn_dot_f16_f32(const uint16_t *a, const float *b, int64_t n, bn_sum_order order, bn_simd simd) {
+    dense_alg alg = dot_alg(order, true);
+    op_kind kb = order == BN_SUM_PLAIN ? OP_F32 : OP_F32_AS_F16;
+    if (alg.kind == DENSE_VEC && n % alg.lanes == 0) { /* tinyBLAS applies */
+        alg = (dense_alg){DENSE_TINY, alg.lanes, false, false};
+        kb = OP_F32;
+    }
+    return dense_dot(resolve_dot_simd(simd), a, OP_F16, b, kb, n, &alg);
+}
