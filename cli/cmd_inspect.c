@@ -232,11 +232,11 @@ static bn_status print_text(FILE *f, const bn_gguf *g, const bn_model *m, const 
 }
 
 static void json_stats(FILE *f, const tensor_stats *s) {
-    fprintf(f, ", \"stats\": {\"mean\": %.9g, \"rms\": %.9g, \"min\": %.9g, \"max\": %.9g, \"zero_frac\": %.9g, "
-               "\"neg_frac\": %.9g, \"pos_frac\": %.9g",
+    fprintf(f, ", \"stats\": {\"mean\": %.17g, \"rms\": %.17g, \"min\": %.17g, \"max\": %.17g, \"zero_frac\": %.17g, "
+               "\"neg_frac\": %.17g, \"pos_frac\": %.17g",
             s->mean, s->rms, s->min, s->max, s->zero_frac, s->neg_frac, s->pos_frac);
     if (s->has_scale)
-        fprintf(f, ", \"scales\": {\"count\": %" PRId64 ", \"min\": %.9g, \"mean\": %.9g, \"max\": %.9g}", s->n_scales,
+        fprintf(f, ", \"scales\": {\"count\": %" PRId64 ", \"min\": %.17g, \"mean\": %.17g, \"max\": %.17g}", s->n_scales,
                 s->scale_min, s->scale_mean, s->scale_max);
     fputc('}', f);
 }
