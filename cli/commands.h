@@ -32,6 +32,8 @@ int cmd_convert(int argc, char **argv);
 
 int cmd_run(int argc, char **argv);
 int cmd_trace(int argc, char **argv);
+int cmd_perplexity(int argc, char **argv);
+int cmd_compare(int argc, char **argv);
 
 /* Table-driven option parsing shared by the subcommands. */
 typedef enum cli_opt_kind { CLI_FLAG, CLI_STR, CLI_INT, CLI_FLOAT } cli_opt_kind;

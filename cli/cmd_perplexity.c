@@ -1,0 +1,212 @@
+/* cmd_perplexity.c — `bitparity perplexity`: perplexity of a model on a text,
+ * and llama.cpp's KL-divergence statistics against saved base logits.
+ *
+ * Definition (the same as fixtures/train_tiny_bitnet.py's): the text is
+ * tokenized without BOS and cut into non-overlapping windows of ctx-1
+ * tokens; each window is evaluated with BOS in front, and every token of the
+ * window is scored from the tokens before it (BOS included). perplexity =
+ * exp(mean negative log-likelihood over all scored tokens), log-softmax in
+ * double. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bitnet/forward.h"
+#include "commands.h"
+#include "parity/metrics.h"
+#include "parity/trace.h"
+
+static const char ppl_help[] =
+    "usage: bitparity perplexity -m MODEL -f TEXT [--ctx N] [--threads N] [--numerics ggml-compat|f32]\n"
+    "                            [--save-logits OUT.npz] [--kld-base BASE.npz]\n\n"
+    "Tokenizes TEXT (no BOS), cuts it into non-overlapping windows of N-1 tokens, evaluates each\n"
+    "window with BOS in front and scores every window token from the tokens before it;\n"
+    "perplexity = exp(mean negative log-likelihood), log-softmax in double.\n\n"
+    "  --ctx N           window length including BOS (default 128)\n"
+    "  --save-logits F   write every window's logits to F (an .npz trace: e{k}/logits.npy)\n"
+    "  --kld-base F      compare with logits saved by --save-logits from a base model: KL(base||this)\n"
+    "                    mean/median/p99/max, same top token, RMS delta-p, as llama.cpp's\n"
+    "                    perplexity --kl-divergence reports them\n";
+
+typedef struct ppl_state {
+    double nll_sum;
+    int64_t n_scored;
+    double *kld;        /* per scored position, when comparing */
+    double *dp;
+    int64_t n_kld, cap_kld, same_top;
+    parity_trace *base; /* --kld-base */
+    parity_trace_writer *save;
+} ppl_state;
+
+/* Negative log-likelihood of `target` under one row of logits. */
+static double row_nll(const float *logits, int64_t V, int32_t target) {
+    double max = -INFINITY;
+    for (int64_t i = 0; i < V; i++) max = logits[i] > max ? logits[i] : max;
+    double sum = 0;
+    for (int64_t i = 0; i < V; i++) sum += exp((double)logits[i] - max);
+    return -(((double)logits[target] - max) - log(sum));
+}
+
+static bn_status kld_window(ppl_state *s, int64_t k, const float *logits, int64_t T, int64_t V, bn_error *err) {
+    float *base = NULL;
+    npz_array_info info;
+    bn_status st = parity_trace_load_f32(s->base, k, "logits", &base, &info, err);
+    if (st) return st;
+    if (info.nelem != T * V) {
+        free(base);
+        return bn_error_set(err, BN_ERR_INVALID, "--kld-base: window %lld has %lld logits, this run %lld (same text, "
+                            "ctx and vocabulary?)", (long long)k, (long long)info.nelem, (long long)(T * V));
+    }
+    parity_logits_pos *pos = malloc((size_t)T * sizeof *pos);
+    parity_logits_summary sum;
+    if (!pos) st = bn_error_set(err, BN_ERR_NOMEM, "out of memory");
+    /* positions 0..T-2 predict the window's tokens */
+    if (!st) st = parity_logits_compute(logits, base, (size_t)(T - 1), (size_t)V, NULL, pos, &sum, err);
+    if (!st && s->n_kld + T > s->cap_kld) {
+        s->cap_kld = (s->n_kld + T) * 2;
+        double *a = realloc(s->kld, (size_t)s->cap_kld * sizeof *a), *b = a ? realloc(s->dp, (size_t)s->cap_kld * sizeof *b) : NULL;
+        if (a) s->kld = a;
+        if (b) s->dp = b;
+        if (!a || !b) st = bn_error_set(err, BN_ERR_NOMEM, "out of memory");
+    }
+    for (int64_t t = 0; !st && t < T - 1; t++) {
+        s->kld[s->n_kld] = pos[t].kld;
+        s->dp[s->n_kld++] = pos[t].dp;
+        s->same_top += pos[t].same_top;
+    }
+    free(pos), free(base);
+    return st;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    const double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void print_kld(ppl_state *s) {
+    const int64_t n = s->n_kld;
+    if (!n) return;
+    double mean = 0, dp2 = 0;
+    for (int64_t i = 0; i < n; i++) mean += s->kld[i], dp2 += s->dp[i] * s->dp[i];
+    mean /= (double)n;
+    qsort(s->kld, (size_t)n, sizeof *s->kld, cmp_double);
+    const double same = (double)s->same_top / (double)n;
+    printf("kld_mean = %.6g\nkld_median = %.6g\nkld_p99 = %.6g\nkld_max = %.6g\n", mean,
+           parity_percentile(s->kld, (size_t)n, 0.5), parity_percentile(s->kld, (size_t)n, 0.99), s->kld[n - 1]);
+    printf("same_top_p = %.4f %% +/- %.4f %%\nrms_dp = %.4f %%\n", 100 * same,
+           n > 1 ? 100 * sqrt(same * (1 - same) / (double)(n - 1)) : 0.0, 100 * sqrt(dp2 / (double)n));
+}
+
+static bn_status evaluate(const bn_model *m, const bn_tokenizer *tok, const int32_t *ids, int64_t n_ids, int64_t ctx,
+                          const bn_ctx_params *cp, ppl_state *s, bn_error *err) {
+    const int64_t V = m->hp.n_vocab, chunk = ctx - 1;
+    const int32_t bos = bn_token_bos(tok);
+    if (bos < 0) return bn_error_set(err, BN_ERR_INVALID, "the vocabulary has no BOS token");
+    bn_ctx_params p = *cp;
+    p.n_ctx = ctx;
+    bn_ctx *c = NULL;
+    int32_t *win = malloc((size_t)ctx * sizeof *win);
+    bn_status st = win ? bn_ctx_create(m, &p, &c, err) : bn_error_set(err, BN_ERR_NOMEM, "out of memory");
+    const int64_t n_windows = (n_ids + chunk - 1) / chunk;
+    parity_eval *evals = st ? NULL : calloc((size_t)n_windows, sizeof *evals);
+    if (!st && !evals) st = bn_error_set(err, BN_ERR_NOMEM, "out of memory");
+    for (int64_t k = 0; !st && k < n_windows; k++) {
+        const int64_t off = k * chunk, len = n_ids - off < chunk ? n_ids - off : chunk, T = len + 1;
+        win[0] = bos;
+        memcpy(win + 1, ids + off, (size_t)len * sizeof *win);
+        bn_ctx_reset(c);
+        if ((st = bn_ctx_eval(c, win, T, err))) break;
+        const float *logits = bn_ctx_logits(c);
+        for (int64_t t = 0; t < len; t++) s->nll_sum += row_nll(logits + t * V, V, win[t + 1]);
+        s->n_scored += len;
+        evals[k] = (parity_eval){.tokens = ids + off, .n_tokens = len, .p0 = 1};
+        if (s->save) {
+            const int64_t shape[2] = {T, V};
+            st = parity_trace_writer_add_tap(s->save, k, "logits", NPZ_F32, shape, 2, logits, err);
+        }
+        if (!st && s->base) st = kld_window(s, k, logits, T, V, err);
+        if (!st && isatty(2)) fprintf(stderr, "\rwindow %lld/%lld  ppl %.4f", (long long)k + 1, (long long)n_windows,
+                                      exp(s->nll_sum / (double)s->n_scored));
+    }
+    if (isatty(2)) fputc('\n', stderr);
+    if (!st && s->save) {
+        const parity_trace_meta meta = {.producer_name = "bitparity-perplexity", .producer_version = BITPARITY_VERSION,
+                                        .producer_commit = BITPARITY_COMMIT, .model_arch = bn_arch_name(m->hp.arch),
+                                        .numerics = bn_numerics_name(cp->numerics), .threads = cp->n_threads,
+                                        .evals = evals, .n_evals = n_windows};
+        st = parity_trace_writer_finish(s->save, &meta, err);
+        s->save = NULL;
+    }
+    free(evals), free(win);
+    bn_ctx_free(c);
+    return st;
+}
+
+static bn_status read_text(const char *path, char **text, size_t *len, bn_error *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return bn_error_set(err, BN_ERR_IO, "%s: cannot open", path);
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        n += fread(buf + n, 1, cap - n, f);
+        if (n < cap) break;
+        char *b = realloc(buf, cap *= 2);
+        if (!b) free(buf);
+        buf = b;
+    }
+    const bool bad = ferror(f);
+    fclose(f);
+    if (!buf) return bn_error_set(err, BN_ERR_NOMEM, "%s: out of memory", path);
+    if (bad) {
+        free(buf);
+        return bn_error_set(err, BN_ERR_IO, "%s: read error", path);
+    }
+    *text = buf;
+    *len = n;
+    return BN_OK;
+}
+
+int cmd_perplexity(int argc, char **argv) {
+    const char *model = NULL, *file = NULL, *save = NULL, *base = NULL, *numerics = "ggml-compat";
+    int64_t ctx = 128, threads = 2;
+    const cli_opt opts[] = {{"-m", "--model", CLI_STR, &model, 0},          {"-f", "--file", CLI_STR, &file, 0},
+                            {"--ctx", "-c", CLI_INT, &ctx, 2},               {"--threads", "-t", CLI_INT, &threads, 1},
+                            {"--numerics", NULL, CLI_STR, &numerics, 0},     {"--save-logits", NULL, CLI_STR, &save, 0},
+                            {"--kld-base", NULL, CLI_STR, &base, 0},         {0}};
+    int rc = cli_parse_options("perplexity", ppl_help, argc, argv, opts, NULL, 0, NULL);
+    if (rc >= 0) return rc;
+    if (!model || !file) return cli_usage_error("perplexity", "-m MODEL and -f TEXT are required");
+    bn_ctx_params cp = bn_ctx_default_params();
+    cp.n_threads = (int)threads;
+    if (!bn_numerics_parse(numerics, &cp.numerics))
+        return cli_usage_error("perplexity", "--numerics '%s': expected ggml-compat or f32", numerics);
+    bn_error err = {0};
+    bn_model *m = NULL;
+    bn_tokenizer *tok = NULL;
+    char *text = NULL;
+    size_t len = 0, n_ids = 0;
+    int32_t *ids = NULL;
+    ppl_state s = {0};
+    bn_status st = cli_load_model(model, &m, &tok, &err);
+    if (!st && ctx > 4096) st = bn_error_set(&err, BN_ERR_INVALID, "--ctx %lld: at most 4096", (long long)ctx);
+    if (!st) st = read_text(file, &text, &len, &err);
+    if (!st) st = bn_tokenize(tok, text, len, false, false, &ids, &n_ids, &err);
+    if (!st && n_ids == 0) st = bn_error_set(&err, BN_ERR_INVALID, "%s: no tokens to score", file);
+    if (!st && base) st = parity_trace_open(base, &s.base, &err);
+    if (!st && save) st = parity_trace_writer_open(save, NPZ_DEFLATE_FAST, &s.save, &err);
+    if (!st) st = evaluate(m, tok, ids, (int64_t)n_ids, ctx, &cp, &s, &err);
+    if (!st) {
+        const double nll = s.nll_sum / (double)s.n_scored;
+        printf("tokens = %lld\nwindows = %lld\nctx = %lld\nnll_per_token = %.6f\nperplexity = %.6f\n",
+               (long long)s.n_scored, (long long)((int64_t)(n_ids + ctx - 2) / (ctx - 1)), (long long)ctx, nll,
+               exp(nll));
+        print_kld(&s);
+    }
+    parity_trace_writer_abort(s.save);
+    parity_trace_close(s.base);
+    free(s.kld), free(s.dp), free(ids), free(text);
+    bn_tokenizer_free(tok);
+    bn_model_free(m);
+    return st ? cli_fail("perplexity", &err) : 0;
+}
