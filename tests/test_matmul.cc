@@ -47,7 +47,8 @@ std::vector<float> Matmul(bn_pool *pool, const bn_weight &w, const std::vector<f
     EXPECT_GT(sb, 0u);
     std::vector<uint64_t> scratch(sb / 8 + 1);
     std::vector<float> y((size_t)(T * w.n), -1.0f);
-    bn_matmul_opts o = {order, act_f16, simd};
+    bn_matmul_opts o{};
+    o.order = order, o.act_f16 = act_f16, o.simd = simd;
     bn_error err;
     bn_status st = bn_matmul(pool, &w, x.data(), T, y.data(), &o, scratch.data(), sb, &err);
     EXPECT_OK(st, err);

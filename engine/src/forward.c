@@ -68,7 +68,7 @@ struct bn_ctx {
 static const char *const numerics_names[] = {"ggml-compat", "f32"};
 static const char *const fault_names[BN_FAULT_COUNT] = {
     "none", "gamma-inv-sqrt-h", "silu", "layernorm", "no-subnorm", "i2s-scale-clamp",
-    "rope-normal", "rope-pos-shift", "qk-head-perm", "round-away", "kv-f32",
+    "rope-normal", "rope-pos-shift", "qk-head-perm", "round-away", "kv-f32", "nan",
 };
 
 const char *bn_numerics_name(bn_numerics n) { return (unsigned)n < 2 ? numerics_names[n] : "?"; }
@@ -269,6 +269,17 @@ static bn_status attention(bn_ctx *c, int il, bn_error *err) {
     return BN_OK;
 }
 
+/* Seeded fault: heads 2i and 2i+1 trade places (a wrong Q/K permutation). */
+static void swap_head_pairs(float *x, int64_t T, int64_t n_heads, int64_t D) {
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t h = 0; h + 1 < n_heads; h += 2)
+            for (int64_t d = 0; d < D; d++) {
+                float *a = x + (t * n_heads + h) * D + d, tmp = *a;
+                *a = a[D];
+                a[D] = tmp;
+            }
+}
+
 /* --------------------------------------------------------------- block -- */
 
 /* One BitNet block on the residual stream x[T, H] (bitnet-graph.md). */
@@ -287,9 +298,12 @@ static bn_status forward_block(bn_ctx *c, int il, bn_error *err) {
     /* attention */
     norm(c, r->xn, r->x, L->attn_norm, H);
     TAP(il, BN_TAP_ATTN_NORM, r->xn, T, H);
+    const bool perm = c->p.fault == BN_FAULT_QK_HEAD_PERM;
     if ((st = project(c, il, BN_PROJ_Q, &L->w[BN_PROJ_Q], r->xn, r->q, err))) return st;
+    if (perm) swap_head_pairs(r->q, T, hp->n_head, D);
     TAP(il, BN_TAP_ATTN_Q, r->q, T, Dq);
     if ((st = project(c, il, BN_PROJ_K, &L->w[BN_PROJ_K], r->xn, r->k, err))) return st;
+    if (perm) swap_head_pairs(r->k, T, hp->n_head_kv, D);
     TAP(il, BN_TAP_ATTN_K, r->k, T, Dkv);
     if ((st = project(c, il, BN_PROJ_V, &L->w[BN_PROJ_V], r->xn, r->v, err))) return st;
     TAP(il, BN_TAP_ATTN_V, r->v, T, Dkv);
@@ -299,10 +313,8 @@ static bn_status forward_block(bn_ctx *c, int il, bn_error *err) {
     TAP(il, BN_TAP_ATTN_K_ROPE, r->k, T, Dkv);
     if ((st = attention(c, il, err))) return st;
     TAP(il, BN_TAP_ATTN_CTX, r->ctxv, T, Dq);
-    if (sub_norms) {
-        norm(c, r->ctxv, r->ctxv, L->attn_sub_norm, Dq);
-        TAP(il, BN_TAP_ATTN_SUB_NORM, r->ctxv, T, Dq);
-    }
+    if (sub_norms) norm(c, r->ctxv, r->ctxv, L->attn_sub_norm, Dq);
+    if (hp->sub_norms) TAP(il, BN_TAP_ATTN_SUB_NORM, r->ctxv, T, Dq); /* the skipped value under the fault */
     if ((st = project(c, il, BN_PROJ_O, &L->w[BN_PROJ_O], r->ctxv, r->proj, err))) return st;
     TAP(il, BN_TAP_ATTN_OUT, r->proj, T, H);
     bn_op_add(r->x, r->proj, T * H);
@@ -318,10 +330,9 @@ static bn_status forward_block(bn_ctx *c, int il, bn_error *err) {
     const bool relu2 = hp->act == BN_ACT_RELU2 && c->p.fault != BN_FAULT_SILU;
     bn_op_glu(r->gate, r->gate, r->up, T, F, relu2, c->lanes);
     TAP(il, BN_TAP_FFN_ACT, r->gate, T, F);
-    if (sub_norms) {
-        norm(c, r->gate, r->gate, L->ffn_sub_norm, F);
-        TAP(il, BN_TAP_FFN_SUB_NORM, r->gate, T, F);
-    }
+    if (c->p.fault == BN_FAULT_NAN && il == 1) r->gate[T * F / 2] = NAN; /* one bad element mid-graph */
+    if (sub_norms) norm(c, r->gate, r->gate, L->ffn_sub_norm, F);
+    if (hp->sub_norms) TAP(il, BN_TAP_FFN_SUB_NORM, r->gate, T, F);
     if ((st = project(c, il, BN_PROJ_DOWN, &L->w[BN_PROJ_DOWN], r->gate, r->proj, err))) return st;
     TAP(il, BN_TAP_FFN_OUT, r->proj, T, H);
     bn_op_add(r->x, r->proj, T * H);
@@ -436,6 +447,8 @@ bn_status bn_ctx_create(const bn_model *m, const bn_ctx_params *p, bn_ctx **out,
      * f32 mode sums in plain index order (no f16 rounding anywhere). */
     c->mm.order = p->numerics == BN_NUMERICS_GGML_COMPAT ? BN_SUM_GGML : BN_SUM_PLAIN;
     c->lanes = 16;
+    c->mm.fault_round_away = p->fault == BN_FAULT_ROUND_AWAY;
+    if (p->fault == BN_FAULT_I2S_SCALE_CLAMP) c->mm.fault_scale_lo = 1e-3f, c->mm.fault_scale_hi = 1e3f;
     const int64_t slots = (m->hp.n_layer + 1) * BN_TAP_KIND_COUNT;
     bn_status st = BN_OK;
     c->tap_on = calloc((size_t)slots, sizeof *c->tap_on);

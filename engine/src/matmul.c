@@ -127,6 +127,7 @@ struct mm_job {
     bn_sum_order order;
     bool avx2;
     float w_scale;      /* I2_S tensor scale */
+    bool round_away;    /* seeded fault: activations rounded half away from zero */
     int8_t *q8;         /* [T,K] */
     float *af;          /* per token / per block scales (scratch_hdr.f_off) */
     int32_t *ai32;      /* I2_S Σq per token */
@@ -666,7 +667,7 @@ static const type_info *find_type(uint32_t type) {
 /* ------------------------------------------------------------------ */
 
 /* specs/i2s.md: amax in double, s = (float)(127/amax), q = clamp(rne(x·s)). */
-static void quant_i8_token(const float *x, int64_t K, int8_t *q, float *s_out, int32_t *sum_out) {
+static void quant_i8_token(const float *x, int64_t K, bool round_away, int8_t *q, float *s_out, int32_t *sum_out) {
     double amax = 1e-5;
     for (int64_t i = 0; i < K; i++) {
         double a = fabs((double)x[i]);
@@ -675,7 +676,7 @@ static void quant_i8_token(const float *x, int64_t K, int8_t *q, float *s_out, i
     const float s = (float)(127.0 / amax);
     int32_t sum = 0;
     for (int64_t i = 0; i < K; i++) {
-        int v = nearest_int(x[i] * s);
+        int v = round_away ? (int)lroundf(x[i] * s) : nearest_int(x[i] * s);
         v = v > 127 ? 127 : v < -128 ? -128 : v;
         q[i] = (int8_t)v;
         sum += v;
@@ -731,7 +732,7 @@ static void quant_task(void *ctx, int64_t t0, int64_t t1) {
         const float *x = j->x + t * K;
         int8_t *q = j->q8 + t * K;
         switch (j->ti->act) {
-        case ACT_I8_TOKEN: quant_i8_token(x, K, q, j->af + t, j->ai32 + t); break;
+        case ACT_I8_TOKEN: quant_i8_token(x, K, j->round_away, q, j->af + t, j->ai32 + t); break;
         case ACT_Q8_K: quant_q8_k(x, K, q, j->af + t * (K / QK_K), j->ai16 + t * (K / 16)); break;
         case ACT_Q8_0: quant_q8_0(x, K, q, j->af + t * (K / QK8_0)); break;
         case ACT_DENSE: break;
@@ -799,7 +800,7 @@ static bn_status resolve_simd(bn_pool *pool, bn_simd want, bool *avx2, bn_error 
 
 bn_status bn_matmul(bn_pool *pool, const bn_weight *w, const float *x, int64_t T, float *y,
                     const bn_matmul_opts *opts, void *scratch, size_t scratch_bytes, bn_error *err) {
-    static const bn_matmul_opts defaults = {BN_SUM_PLAIN, false, BN_SIMD_AUTO};
+    static const bn_matmul_opts defaults = {.order = BN_SUM_PLAIN, .simd = BN_SIMD_AUTO};
     const bn_matmul_opts *o = opts ? opts : &defaults;
     if (!w || !w->data || !x || !y || !scratch)
         return bn_error_set(err, BN_ERR_INVALID, "matmul: NULL weight, data, input, output or scratch");
@@ -830,8 +831,13 @@ bn_status bn_matmul(bn_pool *pool, const bn_weight *w, const float *x, int64_t T
     j.af = (float *)(base + h.f_off);
     j.ai32 = (int32_t *)(base + h.i_off);
     j.ai16 = (int16_t *)(base + h.i_off);
-    if (ti->act == ACT_I8_TOKEN) /* one float right after all the codes */
+    if (ti->act == ACT_I8_TOKEN) { /* one float right after all the codes */
         memcpy(&j.w_scale, j.w + (size_t)(w->n * w->k / 4), sizeof j.w_scale);
+        if (o->fault_scale_hi > 0)
+            j.w_scale = j.w_scale < o->fault_scale_lo ? o->fault_scale_lo
+                        : j.w_scale > o->fault_scale_hi ? o->fault_scale_hi : j.w_scale;
+        j.round_away = o->fault_round_away;
+    }
     if (ti->act == ACT_DENSE) dense_plan(ti, T, w->k, o, &j);
     else bn_pool_parallel_for(pool, T, 1, quant_task, &j);
 

@@ -58,6 +58,9 @@ typedef struct bn_matmul_opts {
     bool act_f16;       /* F32/F16 weights: round activations to f16 first
                            (always implied by GGML orders when ggml would) */
     bn_simd simd;       /* BN_SIMD_AUTO: the pool's level */
+    /* Seeded faults (bitparity trace --fault), all off (0) in normal use: */
+    bool fault_round_away;               /* I2_S activations rounded half away from zero */
+    float fault_scale_lo, fault_scale_hi; /* I2_S weight scale clamped when hi > 0 */
 } bn_matmul_opts;
 
 /* Bytes of caller-owned scratch bn_matmul needs for w and T tokens: a small
