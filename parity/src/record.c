@@ -30,7 +30,7 @@ bn_status parity_record(const bn_model *m, const parity_record_opts *o, bn_error
     bn_status st = evals && steps ? BN_OK : bn_error_set(err, BN_ERR_NOMEM, "out of memory");
     if (!st) st = bn_sha256_file(o->model_path, digest, err);
     if (!st) st = bn_tap_set_create(m->hp.n_layer, o->taps, &taps, err);
-    if (!st) st = parity_trace_writer_open(o->out_path, NPZ_DEFLATE_FAST, &w, err);
+    if (!st) st = parity_trace_writer_open(o->out_path, o->compress ? NPZ_DEFLATE_FAST : NPZ_STORED, &w, err);
     bn_ctx_params cp = bn_ctx_default_params();
     cp.n_threads = o->n_threads;
     cp.numerics = o->numerics;

@@ -4,6 +4,7 @@
 #ifndef PARITY_RECORD_H
 #define PARITY_RECORD_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "bitnet/forward.h"
@@ -24,6 +25,7 @@ typedef struct parity_record_opts {
     int n_threads;
     bn_fault fault;
     const char *out_path;    /* the .npz to write */
+    bool compress;           /* deflate members (smaller, ~30x slower to write, ~20x slower to read) */
 } parity_record_opts;
 
 /* Evaluates the prompt (e0) and n_decode greedy steps, writing every selected
