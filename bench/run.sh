@@ -54,6 +54,19 @@ echo "| benchmark | baseline (s) | measured (s) | ratio |"
 echo "|---|---|---|---|"
 echo "| unselected taps: run 128+32 tokens, taps compiled in vs out | $base | $taps | $(ratio "$taps" "$base") ($(pct "$taps" "$base")) |"
 
+# Instruction counts are exact and immune to the load of a shared machine:
+# the same comparison under callgrind, on a shorter run.
+if command -v valgrind >/dev/null; then
+  ir() {
+    valgrind --tool=callgrind --callgrind-out-file="$out/cg.%p" "$@" >/dev/null 2>"$out/cg.log"
+    grep -o 'Collected : [0-9]*' "$out/cg.log" | awk '{print $3}'
+  }
+  short=(run -m "$out/bench.gguf" --tokens "$(seq -s, 1 16)" -n 4 --temp 0 --threads 1)
+  ir_base=$(ir "$bp_notaps" "${short[@]}")
+  ir_taps=$(ir "$bp" "${short[@]}")
+  echo "| unselected taps, instructions (callgrind, 16+4 tokens) | $ir_base | $ir_taps | $(ratio "$ir_taps" "$ir_base") ($(pct "$ir_taps" "$ir_base")) |"
+fi
+
 trace=$(median "$bp" trace -m "$out/bench.gguf" --tokens "$prompt" --decode 32 --threads 2 -o "$out/t.npz")
 echo "| trace every default tap vs plain run | $taps | $trace | $(ratio "$trace" "$taps") |"
 

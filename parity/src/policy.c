@@ -1,0 +1,682 @@
+/* policy.c — YAML tolerance policies (contracts in parity/policy.h).
+ *
+ * The file is loaded as a libyaml document so that every node keeps its line
+ * for error messages. Keys are described once, in key_table; parsing,
+ * overlaying a rule on the defaults and checking metrics are loops over it. */
+#include "parity/policy.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <yaml.h>
+
+typedef struct policy_rule {
+    char *glob;          /* the rule's match pattern */
+    parity_limits lim;   /* only the keys the rule sets; others unset */
+} policy_rule;
+
+struct parity_policy {
+    char *origin;        /* file path or "builtin:<name>" */
+    char *name, *description;
+    char **numerics;     /* [n_numerics] mode names */
+    size_t n_numerics;
+    parity_limits defaults;
+    policy_rule *rules;  /* [n_rules], file order */
+    size_t n_rules;
+    char sha256[BN_SHA256_HEX_SIZE];
+};
+
+/* ---- keys ------------------------------------------------------------------ */
+
+typedef enum key_kind {
+    K_MAX,    /* number ≥ 0, .inf allowed: metric ≤ limit */
+    K_COSINE, /* number in [−1, 1]: metric ≥ limit */
+    K_FRAC,   /* number in [0, 1]: metric ≥ limit */
+    K_ULP,    /* integer ≥ 0 or .inf: metric ≤ limit */
+    K_FLAG,   /* true / false */
+} key_kind;
+
+typedef enum metric_src { SRC_NONE, SRC_TENSOR, SRC_LOGITS } metric_src;
+
+/* One limit key: where it lives in parity_limits and, for numeric keys, the
+ * metric it bounds (a double field of parity_metrics or of the logits
+ * summary, except ulp_max which is a uint32). Table order is check order. */
+typedef struct key_def {
+    const char *key;
+    key_kind kind;
+    size_t field;       /* offsetof(parity_limits, ...) */
+    const char *metric; /* name reported on failure */
+    metric_src src;
+    size_t value;       /* offsetof in the metrics struct of src */
+} key_def;
+
+#define LIM(f) offsetof(parity_limits, f)
+#define TEN(f) SRC_TENSOR, offsetof(parity_metrics, f)
+#define LGT(f) SRC_LOGITS, offsetof(parity_logits_summary, f)
+
+static const key_def key_table[] = {
+    {"skip", K_FLAG, LIM(skip), NULL, SRC_NONE, 0},
+    {"allow_nan", K_FLAG, LIM(allow_nan), NULL, SRC_NONE, 0},
+    {"bit_identical", K_FLAG, LIM(bit_identical), NULL, SRC_NONE, 0},
+    {"ulp_max", K_ULP, LIM(ulp_max), "ulp_max", TEN(ulp_max)},
+    {"nmse_max", K_MAX, LIM(nmse_max), "nmse", TEN(nmse)},
+    {"nmse_llama_max", K_MAX, LIM(nmse_llama_max), "nmse_llama", TEN(nmse_llama)},
+    {"cosine_min", K_COSINE, LIM(cosine_min), "cosine", TEN(cosine)},
+    {"max_abs_max", K_MAX, LIM(max_abs_max), "max_abs", TEN(max_abs)},
+    {"rel_rms_max", K_MAX, LIM(rel_rms_max), "rel_rms", TEN(rel_rms)},
+    {"kld_mean_max", K_MAX, LIM(kld_mean_max), "kld_mean", LGT(kld_mean)},
+    {"kld_p99_max", K_MAX, LIM(kld_p99_max), "kld_p99", LGT(kld_p99)},
+    {"kld_max_max", K_MAX, LIM(kld_max_max), "kld_max", LGT(kld_max)},
+    {"top1_agree_min", K_FRAC, LIM(top1_agree_min), "top1_agree", LGT(top1_agree)},
+    {"topk_overlap_min", K_FRAC, LIM(topk_overlap_min), "top5_overlap", LGT(top5_overlap)},
+    {"same_top_p_min", K_FRAC, LIM(same_top_p_min), "same_top_p", LGT(same_top_p)},
+};
+#define N_KEYS (sizeof key_table / sizeof key_table[0])
+
+#undef LIM
+#undef TEN
+#undef LGT
+
+static double *lim_num(parity_limits *l, const key_def *k) { return (double *)((char *)l + k->field); }
+static signed char *lim_flag(parity_limits *l, const key_def *k) { return (signed char *)((char *)l + k->field); }
+static double get_num(const parity_limits *l, const key_def *k) { return *(const double *)((const char *)l + k->field); }
+static signed char get_flag(const parity_limits *l, const key_def *k) {
+    return *(const signed char *)((const char *)l + k->field);
+}
+
+static parity_limits limits_unset(void) {
+    parity_limits l;
+    memset(&l, 0, sizeof l);
+    for (size_t i = 0; i < N_KEYS; i++) {
+        if (key_table[i].kind == K_FLAG)
+            *lim_flag(&l, &key_table[i]) = -1;
+        else
+            *lim_num(&l, &key_table[i]) = NAN;
+    }
+    l.rule = "defaults";
+    return l;
+}
+
+/* Copies into dst every key that src sets. */
+static void limits_overlay(parity_limits *dst, const parity_limits *src) {
+    for (size_t i = 0; i < N_KEYS; i++) {
+        const key_def *k = &key_table[i];
+        if (k->kind == K_FLAG) {
+            if (get_flag(src, k) >= 0) *lim_flag(dst, k) = get_flag(src, k);
+        } else if (!isnan(get_num(src, k))) {
+            *lim_num(dst, k) = get_num(src, k);
+        }
+    }
+}
+
+/* ---- glob ------------------------------------------------------------------ */
+
+/* p points just after '['. Sets *hit when c is in the set; returns the
+ * character after the closing ']', or NULL when there is none. */
+static const char *match_set(const char *p, char c, int *hit) {
+    int negate = *p == '!' || *p == '^';
+    if (negate) p++;
+    int in = 0;
+    const char *start = p;
+    while (*p && (*p != ']' || p == start)) {
+        if (p[1] == '-' && p[2] && p[2] != ']') {
+            in |= (unsigned char)c >= (unsigned char)p[0] && (unsigned char)c <= (unsigned char)p[2];
+            p += 3;
+        } else {
+            in |= *p == c;
+            p++;
+        }
+    }
+    if (*p != ']') return NULL;
+    *hit = in != negate;
+    return p + 1;
+}
+
+int parity_glob_match(const char *pat, const char *s) {
+    const char *star_p = NULL, *star_s = NULL; /* resume point after the last '*' */
+    while (*s) {
+        if (*pat == '*') {
+            star_p = ++pat;
+            star_s = s;
+            continue;
+        }
+        if (*pat == '[') {
+            int hit = 0;
+            const char *next = match_set(pat + 1, *s, &hit);
+            if (!next) return 0;
+            if (hit) {
+                pat = next;
+                s++;
+                continue;
+            }
+        } else if (*pat && (*pat == '?' || *pat == *s)) {
+            pat++;
+            s++;
+            continue;
+        }
+        if (!star_p) return 0;
+        pat = star_p;
+        s = ++star_s;
+    }
+    while (*pat == '*') pat++;
+    return *pat == '\0';
+}
+
+static int glob_valid(const char *pat) {
+    for (; *pat; pat++) {
+        if (*pat != '[') continue;
+        int hit;
+        const char *next = match_set(pat + 1, 'x', &hit);
+        if (!next) return 0;
+        pat = next - 1;
+    }
+    return 1;
+}
+
+/* ---- parsing ----------------------------------------------------------------- */
+
+typedef struct parse_ctx {
+    const char *origin;
+    yaml_document_t *doc;
+    bn_error *err;
+} parse_ctx;
+
+static int line_of(const yaml_node_t *node) { return node ? (int)node->start_mark.line + 1 : 1; }
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 5, 6)))
+#endif
+static bn_status
+fail(const parse_ctx *c, bn_status code, const yaml_node_t *node, const char *key, const char *fmt, ...) {
+    char msg[BN_ERROR_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (key)
+        return bn_error_set(c->err, code, "%s:%d: key '%s': %s", c->origin, line_of(node), key, msg);
+    return bn_error_set(c->err, code, "%s:%d: %s", c->origin, line_of(node), msg);
+}
+
+static const char *node_kind(const yaml_node_t *n) {
+    switch (n->type) {
+    case YAML_MAPPING_NODE: return "a mapping";
+    case YAML_SEQUENCE_NODE: return "a list";
+    default: return "a scalar";
+    }
+}
+
+/* The scalar's text when node is a scalar without embedded NUL, else NULL. */
+static const char *scalar(const yaml_node_t *n) {
+    if (!n || n->type != YAML_SCALAR_NODE) return NULL;
+    const char *v = (const char *)n->data.scalar.value;
+    return strlen(v) == n->data.scalar.length ? v : NULL;
+}
+
+static int is_plain(const yaml_node_t *n) { return n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE; }
+
+static char *dup_str(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    if (d) memcpy(d, s, n);
+    return d;
+}
+
+/* A short excerpt of a scalar for messages (values can be long). */
+static const char *excerpt(const yaml_node_t *n, char buf[48]) {
+    const char *v = scalar(n);
+    if (!v) return "?";
+    snprintf(buf, 48, "%.40s%s", v, strlen(v) > 40 ? "..." : "");
+    return buf;
+}
+
+/* Plain YAML number: decimal/exponent notation or [+-].inf. */
+static int parse_number(const char *v, double *out) {
+    const char *m = v + (*v == '+' || *v == '-');
+    if (!strcmp(m, ".inf") || !strcmp(m, ".Inf") || !strcmp(m, ".INF")) {
+        *out = *v == '-' ? -INFINITY : INFINITY;
+        return 1;
+    }
+    if (!*v || strspn(v, "0123456789+-.eE") != strlen(v)) return 0;
+    char *end;
+    errno = 0;
+    double d = strtod(v, &end);
+    if (*end || errno == ERANGE || isnan(d)) return 0;
+    *out = d;
+    return 1;
+}
+
+static bn_status parse_flag(const parse_ctx *c, const yaml_node_t *n, const char *key, signed char *out) {
+    const char *v = scalar(n);
+    char buf[48];
+    if (v && is_plain(n)) {
+        if (!strcmp(v, "true") || !strcmp(v, "True") || !strcmp(v, "TRUE")) return *out = 1, BN_OK;
+        if (!strcmp(v, "false") || !strcmp(v, "False") || !strcmp(v, "FALSE")) return *out = 0, BN_OK;
+    }
+    if (n->type != YAML_SCALAR_NODE) return fail(c, BN_ERR_FORMAT, n, key, "expected true or false, got %s", node_kind(n));
+    return fail(c, BN_ERR_FORMAT, n, key, "expected true or false, got '%s'", excerpt(n, buf));
+}
+
+static bn_status parse_limit_value(const parse_ctx *c, const yaml_node_t *n, const key_def *k, double *out) {
+    const char *v = scalar(n);
+    char buf[48];
+    if (n->type != YAML_SCALAR_NODE)
+        return fail(c, BN_ERR_FORMAT, n, k->key, "expected a number, got %s", node_kind(n));
+    if (!v || !is_plain(n) || !parse_number(v, out))
+        return fail(c, BN_ERR_FORMAT, n, k->key, "expected a number, got '%s'", excerpt(n, buf));
+    double d = *out;
+    switch (k->kind) {
+    case K_COSINE:
+        if (d < -1 || d > 1) return fail(c, BN_ERR_FORMAT, n, k->key, "%g is outside [-1, 1]", d);
+        break;
+    case K_FRAC:
+        if (d < 0 || d > 1) return fail(c, BN_ERR_FORMAT, n, k->key, "%g is outside [0, 1]", d);
+        break;
+    case K_ULP:
+        if (d < 0 || (isfinite(d) && (d != floor(d) || d > UINT32_MAX)))
+            return fail(c, BN_ERR_FORMAT, n, k->key, "%g is not a whole number of ulps in [0, 2^32)", d);
+        break;
+    default:
+        if (d < 0) return fail(c, BN_ERR_FORMAT, n, k->key, "%g is negative", d);
+    }
+    return BN_OK;
+}
+
+static const key_def *find_key(const char *name) {
+    for (size_t i = 0; i < N_KEYS; i++)
+        if (!strcmp(key_table[i].key, name)) return &key_table[i];
+    return NULL;
+}
+
+/* Parses a mapping of limit keys into *lim. When match is not NULL the
+ * mapping is a rule and its 'match' scalar is returned there. */
+static bn_status parse_limits(const parse_ctx *c, const yaml_node_t *map, const char *what, parity_limits *lim,
+                              const yaml_node_t **match) {
+    if (map->type != YAML_MAPPING_NODE)
+        return fail(c, BN_ERR_FORMAT, map, what, "expected a mapping of limits, got %s", node_kind(map));
+    uint32_t seen = 0; /* bit per key_table entry, bit 31 for match */
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+        yaml_node_t *kn = yaml_document_get_node(c->doc, p->key), *vn = yaml_document_get_node(c->doc, p->value);
+        const char *name = scalar(kn);
+        char buf[48];
+        if (!kn || !vn) return fail(c, BN_ERR_FORMAT, map, what, "broken mapping");
+        if (!name)
+            return fail(c, BN_ERR_FORMAT, kn, what, "keys must be names, got %s",
+                        kn->type == YAML_SCALAR_NODE ? "a string with a NUL byte" : node_kind(kn));
+        if (match && !strcmp(name, "match")) {
+            if (seen & (1u << 31)) return fail(c, BN_ERR_FORMAT, kn, "match", "duplicate key");
+            seen |= 1u << 31;
+            *match = vn;
+            continue;
+        }
+        const key_def *k = find_key(name);
+        if (!k)
+            return fail(c, BN_ERR_FORMAT, kn, excerpt(kn, buf),
+                        "unknown key in %s (limit keys: nmse_max nmse_llama_max cosine_min max_abs_max "
+                        "rel_rms_max ulp_max bit_identical allow_nan skip kld_mean_max kld_p99_max kld_max_max "
+                        "top1_agree_min topk_overlap_min same_top_p_min%s)",
+                        what, match ? " match" : "");
+        uint32_t bit = 1u << (k - key_table);
+        if (seen & bit) return fail(c, BN_ERR_FORMAT, kn, k->key, "duplicate key");
+        seen |= bit;
+        bn_status st = k->kind == K_FLAG ? parse_flag(c, vn, k->key, lim_flag(lim, k))
+                                         : parse_limit_value(c, vn, k, lim_num(lim, k));
+        if (st != BN_OK) return st;
+    }
+    if (match && !(seen & (1u << 31)))
+        return fail(c, BN_ERR_FORMAT, map, "match", "%s has no 'match' glob", what);
+    return BN_OK;
+}
+
+static bn_status parse_rules(const parse_ctx *c, const yaml_node_t *seq, parity_policy *p) {
+    if (seq->type != YAML_SEQUENCE_NODE)
+        return fail(c, BN_ERR_FORMAT, seq, "rules", "expected a list of rules, got %s", node_kind(seq));
+    size_t n = (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start);
+    p->rules = calloc(n ? n : 1, sizeof *p->rules);
+    if (!p->rules) return fail(c, BN_ERR_NOMEM, seq, "rules", "cannot allocate %zu rules", n);
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *rn = yaml_document_get_node(c->doc, seq->data.sequence.items.start[i]);
+        if (!rn) return fail(c, BN_ERR_FORMAT, seq, "rules", "broken list");
+        char what[32];
+        snprintf(what, sizeof what, "rule %zu", i + 1);
+        policy_rule *r = &p->rules[i];
+        r->lim = limits_unset();
+        const yaml_node_t *mn = NULL;
+        bn_status st = parse_limits(c, rn, what, &r->lim, &mn);
+        if (st != BN_OK) return st;
+        const char *glob = scalar(mn);
+        if (!glob || !*glob)
+            return fail(c, BN_ERR_FORMAT, mn, "match", "expected a non-empty glob string, got %s",
+                        mn->type == YAML_SCALAR_NODE ? "an empty string" : node_kind(mn));
+        if (!glob_valid(glob)) return fail(c, BN_ERR_FORMAT, mn, "match", "unterminated '[' in glob '%s'", glob);
+        if (!(r->glob = dup_str(glob))) return fail(c, BN_ERR_NOMEM, mn, "match", "out of memory");
+        r->lim.rule = r->glob;
+        r->lim.rule_line = line_of(rn);
+        p->n_rules = i + 1;
+    }
+    return BN_OK;
+}
+
+static bn_status parse_string(const parse_ctx *c, const yaml_node_t *n, const char *key, char **out) {
+    const char *v = scalar(n);
+    if (!v) return fail(c, BN_ERR_FORMAT, n, key, "expected a string, got %s", node_kind(n));
+    if (!(*out = dup_str(v))) return fail(c, BN_ERR_NOMEM, n, key, "out of memory");
+    return BN_OK;
+}
+
+static bn_status parse_numerics(const parse_ctx *c, const yaml_node_t *seq, parity_policy *p) {
+    if (seq->type != YAML_SEQUENCE_NODE)
+        return fail(c, BN_ERR_FORMAT, seq, "numerics", "expected a list of modes, got %s", node_kind(seq));
+    size_t n = (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start);
+    p->numerics = calloc(n ? n : 1, sizeof *p->numerics);
+    if (!p->numerics) return fail(c, BN_ERR_NOMEM, seq, "numerics", "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *m = yaml_document_get_node(c->doc, seq->data.sequence.items.start[i]);
+        const char *v = scalar(m);
+        if (!v || (strcmp(v, "ggml-compat") && strcmp(v, "f32"))) {
+            char buf[48];
+            return fail(c, BN_ERR_FORMAT, m ? m : seq, "numerics", "unknown mode '%s' (modes: ggml-compat, f32)",
+                        v ? excerpt(m, buf) : "?");
+        }
+        bn_status st = parse_string(c, m, "numerics", &p->numerics[i]);
+        if (st != BN_OK) return st;
+        p->n_numerics = i + 1;
+    }
+    return BN_OK;
+}
+
+static const char *const top_keys[] = {"policy", "name", "description", "numerics", "floors", "defaults", "rules"};
+enum { T_POLICY, T_NAME, T_DESCRIPTION, T_NUMERICS, T_FLOORS, T_DEFAULTS, T_RULES, N_TOP };
+
+static bn_status parse_top_entry(const parse_ctx *c, int which, const yaml_node_t *vn, parity_policy *p) {
+    switch (which) {
+    case T_NAME: {
+        bn_status st = parse_string(c, vn, "name", &p->name);
+        if (st == BN_OK && !*p->name) return fail(c, BN_ERR_FORMAT, vn, "name", "must not be empty");
+        return st;
+    }
+    case T_DESCRIPTION: return parse_string(c, vn, "description", &p->description);
+    case T_NUMERICS: return parse_numerics(c, vn, p);
+    case T_FLOORS:
+        if (vn->type != YAML_MAPPING_NODE)
+            return fail(c, BN_ERR_FORMAT, vn, "floors", "expected a mapping, got %s", node_kind(vn));
+        return BN_OK; /* recorded for humans, not interpreted */
+    case T_DEFAULTS: return parse_limits(c, vn, "defaults", &p->defaults, NULL);
+    case T_RULES: return parse_rules(c, vn, p);
+    default: return BN_OK; /* T_POLICY was checked first */
+    }
+}
+
+static int top_key_index(const char *name) {
+    for (int i = 0; i < N_TOP; i++)
+        if (!strcmp(name, top_keys[i])) return i;
+    return -1;
+}
+
+/* The version decides how everything else reads, so it is found and checked
+ * before any other key is judged. */
+static bn_status check_version(const parse_ctx *c, const yaml_node_t *root) {
+    for (yaml_node_pair_t *pr = root->data.mapping.pairs.start; pr < root->data.mapping.pairs.top; pr++) {
+        const char *name = scalar(yaml_document_get_node(c->doc, pr->key));
+        yaml_node_t *vn = yaml_document_get_node(c->doc, pr->value);
+        if (!name || strcmp(name, "policy") || !vn) continue;
+        const char *v = scalar(vn);
+        char buf[48];
+        if (!v)
+            return fail(c, BN_ERR_FORMAT, vn, "policy", "expected '%s', got %s", PARITY_POLICY_VERSION,
+                        node_kind(vn));
+        if (strcmp(v, PARITY_POLICY_VERSION))
+            return fail(c, BN_ERR_UNSUPPORTED, vn, "policy", "unsupported version '%s' (expected %s)",
+                        excerpt(vn, buf), PARITY_POLICY_VERSION);
+        return BN_OK;
+    }
+    return fail(c, BN_ERR_FORMAT, root, "policy", "missing (the first line should be 'policy: %s')",
+                PARITY_POLICY_VERSION);
+}
+
+static bn_status parse_root(const parse_ctx *c, const yaml_node_t *root, parity_policy *p) {
+    if (root->type != YAML_MAPPING_NODE)
+        return fail(c, BN_ERR_FORMAT, root, NULL, "a policy is a YAML mapping, got %s", node_kind(root));
+    bn_status st = check_version(c, root);
+    if (st != BN_OK) return st;
+    const yaml_node_t *val[N_TOP] = {0}, *keyn[N_TOP] = {0};
+    for (yaml_node_pair_t *pr = root->data.mapping.pairs.start; pr < root->data.mapping.pairs.top; pr++) {
+        yaml_node_t *kn = yaml_document_get_node(c->doc, pr->key), *vn = yaml_document_get_node(c->doc, pr->value);
+        const char *name = scalar(kn);
+        char buf[48];
+        if (!kn || !vn) return fail(c, BN_ERR_FORMAT, root, NULL, "broken mapping");
+        if (!name)
+            return fail(c, BN_ERR_FORMAT, kn, NULL, "top-level keys must be names, got %s",
+                        kn->type == YAML_SCALAR_NODE ? "a string with a NUL byte" : node_kind(kn));
+        int which = top_key_index(name);
+        if (which < 0)
+            return fail(c, BN_ERR_FORMAT, kn, excerpt(kn, buf),
+                        "unknown top-level key (expected policy, name, description, numerics, floors, defaults, rules)");
+        if (val[which]) return fail(c, BN_ERR_FORMAT, kn, name, "duplicate key (first at line %d)", line_of(keyn[which]));
+        val[which] = vn;
+        keyn[which] = kn;
+    }
+    for (int i = 0; i < N_TOP && st == BN_OK; i++)
+        if (val[i]) st = parse_top_entry(c, i, val[i], p);
+    if (st == BN_OK && !val[T_NAME]) st = fail(c, BN_ERR_FORMAT, root, "name", "missing");
+    return st;
+}
+
+/* Line of a reader error, which libyaml reports as a byte offset only. */
+static int line_at_offset(const char *text, size_t len, size_t off) {
+    int line = 1;
+    for (size_t i = 0; i < off && i < len; i++) line += text[i] == '\n';
+    return line;
+}
+
+static bn_status yaml_failure(const parse_ctx *c, yaml_parser_t *y, const char *text, size_t len) {
+    int line = y->error == YAML_READER_ERROR ? line_at_offset(text, len, y->problem_offset)
+                                             : (int)y->problem_mark.line + 1;
+    return bn_error_set(c->err, BN_ERR_FORMAT, "%s:%d: malformed YAML: %s%s%s", c->origin, line,
+                        y->problem ? y->problem : "parse error", y->context ? " " : "", y->context ? y->context : "");
+}
+
+static bn_status parse_document(const char *text, size_t len, parse_ctx *c, parity_policy *p) {
+    yaml_parser_t y;
+    yaml_document_t doc;
+    if (!yaml_parser_initialize(&y)) return bn_error_set(c->err, BN_ERR_NOMEM, "%s: libyaml init failed", c->origin);
+    yaml_parser_set_input_string(&y, (const unsigned char *)text, len);
+    bn_status st = BN_OK;
+    if (!yaml_parser_load(&y, &doc)) {
+        st = yaml_failure(c, &y, text, len);
+        yaml_parser_delete(&y);
+        return st;
+    }
+    c->doc = &doc;
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    if (!root) {
+        st = bn_error_set(c->err, BN_ERR_FORMAT, "%s:1: key 'policy': empty document", c->origin);
+    } else {
+        st = parse_root(c, root, p);
+    }
+    if (st == BN_OK) { /* a second document would be silently ignored: refuse it */
+        yaml_document_t extra;
+        if (!yaml_parser_load(&y, &extra)) {
+            st = yaml_failure(c, &y, text, len);
+        } else {
+            yaml_node_t *r2 = yaml_document_get_root_node(&extra);
+            if (r2) st = fail(c, BN_ERR_FORMAT, r2, NULL, "more than one YAML document");
+            yaml_document_delete(&extra);
+        }
+    }
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&y);
+    return st;
+}
+
+void parity_policy_free(parity_policy *p) {
+    if (!p) return;
+    free(p->origin);
+    free(p->name);
+    free(p->description);
+    for (size_t i = 0; i < p->n_numerics; i++) free(p->numerics[i]);
+    free(p->numerics);
+    for (size_t i = 0; i < p->n_rules; i++) free(p->rules[i].glob);
+    free(p->rules);
+    free(p);
+}
+
+bn_status parity_policy_load_string(const char *text, size_t len, const char *origin, parity_policy **out,
+                                    bn_error *err) {
+    if (!out || (!text && len)) return bn_error_set(err, BN_ERR_INVALID, "parity_policy_load_string: NULL argument");
+    *out = NULL;
+    if (!origin) origin = "<policy>";
+    if (len > PARITY_POLICY_MAX_BYTES)
+        return bn_error_set(err, BN_ERR_FORMAT, "%s: %zu bytes is larger than a policy may be (%u)", origin, len,
+                            PARITY_POLICY_MAX_BYTES);
+    parity_policy *p = calloc(1, sizeof *p);
+    if (!p || !(p->origin = dup_str(origin))) {
+        free(p);
+        return bn_error_set(err, BN_ERR_NOMEM, "%s: out of memory", origin);
+    }
+    p->defaults = limits_unset();
+    parse_ctx c = {origin, NULL, err};
+    bn_status st = parse_document(text ? text : "", len, &c, p);
+    if (st == BN_OK && !p->description && !(p->description = dup_str("")))
+        st = bn_error_set(err, BN_ERR_NOMEM, "%s: out of memory", origin);
+    if (st != BN_OK) {
+        parity_policy_free(p);
+        return st;
+    }
+    uint8_t digest[BN_SHA256_DIGEST_SIZE];
+    bn_sha256_buffer(text, len, digest);
+    bn_sha256_hex(digest, p->sha256);
+    *out = p;
+    return BN_OK;
+}
+
+bn_status parity_policy_load_file(const char *path, parity_policy **out, bn_error *err) {
+    if (!path || !out) return bn_error_set(err, BN_ERR_INVALID, "parity_policy_load_file: NULL argument");
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return bn_error_set(err, BN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return bn_error_set(err, BN_ERR_IO, "%s: not a regular file", path);
+    }
+    if ((uint64_t)st.st_size > PARITY_POLICY_MAX_BYTES) {
+        fclose(f);
+        return bn_error_set(err, BN_ERR_FORMAT, "%s: %lld bytes is larger than a policy may be (%u)", path,
+                            (long long)st.st_size, PARITY_POLICY_MAX_BYTES);
+    }
+    size_t size = (size_t)st.st_size;
+    char *text = malloc(size + 1);
+    if (!text) {
+        fclose(f);
+        return bn_error_set(err, BN_ERR_NOMEM, "%s: out of memory", path);
+    }
+    size_t got = fread(text, 1, size, f);
+    int bad = ferror(f) || got != size;
+    fclose(f);
+    if (bad) {
+        free(text);
+        return bn_error_set(err, BN_ERR_IO, "%s: read %zu of %zu bytes", path, got, size);
+    }
+    bn_status s = parity_policy_load_string(text, size, path, out, err);
+    free(text);
+    return s;
+}
+
+bn_status parity_policy_load_builtin(const char *name, parity_policy **out, bn_error *err) {
+    const char *text = name ? parity_policy_builtin_text(name) : NULL;
+    if (!text) {
+        char names[256] = "";
+        size_t n;
+        const char *const *all = parity_policy_builtin_names(&n);
+        for (size_t i = 0; i < n; i++)
+            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "", all[i]);
+        return bn_error_set(err, BN_ERR_NOT_FOUND, "no built-in policy '%s' (built-in: %s)", name ? name : "(null)",
+                            names);
+    }
+    char origin[96];
+    snprintf(origin, sizeof origin, "builtin:%s", name);
+    return parity_policy_load_string(text, strlen(text), origin, out, err);
+}
+
+const char *parity_policy_name(const parity_policy *p) { return p->name; }
+const char *parity_policy_description(const parity_policy *p) { return p->description; }
+const char *parity_policy_origin(const parity_policy *p) { return p->origin; }
+const char *parity_policy_sha256(const parity_policy *p) { return p->sha256; }
+size_t parity_policy_numerics_count(const parity_policy *p) { return p->n_numerics; }
+
+const char *parity_policy_numerics(const parity_policy *p, size_t i) {
+    return i < p->n_numerics ? p->numerics[i] : NULL;
+}
+
+int parity_policy_calibrated_for(const parity_policy *p, const char *mode) {
+    if (p->n_numerics == 0) return 1;
+    for (size_t i = 0; i < p->n_numerics; i++)
+        if (mode && !strcmp(p->numerics[i], mode)) return 1;
+    return 0;
+}
+
+parity_limits parity_policy_resolve(const parity_policy *p, const char *tap_name) {
+    parity_limits lim = p->defaults;
+    for (size_t i = 0; tap_name && i < p->n_rules; i++) {
+        if (!parity_glob_match(p->rules[i].glob, tap_name)) continue;
+        limits_overlay(&lim, &p->rules[i].lim);
+        lim.rule = p->rules[i].lim.rule;
+        lim.rule_line = p->rules[i].lim.rule_line;
+        break;
+    }
+    return lim;
+}
+
+/* ---- checking ---------------------------------------------------------------- */
+
+static parity_check failed(const char *metric, double value, double limit) {
+    parity_check r = {0, 0, metric, value, limit};
+    return r;
+}
+
+/* The non-finite and bit-level checks, which are not a plain value ≤ limit. */
+static int check_special(const parity_limits *lim, const parity_metrics *m, parity_check *out) {
+    if (lim->allow_nan == 1) {
+        if (m->nan_mismatch) return *out = failed("nan_mismatch", (double)m->nan_mismatch, 0), 1;
+    } else if (m->nan_a + m->nan_b) {
+        return *out = failed("nan_count", (double)(m->nan_a + m->nan_b), 0), 1;
+    }
+    if (m->inf_mismatch) return *out = failed("inf_mismatch", (double)m->inf_mismatch, 0), 1;
+    if (lim->bit_identical == 1 && m->n_bitdiff)
+        return *out = failed("bit_diff_count", (double)m->n_bitdiff, 0), 1;
+    return 0;
+}
+
+static double metric_value(const key_def *k, const parity_metrics *m, const parity_logits_summary *lg) {
+    if (k->src == SRC_TENSOR && k->value == offsetof(parity_metrics, ulp_max)) return (double)m->ulp_max;
+    const char *base = k->src == SRC_TENSOR ? (const char *)m : (const char *)lg;
+    double v;
+    memcpy(&v, base + k->value, sizeof v);
+    return v;
+}
+
+parity_check parity_policy_check(const parity_limits *lim, const parity_metrics *m,
+                                 const parity_logits_summary *lg) {
+    parity_check r = {1, 0, NULL, 0, 0};
+    if (lim->skip == 1) {
+        r.skipped = 1;
+        return r;
+    }
+    if (m && check_special(lim, m, &r)) return r;
+    for (size_t i = 0; i < N_KEYS; i++) {
+        const key_def *k = &key_table[i];
+        if (k->kind == K_FLAG || isnan(get_num(lim, k))) continue;
+        if ((k->src == SRC_TENSOR && !m) || (k->src == SRC_LOGITS && !lg)) continue;
+        double v = metric_value(k, m, lg), limit = get_num(lim, k);
+        int is_min = k->kind == K_COSINE || k->kind == K_FRAC;
+        int ok = is_min ? v >= limit : v <= limit; /* a NaN value fails either way */
+        if (!ok) return failed(k->metric, v, limit);
+    }
+    return r;
+}
