@@ -1,0 +1,202 @@
+/* cmd_compare.c — `bitparity compare`: two traces, tap by tap, under a policy. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "parity/compare.h"
+#include "parity/receipt.h"
+
+static const char compare_help[] =
+    "usage: bitparity compare SUBJECT.npz REFERENCE.npz [--map M] [--policy NAME|FILE]\n"
+    "                         [-o RECEIPT.yaml] [--format text|yaml|json] [--threads N]\n\n"
+    "Compares the subject trace (the stack under test) with the reference trace, tap by tap in\n"
+    "evaluation order, after checking that both were given the same tokens. Prints the first\n"
+    "divergence, counts, the worst taps and the logits summary (text), or the receipt.\n\n"
+    "  --map M         tap map for the reference: bitnet.cpp, llama.cpp, canonical or a YAML file\n"
+    "                  (default: chosen from each trace's meta.yaml producer and layout)\n"
+    "  --policy P      built-in policy (exact, ggml-compat, reference, cross-backend, quantized) or a\n"
+    "                  policy file (default: chosen from the two producers, named in the output)\n"
+    "  -o FILE         write the receipt (YAML; JSON when FILE ends in .json)\n"
+    "  --format F      stdout: text (default), yaml or json (the receipt)\n"
+    "  --threads N     worker threads (default 2); results do not depend on N\n\n"
+    "exit: 0 pass, 1 parity failure (or tokens differ), 2 usage or input error\n";
+
+typedef struct compare_args {
+    const char *subject, *reference, *map, *policy, *out, *format;
+    int64_t threads;
+} compare_args;
+
+/* Everything opened for one comparison, released by compare_close. */
+typedef struct compare_session {
+    parity_trace *trace[2];
+    parity_tapmap *map[2];
+    parity_policy *policy;
+    char choice[320]; /* why this policy */
+    bn_pool *pool;
+    parity_compare_result *result;
+    double t_open;
+} compare_session;
+
+static double seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void compare_close(compare_session *s) {
+    parity_compare_result_free(s->result);
+    bn_pool_destroy(s->pool);
+    parity_policy_free(s->policy);
+    for (int i = 0; i < 2; i++) parity_tapmap_free(s->map[i]), parity_trace_close(s->trace[i]);
+}
+
+static bn_status load_policy(const compare_args *a, compare_session *s, bn_error *err) {
+    if (!a->policy) {
+        char why[256];
+        const char *name = parity_compare_default_policy(s->trace[0], s->trace[1], why, sizeof why);
+        snprintf(s->choice, sizeof s->choice, "auto: %s", why);
+        return parity_policy_load_builtin(name, &s->policy, err);
+    }
+    snprintf(s->choice, sizeof s->choice, "--policy %s", a->policy);
+    /* A bare word that is no file is meant as a built-in name: say which exist. */
+    if (parity_policy_builtin_text(a->policy) || (!strchr(a->policy, '/') && access(a->policy, F_OK)))
+        return parity_policy_load_builtin(a->policy, &s->policy, err);
+    return parity_policy_load_file(a->policy, &s->policy, err);
+}
+
+static bn_status compare_open(const compare_args *a, compare_session *s, bn_error *err) {
+    double t0 = seconds();
+    const char *paths[2] = {a->subject, a->reference};
+    bn_status st = BN_OK;
+    for (int i = 0; i < 2 && !st; i++) st = parity_trace_open(paths[i], &s->trace[i], err);
+    if (!st) st = parity_tapmap_for_trace(s->trace[0], &s->map[0], err);
+    if (!st) st = a->map ? parity_tapmap_load(a->map, &s->map[1], err) : parity_tapmap_for_trace(s->trace[1], &s->map[1], err);
+    if (!st) st = load_policy(a, s, err);
+    if (!st) st = bn_pool_create((int)a->threads, &s->pool, err);
+    s->t_open = seconds() - t0;
+    return st;
+}
+
+/* ---- text ------------------------------------------------------------------------- */
+
+static void print_side(const char *label, const parity_trace *t, const parity_tapmap *m) {
+    const char *name = parity_trace_get(t, "producer.name"), *num = parity_trace_get(t, "settings.numerics");
+    const char *fault = parity_trace_get(t, "settings.fault");
+    printf("  %-10s %s\n  %-10s %s%s%s, %s layout, map %s%s%s, %lld evaluation(s)\n", label, parity_trace_path(t), "",
+           name ? name : "?", num ? " " : "", num ? num : "", parity_trace_layout_name(parity_trace_layout(t)),
+           parity_tapmap_name(m), fault && strcmp(fault, "none") ? ", fault " : "",
+           fault && strcmp(fault, "none") ? fault : "", (long long)parity_trace_eval_count(t));
+}
+
+/* The k compared taps with the largest NMSE, in decreasing order. */
+static void print_worst(const parity_compare_result *r, size_t k) {
+    size_t *best = calloc(k, sizeof *best), n = 0;
+    if (!best) return;
+    for (size_t i = 0; i < r->n_taps; i++) {
+        const parity_tap_result *t = &r->taps[i];
+        if ((t->status != PARITY_TAP_PASS && t->status != PARITY_TAP_FAIL) || !(t->m.nmse > 0)) continue;
+        size_t at = n < k ? n++ : k;
+        while (at > 0 && r->taps[best[at - 1]].m.nmse < t->m.nmse) {
+            if (at < k) best[at] = best[at - 1];
+            at--;
+        }
+        if (at < k) best[at] = i;
+    }
+    if (n) printf("worst taps (by nmse):\n");
+    for (size_t i = 0; i < n; i++) {
+        const parity_tap_result *t = &r->taps[best[i]];
+        printf("  e%-3lld %-26s %-5s nmse %-10.3g cosine %-12.9g max_abs %-10.3g scale %.6g\n", (long long)t->eval,
+               t->name, parity_tap_status_name(t->status), t->m.nmse, t->m.cosine, t->m.max_abs, t->m.scale);
+    }
+    free(best);
+}
+
+static void print_logits(const parity_compare_result *r) {
+    int any = 0;
+    for (size_t i = 0; i < r->n_evals; i++) {
+        const parity_eval_result *e = &r->evals[i];
+        if (!e->has_logits) continue;
+        if (!any++) printf("logits:\n");
+        const parity_logits_summary *l = &e->logits;
+        printf("  %-4s %3zu position(s)  top1 %5.1f%%  top5 %5.1f%%  kld mean %.3g p99 %.3g max %.3g\n", e->id, l->n_pos,
+               100 * l->top1_agree, 100 * l->top5_overlap, l->kld_mean, l->kld_p99, l->kld_max);
+    }
+}
+
+static void print_text(const compare_session *s) {
+    const parity_compare_result *r = s->result;
+    const parity_compare_counts *n = &r->counts;
+    printf("bitparity compare: %s\n", r->pass ? "PASS" : "FAIL");
+    print_side("subject", s->trace[0], s->map[0]);
+    print_side("reference", s->trace[1], s->map[1]);
+    printf("  %-10s %s (%s)\n", "policy", parity_policy_name(s->policy), s->choice);
+    printf("  %-10s %zu compared (subject %lld, reference %lld)\n", "evals", r->n_evals, (long long)r->n_evals_subject,
+           (long long)r->n_evals_reference);
+    printf("  %-10s %lld compared: %lld pass (%lld bit-identical), %lld fail, %lld shape mismatch;\n"
+           "  %-10s %lld only in subject, %lld only in reference, %lld skipped by policy\n",
+           "taps", (long long)n->compared, (long long)n->pass, (long long)n->bit_identical, (long long)n->fail,
+           (long long)n->shape_mismatch, "", (long long)n->missing_reference, (long long)n->missing_subject,
+           (long long)n->policy_skip);
+    if (r->diagnosis[0]) printf("  %-10s %s\n", "diagnosis", r->diagnosis);
+    if (r->first.found) {
+        printf("first divergence: e%lld %s", (long long)r->first.eval, r->first.tap);
+        if (r->first.layer >= 0) printf(" (layer %d)", r->first.layer);
+        if (!strcmp(r->first.metric, "shape")) printf(": shape mismatch\n");
+        else printf(": %s = %.6g, limit %.6g\n", r->first.metric, r->first.value, r->first.limit);
+    }
+    for (size_t i = 0; i < r->n_hints; i++) printf("hint: %s: %s (%s)\n", r->hints[i].name, r->hints[i].message, r->hints[i].evidence);
+    print_worst(r, 5);
+    print_logits(r);
+}
+
+/* ---- main ------------------------------------------------------------------------- */
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && !strcmp(s + n - m, suffix);
+}
+
+static bn_status write_receipts(const compare_args *a, const compare_session *s, int fmt_stdout, bn_error *err) {
+    parity_receipt_input in = {s->trace[0], s->trace[1], s->map[0], s->map[1], s->policy, s->choice, s->result,
+                               bn_pool_size(s->pool), bn_pool_simd(s->pool), 1, s->pool, s->t_open};
+    parity_receipt *rc;
+    bn_status st = parity_receipt_build(&in, &rc, err);
+    if (st) return st;
+    if (a->out) st = parity_receipt_save(rc, ends_with(a->out, ".json") ? PARITY_RECEIPT_JSON : PARITY_RECEIPT_YAML, a->out, err);
+    if (!st && fmt_stdout >= 0) st = parity_receipt_emit(rc, (parity_receipt_format)fmt_stdout, stdout, err);
+    parity_receipt_free(rc);
+    return st;
+}
+
+int cmd_compare(int argc, char **argv) {
+    compare_args a = {.format = "text", .threads = 2};
+    const char *pos[2];
+    int npos = 0;
+    const cli_opt opts[] = {{"--map", NULL, CLI_STR, &a.map, 0},      {"--policy", NULL, CLI_STR, &a.policy, 0},
+                            {"-o", "--output", CLI_STR, &a.out, 0},   {"--format", NULL, CLI_STR, &a.format, 0},
+                            {"--threads", "-t", CLI_INT, &a.threads, 1}, {0}};
+    int rc = cli_parse_options("compare", compare_help, argc, argv, opts, pos, 2, &npos);
+    if (rc >= 0) return rc;
+    if (npos != 2) return cli_usage_error("compare", "give SUBJECT.npz and REFERENCE.npz");
+    if (a.threads > BN_POOL_MAX_THREADS) return cli_usage_error("compare", "--threads: at most %d", BN_POOL_MAX_THREADS);
+    int fmt = !strcmp(a.format, "text") ? -1 : !strcmp(a.format, "yaml") ? PARITY_RECEIPT_YAML
+              : !strcmp(a.format, "json")                              ? PARITY_RECEIPT_JSON
+                                                                       : -2;
+    if (fmt == -2) return cli_usage_error("compare", "--format '%s': expected text, yaml or json", a.format);
+    a.subject = pos[0];
+    a.reference = pos[1];
+    compare_session s = {0};
+    bn_error err = {0};
+    parity_compare_opts o = {0};
+    bn_status st = compare_open(&a, &s, &err);
+    o.pool = s.pool;
+    if (!st) st = parity_compare(s.trace[0], s.map[0], s.trace[1], s.map[1], s.policy, &o, &s.result, &err);
+    if (!st && (a.out || fmt >= 0)) st = write_receipts(&a, &s, fmt, &err);
+    if (!st && fmt < 0) print_text(&s);
+    int code = st ? cli_fail("compare", &err) : s.result->pass ? 0 : EXIT_PARITY;
+    compare_close(&s);
+    return code;
+}

@@ -1,0 +1,69 @@
+/* receipt.h — the record of one comparison (docs/receipt.md): what was
+ * compared with what, on which machine, under which policy, and what came
+ * out, as YAML (libyaml emitter) or the same tree as JSON.
+ *
+ * A receipt is built once (hashing the trace files, reading the host) and can
+ * then be emitted any number of times in either format. Keys are stable
+ * (`receipt: bitparity/v1`); consumers may rely on them.
+ */
+#ifndef PARITY_RECEIPT_H
+#define PARITY_RECEIPT_H
+
+#include <stdio.h>
+
+#include "bitnet/status.h"
+#include "bitnet/threads.h"
+#include "parity/compare.h"
+#include "parity/policy.h"
+#include "parity/tapmap.h"
+#include "parity/trace.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PARITY_RECEIPT_VERSION "bitparity/v1"
+
+typedef enum parity_receipt_format {
+    PARITY_RECEIPT_YAML = 0,
+    PARITY_RECEIPT_JSON = 1,
+} parity_receipt_format;
+
+/* Everything a receipt is made from; nothing is copied until build. */
+typedef struct parity_receipt_input {
+    const parity_trace *subject, *reference;
+    const parity_tapmap *subject_map, *reference_map;
+    const parity_policy *policy;
+    const char *policy_choice;           /* why this policy: "auto: ..." or "--policy X"; NULL = "" */
+    const parity_compare_result *result;
+    int threads;                         /* worker threads used */
+    bn_simd simd;                        /* kernel level used */
+    int hash_traces;                     /* 1: sha256 of both trace files (reads them whole) */
+    bn_pool *pool;                       /* hashes the two files concurrently; NULL: one after the other */
+    double t_open;                       /* seconds spent opening the traces, for timings */
+} parity_receipt_input;
+
+typedef struct parity_receipt parity_receipt;
+
+/* Builds the receipt tree from in (created = now, UTC; host from
+ * /proc/cpuinfo). IO naming the file when a trace cannot be hashed; NOMEM. */
+bn_status parity_receipt_build(const parity_receipt_input *in, parity_receipt **out, bn_error *err);
+
+/* Writes the receipt to f as YAML (block style, short lists in flow style)
+ * or JSON (2-space indent; non-finite numbers as the strings ".inf", "-.inf",
+ * ".nan", spelled as YAML spells them). IO on a write error. */
+bn_status parity_receipt_emit(const parity_receipt *r, parity_receipt_format fmt, FILE *f, bn_error *err);
+
+/* Same into a new file at path (replaced if it exists). */
+bn_status parity_receipt_save(const parity_receipt *r, parity_receipt_format fmt, const char *path, bn_error *err);
+
+void parity_receipt_free(parity_receipt *r); /* NULL is fine */
+
+/* The CPU's model name from /proc/cpuinfo into buf ("unknown" when absent). */
+void parity_host_cpu(char *buf, size_t size);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PARITY_RECEIPT_H */

@@ -1,0 +1,649 @@
+/* receipt.c — receipts: a small tree of maps, lists and scalars built from a
+ * comparison, written as YAML (libyaml emitter) or JSON (docs/receipt.md). */
+#include "parity/receipt.h"
+
+#include <math.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <yaml.h>
+
+#include "bitnet/sha256.h"
+
+#ifndef BITPARITY_VERSION
+#define BITPARITY_VERSION "unknown"
+#endif
+#ifndef BITPARITY_COMMIT
+#define BITPARITY_COMMIT "unknown"
+#endif
+
+/* ---- the tree ------------------------------------------------------------------ */
+
+typedef enum rkind { R_MAP, R_SEQ, R_STR, R_INT, R_NUM, R_BOOL, R_NULL } rkind;
+
+typedef struct rnode {
+    rkind kind;
+    int flow;                  /* maps and lists: written on one line */
+    char *key;                 /* set when the parent is a map */
+    char *str;                 /* R_STR */
+    int64_t i;                 /* R_INT, R_BOOL */
+    double d;                  /* R_NUM */
+    struct rnode *head, *tail; /* children in order */
+    struct rnode *next;
+} rnode;
+
+/* The builder: an allocation failure anywhere sets oom and makes every later
+ * call a no-op, so the building code needs no error checks of its own. */
+typedef struct rb {
+    int oom;
+} rb;
+
+struct parity_receipt {
+    rnode *root;
+};
+
+static void rnode_free(rnode *n) {
+    while (n) {
+        rnode *next = n->next;
+        rnode_free(n->head);
+        free(n->key);
+        free(n->str);
+        free(n);
+        n = next;
+    }
+}
+
+static rnode *add(rb *b, rnode *parent, const char *key, rkind kind) {
+    if (!parent || b->oom) return NULL;
+    rnode *n = calloc(1, sizeof *n);
+    if (!n || (key && !(n->key = strdup(key)))) {
+        free(n);
+        b->oom = 1;
+        return NULL;
+    }
+    n->kind = kind;
+    if (parent->tail) parent->tail->next = n;
+    else parent->head = n;
+    parent->tail = n;
+    return n;
+}
+
+static rnode *r_map(rb *b, rnode *p, const char *key) { return add(b, p, key, R_MAP); }
+
+static rnode *r_seq(rb *b, rnode *p, const char *key, int flow) {
+    rnode *n = add(b, p, key, R_SEQ);
+    if (n) n->flow = flow;
+    return n;
+}
+
+static void r_str(rb *b, rnode *p, const char *key, const char *s) {
+    rnode *n = add(b, p, key, s ? R_STR : R_NULL);
+    if (n && s && !(n->str = strdup(s))) b->oom = 1;
+}
+
+static void r_int(rb *b, rnode *p, const char *key, int64_t v) {
+    rnode *n = add(b, p, key, R_INT);
+    if (n) n->i = v;
+}
+
+static void r_num(rb *b, rnode *p, const char *key, double v) {
+    rnode *n = add(b, p, key, R_NUM);
+    if (n) n->d = v;
+}
+
+static void r_bool(rb *b, rnode *p, const char *key, int v) {
+    rnode *n = add(b, p, key, R_BOOL);
+    if (n) n->i = v != 0;
+}
+
+/* A number that is NAN means "not measured": null. */
+static void r_num_or_null(rb *b, rnode *p, const char *key, double v) {
+    if (isnan(v)) add(b, p, key, R_NULL);
+    else r_num(b, p, key, v);
+}
+
+static void r_shape(rb *b, rnode *p, const char *key, int ndim, const int64_t *shape) {
+    rnode *s = r_seq(b, p, key, 1);
+    for (int d = 0; d < ndim; d++) r_int(b, s, NULL, shape[d]);
+}
+
+/* ---- scalars as text -------------------------------------------------------------- */
+
+/* Shortest text that reads back as the same double, always with a '.' so
+ * YAML 1.1 readers (PyYAML) take it as a float: 1e-06 -> 1.0e-06. */
+static void format_double(double d, char *buf, size_t size) {
+    if (isnan(d)) {
+        snprintf(buf, size, ".nan");
+        return;
+    }
+    if (isinf(d)) {
+        snprintf(buf, size, d > 0 ? ".inf" : "-.inf");
+        return;
+    }
+    char tmp[40];
+    for (int p = 1; p <= 17; p++) {
+        snprintf(tmp, sizeof tmp, "%.*g", p, d);
+        if (strtod(tmp, NULL) == d) break;
+    }
+    char *e = strchr(tmp, 'e');
+    if (strchr(tmp, '.')) snprintf(buf, size, "%s", tmp);
+    else if (e) snprintf(buf, size, "%.*s.0%s", (int)(e - tmp), tmp, e);
+    else snprintf(buf, size, "%s.0", tmp);
+}
+
+static void scalar_text(const rnode *n, char *buf, size_t size) {
+    switch (n->kind) {
+    case R_INT: snprintf(buf, size, "%lld", (long long)n->i); break;
+    case R_NUM: format_double(n->d, buf, size); break;
+    case R_BOOL: snprintf(buf, size, n->i ? "true" : "false"); break;
+    default: snprintf(buf, size, "null"); break;
+    }
+}
+
+/* A string a YAML 1.1 reader would take for something else when plain. */
+static int needs_quotes(const char *s) {
+    static const char *const words[] = {"y", "n", "yes", "no", "on", "off", "true", "false", "null", "~", NULL};
+    if (!*s || strchr("0123456789+-.", *s)) return 1;
+    for (int i = 0; words[i]; i++)
+        if (!strcasecmp(s, words[i])) return 1;
+    return 0;
+}
+
+/* ---- YAML ------------------------------------------------------------------------ */
+
+static int yaml_scalar(yaml_emitter_t *e, const char *text, int is_string) {
+    yaml_event_t ev;
+    int quote = is_string && needs_quotes(text);
+    yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)text, (int)strlen(text), !quote, 1,
+                                 quote ? YAML_DOUBLE_QUOTED_SCALAR_STYLE : YAML_ANY_SCALAR_STYLE);
+    return yaml_emitter_emit(e, &ev);
+}
+
+static int yaml_node(yaml_emitter_t *e, const rnode *n) {
+    yaml_event_t ev;
+    char buf[64];
+    if (n->kind == R_STR) return yaml_scalar(e, n->str, 1);
+    if (n->kind != R_MAP && n->kind != R_SEQ) {
+        scalar_text(n, buf, sizeof buf);
+        return yaml_scalar(e, buf, 0);
+    }
+    if (n->kind == R_MAP)
+        yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1, n->flow ? YAML_FLOW_MAPPING_STYLE : YAML_BLOCK_MAPPING_STYLE);
+    else
+        yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1, n->flow ? YAML_FLOW_SEQUENCE_STYLE : YAML_BLOCK_SEQUENCE_STYLE);
+    if (!yaml_emitter_emit(e, &ev)) return 0;
+    for (const rnode *c = n->head; c; c = c->next) {
+        if (n->kind == R_MAP && !yaml_scalar(e, c->key, 1)) return 0;
+        if (!yaml_node(e, c)) return 0;
+    }
+    if (n->kind == R_MAP) yaml_mapping_end_event_initialize(&ev);
+    else yaml_sequence_end_event_initialize(&ev);
+    return yaml_emitter_emit(e, &ev);
+}
+
+static bn_status emit_yaml(const rnode *root, FILE *f, bn_error *err) {
+    yaml_emitter_t e;
+    yaml_event_t ev;
+    if (!yaml_emitter_initialize(&e)) return bn_error_set(err, BN_ERR_NOMEM, "receipt: out of memory");
+    yaml_emitter_set_output_file(&e, f);
+    yaml_emitter_set_unicode(&e, 1);
+    yaml_emitter_set_width(&e, -1); /* never fold long strings */
+    yaml_emitter_set_indent(&e, 2);
+    int ok = 1;
+    yaml_stream_start_event_initialize(&ev, YAML_UTF8_ENCODING);
+    ok = ok && yaml_emitter_emit(&e, &ev);
+    yaml_document_start_event_initialize(&ev, NULL, NULL, NULL, 1);
+    ok = ok && yaml_emitter_emit(&e, &ev);
+    ok = ok && yaml_node(&e, root);
+    yaml_document_end_event_initialize(&ev, 1);
+    ok = ok && yaml_emitter_emit(&e, &ev);
+    yaml_stream_end_event_initialize(&ev);
+    ok = ok && yaml_emitter_emit(&e, &ev);
+    ok = ok && yaml_emitter_flush(&e);
+    bn_status st = ok ? BN_OK
+                      : bn_error_set(err, BN_ERR_IO, "receipt: YAML emitter: %s", e.problem ? e.problem : "write error");
+    yaml_emitter_delete(&e);
+    return st;
+}
+
+/* ---- JSON ------------------------------------------------------------------------ */
+
+static void json_string(FILE *f, const char *s) {
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
+        else if (*p == '\n') fputs("\\n", f);
+        else if (*p == '\t') fputs("\\t", f);
+        else if (*p < 0x20) fprintf(f, "\\u%04x", *p);
+        else fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+static void json_node(FILE *f, const rnode *n, int depth) {
+    char buf[64];
+    if (n->kind == R_STR) return json_string(f, n->str);
+    if (n->kind == R_NUM && !isfinite(n->d)) {
+        format_double(n->d, buf, sizeof buf);
+        return json_string(f, buf);
+    }
+    if (n->kind != R_MAP && n->kind != R_SEQ) {
+        scalar_text(n, buf, sizeof buf);
+        fputs(buf, f);
+        return;
+    }
+    int map = n->kind == R_MAP, flow = n->flow || !n->head;
+    fputc(map ? '{' : '[', f);
+    for (const rnode *c = n->head; c; c = c->next) {
+        if (flow) fputs(c == n->head ? "" : ", ", f);
+        else fprintf(f, "%s\n%*s", c == n->head ? "" : ",", 2 * (depth + 1), "");
+        if (map) {
+            json_string(f, c->key);
+            fputs(": ", f);
+        }
+        json_node(f, c, depth + 1);
+    }
+    if (!flow) fprintf(f, "\n%*s", 2 * depth, "");
+    fputc(map ? '}' : ']', f);
+}
+
+/* ---- content ---------------------------------------------------------------------- */
+
+void parity_host_cpu(char *buf, size_t size) {
+    snprintf(buf, size, "unknown");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "model name", 10)) continue;
+        const char *v = strchr(line, ':');
+        if (!v) break;
+        v += 1 + (v[1] == ' ');
+        size_t n = strcspn(v, "\n");
+        snprintf(buf, size, "%.*s", (int)n, v);
+        break;
+    }
+    fclose(f);
+}
+
+typedef struct build_ctx {
+    rb b;
+    const parity_receipt_input *in;
+    const parity_compare_result *r;
+    double t_hash;
+    bn_error *err;
+} build_ctx;
+
+static void add_producer(build_ctx *c, rnode *p, const parity_trace *t) {
+    static const char *const keys[] = {"name", "version", "commit", "source", NULL};
+    rnode *m = r_map(&c->b, p, "producer");
+    char key[32];
+    for (int i = 0; keys[i]; i++) {
+        snprintf(key, sizeof key, "producer.%s", keys[i]);
+        const char *v = parity_trace_get(t, key);
+        if (v || i == 0) r_str(&c->b, m, keys[i], v);
+    }
+}
+
+static const char *model_path(const parity_trace *t) {
+    const char *p = parity_trace_get(t, "model.path");
+    return p ? p : parity_trace_get(t, "model.file");
+}
+
+static void add_side(build_ctx *c, rnode *root, const char *key, const parity_trace *t, const parity_tapmap *m,
+                     const char *hex) {
+    rnode *s = r_map(&c->b, root, key);
+    add_producer(c, s, t);
+    r_str(&c->b, s, "numerics", parity_trace_get(t, "settings.numerics"));
+    r_str(&c->b, s, "weight_type", parity_trace_weight_type(t));
+    r_str(&c->b, s, "fault", parity_trace_get(t, "settings.fault"));
+    r_str(&c->b, s, "trace", parity_trace_path(t));
+    r_int(&c->b, s, "size_bytes", (int64_t)npz_file_size(parity_trace_npz(t)));
+    r_str(&c->b, s, "sha256", hex[0] ? hex : NULL);
+    r_str(&c->b, s, "layout", parity_trace_layout_name(parity_trace_layout(t)));
+    rnode *mm = r_map(&c->b, s, "map");
+    r_str(&c->b, mm, "name", parity_tapmap_name(m));
+    r_str(&c->b, mm, "origin", parity_tapmap_origin(m));
+    r_str(&c->b, mm, "sha256", parity_tapmap_sha256(m));
+    r_int(&c->b, s, "evaluations", parity_trace_eval_count(t));
+    rnode *md = r_map(&c->b, s, "model");
+    r_str(&c->b, md, "path", model_path(t));
+    r_str(&c->b, md, "sha256", parity_trace_get(t, "model.sha256"));
+}
+
+/* Both trace files are hashed at once, one per thread: for large traces the
+ * hash costs more than the comparison. */
+typedef struct hash_job {
+    const char *path[2];
+    char hex[2][BN_SHA256_HEX_SIZE];
+    bn_status st[2];
+    bn_error err[2];
+} hash_job;
+
+static void hash_one(void *ctx, int64_t begin, int64_t end) {
+    hash_job *j = ctx;
+    for (int64_t i = begin; i < end; i++) {
+        uint8_t dg[BN_SHA256_DIGEST_SIZE];
+        j->st[i] = bn_sha256_file(j->path[i], dg, &j->err[i]);
+        if (!j->st[i]) bn_sha256_hex(dg, j->hex[i]);
+    }
+}
+
+static bn_status hash_traces(build_ctx *c, hash_job *j) {
+    memset(j, 0, sizeof *j);
+    if (!c->in->hash_traces) return BN_OK;
+    j->path[0] = parity_trace_path(c->in->subject);
+    j->path[1] = parity_trace_path(c->in->reference);
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    bn_pool_parallel_for(c->in->pool, 2, 1, hash_one, j);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    c->t_hash = (double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec);
+    for (int i = 0; i < 2; i++)
+        if (j->st[i]) {
+            if (c->err) *c->err = j->err[i];
+            return j->st[i];
+        }
+    return BN_OK;
+}
+
+static void add_evals(build_ctx *c, rnode *p, const char *key, const parity_trace *t) {
+    rnode *s = r_seq(&c->b, p, key, 0);
+    for (int64_t k = 0; k < parity_trace_eval_count(t); k++) {
+        const parity_eval *e = parity_trace_eval(t, k);
+        rnode *m = r_map(&c->b, s, NULL);
+        if (m) m->flow = 1;
+        r_str(&c->b, m, "id", e->id);
+        rnode *tok = r_seq(&c->b, m, "tokens", 1);
+        for (int64_t i = 0; i < e->n_tokens; i++) r_int(&c->b, tok, NULL, e->tokens[i]);
+        r_int(&c->b, m, "p0", e->p0);
+    }
+}
+
+static void add_header(build_ctx *c, rnode *root) {
+    char buf[256];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    r_str(&c->b, root, "receipt", PARITY_RECEIPT_VERSION);
+    r_str(&c->b, root, "created", buf);
+    rnode *tool = r_map(&c->b, root, "tool");
+    r_str(&c->b, tool, "name", "bitparity");
+    r_str(&c->b, tool, "version", BITPARITY_VERSION);
+    r_str(&c->b, tool, "commit", BITPARITY_COMMIT);
+    rnode *host = r_map(&c->b, root, "host");
+    parity_host_cpu(buf, sizeof buf);
+    r_str(&c->b, host, "cpu", buf);
+    r_str(&c->b, host, "simd", bn_simd_name(c->in->simd));
+    r_int(&c->b, host, "threads", c->in->threads);
+    const parity_trace *mt = model_path(c->in->subject) ? c->in->subject : c->in->reference;
+    rnode *model = r_map(&c->b, root, "model");
+    r_str(&c->b, model, "path", model_path(mt));
+    r_str(&c->b, model, "sha256", parity_trace_get(mt, "model.sha256"));
+    r_str(&c->b, model, "arch", parity_trace_get(mt, "model.arch"));
+}
+
+static void add_policy(build_ctx *c, rnode *root) {
+    rnode *p = r_map(&c->b, root, "policy");
+    r_str(&c->b, p, "name", parity_policy_name(c->in->policy));
+    r_str(&c->b, p, "origin", parity_policy_origin(c->in->policy));
+    r_str(&c->b, p, "sha256", parity_policy_sha256(c->in->policy));
+    r_str(&c->b, p, "choice", c->in->policy_choice ? c->in->policy_choice : "");
+}
+
+static const char *eval_id(int64_t k, char *buf, size_t size) {
+    snprintf(buf, size, "e%lld", (long long)k);
+    return buf;
+}
+
+static void add_summary(build_ctx *c, rnode *root) {
+    const parity_compare_result *r = c->r;
+    char id[24];
+    rnode *s = r_map(&c->b, root, "summary");
+    r_str(&c->b, s, "verdict", r->pass ? "pass" : "fail");
+    r_str(&c->b, s, "diagnosis", r->diagnosis[0] ? r->diagnosis : NULL);
+    rnode *n = r_map(&c->b, s, "counts");
+    const parity_compare_counts *k = &r->counts;
+    r_int(&c->b, n, "taps", k->taps);
+    r_int(&c->b, n, "compared", k->compared);
+    r_int(&c->b, n, "pass", k->pass);
+    r_int(&c->b, n, "fail", k->fail);
+    r_int(&c->b, n, "bit_identical", k->bit_identical);
+    r_int(&c->b, n, "shape_mismatch", k->shape_mismatch);
+    r_int(&c->b, n, "missing_reference", k->missing_reference);
+    r_int(&c->b, n, "missing_subject", k->missing_subject);
+    r_int(&c->b, n, "skipped", k->policy_skip);
+    rnode *e = r_map(&c->b, s, "evaluations");
+    r_int(&c->b, e, "subject", r->n_evals_subject);
+    r_int(&c->b, e, "reference", r->n_evals_reference);
+    r_int(&c->b, e, "compared", (int64_t)r->n_evals);
+    if (r->first.found) {
+        rnode *f = r_map(&c->b, s, "first_divergence");
+        r_str(&c->b, f, "evaluation", eval_id(r->first.eval, id, sizeof id));
+        r_str(&c->b, f, "tap", r->first.tap);
+        if (r->first.layer >= 0) r_int(&c->b, f, "layer", r->first.layer);
+        else r_str(&c->b, f, "layer", NULL);
+        r_str(&c->b, f, "metric", r->first.metric);
+        r_num(&c->b, f, "value", r->first.value);
+        r_num(&c->b, f, "limit", r->first.limit);
+    } else {
+        r_str(&c->b, s, "first_divergence", NULL);
+    }
+    rnode *fe = r_seq(&c->b, s, "failing_evaluations", 1);
+    for (size_t i = 0; i < r->n_evals; i++)
+        if (r->evals[i].n_fail) r_str(&c->b, fe, NULL, r->evals[i].id);
+    rnode *h = r_seq(&c->b, s, "hints", 0);
+    for (size_t i = 0; i < r->n_hints; i++) {
+        rnode *m = r_map(&c->b, h, NULL);
+        r_str(&c->b, m, "name", r->hints[i].name);
+        r_str(&c->b, m, "message", r->hints[i].message);
+        r_str(&c->b, m, "evidence", r->hints[i].evidence);
+    }
+}
+
+static void add_growth(build_ctx *c, rnode *root) {
+    rnode *g = r_map(&c->b, root, "error_growth");
+    r_str(&c->b, g, "metric", "nmse");
+    r_str(&c->b, g, "reduce", "max over the layer's compared taps");
+    r_int(&c->b, g, "layers", c->r->n_layer);
+    rnode *s = r_seq(&c->b, g, "evaluations", 0);
+    for (size_t i = 0; i < c->r->n_evals; i++) {
+        const parity_eval_result *e = &c->r->evals[i];
+        rnode *m = r_map(&c->b, s, NULL);
+        r_str(&c->b, m, "evaluation", e->id);
+        rnode *v = r_seq(&c->b, m, "nmse_max", 1);
+        for (int l = 0; l < c->r->n_layer; l++) r_num_or_null(&c->b, v, NULL, e->growth[l]);
+    }
+}
+
+static void add_metrics(build_ctx *c, rnode *p, const parity_tap_result *t) {
+    const parity_metrics *m = &t->m;
+    rnode *s = r_map(&c->b, p, "metrics");
+    r_int(&c->b, s, "n", (int64_t)m->n);
+    r_int(&c->b, s, "n_finite", (int64_t)m->n_finite);
+    r_bool(&c->b, s, "bit_identical", m->bit_identical);
+    r_int(&c->b, s, "n_bitdiff", (int64_t)m->n_bitdiff);
+    static const struct { const char *key; size_t off; } nums[] = {
+        {"max_abs", offsetof(parity_metrics, max_abs)},     {"mean_abs", offsetof(parity_metrics, mean_abs)},
+        {"rms_err", offsetof(parity_metrics, rms_err)},     {"nmse", offsetof(parity_metrics, nmse)},
+        {"nmse_llama", offsetof(parity_metrics, nmse_llama)}, {"nmse_var", offsetof(parity_metrics, nmse_var)},
+        {"cosine", offsetof(parity_metrics, cosine)},       {"rel_rms", offsetof(parity_metrics, rel_rms)},
+        {"scale", offsetof(parity_metrics, scale)},         {"scale_nmse", offsetof(parity_metrics, scale_nmse)},
+        {"ulp_mean", offsetof(parity_metrics, ulp_mean)},
+    };
+    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+        double v;
+        memcpy(&v, (const char *)m + nums[i].off, sizeof v);
+        r_num(&c->b, s, nums[i].key, v);
+    }
+    r_int(&c->b, s, "ulp_max", m->ulp_max);
+    rnode *nan = r_seq(&c->b, s, "nan", 1), *inf = r_seq(&c->b, s, "inf", 1);
+    r_int(&c->b, nan, NULL, (int64_t)m->nan_a), r_int(&c->b, nan, NULL, (int64_t)m->nan_b);
+    r_int(&c->b, inf, NULL, (int64_t)m->inf_a), r_int(&c->b, inf, NULL, (int64_t)m->inf_b);
+    r_int(&c->b, s, "nan_mismatch", (int64_t)m->nan_mismatch);
+    r_int(&c->b, s, "inf_mismatch", (int64_t)m->inf_mismatch);
+    if (m->worst_index == PARITY_NO_INDEX) return;
+    rnode *w = r_map(&c->b, s, "worst");
+    /* The index inside the compared rows, also as a position in the tap
+     * (row = token index of the evaluation). */
+    int64_t at[3] = {0}, idx = (int64_t)m->worst_index;
+    int nd = t->ndim;
+    if (nd == 2) at[0] = t->row_begin + idx / t->shape[1], at[1] = idx % t->shape[1];
+    else for (int d = nd - 1; d >= 0; d--) at[d] = idx % t->shape[d], idx /= t->shape[d];
+    r_shape(&c->b, w, "at", nd, at);
+    r_num(&c->b, w, "subject", m->worst_a);
+    r_num(&c->b, w, "reference", m->worst_b);
+}
+
+static void add_limits(build_ctx *c, rnode *p, const parity_limits *l) {
+    static const struct { const char *key; size_t off; } nums[] = {
+        {"nmse_max", offsetof(parity_limits, nmse_max)},         {"nmse_llama_max", offsetof(parity_limits, nmse_llama_max)},
+        {"cosine_min", offsetof(parity_limits, cosine_min)},     {"max_abs_max", offsetof(parity_limits, max_abs_max)},
+        {"rel_rms_max", offsetof(parity_limits, rel_rms_max)},   {"ulp_max", offsetof(parity_limits, ulp_max)},
+        {"kld_mean_max", offsetof(parity_limits, kld_mean_max)}, {"kld_p99_max", offsetof(parity_limits, kld_p99_max)},
+        {"kld_max_max", offsetof(parity_limits, kld_max_max)},   {"top1_agree_min", offsetof(parity_limits, top1_agree_min)},
+        {"topk_overlap_min", offsetof(parity_limits, topk_overlap_min)},
+        {"same_top_p_min", offsetof(parity_limits, same_top_p_min)},
+    };
+    rnode *s = r_map(&c->b, p, "limits");
+    r_str(&c->b, s, "rule", l->rule ? l->rule : "defaults");
+    r_int(&c->b, s, "rule_line", l->rule_line);
+    if (l->bit_identical >= 0) r_bool(&c->b, s, "bit_identical", l->bit_identical);
+    if (l->allow_nan >= 0) r_bool(&c->b, s, "allow_nan", l->allow_nan);
+    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+        double v;
+        memcpy(&v, (const char *)l + nums[i].off, sizeof v);
+        if (!isnan(v)) r_num(&c->b, s, nums[i].key, v);
+    }
+}
+
+static void add_tap(build_ctx *c, rnode *seq, const parity_tap_result *t) {
+    char id[24];
+    rnode *m = r_map(&c->b, seq, NULL);
+    r_str(&c->b, m, "evaluation", eval_id(t->eval, id, sizeof id));
+    r_str(&c->b, m, "name", t->name);
+    if (t->layer >= 0) r_int(&c->b, m, "layer", t->layer);
+    else r_str(&c->b, m, "layer", NULL);
+    r_str(&c->b, m, "status", parity_tap_status_name(t->status));
+    if (t->ndim) r_shape(&c->b, m, "shape", t->ndim, t->shape);
+    if (t->ref_ndim) r_shape(&c->b, m, "reference_shape", t->ref_ndim, t->ref_shape);
+    if (t->ref_source) r_str(&c->b, m, "reference_source", t->ref_source);
+    if (t->status == PARITY_TAP_PASS || t->status == PARITY_TAP_FAIL) {
+        int64_t rows[2] = {t->row_begin, t->row_end};
+        r_shape(&c->b, m, "rows", 2, rows);
+        add_metrics(c, m, t);
+    }
+    if (t->status == PARITY_TAP_PASS || t->status == PARITY_TAP_FAIL || t->status == PARITY_TAP_POLICY_SKIP)
+        add_limits(c, m, &t->lim);
+    if (t->status == PARITY_TAP_FAIL || t->status == PARITY_TAP_SHAPE_MISMATCH) {
+        rnode *f = r_map(&c->b, m, "failed");
+        if (f) f->flow = 1;
+        r_str(&c->b, f, "metric", t->check.metric);
+        r_num(&c->b, f, "value", t->check.value);
+        r_num(&c->b, f, "limit", t->check.limit);
+    }
+}
+
+static void add_logits(build_ctx *c, rnode *root) {
+    rnode *s = r_seq(&c->b, root, "logits", 0);
+    for (size_t i = 0; i < c->r->n_evals; i++) {
+        const parity_eval_result *e = &c->r->evals[i];
+        if (!e->has_logits) continue;
+        const parity_logits_summary *l = &e->logits;
+        rnode *m = r_map(&c->b, s, NULL);
+        r_str(&c->b, m, "evaluation", e->id);
+        for (size_t j = 0; j < c->r->n_taps; j++) /* the verdict of this evaluation's logits tap */
+            if (c->r->taps[j].eval == e->eval && c->r->taps[j].is_logits)
+                r_str(&c->b, m, "status", parity_tap_status_name(c->r->taps[j].status));
+        r_int(&c->b, m, "positions", (int64_t)l->n_pos);
+        r_int(&c->b, m, "invalid", (int64_t)l->n_invalid);
+        r_num(&c->b, m, "top1_agree", l->top1_agree);
+        r_num(&c->b, m, "same_top_p", l->same_top_p);
+        r_num(&c->b, m, "top5_overlap", l->top5_overlap);
+        r_num(&c->b, m, "top10_overlap", l->top10_overlap);
+        r_num(&c->b, m, "kld_mean", l->kld_mean);
+        r_num(&c->b, m, "kld_median", l->kld_median);
+        r_num(&c->b, m, "kld_p99", l->kld_p99);
+        r_num(&c->b, m, "kld_max", l->kld_max);
+        r_num(&c->b, m, "dp_mean", l->dp_mean);
+        r_num(&c->b, m, "dp_rms", l->dp_rms);
+        r_num(&c->b, m, "dp_max_abs", l->dp_max_abs);
+    }
+}
+
+static double microseconds(double s) { return round(s * 1e6) / 1e6; } /* clock noise is not data */
+
+static void add_timings(build_ctx *c, rnode *root) {
+    rnode *t = r_map(&c->b, root, "timings");
+    r_num(&c->b, t, "open_s", microseconds(c->in->t_open));
+    r_num(&c->b, t, "load_s", microseconds(c->r->t_load));
+    r_num(&c->b, t, "metrics_s", microseconds(c->r->t_metrics));
+    r_num(&c->b, t, "compare_s", microseconds(c->r->t_total));
+    r_num(&c->b, t, "hash_s", microseconds(c->t_hash));
+}
+
+bn_status parity_receipt_build(const parity_receipt_input *in, parity_receipt **out, bn_error *err) {
+    *out = NULL;
+    if (!in || !in->subject || !in->reference || !in->subject_map || !in->reference_map || !in->policy || !in->result)
+        return bn_error_set(err, BN_ERR_INVALID, "receipt: incomplete input");
+    build_ctx c = {{0}, in, in->result, 0, err};
+    parity_receipt *r = calloc(1, sizeof *r);
+    if (!r || !(r->root = calloc(1, sizeof *r->root))) {
+        free(r);
+        return bn_error_set(err, BN_ERR_NOMEM, "receipt: out of memory");
+    }
+    rnode *root = r->root;
+    root->kind = R_MAP;
+    hash_job hashes;
+    bn_status st = hash_traces(&c, &hashes);
+    if (!st) {
+        add_header(&c, root);
+        add_side(&c, root, "subject", in->subject, in->subject_map, hashes.hex[0]);
+        add_side(&c, root, "reference", in->reference, in->reference_map, hashes.hex[1]);
+        rnode *input = r_map(&c.b, root, "input");
+        add_evals(&c, input, "evaluations", in->subject);
+        if (c.r->tokenization_mismatch || c.r->diagnosis[0]) add_evals(&c, input, "reference_evaluations", in->reference);
+        add_policy(&c, root);
+        add_summary(&c, root);
+        add_growth(&c, root);
+        rnode *taps = r_seq(&c.b, root, "taps", 0);
+        for (size_t i = 0; i < c.r->n_taps; i++) add_tap(&c, taps, &c.r->taps[i]);
+        add_logits(&c, root);
+        add_timings(&c, root);
+        if (c.b.oom) st = bn_error_set(err, BN_ERR_NOMEM, "receipt: out of memory");
+    }
+    if (st) {
+        parity_receipt_free(r);
+        return st;
+    }
+    *out = r;
+    return BN_OK;
+}
+
+bn_status parity_receipt_emit(const parity_receipt *r, parity_receipt_format fmt, FILE *f, bn_error *err) {
+    if (fmt == PARITY_RECEIPT_YAML) return emit_yaml(r->root, f, err);
+    json_node(f, r->root, 0);
+    fputc('\n', f);
+    return ferror(f) ? bn_error_set(err, BN_ERR_IO, "receipt: write error") : BN_OK;
+}
+
+bn_status parity_receipt_save(const parity_receipt *r, parity_receipt_format fmt, const char *path, bn_error *err) {
+    FILE *f = fopen(path, "w");
+    if (!f) return bn_error_set(err, BN_ERR_IO, "%s: cannot create the receipt", path);
+    bn_status st = parity_receipt_emit(r, fmt, f, err);
+    if (fclose(f) && !st) st = bn_error_set(err, BN_ERR_IO, "%s: write error", path);
+    if (st) {
+        bn_error_prefix(err, path);
+        remove(path);
+    }
+    return st;
+}
+
+void parity_receipt_free(parity_receipt *r) {
+    if (!r) return;
+    rnode_free(r->root);
+    free(r);
+}
