@@ -7,11 +7,13 @@
 
 #include "commands.h"
 #include "parity/compare.h"
+#include "parity/localize.h"
 #include "parity/receipt.h"
 
 static const char compare_help[] =
     "usage: bitparity compare SUBJECT.npz REFERENCE.npz [--map M] [--policy NAME|FILE]\n"
-    "                         [-o RECEIPT.yaml] [--format text|yaml|json] [--threads N]\n\n"
+    "                         [-o RECEIPT.yaml] [--format text|yaml|json] [--threads N]\n"
+    "                         [--replay -m MODEL [--replay-mode block|op]]\n\n"
     "Compares the subject trace (the stack under test) with the reference trace, tap by tap in\n"
     "evaluation order, after checking that both were given the same tokens. Prints the first\n"
     "divergence, counts, the worst taps and the logits summary (text), or the receipt.\n\n"
@@ -21,12 +23,20 @@ static const char compare_help[] =
     "                  policy file (default: chosen from the two producers, named in the output)\n"
     "  -o FILE         write the receipt (YAML; JSON when FILE ends in .json)\n"
     "  --format F      stdout: text (default), yaml or json (the receipt)\n"
-    "  --threads N     worker threads (default 2); results do not depend on N\n\n"
+    "  --threads N     worker threads (default 2); results do not depend on N\n"
+    "  --replay        re-run bitparity's engine on MODEL (with the subject's numerics and fault)\n"
+    "                  injecting the reference's values: block mode starts every block from the\n"
+    "                  reference's residual stream and classifies each failing block's error as\n"
+    "                  local or inherited; op mode injects every tap and names the op where the\n"
+    "                  error is born (default block)\n"
+    "  -m MODEL        the subject's model, for --replay\n\n"
+    "Hints (named diagnoses with their numbers) are printed and written to the receipt.\n\n"
     "exit: 0 pass, 1 parity failure (or tokens differ), 2 usage or input error\n";
 
 typedef struct compare_args {
-    const char *subject, *reference, *map, *policy, *out, *format;
+    const char *subject, *reference, *map, *policy, *out, *format, *model, *replay_mode;
     int64_t threads;
+    bool replay;
 } compare_args;
 
 /* Everything opened for one comparison, released by compare_close. */
@@ -37,6 +47,7 @@ typedef struct compare_session {
     char choice[320]; /* why this policy */
     bn_pool *pool;
     parity_compare_result *result;
+    parity_replay_result *replay;
     double t_open;
 } compare_session;
 
@@ -47,6 +58,7 @@ static double seconds(void) {
 }
 
 static void compare_close(compare_session *s) {
+    parity_replay_result_free(s->replay);
     parity_compare_result_free(s->result);
     bn_pool_destroy(s->pool);
     parity_policy_free(s->policy);
@@ -152,6 +164,26 @@ static void print_text(const compare_session *s) {
     print_logits(r);
 }
 
+/* Hints, and with --replay the engine re-run that says where errors are born. */
+static bn_status localize(const compare_args *a, compare_session *s, bn_error *err) {
+    parity_tapview *v[2] = {NULL, NULL};
+    bn_model *m = NULL;
+    bn_status st = parity_tapview_open(s->trace[0], s->map[0], &v[0], err);
+    if (!st) st = parity_tapview_open(s->trace[1], s->map[1], &v[1], err);
+    if (!st) st = parity_localize_hints(s->result, v[0], v[1], err);
+    if (!st && a->replay && !s->result->pass && !s->result->tokenization_mismatch) {
+        st = bn_model_load(a->model, &m, err);
+        const parity_replay_opts ro = {.model = m, .n_threads = bn_pool_size(s->pool),
+                                       .mode = a->replay_mode && !strcmp(a->replay_mode, "op") ? PARITY_REPLAY_OP
+                                                                                              : PARITY_REPLAY_BLOCK};
+        if (!st) st = parity_replay(s->result, v[0], v[1], s->policy, &ro, &s->replay, err);
+    }
+    bn_model_free(m);
+    parity_tapview_free(v[0]);
+    parity_tapview_free(v[1]);
+    return st;
+}
+
 /* ---- main ------------------------------------------------------------------------- */
 
 static int ends_with(const char *s, const char *suffix) {
@@ -161,7 +193,8 @@ static int ends_with(const char *s, const char *suffix) {
 
 static bn_status write_receipts(const compare_args *a, const compare_session *s, int fmt_stdout, bn_error *err) {
     parity_receipt_input in = {s->trace[0], s->trace[1], s->map[0], s->map[1], s->policy, s->choice, s->result,
-                               bn_pool_size(s->pool), bn_pool_simd(s->pool), 1, s->pool, s->t_open};
+                               bn_pool_size(s->pool), bn_pool_simd(s->pool), 1, s->pool, s->t_open,
+                               s->replay, a->model};
     parity_receipt *rc;
     bn_status st = parity_receipt_build(&in, &rc, err);
     if (st) return st;
@@ -177,7 +210,9 @@ int cmd_compare(int argc, char **argv) {
     int npos = 0;
     const cli_opt opts[] = {{"--map", NULL, CLI_STR, &a.map, 0},      {"--policy", NULL, CLI_STR, &a.policy, 0},
                             {"-o", "--output", CLI_STR, &a.out, 0},   {"--format", NULL, CLI_STR, &a.format, 0},
-                            {"--threads", "-t", CLI_INT, &a.threads, 1}, {0}};
+                            {"--threads", "-t", CLI_INT, &a.threads, 1}, {"--replay", NULL, CLI_FLAG, &a.replay, 0},
+                            {"-m", "--model", CLI_STR, &a.model, 0},  {"--replay-mode", NULL, CLI_STR, &a.replay_mode, 0},
+                            {0}};
     int rc = cli_parse_options("compare", compare_help, argc, argv, opts, pos, 2, &npos);
     if (rc >= 0) return rc;
     if (npos != 2) return cli_usage_error("compare", "give SUBJECT.npz and REFERENCE.npz");
@@ -193,7 +228,11 @@ int cmd_compare(int argc, char **argv) {
     parity_compare_opts o = {0};
     bn_status st = compare_open(&a, &s, &err);
     o.pool = s.pool;
+    if (a.replay && !a.model) return cli_usage_error("compare", "--replay needs -m MODEL (the subject's model)");
+    if (a.replay_mode && strcmp(a.replay_mode, "block") && strcmp(a.replay_mode, "op"))
+        return cli_usage_error("compare", "--replay-mode '%s': expected block or op", a.replay_mode);
     if (!st) st = parity_compare(s.trace[0], s.map[0], s.trace[1], s.map[1], s.policy, &o, &s.result, &err);
+    if (!st) st = localize(&a, &s, &err);
     if (!st && (a.out || fmt >= 0)) st = write_receipts(&a, &s, fmt, &err);
     if (!st && fmt < 0) print_text(&s);
     int code = st ? cli_fail("compare", &err) : s.result->pass ? 0 : EXIT_PARITY;

@@ -97,10 +97,12 @@ static bn_status fire_tap(bn_ctx *c, int layer, bn_tap_kind kind, void *data, bn
     bn_tap tap = {.name = bn_tap_name(c->tap_name, sizeof c->tap_name, layer, kind),
                   .layer = layer, .kind = kind, .eval = c->n_eval, .p0 = c->p0, .dtype = dt,
                   .ndim = ndim, .shape = {s0, s1, s2}, .data = data};
+    /* Observe first: a replay records what the graph computed, then injects
+     * the reference's value for the rest of the graph to use. */
     bn_status st;
-    if (bn_tap_set_has(c->p.inject, layer, kind) && (st = c->p.inject_fn(c->p.inject_user, &tap, err))) return st;
     if (bn_tap_set_has(c->p.observe, layer, kind) && (st = c->p.observe_fn(c->p.observe_user, &tap, err)))
         return st;
+    if (bn_tap_set_has(c->p.inject, layer, kind) && (st = c->p.inject_fn(c->p.inject_user, &tap, err))) return st;
     return BN_OK;
 }
 

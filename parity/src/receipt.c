@@ -2,6 +2,8 @@
  * comparison, written as YAML (libyaml emitter) or JSON (docs/receipt.md). */
 #include "parity/receipt.h"
 
+#include "parity/localize.h"
+
 #include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -574,6 +576,46 @@ static void add_logits(build_ctx *c, rnode *root) {
     }
 }
 
+/* `replay`: where the errors are born (localize.h). */
+static void add_replay(build_ctx *c, rnode *root) {
+    const parity_replay_result *rp = c->in->replay;
+    if (!rp) return;
+    char id[24];
+    rnode *r = r_map(&c->b, root, "replay");
+    r_str(&c->b, r, "mode", rp->mode == PARITY_REPLAY_OP ? "op" : "block");
+    r_str(&c->b, r, "model", c->in->replay_model);
+    if (rp->first_local >= 0) {
+        const parity_replay_tap *t = &rp->taps[rp->first_local];
+        rnode *f = r_map(&c->b, r, "first_local");
+        r_str(&c->b, f, "evaluation", eval_id(t->eval, id, sizeof id));
+        r_str(&c->b, f, "tap", t->name);
+        r_str(&c->b, f, "metric", t->check.metric);
+        r_num(&c->b, f, "value", t->check.value);
+        r_num(&c->b, f, "limit", t->check.limit);
+    } else {
+        r_str(&c->b, r, "first_local", NULL);
+    }
+    rnode *blocks = r_seq(&c->b, r, "blocks", 0);
+    for (size_t i = 0; i < rp->n_blocks; i++) {
+        const parity_replay_block *b = &rp->blocks[i];
+        rnode *m = r_map(&c->b, blocks, NULL);
+        r_str(&c->b, m, "evaluation", eval_id(b->eval, id, sizeof id));
+        r_int(&c->b, m, "layer", b->layer);
+        r_str(&c->b, m, "error", b->local ? "local" : "inherited");
+        r_num_or_null(&c->b, m, "nmse_compared", b->nmse_compared);
+        r_num(&c->b, m, "nmse_replayed", b->nmse_replayed);
+    }
+    rnode *taps = r_seq(&c->b, r, "failing_taps", 0);
+    for (size_t i = 0; i < rp->n_taps; i++) {
+        const parity_replay_tap *t = &rp->taps[i];
+        if (t->pass) continue;
+        rnode *m = r_map(&c->b, taps, NULL);
+        r_str(&c->b, m, "evaluation", eval_id(t->eval, id, sizeof id));
+        r_str(&c->b, m, "tap", t->name);
+        r_num(&c->b, m, "nmse", t->nmse);
+    }
+}
+
 static double microseconds(double s) { return round(s * 1e6) / 1e6; } /* clock noise is not data */
 
 static void add_timings(build_ctx *c, rnode *root) {
@@ -612,6 +654,7 @@ bn_status parity_receipt_build(const parity_receipt_input *in, parity_receipt **
         rnode *taps = r_seq(&c.b, root, "taps", 0);
         for (size_t i = 0; i < c.r->n_taps; i++) add_tap(&c, taps, &c.r->taps[i]);
         add_logits(&c, root);
+        add_replay(&c, root);
         add_timings(&c, root);
         if (c.b.oom) st = bn_error_set(err, BN_ERR_NOMEM, "receipt: out of memory");
     }

@@ -51,7 +51,7 @@ typedef struct bn_ctx_params {
     const bn_tap_set *observe; /* NULL: nothing observed */
     bn_tap_fn observe_fn;
     void *observe_user;
-    const bn_tap_set *inject;  /* NULL: nothing injected */
+    const bn_tap_set *inject;  /* NULL: nothing injected; a tap both observed and injected is observed first */
     bn_tap_fn inject_fn;
     void *inject_user;
 } bn_ctx_params;

@@ -8,7 +8,8 @@
  * norm's recorded input, RoPE pairing (NEOX vs normal) and positions off by
  * one recomputed from the recorded pre-RoPE values, permuted heads, f16
  * rounding of the attention inputs, the int8 rounding mode from the in_q8
- * taps, the origin of NaN/Inf, and tokenization mismatches.
+ * taps and the origin of NaN/Inf. (Tokenization mismatches are diagnosed by
+ * the comparison, which then compares nothing.)
  *
  * Replay re-runs bitparity's engine on the reference's tokens, with the
  * subject's numerics and fault, injecting reference values:

@@ -41,6 +41,8 @@ typedef struct parity_receipt_input {
     int hash_traces;                     /* 1: sha256 of both trace files (reads them whole) */
     bn_pool *pool;                       /* hashes the two files concurrently; NULL: one after the other */
     double t_open;                       /* seconds spent opening the traces, for timings */
+    const struct parity_replay_result *replay; /* --replay: the `replay` section; NULL = none */
+    const char *replay_model;            /* the model replayed */
 } parity_receipt_input;
 
 typedef struct parity_receipt parity_receipt;
