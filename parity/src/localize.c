@@ -465,8 +465,10 @@ static bn_status hint_int8(hint_ctx *c) {
     static const char *const projs[] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
     static const char *const taps[] = {"attn_q", "attn_k", "attn_v", "attn_out", "ffn_gate", "ffn_up", "ffn_out"};
     static const char *const inputs[] = {"attn_norm", "attn_norm", "attn_norm", "attn_sub_norm", "ffn_norm", "ffn_norm", "ffn_sub_norm"};
-    size_t p = 0;
-    while (p < 7 && strcmp(c->kind, taps[p])) p++;
+    size_t p = 0; /* the projection: from its output tap or its in_q8 tap */
+    while (p < 7 && strcmp(c->kind, taps[p]) &&
+           !(!strncmp(c->kind, projs[p], strlen(projs[p])) && !strcmp(c->kind + strlen(projs[p]), ".in_q8")))
+        p++;
     if (p == 7) return BN_OK;
     char qn[64], sn[64], xn[64];
     snprintf(qn, sizeof qn, "blk.%d.%s.in_q8", c->layer, projs[p]);
