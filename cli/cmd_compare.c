@@ -33,11 +33,7 @@ static const char compare_help[] =
     "Hints (named diagnoses with their numbers) are printed and written to the receipt.\n\n"
     "exit: 0 pass, 1 parity failure (or tokens differ), 2 usage or input error\n";
 
-typedef struct compare_args {
-    const char *subject, *reference, *map, *policy, *out, *format, *model, *replay_mode;
-    int64_t threads;
-    bool replay;
-} compare_args;
+typedef cli_compare_args compare_args;
 
 /* Everything opened for one comparison, released by compare_close. */
 typedef struct compare_session {
@@ -204,8 +200,32 @@ static bn_status write_receipts(const compare_args *a, const compare_session *s,
     return st;
 }
 
+int cli_compare_run(const cli_compare_args *args) {
+    compare_args a = *args;
+    int fmt = !strcmp(a.format, "text") ? -1 : !strcmp(a.format, "yaml") ? PARITY_RECEIPT_YAML
+              : !strcmp(a.format, "json")                              ? PARITY_RECEIPT_JSON
+                                                                       : -2;
+    if (fmt == -2) return cli_usage_error(a.cmd, "--format '%s': expected text, yaml or json", a.format);
+    if (a.threads > BN_POOL_MAX_THREADS) return cli_usage_error(a.cmd, "--threads: at most %d", BN_POOL_MAX_THREADS);
+    if (a.replay && !a.model) return cli_usage_error(a.cmd, "--replay needs -m MODEL (the subject's model)");
+    if (a.replay_mode && strcmp(a.replay_mode, "block") && strcmp(a.replay_mode, "op"))
+        return cli_usage_error(a.cmd, "--replay-mode '%s': expected block or op", a.replay_mode);
+    compare_session s = {0};
+    bn_error err = {0};
+    parity_compare_opts o = {0};
+    bn_status st = compare_open(&a, &s, &err);
+    o.pool = s.pool;
+    if (!st) st = parity_compare(s.trace[0], s.map[0], s.trace[1], s.map[1], s.policy, &o, &s.result, &err);
+    if (!st) st = localize(&a, &s, &err);
+    if (!st && (a.out || fmt >= 0)) st = write_receipts(&a, &s, fmt, &err);
+    if (!st && fmt < 0) print_text(&s);
+    int code = st ? cli_fail(a.cmd, &err) : s.result->pass ? 0 : EXIT_PARITY;
+    compare_close(&s);
+    return code;
+}
+
 int cmd_compare(int argc, char **argv) {
-    compare_args a = {.format = "text", .threads = 2};
+    compare_args a = {.cmd = "compare", .format = "text", .threads = 2};
     const char *pos[2];
     int npos = 0;
     const cli_opt opts[] = {{"--map", NULL, CLI_STR, &a.map, 0},      {"--policy", NULL, CLI_STR, &a.policy, 0},
@@ -216,26 +236,7 @@ int cmd_compare(int argc, char **argv) {
     int rc = cli_parse_options("compare", compare_help, argc, argv, opts, pos, 2, &npos);
     if (rc >= 0) return rc;
     if (npos != 2) return cli_usage_error("compare", "give SUBJECT.npz and REFERENCE.npz");
-    if (a.threads > BN_POOL_MAX_THREADS) return cli_usage_error("compare", "--threads: at most %d", BN_POOL_MAX_THREADS);
-    int fmt = !strcmp(a.format, "text") ? -1 : !strcmp(a.format, "yaml") ? PARITY_RECEIPT_YAML
-              : !strcmp(a.format, "json")                              ? PARITY_RECEIPT_JSON
-                                                                       : -2;
-    if (fmt == -2) return cli_usage_error("compare", "--format '%s': expected text, yaml or json", a.format);
     a.subject = pos[0];
     a.reference = pos[1];
-    compare_session s = {0};
-    bn_error err = {0};
-    parity_compare_opts o = {0};
-    bn_status st = compare_open(&a, &s, &err);
-    o.pool = s.pool;
-    if (a.replay && !a.model) return cli_usage_error("compare", "--replay needs -m MODEL (the subject's model)");
-    if (a.replay_mode && strcmp(a.replay_mode, "block") && strcmp(a.replay_mode, "op"))
-        return cli_usage_error("compare", "--replay-mode '%s': expected block or op", a.replay_mode);
-    if (!st) st = parity_compare(s.trace[0], s.map[0], s.trace[1], s.map[1], s.policy, &o, &s.result, &err);
-    if (!st) st = localize(&a, &s, &err);
-    if (!st && (a.out || fmt >= 0)) st = write_receipts(&a, &s, fmt, &err);
-    if (!st && fmt < 0) print_text(&s);
-    int code = st ? cli_fail("compare", &err) : s.result->pass ? 0 : EXIT_PARITY;
-    compare_close(&s);
-    return code;
+    return cli_compare_run(&a);
 }

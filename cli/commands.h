@@ -33,6 +33,7 @@ int cmd_convert(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_trace(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);
+int cmd_check(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
 
 /* Table-driven option parsing shared by the subcommands. */
@@ -49,6 +50,16 @@ typedef struct cli_opt {
  * code to return now (0 after printing help, EXIT_USAGE after an error). */
 int cli_parse_options(const char *cmd, const char *help, int argc, char **argv, const cli_opt *opts,
                       const char **positional, int max_positional, int *n_positional);
+
+/* The comparison `compare` and `check` share: traces, map, policy, hints,
+ * optional replay, text or receipt output. Returns the exit code. */
+typedef struct cli_compare_args {
+    const char *cmd; /* for messages: "compare" or "check" */
+    const char *subject, *reference, *map, *policy, *out, *format, *model, *replay_mode;
+    int64_t threads;
+    bool replay;
+} cli_compare_args;
+int cli_compare_run(const cli_compare_args *a);
 
 /* Loads a model and its tokenizer (both or neither). */
 bn_status cli_load_model(const char *path, bn_model **m, bn_tokenizer **tok, bn_error *err);

@@ -8,9 +8,10 @@ static const cli_command commands[] = {
     {"run", cmd_run, "generate text or token ids from a prompt"},
     {"trace", cmd_trace, "record the engine's taps for a prompt and decode steps into a trace (.npz)"},
     {"compare", cmd_compare, "compare two traces tap by tap under a policy: first divergence, receipt"},
+    {"check", cmd_check, "trace the engine with a reference trace's tokens and settings, then compare"},
     {"perplexity", cmd_perplexity, "perplexity of a model on a text, and KL-divergence against base logits"},
     {"inspect", cmd_inspect, "show a GGUF model: hyper-parameters, tokenizer, metadata, tensors, stats"},
-    {"convert", cmd_convert, "convert a foreign file to GGUF (tiktoken vocabularies)"},
+    {"convert", cmd_convert, "convert foreign files to GGUF (llama2.c checkpoints, tiktoken vocabularies)"},
     {"synth", cmd_synth, "write a small deterministic BitNet model (the demo's and the fixtures')"},
 };
 

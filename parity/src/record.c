@@ -16,10 +16,11 @@ static bn_status write_tap(void *user, bn_tap *tap, bn_error *err) {
 }
 
 bn_status parity_record(const bn_model *m, const parity_record_opts *o, bn_error *err) {
-    if (o->n_tokens <= 0) return bn_error_set(err, BN_ERR_INVALID, "trace: the prompt is empty");
-    if (o->n_decode < 0 || o->n_decode > 4096)
+    if (!o->follow && o->n_tokens <= 0) return bn_error_set(err, BN_ERR_INVALID, "trace: the prompt is empty");
+    if (!o->follow && (o->n_decode < 0 || o->n_decode > 4096))
         return bn_error_set(err, BN_ERR_INVALID, "trace: --decode %lld must be 0..4096", (long long)o->n_decode);
-    const int64_t n_evals = 1 + o->n_decode, V = m->hp.n_vocab;
+    if (o->follow && o->n_follow <= 0) return bn_error_set(err, BN_ERR_INVALID, "trace: nothing to follow");
+    const int64_t n_evals = o->follow ? o->n_follow : 1 + o->n_decode, V = m->hp.n_vocab;
     uint8_t digest[BN_SHA256_DIGEST_SIZE];
     char sha[BN_SHA256_HEX_SIZE];
     bn_tap_set *taps = NULL;
@@ -40,8 +41,14 @@ bn_status parity_record(const bn_model *m, const parity_record_opts *o, bn_error
     cp.observe_user = w;
     if (!st) st = bn_ctx_create(m, &cp, &c, err);
     for (int64_t k = 0; k < n_evals && !st; k++) {
-        const int32_t *toks = k == 0 ? o->tokens : &steps[k - 1];
-        const int64_t n = k == 0 ? o->n_tokens : 1;
+        const int32_t *toks = o->follow ? o->follow[k].tokens : k == 0 ? o->tokens : &steps[k - 1];
+        const int64_t n = o->follow ? o->follow[k].n_tokens : k == 0 ? o->n_tokens : 1;
+        if (o->follow && o->follow[k].p0 != bn_ctx_n_past(c)) {
+            st = bn_error_set(err, BN_ERR_UNSUPPORTED, "evaluation e%lld starts at position %lld, not at %lld: only "
+                              "consecutive evaluations can be followed", (long long)k, (long long)o->follow[k].p0,
+                              (long long)bn_ctx_n_past(c));
+            break;
+        }
         evals[k] = (parity_eval){.tokens = toks, .n_tokens = n, .p0 = bn_ctx_n_past(c)};
         st = bn_ctx_eval(c, toks, n, err);
         if (!st) steps[k] = bn_argmax(bn_ctx_logits(c) + (n - 1) * V, V);

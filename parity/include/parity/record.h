@@ -10,6 +10,7 @@
 #include "bitnet/forward.h"
 #include "bitnet/model.h"
 #include "bitnet/status.h"
+#include "parity/trace.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -20,6 +21,9 @@ typedef struct parity_record_opts {
     const int32_t *tokens;   /* prompt ids, used as given */
     int64_t n_tokens;
     int64_t n_decode;        /* greedy single-token steps after the prompt (e1..eN) */
+    const parity_eval *follow; /* or: evaluate exactly these evaluations (a reference trace's tokens and
+                                  positions, e.g. for `bitparity check`); tokens/n_decode are then unused */
+    int64_t n_follow;
     const char *taps;        /* comma-separated globs; NULL = the default set */
     bn_numerics numerics;
     int n_threads;
@@ -28,7 +32,8 @@ typedef struct parity_record_opts {
     bool compress;           /* deflate members (smaller, ~30x slower to write, ~20x slower to read) */
 } parity_record_opts;
 
-/* Evaluates the prompt (e0) and n_decode greedy steps, writing every selected
+/* Evaluates the prompt (e0) and n_decode greedy steps (or the `follow`
+ * evaluations: their p0 must be consecutive from 0), writing every selected
  * tap of every evaluation to out_path as it is produced, then meta.yaml.
  * The partial file is removed on failure. */
 bn_status parity_record(const bn_model *m, const parity_record_opts *o, bn_error *err);
