@@ -674,11 +674,22 @@ def _tokens(s):
     return toks
 
 
+_TYPE_NAMES = {0: 'f32', 1: 'f16', 8: 'q8_0', 30: 'bf16', 34: 'tq1_0', 35: 'tq2_0', 36: 'i2_s'}
+
+
+def _weight_type(model):
+    """The projections' tensor type in lower case ("i2_s"), recorded in meta.yaml: it decides
+    which default policy a comparison uses."""
+    info = model.gguf.by_name.get('blk.0.attn_q.weight')
+    return _TYPE_NAMES.get(info.type, 'type%d' % info.type) if info is not None else 'none'
+
+
 def write_trace(model_path, tokens, out, decode=0, numerics='ggml-compat', taps=None):
     """Run and write the canonical trace ``out``; returns the greedy tokens."""
     model = Model(model_path)
     w = TraceWriter(out, {'name': PRODUCER, 'version': VERSION, 'commit': _commit()},
-                    {'path': str(model_path), 'sha256': _sha256(model_path), 'arch': model.arch},
+                    {'path': str(model_path), 'sha256': _sha256(model_path), 'arch': model.arch,
+                     'weight_type': _weight_type(model)},
                     {'numerics': numerics, 'threads': 1, 'fault': 'none',
                      'activation': model.activation})
     try:

@@ -290,7 +290,7 @@ TEST(PolicyCheck, LogitsKeys) {
 TEST(PolicyBuiltin, EmbeddedMatchesFile) {
     size_t n = 0;
     const char *const *names = parity_policy_builtin_names(&n);
-    ASSERT_EQ(n, 5u);
+    ASSERT_EQ(n, 6u);
     for (size_t i = 0; i < n; i++) {
         SCOPED_TRACE(names[i]);
         std::string path = bptest::SourcePath(std::string("parity/policies/") + names[i] + ".yaml");
@@ -384,7 +384,7 @@ TEST(PolicyBuiltin, UnknownNameListsTheBuiltins) {
     bn_error err;
     EXPECT_EQ(parity_policy_load_builtin("strict", &p, &err), BN_ERR_NOT_FOUND);
     EXPECT_EQ(p, nullptr);
-    EXPECT_NE(std::string(err.msg).find("cross-backend, exact, ggml-compat, quantized, reference"),
+    EXPECT_NE(std::string(err.msg).find("cross-backend, exact, ggml-compat, quantized, reference, reference-int8"),
               std::string::npos)
         << err.msg;
 }

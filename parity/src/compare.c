@@ -68,8 +68,12 @@ const char *parity_compare_default_policy(const parity_trace *subject, const par
         reason = "same producer and numerics";
     } else if ((producer_is(ps, "bitparity") && producer_is(pr, "bitparity-reference")) ||
                (producer_is(pr, "bitparity") && producer_is(ps, "bitparity-reference"))) {
-        name = "reference";
-        reason = "engine vs the Python reference";
+        const char *w = ws ? ws : wr;
+        const bool int8 = w && (!strcmp(w, "i2_s") || !strncmp(w, "tq", 2) || !strcmp(w, "q8_0"));
+        const bool f32 = producer_is(ns, "f32") || producer_is(nr, "f32");
+        name = int8 && f32 ? "reference-int8" : "reference";
+        reason = int8 && f32 ? "engine vs the Python reference, f32 numerics with int8 activation steps"
+                             : "engine vs the Python reference";
     } else if ((producer_is(ps, "bitparity") && producer_is(ns, "ggml-compat") && pr && !strncmp(pr, "bitnet.cpp", 10)) ||
                (producer_is(pr, "bitparity") && producer_is(nr, "ggml-compat") && ps && !strncmp(ps, "bitnet.cpp", 10))) {
         name = "ggml-compat";

@@ -1,9 +1,11 @@
 /* record.c — engine → canonical trace (see record.h). */
 #include "parity/record.h"
 
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "bitnet/quant.h"
 #include "bitnet/sampler.h"
 #include "bitnet/sha256.h"
 #include "parity/trace.h"
@@ -15,6 +17,15 @@ static bn_status write_tap(void *user, bn_tap *tap, bn_error *err) {
                                        tap->ndim, tap->data, err);
 }
 
+/* The projections' weight type, lower case as in file names ("i2_s"). */
+static const char *weight_type_name(const bn_model *m, char *buf, size_t size) {
+    const char *name = m->hp.n_layer > 0 ? bn_type_name(m->layers[0].w[BN_PROJ_Q].type) : "none";
+    size_t i = 0;
+    for (; name[i] && i + 1 < size; i++) buf[i] = (char)tolower((unsigned char)name[i]);
+    buf[i] = '\0';
+    return buf;
+}
+
 bn_status parity_record(const bn_model *m, const parity_record_opts *o, bn_error *err) {
     if (!o->follow && o->n_tokens <= 0) return bn_error_set(err, BN_ERR_INVALID, "trace: the prompt is empty");
     if (!o->follow && (o->n_decode < 0 || o->n_decode > 4096))
@@ -22,7 +33,7 @@ bn_status parity_record(const bn_model *m, const parity_record_opts *o, bn_error
     if (o->follow && o->n_follow <= 0) return bn_error_set(err, BN_ERR_INVALID, "trace: nothing to follow");
     const int64_t n_evals = o->follow ? o->n_follow : 1 + o->n_decode, V = m->hp.n_vocab;
     uint8_t digest[BN_SHA256_DIGEST_SIZE];
-    char sha[BN_SHA256_HEX_SIZE];
+    char sha[BN_SHA256_HEX_SIZE], wt[16];
     bn_tap_set *taps = NULL;
     parity_trace_writer *w = NULL;
     bn_ctx *c = NULL;
@@ -58,6 +69,7 @@ bn_status parity_record(const bn_model *m, const parity_record_opts *o, bn_error
         const parity_trace_meta meta = {
             .producer_name = "bitparity", .producer_version = BITPARITY_VERSION, .producer_commit = BITPARITY_COMMIT,
             .model_path = o->model_path, .model_sha256 = sha, .model_arch = bn_arch_name(m->hp.arch),
+            .model_weight_type = weight_type_name(m, wt, sizeof wt),
             .numerics = bn_numerics_name(o->numerics), .threads = o->n_threads,
             .fault = o->fault == BN_FAULT_NONE ? NULL : bn_fault_name(o->fault),
             .evals = evals, .n_evals = n_evals, .greedy_tokens = steps, .n_greedy = n_evals};

@@ -928,6 +928,7 @@ static void emit_meta_body(emitter *e, const parity_trace_meta *m, const char *c
     emit_kv(e, "path", m->model_path ? m->model_path : "unknown");
     emit_kv(e, "sha256", m->model_sha256);
     emit_kv(e, "arch", m->model_arch);
+    emit_kv(e, "weight_type", m->model_weight_type);
     emit_map(e, false, false);
     emit_str(e, "settings");
     emit_map(e, true, false);

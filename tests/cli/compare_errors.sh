@@ -27,7 +27,8 @@ expect_error() {
 
 expect_error 2 "give SUBJECT.npz and REFERENCE.npz" "$ref"
 expect_error 2 "--format 'xml'" "$ref" "$ref" --format xml
-expect_error 2 "unknown option '--replay'" "$ref" "$ref" --replay
+expect_error 2 "--replay needs -m MODEL" "$ref" "$ref" --replay
+expect_error 2 "--replay-mode 'x': expected block or op" "$ref" "$ref" --replay -m model.gguf --replay-mode x
 expect_error 2 "$tmp/absent.npz" "$tmp/absent.npz" "$ref"
 
 head -c 1000 "$ref" >"$tmp/cut.npz"

@@ -23,7 +23,7 @@ p1=509,12,300,45,78,260,301,99,400,13,271,88
 for opt in --map --policy -o --format --threads; do
     grep -q -- "$opt" "$tmp/help" || fail "compare --help does not mention $opt"
 done
-grep -q -- '--replay' "$tmp/help" && fail "compare --help advertises --replay"
+grep -q -- '--replay ' "$tmp/help" || fail "compare --help does not describe --replay"
 
 # Engine (ggml-compat) vs bitnet.cpp: every mapped tap bit-identical, exit 0.
 "$bin" trace -m "$models/tiny-bitnet-i2s.gguf" --tokens $p1 --decode 2 -o "$tmp/e.npz" >/dev/null ||

@@ -1,0 +1,186 @@
+/* report.h — receipts read back (libyaml) and rendered for people: one
+ * self-contained HTML page (inline CSS and SVG plots, no JavaScript) or
+ * Markdown for CI logs and pull-request comments (docs/report.md).
+ *
+ * A receipt (docs/receipt.md, `receipt: bitparity/v1`) is parsed into the
+ * read-only tree below, validated key by key: a malformed receipt is a
+ * FORMAT error naming the file, the line and the key. The JSON form of a
+ * receipt is YAML flow syntax and is read the same way. Only the keys a
+ * report shows are kept; strings point into the parsed document, which the
+ * receipt owns. Several receipts render as one report: a summary table (a
+ * regression view across models and runs) and one section per receipt.
+ *
+ * Every string of a receipt is untrusted: the renderers escape all of it.
+ */
+#ifndef PARITY_REPORT_H
+#define PARITY_REPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "bitnet/status.h"
+#include "parity/compare.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum parity_report_format {
+    PARITY_REPORT_MARKDOWN = 0,
+    PARITY_REPORT_HTML = 1,
+} parity_report_format;
+
+/* Optional strings are NULL when the receipt says null or omits them;
+ * optional numbers are NAN. Non-finite numbers (.inf, .nan) keep their
+ * value. */
+
+/* subject: or reference: */
+typedef struct parity_report_side {
+    const char *producer, *version, *source; /* producer.name / .version / .source */
+    const char *numerics, *weight_type, *fault;
+    const char *trace, *layout, *map;         /* map.name */
+    int64_t evaluations;                      /* -1 when absent */
+} parity_report_side;
+
+typedef struct parity_report_hint {
+    const char *name, *message, *evidence;
+} parity_report_hint;
+
+/* error_growth.evaluations[i] */
+typedef struct parity_report_growth {
+    const char *evaluation;
+    double *nmse_max;   /* [layers] NAN where nothing was compared (null) */
+} parity_report_growth;
+
+/* taps[i]: the fields a report shows. */
+typedef struct parity_report_tap {
+    const char *evaluation, *name, *status;
+    int layer;                 /* -1: null (token_embd, output_norm, logits) */
+    int failed;                /* status fail or shape-mismatch */
+    int compared;              /* status pass or fail: metrics are present */
+    int bit_identical;
+    double nmse, cosine, max_abs, scale;   /* NAN unless compared */
+    const char *failed_metric; /* failed.metric, else NULL */
+    double failed_value, failed_limit;
+    double nmse_limit;         /* limits.nmse_max, NAN when the policy sets none */
+    double kld_mean_limit;     /* limits.kld_mean_max (the logits tap), NAN when none */
+} parity_report_tap;
+
+/* logits[i] */
+typedef struct parity_report_logits {
+    const char *evaluation, *status;
+    int64_t positions, invalid;
+    double top1_agree, top5_overlap, kld_mean, kld_median, kld_p99, kld_max;
+} parity_report_logits;
+
+/* replay.blocks[i] */
+typedef struct parity_report_block {
+    const char *evaluation;
+    int layer;
+    int local;                 /* error: local (1) or inherited (0) */
+    double nmse_compared, nmse_replayed;
+} parity_report_block;
+
+typedef struct parity_report_replay {
+    int present;               /* the receipt has a replay section */
+    const char *mode, *model;
+    const char *first_evaluation, *first_tap, *first_metric; /* first_local; tap NULL when null */
+    double first_value, first_limit;
+    parity_report_block *blocks;
+    size_t n_blocks;
+    size_t n_failing_taps;     /* replay.failing_taps entries */
+} parity_report_replay;
+
+typedef struct parity_report_receipt {
+    const char *file;          /* as given to the loader (owned copy) */
+    const char *created, *tool_version, *tool_commit;
+    const char *host_cpu, *host_simd;
+    int64_t host_threads;
+    const char *model_path, *model_sha256, *model_arch;
+    parity_report_side subject, reference;
+    const char *policy_name, *policy_origin, *policy_choice;
+
+    int pass;                  /* summary.verdict */
+    const char *diagnosis;
+    parity_compare_counts counts;
+    int64_t evals_subject, evals_reference, evals_compared;
+    int has_divergence;        /* summary.first_divergence is not null */
+    const char *div_evaluation, *div_tap, *div_metric;
+    int div_layer;             /* -1: null */
+    double div_value, div_limit;
+    const char **failing_evaluations; /* [n_failing_evaluations] */
+    size_t n_failing_evaluations;
+    parity_report_hint *hints; /* [n_hints] */
+    size_t n_hints;
+
+    const char *growth_metric; /* error_growth.metric */
+    int layers;                /* length of every nmse_max */
+    parity_report_growth *growth;
+    size_t n_growth;
+
+    parity_report_tap *taps;   /* [n_taps] in the receipt's (evaluation) order */
+    size_t n_taps;
+    parity_report_logits *logits;
+    size_t n_logits;
+    parity_report_replay replay;
+    double compare_s;          /* timings.compare_s, NAN when absent */
+
+    void *doc_;                /* private: the parsed document owning the strings */
+} parity_report_receipt;
+
+/* Reads and validates the receipt at path. FORMAT with "path:line: key:
+ * what is wrong" for YAML syntax errors, a missing or mistyped key, a
+ * receipt version other than bitparity/v1, anchors/aliases (receipts never
+ * use them); IO when the file cannot be read; NOMEM. */
+bn_status parity_report_load(const char *path, parity_report_receipt **out, bn_error *err);
+
+/* Same from text in memory (size bytes); name stands for the file in
+ * messages and in the report. */
+bn_status parity_report_parse(const char *name, const char *text, size_t size, parity_report_receipt **out,
+                              bn_error *err);
+
+void parity_report_receipt_free(parity_report_receipt *r); /* NULL is fine */
+
+/* Renders n >= 1 receipts as one report to f: with n > 1 a summary table
+ * first, then one section per receipt in the given order. IO on a write
+ * error; INVALID when n is 0. */
+bn_status parity_report_render(const parity_report_receipt *const *receipts, size_t n, parity_report_format fmt,
+                               FILE *f, bn_error *err);
+
+/* The two renderers behind parity_report_render (same contract). */
+bn_status parity_report_render_html(const parity_report_receipt *const *receipts, size_t n, FILE *f,
+                                    bn_error *err);
+bn_status parity_report_render_markdown(const parity_report_receipt *const *receipts, size_t n, FILE *f,
+                                        bn_error *err);
+
+/* "html" / "markdown" (also "md") -> *fmt; 0 for anything else. */
+int parity_report_format_parse(const char *name, parity_report_format *fmt);
+
+/* The format a file name implies: .html/.htm -> HTML, anything else
+ * (.md, .txt, none) -> Markdown. */
+parity_report_format parity_report_format_for_path(const char *path);
+
+/* How many receipts pass (a convenience for callers summing verdicts). */
+size_t parity_report_count_pass(const parity_report_receipt *const *receipts, size_t n);
+
+/* Shared by the renderers: the taps the plots and tables are about, in
+ * receipt order. The evaluation of the first failing tap (summary's
+ * first_divergence, else failing_evaluations[0], else the first tap's);
+ * NULL when the receipt has no taps. */
+const char *parity_report_focus_evaluation(const parity_report_receipt *r);
+
+/* Indices of the compared taps with the largest NMSE (NaN counts as the
+ * largest), ties in receipt order; at most max; returns how many. idx must
+ * hold max entries. */
+size_t parity_report_worst_taps(const parity_report_receipt *r, size_t *idx, size_t max);
+
+/* The nmse_max every compared tap of a layer shares (the policy limit when
+ * it is uniform), else NAN. */
+double parity_report_uniform_nmse_limit(const parity_report_receipt *r);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PARITY_REPORT_H */
