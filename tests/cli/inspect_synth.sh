@@ -43,11 +43,12 @@ PY
 
 # inspect: text
 out=$("$bp" inspect "$tmp/a.gguf")
-echo "$out" | grep -q "^model: bitnet-b1.58  vocab 512  embd 256  layers 4  ff 512  heads 8 (kv 2, head_dim 32)" || fail "model line: $out"
-echo "$out" | grep -q "blk.0.attn_q.weight *I2_S *\[256, 256\] *16416" || fail "tensor table"
-echo "$out" | grep -q "tokenizer: gpt2 / llama-bpe  512 tokens  253 merges  bos 509  eos 510  eot 511" || fail "tokenizer line"
-"$bp" inspect "$tmp/llama.gguf" | grep -q "rope normal.*sub-norms no" || fail "llama arch"
-"$bp" inspect "$tmp/bitnet.gguf" | grep -q "rope neox base 500000  rms eps 1e-05  ffn relu2" || fail "bitnet arch honors hidden_activation"
+grep -q "^model: bitnet-b1.58  vocab 512  embd 256  layers 4  ff 512  heads 8 (kv 2, head_dim 32)" <<< "$out" || fail "model line: $out"
+grep -q "blk.0.attn_q.weight *I2_S *\[256, 256\] *16416" <<< "$out" || fail "tensor table"
+grep -q "tokenizer: gpt2 / llama-bpe  512 tokens  253 merges  bos 509  eos 510  eot 511" <<< "$out" || fail "tokenizer line"
+# (grep reads whole outputs: with pipefail, `cmd | grep -q` fails when grep exits early)
+grep -q "rope normal.*sub-norms no" <<< "$("$bp" inspect "$tmp/llama.gguf")" || fail "llama arch"
+grep -q "rope neox base 500000  rms eps 1e-05  ffn relu2" <<< "$("$bp" inspect "$tmp/bitnet.gguf")" || fail "bitnet arch honors hidden_activation"
 
 # --stats: the I2_S scale and ternary histogram equal the reference's numbers
 "$bp" inspect --stats --json "$tmp/a.gguf" > "$tmp/a.json"
@@ -115,5 +116,5 @@ set +e
 set -e
 [ "$rc" = 2 ] && grep -q "no tensor named 'nope'" "$tmp/err" || fail "unknown tensor: $rc $(cat "$tmp/err")"
 [ "$rc2" = 2 ] && [ "$rc3" = 2 ] || fail "usage errors: $rc2 $rc3"
-"$bp" inspect --help | grep -q -- "--dump" || fail "inspect --help"
+grep -q -- "--dump" <<< "$("$bp" inspect --help)" || fail "inspect --help"
 echo "synth/inspect: ok"
