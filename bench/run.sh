@@ -9,7 +9,8 @@
 #    Target: <= 1 %.
 # 2. tracing cost: `bitparity trace` of every default tap against a plain run.
 # 3. threads: the same run on 1 and 2 threads (results are bit-identical).
-# 4. compare: `bitparity compare` of two traces of the bench model, as MB/s.
+# 4. compare: `bitparity compare` of two traces of the bench model, as MB/s,
+#    and of two synthetic 1 GB traces (target: <= 5 s on 2 cores).
 # Each measurement is the median of N whole-process runs (N = 7, 3 with --quick).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -79,4 +80,31 @@ if "$bp" --help | grep -q '^  compare'; then
   mb=$(du -m "$out/a.npz" | cut -f1)
   cmp_t=$(median "$bp" compare "$out/a.npz" "$out/b.npz" --policy exact --threads 2)
   echo "| compare two ${mb} MB traces | - | $cmp_t | $(awk -v m="$mb" -v t="$cmp_t" 'BEGIN {printf "%.0f MB/s per side", m / t}') |"
+fi
+
+# Two 1 GB canonical traces (stored members, as `bitparity trace` writes them):
+# 64 evaluations x 16 taps of 256 K floats; the second differs by float noise.
+if "$bp" --help | grep -q '^  compare'; then
+  /usr/bin/python3 - "$out" <<'PY'
+import sys, zipfile, numpy as np
+out = sys.argv[1]
+rng = np.random.default_rng(1)
+taps = ['blk.%d.out' % i for i in range(16)]
+for name, noise in (('big_a', 0.0), ('big_b', 1e-7)):
+    with zipfile.ZipFile('%s/%s.npz' % (out, name), 'w', zipfile.ZIP_STORED, allowZip64=True) as z:
+        evals = []
+        for k in range(64):
+            evals.append('  - {id: e%d, tokens: [%d], p0: %d}' % (k, k + 1, k))
+            for t in taps:
+                a = np.random.default_rng(k * 100 + taps.index(t)).standard_normal((1, 262144), dtype=np.float32)
+                if noise:
+                    a = a * np.float32(1 + noise)
+                with z.open('e%d/%s.npy' % (k, t), 'w', force_zip64=True) as f:
+                    np.lib.format.write_array(f, a)
+        z.writestr('meta.yaml', 'trace: bitparity/v1\nlayout: canonical\nproducer: {name: bench}\n'
+                   'settings: {numerics: f32}\nevaluations:\n' + '\n'.join(evals) + '\ntaps: [%s]\n' % ', '.join(taps))
+PY
+  gb=$(du -m "$out/big_a.npz" | cut -f1)
+  big=$(median "$bp" compare "$out/big_a.npz" "$out/big_b.npz" --policy cross-backend --threads 2)
+  echo "| compare two ${gb} MB traces (target <= 5 s) | - | $big | $(awk -v m="$gb" -v t="$big" 'BEGIN {printf "%.0f MB/s per side", m / t}') |"
 fi

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# parity-gate.sh — the CI parity gate: run bitparity's engine on MODEL with a
+# reference trace's evaluations (`bitparity check`), keep the receipt, render
+# it as report.html (an artifact to download) and report.md (printed to the
+# log, and appended to $GITHUB_STEP_SUMMARY when that is set), and exit with
+# check's code: 0 pass, 1 parity failure, 2 usage or input error
+# (3 when the tool itself failed, or the report could not be written).
+#
+# usage: ci/parity-gate.sh -m MODEL --reference TRACE.npz [--policy P] [--out DIR]
+#                          [--bitparity PATH] [-- EXTRA CHECK OPTIONS...]
+#   --out DIR        where receipt.yaml, report.html, report.md and check.log go
+#                    (default: parity-report)
+#   --bitparity B    the binary (default: $BITPARITY, else `bitparity` on PATH)
+#   -- ...           passed to `bitparity check` as is (e.g. --replay, --numerics f32)
+set -u
+
+usage() {
+    sed -n '/^# usage:/,/^[^#]/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
+    exit 2
+}
+
+model= reference= policy= out=parity-report
+bin=${BITPARITY:-bitparity}
+extra=()
+while [ $# -gt 0 ]; do
+    case $1 in
+    -m | --model) [ $# -ge 2 ] || usage; model=$2; shift 2 ;;
+    --reference) [ $# -ge 2 ] || usage; reference=$2; shift 2 ;;
+    --policy) [ $# -ge 2 ] || usage; policy=$2; shift 2 ;;
+    --out) [ $# -ge 2 ] || usage; out=$2; shift 2 ;;
+    --bitparity) [ $# -ge 2 ] || usage; bin=$2; shift 2 ;;
+    -h | --help) usage ;;
+    --) shift; extra=("$@"); break ;;
+    *) echo "parity-gate: unknown argument '$1'" >&2; usage ;;
+    esac
+done
+if [ -z "$model" ] || [ -z "$reference" ]; then
+    echo "parity-gate: -m MODEL and --reference TRACE are required" >&2
+    usage
+fi
+if ! command -v "$bin" >/dev/null 2>&1; then
+    echo "parity-gate: bitparity binary '$bin' not found (set \$BITPARITY or --bitparity)" >&2
+    exit 2
+fi
+mkdir -p "$out" || exit 2
+rm -f "$out/receipt.yaml" "$out/report.html" "$out/report.md"
+
+args=(check -m "$model" --reference "$reference" -o "$out/receipt.yaml")
+[ -n "$policy" ] && args+=(--policy "$policy")
+args+=("${extra[@]}")
+echo "parity-gate: $bin ${args[*]}"
+# check's own text summary goes to a file: the Markdown below says it all.
+"$bin" "${args[@]}" >"$out/check.log"
+rc=$?
+if [ $rc -ne 0 ] && [ $rc -ne 1 ]; then
+    echo "parity-gate: bitparity check exited $rc (no comparison was made)" >&2
+    exit $rc
+fi
+if [ ! -s "$out/receipt.yaml" ]; then
+    echo "parity-gate: bitparity check exited $rc but wrote no receipt" >&2
+    exit 3
+fi
+if ! "$bin" report "$out/receipt.yaml" -o "$out/report.html" ||
+    ! "$bin" report "$out/receipt.yaml" -o "$out/report.md"; then
+    echo "parity-gate: the report could not be rendered (receipt kept in $out)" >&2
+    exit 3
+fi
+cat "$out/report.md"
+if [ -n "${GITHUB_STEP_SUMMARY:-}" ]; then
+    cat "$out/report.md" >>"$GITHUB_STEP_SUMMARY"
+fi
+echo "parity-gate: $([ $rc -eq 0 ] && echo PASS || echo FAIL) (exit $rc); report: $out/report.html"
+exit $rc
