@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds everything and runs every test: the release build with warnings as
 # errors (all suites under ctest), then an ASan+UBSan build running every C
-# that feed hostile input to the parsers, then a short libFuzzer pass over
-# each parser. Usage: ci/test.sh [--quick] (quick: release build only).
+# suite and CLI script again (the hostile-input corpora among them), then a
+# short libFuzzer pass over each parser of untrusted files.
+# Usage: ci/test.sh [--quick]   (quick: the release build and its tests only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash ci/bootstrap.sh

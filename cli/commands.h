@@ -35,6 +35,7 @@ int cmd_trace(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 /* Table-driven option parsing shared by the subcommands. */
 typedef enum cli_opt_kind { CLI_FLAG, CLI_STR, CLI_INT, CLI_FLOAT } cli_opt_kind;

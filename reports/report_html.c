@@ -1,0 +1,726 @@
+/* report_html.c — receipts as one self-contained HTML page: inline CSS,
+ * inline SVG plots, no JavaScript (a Content-Security-Policy forbids any).
+ * Every string from a receipt goes through esc(): a receipt is untrusted
+ * input, and a report is opened in a browser. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "parity/report.h"
+
+static const char css[] =
+    "*{box-sizing:border-box}"
+    "body{margin:0;background:#f3f4f6;color:#1f2328;font:14px/1.45 system-ui,-apple-system,'Segoe UI',"
+    "Roboto,'Helvetica Neue',Arial,sans-serif}"
+    "main{max-width:1140px;margin:0 auto;padding:20px 24px 40px}"
+    "h1{font-size:22px;margin:4px 0 2px}h2{font-size:19px;margin:0;word-break:break-all}"
+    "h3{font-size:15px;margin:22px 0 6px;padding-bottom:3px;border-bottom:1px solid #e5e7eb}"
+    ".sub{color:#57606a;margin:0 0 12px}"
+    "code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12.5px}"
+    "section.receipt{background:#fff;border:1px solid #d0d7de;border-radius:8px;padding:18px 22px;"
+    "margin:18px 0}"
+    ".head{display:flex;align-items:center;gap:12px;flex-wrap:wrap}"
+    ".file{color:#57606a;font-size:12.5px;word-break:break-all}"
+    ".badge{display:inline-block;padding:2px 10px;border-radius:5px;font-weight:700;font-size:13px;"
+    "letter-spacing:.05em;color:#fff}"
+    ".badge.pass{background:#1a7f37}.badge.fail{background:#cf222e}"
+    ".badge.small{font-size:11px;padding:1px 6px}"
+    ".facts{display:grid;grid-template-columns:max-content 1fr;gap:3px 16px;margin:12px 0 4px}"
+    ".facts dt{color:#57606a;font-weight:600}.facts dd{margin:0;word-break:break-word}"
+    ".muted{color:#6e7781}.small{font-size:12px}"
+    ".callout{border-left:4px solid #cf222e;background:#fff5f5;padding:8px 12px;margin:12px 0;"
+    "border-radius:0 6px 6px 0}"
+    ".callout.ok{border-color:#1a7f37;background:#f0fff4}.callout.warn{border-color:#bf8700;"
+    "background:#fff8e5}"
+    ".hint{border:1px solid #d0d7de;border-radius:6px;padding:7px 12px;margin:8px 0;background:#f6f8fa}"
+    ".hint .name{font-weight:700;color:#8250df;font-family:ui-monospace,SFMono-Regular,Menlo,monospace;"
+    "font-size:12.5px}"
+    ".hint p{margin:2px 0}.hint .ev{color:#57606a;font-size:12.5px}"
+    ".chips span{display:inline-block;background:#eef1f4;border-radius:12px;padding:1px 10px;margin:2px 4px 2px 0;"
+    "font-size:12.5px}"
+    ".chips .bad{background:#ffebe9;color:#a40e26}.chips .good{background:#dafbe1;color:#116329}"
+    "table{border-collapse:collapse;width:100%;font-size:12.5px}"
+    "th,td{padding:3px 8px;border-bottom:1px solid #eaeef2;text-align:left;vertical-align:top}"
+    "th{background:#f6f8fa;position:sticky;top:0}"
+    "td.num,th.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}"
+    "tr.failrow td:first-child{border-left:3px solid #cf222e}"
+    ".scroll{max-height:340px;overflow:auto;border:1px solid #eaeef2;border-radius:6px}"
+    "svg{display:block;width:100%;height:auto;background:#fff}"
+    "svg text{font:11px system-ui,-apple-system,'Segoe UI',Roboto,Arial,sans-serif;fill:#57606a}"
+    "svg text.halo{stroke:#fff;stroke-width:3px;paint-order:stroke;stroke-linejoin:round}"
+    ".legend{font-size:12px;color:#57606a;margin:2px 0 0}"
+    ".legend i{display:inline-block;width:14px;height:3px;margin:0 4px 3px 10px;vertical-align:middle}"
+    ".legend i.sq{height:10px;width:10px;margin-bottom:1px}"
+    "footer{color:#6e7781;font-size:12px;margin-top:16px}"
+    "a{color:#0969da}";
+
+/* One colour per evaluation line, cycled (Tableau 10). */
+static const char *const palette[] = {"#4e79a7", "#f28e2b", "#e15759", "#59a14f", "#b07aa1",
+                                      "#76b7b2", "#edc948", "#ff9da7", "#9c755f", "#bab0ac"};
+#define PALETTE_N (sizeof palette / sizeof palette[0])
+#define FAIL_COLOR "#cf222e"
+#define PASS_COLOR "#8fb3d9"
+#define LIMIT_COLOR "#24292f"
+
+/* Plot geometry (SVG user units; the SVG scales to the page width). */
+enum { PLOT_W = 1080, PLOT_LEFT = 58, PLOT_RIGHT = 14, PLOT_TOP = 18, PLOT_BOTTOM = 34 };
+
+/* Escapes text for both element content and quoted attributes; NULL is an
+ * em dash. Control characters become spaces (one line per field). */
+static void esc(FILE *f, const char *s) {
+    if (!s) {
+        fputs("\xe2\x80\x94", f);
+        return;
+    }
+    for (; *s; s++) {
+        switch (*s) {
+        case '&': fputs("&amp;", f); break;
+        case '<': fputs("&lt;", f); break;
+        case '>': fputs("&gt;", f); break;
+        case '"': fputs("&quot;", f); break;
+        case '\'': fputs("&#39;", f); break;
+        default: fputc((unsigned char)*s < 0x20 ? ' ' : *s, f);
+        }
+    }
+}
+
+/* Numbers as a reader wants them: counts whole, the rest to 3 digits. */
+static const char *num(char buf[32], double v) {
+    if (isnan(v)) snprintf(buf, 32, "nan");
+    else if (isinf(v)) snprintf(buf, 32, v > 0 ? "inf" : "-inf");
+    else if (v == floor(v) && fabs(v) < 1e7) snprintf(buf, 32, "%.0f", v);
+    else snprintf(buf, 32, "%.3g", v);
+    return buf;
+}
+
+static const char *base_name(const char *p) {
+    const char *s = p ? strrchr(p, '/') : NULL;
+    return s && s[1] ? s + 1 : p;
+}
+
+static void badge(FILE *f, int pass, const char *extra) {
+    fprintf(f, "<span class=\"badge %s%s\">%s</span>", pass ? "pass" : "fail", extra, pass ? "PASS" : "FAIL");
+}
+
+/* ---- log-scale plots ---------------------------------------------------- */
+
+/* A log10 y axis over [lo, hi] decades; values <= 0 sit on a bottom row
+ * labelled "0", +inf on a top row labelled "inf" (each only when present). */
+typedef struct axis {
+    double lo, hi;
+    int zero_row, inf_row;
+    double y0, y1; /* pixel rows of hi and lo */
+} axis;
+
+/* What a plot's values span: the positive finite range, and whether zeros
+ * (or negatives) and +inf occur. NaN is left out (a gap). */
+typedef struct span {
+    double mn, mx;
+    int zero, inf;
+} span;
+
+#define SPAN_EMPTY {INFINITY, 0, 0, 0}
+
+static void span_add(span *s, double v) {
+    if (isnan(v)) return;
+    if (v <= 0) s->zero = 1;
+    else if (isinf(v)) s->inf = 1;
+    else s->mn = fmin(s->mn, v), s->mx = fmax(s->mx, v);
+}
+
+static axis axis_make(span s, double height) {
+    axis a = {0};
+    double mn = s.mn, mx = s.mx;
+    if (mx <= 0) mn = mx = 1e-1; /* nothing finite and positive: one decade */
+    a.lo = floor(log10(mn));
+    if (log10(mn) - a.lo < 0.3) a.lo -= 1; /* keep the smallest bar visibly above the floor */
+    a.hi = ceil(log10(mx));
+    if (a.hi <= a.lo) a.hi = a.lo + 1;
+    if (s.zero) a.lo -= 1, a.zero_row = 1;
+    if (s.inf) a.hi += 1, a.inf_row = 1;
+    a.y0 = PLOT_TOP;
+    a.y1 = height - PLOT_BOTTOM;
+    return a;
+}
+
+static double axis_y(const axis *a, double v) {
+    if (v <= 0) return a->y1;
+    double l = isinf(v) ? a->hi : log10(v); /* the inf row, or the top when there is none */
+    if (l < a->lo) l = a->lo;
+    if (l > a->hi) l = a->hi;
+    return a->y1 - (l - a->lo) / (a->hi - a->lo) * (a->y1 - a->y0);
+}
+
+static void svg_open(FILE *f, const char *id, double height, const char *label) {
+    fprintf(f, "<svg id=\"%s\" viewBox=\"0 0 %d %.0f\" role=\"img\" aria-label=\"", id, PLOT_W, height);
+    esc(f, label);
+    fputs("\">", f);
+}
+
+/* Decade grid lines with labels on the left, and the y-axis title. */
+static void axis_draw(FILE *f, const axis *a, const char *title) {
+    int step = (int)ceil((a->hi - a->lo) / 8.0);
+    if (step < 1) step = 1;
+    for (double d = a->hi; d >= a->lo - 1e-9; d -= step) {
+        double y = a->y1 - (d - a->lo) / (a->hi - a->lo) * (a->y1 - a->y0);
+        fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#eaeef2\"/>", PLOT_LEFT, y,
+                PLOT_W - PLOT_RIGHT, y);
+        /* a scale of one or two decades also gets 2x and 5x lines */
+        for (int m = 0; m < 2 && a->hi - a->lo <= 2 && d < a->hi - a->inf_row && !(a->zero_row && d <= a->lo + 1e-9);
+             m++) {
+            double dm = d + log10(m ? 5.0 : 2.0), ym = a->y1 - (dm - a->lo) / (a->hi - a->lo) * (a->y1 - a->y0);
+            fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#f3f4f6\"/>"
+                       "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%de%d</text>",
+                    PLOT_LEFT, ym, PLOT_W - PLOT_RIGHT, ym, PLOT_LEFT - 6, ym + 4, m ? 5 : 2, (int)d);
+        }
+        if (a->zero_row && d <= a->lo + 1e-9)
+            fprintf(f, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">0</text>", PLOT_LEFT - 6, y + 4);
+        else if (a->inf_row && d >= a->hi - 1e-9)
+            fprintf(f, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">inf</text>", PLOT_LEFT - 6, y + 4);
+        else
+            fprintf(f, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">1e%d</text>", PLOT_LEFT - 6, y + 4, (int)d);
+    }
+    fprintf(f,
+            "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#8c959f\"/>"
+            "<text x=\"12\" y=\"%.1f\" transform=\"rotate(-90 12 %.1f)\" text-anchor=\"middle\">%s</text>",
+            PLOT_LEFT, a->y1, PLOT_W - PLOT_RIGHT, a->y1, (a->y0 + a->y1) / 2, (a->y0 + a->y1) / 2, title);
+}
+
+static void limit_line(FILE *f, const axis *a, double limit, const char *what) {
+    if (isnan(limit) || limit <= 0 || isinf(limit)) return;
+    char b[32];
+    double y = axis_y(a, limit);
+    fprintf(f,
+            "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"" LIMIT_COLOR "\" stroke-width=\"1.3\" "
+            "stroke-dasharray=\"6 4\"/><text class=\"halo\" x=\"%d\" y=\"%.1f\" text-anchor=\"end\" "
+            "style=\"fill:" LIMIT_COLOR "\">%s %s</text>",
+            PLOT_LEFT, y, PLOT_W - PLOT_RIGHT, y, PLOT_W - PLOT_RIGHT - 2, y - 4, what, num(b, limit));
+}
+
+/* (1) log10 NMSE per layer, one polyline per evaluation. */
+static void plot_growth(FILE *f, const parity_report_receipt *r, int idx) {
+    if (!r->n_growth || r->layers <= 0) {
+        fputs("<p class=\"muted\">No layer was compared.</p>", f);
+        return;
+    }
+    double limit = parity_report_uniform_nmse_limit(r);
+    span sp = SPAN_EMPTY;
+    for (size_t e = 0; e < r->n_growth; e++)
+        for (int l = 0; l < r->layers; l++) span_add(&sp, r->growth[e].nmse_max[l]);
+    int all_zero = sp.zero && sp.mx <= 0 && !sp.inf;
+    span_add(&sp, isinf(limit) ? NAN : limit);
+    double height = 270, span = (PLOT_W - PLOT_LEFT - PLOT_RIGHT) / (double)r->layers;
+    axis a = axis_make(sp, height);
+    char id[32];
+    snprintf(id, sizeof id, "growth-%d", idx);
+    svg_open(f, id, height, "error growth: max NMSE per layer for each evaluation (log scale)");
+    axis_draw(f, &a, "max NMSE (log)");
+    int every = r->layers > 40 ? (r->layers + 39) / 40 : 1;
+    for (int l = 0; l < r->layers; l += every)
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">blk.%d</text>", PLOT_LEFT + (l + 0.5) * span,
+                a.y1 + 16, l);
+    limit_line(f, &a, limit, "limit");
+    char b[32];
+    for (size_t e = 0; e < r->n_growth; e++) {
+        const char *c = palette[e % PALETTE_N];
+        fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"", c);
+        for (int l = 0; l < r->layers; l++)
+            if (!isnan(r->growth[e].nmse_max[l]))
+                fprintf(f, "%.1f,%.1f ", PLOT_LEFT + (l + 0.5) * span, axis_y(&a, r->growth[e].nmse_max[l]));
+        fputs("\"/>", f);
+        for (int l = 0; l < r->layers; l++) {
+            double v = r->growth[e].nmse_max[l];
+            if (isnan(v)) continue;
+            fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"><title>", PLOT_LEFT + (l + 0.5) * span,
+                    axis_y(&a, v), c);
+            esc(f, r->growth[e].evaluation);
+            fprintf(f, " blk.%d: max NMSE %s</title></circle>", l, num(b, v));
+        }
+    }
+    fputs("</svg><p class=\"legend\">", f);
+    for (size_t e = 0; e < r->n_growth; e++) {
+        fprintf(f, "<i style=\"background:%s\"></i>", palette[e % PALETTE_N]);
+        esc(f, r->growth[e].evaluation);
+    }
+    if (all_zero) fputs(" &#183; <b>NMSE 0 in every compared layer of every evaluation</b>", f);
+    if (!isnan(limit)) fputs("<i style=\"background:" LIMIT_COLOR "\"></i>policy limit (nmse_max, dashed)", f);
+    else fputs(" &#183; the nmse limit differs between taps (or is not set): no limit line", f);
+    fputs("</p>", f);
+}
+
+static int tap_in(const parity_report_tap *t, const char *eval) {
+    return eval && t->evaluation && !strcmp(t->evaluation, eval) && (t->compared || t->failed);
+}
+
+/* Vertical separators and "blk.N" labels under runs of taps of one layer. */
+static void layer_marks(FILE *f, const parity_report_receipt *r, const char *eval, double bw, const axis *a) {
+    size_t k = 0, start = 0;
+    int layer = -2;
+    for (size_t i = 0; i <= r->n_taps; i++) {
+        int end = i == r->n_taps;
+        if (!end && !tap_in(&r->taps[i], eval)) continue;
+        if (end || r->taps[i].layer != layer) {
+            double x0 = PLOT_LEFT + start * bw, x1 = PLOT_LEFT + k * bw;
+            if (layer >= 0 && x1 - x0 >= 26)
+                fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">blk.%d</text>", (x0 + x1) / 2,
+                        a->y1 + 16, layer);
+            if (!end && k > 0)
+                fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#d0d7de\"/>", x1, a->y0,
+                        x1, a->y1 + 6);
+            if (end) break;
+            layer = r->taps[i].layer;
+            start = k;
+        }
+        k++;
+    }
+}
+
+static void tap_bar(FILE *f, const parity_report_tap *t, const axis *a, double x, double bw, int uniform) {
+    char b1[32], b2[32];
+    int shape = !t->compared;
+    double y = shape || isnan(t->nmse) ? a->y0 : axis_y(a, t->nmse); /* no NMSE: a full-height bar */
+    if (a->y1 - y < 2) y = a->y1 - 2; /* zero: a stub, so the tap is still visible */
+    fprintf(f, "<rect x=\"%.2f\" y=\"%.1f\" width=\"%.2f\" height=\"%.1f\" fill=\"%s\"%s><title>", x, y,
+            bw > 2.5 ? bw - 0.8 : bw, a->y1 - y, t->failed ? FAIL_COLOR : PASS_COLOR,
+            shape ? " fill-opacity=\"0.45\"" : "");
+    esc(f, t->name);
+    fputs(": ", f);
+    esc(f, t->status);
+    if (t->compared) fprintf(f, ", nmse %s", num(b1, t->nmse));
+    if (t->failed_metric) {
+        fputs(", ", f);
+        esc(f, t->failed_metric);
+        fprintf(f, " %s (limit %s)", num(b1, t->failed_value), num(b2, t->failed_limit));
+    }
+    fputs("</title></rect>", f);
+    if (!uniform && t->compared && !isnan(t->nmse_limit) && t->nmse_limit > 0)
+        fprintf(f, "<line x1=\"%.2f\" y1=\"%.1f\" x2=\"%.2f\" y2=\"%.1f\" stroke=\"" LIMIT_COLOR "\"/>", x,
+                axis_y(a, t->nmse_limit), x + bw, axis_y(a, t->nmse_limit));
+}
+
+/* The first divergence: a marker over its bar and its name beside it. */
+static void divergence_mark(FILE *f, const parity_report_tap *t, const axis *a, double x, double bw) {
+    double cx = x + bw / 2, mid = PLOT_LEFT + (PLOT_W - PLOT_LEFT - PLOT_RIGHT) / 2.0;
+    fprintf(f, "<path d=\"M%.1f %.1f l-5 -8 h10 z\" fill=\"#1f2328\"/>", cx, a->y0 - 1);
+    fprintf(f, "<text class=\"halo\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"%s\" style=\"fill:#1f2328;font-weight:600\">"
+            "first divergence: ",
+            cx < mid ? cx + 8 : cx - 8, a->y0 + 2, cx < mid ? "start" : "end");
+    esc(f, t->name);
+    fputs("</text>", f);
+}
+
+/* (2) per-tap NMSE of one evaluation in evaluation order, failures in red. */
+static void plot_taps(FILE *f, const parity_report_receipt *r, int idx) {
+    const char *eval = parity_report_focus_evaluation(r);
+    size_t m = 0;
+    span sp = SPAN_EMPTY;
+    for (size_t i = 0; i < r->n_taps; i++) {
+        if (!tap_in(&r->taps[i], eval)) continue;
+        m++;
+        span_add(&sp, r->taps[i].compared ? r->taps[i].nmse : NAN);
+        span_add(&sp, isinf(r->taps[i].nmse_limit) ? NAN : r->taps[i].nmse_limit);
+    }
+    if (!m) {
+        fputs("<p class=\"muted\">No tap was compared.</p>", f);
+        return;
+    }
+    double height = 260, bw = (PLOT_W - PLOT_LEFT - PLOT_RIGHT) / (double)m;
+    double limit = parity_report_uniform_nmse_limit(r);
+    axis a = axis_make(sp, height);
+    char id[32];
+    snprintf(id, sizeof id, "taps-%d", idx);
+    svg_open(f, id, height, "NMSE of every compared tap of one evaluation, in evaluation order");
+    axis_draw(f, &a, "NMSE (log)");
+    layer_marks(f, r, eval, bw, &a);
+    size_t k = 0;
+    const parity_report_tap *first = NULL;
+    double first_x = 0;
+    for (size_t i = 0; i < r->n_taps; i++) {
+        const parity_report_tap *t = &r->taps[i];
+        if (!tap_in(t, eval)) continue;
+        tap_bar(f, t, &a, PLOT_LEFT + k * bw, bw, !isnan(limit));
+        if (r->has_divergence && !first && t->failed && !strcmp(t->name, r->div_tap) &&
+            !strcmp(eval, r->div_evaluation))
+            first = t, first_x = PLOT_LEFT + k * bw;
+        k++;
+    }
+    limit_line(f, &a, limit, "limit");
+    if (first) divergence_mark(f, first, &a, first_x, bw);
+    fputs("</svg><p class=\"legend\"><i class=\"sq\" style=\"background:" PASS_COLOR "\"></i>pass"
+          "<i class=\"sq\" style=\"background:" FAIL_COLOR "\"></i>fail (pale: shape mismatch)",
+          f);
+    int any_limit = 0;
+    for (size_t i = 0; i < r->n_taps && !any_limit; i++)
+        any_limit = tap_in(&r->taps[i], eval) && r->taps[i].nmse_limit > 0;
+    if (any_limit)
+        fputs(isnan(limit) ? "<i style=\"background:" LIMIT_COLOR "\"></i>each tap's nmse limit"
+                           : "<i style=\"background:" LIMIT_COLOR "\"></i>policy limit (nmse_max, dashed)",
+              f);
+    else
+        fputs(" &#183; no nmse limit in this policy", f);
+    fprintf(f, " &#183; %zu taps; hover a bar for its name</p>", m);
+}
+
+static double logits_limit(const parity_report_receipt *r) {
+    for (size_t i = 0; i < r->n_taps; i++)
+        if (!isnan(r->taps[i].kld_mean_limit)) return r->taps[i].kld_mean_limit;
+    return NAN;
+}
+
+/* (3) KL divergence of the logits per evaluation: mean, p99, max bars. */
+static void plot_kld(FILE *f, const parity_report_receipt *r, int idx) {
+    static const char *const shade[3] = {"#4e79a7", "#8fb3d9", "#c9d9ec"};
+    static const char *const what[3] = {"mean", "p99", "max"};
+    if (!r->n_logits) {
+        fputs("<p class=\"muted\">No logits were compared.</p>", f);
+        return;
+    }
+    double limit = logits_limit(r);
+    span sp = SPAN_EMPTY;
+    for (size_t i = 0; i < r->n_logits; i++) {
+        const parity_report_logits *l = &r->logits[i];
+        span_add(&sp, l->kld_mean), span_add(&sp, l->kld_p99), span_add(&sp, l->kld_max);
+    }
+    span_add(&sp, isinf(limit) ? NAN : limit);
+    double height = 220, width = PLOT_W - PLOT_LEFT - PLOT_RIGHT;
+    double gw = width / (double)r->n_logits;
+    if (gw > 120) gw = 120;
+    double x0 = PLOT_LEFT + (width - gw * (double)r->n_logits) / 2;
+    axis a = axis_make(sp, height);
+    char id[32], b[32];
+    snprintf(id, sizeof id, "kld-%d", idx);
+    svg_open(f, id, height, "KL divergence of the logits per evaluation: mean, p99 and max");
+    axis_draw(f, &a, "KLD, nats (log)");
+    for (size_t i = 0; i < r->n_logits; i++) {
+        const parity_report_logits *l = &r->logits[i];
+        double v[3] = {l->kld_mean, l->kld_p99, l->kld_max}, bw = gw * 0.8 / 3;
+        for (int k = 0; k < 3; k++) {
+            double y = isnan(v[k]) ? a.y1 : axis_y(&a, v[k]);
+            if (a.y1 - y < 2) y = a.y1 - 2;
+            fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"><title>",
+                    x0 + i * gw + gw * 0.1 + k * bw, y, bw - 1, a.y1 - y, shade[k]);
+            esc(f, l->evaluation);
+            fprintf(f, " KLD %s %s</title></rect>", what[k], num(b, v[k]));
+        }
+        if (gw >= 24) {
+            fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">", x0 + (i + 0.5) * gw, a.y1 + 16);
+            esc(f, l->evaluation);
+            fputs("</text>", f);
+        }
+    }
+    limit_line(f, &a, limit, "kld_mean limit");
+    fputs("</svg><p class=\"legend\">", f);
+    for (int k = 0; k < 3; k++) fprintf(f, "<i class=\"sq\" style=\"background:%s\"></i>KLD %s", shade[k], what[k]);
+    fputs(" &#183; KL(reference &#8214; subject) per position, nats</p>", f);
+}
+
+/* ---- text sections ------------------------------------------------------ */
+
+static void side_fact(FILE *f, const char *label, const parity_report_side *s) {
+    fprintf(f, "<dt>%s</dt><dd><b>", label);
+    esc(f, s->producer);
+    fputs("</b>", f);
+    if (s->version) fputs(" ", f), esc(f, s->version);
+    const char *keys[3] = {"numerics", "weights", "fault"};
+    const char *vals[3] = {s->numerics, s->weight_type, s->fault};
+    for (int i = 0; i < 3; i++)
+        if (vals[i]) fprintf(f, " &#183; %s ", keys[i]), esc(f, vals[i]);
+    fputs("<br><span class=\"mono small\">", f);
+    esc(f, s->trace);
+    fputs("</span> <span class=\"muted small\">(", f);
+    esc(f, s->layout);
+    fputs(" layout, map ", f);
+    esc(f, s->map);
+    if (s->evaluations >= 0) fprintf(f, ", %lld evaluation(s)", (long long)s->evaluations);
+    fputs(")</span>", f);
+    if (s->source) fputs("<br><span class=\"muted small\">", f), esc(f, s->source), fputs("</span>", f);
+    fputs("</dd>", f);
+}
+
+static void facts(FILE *f, const parity_report_receipt *r) {
+    fputs("<dl class=\"facts\"><dt>model</dt><dd><span class=\"mono\">", f);
+    esc(f, r->model_path);
+    fputs("</span>", f);
+    if (r->model_arch) fputs(" &#183; ", f), esc(f, r->model_arch);
+    if (r->model_sha256) {
+        char sha[13];
+        snprintf(sha, sizeof sha, "%s", r->model_sha256);
+        fputs(" &#183; <span class=\"muted mono small\">sha256 ", f);
+        esc(f, sha);
+        fputs("&#8230;</span>", f);
+    }
+    fputs("</dd>", f);
+    side_fact(f, "subject", &r->subject);
+    side_fact(f, "reference", &r->reference);
+    fputs("<dt>policy</dt><dd><b>", f);
+    esc(f, r->policy_name);
+    fputs("</b> <span class=\"muted\">", f);
+    esc(f, r->policy_choice);
+    fputs("</span></dd><dt>evaluations</dt><dd>", f);
+    fprintf(f, "%lld compared (subject %lld, reference %lld)", (long long)r->evals_compared,
+            (long long)r->evals_subject, (long long)r->evals_reference);
+    fputs("</dd></dl>", f);
+}
+
+static void counts_chips(FILE *f, const parity_report_receipt *r) {
+    const parity_compare_counts *c = &r->counts;
+    fprintf(f,
+            "<p class=\"chips\"><span>%lld taps compared</span><span class=\"good\">%lld pass</span>"
+            "<span class=\"%s\">%lld fail</span><span>%lld bit-identical</span>"
+            "<span class=\"%s\">%lld shape mismatch</span><span>%lld only in subject</span>"
+            "<span>%lld only in reference</span><span>%lld skipped by policy</span></p>",
+            (long long)c->compared, (long long)c->pass, c->fail ? "bad" : "", (long long)c->fail,
+            (long long)c->bit_identical, c->shape_mismatch ? "bad" : "", (long long)c->shape_mismatch,
+            (long long)c->missing_reference, (long long)c->missing_subject, (long long)c->policy_skip);
+}
+
+static void divergence(FILE *f, const parity_report_receipt *r) {
+    char b1[32], b2[32];
+    if (r->diagnosis) {
+        fputs("<div class=\"callout warn\"><b>Diagnosis:</b> ", f);
+        esc(f, r->diagnosis);
+        fputs("</div>", f);
+    }
+    if (!r->has_divergence) {
+        fprintf(f, "<div class=\"callout %s\">%s</div>", r->pass ? "ok" : "warn",
+                r->pass ? "Every compared tap is within the policy's limits."
+                        : "No tap failed, but the verdict is fail.");
+        return;
+    }
+    fputs("<div class=\"callout\"><b>First divergence:</b> ", f);
+    esc(f, r->div_evaluation);
+    fputs(" <code>", f);
+    esc(f, r->div_tap);
+    fputs("</code>", f);
+    if (r->div_layer >= 0) fprintf(f, " (layer %d)", r->div_layer);
+    fputs(": ", f);
+    esc(f, r->div_metric);
+    fprintf(f, " = <b>%s</b>, limit %s</div>", num(b1, r->div_value), num(b2, r->div_limit));
+}
+
+static void hints(FILE *f, const parity_report_receipt *r) {
+    if (!r->n_hints) return;
+    fputs("<h3>Hints</h3>", f);
+    for (size_t i = 0; i < r->n_hints; i++) {
+        fputs("<div class=\"hint\"><span class=\"name\">", f);
+        esc(f, r->hints[i].name);
+        fputs("</span><p>", f);
+        esc(f, r->hints[i].message);
+        fputs("</p>", f);
+        if (r->hints[i].evidence) fputs("<p class=\"ev\">", f), esc(f, r->hints[i].evidence), fputs("</p>", f);
+        fputs("</div>", f);
+    }
+}
+
+static void replay(FILE *f, const parity_report_receipt *r) {
+    const parity_report_replay *p = &r->replay;
+    char b1[32], b2[32];
+    if (!p->present) return;
+    fputs("<h3>Replay (", f);
+    esc(f, p->mode);
+    fputs(" mode)</h3><p>", f);
+    if (p->first_tap) {
+        fputs("Where the error is born: ", f);
+        esc(f, p->first_evaluation);
+        fputs(" <code>", f);
+        esc(f, p->first_tap);
+        fputs("</code> fails even from the reference's inputs (", f);
+        esc(f, p->first_metric);
+        fprintf(f, " %s, limit %s).", num(b1, p->first_value), num(b2, p->first_limit));
+    } else {
+        fputs("No tap fails when computed from the reference's inputs: every error is inherited.", f);
+    }
+    fprintf(f, " <span class=\"muted\">%zu tap(s) fail in the replay; model <span class=\"mono\">", p->n_failing_taps);
+    esc(f, p->model);
+    fputs("</span></span></p>", f);
+    if (!p->n_blocks) return;
+    fputs("<table><tr><th>evaluation</th><th>block</th><th>error</th><th class=\"num\">blk.N.out NMSE compared</th>"
+          "<th class=\"num\">replayed from the reference's input</th></tr>",
+          f);
+    for (size_t i = 0; i < p->n_blocks; i++) {
+        const parity_report_block *b = &p->blocks[i];
+        fputs("<tr><td>", f);
+        esc(f, b->evaluation);
+        fprintf(f, "</td><td>blk.%d</td><td>%s</td><td class=\"num\">%s</td><td class=\"num\">%s</td></tr>",
+                b->layer, b->local ? "<b>local</b>" : "inherited", num(b1, b->nmse_compared),
+                num(b2, b->nmse_replayed));
+    }
+    fputs("</table>", f);
+}
+
+static void failing_table(FILE *f, const parity_report_receipt *r) {
+    char b1[32], b2[32];
+    size_t n = 0;
+    for (size_t i = 0; i < r->n_taps; i++) n += r->taps[i].failed != 0;
+    if (!n) return;
+    fprintf(f, "<h3>Failing taps (%zu, in evaluation order)</h3><div class=\"scroll\"><table><tr><th>evaluation</th>"
+               "<th>tap</th><th>status</th><th>metric</th><th class=\"num\">value</th>"
+               "<th class=\"num\">limit</th></tr>",
+            n);
+    for (size_t i = 0; i < r->n_taps; i++) {
+        const parity_report_tap *t = &r->taps[i];
+        if (!t->failed) continue;
+        fputs("<tr class=\"failrow\"><td>", f);
+        esc(f, t->evaluation);
+        fputs("</td><td><code>", f);
+        esc(f, t->name);
+        fputs("</code></td><td>", f);
+        esc(f, t->status);
+        fputs("</td><td>", f);
+        esc(f, t->failed_metric);
+        fprintf(f, "</td><td class=\"num\">%s</td><td class=\"num\">%s</td></tr>", num(b1, t->failed_value),
+                num(b2, t->failed_limit));
+    }
+    fputs("</table></div>", f);
+}
+
+static void worst_table(FILE *f, const parity_report_receipt *r) {
+    size_t idx[10], n = parity_report_worst_taps(r, idx, 10);
+    char b[4][32];
+    fputs("<h3>Worst taps by NMSE</h3>", f);
+    if (!n || (r->taps[idx[0]].nmse == 0)) {
+        fputs("<p class=\"muted\">Every compared tap has NMSE 0.</p>", f);
+        return;
+    }
+    fputs("<table><tr><th>evaluation</th><th>tap</th><th>status</th><th class=\"num\">nmse</th>"
+          "<th class=\"num\">cosine</th><th class=\"num\">max |a&#8722;b|</th><th class=\"num\">scale</th></tr>",
+          f);
+    for (size_t k = 0; k < n; k++) {
+        const parity_report_tap *t = &r->taps[idx[k]];
+        fprintf(f, "<tr class=\"worstrow\"><td>");
+        esc(f, t->evaluation);
+        fputs("</td><td><code>", f);
+        esc(f, t->name);
+        fprintf(f, "</code></td><td>%s</td>", t->failed ? "<b>fail</b>" : "pass");
+        fprintf(f,
+                "<td class=\"num\">%s</td><td class=\"num\">%.6g</td><td class=\"num\">%s</td>"
+                "<td class=\"num\">%s</td></tr>",
+                num(b[0], t->nmse), t->cosine, num(b[2], t->max_abs), num(b[3], t->scale));
+    }
+    fputs("</table>", f);
+}
+
+static void logits_table(FILE *f, const parity_report_receipt *r) {
+    char b[6][32];
+    if (!r->n_logits) return;
+    fputs("<table><tr><th>evaluation</th><th>status</th><th class=\"num\">positions</th>"
+          "<th class=\"num\">top-1 agree</th>"
+          "<th class=\"num\">top-5 overlap</th><th class=\"num\">KLD mean</th><th class=\"num\">median</th>"
+          "<th class=\"num\">p99</th><th class=\"num\">max</th></tr>",
+          f);
+    for (size_t i = 0; i < r->n_logits; i++) {
+        const parity_report_logits *l = &r->logits[i];
+        fputs("<tr><td>", f);
+        esc(f, l->evaluation);
+        fputs("</td><td>", f);
+        esc(f, l->status);
+        fprintf(f,
+                "</td><td class=\"num\">%lld</td><td class=\"num\">%.1f%%</td><td class=\"num\">%.1f%%</td>"
+                "<td class=\"num\">%s</td><td class=\"num\">%s</td><td class=\"num\">%s</td>"
+                "<td class=\"num\">%s</td></tr>",
+                (long long)l->positions, 100 * l->top1_agree, 100 * l->top5_overlap, num(b[0], l->kld_mean),
+                num(b[1], l->kld_median), num(b[2], l->kld_p99), num(b[3], l->kld_max));
+    }
+    fputs("</table>", f);
+}
+
+static void footer(FILE *f, const parity_report_receipt *r) {
+    char b[32];
+    fputs("<footer>receipt ", f);
+    esc(f, r->file);
+    fputs(" &#183; created ", f);
+    esc(f, r->created);
+    fputs(" &#183; bitparity ", f);
+    esc(f, r->tool_version);
+    fputs(" (", f);
+    esc(f, r->tool_commit);
+    fputs(") &#183; ", f);
+    esc(f, r->host_cpu);
+    fputs(", ", f);
+    esc(f, r->host_simd);
+    if (r->host_threads >= 0) fprintf(f, ", %lld thread(s)", (long long)r->host_threads);
+    if (!isnan(r->compare_s)) fprintf(f, " &#183; compared in %s s", num(b, r->compare_s));
+    fputs("</footer>", f);
+}
+
+static void section(FILE *f, const parity_report_receipt *r, int idx) {
+    fprintf(f, "<section class=\"receipt\" id=\"r%d\"><div class=\"head\">", idx);
+    badge(f, r->pass, "");
+    fputs("<h2>", f);
+    esc(f, base_name(r->model_path ? r->model_path : r->file));
+    fputs("</h2><span class=\"file\">", f);
+    esc(f, r->file);
+    fputs("</span></div>", f);
+    facts(f, r);
+    counts_chips(f, r);
+    divergence(f, r);
+    hints(f, r);
+    fputs("<h3>Error growth: max NMSE per layer</h3>", f);
+    plot_growth(f, r, idx);
+    fputs("<h3>Taps of ", f);
+    esc(f, parity_report_focus_evaluation(r));
+    fputs(r->pass ? " in evaluation order</h3>" : " (the first failing evaluation) in evaluation order</h3>", f);
+    plot_taps(f, r, idx);
+    fputs("<h3>Logits: KL divergence per evaluation</h3>", f);
+    plot_kld(f, r, idx);
+    logits_table(f, r);
+    replay(f, r);
+    failing_table(f, r);
+    worst_table(f, r);
+    footer(f, r);
+    fputs("</section>", f);
+}
+
+/* n > 1: one row per receipt, linking to its section. */
+static void summary(FILE *f, const parity_report_receipt *const *rs, size_t n) {
+    char b[32];
+    fputs("<section class=\"receipt\"><h2>Summary</h2><table><tr><th>#</th><th>verdict</th><th>model</th>"
+          "<th>subject &#8594; reference</th><th>policy</th><th class=\"num\">compared</th><th class=\"num\">fail</th>"
+          "<th>first divergence</th><th>hints</th><th class=\"num\">max KLD mean</th></tr>",
+          f);
+    for (size_t i = 0; i < n; i++) {
+        const parity_report_receipt *r = rs[i];
+        double kld = NAN;
+        for (size_t k = 0; k < r->n_logits; k++)
+            if (isnan(kld) || r->logits[k].kld_mean > kld) kld = r->logits[k].kld_mean;
+        fprintf(f, "<tr class=\"sumrow\"><td><a href=\"#r%zu\">%zu</a></td><td>", i + 1, i + 1);
+        badge(f, r->pass, " small");
+        fputs("</td><td>", f);
+        esc(f, base_name(r->model_path ? r->model_path : r->file));
+        fputs("<br><span class=\"muted small\">", f);
+        esc(f, base_name(r->file));
+        fputs("</span></td><td>", f);
+        esc(f, r->subject.producer);
+        fputs(" &#8594; ", f);
+        esc(f, r->reference.producer);
+        fputs("</td><td>", f);
+        esc(f, r->policy_name);
+        fprintf(f, "</td><td class=\"num\">%lld</td><td class=\"num\">%lld</td><td>", (long long)r->counts.compared,
+                (long long)(r->counts.fail + r->counts.shape_mismatch));
+        if (r->has_divergence) esc(f, r->div_evaluation), fputs(" <code>", f), esc(f, r->div_tap), fputs("</code>", f);
+        else fputs(r->diagnosis ? "<i>see diagnosis</i>" : "&#8212;", f);
+        fputs("</td><td>", f);
+        for (size_t h = 0; h < r->n_hints; h++) fputs(h ? ", " : "", f), esc(f, r->hints[h].name);
+        fprintf(f, "</td><td class=\"num\">%s</td></tr>", isnan(kld) ? "&#8212;" : num(b, kld));
+    }
+    fputs("</table></section>", f);
+}
+
+bn_status parity_report_render_html(const parity_report_receipt *const *rs, size_t n, FILE *f, bn_error *err) {
+    if (!rs || !n || !f) return bn_error_set(err, BN_ERR_INVALID, "parity_report_render_html: no receipts");
+    size_t pass = parity_report_count_pass(rs, n);
+    fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+          "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">"
+          "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>bitparity report: ",
+          f);
+    fputs(pass == n ? "PASS" : "FAIL", f);
+    if (n == 1) fputs(" \xe2\x80\x94 ", f), esc(f, base_name(rs[0]->model_path ? rs[0]->model_path : rs[0]->file));
+    fprintf(f, "</title><style>%s</style></head>\n<body><main><h1>bitparity parity report</h1>", css);
+    fprintf(f, "<p class=\"sub\">%zu receipt(s): %zu pass, %zu fail &#183; ", n, pass, n - pass);
+    fputs("subject = the stack under test, reference = what it should agree with</p>\n", f);
+    if (n > 1) summary(f, rs, n);
+    for (size_t i = 0; i < n; i++) section(f, rs[i], (int)i + 1), fputc('\n', f);
+    fputs("</main></body></html>\n", f);
+    if (fflush(f) || ferror(f)) return bn_error_set(err, BN_ERR_IO, "writing the HTML report failed");
+    return BN_OK;
+}
