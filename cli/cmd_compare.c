@@ -29,7 +29,7 @@ static const char compare_help[] =
     "                  reference's residual stream and classifies each failing block's error as\n"
     "                  local or inherited; op mode injects every tap and names the op where the\n"
     "                  error is born (default block)\n"
-    "  -m MODEL        the subject's model, for --replay\n\n"
+    "  -m MODEL        the subject's model: for --replay, and lets the hints recompute projections\n\n"
     "Hints (named diagnoses with their numbers) are printed and written to the receipt.\n\n"
     "exit: 0 pass, 1 parity failure (or tokens differ), 2 usage or input error\n";
 
@@ -166,9 +166,9 @@ static bn_status localize(const compare_args *a, compare_session *s, bn_error *e
     bn_model *m = NULL;
     bn_status st = parity_tapview_open(s->trace[0], s->map[0], &v[0], err);
     if (!st) st = parity_tapview_open(s->trace[1], s->map[1], &v[1], err);
-    if (!st) st = parity_localize_hints(s->result, v[0], v[1], err);
+    if (!st && a->model && !s->result->pass) st = bn_model_load(a->model, &m, err);
+    if (!st) st = parity_localize_hints(s->result, v[0], v[1], m, err);
     if (!st && a->replay && !s->result->pass && !s->result->tokenization_mismatch) {
-        st = bn_model_load(a->model, &m, err);
         const parity_replay_opts ro = {.model = m, .n_threads = bn_pool_size(s->pool),
                                        .mode = a->replay_mode && !strcmp(a->replay_mode, "op") ? PARITY_REPLAY_OP
                                                                                               : PARITY_REPLAY_BLOCK};

@@ -23,7 +23,7 @@ static const char trace_help[] =
     "  --compress      deflate the arrays (about 35 % smaller; far slower to write and read)\n"
     "  --fault NAME    seed a known bug, to prove the parity driver finds it: gamma-inv-sqrt-h, silu,\n"
     "                  layernorm, no-subnorm, i2s-scale-clamp, rope-normal, rope-pos-shift,\n"
-    "                  qk-head-perm, round-away, kv-f32, nan (recorded in meta.yaml)\n";
+    "                  qk-head-perm, round-away, kv-f32, nan, transpose-wo (recorded in meta.yaml)\n";
 
 int cmd_trace(int argc, char **argv) {
     const char *model = NULL, *prompt = NULL, *tokens = NULL, *taps = NULL, *numerics = "ggml-compat",

@@ -84,11 +84,13 @@ Outcome Diagnose(const std::string &subject, const std::string &reference, const
     EXPECT_OK(parity_tapview_open(s.get(), ms, &vs, &err), err);
     EXPECT_OK(parity_tapview_open(r.get(), mr, &vr, &err), err);
     ViewPtr view_s(vs), view_r(vr);
-    EXPECT_OK(parity_localize_hints(res, vs, vr, &err), err);
-    if (!model_path.empty() && !res->pass) {
-        bn_model *m = nullptr;
+    bn_model *m = nullptr;
+    if (!model_path.empty()) {
         EXPECT_OK(bn_model_load(model_path.c_str(), &m, &err), err);
-        ModelPtr model(m);
+    }
+    ModelPtr model(m);
+    EXPECT_OK(parity_localize_hints(res, vs, vr, m, &err), err);
+    if (m && !res->pass) {
         parity_replay_opts ro{};
         ro.model = m;
         ro.mode = PARITY_REPLAY_OP;
@@ -157,7 +159,9 @@ INSTANTIATE_TEST_SUITE_P(
                       FaultCase{"rope-pos-shift", "e0 blk.0.attn_q_rope", "rope-positions", "off by +1"},
                       FaultCase{"qk-head-perm", "e0 blk.0.attn_q", "head-permutation", "permutation"},
                       FaultCase{"kv-f32", "e0 blk.0.attn_ctx", "f16-rounding", "f16 rounding of K/V"},
-                      FaultCase{"nan", "e0 blk.1.ffn_sub_norm", "nan-origin", "NaN/Inf first appears"}),
+                      FaultCase{"nan", "e0 blk.1.ffn_sub_norm", "nan-origin", "NaN/Inf first appears"},
+                      FaultCase{"transpose-wo", "e0 blk.0.attn_out", "transposed-weight",
+                                "multiplies by the transpose of blk.0.attn_output.weight"}),
     [](const auto &info) {
         std::string s = info.param.fault;
         for (char &c : s)

@@ -332,7 +332,7 @@ TEST(Report, LibraryReceiptOfASeededRopeFault) {
     ViewPtr view_s(vs);
     ASSERT_OK(parity_tapview_open(tr, mr, &vr, &err), err);
     ViewPtr view_r(vr);
-    ASSERT_OK(parity_localize_hints(res, vs, vr, &err), err);
+    ASSERT_OK(parity_localize_hints(res, vs, vr, nullptr, &err), err);
     ASSERT_FALSE(res->pass);
     ASSERT_TRUE(res->first.found);
     ASSERT_GE(res->n_hints, 1u);

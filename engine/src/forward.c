@@ -63,12 +63,14 @@ struct bn_ctx {
     bn_matmul_opts mm; /* summation order; act_f16 set per call */
     int lanes;         /* float lanes of the emulated ggml build (softmax, silu) */
     char tap_name[96];
+    bn_weight *wo_t;   /* [L] transposed attn_output copies (the transpose-wo fault), else NULL */
+    void **wo_t_data;  /* [L] their bytes */
 };
 
 static const char *const numerics_names[] = {"ggml-compat", "f32"};
 static const char *const fault_names[BN_FAULT_COUNT] = {
     "none", "gamma-inv-sqrt-h", "silu", "layernorm", "no-subnorm", "i2s-scale-clamp",
-    "rope-normal", "rope-pos-shift", "qk-head-perm", "round-away", "kv-f32", "nan",
+    "rope-normal", "rope-pos-shift", "qk-head-perm", "round-away", "kv-f32", "nan", "transpose-wo",
 };
 
 const char *bn_numerics_name(bn_numerics n) { return (unsigned)n < 2 ? numerics_names[n] : "?"; }
@@ -317,7 +319,8 @@ static bn_status forward_block(bn_ctx *c, int il, bn_error *err) {
     TAP(il, BN_TAP_ATTN_CTX, r->ctxv, T, Dq);
     if (sub_norms) norm(c, r->ctxv, r->ctxv, L->attn_sub_norm, Dq);
     if (hp->sub_norms) TAP(il, BN_TAP_ATTN_SUB_NORM, r->ctxv, T, Dq); /* the skipped value under the fault */
-    if ((st = project(c, il, BN_PROJ_O, &L->w[BN_PROJ_O], r->ctxv, r->proj, err))) return st;
+    const bn_weight *wo = c->wo_t ? &c->wo_t[il] : &L->w[BN_PROJ_O];
+    if ((st = project(c, il, BN_PROJ_O, wo, r->ctxv, r->proj, err))) return st;
     TAP(il, BN_TAP_ATTN_OUT, r->proj, T, H);
     bn_op_add(r->x, r->proj, T * H);
     TAP(il, BN_TAP_FFN_INP, r->x, T, H);
@@ -414,6 +417,32 @@ bn_status bn_ctx_eval(bn_ctx *c, const int32_t *tokens, int64_t T, bn_error *err
 
 /* ------------------------------------------------------------- context -- */
 
+/* The transpose-wo fault: each square attn_output re-quantized transposed. */
+static bn_status make_transposed_wo(bn_ctx *c, bn_error *err) {
+    const bn_hparams *hp = &c->m->hp;
+    c->wo_t = calloc((size_t)hp->n_layer, sizeof *c->wo_t);
+    c->wo_t_data = calloc((size_t)hp->n_layer, sizeof *c->wo_t_data);
+    if (!c->wo_t || !c->wo_t_data) return bn_error_set(err, BN_ERR_NOMEM, "out of memory");
+    for (int il = 0; il < hp->n_layer; il++) {
+        const bn_weight *w = &c->m->layers[il].w[BN_PROJ_O];
+        if (w->k != w->n) return bn_error_set(err, BN_ERR_UNSUPPORTED, "fault transpose-wo needs square attn_output");
+        const int64_t n = w->k;
+        uint64_t nbytes;
+        bn_status st = bn_type_tensor_nbytes(w->type, n, n * n, &nbytes, err);
+        float *a = st ? NULL : malloc((size_t)(n * n) * sizeof *a), *t = a ? malloc((size_t)(n * n) * sizeof *t) : NULL;
+        c->wo_t_data[il] = t ? malloc((size_t)nbytes) : NULL;
+        if (!st && !c->wo_t_data[il]) st = bn_error_set(err, BN_ERR_NOMEM, "out of memory");
+        if (!st) st = bn_dequantize_rows(w->type, w->data, n, n, 0, n, a, err);
+        for (int64_t i = 0; !st && i < n; i++)
+            for (int64_t j = 0; j < n; j++) t[j * n + i] = a[i * n + j];
+        if (!st) st = bn_quantize(w->type, t, n, n, c->wo_t_data[il], (size_t)nbytes, err);
+        free(a), free(t);
+        if (st) return st;
+        c->wo_t[il] = (bn_weight){.type = w->type, .data = c->wo_t_data[il], .k = n, .n = n};
+    }
+    return BN_OK;
+}
+
 static bn_status kv_alloc(bn_ctx *c, bn_error *err) {
     const bn_hparams *hp = &c->m->hp;
     const size_t n = (size_t)hp->n_layer * (size_t)c->n_ctx * (size_t)(hp->n_head_kv * hp->head_dim);
@@ -458,6 +487,7 @@ bn_status bn_ctx_create(const bn_model *m, const bn_ctx_params *p, bn_ctx **out,
     for (int64_t i = 0; st == BN_OK && i < slots; i++)
         c->tap_on[i] = (p->observe && bn_tap_set_table(p->observe)[i]) || (p->inject && bn_tap_set_table(p->inject)[i]);
     if (st == BN_OK) st = kv_alloc(c, err);
+    if (st == BN_OK && p->fault == BN_FAULT_TRANSPOSE_WO) st = make_transposed_wo(c, err);
     if (st == BN_OK) st = bn_pool_create(p->n_threads, &c->pool, err);
     if (st) {
         bn_ctx_free(c);
@@ -476,6 +506,8 @@ void bn_ctx_free(bn_ctx *c) {
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(r->mm_scratch);
     free(c->tap_on);
+    for (int il = 0; c->wo_t_data && il < c->m->hp.n_layer; il++) free(c->wo_t_data[il]);
+    free(c->wo_t_data), free(c->wo_t);
     free(c);
 }
 

@@ -24,6 +24,7 @@ typedef struct hint_ctx {
     const char *kind;              /* its name after "blk.N." */
     int layer;
     const parity_tap_result *tr;
+    const bn_model *model;         /* may be NULL */
     bn_error *err;
 } hint_ctx;
 
@@ -504,18 +505,73 @@ static bn_status hint_int8(hint_ctx *c) {
     return st;
 }
 
+/* ---------------------------------------------------- transposed weight -- */
+
+/* With the model: the reference's input times the weight as stored and as
+ * transposed; the subject matching the transposed product (and the
+ * reference the stored one) means a transposed weight. Float products: the
+ * int8 step of ternary weights leaves NMSE ~1e-5, far below the 1e-2 gap. */
+static bn_status hint_transposed(hint_ctx *c) {
+    static const char *const taps[] = {"attn_q", "attn_k", "attn_v", "attn_out", "ffn_gate", "ffn_up", "ffn_out"};
+    static const char *const inputs[] = {"attn_norm", "attn_norm", "attn_norm", "attn_sub_norm", "ffn_norm", "ffn_norm", "ffn_sub_norm"};
+    if (!c->model || c->layer < 0 || c->layer >= c->model->hp.n_layer) return BN_OK;
+    size_t p = 0;
+    while (p < 7 && strcmp(c->kind, taps[p])) p++;
+    if (p == 7) return BN_OK;
+    const bn_weight *w = &c->model->layers[c->layer].w[p];
+    if (w->k != w->n) return BN_OK; /* only a square weight can be used transposed */
+    char in_name[64];
+    snprintf(in_name, sizeof in_name, "blk.%d.%s", c->layer, inputs[p]);
+    parity_tensor x = {0}, s = {0}, r = {0};
+    bool fx;
+    bn_status st = load_tap(c->rv, c->k, in_name, &x, &fx, c->err);
+    if (st || !fx || !load_pair(c, c->tap, &s, &r, &st) || x.ndim != 2 || x.shape[1] != w->k || s.n != x.n) {
+        parity_tensor_free(&x), parity_tensor_free(&s), parity_tensor_free(&r);
+        return st;
+    }
+    const int64_t T = x.shape[0], n = w->k;
+    float *W = malloc((size_t)(n * n) * sizeof *W);
+    double *y = malloc((size_t)(T * n) * sizeof *y), *yt = malloc((size_t)(T * n) * sizeof *yt);
+    if (!W || !y || !yt) st = bn_error_set(c->err, BN_ERR_NOMEM, "out of memory");
+    if (!st) st = bn_dequantize_rows(w->type, w->data, n, n, 0, n, W, c->err);
+    for (int64_t t = 0; !st && t < T; t++)
+        for (int64_t j = 0; j < n; j++) {
+            double a = 0, b = 0;
+            for (int64_t i = 0; i < n; i++) {
+                a += (double)W[j * n + i] * x.data[t * n + i]; /* row j of W: output j */
+                b += (double)W[i * n + j] * x.data[t * n + i]; /* column j: the transposed use */
+            }
+            y[t * n + j] = a, yt[t * n + j] = b;
+        }
+    if (!st) {
+        const double s_t = nmse_fd(s.data, yt, s.n), s_n = nmse_fd(s.data, y, s.n), r_n = nmse_fd(r.data, y, r.n);
+        if (s_t < 1e-3 && r_n < 1e-3 && s_n > 1e-2) {
+            char msg[512], ev[512];
+            snprintf(msg, sizeof msg, "%s: the subject multiplies by the transpose of blk.%d.%s.weight", c->tap,
+                     c->layer, bn_proj_name((bn_proj)p));
+            snprintf(ev, sizeof ev, "from the reference's %s and the model's weight: subject vs x·W NMSE %.3g, vs "
+                     "x·Wᵀ %.3g; reference vs x·W %.3g", in_name, s_t, s_n, r_n);
+            st = add_hint(c, "transposed-weight", msg, ev);
+        }
+    }
+    free(W), free(y), free(yt);
+    parity_tensor_free(&x), parity_tensor_free(&s), parity_tensor_free(&r);
+    return st;
+}
+
 /* ---------------------------------------------------------------- hints -- */
 
 bn_status parity_localize_hints(parity_compare_result *r, const parity_tapview *subject,
-                                const parity_tapview *reference, bn_error *err) {
+                                const parity_tapview *reference, const bn_model *model, bn_error *err) {
     /* A token mismatch is diagnosed by the comparison itself (nothing else is compared). */
     if (r->tokenization_mismatch) return BN_OK;
     if (r->pass || !r->first.found) return BN_OK;
     hint_ctx c = {.r = r, .sv = subject, .rv = reference, .k = r->first.eval, .tap = r->first.tap,
                   .kind = kind_of(r->first.tap), .layer = r->first.layer, .tr = &r->taps[r->first.tap_index],
-                  .err = err};
-    bn_status (*const analyzers[])(hint_ctx *) = {hint_nan_origin, hint_activation, hint_norm, hint_rope,
-                                                  hint_heads,      hint_int8,       hint_scale, hint_attention};
+                  .model = model, .err = err};
+    bn_status (*const analyzers[])(hint_ctx *) = {hint_nan_origin, hint_activation, hint_norm,      hint_rope,
+                                                  hint_heads,      hint_int8,       hint_transposed, hint_scale,
+                                                  hint_attention};
     for (size_t i = 0; i < sizeof analyzers / sizeof analyzers[0]; i++) {
         bn_status st = analyzers[i](&c);
         if (st) return st;

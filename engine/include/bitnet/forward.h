@@ -35,6 +35,7 @@ typedef enum bn_fault {
     BN_FAULT_ROUND_AWAY,       /* int8 activation rounding half away from zero */
     BN_FAULT_KV_F32,           /* K/V cache kept in f32 under ggml-compat */
     BN_FAULT_NAN,              /* a NaN appears in blk.1's FFN activation */
+    BN_FAULT_TRANSPOSE_WO,     /* attn_output weights used transposed (square layers only) */
     BN_FAULT_COUNT
 } bn_fault;
 

@@ -6,7 +6,8 @@
  * √H, 1/√H, n_ff, 127, ...), SiLU vs relu² recomputed from the recorded
  * gate/up, LayerNorm vs RMSNorm and a skipped (sub-)norm recomputed from the
  * norm's recorded input, RoPE pairing (NEOX vs normal) and positions off by
- * one recomputed from the recorded pre-RoPE values, permuted heads, f16
+ * one recomputed from the recorded pre-RoPE values, permuted heads, a
+ * transposed weight (given the model), f16
  * rounding of the attention inputs, the int8 rounding mode from the in_q8
  * taps and the origin of NaN/Inf. (Tokenization mismatches are diagnosed by
  * the comparison, which then compares nothing.)
@@ -38,9 +39,12 @@ extern "C" {
 
 /* Adds the hints that apply to r (parity_compare_add_hint), most specific
  * first. Reads the few taps it needs around the first divergence from both
- * views. A passing result gets no hints. */
+ * views. model (may be NULL) is the subject's model: with it, a projection
+ * that diverges is recomputed from the reference's input with the weight as
+ * stored and transposed (a transposed-weight hint). A passing result gets no
+ * hints. */
 bn_status parity_localize_hints(parity_compare_result *r, const parity_tapview *subject,
-                                const parity_tapview *reference, bn_error *err);
+                                const parity_tapview *reference, const bn_model *model, bn_error *err);
 
 typedef enum parity_replay_mode { PARITY_REPLAY_BLOCK, PARITY_REPLAY_OP } parity_replay_mode;
 
