@@ -18,12 +18,6 @@ extern "C" {
 }
 
 using bptest::Handle;
-using TraceH = Handle<parity_trace, parity_trace_close>;
-using MapH = Handle<parity_tapmap, parity_tapmap_free>;
-using PolicyH = Handle<parity_policy, parity_policy_free>;
-using ResultH = Handle<parity_compare_result, parity_compare_result_free>;
-using PoolH = Handle<bn_pool, bn_pool_destroy>;
-using ModelH = Handle<bn_model, bn_model_free>;
 
 namespace {
 
@@ -37,7 +31,7 @@ void Record(const std::string &model, const std::vector<int32_t> &tokens, const 
     bn_error err{};
     bn_model *m;
     ASSERT_OK(bn_model_load(model.c_str(), &m, &err), err);
-    ModelH hold(m);
+    ModelPtr hold(m);
     parity_record_opts o{};
     o.model_path = model.c_str();
     o.tokens = tokens.data();
@@ -53,11 +47,11 @@ void Record(const std::string &model, const std::vector<int32_t> &tokens, const 
 
 // Both traces, their automatic maps, a policy, and the comparison.
 struct Compared {
-    TraceH s, r;
-    MapH ms, mr;
-    PolicyH policy;
+    TracePtr s, r;
+    MapPtr ms, mr;
+    PolicyPtr policy;
     std::string policy_name;
-    ResultH res;
+    ResultPtr res;
 };
 
 void Compare(const std::string &subject, const std::string &reference, Compared *c, const char *policy = nullptr,
@@ -79,7 +73,7 @@ void Compare(const std::string &subject, const std::string &reference, Compared 
     c->policy.reset(p);
     bn_pool *pool;
     ASSERT_OK(bn_pool_create(threads, &pool, &err), err);
-    PoolH hold(pool);
+    PoolPtr hold(pool);
     parity_compare_opts o{pool};
     parity_compare_result *r;
     ASSERT_OK(parity_compare(c->s.get(), c->ms.get(), c->r.get(), c->mr.get(), c->policy.get(), &o, &r, &err), err);
@@ -446,14 +440,14 @@ TEST(CompareDefaultPolicy, FromProducersAndWeightTypes) {
         bn_error err{};
         parity_trace *t = nullptr;
         EXPECT_OK(parity_trace_open(path.c_str(), &t, &err), err);
-        return TraceH(t);
+        return TracePtr(t);
     };
-    TraceH eng = trace("a.npz", "producer: {name: bitparity}\nsettings: {numerics: ggml-compat}\nmodel: {path: /m/tiny-bitnet-i2s.gguf}\n");
-    TraceH eng32 = trace("b.npz", "producer: {name: bitparity}\nsettings: {numerics: f32}\nmodel: {path: x/tiny-bitnet-i2s.gguf}\n");
-    TraceH bnc = trace("c.npz", "producer: {name: bitnet.cpp}\nmodel: {file: tiny-bitnet-i2s.gguf}\n");
-    TraceH bnc32 = trace("d.npz", "producer: {name: bitnet.cpp}\nmodel: {file: tiny-bitnet-f32.gguf}\n");
-    TraceH lcpp = trace("e.npz", "producer: {name: llama.cpp}\nmodel: {file: tiny-bitnet-llamacpp-tq2_0.gguf}\n");
-    TraceH py = trace("f.npz", "producer: {name: bitparity-reference}\nsettings: {numerics: f32}\n");
+    TracePtr eng = trace("a.npz", "producer: {name: bitparity}\nsettings: {numerics: ggml-compat}\nmodel: {path: /m/tiny-bitnet-i2s.gguf}\n");
+    TracePtr eng32 = trace("b.npz", "producer: {name: bitparity}\nsettings: {numerics: f32}\nmodel: {path: x/tiny-bitnet-i2s.gguf}\n");
+    TracePtr bnc = trace("c.npz", "producer: {name: bitnet.cpp}\nmodel: {file: tiny-bitnet-i2s.gguf}\n");
+    TracePtr bnc32 = trace("d.npz", "producer: {name: bitnet.cpp}\nmodel: {file: tiny-bitnet-f32.gguf}\n");
+    TracePtr lcpp = trace("e.npz", "producer: {name: llama.cpp}\nmodel: {file: tiny-bitnet-llamacpp-tq2_0.gguf}\n");
+    TracePtr py = trace("f.npz", "producer: {name: bitparity-reference}\nsettings: {numerics: f32}\n");
     ASSERT_TRUE(eng && eng32 && bnc && bnc32 && lcpp && py);
     char why[256];
     EXPECT_STREQ(parity_compare_default_policy(eng.get(), bnc.get(), why, sizeof why), "ggml-compat");

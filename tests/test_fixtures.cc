@@ -38,12 +38,6 @@ extern "C" {
 namespace {
 
 using bptest::Handle;
-using ModelPtr = Handle<bn_model, bn_model_free>;
-using CtxPtr = Handle<bn_ctx, bn_ctx_free>;
-using TapSetPtr = Handle<bn_tap_set, bn_tap_set_free>;
-using TracePtr = Handle<parity_trace, parity_trace_close>;
-using GgufPtr = Handle<bn_gguf, bn_gguf_close>;
-using TokPtr = Handle<bn_tokenizer, bn_tokenizer_free>;
 
 constexpr int32_t kZeroToken = 188;            // byte 0x00: all-zero embedding row (fixtures/prompts.txt)
 constexpr float kZeroRowScale = 127.0f / 1e-5f; // i2s.md: amax clamps to 1e-5 -> s = 1.27e7 (exact in f32)
@@ -417,7 +411,7 @@ TEST(Fixtures, ByteLevelVocabularyTokenizes) {
     GgufPtr g(gp);
     bn_tokenizer *tp = nullptr;
     ASSERT_OK(bn_tokenizer_load(g.get(), &tp, &err), err);
-    TokPtr tok(tp);
+    TokenizerPtr tok(tp);
     EXPECT_EQ(bn_tokenizer_n_vocab(tok.get()), 267);
     EXPECT_EQ(bn_tokenizer_n_merges(tok.get()), 8);
     EXPECT_EQ(bn_token_bos(tok.get()), 264);

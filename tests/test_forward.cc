@@ -20,10 +20,6 @@ extern "C" {
 namespace {
 
 using bptest::Handle;
-using ModelPtr = Handle<bn_model, bn_model_free>;
-using CtxPtr = Handle<bn_ctx, bn_ctx_free>;
-using TapSetPtr = Handle<bn_tap_set, bn_tap_set_free>;
-using TracePtr = Handle<parity_trace, parity_trace_close>;
 
 struct Recorded {
     std::vector<float> f32;

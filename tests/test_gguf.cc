@@ -26,7 +26,6 @@ using bptest::TempDir;
 
 namespace {
 
-using Gguf = bptest::Handle<bn_gguf, bn_gguf_close>;
 
 std::string Str(bn_gguf_str s) { return s.ptr ? std::string(s.ptr, s.len) : std::string("<null>"); }
 
@@ -46,12 +45,12 @@ struct TensorSpec {
     uint64_t nbytes;  // hand-computed from specs/i2s.md and ggml's block sizes
 };
 
-Gguf OpenFile(const std::string &path) {
+GgufPtr OpenFile(const std::string &path) {
     bn_gguf *g = nullptr;
     bn_error err;
     bn_status st = bn_gguf_open(path.c_str(), &g, &err);
     EXPECT_OK(st, err);
-    return Gguf(g);
+    return GgufPtr(g);
 }
 
 // Writes tensors with Pattern data (seed = index) after the caller's keys.
@@ -92,7 +91,7 @@ TEST(GgufWriter, ByteLayoutOfAMinimalFile) {
     want.resize(128, 0);
     EXPECT_EQ(bptest::ReadFile(path), want);
 
-    Gguf g = OpenFile(path);
+    GgufPtr g = OpenFile(path);
     ASSERT_TRUE(g);
     EXPECT_EQ(bn_gguf_version(g.get()), 3u);
     EXPECT_EQ(bn_gguf_data_offset(g.get()), 96u);
@@ -316,8 +315,8 @@ TEST_P(GgufRoundTrip, EveryValueTypeAndTensor) {
     bn_error err;
     bn_gguf *mem = nullptr;
     ASSERT_OK(bn_gguf_open_memory(bytes.data(), bytes.size(), "rt", &mem, &err), err);
-    Gguf from_mem(mem);
-    Gguf from_file = OpenFile(path);
+    GgufPtr from_mem(mem);
+    GgufPtr from_file = OpenFile(path);
     ASSERT_TRUE(from_file);
     for (const bn_gguf *g : {from_mem.get(), from_file.get()}) {
         EXPECT_EQ(bn_gguf_version(g), c.version);
@@ -354,7 +353,7 @@ TEST(GgufLookup, TypedGettersConvertOrNameBothTypes) {
     std::string path = tmp.file("rt.gguf");
     WriteRoundTrip(path, {3, 32});
     if (HasFatalFailure()) return;
-    Gguf g = OpenFile(path);
+    GgufPtr g = OpenFile(path);
     ASSERT_TRUE(g);
     bn_error err;
     int64_t i = 0;
@@ -460,7 +459,7 @@ TEST(GgufWriter, RejectsBadInputAndRemovesPartialFiles) {
     expect(bn_gguf_writer_add_u32(w, "late", 1, &err), BN_ERR_INVALID, "added after tensor data");
     expect(bn_gguf_writer_add_tensor(w, "late", BN_TYPE_F32, 1, ne, &err), BN_ERR_INVALID, "declared after tensor data");
     ASSERT_OK(bn_gguf_writer_close(w, &err), err);
-    Gguf g = OpenFile(path);  // the rejected calls left no trace
+    GgufPtr g = OpenFile(path);  // the rejected calls left no trace
     ASSERT_TRUE(g);
     EXPECT_EQ(bn_gguf_kv_count(g.get()), 1);
     EXPECT_EQ(bn_gguf_tensor_count(g.get()), 1);
@@ -508,7 +507,7 @@ class GgufShared : public ::testing::TestWithParam<SharedFacts> {};
 TEST_P(GgufShared, HeaderCountsAndTypes) {
     const SharedFacts &f = GetParam();
     REQUIRE_SHARED(path, f.rel);
-    Gguf g = OpenFile(path);
+    GgufPtr g = OpenFile(path);
     ASSERT_TRUE(g);
     bn_error err;
     EXPECT_EQ(bn_gguf_version(g.get()), 3u);
@@ -552,7 +551,7 @@ INSTANTIATE_TEST_SUITE_P(Files, GgufShared, ::testing::ValuesIn(kShared), [](con
 
 TEST(GgufSharedFacts, TinyI2sModel) {
     REQUIRE_SHARED(path, "models/tiny-bitnet-i2s.gguf");
-    Gguf g = OpenFile(path);
+    GgufPtr g = OpenFile(path);
     ASSERT_TRUE(g);
     bn_error err;
     const bn_gguf_tensor *q = bn_gguf_find_tensor(g.get(), "blk.0.attn_q.weight");
@@ -603,7 +602,7 @@ TEST(GgufSharedFacts, TinyI2sModel) {
 
 TEST(GgufSharedFacts, TinyF32TokenEmbedding) {
     REQUIRE_SHARED(path, "models/tiny-bitnet-f32.gguf");
-    Gguf g = OpenFile(path);
+    GgufPtr g = OpenFile(path);
     ASSERT_TRUE(g);
     const bn_gguf_tensor *e = bn_gguf_find_tensor(g.get(), "token_embd.weight");
     ASSERT_NE(e, nullptr);
@@ -615,7 +614,7 @@ TEST(GgufSharedFacts, TinyF32TokenEmbedding) {
 
 TEST(GgufSharedFacts, LlamaSpmVocab) {
     REQUIRE_SHARED(path, "tokenizers/llama-spm/ggml-vocab-llama-spm.gguf");
-    Gguf g = OpenFile(path);
+    GgufPtr g = OpenFile(path);
     ASSERT_TRUE(g);
     bn_error err;
     int64_t idx;
@@ -640,7 +639,7 @@ TEST(GgufSharedFacts, LlamaSpmVocab) {
 // A 128256-string vocabulary (LLaMA-3's size) opens and every string is
 // reachable by index with the right contents. (Its speed is a benchmark's
 // business, not a unit test's.)
-TEST(Gguf, LargeVocabularyIndexesEveryString) {
+TEST(GgufPtr, LargeVocabularyIndexesEveryString) {
     TempDir tmp;
     std::string path = tmp.file("vocab.gguf");
     const uint64_t n = 128256;
@@ -655,7 +654,7 @@ TEST(Gguf, LargeVocabularyIndexesEveryString) {
     ASSERT_OK(bn_gguf_writer_open(path.c_str(), 3, &w, &err), err);
     ASSERT_OK(bn_gguf_writer_add_str_arr(w, "tokenizer.ggml.tokens", ptrs.data(), n, &err), err);
     ASSERT_OK(bn_gguf_writer_close(w, &err), err);
-    Gguf g = OpenFile(path);
+    GgufPtr g = OpenFile(path);
     ASSERT_TRUE(g);
     EXPECT_EQ(bn_gguf_kv_count_elems(g.get(), 0), n);
     uint64_t total = 0;
@@ -803,7 +802,7 @@ TEST(GgufHostile, BaseFileIsValid) {
     bn_gguf *g = nullptr;
     bn_error err;
     ASSERT_OK(bn_gguf_open_memory(base.data(), base.size(), "base", &g, &err), err);
-    Gguf h(g);
+    GgufPtr h(g);
     EXPECT_EQ(bn_gguf_kv_count(g), 7);
     EXPECT_EQ(bn_gguf_tensor_count(g), 4);
     auto at = Layout(base);
@@ -1088,7 +1087,7 @@ TEST(GgufFuzzSeeds, MatchTheWriter) {
         std::vector<uint8_t> want = bptest::ReadFile(fresh);
         if (regen && *regen == '1') bptest::WriteFile(committed, want);
         EXPECT_EQ(bptest::ReadFile(committed), want) << committed << " is stale: rerun with BITPARITY_REGEN_SEEDS=1";
-        Gguf g = OpenFile(fresh);
+        GgufPtr g = OpenFile(fresh);
         EXPECT_TRUE(g) << names[i];
         total += want.size();
     }

@@ -13,7 +13,21 @@
 #include <vector>
 
 extern "C" {
+#include "bitnet/forward.h"
+#include "bitnet/gguf.h"
+#include "bitnet/model.h"
 #include "bitnet/status.h"
+#include "bitnet/taps.h"
+#include "bitnet/threads.h"
+#include "bitnet/tokenizer.h"
+#include "parity/compare.h"
+#include "parity/localize.h"
+#include "parity/npz.h"
+#include "parity/policy.h"
+#include "parity/receipt.h"
+#include "parity/report.h"
+#include "parity/tapmap.h"
+#include "parity/trace.h"
 }
 
 // EXPECT_OK(call, err): the call returned BN_OK; otherwise print err.msg.
@@ -32,6 +46,23 @@ struct CDeleter {
 };
 template <class T, auto Fn>
 using Handle = std::unique_ptr<T, CDeleter<Fn>>;
+
+// Owning handles of the libraries' objects.
+using GgufPtr = Handle<bn_gguf, bn_gguf_close>;
+using ModelPtr = Handle<bn_model, bn_model_free>;
+using CtxPtr = Handle<bn_ctx, bn_ctx_free>;
+using TapSetPtr = Handle<bn_tap_set, bn_tap_set_free>;
+using TokenizerPtr = Handle<bn_tokenizer, bn_tokenizer_free>;
+using PoolPtr = Handle<bn_pool, bn_pool_destroy>;
+using TracePtr = Handle<parity_trace, parity_trace_close>;
+using MapPtr = Handle<parity_tapmap, parity_tapmap_free>;
+using ViewPtr = Handle<parity_tapview, parity_tapview_free>;
+using PolicyPtr = Handle<parity_policy, parity_policy_free>;
+using ResultPtr = Handle<parity_compare_result, parity_compare_result_free>;
+using ReplayPtr = Handle<parity_replay_result, parity_replay_result_free>;
+using ReceiptPtr = Handle<parity_receipt, parity_receipt_free>;
+using ReportPtr = Handle<parity_report_receipt, parity_report_receipt_free>;
+using NpzPtr = Handle<npz_reader, npz_close>;
 
 // Absolute path of a file under ../shared, or "" when shared/ is absent.
 std::string SharedPath(const std::string &rel);
@@ -67,6 +98,23 @@ RunResult RunCli(const std::string &args);
 RunResult RunShell(const std::string &cmd);
 
 }  // namespace bptest
+
+// The handles are used by every suite: visible without qualification.
+using bptest::GgufPtr;
+using bptest::ModelPtr;
+using bptest::CtxPtr;
+using bptest::TapSetPtr;
+using bptest::TokenizerPtr;
+using bptest::PoolPtr;
+using bptest::TracePtr;
+using bptest::MapPtr;
+using bptest::ViewPtr;
+using bptest::PolicyPtr;
+using bptest::ResultPtr;
+using bptest::ReplayPtr;
+using bptest::ReceiptPtr;
+using bptest::ReportPtr;
+using bptest::NpzPtr;
 
 // Skips the current test when ../shared (or the file) is missing.
 #define REQUIRE_SHARED(var, rel)                                                   \

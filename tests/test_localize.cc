@@ -21,13 +21,6 @@ namespace {
 
 using bptest::Handle;
 using bptest::TempDir;
-using ModelPtr = Handle<bn_model, bn_model_free>;
-using TracePtr = Handle<parity_trace, parity_trace_close>;
-using MapPtr = Handle<parity_tapmap, parity_tapmap_free>;
-using PolicyPtr = Handle<parity_policy, parity_policy_free>;
-using ResultPtr = Handle<parity_compare_result, parity_compare_result_free>;
-using ViewPtr = Handle<parity_tapview, parity_tapview_free>;
-using ReplayPtr = Handle<parity_replay_result, parity_replay_result_free>;
 
 const std::vector<int32_t> kP1 = {509, 12, 300, 45, 78, 260, 301, 99, 400, 13, 271, 88};
 

@@ -23,9 +23,6 @@ extern "C" {
 namespace {
 
 using bptest::Handle;
-using PoolH = Handle<bn_pool, bn_pool_destroy>;
-using GgufH = Handle<bn_gguf, bn_gguf_close>;
-using NpzH = Handle<npz_reader, npz_close>;
 
 uint32_t Bits(float f) {
     uint32_t u;
@@ -303,7 +300,7 @@ TEST(MatmulDeterminism, SimdLevelsAndThreadCountsAgreeForEveryType) {
     std::mt19937 rng(1234);
     std::normal_distribution<float> nd(0.0f, 1.0f);
     const int64_t K = 768, N = 75;  // N not a multiple of the row tile
-    std::vector<PoolH> pools;
+    std::vector<PoolPtr> pools;
     for (int t : {1, 2, 3, 7}) {
         bn_pool *p = nullptr;
         bn_error err;
@@ -379,7 +376,7 @@ struct Node {
 };
 
 struct Trace {
-    NpzH npz;
+    NpzPtr npz;
     bool Open(const std::string &path) {
         npz_reader *r = nullptr;
         bn_error err;
@@ -465,7 +462,7 @@ int CheckWeightNodes(const std::string &trace_rel, const std::string &model_rel,
     bn_gguf *g = nullptr;
     bn_error err;
     EXPECT_OK(bn_gguf_open(mp.c_str(), &g, &err), err);
-    GgufH gh(g);
+    GgufPtr gh(g);
     if (!g) return 0;
     int checked = 0;
     for (const char *ev : {"e0", "e1", "e2"}) {
@@ -495,7 +492,7 @@ int CheckWeightNodes(const std::string &trace_rel, const std::string &model_rel,
 }
 
 struct Pools {
-    std::vector<PoolH> owned;
+    std::vector<PoolPtr> owned;
     std::vector<bn_pool *> raw;
     explicit Pools(std::initializer_list<int> sizes) {
         for (int s : sizes) {
@@ -540,7 +537,7 @@ TEST(MatmulTrace, BitnetCppF32PlainOrderIsNotBitExact) {
     bn_gguf *g = nullptr;
     bn_error err;
     ASSERT_OK(bn_gguf_open(model.c_str(), &g, &err), err);
-    GgufH gh(g);
+    GgufPtr gh(g);
     std::vector<float> x = tr.Load("e0/0002_attn_norm-0.npy"), ref = tr.Load("e0/0003_Qcur-0.npy");
     bn_weight W = WeightOf(g, "blk.0.attn_q.weight");
     std::vector<float> plain = Matmul(nullptr, W, x, 12, BN_SUM_PLAIN);
@@ -629,7 +626,7 @@ void CheckLlamaTernary(const std::string &trace_rel, const std::string &model_re
     bn_gguf *g = nullptr;
     bn_error err;
     ASSERT_OK(bn_gguf_open(bptest::SharedPath(model_rel).c_str(), &g, &err), err);
-    GgufH gh(g);
+    GgufPtr gh(g);
     Pools pools({1, 3});
     std::map<std::string, std::string> last;
     int checked = 0;

@@ -15,7 +15,6 @@ extern "C" {
 
 namespace {
 
-using PoolHandle = bptest::Handle<bn_pool, bn_pool_destroy>;
 
 const float kNaN = std::numeric_limits<float>::quiet_NaN();
 const float kInf = std::numeric_limits<float>::infinity();
@@ -28,14 +27,14 @@ parity_metrics Compute(const std::vector<float> &a, const std::vector<float> &b,
     return m;
 }
 
-PoolHandle MakePool(int threads, bn_simd simd) {
+PoolPtr MakePool(int threads, bn_simd simd) {
     bn_pool *p = nullptr;
     bn_error err;
     EXPECT_OK(bn_pool_create(threads, &p, &err), err);
     if (p) {
         EXPECT_OK(bn_pool_set_simd(p, simd, &err), err);
     }
-    return PoolHandle(p);
+    return PoolPtr(p);
 }
 
 // The LCG of the numpy script below: 23-bit values scaled into [-4, 4), so
@@ -246,7 +245,7 @@ TEST(Metrics, LargeIsIdenticalAcrossThreadsAndKernels) {
     for (bn_simd simd : {BN_SIMD_PORTABLE, BN_SIMD_AVX2}) {
         if (simd == BN_SIMD_AVX2 && !have_avx2) continue;
         for (int threads : {1, 2, 4}) {
-            PoolHandle pool = MakePool(threads, simd);
+            PoolPtr pool = MakePool(threads, simd);
             parity_metrics m = Compute(a, b, pool.get());
             std::string what = std::string(bn_simd_name(simd)) + " x" + std::to_string(threads);
             ExpectIdentical(single, m, what.c_str());
@@ -434,7 +433,7 @@ TEST(LogitsMetrics, SameOnAPool) {
     MakeLogits(a, b);
     parity_logits_summary s1, s4;
     bn_error err;
-    PoolHandle pool = MakePool(4, bn_simd_best());
+    PoolPtr pool = MakePool(4, bn_simd_best());
     ASSERT_OK(parity_logits_compute(a.data(), b.data(), kT, kV, nullptr, nullptr, &s1, &err), err);
     ASSERT_OK(parity_logits_compute(a.data(), b.data(), kT, kV, pool.get(), nullptr, &s4, &err), err);
     EXPECT_EQ(memcmp(&s1, &s4, sizeof s1), 0);

@@ -19,18 +19,17 @@ using bptest::TempDir;
 
 namespace {
 
-using Reader = bptest::Handle<npz_reader, npz_close>;
 
-Reader Open(const std::string &path, bn_status *st, bn_error *err) {
+NpzPtr Open(const std::string &path, bn_status *st, bn_error *err) {
     npz_reader *r = nullptr;
     *st = npz_open(path.c_str(), &r, err);
-    return Reader(r);
+    return NpzPtr(r);
 }
 
-Reader OpenMem(const std::vector<uint8_t> &buf, bn_status *st, bn_error *err) {
+NpzPtr OpenMem(const std::vector<uint8_t> &buf, bn_status *st, bn_error *err) {
     npz_reader *r = nullptr;
     *st = npz_open_memory(buf.data(), buf.size(), "mem.npz", &r, err);
-    return Reader(r);
+    return NpzPtr(r);
 }
 
 // Runs a Python script with Debian's numpy; returns its stdout (test fails on a
@@ -103,7 +102,7 @@ std::vector<T> LoadAs(const npz_reader *r, const char *name, npz_dtype dtype, st
 void CheckSample(const std::string &path, uint16_t method) {
     bn_status st;
     bn_error err{};
-    Reader r = Open(path, &st, &err);
+    NpzPtr r = Open(path, &st, &err);
     ASSERT_OK(st, err);
     Sample s;
     ASSERT_EQ(npz_count(r.get()), 8);
@@ -145,7 +144,7 @@ TEST(Npz, NpyHeaderIsNumpyLayout) {
     WriteSample(dir.file("a.npz"), NPZ_STORED);
     bn_status st;
     bn_error err{};
-    Reader r = Open(dir.file("a.npz"), &st, &err);
+    NpzPtr r = Open(dir.file("a.npz"), &st, &err);
     ASSERT_OK(st, err);
     char buf[128];
     uint64_t got = 0;
@@ -227,7 +226,7 @@ with zipfile.ZipFile(d + 'v23.npz', 'w', zipfile.ZIP_DEFLATED) as z:
     for (const char *name : {"plain.npz", "comp.npz"}) {
         bn_status st;
         bn_error err{};
-        Reader r = Open(dir.file(name), &st, &err);
+        NpzPtr r = Open(dir.file(name), &st, &err);
         ASSERT_OK(st, err) << name;
         ASSERT_EQ(npz_count(r.get()), 5);
         EXPECT_EQ(npz_member_at(r.get(), 0)->method, strcmp(name, "comp.npz") == 0 ? 8 : 0);
@@ -245,7 +244,7 @@ with zipfile.ZipFile(d + 'v23.npz', 'w', zipfile.ZIP_DEFLATED) as z:
     }
     bn_status st;
     bn_error err{};
-    Reader r = Open(dir.file("v23.npz"), &st, &err);
+    NpzPtr r = Open(dir.file("v23.npz"), &st, &err);
     ASSERT_OK(st, err);
     EXPECT_EQ(LoadAs<float>(r.get(), "v2.npy", NPZ_F32, {3, 2}), (std::vector<float>{0, 1, 2, 3, 4, 5}));
     EXPECT_EQ(LoadAs<int32_t>(r.get(), "v3.npy", NPZ_I32, {4}), (std::vector<int32_t>{0, 1, 2, 3}));
@@ -262,7 +261,7 @@ TEST(Npz, ChunkedReadDeliversEverythingAndStopsOnCallbackError) {
     ASSERT_OK(npz_writer_add_array(w, "big.npy", NPZ_F32, shape, 1, big.data(), &err), err);
     ASSERT_OK(npz_writer_close(w, &err), err);
     bn_status st;
-    Reader r = Open(dir.file("b.npz"), &st, &err);
+    NpzPtr r = Open(dir.file("b.npz"), &st, &err);
     ASSERT_OK(st, err);
     struct Acc {
         std::string bytes;
@@ -304,7 +303,7 @@ TEST(Npz, Zip64ManyMembers) {
     }
     ASSERT_OK(npz_writer_close(w, &err), err);
     bn_status st;
-    Reader r = Open(dir.file("many.npz"), &st, &err);
+    NpzPtr r = Open(dir.file("many.npz"), &st, &err);
     ASSERT_OK(st, err);
     ASSERT_EQ(npz_count(r.get()), n);
     EXPECT_EQ(LoadAs<int32_t>(r.get(), "e69999/t.npy", NPZ_I32, {1}), std::vector<int32_t>{69999 * 3});
@@ -319,7 +318,7 @@ with zipfile.ZipFile(d + 'py.npz', 'w') as o:
         o.writestr('m%d' % k, b'x%d' % k)
 )PY");
     EXPECT_NE(out.find("count 70000\nlast 209997\n"), std::string::npos) << out;
-    Reader p = Open(dir.file("py.npz"), &st, &err);
+    NpzPtr p = Open(dir.file("py.npz"), &st, &err);
     ASSERT_OK(st, err);
     ASSERT_EQ(npz_count(p.get()), 70000);
     int64_t i = npz_find(p.get(), "m65537");
@@ -380,7 +379,7 @@ TEST(Npz, Zip64ExtraFieldsInCentralDirectory) {
     auto buf = StoredZip64Extra("hello.txt", "zip64 extra fields");
     bn_status st;
     bn_error err{};
-    Reader r = OpenMem(buf, &st, &err);
+    NpzPtr r = OpenMem(buf, &st, &err);
     ASSERT_OK(st, err);
     const npz_member *m = npz_member_at(r.get(), 0);
     EXPECT_EQ(m->size, 18u);
@@ -414,7 +413,7 @@ bn_status OpenAndReadAll(const std::vector<uint8_t> &buf, std::string *msg) {
     bn_error err{};
     npz_reader *raw = nullptr;
     bn_status st = npz_open_memory(buf.data(), buf.size(), "hostile.npz", &raw, &err);
-    Reader r(raw);
+    NpzPtr r(raw);
     for (int64_t i = 0; !st && i < npz_count(r.get()); i++) {
         const npz_member *m = npz_member_at(r.get(), i);
         if (strstr(m->name, ".npy")) {
@@ -665,7 +664,7 @@ TEST(NpzHostile, NpyShapeMismatchInArchive) {
 TEST(NpzHostile, MissingFileAndNotAZip) {
     bn_status st;
     bn_error err{};
-    Reader r = Open("/nonexistent/x.npz", &st, &err);
+    NpzPtr r = Open("/nonexistent/x.npz", &st, &err);
     EXPECT_EQ(st, BN_ERR_IO);
     EXPECT_NE(std::string(err.msg).find("/nonexistent/x.npz: cannot open"), std::string::npos) << err.msg;
     std::vector<uint8_t> text(1000, 'a');

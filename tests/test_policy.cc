@@ -14,7 +14,6 @@ extern "C" {
 
 namespace {
 
-using PolicyHandle = bptest::Handle<parity_policy, parity_policy_free>;
 
 std::string Hex(const uint8_t d[BN_SHA256_DIGEST_SIZE]) {
     char h[BN_SHA256_HEX_SIZE];
@@ -101,11 +100,11 @@ TEST(PolicyGlob, DotsAreOrdinaryCharacters) {
 
 // ---- loading & resolution ---------------------------------------------------
 
-PolicyHandle Load(const std::string &text, bn_error *err, bn_status *st = nullptr) {
+PolicyPtr Load(const std::string &text, bn_error *err, bn_status *st = nullptr) {
     parity_policy *p = nullptr;
     bn_status s = parity_policy_load_string(text.data(), text.size(), "test.yaml", &p, err);
     if (st) *st = s;
-    return PolicyHandle(p);
+    return PolicyPtr(p);
 }
 
 const char kRules[] = R"(policy: bitparity/v1
@@ -128,7 +127,7 @@ rules:                       # first match wins, in file order
 TEST(PolicyRules, FirstMatchWinsOverDefaults) {
     bn_error err;
     bn_status st;
-    PolicyHandle p = Load(kRules, &err, &st);
+    PolicyPtr p = Load(kRules, &err, &st);
     ASSERT_OK(st, err);
     EXPECT_STREQ(parity_policy_name(p.get()), "strict-cpu");
     EXPECT_EQ(parity_policy_numerics_count(p.get()), 1u);
@@ -178,7 +177,7 @@ parity_metrics CleanMetrics() {
 TEST(PolicyCheck, ReportsFirstFailingMetric) {
     bn_error err;
     bn_status st;
-    PolicyHandle p = Load(kRules, &err, &st);
+    PolicyPtr p = Load(kRules, &err, &st);
     ASSERT_OK(st, err);
     parity_limits l = parity_policy_resolve(p.get(), "output_norm");
     parity_metrics m = CleanMetrics();
@@ -208,7 +207,7 @@ TEST(PolicyCheck, ReportsFirstFailingMetric) {
 TEST(PolicyCheck, NanInfBitsAndSkip) {
     bn_error err;
     bn_status st;
-    PolicyHandle p = Load(R"(policy: bitparity/v1
+    PolicyPtr p = Load(R"(policy: bitparity/v1
 name: t
 defaults: {ulp_max: 4}
 rules:
@@ -264,7 +263,7 @@ rules:
 TEST(PolicyCheck, LogitsKeys) {
     bn_error err;
     bn_status st;
-    PolicyHandle p = Load(kRules, &err, &st);
+    PolicyPtr p = Load(kRules, &err, &st);
     ASSERT_OK(st, err);
     parity_limits l = parity_policy_resolve(p.get(), "logits");
     parity_metrics m = CleanMetrics();
@@ -304,26 +303,26 @@ TEST(PolicyBuiltin, EmbeddedMatchesFile) {
         parity_policy *p = nullptr;
         bn_error err;
         ASSERT_OK(parity_policy_load_builtin(names[i], &p, &err), err);
-        PolicyHandle hb(p);
+        PolicyPtr hb(p);
         EXPECT_STREQ(parity_policy_name(p), names[i]);
         EXPECT_EQ(parity_policy_origin(p), "builtin:" + std::string(names[i]));
         ASSERT_OK(parity_policy_load_file(path.c_str(), &p, &err), err);
-        PolicyHandle hf(p);
+        PolicyPtr hf(p);
         EXPECT_STREQ(parity_policy_sha256(hb.get()), parity_policy_sha256(hf.get()));
         EXPECT_EQ(parity_policy_sha256(hf.get()), Sha(std::string(disk.begin(), disk.end())));
         EXPECT_GT(strlen(parity_policy_description(p)), 20u);
     }
 }
 
-PolicyHandle Builtin(const char *name) {
+PolicyPtr Builtin(const char *name) {
     parity_policy *p = nullptr;
     bn_error err;
     EXPECT_OK(parity_policy_load_builtin(name, &p, &err), err);
-    return PolicyHandle(p);
+    return PolicyPtr(p);
 }
 
 TEST(PolicyBuiltin, ExactIsBitIdenticalEverywhere) {
-    PolicyHandle p = Builtin("exact");
+    PolicyPtr p = Builtin("exact");
     ASSERT_TRUE(p);
     for (const char *tap : {"token_embd", "blk.0.attn_q", "blk.29.out", "output_norm", "logits"})
         EXPECT_EQ(parity_policy_resolve(p.get(), tap).bit_identical, 1) << tap;
@@ -332,7 +331,7 @@ TEST(PolicyBuiltin, ExactIsBitIdenticalEverywhere) {
 }
 
 TEST(PolicyBuiltin, GgmlCompatRules) {
-    PolicyHandle p = Builtin("ggml-compat");
+    PolicyPtr p = Builtin("ggml-compat");
     ASSERT_TRUE(p);
     EXPECT_EQ(parity_policy_resolve(p.get(), "token_embd").bit_identical, 1);
     EXPECT_EQ(parity_policy_resolve(p.get(), "blk.5.ffn_down").nmse_max, 1e-5);
@@ -346,7 +345,7 @@ TEST(PolicyBuiltin, GgmlCompatRules) {
 
 TEST(PolicyBuiltin, CalibrationAgainstMeasuredFloors) {
     // The floors recorded in the files must pass their own policies.
-    PolicyHandle cross = Builtin("cross-backend"), quant = Builtin("quantized");
+    PolicyPtr cross = Builtin("cross-backend"), quant = Builtin("quantized");
     ASSERT_TRUE(cross && quant);
     parity_metrics m = CleanMetrics();
     m.bit_identical = 0;

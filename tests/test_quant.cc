@@ -404,14 +404,13 @@ TEST(QuantErrors, DestinationTooSmall) {
 
 // ------------------------------------------------------- shared models
 
-using Gguf = bptest::Handle<bn_gguf, bn_gguf_close>;
 
-Gguf Open(const std::string &path) {
+GgufPtr Open(const std::string &path) {
     bn_gguf *g = nullptr;
     bn_error err{};
     bn_status st = bn_gguf_open(path.c_str(), &g, &err);
     EXPECT_EQ(st, BN_OK) << err.msg;
-    return Gguf(g);
+    return GgufPtr(g);
 }
 
 int64_t Rows(const bn_gguf_tensor *t) { return t->nelem / t->ne[0]; }
@@ -435,7 +434,7 @@ const float *F32Data(const bn_gguf *g, const char *name, int64_t nelem) {
 TEST(QuantShared, I2SMatchesF32Source) {
     REQUIRE_SHARED(i2s_path, "models/tiny-bitnet-i2s.gguf");
     REQUIRE_SHARED(f32_path, "models/tiny-bitnet-f32.gguf");
-    Gguf q = Open(i2s_path), f = Open(f32_path);
+    GgufPtr q = Open(i2s_path), f = Open(f32_path);
     ASSERT_TRUE(q && f);
     int tensors = 0;
     int64_t neg_zero = 0;
@@ -465,7 +464,7 @@ TEST(QuantShared, I2SMatchesF32Source) {
 void CheckTernaryAgainstF32(const char *file, uint32_t type) {
     REQUIRE_SHARED(q_path, std::string("models/") + file);
     REQUIRE_SHARED(f32_path, "models/tiny-bitnet-f32.gguf");
-    Gguf q = Open(q_path), f = Open(f32_path);
+    GgufPtr q = Open(q_path), f = Open(f32_path);
     ASSERT_TRUE(q && f);
     int tensors = 0;
     for (int64_t i = 0; i < bn_gguf_tensor_count(q.get()); i++) {
@@ -501,7 +500,7 @@ TEST(QuantShared, TQ1_0MatchesF32Source) {
 // I2_S's 28 uninitialised padding bytes.
 void CheckRoundTrip(const char *file, uint32_t type, const char *only = nullptr) {
     REQUIRE_SHARED(path, std::string("models/") + file);
-    Gguf g = Open(path);
+    GgufPtr g = Open(path);
     ASSERT_TRUE(g);
     int tensors = 0;
     for (int64_t i = 0; i < bn_gguf_tensor_count(g.get()); i++) {
@@ -533,7 +532,7 @@ TEST(QuantShared, PortableAndAvx2AgreeOnModels) {
     int tensors = 0;
     for (const char *file : files) {
         REQUIRE_SHARED(path, std::string("models/") + file);
-        Gguf g = Open(path);
+        GgufPtr g = Open(path);
         ASSERT_TRUE(g);
         for (int64_t i = 0; i < bn_gguf_tensor_count(g.get()); i++) {
             const bn_gguf_tensor *t = bn_gguf_tensor_at(g.get(), i);

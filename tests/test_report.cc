@@ -27,14 +27,6 @@ namespace {
 using bptest::Handle;
 using bptest::RunCli;
 using bptest::TempDir;
-using ModelPtr = Handle<bn_model, bn_model_free>;
-using TracePtr = Handle<parity_trace, parity_trace_close>;
-using MapPtr = Handle<parity_tapmap, parity_tapmap_free>;
-using PolicyPtr = Handle<parity_policy, parity_policy_free>;
-using ResultPtr = Handle<parity_compare_result, parity_compare_result_free>;
-using ViewPtr = Handle<parity_tapview, parity_tapview_free>;
-using ReceiptPtr = Handle<parity_receipt, parity_receipt_free>;
-using ReportPtr = Handle<parity_report_receipt, parity_report_receipt_free>;
 
 size_t Count(const std::string &s, const std::string &what) {
     size_t n = 0;

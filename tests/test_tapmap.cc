@@ -13,9 +13,6 @@ extern "C" {
 }
 
 using bptest::Handle;
-using MapH = Handle<parity_tapmap, parity_tapmap_free>;
-using TraceH = Handle<parity_trace, parity_trace_close>;
-using ViewH = Handle<parity_tapview, parity_tapview_free>;
 
 namespace {
 
@@ -24,10 +21,10 @@ struct Tensor : parity_tensor {
     ~Tensor() { parity_tensor_free(this); }
 };
 
-MapH LoadText(const std::string &text, bn_error *err, bn_status *st) {
+MapPtr LoadText(const std::string &text, bn_error *err, bn_status *st) {
     parity_tapmap *m = nullptr;
     *st = parity_tapmap_load_string(text.data(), text.size(), "t.yaml", &m, err);
-    return MapH(m);
+    return MapPtr(m);
 }
 
 const char kHeader[] =
@@ -54,7 +51,7 @@ TEST(TapMapBuiltin, Parse) {
     bn_error err{};
     parity_tapmap *raw;
     ASSERT_OK(parity_tapmap_load_builtin("bitnet.cpp", &raw, &err), err);
-    MapH m(raw);
+    MapPtr m(raw);
     EXPECT_STREQ(parity_tapmap_name(m.get()), "bitnet.cpp");
     EXPECT_STREQ(parity_tapmap_origin(m.get()), "builtin:bitnet.cpp");
     EXPECT_EQ(parity_tapmap_layout(m.get()), PARITY_LAYOUT_GGML_NODES);
@@ -108,14 +105,14 @@ TEST(TapMapParse, ErrorsNameFileLineAndKey) {
     for (const Case &c : cases) {
         bn_error err{};
         bn_status st;
-        MapH m = LoadText(kHeader + c.body, &err, &st);
+        MapPtr m = LoadText(kHeader + c.body, &err, &st);
         EXPECT_EQ(st, c.status) << c.body;
         EXPECT_FALSE(m);
         EXPECT_NE(std::string(err.msg).find(c.needle), std::string::npos) << "got: " << err.msg;
     }
     bn_error err{};
     bn_status st;
-    MapH m = LoadText("tapmap: bitparity/v2\nname: t\nlayout: ggml-nodes\ntaps: []\n", &err, &st);
+    MapPtr m = LoadText("tapmap: bitparity/v2\nname: t\nlayout: ggml-nodes\ntaps: []\n", &err, &st);
     EXPECT_EQ(st, BN_ERR_UNSUPPORTED);
     EXPECT_NE(std::string(err.msg).find("t.yaml:1: key 'tapmap'"), std::string::npos) << err.msg;
     m = LoadText("name: t\nlayout: canonical\nidentity: true\n", &err, &st);
@@ -142,9 +139,9 @@ TEST(TapMapParse, FileErrorsNameThePath) {
 namespace {
 
 struct Opened {
-    TraceH trace;
-    MapH map;
-    ViewH view;
+    TracePtr trace;
+    MapPtr map;
+    ViewPtr view;
 };
 
 // Opens a shared trace and its automatically chosen map and view.
@@ -269,17 +266,17 @@ TEST(TapView, MapChoiceAndLayoutCheck) {
     bn_error err{};
     parity_trace *t;
     ASSERT_OK(parity_trace_open(path.c_str(), &t, &err), err);
-    TraceH trace(t);
+    TracePtr trace(t);
     parity_tapmap *m;
     ASSERT_OK(parity_tapmap_load_builtin("canonical", &m, &err), err);
-    MapH canon(m);
+    MapPtr canon(m);
     parity_tapview *v = nullptr;
     EXPECT_EQ(parity_tapview_open(t, m, &v, &err), BN_ERR_UNSUPPORTED);
     EXPECT_NE(std::string(err.msg).find("cannot be read with tap map 'canonical'"), std::string::npos) << err.msg;
     // bitnet.cpp's map reads a llama.cpp trace only partly: names differ at attn_out, embd, probs.
     ASSERT_OK(parity_tapmap_load_builtin("bitnet.cpp", &m, &err), err);
-    MapH bnc(m);
+    MapPtr bnc(m);
     ASSERT_OK(parity_tapview_open(t, m, &v, &err), err);
-    ViewH view(v);
+    ViewPtr view(v);
     EXPECT_EQ(parity_tapview_count(v, 0), 79 - 1 - 4 - 4 - 4);  // no token_embd, attn_out, attn_probs, ffn_act
 }

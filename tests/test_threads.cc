@@ -16,13 +16,12 @@ extern "C" {
 
 namespace {
 
-using PoolH = bptest::Handle<bn_pool, bn_pool_destroy>;
 
-PoolH MakePool(int n) {
+PoolPtr MakePool(int n) {
     bn_pool *p = nullptr;
     bn_error err;
     EXPECT_OK(bn_pool_create(n, &p, &err), err);
-    return PoolH(p);
+    return PoolPtr(p);
 }
 
 struct Visits {
@@ -43,7 +42,7 @@ void Visit(void *ctx, int64_t begin, int64_t end) {
 
 TEST(Threads, EveryIndexExactlyOnceWithTheSameChunks) {
     for (int threads : {1, 2, 3, 4, 7, 16}) {
-        PoolH pool = MakePool(threads);
+        PoolPtr pool = MakePool(threads);
         ASSERT_EQ(bn_pool_size(pool.get()), threads);
         for (int64_t n : {0, 1, 2, 5, 63, 64, 65, 1000, 4097})
             for (int64_t grain : {-3, 0, 1, 2, 7, 64, 5000}) {
@@ -62,7 +61,7 @@ TEST(Threads, EveryIndexExactlyOnceWithTheSameChunks) {
 }
 
 TEST(Threads, WorkersReallyRunInParallel) {
-    PoolH pool = MakePool(4);
+    PoolPtr pool = MakePool(4);
     Visits v(4000);
     // Chunks that take a little time so that idle workers pick some up.
     bn_pool_parallel_for(
@@ -77,7 +76,7 @@ TEST(Threads, WorkersReallyRunInParallel) {
 }
 
 TEST(Threads, PoolReusedManyTimes) {
-    PoolH pool = MakePool(3);
+    PoolPtr pool = MakePool(3);
     std::atomic<int64_t> total{0};
     for (int rep = 0; rep < 5000; rep++) {
         int64_t n = rep % 37;
@@ -122,7 +121,7 @@ TEST(Threads, CreateRejectsBadCounts) {
 }
 
 TEST(Threads, SimdLevelIsDecidedOnceAndCanBeOverridden) {
-    PoolH pool = MakePool(2);
+    PoolPtr pool = MakePool(2);
     EXPECT_EQ(bn_pool_simd(pool.get()), bn_simd_best());
     bn_error err;
     EXPECT_OK(bn_pool_set_simd(pool.get(), BN_SIMD_PORTABLE, &err), err);

@@ -22,8 +22,6 @@ using bptest::TempDir;
 
 namespace {
 
-using Gguf = bptest::Handle<bn_gguf, bn_gguf_close>;
-using Tokenizer = bptest::Handle<bn_tokenizer, bn_tokenizer_free>;
 using Ids = std::vector<int32_t>;
 
 Ids Encode(const bn_tokenizer *tok, const std::string &s, bool add_special = false,
@@ -90,18 +88,18 @@ int RunVectors(const bn_tokenizer *tok, const Vectors &v) {
     return ok;
 }
 
-Tokenizer Load(const std::string &path) {
+TokenizerPtr Load(const std::string &path) {
     bn_gguf *g = nullptr;
     bn_error err;
     bn_status st = bn_gguf_open(path.c_str(), &g, &err);
     EXPECT_OK(st, err);
-    Gguf file(g);
+    GgufPtr file(g);
     bn_tokenizer *tok = nullptr;
     if (st == BN_OK) {
         st = bn_tokenizer_load(g, &tok, &err);
         EXPECT_OK(st, err);
     }
-    return Tokenizer(tok);  // usable after the file is closed
+    return TokenizerPtr(tok);  // usable after the file is closed
 }
 
 // ---------------------------------------------------------------------------
@@ -287,7 +285,7 @@ TEST(LlamaSpm, AllLlamaCppVectors) {
     REQUIRE_SHARED(gguf, "tokenizers/llama-spm/ggml-vocab-llama-spm.gguf");
     REQUIRE_SHARED(inp, "tokenizers/llama-spm/ggml-vocab-llama-spm.gguf.inp");
     REQUIRE_SHARED(out, "tokenizers/llama-spm/ggml-vocab-llama-spm.gguf.out");
-    Tokenizer tok = Load(gguf);
+    TokenizerPtr tok = Load(gguf);
     ASSERT_NE(tok, nullptr);
     EXPECT_EQ(bn_tokenizer_kind(tok.get()), BN_VOCAB_SPM);
     EXPECT_EQ(bn_tokenizer_n_vocab(tok.get()), 32000);
@@ -313,7 +311,7 @@ TEST(TinyVocab, VectorsAndQuickBrownFox) {
     REQUIRE_SHARED(gguf, "models/tiny-bitnet-f32.gguf");
     REQUIRE_SHARED(inp, "tokenizers/tiny/tiny-bitnet-vocab.inp");
     REQUIRE_SHARED(out, "tokenizers/tiny/tiny-bitnet-vocab.out");
-    Tokenizer tok = Load(gguf);
+    TokenizerPtr tok = Load(gguf);
     ASSERT_NE(tok, nullptr);
     EXPECT_EQ(bn_tokenizer_n_vocab(tok.get()), 512);
     EXPECT_EQ(bn_tokenizer_n_merges(tok.get()), 253);
@@ -372,7 +370,7 @@ std::string LoadError(const std::string &path, bn_status want) {
     bn_gguf *g = nullptr;
     bn_error err;
     EXPECT_OK(bn_gguf_open(path.c_str(), &g, &err), err);
-    Gguf file(g);
+    GgufPtr file(g);
     bn_tokenizer *tok = nullptr;
     EXPECT_EQ(bn_tokenizer_load(g, &tok, &err), want) << err.msg;
     EXPECT_EQ(tok, nullptr);
@@ -389,7 +387,7 @@ VocabSpec AbVocab() {  // ids: a=0 b=1 ab=2 ba=3 aa=4
 
 TEST(BpeSmall, MergeOrderByRankThenLeftmost) {
     TempDir dir;
-    Tokenizer tok = Load(WriteVocab(dir, AbVocab()));
+    TokenizerPtr tok = Load(WriteVocab(dir, AbVocab()));
     ASSERT_NE(tok, nullptr);
     // "aba": (a,b) rank 0 beats (b,a) rank 1 -> ab a
     EXPECT_EQ(Encode(tok.get(), "aba"), (Ids{2, 0}));
@@ -410,7 +408,7 @@ TEST(BpeSmall, IgnoreMergesEmitsWholeWords) {
     VocabSpec s = AbVocab();
     s.tokens.push_back("aab");  // id 5: no merge produces it
     s.pre = "llama-bpe";
-    Tokenizer tok = Load(WriteVocab(dir, s));
+    TokenizerPtr tok = Load(WriteVocab(dir, s));
     ASSERT_NE(tok, nullptr);
     EXPECT_EQ(Encode(tok.get(), "aab"), (Ids{5}));     // the whole piece is a token
     // "aaba" is no token: (a,b) rank 0 at 1 merges first, then nothing applies
@@ -426,7 +424,7 @@ TEST(SpmSmall, MergeByScoreAndByteFallback) {
     s.tokens = {"<unk>", "<s>", "</s>", "<0x63>", "\xE2\x96\x81", "a", "b", "\xE2\x96\x81" "a", "ab"};
     s.types = {2, 3, 3, 6, 1, 1, 1, 1, 1};
     s.scores = {0, 0, 0, 0, -1, -2, -3, -4, -5};
-    Tokenizer tok = Load(WriteVocab(dir, s));
+    TokenizerPtr tok = Load(WriteVocab(dir, s));
     ASSERT_NE(tok, nullptr);
     // "▁ab": ▁a (-4) beats ab (-5) -> ▁a b
     EXPECT_EQ(Encode(tok.get(), "ab"), (Ids{7, 6}));
@@ -436,7 +434,7 @@ TEST(SpmSmall, MergeByScoreAndByteFallback) {
     EXPECT_EQ(Encode(tok.get(), "ab", true), (Ids{1, 7, 6}));
     s.scores = {0, 0, 0, 0, -1, -2, -3, -5, -4};  // now ab wins: ▁ ab
     TempDir dir2;
-    Tokenizer tok2 = Load(WriteVocab(dir2, s));
+    TokenizerPtr tok2 = Load(WriteVocab(dir2, s));
     ASSERT_NE(tok2, nullptr);
     EXPECT_EQ(Encode(tok2.get(), "ab"), (Ids{4, 8}));
 }
@@ -562,7 +560,7 @@ TEST(TiktokenSmall, MergesFromRanks) {
     EXPECT_EQ(st.n_ranks, 5);
     EXPECT_EQ(st.n_special, 256);
     EXPECT_EQ(st.n_merges, 3);  // a b, a ab, ab ab
-    Tokenizer tok = Load(dir.file("o.gguf"));
+    TokenizerPtr tok = Load(dir.file("o.gguf"));
     ASSERT_NE(tok, nullptr);
     EXPECT_EQ(bn_tokenizer_n_vocab(tok.get()), 5 + 256);
     EXPECT_EQ(bn_token_bos(tok.get()), 5);

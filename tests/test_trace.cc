@@ -15,12 +15,11 @@ using bptest::TempDir;
 
 namespace {
 
-using Trace = bptest::Handle<parity_trace, parity_trace_close>;
 
-Trace OpenTrace(const std::string &path, bn_status *st, bn_error *err) {
+TracePtr OpenTrace(const std::string &path, bn_status *st, bn_error *err) {
     parity_trace *t = nullptr;
     *st = parity_trace_open(path.c_str(), &t, err);
-    return Trace(t);
+    return TracePtr(t);
 }
 
 struct F32 {
@@ -57,11 +56,11 @@ std::vector<int64_t> ShapeOfNe(const int64_t ne[4]) {
 
 // --- the shared traces --------------------------------------------------------
 
-TEST(Trace, BitnetCppI2sP1Facts) {
+TEST(TracePtr, BitnetCppI2sP1Facts) {
     REQUIRE_SHARED(path, "reference-traces/bitnetcpp/i2s/p1.npz");
     bn_status st;
     bn_error err{};
-    Trace t = OpenTrace(path, &st, &err);
+    TracePtr t = OpenTrace(path, &st, &err);
     ASSERT_OK(st, err);
     EXPECT_EQ(parity_trace_layout(t.get()), PARITY_LAYOUT_GGML_NODES);
     EXPECT_EQ(npz_count(parity_trace_npz(t.get())), 469);
@@ -159,11 +158,11 @@ TEST(Trace, BitnetCppI2sP1Facts) {
     EXPECT_EQ(d, nullptr);
 }
 
-TEST(Trace, LlamaCppF32P1Facts) {
+TEST(TracePtr, LlamaCppF32P1Facts) {
     REQUIRE_SHARED(path, "reference-traces/llamacpp/f32-p1.npz");
     bn_status st;
     bn_error err{};
-    Trace t = OpenTrace(path, &st, &err);
+    TracePtr t = OpenTrace(path, &st, &err);
     ASSERT_OK(st, err);
     ASSERT_EQ(parity_trace_eval_count(t.get()), 1);
     const parity_eval *e0 = parity_trace_eval(t.get(), 0);
@@ -190,7 +189,7 @@ TEST(Trace, LlamaCppF32P1Facts) {
 }
 
 // Every shared trace opens; every node loads with the shape its ne implies.
-TEST(Trace, EverySharedTraceLoads) {
+TEST(TracePtr, EverySharedTraceLoads) {
     const struct {
         const char *rel;
         int64_t members, evals, nodes_e0;
@@ -208,7 +207,7 @@ TEST(Trace, EverySharedTraceLoads) {
         SCOPED_TRACE(tr.rel);
         bn_status st;
         bn_error err{};
-        Trace t = OpenTrace(dir + "/" + tr.rel, &st, &err);
+        TracePtr t = OpenTrace(dir + "/" + tr.rel, &st, &err);
         ASSERT_OK(st, err);
         EXPECT_EQ(npz_count(parity_trace_npz(t.get())), tr.members);
         ASSERT_EQ(parity_trace_eval_count(t.get()), tr.evals);
@@ -279,13 +278,13 @@ struct CanonicalFixture {
     }
 };
 
-TEST(Trace, CanonicalWriterReaderRoundTrip) {
+TEST(TracePtr, CanonicalWriterReaderRoundTrip) {
     TempDir dir;
     CanonicalFixture fx;
     fx.Write(dir.file("t.npz"));
     bn_status st;
     bn_error err{};
-    Trace t = OpenTrace(dir.file("t.npz"), &st, &err);
+    TracePtr t = OpenTrace(dir.file("t.npz"), &st, &err);
     ASSERT_OK(st, err);
     EXPECT_EQ(parity_trace_layout(t.get()), PARITY_LAYOUT_CANONICAL);
     // meta.yaml is the last member
@@ -330,7 +329,7 @@ TEST(Trace, CanonicalWriterReaderRoundTrip) {
     EXPECT_EQ(parity_trace_resolve(t.get(), 1, "logits"), -1);  // only e0 has logits here
 }
 
-TEST(Trace, CanonicalWriterOutputLoadsInPython) {
+TEST(TracePtr, CanonicalWriterOutputLoadsInPython) {
     TempDir dir;
     CanonicalFixture fx;
     fx.Write(dir.file("t.npz"));
@@ -373,7 +372,7 @@ print('scale', d['e0/blk.0.attn_q.in_scale'].tolist())
     EXPECT_NE(out.find("scale [0.5, -3.0]\n"), std::string::npos) << out;
 }
 
-TEST(Trace, ReadsPythonWrittenCanonicalTrace) {
+TEST(TracePtr, ReadsPythonWrittenCanonicalTrace) {
     // As reference/ writes it: numpy.savez_compressed, then meta.yaml appended,
     // no `taps` key (the tap order then comes from the e0/ members).
     TempDir dir;
@@ -393,7 +392,7 @@ with zipfile.ZipFile(p, 'a', zipfile.ZIP_DEFLATED) as z:
     ASSERT_EQ(r.exit_code, 0) << r.err;
     bn_status st;
     bn_error err{};
-    Trace t = OpenTrace(dir.file("t.npz"), &st, &err);
+    TracePtr t = OpenTrace(dir.file("t.npz"), &st, &err);
     ASSERT_OK(st, err);
     EXPECT_STREQ(parity_trace_get(t.get(), "producer.name"), "bitparity-reference");
     ASSERT_EQ(parity_trace_tap_count(t.get()), 2);
@@ -404,7 +403,7 @@ with zipfile.ZipFile(p, 'a', zipfile.ZIP_DEFLATED) as z:
     EXPECT_EQ(Load(t.get(), 1, "token_embd").v, std::vector<float>(3, 1.0f));
 }
 
-TEST(Trace, WriterRejectsIncompleteMeta) {
+TEST(TracePtr, WriterRejectsIncompleteMeta) {
     TempDir dir;
     bn_error err{};
     parity_trace_writer *w = nullptr;
@@ -569,7 +568,7 @@ TEST(TraceMalformed, NotAZip) {
     bptest::WriteFile(dir.file("x.npz"), "trace: bitparity/v1\n", 20);
     bn_status st;
     bn_error err{};
-    Trace t = OpenTrace(dir.file("x.npz"), &st, &err);
+    TracePtr t = OpenTrace(dir.file("x.npz"), &st, &err);
     EXPECT_EQ(st, BN_ERR_FORMAT);
     EXPECT_EQ(t, nullptr);
     EXPECT_NE(std::string(err.msg).find("x.npz: 20 bytes is too small for a zip archive"), std::string::npos)
