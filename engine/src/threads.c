@@ -4,6 +4,11 @@
  * generation and wakes the workers; everybody, caller included, claims chunk
  * numbers from one atomic counter until none are left; the caller then waits
  * until every worker has left the job, so ctx may live on its stack.
+ *
+ * Decoding one token runs a few dozen short jobs back to back, so sleeping
+ * on a condition variable after each one costs more than the job: workers
+ * and the caller first spin briefly on the atomic generation / busy count,
+ * and only then block.
  */
 #include "bitnet/threads.h"
 
@@ -21,8 +26,8 @@ struct bn_pool {
     pthread_mutex_t mu;
     pthread_cond_t start_cv;  /* workers wait here for a new generation */
     pthread_cond_t done_cv;   /* the caller waits here for busy == 0 */
-    uint64_t generation;      /* guarded by mu: bumped once per job */
-    int busy;                 /* guarded by mu: workers still inside the job */
+    atomic_uint_fast64_t generation; /* bumped once per job (under mu, read without it while spinning) */
+    atomic_int busy;          /* workers still inside the job */
     bool stop;                /* guarded by mu */
     /* The current job; written by the caller before the generation bump. */
     bn_range_fn fn;
@@ -50,24 +55,36 @@ static void run_chunks(bn_pool *p) {
     }
 }
 
+/* Spin iterations before blocking: a few tens of microseconds. */
+#define SPIN_ROUNDS 20000
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
 static void *worker_main(void *arg) {
     bn_pool *p = arg;
     uint64_t seen = 0;
     for (;;) {
-        pthread_mutex_lock(&p->mu);
-        while (!p->stop && p->generation == seen) pthread_cond_wait(&p->start_cv, &p->mu);
-        if (p->stop) {
+        for (int i = 0; i < SPIN_ROUNDS && atomic_load(&p->generation) == seen; i++) cpu_relax();
+        if (atomic_load(&p->generation) == seen) {
+            pthread_mutex_lock(&p->mu);
+            while (!p->stop && atomic_load(&p->generation) == seen) pthread_cond_wait(&p->start_cv, &p->mu);
+            const bool stop = p->stop;
             pthread_mutex_unlock(&p->mu);
-            return NULL;
+            if (stop) return NULL;
         }
-        seen = p->generation;
-        pthread_mutex_unlock(&p->mu);
+        seen = atomic_load(&p->generation);
 
         run_chunks(p);
 
-        pthread_mutex_lock(&p->mu);
-        if (--p->busy == 0) pthread_cond_signal(&p->done_cv);
-        pthread_mutex_unlock(&p->mu);
+        if (atomic_fetch_sub(&p->busy, 1) == 1) { /* the last one out wakes a blocked caller */
+            pthread_mutex_lock(&p->mu);
+            pthread_cond_signal(&p->done_cv);
+            pthread_mutex_unlock(&p->mu);
+        }
     }
 }
 
@@ -90,6 +107,8 @@ bn_status bn_pool_create(int n_threads, bn_pool **out, bn_error *err) {
     p->n_threads = n_threads;
     p->simd = bn_simd_best();
     atomic_init(&p->next_chunk, 0);
+    atomic_init(&p->generation, 0);
+    atomic_init(&p->busy, 0);
     if (n_threads > 1) {
         p->workers = calloc((size_t)n_threads - 1, sizeof *p->workers);
         if (!p->workers) {
@@ -155,14 +174,17 @@ void bn_pool_parallel_for(bn_pool *p, int64_t n, int64_t grain, bn_range_fn fn, 
     p->grain = grain;
     p->n_chunks = n_chunks;
     atomic_store(&p->next_chunk, 0);
-    p->busy = p->n_started;
-    p->generation++;
+    atomic_store(&p->busy, p->n_started);
+    atomic_fetch_add(&p->generation, 1); /* publishes the job to spinning workers */
     pthread_cond_broadcast(&p->start_cv);
     pthread_mutex_unlock(&p->mu);
 
     run_chunks(p);
 
-    pthread_mutex_lock(&p->mu);
-    while (p->busy > 0) pthread_cond_wait(&p->done_cv, &p->mu);
-    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i < SPIN_ROUNDS && atomic_load(&p->busy) > 0; i++) cpu_relax();
+    if (atomic_load(&p->busy) > 0) {
+        pthread_mutex_lock(&p->mu);
+        while (atomic_load(&p->busy) > 0) pthread_cond_wait(&p->done_cv, &p->mu);
+        pthread_mutex_unlock(&p->mu);
+    }
 }
