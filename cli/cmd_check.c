@@ -60,10 +60,11 @@ int cmd_check(int argc, char **argv) {
     int rc = cli_parse_options("check", check_help, argc, argv, opts, NULL, 0, NULL);
     if (rc >= 0) return rc;
     if (!a.model || !a.reference) return cli_usage_error("check", "-m MODEL and --reference TRACE are required");
-    char tmp[] = "/tmp/bitparity-check-XXXXXX";
-    char path[sizeof tmp + 16];
+    const char *tmpdir = getenv("TMPDIR");
+    char tmp[512], path[600];
+    snprintf(tmp, sizeof tmp, "%s/bitparity-check-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
     if (!keep) {
-        if (!mkdtemp(tmp)) return cli_usage_error("check", "cannot create a temporary folder");
+        if (!mkdtemp(tmp)) return cli_usage_error("check", "cannot create a temporary folder in %s", tmp);
         snprintf(path, sizeof path, "%s/engine.npz", tmp);
     }
     bn_error err = {0};
