@@ -251,6 +251,37 @@ def ggml_softmax_rows(scores, n_cols):
     return (e * inv).astype(np.float32)[..., :n]
 
 
+def ggml_vec_dot_f16(a, b, lanes=16):
+    """Σ a·b over the last axis as ggml_vec_dot_f16 of an AVX-512 build sums it (ggml-compat
+    attention products): operands are f16 values; 4 accumulators of ``lanes`` float32 FMA lanes
+    take chunks of 4·lanes elements (accumulator j the j-th quarter), then acc0+acc2, acc1+acc3,
+    their sum and a halving tree; the tail (n not a multiple of 4·lanes) adds the exact f16×f16
+    products in double. Below 4·lanes elements everything is tail: an exact float64 sum. Not in
+    the specs: it reproduces the engine's kernel, which matches every kq/kqv node of the shared
+    traces. Broadcasts a and b; returns float64 values of the float32 results."""
+    a, b = np.broadcast_arrays(np.asarray(a, np.float64), np.asarray(b, np.float64))
+    n = a.shape[-1]
+    step = 4 * lanes
+    nv = n // step * step
+    s32 = np.zeros(a.shape[:-1], dtype=np.float32)
+    if nv:
+        acc = np.zeros(a.shape[:-1] + (4, lanes), dtype=np.float32)
+        for i in range(0, nv, step):
+            ca = a[..., i:i + step].reshape(a.shape[:-1] + (4, lanes))
+            cb = b[..., i:i + step].reshape(a.shape[:-1] + (4, lanes))
+            acc = _fma32(ca, cb, acc)
+        v = ((acc[..., 0, :] + acc[..., 2, :]).astype(np.float32) +
+             (acc[..., 1, :] + acc[..., 3, :]).astype(np.float32)).astype(np.float32)
+        while v.shape[-1] > 1:
+            h = v.shape[-1] // 2
+            v = (v[..., :h] + v[..., h:]).astype(np.float32)
+        s32 = v[..., 0]
+    total = s32.astype(np.float64)
+    for i in range(nv, n):
+        total = total + (a[..., i] * b[..., i]).astype(np.float32).astype(np.float64)
+    return total.astype(np.float32).astype(np.float64)
+
+
 def ggml_dot(x, w, lanes):
     """x [T,K] · w [N,K]ᵀ summed as ggml's x86 float kernels do (ggml-compat mode).
 
@@ -526,7 +557,7 @@ class Session:
         qh = q.transpose(1, 0, 2)                              # [nh, T, D]
         mask = np.arange(n_kv)[None, :] > (p0 + np.arange(T))[:, None]     # [T, n_kv]
         if self.compat:
-            kq = f32(f16(qh) @ Kh.transpose(0, 2, 1))
+            kq = ggml_vec_dot_f16(f16(qh)[:, :, None, :], Kh[:, None, :, :])
             scores = f32(kq * np.float64(np.float32(1.0) / np.sqrt(np.float32(m.head_dim))))
         else:
             scores = (qh @ Kh.transpose(0, 2, 1)) / np.sqrt(m.head_dim)
@@ -542,7 +573,13 @@ class Session:
         if not self.compat:
             ctx = p @ Vh                                        # [nh, T, D]
         elif T == 1:
-            ctx = f32(f16(p) @ Vh)        # f16×f16 products: the float64 sum rounds like ggml's
+            # single token: p rounded to f16, summed over ggml's padded KV length
+            npad = min(-(-n_kv // 32) * 32, m.n_ctx)
+            pp = np.zeros(p.shape[:-1] + (npad,))
+            pp[..., :n_kv] = f16(p)
+            Vp = np.zeros((Vh.shape[0], npad, Vh.shape[2]))
+            Vp[:, :n_kv] = Vh
+            ctx = ggml_vec_dot_f16(pp[:, :, None, :], Vp.transpose(0, 2, 1)[:, None, :, :])
         else:
             # tinyBLAS sums over ggml's padded KV length: the zero columns move products
             # between its 16 FMA lanes

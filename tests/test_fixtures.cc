@@ -148,20 +148,16 @@ struct Case {
 
 // ggml-compat, I2_S bitnet models with head_dim 32: the reference emulates
 // bitnet.cpp's float orders bit for bit (reference/tests/test_reference.py),
-// and so does the engine; p1 (16 tokens) is bit-identical in every tap of all
-// three evaluations, p2's prompt (40 tokens: softmax and p·V over the KV
-// length padded to 64) too. p2's decode steps are not: single-token p·V runs
-// ggml_vec_dot_f16 over the padded length 64, which the engine sums with
-// ggml's 4x16 FMA lanes and the reference in float64 (exact only below 64,
-// the regime of the shared traces): measured 3.85e-15 (b158) and 3.03e-15
-// (b25) at blk.0.attn_ctx of e2.
+// and so does the engine, including ggml_vec_dot_f16's 4x16 FMA lanes for the
+// single-token p·V over a KV length padded to 64 (p2's decode steps): every
+// tap of every evaluation is bit-identical, for both prompts.
 //
-// ggml-compat, b158-f32 (head_dim 64, n_ff 160): two more such regimes, both
-// unconfirmed by any bitnet.cpp trace: k·q with D = 64 runs ggml_vec_dot_f16's
-// SIMD loop (engine: 16-lane FMA; reference: float64), and the decode F32
-// matmul with K = 160 = 2·64 + 32 has a ggml_vec_dot_f32 tail (engine: fused
-// multiply-add, as compilers contract `sumf += x*y`; reference: rounded
-// product). Measured 1.02e-11 (p1, output_norm of e0) and 5.15e-12 (p2).
+// ggml-compat, b158-f32 (head_dim 64, n_ff 160): the prompt (e0) is
+// bit-identical; the decode steps are not, because the F32 matmul with
+// K = 160 = 2·64 + 32 has a ggml_vec_dot_f32 tail that no bitnet.cpp trace
+// covers: the engine fuses `sumf += x*y` into a multiply-add (as compilers
+// contract it), the reference rounds the product first. Measured 1.02e-11
+// (p1, e1/e2) and 5.15e-12 (p2).
 //
 // f32 mode: engine float32 vs reference float64. Dense paths measure
 // 1e-14..5e-13. Models whose activations are quantized (I2_S per token, TQ via
@@ -172,15 +168,15 @@ struct Case {
 // llama-q8_0 p2 (1.14e-6) smaller ones; the I2_S models happen to have none.
 const Case kCases[] = {
     {"b158-i2s", "p1", "compat", 3, 0},
-    {"b158-i2s", "p2", "compat", 1, 4e-14},           // measured 3.85e-15
+    {"b158-i2s", "p2", "compat", 3, 0},
     {"b158-i2s", "p1", "f32", 0, 1e-12},              // measured 1.05e-13
     {"b158-i2s", "p2", "f32", 0, 1e-12},              // measured 1.62e-13
-    {"b158-f32", "p1", "compat", 0, 1e-10},           // measured 1.02e-11
-    {"b158-f32", "p2", "compat", 0, 5e-11},           // measured 5.15e-12
+    {"b158-f32", "p1", "compat", 1, 1e-10},           // measured 1.02e-11
+    {"b158-f32", "p2", "compat", 1, 5e-11},           // measured 5.15e-12
     {"b158-f32", "p1", "f32", 0, 3e-12},              // measured 3.43e-13
     {"b158-f32", "p2", "f32", 0, 2e-12},              // measured 2.35e-13
     {"b25-i2s", "p1", "compat", 3, 0},
-    {"b25-i2s", "p2", "compat", 1, 3e-14},            // measured 3.03e-15
+    {"b25-i2s", "p2", "compat", 3, 0},
     {"b25-i2s", "p1", "f32", 0, 1e-12},               // measured 1.51e-13
     {"b25-i2s", "p2", "f32", 0, 7e-13},               // measured 7.53e-14
     {"bitnet-tq2-silu", "p1", "f32", 0, 5e-6},        // measured 9.80e-7 (flips)
