@@ -572,23 +572,19 @@ class Session:
         self._tap(taps, prefix + 'attn_probs', p)
         if not self.compat:
             ctx = p @ Vh                                        # [nh, T, D]
-        elif T == 1:
-            # single token: p rounded to f16, summed over ggml's padded KV length
-            npad = min(-(-n_kv // 32) * 32, m.n_ctx)
-            pp = np.zeros(p.shape[:-1] + (npad,))
-            pp[..., :n_kv] = f16(p)
-            Vp = np.zeros((Vh.shape[0], npad, Vh.shape[2]))
-            Vp[:, :n_kv] = Vh
-            ctx = ggml_vec_dot_f16(pp[:, :, None, :], Vp.transpose(0, 2, 1)[:, None, :, :])
         else:
-            # tinyBLAS sums over ggml's padded KV length: the zero columns move products
-            # between its 16 FMA lanes
+            # ggml sums p·V over its padded KV length: the zero columns decide which products
+            # share an FMA lane. A single token rounds p to f16 (ggml_vec_dot_f16); a prompt
+            # keeps it f32 (tinyBLAS, 16 lanes).
             npad = min(-(-n_kv // 32) * 32, m.n_ctx)
             pp = np.zeros(p.shape[:-1] + (npad,))
-            pp[..., :n_kv] = p
+            pp[..., :n_kv] = f16(p) if T == 1 else p
             Vp = np.zeros((Vh.shape[0], npad, Vh.shape[2]))
             Vp[:, :n_kv] = Vh
-            ctx = np.stack([ggml_dot(pp[h], Vp[h].T, 16) for h in range(m.n_head)]).astype(np.float64)
+            if T == 1:
+                ctx = ggml_vec_dot_f16(pp[:, :, None, :], Vp.transpose(0, 2, 1)[:, None, :, :])
+            else:
+                ctx = np.stack([ggml_dot(pp[h], Vp[h].T, 16) for h in range(m.n_head)]).astype(np.float64)
         return ctx.transpose(1, 0, 2).reshape(T, m.n_head * m.head_dim)
 
     def eval(self, tokens):

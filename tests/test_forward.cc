@@ -133,24 +133,38 @@ struct SharedCase {
     const char *model, *trace;
 };
 
-class ForwardVsBitnetCpp : public ::testing::TestWithParam<SharedCase> {};
+// A model loaded for a test (ASSERT_* inside: call through ASSERT_NO_FATAL_FAILURE).
+void LoadModel(const std::string &path, ModelPtr *out) {
+    bn_error err{};
+    bn_model *m = nullptr;
+    ASSERT_OK(bn_model_load(path.c_str(), &m, &err), err);
+    out->reset(m);
+}
+
+// The shared model and its bitnet.cpp trace, opened once per test.
+class ForwardVsBitnetCpp : public ::testing::TestWithParam<SharedCase> {
+  protected:
+    void SetUp() override {
+        REQUIRE_SHARED(model_path, std::string("models/") + GetParam().model);
+        REQUIRE_SHARED(trace_path, std::string("reference-traces/bitnetcpp/") + GetParam().trace);
+        ASSERT_NO_FATAL_FAILURE(LoadModel(model_path, &model));
+        bn_error err{};
+        parity_trace *t = nullptr;
+        ASSERT_OK(parity_trace_open(trace_path.c_str(), &t, &err), err);
+        trace.reset(t);
+        const parity_eval *e0 = parity_trace_eval(t, 0);
+        prompt.assign(e0->tokens, e0->tokens + e0->n_tokens);
+    }
+    ModelPtr model;
+    TracePtr trace;
+    std::vector<int32_t> prompt; /* e0's tokens */
+};
 
 // Every canonical tap with a bitnet.cpp node, in every evaluation (prompt and
 // two decode steps), is bit-identical in ggml-compat mode: F32 and I2_S
 // weights, both prompts.
 TEST_P(ForwardVsBitnetCpp, EveryMappedTapIsBitIdentical) {
-    REQUIRE_SHARED(model_path, std::string("models/") + GetParam().model);
-    REQUIRE_SHARED(trace_path, std::string("reference-traces/bitnetcpp/") + GetParam().trace);
-    bn_error err{};
-    bn_model *mp = nullptr;
-    ASSERT_OK(bn_model_load(model_path.c_str(), &mp, &err), err);
-    ModelPtr m(mp);
-    parity_trace *tp = nullptr;
-    ASSERT_OK(parity_trace_open(trace_path.c_str(), &tp, &err), err);
-    TracePtr trace(tp);
-    const parity_eval *e0 = parity_trace_eval(trace.get(), 0);
-    std::vector<int32_t> prompt(e0->tokens, e0->tokens + e0->n_tokens);
-    EngineRun run = RunEngine(m.get(), prompt, 2, 2, "*");
+    EngineRun run = RunEngine(model.get(), prompt, 2, 2, "*");
 
     int compared = 0, identical = 0;
     std::string first_diff;
@@ -172,20 +186,10 @@ TEST_P(ForwardVsBitnetCpp, EveryMappedTapIsBitIdentical) {
 
 // The greedy continuation equals the 16 tokens bitnet.cpp generated.
 TEST_P(ForwardVsBitnetCpp, GreedyTokensMatch) {
-    REQUIRE_SHARED(model_path, std::string("models/") + GetParam().model);
-    REQUIRE_SHARED(trace_path, std::string("reference-traces/bitnetcpp/") + GetParam().trace);
-    bn_error err{};
-    bn_model *mp = nullptr;
-    ASSERT_OK(bn_model_load(model_path.c_str(), &mp, &err), err);
-    ModelPtr m(mp);
-    parity_trace *tp = nullptr;
-    ASSERT_OK(parity_trace_open(trace_path.c_str(), &tp, &err), err);
-    TracePtr trace(tp);
     int64_t n_greedy = 0;
     const int32_t *greedy = parity_trace_greedy_tokens(trace.get(), &n_greedy);
     ASSERT_EQ(n_greedy, 16);
-    const parity_eval *e0 = parity_trace_eval(trace.get(), 0);
-    EngineRun run = RunEngine(m.get(), std::vector<int32_t>(e0->tokens, e0->tokens + e0->n_tokens), 15, 1, "logits");
+    EngineRun run = RunEngine(model.get(), prompt, 15, 1, "logits");
     EXPECT_EQ(run.greedy, std::vector<int32_t>(greedy, greedy + 16));
 }
 
@@ -207,10 +211,8 @@ const std::vector<int32_t> kP1 = {509, 12, 300, 45, 78, 260, 301, 99, 400, 13, 2
 // threads, in both numerics modes.
 TEST(Forward, TapsDoNotDependOnThreadCount) {
     REQUIRE_SHARED(model_path, "models/tiny-bitnet-i2s.gguf");
-    bn_error err{};
-    bn_model *mp = nullptr;
-    ASSERT_OK(bn_model_load(model_path.c_str(), &mp, &err), err);
-    ModelPtr m(mp);
+    ModelPtr m;
+    ASSERT_NO_FATAL_FAILURE(LoadModel(model_path, &m));
     for (bn_numerics mode : {BN_NUMERICS_GGML_COMPAT, BN_NUMERICS_F32}) {
         EngineRun one = RunEngine(m.get(), kP1, 2, 1, "*", mode);
         ASSERT_GT(one.taps.size(), 300u);
@@ -230,10 +232,8 @@ TEST(Forward, TapsDoNotDependOnThreadCount) {
 // token, q = round_half_even(x * s), from the projection's input.
 TEST(Forward, Int8InputTapsFollowTheI2sRecipe) {
     REQUIRE_SHARED(model_path, "models/tiny-bitnet-i2s.gguf");
-    bn_error err{};
-    bn_model *mp = nullptr;
-    ASSERT_OK(bn_model_load(model_path.c_str(), &mp, &err), err);
-    ModelPtr m(mp);
+    ModelPtr m;
+    ASSERT_NO_FATAL_FAILURE(LoadModel(model_path, &m));
     EngineRun run = RunEngine(m.get(), kP1, 0, 2, "blk.1.attn_norm,blk.1.attn_q.in_q8,blk.1.attn_q.in_scale");
     const auto &x = run.taps.at({0, "blk.1.attn_norm"}).f32;
     const auto &q = run.taps.at({0, "blk.1.attn_q.in_q8"}).i8;
@@ -262,10 +262,9 @@ bn_status ZeroTap(void *, bn_tap *tap, bn_error *) {
 
 TEST(Forward, InjectionOverridesATap) {
     REQUIRE_SHARED(model_path, "models/tiny-bitnet-f32.gguf");
+    ModelPtr m;
+    ASSERT_NO_FATAL_FAILURE(LoadModel(model_path, &m));
     bn_error err{};
-    bn_model *mp = nullptr;
-    ASSERT_OK(bn_model_load(model_path.c_str(), &mp, &err), err);
-    ModelPtr m(mp);
     bn_tap_set *obs = nullptr, *inj = nullptr;
     ASSERT_OK(bn_tap_set_create(m->hp.n_layer, "blk.2.ffn_inp,blk.2.out,logits", &obs, &err), err);
     ASSERT_OK(bn_tap_set_create(m->hp.n_layer, "blk.2.ffn_out", &inj, &err), err);
@@ -287,10 +286,9 @@ TEST(Forward, InjectionOverridesATap) {
 // Bad input to the engine gives errors, not crashes.
 TEST(Forward, RejectsOutOfRangeTokensAndFullContext) {
     REQUIRE_SHARED(model_path, "models/tiny-bitnet-i2s.gguf");
+    ModelPtr m;
+    ASSERT_NO_FATAL_FAILURE(LoadModel(model_path, &m));
     bn_error err{};
-    bn_model *mp = nullptr;
-    ASSERT_OK(bn_model_load(model_path.c_str(), &mp, &err), err);
-    ModelPtr m(mp);
     bn_ctx_params p = bn_ctx_default_params();
     p.n_ctx = 16;
     bn_ctx *c = nullptr;
