@@ -1,0 +1,31 @@
+/* fuzz_report.c — libFuzzer target for receipts given to `bitparity report`
+ * (YAML or JSON written by anyone): arbitrary text is parsed; a receipt that
+ * loads is rendered as HTML and Markdown. */
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "parity/report.h"
+
+#define CHECK(c)                    \
+    do {                            \
+        if (!(c)) __builtin_trap(); \
+    } while (0)
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    bn_error err;
+    parity_report_receipt *r = NULL;
+    if (parity_report_parse("fuzz.yaml", (const char *)data, size, &r, &err) != BN_OK) {
+        CHECK(strchr(err.msg, '\n') == NULL);
+        return 0;
+    }
+    FILE *sink = fopen("/dev/null", "w");
+    if (sink) {
+        const parity_report_receipt *one[1] = {r};
+        CHECK(parity_report_render_html(one, 1, sink, &err) == BN_OK);
+        CHECK(parity_report_render_markdown(one, 1, sink, &err) == BN_OK);
+        fclose(sink);
+    }
+    parity_report_receipt_free(r);
+    return 0;
+}
