@@ -3,6 +3,8 @@
  * mode's (the modes differ only in f16 roundings and the KV cache). */
 #include "ops.h"
 
+#include "bits.h"
+
 #include <math.h>
 #include <string.h>
 
@@ -71,17 +73,6 @@ void bn_op_rope(float *x, int64_t T, int64_t n_heads, int64_t D, int64_t pos0, f
     }
 }
 
-static float bits_f(uint32_t u) {
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
-static uint32_t f_bits(float f) {
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    return u;
-}
-
 /* One lane of ggml_v_expf for 8-lane (AVX2) builds of ggml (ARM optimized-
  * routines expf as adapted by ggml): the same fused multiply-adds and bit
  * manipulations, in the same order. */
@@ -90,15 +81,15 @@ static float expf_avx2_lane(float x) {
     const float z = fmaf(x, 0x1.715476p+0f, r);
     const float n = z - r;
     const float b = fmaf(-n, 0x1.7f7d1cp-20f, fmaf(-n, 0x1.62e4p-1f, x));
-    const uint32_t e = f_bits(z) << 23;
-    const float k = bits_f(e + f_bits(1.0f));
+    const uint32_t e = f32_bits(z) << 23;
+    const float k = bits_f32(e + f32_bits(1.0f));
     const float u = b * b;
     const float j = fmaf(fmaf(fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u, fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)),
                          u, 0x1.ffffecp-1f * b);
     if (!(fabsf(n) > 126.0f)) return fmaf(j, k, k);
     const uint32_t g = n <= 0.0f ? 0x82000000u : 0u;
-    const float s1 = bits_f(g + 0x7f000000u);
-    const float s2 = bits_f(e - g);
+    const float s1 = bits_f32(g + 0x7f000000u);
+    const float s2 = bits_f32(e - g);
     if (fabsf(n) > 192.0f) return s1 * s1;
     return fmaf(s2, j, s2) * s1;
 }

@@ -16,6 +16,8 @@
  */
 #include "bitnet/quant.h"
 
+#include "bits.h"
+
 #include <math.h>
 #include <string.h>
 
@@ -34,17 +36,6 @@
 /* Scalar conversions                                                  */
 /* ------------------------------------------------------------------ */
 
-static uint32_t f32_bits(float f) {
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    return u;
-}
-
-static float bits_f32(uint32_t u) {
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
 
 static uint16_t load_u16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
 
