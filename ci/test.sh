@@ -15,10 +15,19 @@ quick=0
 echo "== release build (-Werror)"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DBITPARITY_WERROR=ON >/dev/null
 cmake --build build -j"$jobs"
-echo "== tests"
-ctest --test-dir build --output-on-failure -j"$jobs" --timeout 900
+echo "== tests (numpy on Debian's reference BLAS)"
+bash ci/with-blas.sh reference ctest --test-dir build --output-on-failure -j"$jobs" --timeout 900
 
 if [ "$quick" = 1 ]; then exit 0; fi
+
+# Nothing committed may depend on the BLAS or the CPU: the Python reference tests (the fixture
+# regeneration check among them) again with OpenBLAS, then the fixture check with numpy's SIMD
+# dispatch held to its SSE3 baseline (as on a CPU without AVX).
+echo "== Python reference tests with OpenBLAS"
+bash ci/with-blas.sh openblas ctest --test-dir build --output-on-failure -j"$jobs" --timeout 900 -R '^py[.]'
+echo "== fixture check with numpy's CPU dispatch at its baseline"
+NPY_DISABLE_CPU_FEATURES="SSSE3 SSE41 POPCNT SSE42 AVX F16C FMA3 AVX2 AVX512F AVX512CD AVX512_SKX AVX512_CLX AVX512_CNL AVX512_ICL" \
+  /usr/bin/python3 fixtures/make_models.py --check
 
 echo "== sanitizer build (ASan+UBSan): every C suite and CLI script (hostile-input corpora included)"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DBITPARITY_SANITIZE=ON -DBITPARITY_WERROR=ON >/dev/null

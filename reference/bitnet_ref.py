@@ -56,10 +56,10 @@ import numpy as np
 
 if __package__ in (None, ''):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    from reference import gguf
+    from reference import detmath, gguf
     from reference.trace import TraceWriter
 else:
-    from . import gguf
+    from . import detmath, gguf
     from .trace import TraceWriter
 
 PRODUCER = 'bitparity-reference'
@@ -237,7 +237,7 @@ def ggml_softmax_rows(scores, n_cols):
     nv = n_cols // 16 * 16
     e = np.empty_like(d)
     e[..., :nv] = ggml_expf_avx512(d[..., :nv])
-    e[..., nv:] = np.exp(d[..., nv:].astype(np.float64)).astype(np.float32)
+    e[..., nv:] = detmath.exp(d[..., nv:].astype(np.float64)).astype(np.float32)
     total = np.zeros(d.shape[:-1], dtype=np.float64)
     for c in range(0, nv, 16):
         v = e[..., c:c + 16]
@@ -367,7 +367,7 @@ class Linear:
         x = np.asarray(x, dtype=np.float64)
         out = np.empty((x.shape[0], self.n_out))
         for r in range(0, self.n_out, self.CHUNK):
-            out[:, r:r + self.CHUNK] = x @ self.w[r:r + self.CHUNK].astype(np.float64).T
+            out[:, r:r + self.CHUNK] = detmath.matmul_nt(x, self.w[r:r + self.CHUNK])
         return out, None, None
 
 
@@ -497,8 +497,9 @@ class Session:
     def rms_norm(self, x, gamma):
         """x / sqrt(mean(x²)+eps) · gamma (ggml-compat: bitnet.cpp's float/double steps)."""
         if not self.compat:
-            return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + self.m.eps) * gamma
-        ssum = np.sum(f32(x * x), axis=-1, keepdims=True)
+            mean = detmath.sequential_sum(x * x)[..., None] / x.shape[-1]
+            return x / np.sqrt(mean + self.m.eps) * gamma
+        ssum = detmath.sequential_sum(f32(x * x))[..., None]     # ggml: a double loop
         mean = f32(ssum / x.shape[-1])
         scale = f32(1.0 / f32(np.sqrt(f32(mean + self.m.eps))))
         return f32(f32(x * scale) * gamma)
@@ -507,10 +508,10 @@ class Session:
         """cos, sin [T, D/2] of θ_i = pos·base^(−2i/D)."""
         half = self.m.head_dim // 2
         if not self.compat:
-            inv = self.m.rope_base ** (-2.0 * np.arange(half) / self.m.head_dim)
+            inv = np.array([detmath.power(self.m.rope_base, -2.0 * i / self.m.head_dim) for i in range(half)])
             th = np.asarray(positions, dtype=np.float64)[:, None] * inv[None, :]
-            return np.cos(th), np.sin(th)
-        tscale = np.float32(self.m.rope_base ** (-2.0 / self.m.head_dim))
+            return detmath.cos_sin(th)
+        tscale = np.float32(detmath.power(self.m.rope_base, -2.0 / self.m.head_dim))
         th = np.empty((len(positions), half), dtype=np.float32)
         cur = np.asarray(positions, dtype=np.float32)
         for i in range(half):
@@ -560,18 +561,18 @@ class Session:
             kq = ggml_vec_dot_f16(f16(qh)[:, :, None, :], Kh[:, None, :, :])
             scores = f32(kq * np.float64(np.float32(1.0) / np.sqrt(np.float32(m.head_dim))))
         else:
-            scores = (qh @ Kh.transpose(0, 2, 1)) / np.sqrt(m.head_dim)
+            scores = detmath.matmul_nt(qh, Kh) / np.sqrt(m.head_dim)
         scores = np.where(mask[None], -np.inf, scores)
         self._tap(taps, prefix + 'attn_scores', scores)
         mx = np.max(scores, axis=-1, keepdims=True)
         if self.compat:  # the KV length ggml sees is padded to 32 cells (llama.cpp's kv_self.n)
             p = ggml_softmax_rows(scores, min(-(-n_kv // 32) * 32, m.n_ctx)).astype(np.float64)
         else:
-            e = np.exp(scores - mx)
-            p = e / np.sum(e, axis=-1, keepdims=True)
+            e = detmath.exp(scores - mx)
+            p = e / detmath.sequential_sum(e)[..., None]
         self._tap(taps, prefix + 'attn_probs', p)
         if not self.compat:
-            ctx = p @ Vh                                        # [nh, T, D]
+            ctx = detmath.matmul_nt(p, Vh.transpose(0, 2, 1))   # [nh, T, D]
         else:
             # ggml sums p·V over its padded KV length: the zero columns decide which products
             # share an FMA lane. A single token rounds p to f16 (ggml_vec_dot_f16); a prompt
@@ -640,7 +641,7 @@ class Session:
                 r = np.maximum(g, 0.0)
                 a = self._r(self._r(r * r) * u)
             else:
-                a = self._r(self._r(g / self._r(1.0 + self._r(np.exp(-g)))) * u)
+                a = self._r(self._r(g / self._r(1.0 + self._r(detmath.exp(-g)))) * u)
             self._tap(taps, pre + 'ffn_act', a)
             if m.sub_norms:
                 a = self.rms_norm(a, lay['ffn_sub_norm'])
