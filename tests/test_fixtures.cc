@@ -3,7 +3,8 @@
 // fixtures/make_models.py). Runs without Python and without ../shared: every
 // architecture x weight type the engine supports, GQA 1/2/4, head_dim
 // 32/64/128, n_ff not a multiple of 256, an all-zero embedding row and a
-// prompt longer than 32 tokens.
+// prompt longer than 32 tokens. Also: every tap is bit-identical for 1, 2, 3
+// and 7 threads, prompt and decode path, both numerics modes.
 //
 // How the limits were calibrated: every case below was run on the reference
 // and on the engine (2 threads, AVX2 build; results do not depend on either),
@@ -63,8 +64,10 @@ std::map<std::string, std::vector<int32_t>> ReadPrompts() {
 }
 
 struct Recorded {
-    std::vector<float> v;       // int8 taps widened to float
+    std::vector<float> v;       // int8 taps widened to float (exactly)
     std::vector<int64_t> shape;
+    bool i8 = false;            // the tap is int8 (in_q8)
+    size_t seq = 0;             // firing order within the run (evaluation order)
 };
 using TapMap = std::map<std::pair<int64_t, std::string>, Recorded>;  // (eval, tap)
 
@@ -72,9 +75,12 @@ bn_status Record(void *user, bn_tap *tap, bn_error *) {
     Recorded r;
     int64_t n = 1;
     for (int d = 0; d < tap->ndim; d++) r.shape.push_back(tap->shape[d]), n *= tap->shape[d];
-    if (tap->dtype == BN_TAP_I8) r.v.assign((int8_t *)tap->data, (int8_t *)tap->data + n);
+    r.i8 = tap->dtype == BN_TAP_I8;
+    if (r.i8) r.v.assign((int8_t *)tap->data, (int8_t *)tap->data + n);
     else r.v.assign((float *)tap->data, (float *)tap->data + n);
-    (*static_cast<TapMap *>(user))[{tap->eval, tap->name}] = std::move(r);
+    auto *taps = static_cast<TapMap *>(user);
+    r.seq = taps->size();  // each (eval, tap) fires once
+    (*taps)[{tap->eval, tap->name}] = std::move(r);
     return BN_OK;
 }
 
@@ -85,14 +91,14 @@ struct EngineRun {
 
 // The prompt, then n_decode greedy single-token steps, as the reference does.
 EngineRun RunEngine(const bn_model *m, const std::vector<int32_t> &prompt, int n_decode, const std::string &globs,
-                    bn_numerics numerics) {
+                    bn_numerics numerics, int threads = 2) {
     EngineRun run;
     bn_error err{};
     bn_tap_set *ts = nullptr;
     EXPECT_OK(bn_tap_set_create(m->hp.n_layer, globs.c_str(), &ts, &err), err);
     TapSetPtr taps(ts);
     bn_ctx_params p = bn_ctx_default_params();
-    p.n_threads = 2;
+    p.n_threads = threads;
     p.numerics = numerics;
     p.observe = taps.get();
     p.observe_fn = Record;
@@ -388,6 +394,77 @@ TEST_P(FixtureModel, BothModesStayNearTheFloat64Reference) {
                 << prompt << " " << bn_numerics_name(mode);
         }
     }
+}
+
+// Runs prompt + n_decode greedy steps with 1 thread and with 2, 3 and 7, in
+// both numerics modes, every tap selected (opt-in ones included), and expects
+// every tap of every evaluation, f32 and int8, to be bit-identical to the
+// 1-thread run (memcmp: -0.0 vs +0.0 or a NaN payload count as differences).
+// `path` names the path under test in the failure messages.
+void ExpectTapsIndependentOfThreadCount(const ModelInfo &mi, const std::vector<int32_t> &prompt, int n_decode,
+                                        const char *path) {
+    ModelPtr m = LoadModel(mi.name);
+    ASSERT_TRUE(m);
+    for (bn_numerics mode : {BN_NUMERICS_GGML_COMPAT, BN_NUMERICS_F32}) {
+        const std::string what = std::string(path) + " path, " + bn_numerics_name(mode);
+        EngineRun one = RunEngine(m.get(), prompt, n_decode, "*", mode, 1);
+        ASSERT_EQ(one.greedy.size(), (size_t)n_decode + 1) << what;
+        // every block tap fires in every evaluation: at least 15 per block (llama) x 2 blocks
+        ASSERT_GE(one.taps.size(), (size_t)(n_decode + 1) * 2 * 15) << what;
+        for (int threads : {2, 3, 7}) {
+            const std::string with = what + ", " + std::to_string(threads) + " threads vs 1";
+            EngineRun other = RunEngine(m.get(), prompt, n_decode, "*", mode, threads);
+            ASSERT_EQ(other.taps.size(), one.taps.size()) << with;
+            int compared = 0, compared_i8 = 0, identical = 0;
+            std::string first_diff;  // in evaluation order
+            size_t first_seq = SIZE_MAX;
+            for (const auto &[key, rec] : one.taps) {
+                const std::string where = "e" + std::to_string(key.first) + "/" + key.second;
+                auto it = other.taps.find(key);
+                ASSERT_NE(it, other.taps.end()) << where << " did not fire (" << with << ")";
+                const Recorded &o = it->second;
+                ASSERT_EQ(o.shape, rec.shape) << where << " (" << with << ")";
+                ASSERT_EQ(o.i8, rec.i8) << where << " (" << with << ")";
+                compared++;
+                compared_i8 += rec.i8;
+                const size_t bytes = rec.v.size() * sizeof(float);
+                if (bytes == 0 || !memcmp(o.v.data(), rec.v.data(), bytes)) {
+                    identical++;
+                } else if (rec.seq < first_seq) {
+                    size_t i = 0;
+                    while (!memcmp(&o.v[i], &rec.v[i], sizeof(float))) i++;
+                    std::ostringstream d;
+                    d.precision(9);
+                    d << where << " element " << i << ": " << o.v[i] << " vs " << rec.v[i];
+                    first_diff = d.str(), first_seq = rec.seq;
+                }
+            }
+            EXPECT_EQ(identical, compared) << with << ": first difference at " << first_diff;
+            // I2_S models quantize every projection's input per token (7 per
+            // block); the other types record no int8 tap
+            EXPECT_EQ(compared_i8, mi.i2s ? (n_decode + 1) * 2 * 7 : 0) << with;
+            EXPECT_EQ(other.greedy, one.greedy) << with;
+        }
+    }
+}
+
+// The prompt path: one multi-token evaluation of p2 (40 tokens, so that
+// ggml-compat pads the KV length to 64 and the matmuls take their
+// multi-row paths), split across 1, 2, 3 or 7 threads.
+TEST_P(FixtureModel, PromptTapsDoNotDependOnThreadCount) {
+    const std::vector<int32_t> p2 = ReadPrompts()["p2"];
+    ASSERT_EQ(p2.size(), 40u);
+    ASSERT_NO_FATAL_FAILURE(ExpectTapsIndependentOfThreadCount(GetParam(), p2, 0, "prompt"));
+}
+
+// The decode path on its own: 40 single-token evaluations (BOS, then greedy
+// steps), so every evaluation takes the single-row kernels and the KV length
+// grows past ggml-compat's 32-cell padding, without a multi-token evaluation
+// that could carry a prompt-path difference into it.
+TEST_P(FixtureModel, DecodeTapsDoNotDependOnThreadCount) {
+    const std::vector<int32_t> bos = {ReadPrompts()["p2"][0]};
+    ASSERT_EQ(bos[0], 264);
+    ASSERT_NO_FATAL_FAILURE(ExpectTapsIndependentOfThreadCount(GetParam(), bos, 39, "decode"));
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, FixtureModel, ::testing::ValuesIn(kModels), [](const auto &info) {
