@@ -61,39 +61,44 @@ struct bn_faulted {
 
 typedef bn_status apply_fn(bn_faulted *f, bn_ctx_params *p, bn_error *err);
 
-static apply_fn scale_norm_weights, use_silu, use_layernorm, drop_sub_norms, clamp_i2s_scales, swap_rope_pairing,
-    shift_rope_positions, permute_qk_heads, round_half_away, kv_cache_f32, put_nan_in_ffn_act, transpose_wo;
+static apply_fn model_scale_norm_weights, model_use_silu, model_use_layernorm, model_drop_sub_norms,
+    model_clamp_i2s_scales, model_swap_rope_pairing, model_transpose_wo, option_shift_rope_positions,
+    option_round_half_away, option_kv_cache_f32, edit_permute_qk_heads, edit_put_nan_in_ffn_act;
 
+/* How each fault is applied shows in its applier's prefix: model_ (a
+ * transform of the bound model), option_ (a context option), edit_ (a tap
+ * edit). `bites` is where it first shows in a trace of a model with
+ * sub-norms and every tap selected (tests/test_fault.cc checks the taps). */
 static const struct {
-    const char *name;
+    const char *name;  /* --fault NAME */
     const char *what;  /* the porting mistake */
-    const char *bites; /* where it first shows (a model with sub-norms, every tap selected) */
-    apply_fn *apply;   /* NULL: nothing to do */
+    const char *bites; /* where it first shows */
+    apply_fn *apply;   /* how; NULL: nothing to do */
 } FAULTS[BN_FAULT_COUNT] = {
     [BN_FAULT_NONE] = {"none", "no fault", "nowhere", NULL},
     [BN_FAULT_GAMMA_INV_SQRT_H] = {"gamma-inv-sqrt-h", "block norm weights scaled by 1/sqrt(H)", "blk.0.attn_norm",
-                                   scale_norm_weights},
-    [BN_FAULT_SILU] = {"silu", "SiLU(gate)·up instead of relu(gate)²·up", "blk.0.ffn_act", use_silu},
+                                   model_scale_norm_weights},
+    [BN_FAULT_SILU] = {"silu", "SiLU(gate)·up instead of relu(gate)²·up", "blk.0.ffn_act", model_use_silu},
     [BN_FAULT_LAYERNORM] = {"layernorm", "LayerNorm (mean subtracted) instead of RMSNorm in the blocks",
-                            "blk.0.attn_norm", use_layernorm},
-    [BN_FAULT_NO_SUBNORM] = {"no-subnorm", "the sub-norms skipped", "blk.0.attn_sub_norm", drop_sub_norms},
+                            "blk.0.attn_norm", model_use_layernorm},
+    [BN_FAULT_NO_SUBNORM] = {"no-subnorm", "the sub-norms skipped", "blk.0.attn_sub_norm", model_drop_sub_norms},
     [BN_FAULT_I2S_SCALE_CLAMP] = {"i2s-scale-clamp", "I2_S weight scales clamped to [1e-3, 1e3]",
                                   "the first projection whose scale is outside the range; nowhere when none is",
-                                  clamp_i2s_scales},
+                                  model_clamp_i2s_scales},
     [BN_FAULT_ROPE_NORMAL] = {"rope-normal", "RoPE pairing swapped (NEOX <-> normal)", "blk.0.attn_q_rope",
-                              swap_rope_pairing},
+                              model_swap_rope_pairing},
     [BN_FAULT_ROPE_POS_SHIFT] = {"rope-pos-shift", "RoPE positions off by one (counted from 1)", "blk.0.attn_q_rope",
-                                 shift_rope_positions},
+                                 option_shift_rope_positions},
     [BN_FAULT_QK_HEAD_PERM] = {"qk-head-perm", "Q and K heads 2i and 2i+1 swapped (a wrong head permutation)",
-                               "blk.0.attn_q", permute_qk_heads},
+                               "blk.0.attn_q", edit_permute_qk_heads},
     [BN_FAULT_ROUND_AWAY] = {"round-away", "I2_S int8 activations rounded half away from zero, not to even",
-                             "the first in_q8 with an exact tie; rare", round_half_away},
-    [BN_FAULT_KV_F32] = {"kv-f32", "K/V cache kept in f32 under ggml-compat",
-                         "blk.0.attn_scores", kv_cache_f32},
+                             "the first in_q8 with an exact tie; rare", option_round_half_away},
+    [BN_FAULT_KV_F32] = {"kv-f32", "K/V cache kept in f32 under ggml-compat", "blk.0.attn_scores",
+                         option_kv_cache_f32},
     [BN_FAULT_NAN] = {"nan", "one NaN in blk.1's FFN activation, after its tap", "blk.1.ffn_sub_norm",
-                      put_nan_in_ffn_act},
+                      edit_put_nan_in_ffn_act},
     [BN_FAULT_TRANSPOSE_WO] = {"transpose-wo", "attn_output weights used transposed (square ones only)",
-                               "blk.0.attn_out", transpose_wo},
+                               "blk.0.attn_out", model_transpose_wo},
 };
 
 const char *bn_fault_name(bn_fault f) { return (unsigned)f < BN_FAULT_COUNT ? FAULTS[f].name : "?"; }
@@ -149,7 +154,7 @@ static bn_status transform(bn_faulted *f, bn_error *err) {
 /* gamma·(1/sqrt(H)) in a copy of every block norm and sub-norm weight (the
  * output norm is not a block norm). When 1/sqrt(H) is a power of two (H a
  * power of 4) this is bit for bit the old (x̂·gamma)·(1/sqrt(H)). */
-static bn_status scale_norm_weights(bn_faulted *f, bn_ctx_params *p, bn_error *err) {
+static bn_status model_scale_norm_weights(bn_faulted *f, bn_ctx_params *p, bn_error *err) {
     (void)p;
     bn_status st = transform(f, err);
     if (st) return st;
@@ -175,14 +180,14 @@ static bn_status scale_norm_weights(bn_faulted *f, bn_ctx_params *p, bn_error *e
     return BN_OK;
 }
 
-static bn_status use_silu(bn_faulted *f, bn_ctx_params *p, bn_error *err) {
+static bn_status model_use_silu(bn_faulted *f, bn_ctx_params *p, bn_error *err) {
     (void)p;
     bn_status st = transform(f, err);
     if (!st) f->copy.hp.act = BN_ACT_SILU;
     return st;
 }
 
-static bn_status use_layernorm(bn_faulted *f, bn_ctx_params *p, bn_error *err) {
+static bn_status model_use_layernorm(bn_faulted *f, bn_ctx_params *p, bn_error *err) {
     (void)p;
     bn_status st = transform(f, err);
     if (!st) f->copy.hp.block_norm = BN_NORM_LAYER;
@@ -190,7 +195,7 @@ static bn_status use_layernorm(bn_faulted *f, bn_ctx_params *p, bn_error *err) {
 }
 
 /* The sub-norm weights dropped; the sub-norm taps still fire (model.h). */
-static bn_status drop_sub_norms(bn_faulted *f, bn_ctx_params *p, bn_error *err) {
+static bn_status model_drop_sub_norms(bn_faulted *f, bn_ctx_params *p, bn_error *err) {
     (void)p;
     bn_status st = transform(f, err);
     for (int il = 0; !st && il < f->copy.hp.n_layer; il++)
@@ -198,7 +203,7 @@ static bn_status drop_sub_norms(bn_faulted *f, bn_ctx_params *p, bn_error *err) 
     return st;
 }
 
-static bn_status swap_rope_pairing(bn_faulted *f, bn_ctx_params *p, bn_error *err) {
+static bn_status model_swap_rope_pairing(bn_faulted *f, bn_ctx_params *p, bn_error *err) {
     (void)p;
     bn_status st = transform(f, err);
     if (!st) f->copy.hp.rope_neox = !f->copy.hp.rope_neox;
@@ -227,7 +232,7 @@ static bn_status clamp_i2s_weight(bn_faulted *f, bn_weight *w, bn_error *err) {
     return BN_OK;
 }
 
-static bn_status clamp_i2s_scales(bn_faulted *f, bn_ctx_params *p, bn_error *err) {
+static bn_status model_clamp_i2s_scales(bn_faulted *f, bn_ctx_params *p, bn_error *err) {
     (void)p;
     bn_status st = transform(f, err);
     for (int il = 0; !st && il < f->copy.hp.n_layer; il++)
@@ -264,7 +269,7 @@ static bn_status transpose_weight(bn_faulted *f, const char *name, bn_weight *w,
     return st;
 }
 
-static bn_status transpose_wo(bn_faulted *f, bn_ctx_params *p, bn_error *err) {
+static bn_status model_transpose_wo(bn_faulted *f, bn_ctx_params *p, bn_error *err) {
     (void)p;
     bn_status st = transform(f, err);
     char name[64];
@@ -277,19 +282,19 @@ static bn_status transpose_wo(bn_faulted *f, bn_ctx_params *p, bn_error *err) {
 
 /* ----------------------------------------------------- context options -- */
 
-static bn_status shift_rope_positions(bn_faulted *f, bn_ctx_params *p, bn_error *err) {
+static bn_status option_shift_rope_positions(bn_faulted *f, bn_ctx_params *p, bn_error *err) {
     (void)f, (void)err;
     p->rope_pos_offset += 1;
     return BN_OK;
 }
 
-static bn_status round_half_away(bn_faulted *f, bn_ctx_params *p, bn_error *err) {
+static bn_status option_round_half_away(bn_faulted *f, bn_ctx_params *p, bn_error *err) {
     (void)f, (void)err;
     p->act_round = BN_ROUND_HALF_AWAY;
     return BN_OK;
 }
 
-static bn_status kv_cache_f32(bn_faulted *f, bn_ctx_params *p, bn_error *err) {
+static bn_status option_kv_cache_f32(bn_faulted *f, bn_ctx_params *p, bn_error *err) {
     (void)f, (void)err;
     p->kv_type = BN_KV_F32;
     return BN_OK;
@@ -320,14 +325,14 @@ static void add_edit(bn_faulted *f, int layer, bn_tap_kind kind, edit_stage stag
     f->edits[f->n_edits++] = (tap_edit){layer, kind, stage, fn};
 }
 
-static bn_status permute_qk_heads(bn_faulted *f, bn_ctx_params *p, bn_error *err) {
+static bn_status edit_permute_qk_heads(bn_faulted *f, bn_ctx_params *p, bn_error *err) {
     (void)p, (void)err;
     add_edit(f, EVERY_BLOCK, BN_TAP_ATTN_Q, EDIT_BEFORE_OBSERVE, swap_head_pairs);
     add_edit(f, EVERY_BLOCK, BN_TAP_ATTN_K, EDIT_BEFORE_OBSERVE, swap_head_pairs);
     return BN_OK;
 }
 
-static bn_status put_nan_in_ffn_act(bn_faulted *f, bn_ctx_params *p, bn_error *err) {
+static bn_status edit_put_nan_in_ffn_act(bn_faulted *f, bn_ctx_params *p, bn_error *err) {
     (void)p, (void)err;
     if (f->source->hp.n_layer > 1) add_edit(f, 1, BN_TAP_FFN_ACT, EDIT_AFTER_INJECT, put_nan);
     return BN_OK;
