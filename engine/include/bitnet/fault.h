@@ -12,7 +12,8 @@
  *   - a context option that is a genuine numeric variant (f32 K/V cache,
  *     int8 activations rounded half away from zero, RoPE positions shifted);
  *   - an edit of a tapped value on the tap stream (Q/K heads permuted, a NaN
- *     injected), through the observe and inject hooks of the context.
+ *     injected), through the observe and inject hooks of the context (so not
+ *     in a BITPARITY_NO_TAPS benchmark build, which has no taps).
  *
  *     bn_ctx_params p = bn_ctx_default_params();
  *     p.observe = ...;                  // set hooks first: the fault wraps them
