@@ -118,6 +118,47 @@ TEST(MatmulI2S, HandComputedTwoRowsThreeTokens) {
         }
 }
 
+// The rounding of x·s to int8 is a named option: half to even as ggml
+// (default), or half away from zero. s = 100, so x = ±k/8 lands on ties.
+TEST(MatmulI2S, ActivationRoundingHalfEvenOrHalfAway) {
+    const int K = 128;
+    std::vector<uint8_t> data = PackI2S(std::vector<int>(K, 1), 1.0f);
+    bn_weight W = {BN_TYPE_I2_S, data.data(), K, 1};
+    std::vector<float> x(K, 0.0f);
+    x[0] = 1.27f;     // 127
+    x[1] = 0.125f;    // 12.5
+    x[2] = 0.375f;    // 37.5
+    x[3] = 0.625f;    // 62.5
+    x[4] = -0.125f;   // -12.5
+    struct Case {
+        bn_act_round round;
+        int q[4];
+    } cases[] = {{BN_ROUND_HALF_EVEN, {12, 38, 62, -12}}, {BN_ROUND_HALF_AWAY, {13, 38, 63, -13}}};
+    const size_t sb = bn_matmul_scratch_bytes(&W, 1);
+    std::vector<uint64_t> scratch(sb / 8 + 1);
+    bn_error err{};
+    for (const Case &c : cases)
+        for (bn_simd simd : Levels()) {
+            bn_matmul_opts o{};
+            o.simd = simd;
+            o.act_round = c.round;
+            float y = 0;
+            ASSERT_OK(bn_matmul(nullptr, &W, x.data(), 1, &y, &o, scratch.data(), sb, &err), err);
+            const int8_t *q = bn_matmul_scratch_q8(scratch.data(), nullptr, nullptr);
+            ASSERT_NE(q, nullptr);
+            EXPECT_EQ(q[0], 127);
+            int sum = 127;
+            for (int i = 0; i < 4; i++) EXPECT_EQ(q[1 + i], c.q[i]) << "element " << 1 + i << " round " << c.round;
+            for (int i = 0; i < 4; i++) sum += c.q[i];
+            EXPECT_EQ(Bits(y), Bits((float)sum / 100.0f * 1.0f)) << "round " << c.round;
+        }
+    bn_matmul_opts bad{};
+    bad.act_round = (bn_act_round)2;
+    float y;
+    EXPECT_EQ(bn_matmul(nullptr, &W, x.data(), 1, &y, &bad, scratch.data(), sb, &err), BN_ERR_INVALID);
+    EXPECT_NE(std::string(err.msg).find("rounding"), std::string::npos) << err.msg;
+}
+
 TEST(MatmulI2S, UnusedCode3DecodesAsZero) {
     std::vector<uint8_t> data(128 / 4 + 32, 0x55);  // every code 1 (weight 0)
     data[0] = 0xFF;                                 // elements 0, 32, 64, 96: code 3

@@ -63,28 +63,15 @@ struct bn_ctx {
     bn_matmul_opts mm; /* summation order; act_f16 set per call */
     int lanes;         /* float lanes of the emulated ggml build (softmax, silu) */
     char tap_name[96];
-    bn_weight *wo_t;   /* [L] transposed attn_output copies (the transpose-wo fault), else NULL */
-    void **wo_t_data;  /* [L] their bytes */
 };
 
 static const char *const numerics_names[] = {"ggml-compat", "f32"};
-static const char *const fault_names[BN_FAULT_COUNT] = {
-    "none", "gamma-inv-sqrt-h", "silu", "layernorm", "no-subnorm", "i2s-scale-clamp",
-    "rope-normal", "rope-pos-shift", "qk-head-perm", "round-away", "kv-f32", "nan", "transpose-wo",
-};
 
 const char *bn_numerics_name(bn_numerics n) { return (unsigned)n < 2 ? numerics_names[n] : "?"; }
-const char *bn_fault_name(bn_fault f) { return (unsigned)f < BN_FAULT_COUNT ? fault_names[f] : "?"; }
 
 bool bn_numerics_parse(const char *s, bn_numerics *out) {
     for (int i = 0; i < 2; i++)
         if (!strcmp(s, numerics_names[i])) return *out = (bn_numerics)i, true;
-    return false;
-}
-
-bool bn_fault_parse(const char *s, bn_fault *out) {
-    for (int i = 0; i < BN_FAULT_COUNT; i++)
-        if (!strcmp(s, fault_names[i])) return *out = (bn_fault)i, true;
     return false;
 }
 
@@ -151,12 +138,11 @@ static bn_status project(bn_ctx *c, int il, bn_proj p, const bn_weight *w, const
     return BN_OK;
 }
 
-/* Per-block norm: rms_norm(x) * gamma (faults: LayerNorm, gamma / sqrt(H)). */
+/* Per-block norm: rms_norm(x) * gamma (or LayerNorm, as hp.block_norm says). */
 static void norm(bn_ctx *c, float *y, const float *x, const float *gamma, int64_t n) {
     const bn_hparams *hp = &c->m->hp;
-    bn_op_rms_norm(y, x, c->T, n, hp->norm_eps, c->p.fault == BN_FAULT_LAYERNORM);
+    bn_op_rms_norm(y, x, c->T, n, hp->norm_eps, hp->block_norm == BN_NORM_LAYER);
     bn_op_mul_rows(y, gamma, c->T, n);
-    if (c->p.fault == BN_FAULT_GAMMA_INV_SQRT_H) bn_op_scale(y, 1.0f / sqrtf((float)hp->n_embd), c->T * n);
 }
 
 /* ----------------------------------------------------------- attention -- */
@@ -273,17 +259,6 @@ static bn_status attention(bn_ctx *c, int il, bn_error *err) {
     return BN_OK;
 }
 
-/* Seeded fault: heads 2i and 2i+1 trade places (a wrong Q/K permutation). */
-static void swap_head_pairs(float *x, int64_t T, int64_t n_heads, int64_t D) {
-    for (int64_t t = 0; t < T; t++)
-        for (int64_t h = 0; h + 1 < n_heads; h += 2)
-            for (int64_t d = 0; d < D; d++) {
-                float *a = x + (t * n_heads + h) * D + d, tmp = *a;
-                *a = a[D];
-                a[D] = tmp;
-            }
-}
-
 /* --------------------------------------------------------------- block -- */
 
 /* One BitNet block on the residual stream x[T, H] (bitnet-graph.md). */
@@ -294,33 +269,29 @@ static bn_status forward_block(bn_ctx *c, int il, bn_error *err) {
     bn_run *r = &c->r;
     const int64_t T = c->T, H = hp->n_embd, F = hp->n_ff, D = hp->head_dim;
     const int64_t Dq = hp->n_head * D, Dkv = hp->n_head_kv * D;
-    const bool sub_norms = hp->sub_norms && c->p.fault != BN_FAULT_NO_SUBNORM;
-    const bool neox = hp->rope_neox != (c->p.fault == BN_FAULT_ROPE_NORMAL);
-    const int64_t rope_p0 = c->p0 + (c->p.fault == BN_FAULT_ROPE_POS_SHIFT);
+    const int64_t rope_p0 = c->p0 + c->p.rope_pos_offset;
     bn_status st;
 
     /* attention */
     norm(c, r->xn, r->x, L->attn_norm, H);
     TAP(il, BN_TAP_ATTN_NORM, r->xn, T, H);
-    const bool perm = c->p.fault == BN_FAULT_QK_HEAD_PERM;
     if ((st = project(c, il, BN_PROJ_Q, &L->w[BN_PROJ_Q], r->xn, r->q, err))) return st;
-    if (perm) swap_head_pairs(r->q, T, hp->n_head, D);
     TAP(il, BN_TAP_ATTN_Q, r->q, T, Dq);
     if ((st = project(c, il, BN_PROJ_K, &L->w[BN_PROJ_K], r->xn, r->k, err))) return st;
-    if (perm) swap_head_pairs(r->k, T, hp->n_head_kv, D);
     TAP(il, BN_TAP_ATTN_K, r->k, T, Dkv);
     if ((st = project(c, il, BN_PROJ_V, &L->w[BN_PROJ_V], r->xn, r->v, err))) return st;
     TAP(il, BN_TAP_ATTN_V, r->v, T, Dkv);
-    bn_op_rope(r->q, T, hp->n_head, D, rope_p0, hp->rope_base, neox);
+    bn_op_rope(r->q, T, hp->n_head, D, rope_p0, hp->rope_base, hp->rope_neox);
     TAP(il, BN_TAP_ATTN_Q_ROPE, r->q, T, Dq);
-    bn_op_rope(r->k, T, hp->n_head_kv, D, rope_p0, hp->rope_base, neox);
+    bn_op_rope(r->k, T, hp->n_head_kv, D, rope_p0, hp->rope_base, hp->rope_neox);
     TAP(il, BN_TAP_ATTN_K_ROPE, r->k, T, Dkv);
     if ((st = attention(c, il, err))) return st;
     TAP(il, BN_TAP_ATTN_CTX, r->ctxv, T, Dq);
-    if (sub_norms) norm(c, r->ctxv, r->ctxv, L->attn_sub_norm, Dq);
-    if (hp->sub_norms) TAP(il, BN_TAP_ATTN_SUB_NORM, r->ctxv, T, Dq); /* the skipped value under the fault */
-    const bn_weight *wo = c->wo_t ? &c->wo_t[il] : &L->w[BN_PROJ_O];
-    if ((st = project(c, il, BN_PROJ_O, wo, r->ctxv, r->proj, err))) return st;
+    /* A block whose sub-norm weights were dropped (model.h) still fires the
+     * sub-norm's tap, with the value unnormed, so traces keep their taps. */
+    if (hp->sub_norms && L->attn_sub_norm) norm(c, r->ctxv, r->ctxv, L->attn_sub_norm, Dq);
+    if (hp->sub_norms) TAP(il, BN_TAP_ATTN_SUB_NORM, r->ctxv, T, Dq);
+    if ((st = project(c, il, BN_PROJ_O, &L->w[BN_PROJ_O], r->ctxv, r->proj, err))) return st;
     TAP(il, BN_TAP_ATTN_OUT, r->proj, T, H);
     bn_op_add(r->x, r->proj, T * H);
     TAP(il, BN_TAP_FFN_INP, r->x, T, H);
@@ -332,11 +303,9 @@ static bn_status forward_block(bn_ctx *c, int il, bn_error *err) {
     TAP(il, BN_TAP_FFN_GATE, r->gate, T, F);
     if ((st = project(c, il, BN_PROJ_UP, &L->w[BN_PROJ_UP], r->xn, r->up, err))) return st;
     TAP(il, BN_TAP_FFN_UP, r->up, T, F);
-    const bool relu2 = hp->act == BN_ACT_RELU2 && c->p.fault != BN_FAULT_SILU;
-    bn_op_glu(r->gate, r->gate, r->up, T, F, relu2, c->lanes);
+    bn_op_glu(r->gate, r->gate, r->up, T, F, hp->act == BN_ACT_RELU2, c->lanes);
     TAP(il, BN_TAP_FFN_ACT, r->gate, T, F);
-    if (c->p.fault == BN_FAULT_NAN && il == 1) r->gate[T * F / 2] = NAN; /* one bad element mid-graph */
-    if (sub_norms) norm(c, r->gate, r->gate, L->ffn_sub_norm, F);
+    if (hp->sub_norms && L->ffn_sub_norm) norm(c, r->gate, r->gate, L->ffn_sub_norm, F);
     if (hp->sub_norms) TAP(il, BN_TAP_FFN_SUB_NORM, r->gate, T, F);
     if ((st = project(c, il, BN_PROJ_DOWN, &L->w[BN_PROJ_DOWN], r->gate, r->proj, err))) return st;
     TAP(il, BN_TAP_FFN_OUT, r->proj, T, H);
@@ -357,14 +326,18 @@ static bn_status run_alloc(bn_ctx *c, int64_t T, bn_error *err) {
     struct {
         float **p;
         int64_t n;
-    } bufs[] = {{&r->x, T * H},     {&r->xn, T * H},   {&r->q, T * Dq},   {&r->k, T * Dkv},
-                {&r->v, T * Dkv},   {&r->ctxv, T * Dq}, {&r->proj, T * H}, {&r->gate, T * F},
-                {&r->up, T * F},    {&r->att, hp->n_head * T * n_kv},     {&r->tapbuf, hp->n_head * T * n_kv},
-                {&r->logits, T * V}};
+        const char *name;
+    } bufs[] = {{&r->x, T * H, "x"},         {&r->xn, T * H, "xn"},     {&r->q, T * Dq, "q"},
+                {&r->k, T * Dkv, "k"},       {&r->v, T * Dkv, "v"},     {&r->ctxv, T * Dq, "ctxv"},
+                {&r->proj, T * H, "proj"},   {&r->gate, T * F, "gate"}, {&r->up, T * F, "up"},
+                {&r->att, hp->n_head * T * n_kv, "att"}, {&r->tapbuf, hp->n_head * T * n_kv, "tapbuf"},
+                {&r->logits, T * V, "logits"}};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
         free(*bufs[i].p);
         *bufs[i].p = malloc((size_t)bufs[i].n * sizeof(float));
-        if (!*bufs[i].p) return bn_error_set(err, BN_ERR_NOMEM, "out of memory for a batch of %lld tokens", (long long)T);
+        if (!*bufs[i].p)
+            return bn_error_set(err, BN_ERR_NOMEM, "activations '%s' for a batch of %lld tokens: cannot allocate %zu "
+                                "bytes", bufs[i].name, (long long)T, (size_t)bufs[i].n * sizeof(float));
     }
     size_t need = 0;
     const bn_layer *L = &c->m->layers[0];
@@ -376,7 +349,9 @@ static bn_status run_alloc(bn_ctx *c, int64_t T, bn_error *err) {
     need = s > need ? s : need;
     free(r->mm_scratch);
     r->mm_scratch = malloc(need ? need : 1);
-    if (!r->mm_scratch) return bn_error_set(err, BN_ERR_NOMEM, "out of memory for matmul scratch");
+    if (!r->mm_scratch)
+        return bn_error_set(err, BN_ERR_NOMEM, "matmul scratch for %lld tokens: cannot allocate %zu bytes", (long long)T,
+                            need ? need : 1);
     r->mm_scratch_bytes = need;
     r->cap = T;
     return BN_OK;
@@ -417,45 +392,21 @@ bn_status bn_ctx_eval(bn_ctx *c, const int32_t *tokens, int64_t T, bn_error *err
 
 /* ------------------------------------------------------------- context -- */
 
-/* The transpose-wo fault: each square attn_output re-quantized transposed. */
-static bn_status make_transposed_wo(bn_ctx *c, bn_error *err) {
-    const bn_hparams *hp = &c->m->hp;
-    c->wo_t = calloc((size_t)hp->n_layer, sizeof *c->wo_t);
-    c->wo_t_data = calloc((size_t)hp->n_layer, sizeof *c->wo_t_data);
-    if (!c->wo_t || !c->wo_t_data) return bn_error_set(err, BN_ERR_NOMEM, "out of memory");
-    for (int il = 0; il < hp->n_layer; il++) {
-        const bn_weight *w = &c->m->layers[il].w[BN_PROJ_O];
-        if (w->k != w->n) return bn_error_set(err, BN_ERR_UNSUPPORTED, "fault transpose-wo needs square attn_output");
-        const int64_t n = w->k;
-        uint64_t nbytes;
-        bn_status st = bn_type_tensor_nbytes(w->type, n, n * n, &nbytes, err);
-        float *a = st ? NULL : malloc((size_t)(n * n) * sizeof *a), *t = a ? malloc((size_t)(n * n) * sizeof *t) : NULL;
-        c->wo_t_data[il] = t ? malloc((size_t)nbytes) : NULL;
-        if (!st && !c->wo_t_data[il]) st = bn_error_set(err, BN_ERR_NOMEM, "out of memory");
-        if (!st) st = bn_dequantize_rows(w->type, w->data, n, n, 0, n, a, err);
-        for (int64_t i = 0; !st && i < n; i++)
-            for (int64_t j = 0; j < n; j++) t[j * n + i] = a[i * n + j];
-        if (!st) st = bn_quantize(w->type, t, n, n, c->wo_t_data[il], (size_t)nbytes, err);
-        free(a), free(t);
-        if (st) return st;
-        c->wo_t[il] = (bn_weight){.type = w->type, .data = c->wo_t_data[il], .k = n, .n = n};
-    }
-    return BN_OK;
-}
-
 static bn_status kv_alloc(bn_ctx *c, bn_error *err) {
     const bn_hparams *hp = &c->m->hp;
     const size_t n = (size_t)hp->n_layer * (size_t)c->n_ctx * (size_t)(hp->n_head_kv * hp->head_dim);
-    c->kv.f16 = c->p.numerics == BN_NUMERICS_GGML_COMPAT && c->p.fault != BN_FAULT_KV_F32;
+    c->kv.f16 = c->p.kv_type == BN_KV_F16 || (c->p.kv_type == BN_KV_AUTO && c->p.numerics == BN_NUMERICS_GGML_COMPAT);
+    const size_t elem = c->kv.f16 ? sizeof(uint16_t) : sizeof(float);
     if (c->kv.f16) {
-        c->kv.k16 = calloc(n, sizeof(uint16_t));
-        c->kv.v16 = calloc(n, sizeof(uint16_t));
+        c->kv.k16 = calloc(n, elem);
+        c->kv.v16 = calloc(n, elem);
     } else {
-        c->kv.k32 = calloc(n, sizeof(float));
-        c->kv.v32 = calloc(n, sizeof(float));
+        c->kv.k32 = calloc(n, elem);
+        c->kv.v32 = calloc(n, elem);
     }
     if ((c->kv.f16 && (!c->kv.k16 || !c->kv.v16)) || (!c->kv.f16 && (!c->kv.k32 || !c->kv.v32)))
-        return bn_error_set(err, BN_ERR_NOMEM, "out of memory for a KV cache of %lld positions", (long long)c->n_ctx);
+        return bn_error_set(err, BN_ERR_NOMEM, "KV cache: cannot allocate 2 x %zu bytes (%lld positions, %s)",
+                            n * elem, (long long)c->n_ctx, c->kv.f16 ? "f16" : "f32");
     return BN_OK;
 }
 
@@ -469,8 +420,11 @@ bn_status bn_ctx_create(const bn_model *m, const bn_ctx_params *p, bn_ctx **out,
         return bn_error_set(err, BN_ERR_UNSUPPORTED, "head_dim %lld > 1024 is not supported", (long long)m->hp.head_dim);
     if ((p->observe && !p->observe_fn) || (p->inject && !p->inject_fn))
         return bn_error_set(err, BN_ERR_INVALID, "a tap set was given without its hook");
+    if ((unsigned)p->kv_type > BN_KV_F32 || (unsigned)p->act_round > BN_ROUND_HALF_AWAY)
+        return bn_error_set(err, BN_ERR_INVALID, "unknown K/V type %d or activation rounding %d", (int)p->kv_type,
+                            (int)p->act_round);
     bn_ctx *c = calloc(1, sizeof *c);
-    if (!c) return bn_error_set(err, BN_ERR_NOMEM, "out of memory");
+    if (!c) return bn_error_set(err, BN_ERR_NOMEM, "context: cannot allocate %zu bytes", sizeof *c);
     c->m = m;
     c->p = *p;
     c->n_ctx = p->n_ctx > 0 ? p->n_ctx : (m->hp.n_ctx_train < 4096 ? m->hp.n_ctx_train : 4096);
@@ -478,16 +432,15 @@ bn_status bn_ctx_create(const bn_model *m, const bn_ctx_params *p, bn_ctx **out,
      * f32 mode sums in plain index order (no f16 rounding anywhere). */
     c->mm.order = p->numerics == BN_NUMERICS_GGML_COMPAT ? BN_SUM_GGML : BN_SUM_PLAIN;
     c->lanes = 16;
-    c->mm.fault_round_away = p->fault == BN_FAULT_ROUND_AWAY;
-    if (p->fault == BN_FAULT_I2S_SCALE_CLAMP) c->mm.fault_scale_lo = 1e-3f, c->mm.fault_scale_hi = 1e3f;
+    c->mm.act_round = p->act_round;
     const int64_t slots = (m->hp.n_layer + 1) * BN_TAP_KIND_COUNT;
     bn_status st = BN_OK;
     c->tap_on = calloc((size_t)slots, sizeof *c->tap_on);
-    if (!c->tap_on) st = bn_error_set(err, BN_ERR_NOMEM, "out of memory");
+    if (!c->tap_on)
+        st = bn_error_set(err, BN_ERR_NOMEM, "tap table: cannot allocate %zu bytes", (size_t)slots * sizeof *c->tap_on);
     for (int64_t i = 0; st == BN_OK && i < slots; i++)
         c->tap_on[i] = (p->observe && bn_tap_set_table(p->observe)[i]) || (p->inject && bn_tap_set_table(p->inject)[i]);
     if (st == BN_OK) st = kv_alloc(c, err);
-    if (st == BN_OK && p->fault == BN_FAULT_TRANSPOSE_WO) st = make_transposed_wo(c, err);
     if (st == BN_OK) st = bn_pool_create(p->n_threads, &c->pool, err);
     if (st) {
         bn_ctx_free(c);
@@ -506,8 +459,6 @@ void bn_ctx_free(bn_ctx *c) {
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(r->mm_scratch);
     free(c->tap_on);
-    for (int il = 0; c->wo_t_data && il < c->m->hp.n_layer; il++) free(c->wo_t_data[il]);
-    free(c->wo_t_data), free(c->wo_t);
     free(c);
 }
 

@@ -72,6 +72,8 @@ typedef enum act_kind {
 } act_kind;
 
 typedef struct mm_job mm_job;
+/* Quantizes one token of K activations to int8 q, its scale and Σq. */
+typedef void i8_token_fn(const float *x, int64_t K, int8_t *q, float *s_out, int32_t *sum_out);
 typedef float elem_fn(const mm_job *j, int64_t row, int64_t t);
 /* Tokens t..t+3 of one row at once, or NULL: exact integer kernels only, so
  * the results equal four elem_fn calls. */
@@ -127,7 +129,7 @@ struct mm_job {
     bn_sum_order order;
     bool avx2;
     float w_scale;      /* I2_S tensor scale */
-    bool round_away;    /* seeded fault: activations rounded half away from zero */
+    i8_token_fn *quant_i8; /* I2_S activation quantizer, by bn_act_round */
     int8_t *q8;         /* [T,K] */
     float *af;          /* per token / per block scales (scratch_hdr.f_off) */
     int32_t *ai32;      /* I2_S Σq per token */
@@ -157,11 +159,11 @@ static bool scratch_layout(const type_info *ti, int64_t T, int64_t K, scratch_hd
         h->total = off;
         return true;
     }
-    size_t nf, ni, isz;
+    size_t nf = (size_t)K / QK8_0, ni = 0, isz = 0; /* Q8_0 */
     switch (ti->act) {
     case ACT_I8_TOKEN: nf = 1, ni = 1, isz = sizeof(int32_t); break;
     case ACT_Q8_K: nf = (size_t)K / QK_K, ni = (size_t)K / 16, isz = sizeof(int16_t); break;
-    default: nf = (size_t)K / QK8_0, ni = 0, isz = 0; break;
+    case ACT_Q8_0: case ACT_DENSE: break;
     }
     size_t q8, f, i;
     h->q8_off = off;
@@ -204,8 +206,9 @@ static float op_get(const void *p, op_kind k, int64_t i) {
     switch (k) {
     case OP_F16: return bn_f16_to_f32(((const uint16_t *)p)[i]);
     case OP_F32_AS_F16: return bn_f16_to_f32(bn_f32_to_f16(((const float *)p)[i]));
-    default: return ((const float *)p)[i];
+    case OP_F32: break;
     }
+    return ((const float *)p)[i];
 }
 
 /* ------------------------------------------------------------------ */
@@ -341,8 +344,9 @@ AVX2_FN static inline __m256 ld8(const void *p, op_kind k, int64_t i) {
     case OP_F16: return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)p + i)));
     case OP_F32_AS_F16:
         return _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps((const float *)p + i), _MM_FROUND_TO_NEAREST_INT));
-    default: return _mm256_loadu_ps((const float *)p + i);
+    case OP_F32: break;
     }
+    return _mm256_loadu_ps((const float *)p + i);
 }
 
 /* Halving tree of 8 lanes: hsum_float_8 / tinyBLAS hsum. */
@@ -666,8 +670,14 @@ static const type_info *find_type(uint32_t type) {
 /* Activation quantization (one token per call)                        */
 /* ------------------------------------------------------------------ */
 
-/* specs/i2s.md: amax in double, s = (float)(127/amax), q = clamp(rne(x·s)). */
-static void quant_i8_token(const float *x, int64_t K, bool round_away, int8_t *q, float *s_out, int32_t *sum_out) {
+/* specs/i2s.md: amax in double, s = (float)(127/amax), q = clamp(round(x·s)).
+ * Inlined into one quantizer per rounding, so the hot loop has no branch on
+ * the mode and calls no function per element. */
+#if defined(__GNUC__)
+__attribute__((always_inline))
+#endif
+static inline void quant_i8_token_with(int (*round_fn)(float), const float *x, int64_t K, int8_t *q, float *s_out,
+                                       int32_t *sum_out) {
     double amax = 1e-5;
     for (int64_t i = 0; i < K; i++) {
         double a = fabs((double)x[i]);
@@ -676,7 +686,7 @@ static void quant_i8_token(const float *x, int64_t K, bool round_away, int8_t *q
     const float s = (float)(127.0 / amax);
     int32_t sum = 0;
     for (int64_t i = 0; i < K; i++) {
-        int v = round_away ? (int)lroundf(x[i] * s) : nearest_int(x[i] * s);
+        int v = round_fn(x[i] * s);
         v = v > 127 ? 127 : v < -128 ? -128 : v;
         q[i] = (int8_t)v;
         sum += v;
@@ -684,6 +694,21 @@ static void quant_i8_token(const float *x, int64_t K, bool round_away, int8_t *q
     *s_out = s;
     *sum_out = sum;
 }
+
+static int round_half_away(float v) { return (int)lroundf(v); }
+
+static void quant_i8_token_even(const float *x, int64_t K, int8_t *q, float *s_out, int32_t *sum_out) {
+    quant_i8_token_with(nearest_int, x, K, q, s_out, sum_out);
+}
+
+static void quant_i8_token_away(const float *x, int64_t K, int8_t *q, float *s_out, int32_t *sum_out) {
+    quant_i8_token_with(round_half_away, x, K, q, s_out, sum_out);
+}
+
+static i8_token_fn *const I8_QUANTIZERS[] = {
+    [BN_ROUND_HALF_EVEN] = quant_i8_token_even,
+    [BN_ROUND_HALF_AWAY] = quant_i8_token_away,
+};
 
 /* ggml's quantize_row_q8_K_ref (specs/ternary-llamacpp.md). */
 static void quant_q8_k(const float *x, int64_t K, int8_t *q, float *d, int16_t *bsums) {
@@ -732,7 +757,7 @@ static void quant_task(void *ctx, int64_t t0, int64_t t1) {
         const float *x = j->x + t * K;
         int8_t *q = j->q8 + t * K;
         switch (j->ti->act) {
-        case ACT_I8_TOKEN: quant_i8_token(x, K, j->round_away, q, j->af + t, j->ai32 + t); break;
+        case ACT_I8_TOKEN: j->quant_i8(x, K, q, j->af + t, j->ai32 + t); break;
         case ACT_Q8_K: quant_q8_k(x, K, q, j->af + t * (K / QK_K), j->ai16 + t * (K / 16)); break;
         case ACT_Q8_0: quant_q8_0(x, K, q, j->af + t * (K / QK8_0)); break;
         case ACT_DENSE: break;
@@ -800,8 +825,8 @@ static bn_status resolve_simd(bn_pool *pool, bn_simd want, bool *avx2, bn_error 
 
 bn_status bn_matmul(bn_pool *pool, const bn_weight *w, const float *x, int64_t T, float *y,
                     const bn_matmul_opts *opts, void *scratch, size_t scratch_bytes, bn_error *err) {
-    static const bn_matmul_opts defaults = {.order = BN_SUM_PLAIN, .simd = BN_SIMD_AUTO};
-    const bn_matmul_opts *o = opts ? opts : &defaults;
+    static const bn_matmul_opts plain = {.order = BN_SUM_PLAIN, .simd = BN_SIMD_AUTO};
+    const bn_matmul_opts *o = opts ? opts : &plain;
     if (!w || !w->data || !x || !y || !scratch)
         return bn_error_set(err, BN_ERR_INVALID, "matmul: NULL weight, data, input, output or scratch");
     const type_info *ti = find_type(w->type);
@@ -815,6 +840,8 @@ bn_status bn_matmul(bn_pool *pool, const bn_weight *w, const float *x, int64_t T
                             (long long)ti->block);
     if (o->order > BN_SUM_GGML_AVX2)
         return bn_error_set(err, BN_ERR_INVALID, "matmul: unknown summation order %d", (int)o->order);
+    if ((unsigned)o->act_round >= sizeof I8_QUANTIZERS / sizeof I8_QUANTIZERS[0])
+        return bn_error_set(err, BN_ERR_INVALID, "matmul: unknown activation rounding %d", (int)o->act_round);
     scratch_hdr h;
     if (!scratch_layout(ti, T, w->k, &h) || scratch_bytes < h.total || (uintptr_t)scratch % 8 != 0)
         return bn_error_set(err, BN_ERR_INVALID,
@@ -833,10 +860,7 @@ bn_status bn_matmul(bn_pool *pool, const bn_weight *w, const float *x, int64_t T
     j.ai16 = (int16_t *)(base + h.i_off);
     if (ti->act == ACT_I8_TOKEN) { /* one float right after all the codes */
         memcpy(&j.w_scale, j.w + (size_t)(w->n * w->k / 4), sizeof j.w_scale);
-        if (o->fault_scale_hi > 0)
-            j.w_scale = j.w_scale < o->fault_scale_lo ? o->fault_scale_lo
-                        : j.w_scale > o->fault_scale_hi ? o->fault_scale_hi : j.w_scale;
-        j.round_away = o->fault_round_away;
+        j.quant_i8 = I8_QUANTIZERS[o->act_round];
     }
     if (ti->act == ACT_DENSE) dense_plan(ti, T, w->k, o, &j);
     else bn_pool_parallel_for(pool, T, 1, quant_task, &j);

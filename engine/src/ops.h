@@ -9,7 +9,7 @@
 
 /* y[t] = x[t] / sqrt(mean(x[t]^2) + eps) for T rows of n; sum of float
  * squares accumulated in double, scale = 1.0f/sqrtf((float)mean + eps).
- * layernorm = true subtracts the row mean first (a seeded fault). */
+ * layernorm = true subtracts the row mean first (hp.block_norm = BN_NORM_LAYER). */
 void bn_op_rms_norm(float *y, const float *x, int64_t T, int64_t n, float eps, bool layernorm);
 /* y[t][i] *= w[i] */
 void bn_op_mul_rows(float *y, const float *w, int64_t T, int64_t n);

@@ -162,6 +162,29 @@ void bn_tap_set_free(bn_tap_set *s) {
     free(s);
 }
 
+bn_status bn_tap_set_copy(const bn_tap_set *s, int64_t n_layer, bn_tap_set **out, bn_error *err) {
+    if (s && s->n_layer != n_layer) {
+        *out = NULL;
+        return bn_error_set(err, BN_ERR_INVALID, "tap set of %lld blocks used for a model of %lld",
+                            (long long)s->n_layer, (long long)n_layer);
+    }
+    bn_status st = set_alloc(n_layer, out, err);
+    if (st || !s) return st;
+    memcpy((*out)->on, s->on, (size_t)(n_layer + 1) * BN_TAP_KIND_COUNT * sizeof *s->on);
+    (*out)->count = s->count;
+    return BN_OK;
+}
+
+bool bn_tap_set_add(bn_tap_set *s, int layer, bn_tap_kind kind) {
+    if (layer < -1 || layer >= s->n_layer || (unsigned)kind >= BN_TAP_KIND_COUNT ||
+        kind_is_global(kind) != (layer < 0))
+        return false;
+    bool *on = &s->on[(int64_t)(layer + 1) * BN_TAP_KIND_COUNT + kind];
+    s->count += !*on;
+    *on = true;
+    return true;
+}
+
 bool bn_tap_set_has(const bn_tap_set *s, int layer, bn_tap_kind kind) {
     if (!s || layer < -1 || layer >= s->n_layer || (unsigned)kind >= BN_TAP_KIND_COUNT) return false;
     return s->on[(int64_t)(layer + 1) * BN_TAP_KIND_COUNT + kind];

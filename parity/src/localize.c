@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bitnet/fault.h"
 #include "bitnet/forward.h"
 #include "bitnet/quant.h"
 #include "bitnet/taps.h"
@@ -731,9 +732,10 @@ bn_status parity_replay(parity_compare_result *r, const parity_tapview *subject,
     const char *fault = o->fault ? o->fault : parity_trace_get(st_trace, "settings.fault");
     bn_ctx_params cp = bn_ctx_default_params();
     cp.n_threads = o->n_threads > 0 ? o->n_threads : 1;
+    bn_fault fault_id = BN_FAULT_NONE;
     if (numerics && !bn_numerics_parse(numerics, &cp.numerics))
         return bn_error_set(err, BN_ERR_INVALID, "replay: unknown numerics '%s' in %s", numerics, parity_trace_path(st_trace));
-    if (fault && !bn_fault_parse(fault, &cp.fault))
+    if (fault && !bn_fault_parse(fault, &fault_id))
         return bn_error_set(err, BN_ERR_INVALID, "replay: unknown fault '%s' in %s", fault, parity_trace_path(st_trace));
     int64_t total = 0;
     for (int64_t k = 0; k < parity_trace_eval_count(rt); k++) total += parity_trace_eval(rt, k)->n_tokens;
@@ -744,6 +746,7 @@ bn_status parity_replay(parity_compare_result *r, const parity_tapview *subject,
     parity_replay_result *res = calloc(1, sizeof *res);
     replay_ctx c = {.rv = reference, .policy = policy, .out = res, .cached_eval = -1};
     bn_tap_set *obs = NULL, *inj = NULL;
+    bn_faulted *faulted = NULL;
     bn_ctx *ctx = NULL;
     bn_status st = res ? BN_OK : bn_error_set(err, BN_ERR_NOMEM, "out of memory");
     if (!st) {
@@ -755,7 +758,8 @@ bn_status parity_replay(parity_compare_result *r, const parity_tapview *subject,
                                     &inj, err);
     cp.observe = obs, cp.observe_fn = replay_observe, cp.observe_user = &c;
     cp.inject = inj, cp.inject_fn = replay_inject, cp.inject_user = &c;
-    if (!st) st = bn_ctx_create(o->model, &cp, &ctx, err);
+    if (!st) st = bn_fault_apply(o->model, fault_id, &cp, &faulted, err);
+    if (!st) st = bn_ctx_create(bn_faulted_model(faulted), &cp, &ctx, err);
     for (int64_t k = 0; !st && k < parity_trace_eval_count(rt); k++) {
         const parity_eval *ev = parity_trace_eval(rt, k);
         if (ev->p0 != bn_ctx_n_past(ctx))
@@ -769,6 +773,7 @@ bn_status parity_replay(parity_compare_result *r, const parity_tapview *subject,
     if (!st) st = replay_hint(r, res, err);
     parity_tensor_free(&c.cached);
     bn_ctx_free(ctx);
+    bn_faulted_free(faulted);
     bn_tap_set_free(obs);
     bn_tap_set_free(inj);
     if (st) {

@@ -36,6 +36,7 @@ bn_status parity_record(const bn_model *m, const parity_record_opts *o, bn_error
     char sha[BN_SHA256_HEX_SIZE], wt[16];
     bn_tap_set *taps = NULL;
     parity_trace_writer *w = NULL;
+    bn_faulted *faulted = NULL;
     bn_ctx *c = NULL;
     parity_eval *evals = calloc((size_t)n_evals, sizeof *evals);
     int32_t *steps = calloc((size_t)n_evals, sizeof *steps); /* greedy token after each evaluation */
@@ -46,11 +47,11 @@ bn_status parity_record(const bn_model *m, const parity_record_opts *o, bn_error
     bn_ctx_params cp = bn_ctx_default_params();
     cp.n_threads = o->n_threads;
     cp.numerics = o->numerics;
-    cp.fault = o->fault;
     cp.observe = taps;
     cp.observe_fn = write_tap;
     cp.observe_user = w;
-    if (!st) st = bn_ctx_create(m, &cp, &c, err);
+    if (!st) st = bn_fault_apply(m, o->fault, &cp, &faulted, err);
+    if (!st) st = bn_ctx_create(bn_faulted_model(faulted), &cp, &c, err);
     for (int64_t k = 0; k < n_evals && !st; k++) {
         const int32_t *toks = o->follow ? o->follow[k].tokens : k == 0 ? o->tokens : &steps[k - 1];
         const int64_t n = o->follow ? o->follow[k].n_tokens : k == 0 ? o->n_tokens : 1;
@@ -78,6 +79,7 @@ bn_status parity_record(const bn_model *m, const parity_record_opts *o, bn_error
     }
     parity_trace_writer_abort(w);
     bn_ctx_free(c);
+    bn_faulted_free(faulted);
     bn_tap_set_free(taps);
     free(evals), free(steps);
     return st;

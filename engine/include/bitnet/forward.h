@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "bitnet/matmul.h"
 #include "bitnet/model.h"
 #include "bitnet/status.h"
 #include "bitnet/taps.h"
@@ -20,35 +21,21 @@ extern "C" {
  * f32: F32 KV cache, no f16 roundings, no padding. */
 typedef enum bn_numerics { BN_NUMERICS_GGML_COMPAT, BN_NUMERICS_F32 } bn_numerics;
 
-/* Seeded bugs (bitparity trace --fault): each reproduces a real porting
- * mistake so the parity driver can be shown to localize and name it. */
-typedef enum bn_fault {
-    BN_FAULT_NONE,
-    BN_FAULT_GAMMA_INV_SQRT_H, /* norm weights scaled by 1/sqrt(H) */
-    BN_FAULT_SILU,             /* SiLU instead of relu^2 */
-    BN_FAULT_LAYERNORM,        /* LayerNorm (mean subtracted) instead of RMSNorm */
-    BN_FAULT_NO_SUBNORM,       /* sub-norms skipped */
-    BN_FAULT_I2S_SCALE_CLAMP,  /* ternary weight scale clamped to [1e-3, 1e3] and rescaled */
-    BN_FAULT_ROPE_NORMAL,      /* RoPE pairing swapped (NEOX <-> normal) */
-    BN_FAULT_ROPE_POS_SHIFT,   /* RoPE positions off by one */
-    BN_FAULT_QK_HEAD_PERM,     /* Q heads permuted (pairs swapped) */
-    BN_FAULT_ROUND_AWAY,       /* int8 activation rounding half away from zero */
-    BN_FAULT_KV_F32,           /* K/V cache kept in f32 under ggml-compat */
-    BN_FAULT_NAN,              /* a NaN appears in blk.1's FFN activation */
-    BN_FAULT_TRANSPOSE_WO,     /* attn_output weights used transposed (square layers only) */
-    BN_FAULT_COUNT
-} bn_fault;
+/* The K/V cache's element type. AUTO follows the numerics mode: f16 in
+ * ggml-compat (with its KV padding and the f16 rounding of q and p), f32 in
+ * f32 mode. An explicit type overrides the mode for the attention only. */
+typedef enum bn_kv_type { BN_KV_AUTO, BN_KV_F16, BN_KV_F32 } bn_kv_type;
 
 const char *bn_numerics_name(bn_numerics n);
 bool bn_numerics_parse(const char *s, bn_numerics *out);
-const char *bn_fault_name(bn_fault f);
-bool bn_fault_parse(const char *s, bn_fault *out);
 
 typedef struct bn_ctx_params {
     int n_threads;             /* >= 1 */
     bn_numerics numerics;
     int64_t n_ctx;             /* KV capacity in positions; 0 = min(context_length, 4096) */
-    bn_fault fault;
+    bn_kv_type kv_type;        /* BN_KV_AUTO: as the numerics mode says */
+    int64_t rope_pos_offset;   /* added to every position RoPE sees (0: positions count from 0) */
+    bn_act_round act_round;    /* rounding of I2_S int8 activations (bitnet/matmul.h) */
     const bn_tap_set *observe; /* NULL: nothing observed */
     bn_tap_fn observe_fn;
     void *observe_user;
@@ -57,7 +44,8 @@ typedef struct bn_ctx_params {
     void *inject_user;
 } bn_ctx_params;
 
-/* Defaults: 1 thread, ggml-compat, no taps, no fault. */
+/* Defaults: 1 thread, ggml-compat, no taps, the K/V type of the mode, ggml's
+ * rounding (half to even), positions from 0. */
 bn_ctx_params bn_ctx_default_params(void);
 
 typedef struct bn_ctx bn_ctx;

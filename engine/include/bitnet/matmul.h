@@ -53,14 +53,16 @@ typedef enum bn_sum_order {
                              ggml's source; no trace to confirm it) */
 } bn_sum_order;
 
+/* How x·s is rounded to the I2_S int8 activations: half to even as ggml
+ * (nearest_int), or half away from zero as a port using lroundf does. */
+typedef enum bn_act_round { BN_ROUND_HALF_EVEN = 0, BN_ROUND_HALF_AWAY = 1 } bn_act_round;
+
 typedef struct bn_matmul_opts {
-    bn_sum_order order; /* see above */
-    bool act_f16;       /* F32/F16 weights: round activations to f16 first
-                           (always implied by GGML orders when ggml would) */
-    bn_simd simd;       /* BN_SIMD_AUTO: the pool's level */
-    /* Seeded faults (bitparity trace --fault), all off (0) in normal use: */
-    bool fault_round_away;               /* I2_S activations rounded half away from zero */
-    float fault_scale_lo, fault_scale_hi; /* I2_S weight scale clamped when hi > 0 */
+    bn_sum_order order;     /* see above */
+    bool act_f16;           /* F32/F16 weights: round activations to f16 first
+                               (always implied by GGML orders when ggml would) */
+    bn_simd simd;           /* BN_SIMD_AUTO: the pool's level */
+    bn_act_round act_round; /* I2_S weights; chooses the quantizer once per call */
 } bn_matmul_opts;
 
 /* Bytes of caller-owned scratch bn_matmul needs for w and T tokens: a small
@@ -74,7 +76,8 @@ size_t bn_matmul_scratch_bytes(const bn_weight *w, int64_t T);
  * level). x: [T,k] floats, y: [T,n] floats (must not overlap x). scratch:
  * at least bn_matmul_scratch_bytes(w, T) bytes, 64-byte alignment
  * recommended. Never allocates. Fails with INVALID (bad shape, too little
- * scratch, a SIMD level the CPU lacks) or UNSUPPORTED (type). pool may be NULL
+ * scratch, a SIMD level the CPU lacks, an unknown order or rounding) or
+ * UNSUPPORTED (type). pool may be NULL
  * (runs on the caller). */
 bn_status bn_matmul(bn_pool *pool, const bn_weight *w, const float *x, int64_t T, float *y,
                     const bn_matmul_opts *opts, void *scratch, size_t scratch_bytes,

@@ -31,6 +31,11 @@ typedef enum bn_arch {
 
 typedef enum bn_ffn_act { BN_ACT_RELU2, BN_ACT_SILU } bn_ffn_act;
 
+/* The normalization of the blocks' norms and sub-norms. Every architecture
+ * uses RMSNorm; LAYER (the row mean subtracted first, no bias) exists for the
+ * layernorm fault (bitnet/fault.h). The output norm is always RMSNorm. */
+typedef enum bn_norm_kind { BN_NORM_RMS, BN_NORM_LAYER } bn_norm_kind;
+
 /* The projections of one block, in graph order; indexes bn_layer.w[] and the
  * names of the `.in_q8`/`.in_scale` taps. */
 typedef enum bn_proj {
@@ -57,15 +62,18 @@ typedef struct bn_hparams {
     float rope_base;     /* rope.freq_base */
     float norm_eps;      /* attention.layer_norm_rms_epsilon */
     bn_ffn_act act;      /* from the arch and <arch>.hidden_activation */
+    bn_norm_kind block_norm; /* BN_NORM_RMS */
     bool rope_neox;      /* pairs (i, i+D/2) when true, (2i, 2i+1) when false */
-    bool sub_norms;      /* attn_sub_norm / ffn_sub_norm present */
+    bool sub_norms;      /* the blocks have sub-norms (and their taps) */
 } bn_hparams;
 
 typedef struct bn_layer {
     const float *attn_norm;          /* [H] */
-    const float *attn_sub_norm;      /* [nh*D], NULL without sub-norms */
+    const float *attn_sub_norm;      /* [nh*D], applied when hp.sub_norms; NULL when
+                                        absent or dropped by the no-subnorm fault (the
+                                        sub-norm tap then shows the value unnormed) */
     const float *ffn_norm;           /* [H] */
-    const float *ffn_sub_norm;       /* [F], NULL without sub-norms */
+    const float *ffn_sub_norm;       /* [F]; NULL as attn_sub_norm */
     bn_weight w[BN_PROJ_COUNT];      /* q [H->nh*D], k,v [H->nkv*D], o [nh*D->H],
                                         gate,up [H->F], down [F->H] */
     float w_scale[BN_PROJ_COUNT];    /* `bitnet` arch per-tensor .scale, else 1 */

@@ -78,6 +78,13 @@ void bn_tap_set_free(bn_tap_set *s);
 /* The empty selection (nothing fires). */
 bn_status bn_tap_set_none(int64_t n_layer, bn_tap_set **out, bn_error *err);
 
+/* A copy of s to extend with bn_tap_set_add, or the empty selection when s
+ * is NULL; n_layer must be s's block count (INVALID otherwise). */
+bn_status bn_tap_set_copy(const bn_tap_set *s, int64_t n_layer, bn_tap_set **out, bn_error *err);
+/* Selects one more tap; false (nothing changed) when the set has no such
+ * tap (layer out of range, a global kind with a layer or the reverse). */
+bool bn_tap_set_add(bn_tap_set *s, int layer, bn_tap_kind kind);
+
 bool bn_tap_set_has(const bn_tap_set *s, int layer, bn_tap_kind kind);
 /* Dense table for the forward pass: index (layer + 1) * BN_TAP_KIND_COUNT + kind. */
 const bool *bn_tap_set_table(const bn_tap_set *s);

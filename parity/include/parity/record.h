@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "bitnet/fault.h"
 #include "bitnet/forward.h"
 #include "bitnet/model.h"
 #include "bitnet/status.h"
@@ -27,7 +28,7 @@ typedef struct parity_record_opts {
     const char *taps;        /* comma-separated globs; NULL = the default set */
     bn_numerics numerics;
     int n_threads;
-    bn_fault fault;
+    bn_fault fault;          /* a seeded bug (bitnet/fault.h), BN_FAULT_NONE for none */
     const char *out_path;    /* the .npz to write */
     bool compress;           /* deflate members (smaller, ~30x slower to write, ~20x slower to read) */
 } parity_record_opts;
