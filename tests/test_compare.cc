@@ -87,6 +87,11 @@ int64_t MappedTaps(const Compared &c) {
     parity_tapview *a, *b;
     EXPECT_OK(parity_tapview_open(c.s.get(), c.ms.get(), &a, &err), err);
     EXPECT_OK(parity_tapview_open(c.r.get(), c.mr.get(), &b, &err), err);
+    if (!a || !b) {  // reported above; -1 never equals a count
+        parity_tapview_free(a);
+        parity_tapview_free(b);
+        return -1;
+    }
     int64_t n = 0;
     for (int64_t k = 0; k < (int64_t)c.res->n_evals; k++)
         for (int64_t i = 0; i < parity_tapview_count(a, k); i++)

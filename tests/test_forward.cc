@@ -65,6 +65,7 @@ EngineRun RunEngine(const bn_model *m, const std::vector<int32_t> &prompt, int n
     p.observe_user = &run.taps;
     bn_ctx *c = nullptr;
     EXPECT_OK(bn_ctx_create(m, &p, &c, &err), err);
+    if (!c) return run;  // the failure is reported; nothing to run
     CtxPtr ctx(c);
     std::vector<int32_t> toks = prompt;
     for (int k = 0; k <= n_decode; k++) {

@@ -62,6 +62,7 @@ Outcome Diagnose(const std::string &subject, const std::string &reference, const
     EXPECT_OK(parity_trace_open(subject.c_str(), &ts, &err), err);
     EXPECT_OK(parity_trace_open(reference.c_str(), &tr, &err), err);
     TracePtr s(ts), r(tr);
+    if (!ts || !tr) return out;  // reported above; the rest needs both traces
     parity_tapmap *ms = nullptr, *mr = nullptr;
     EXPECT_OK(parity_tapmap_for_trace(s.get(), &ms, &err), err);
     EXPECT_OK(parity_tapmap_for_trace(r.get(), &mr, &err), err);
@@ -69,6 +70,7 @@ Outcome Diagnose(const std::string &subject, const std::string &reference, const
     parity_policy *pp = nullptr;
     EXPECT_OK(parity_policy_load_builtin(policy, &pp, &err), err);
     PolicyPtr pol(pp);
+    if (!ms || !mr || !pp) return out;
     parity_compare_result *res = nullptr;
     parity_compare_opts o{};
     EXPECT_OK(parity_compare(s.get(), ms, r.get(), mr, pol.get(), &o, &res, &err), err);
@@ -78,6 +80,7 @@ Outcome Diagnose(const std::string &subject, const std::string &reference, const
     EXPECT_OK(parity_tapview_open(s.get(), ms, &vs, &err), err);
     EXPECT_OK(parity_tapview_open(r.get(), mr, &vr, &err), err);
     ViewPtr view_s(vs), view_r(vr);
+    if (!vs || !vr) return out;
     bn_model *m = nullptr;
     if (!model_path.empty()) {
         EXPECT_OK(bn_model_load(model_path.c_str(), &m, &err), err);
