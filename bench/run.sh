@@ -11,6 +11,8 @@
 # 3. threads: the same run on 1 and 2 threads (results are bit-identical).
 # 4. compare: `bitparity compare` of two traces of the bench model, as MB/s,
 #    and of two synthetic 1 GB traces (target: <= 5 s on 2 cores).
+# 5. tokenizer: converting the LLaMA-3 tiktoken vocabulary (when ../shared
+#    or $BITPARITY_SHARED_DIR has it); the unit tests only check its output.
 # Each measurement is the median of N whole-process runs (N = 7, 3 with --quick).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -107,4 +109,10 @@ PY
   gb=$(du -m "$out/big_a.npz" | cut -f1)
   big=$(median "$bp" compare "$out/big_a.npz" "$out/big_b.npz" --policy cross-backend --threads 2)
   echo "| compare two ${gb} MB traces (target <= 5 s) | - | $big | $(awk -v m="$gb" -v t="$big" 'BEGIN {printf "%.0f MB/s per side", m / t}') |"
+fi
+
+shared=${BITPARITY_SHARED_DIR:-../shared}
+if [ -f "$shared/tokenizers/llama3/tokenizer.model" ]; then
+  conv=$(median "$bp" convert tiktoken "$shared/tokenizers/llama3/tokenizer.model" -o "$out/llama3-vocab.gguf")
+  echo "| convert the 128256-token LLaMA-3 tiktoken vocabulary | - | $conv | - |"
 fi

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "test_helpers.h"
@@ -86,6 +87,11 @@ int64_t MappedTaps(const Compared &c) {
     parity_tapview *a, *b;
     EXPECT_OK(parity_tapview_open(c.s.get(), c.ms.get(), &a, &err), err);
     EXPECT_OK(parity_tapview_open(c.r.get(), c.mr.get(), &b, &err), err);
+    if (!a || !b) {  // reported above; -1 never equals a count
+        parity_tapview_free(a);
+        parity_tapview_free(b);
+        return -1;
+    }
     int64_t n = 0;
     for (int64_t k = 0; k < (int64_t)c.res->n_evals; k++)
         for (int64_t i = 0; i < parity_tapview_count(a, k); i++)
@@ -105,26 +111,53 @@ const parity_tap_result *FindTap(const parity_compare_result *r, int64_t k, cons
 
 // ---- against bitnet.cpp: the engine in ggml-compat mode is bit-identical ----
 
-class BitnetCpp : public ::testing::TestWithParam<const char *> {};
+// A bit-identical reference: bitnet.cpp's trace of a shared model, or (without
+// ../shared) the Python reference's ggml-compat trace of a fixture model,
+// which the engine also matches bit for bit (fixtures/README.md).
+struct BitIdenticalCase {
+    const char *label;
+    bool shared;               // ../shared/{model, ref}, else fixtures/{models, expected}/...
+    const char *model, *ref;
+    std::vector<int32_t> prompt;
+    const char *policy;        // nullptr: the default one, which must be `expect_policy`
+    const char *expect_policy;
+    int64_t compared, missing_subject;
+};
+
+void PrintTo(const BitIdenticalCase &c, std::ostream *os) { *os << c.label; }
+
+class BitnetCpp : public ::testing::TestWithParam<BitIdenticalCase> {};
 
 TEST_P(BitnetCpp, EngineIsBitIdenticalOnEveryMappedTap) {
-    std::string kind = GetParam();
-    REQUIRE_SHARED(model, "models/tiny-bitnet-" + kind + ".gguf");
-    REQUIRE_SHARED(ref, "reference-traces/bitnetcpp/" + kind + "/p1.npz");
+    const BitIdenticalCase &bc = GetParam();
+    const std::string model = bc.shared ? bptest::SharedPath(std::string("models/") + bc.model)
+                                        : bptest::SourcePath(std::string("fixtures/models/") + bc.model);
+    const std::string ref = bc.shared ? bptest::SharedPath(std::string("reference-traces/") + bc.ref)
+                                      : bptest::SourcePath(std::string("fixtures/expected/") + bc.ref);
+    if (model.empty() || ref.empty()) GTEST_SKIP() << "../shared/" << bc.model << " or " << bc.ref << " absent: skipped";
+    std::string taps;  // a fixture's expected trace holds a few taps: record those
+    if (!bc.shared) {
+        bn_error err{};
+        parity_trace *t = nullptr;
+        ASSERT_OK(parity_trace_open(ref.c_str(), &t, &err), err);
+        TracePtr hold(t);
+        for (int64_t i = 0; i < parity_trace_tap_count(t); i++) taps += (i ? "," : "") + std::string(parity_trace_tap_name(t, i));
+    }
     bptest::TempDir dir;
-    ASSERT_NO_FATAL_FAILURE(Record(model, kBitnetP1, dir.file("e.npz")));
+    ASSERT_NO_FATAL_FAILURE(Record(model, bc.prompt, dir.file("e.npz"), BN_NUMERICS_GGML_COMPAT, BN_FAULT_NONE,
+                                   bc.shared ? nullptr : taps.c_str()));
     Compared c;
-    ASSERT_NO_FATAL_FAILURE(Compare(dir.file("e.npz"), ref, &c));
+    ASSERT_NO_FATAL_FAILURE(Compare(dir.file("e.npz"), ref, &c, bc.policy));
     const parity_compare_result *r = c.res.get();
-    EXPECT_EQ(c.policy_name, "ggml-compat");
+    EXPECT_EQ(c.policy_name, bc.expect_policy);
     EXPECT_TRUE(r->pass) << r->diagnosis;
     EXPECT_EQ(r->n_evals, 3u);
-    // 71 default taps per evaluation are mapped (scores/probs are opt-in in the engine).
-    EXPECT_EQ(r->counts.compared, 3 * 71);
+    // shared: 71 default taps per evaluation are mapped (scores/probs are opt-in in the engine)
+    EXPECT_EQ(r->counts.compared, bc.compared);
     EXPECT_EQ(r->counts.compared, MappedTaps(c));
     EXPECT_EQ(r->counts.bit_identical, r->counts.compared);
     EXPECT_EQ(r->counts.fail, 0);
-    EXPECT_EQ(r->counts.missing_subject, 3 * 8);  // attn_scores, attn_probs x 4 layers
+    EXPECT_EQ(r->counts.missing_subject, bc.missing_subject);  // shared: attn_scores, attn_probs x 4 layers
     EXPECT_EQ(r->counts.missing_reference, 0);
     EXPECT_FALSE(r->first.found);
     for (size_t k = 0; k < r->n_evals; k++) {
@@ -135,7 +168,18 @@ TEST_P(BitnetCpp, EngineIsBitIdenticalOnEveryMappedTap) {
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(Kinds, BitnetCpp, ::testing::Values("i2s", "f32"));
+INSTANTIATE_TEST_SUITE_P(
+    Kinds, BitnetCpp,
+    ::testing::Values(
+        BitIdenticalCase{"i2s", true, "tiny-bitnet-i2s.gguf", "bitnetcpp/i2s/p1.npz", kBitnetP1, nullptr, "ggml-compat",
+                         3 * 71, 3 * 8},
+        BitIdenticalCase{"f32", true, "tiny-bitnet-f32.gguf", "bitnetcpp/f32/p1.npz", kBitnetP1, nullptr, "ggml-compat",
+                         3 * 71, 3 * 8},
+        // 24 stored taps (fixtures/README.md); the default policy for engine vs
+        // reference is `reference`, exact is asked for because both emulate ggml
+        BitIdenticalCase{"fixture_b158_i2s", false, "b158-i2s.gguf", "b158-i2s.p1.compat.npz",
+                         bptest::FixturePrompt("p1"), "exact", "exact", 3 * 24, 0}),
+    [](const auto &info) { return std::string(info.param.label); });
 
 TEST(CompareBitnetCpp, ScoresAndProbsToo) {
     REQUIRE_SHARED(model, "models/tiny-bitnet-i2s.gguf");
@@ -259,14 +303,17 @@ struct FaultCase {
     const char *first_tap;
 };
 
-class Faults : public ::testing::TestWithParam<FaultCase> {};
+// On the shared tiny I2_S model and on its fixture twin (no ../shared needed).
+class Faults : public ::testing::TestWithParam<std::tuple<bptest::ModelCase, FaultCase>> {};
 
 TEST_P(Faults, FirstDivergenceIsTheFaultyTap) {
-    REQUIRE_SHARED(model, "models/tiny-bitnet-i2s.gguf");
+    const bptest::ModelCase &mc = std::get<0>(GetParam());
+    const FaultCase &fc = std::get<1>(GetParam());
+    REQUIRE_MODEL(model, mc);
     bptest::TempDir dir;
-    ASSERT_NO_FATAL_FAILURE(Record(model, kBitnetP1, dir.file("clean.npz")));
+    ASSERT_NO_FATAL_FAILURE(Record(model, mc.prompt, dir.file("clean.npz")));
     ASSERT_NO_FATAL_FAILURE(
-        Record(model, kBitnetP1, dir.file("bad.npz"), BN_NUMERICS_GGML_COMPAT, GetParam().fault, nullptr, 0));
+        Record(model, mc.prompt, dir.file("bad.npz"), BN_NUMERICS_GGML_COMPAT, fc.fault, nullptr, 0));
     Compared c;
     ASSERT_NO_FATAL_FAILURE(Compare(dir.file("bad.npz"), dir.file("clean.npz"), &c));
     const parity_compare_result *r = c.res.get();
@@ -274,62 +321,113 @@ TEST_P(Faults, FirstDivergenceIsTheFaultyTap) {
     EXPECT_FALSE(r->pass);
     ASSERT_TRUE(r->first.found);
     EXPECT_EQ(r->first.eval, 0);
-    EXPECT_STREQ(r->first.tap, GetParam().first_tap);
+    EXPECT_STREQ(r->first.tap, fc.first_tap);
     EXPECT_STREQ(r->first.metric, "bit_diff_count");
     EXPECT_EQ(r->n_evals, 1u);  // the faulty trace has no decode steps
     EXPECT_EQ(std::string(r->evals[0].id), "e0");
 }
 
 INSTANTIATE_TEST_SUITE_P(Seeded, Faults,
-                         ::testing::Values(FaultCase{BN_FAULT_GAMMA_INV_SQRT_H, "blk.0.attn_norm"},
-                                           FaultCase{BN_FAULT_SILU, "blk.0.ffn_act"},
-                                           FaultCase{BN_FAULT_ROPE_NORMAL, "blk.0.attn_q_rope"},
-                                           FaultCase{BN_FAULT_LAYERNORM, "blk.0.attn_norm"},
-                                           FaultCase{BN_FAULT_NO_SUBNORM, "blk.0.attn_sub_norm"}));
+                         ::testing::Combine(::testing::Values(bptest::SharedTinyI2s(), bptest::FixtureB158I2s()),
+                                            ::testing::Values(FaultCase{BN_FAULT_GAMMA_INV_SQRT_H, "blk.0.attn_norm"},
+                                                              FaultCase{BN_FAULT_SILU, "blk.0.ffn_act"},
+                                                              FaultCase{BN_FAULT_ROPE_NORMAL, "blk.0.attn_q_rope"},
+                                                              FaultCase{BN_FAULT_LAYERNORM, "blk.0.attn_norm"},
+                                                              FaultCase{BN_FAULT_NO_SUBNORM, "blk.0.attn_sub_norm"})),
+                         [](const auto &info) {
+                             return std::to_string(info.index % 5) + "_" + std::get<0>(info.param).label;
+                         });
 
-TEST(CompareFaults, NormScaleShowsInTheScaleFit) {
-    REQUIRE_SHARED(model, "models/tiny-bitnet-f32.gguf");
+// gamma / sqrt(H): 1/16 for the shared F32 model (H = 256), 1/8 for the
+// fixture b158-f32 (H = 64).
+class CompareFaults : public ::testing::TestWithParam<std::tuple<bptest::ModelCase, double>> {};
+
+TEST_P(CompareFaults, NormScaleShowsInTheScaleFit) {
+    const bptest::ModelCase &mc = std::get<0>(GetParam());
+    REQUIRE_MODEL(model, mc);
     bptest::TempDir dir;
-    ASSERT_NO_FATAL_FAILURE(Record(model, kBitnetP1, dir.file("clean.npz"), BN_NUMERICS_GGML_COMPAT, BN_FAULT_NONE, nullptr, 0));
+    ASSERT_NO_FATAL_FAILURE(Record(model, mc.prompt, dir.file("clean.npz"), BN_NUMERICS_GGML_COMPAT, BN_FAULT_NONE, nullptr, 0));
     ASSERT_NO_FATAL_FAILURE(
-        Record(model, kBitnetP1, dir.file("bad.npz"), BN_NUMERICS_GGML_COMPAT, BN_FAULT_GAMMA_INV_SQRT_H, nullptr, 0));
+        Record(model, mc.prompt, dir.file("bad.npz"), BN_NUMERICS_GGML_COMPAT, BN_FAULT_GAMMA_INV_SQRT_H, nullptr, 0));
     Compared c;
     ASSERT_NO_FATAL_FAILURE(Compare(dir.file("bad.npz"), dir.file("clean.npz"), &c));
     const parity_tap_result *t = &c.res->taps[c.res->first.tap_index];
     EXPECT_STREQ(t->name, "blk.0.attn_norm");
-    EXPECT_NEAR(t->m.scale, 1.0 / 16.0, 1e-6);  // gamma / sqrt(H), H = 256
+    EXPECT_NEAR(t->m.scale, std::get<1>(GetParam()), 1e-6);
     EXPECT_LT(t->m.scale_nmse, 1e-12);
 }
 
+INSTANTIATE_TEST_SUITE_P(
+    Models, CompareFaults,
+    ::testing::Values(std::make_tuple(bptest::ModelCase{"shared_f32", true, "tiny-bitnet-f32.gguf", kBitnetP1}, 1.0 / 16.0),
+                      std::make_tuple(bptest::ModelCase{"fixture_b158_f32", false, "b158-f32.gguf",
+                                                        bptest::FixturePrompt("p1")},
+                                      1.0 / 8.0)),
+    [](const auto &info) { return std::string(std::get<0>(info.param).label); });
+
 // ---- the Python reference ----
 
-TEST(CompareReference, EngineF32PassesTheReferencePolicy) {
-    REQUIRE_SHARED(model, "models/tiny-bitnet-f32.gguf");
+// The shared F32 model against a trace the reference writes here, and (no
+// ../shared, no Python) the fixture b158-f32 against the reference's
+// expected f32 trace (fixtures/expected), recorded with the taps it holds.
+class CompareReference : public ::testing::TestWithParam<std::tuple<bptest::ModelCase, int64_t>> {};
+
+TEST_P(CompareReference, EngineF32PassesTheReferencePolicy) {
+    const bptest::ModelCase &mc = std::get<0>(GetParam());
+    REQUIRE_MODEL(model, mc);
     bptest::TempDir dir;
-    ASSERT_NO_FATAL_FAILURE(Record(model, kBitnetP1, dir.file("e.npz"), BN_NUMERICS_F32));
-    std::string cmd = std::string(BITPARITY_PYTHON) + " " + bptest::SourcePath("reference/bitnet_ref.py") +
-                      " trace -m " + model + " --tokens 509,12,300,45,78,260,301,99,400,13,271,88 --decode 2" +
-                      " --numerics f32 -o " + dir.file("py.npz");
-    bptest::RunResult py = bptest::RunShell(cmd);
-    ASSERT_EQ(py.exit_code, 0) << py.err;
+    std::string ref = dir.file("py.npz"), taps;
+    if (mc.shared) {
+        std::string ids;
+        for (int32_t t : mc.prompt) ids += (ids.empty() ? "" : ",") + std::to_string(t);
+        std::string cmd = std::string(BITPARITY_PYTHON) + " " + bptest::SourcePath("reference/bitnet_ref.py") +
+                          " trace -m " + model + " --tokens " + ids + " --decode 2" + " --numerics f32 -o " + ref;
+        bptest::RunResult py = bptest::RunShell(cmd);
+        ASSERT_EQ(py.exit_code, 0) << py.err;
+    } else {
+        std::string stem = mc.file;
+        ref = bptest::SourcePath("fixtures/expected/" + stem.substr(0, stem.size() - 5) + ".p1.f32.npz");
+        bn_error err{};
+        parity_trace *t = nullptr;
+        ASSERT_OK(parity_trace_open(ref.c_str(), &t, &err), err);
+        TracePtr hold(t);
+        for (int64_t i = 0; i < parity_trace_tap_count(t); i++) taps += (i ? "," : "") + std::string(parity_trace_tap_name(t, i));
+    }
+    ASSERT_NO_FATAL_FAILURE(Record(model, mc.prompt, dir.file("e.npz"), BN_NUMERICS_F32, BN_FAULT_NONE,
+                                   taps.empty() ? nullptr : taps.c_str()));
     Compared c;
-    ASSERT_NO_FATAL_FAILURE(Compare(dir.file("e.npz"), dir.file("py.npz"), &c));
+    ASSERT_NO_FATAL_FAILURE(Compare(dir.file("e.npz"), ref, &c));
     const parity_compare_result *r = c.res.get();
     EXPECT_EQ(c.policy_name, "reference");
     EXPECT_TRUE(r->pass) << (r->first.found ? r->first.tap : r->diagnosis);
     EXPECT_EQ(r->n_evals, 3u);
-    EXPECT_EQ(r->counts.compared, 3 * 71);
+    EXPECT_EQ(r->counts.compared, std::get<1>(GetParam()));
     EXPECT_EQ(r->counts.missing_reference + r->counts.missing_subject, 0);
     for (size_t i = 0; i < r->n_taps; i++) EXPECT_LT(r->taps[i].m.nmse, 1e-10) << r->taps[i].name;
 }
 
+INSTANTIATE_TEST_SUITE_P(
+    Models, CompareReference,
+    ::testing::Values(std::make_tuple(bptest::ModelCase{"shared_f32", true, "tiny-bitnet-f32.gguf", kBitnetP1},
+                                      (int64_t)3 * 71),
+                      // p1 stores 9 taps (fixtures/README.md)
+                      std::make_tuple(bptest::ModelCase{"fixture_b158_f32", false, "b158-f32.gguf",
+                                                        bptest::FixturePrompt("p1")},
+                                      (int64_t)3 * 9)),
+    [](const auto &info) { return std::string(std::get<0>(info.param).label); });
+
 // ---- tokens ----
 
-TEST(CompareTokens, MismatchStopsBeforeActivations) {
-    REQUIRE_SHARED(model, "models/tiny-bitnet-i2s.gguf");
-    REQUIRE_SHARED(ref, "reference-traces/bitnetcpp/i2s/p1.npz");
+// Against bitnet.cpp's trace, or (no ../shared) the fixture's expected trace.
+class CompareTokens : public ::testing::TestWithParam<bptest::ModelCase> {};
+
+TEST_P(CompareTokens, MismatchStopsBeforeActivations) {
+    REQUIRE_MODEL(model, GetParam());
+    const std::string ref = GetParam().shared ? bptest::SharedPath("reference-traces/bitnetcpp/i2s/p1.npz")
+                                              : bptest::SourcePath("fixtures/expected/b158-i2s.p1.compat.npz");
+    if (ref.empty()) GTEST_SKIP() << "../shared/reference-traces/bitnetcpp/i2s/p1.npz absent: skipped";
     bptest::TempDir dir;
-    std::vector<int32_t> other = kBitnetP1;
+    std::vector<int32_t> other = GetParam().prompt;
     other[3] = 46;  // one id differs, as a different tokenizer would make it
     ASSERT_NO_FATAL_FAILURE(Record(model, other, dir.file("e.npz")));
     Compared c;
@@ -337,13 +435,18 @@ TEST(CompareTokens, MismatchStopsBeforeActivations) {
     const parity_compare_result *r = c.res.get();
     EXPECT_FALSE(r->pass);
     EXPECT_TRUE(r->tokenization_mismatch);
-    EXPECT_STREQ(r->diagnosis, "tokenization mismatch: e0: token 3 is 46 in the subject, 45 in the reference");
+    EXPECT_EQ(std::string(r->diagnosis), "tokenization mismatch: e0: token 3 is 46 in the subject, " +
+                                             std::to_string(GetParam().prompt[3]) + " in the reference");
     EXPECT_EQ(r->n_taps, 0u);
     EXPECT_EQ(r->n_evals, 0u);
     EXPECT_FALSE(r->first.found);
     ASSERT_EQ(r->n_hints, 1u);
     EXPECT_STREQ(r->hints[0].name, "tokenization-mismatch");
 }
+
+INSTANTIATE_TEST_SUITE_P(Models, CompareTokens,
+                         ::testing::Values(bptest::SharedTinyI2s(), bptest::FixtureB158I2s()),
+                         bptest::ModelCaseName());
 
 // ---- hand-made traces: the numbers are computed by hand ----
 

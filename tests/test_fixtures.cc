@@ -16,11 +16,9 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <map>
 #include <set>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -44,24 +42,6 @@ constexpr int32_t kZeroToken = 188;            // byte 0x00: all-zero embedding 
 constexpr float kZeroRowScale = 127.0f / 1e-5f; // i2s.md: amax clamps to 1e-5 -> s = 1.27e7 (exact in f32)
 
 std::string FixturePath(const std::string &rel) { return bptest::SourcePath("fixtures/" + rel); }
-
-// fixtures/prompts.txt: "NAME id,id,..." per line, '#' comments.
-std::map<std::string, std::vector<int32_t>> ReadPrompts() {
-    std::map<std::string, std::vector<int32_t>> out;
-    std::ifstream f(FixturePath("prompts.txt"));
-    std::string line;
-    while (std::getline(f, line)) {
-        line = line.substr(0, line.find('#'));
-        std::istringstream ls(line);
-        std::string name, ids;
-        if (!(ls >> name >> ids)) continue;
-        std::vector<int32_t> toks;
-        std::istringstream is(ids);
-        for (std::string t; std::getline(is, t, ',');) toks.push_back(std::stoi(t));
-        out[name] = toks;
-    }
-    return out;
-}
 
 struct Recorded {
     std::vector<float> v;       // int8 taps widened to float (exactly)
@@ -218,7 +198,7 @@ TEST_P(FixtureVsReference, TapsAndGreedyTokensMatch) {
 
     const parity_eval *e0 = parity_trace_eval(trace.get(), 0);
     std::vector<int32_t> prompt(e0->tokens, e0->tokens + e0->n_tokens);
-    ASSERT_EQ(prompt, ReadPrompts()[c.prompt]);
+    ASSERT_EQ(prompt, bptest::FixturePrompt(c.prompt));
     std::string globs;
     for (int64_t i = 0; i < parity_trace_tap_count(trace.get()); i++)
         globs += (i ? "," : "") + std::string(parity_trace_tap_name(trace.get(), i));
@@ -318,7 +298,7 @@ TEST_P(FixtureModel, ZeroEmbeddingRowStaysZero) {
     const ModelInfo &mi = GetParam();
     ModelPtr m = LoadModel(mi.name);
     ASSERT_TRUE(m);
-    std::vector<int32_t> p1 = ReadPrompts()["p1"];
+    std::vector<int32_t> p1 = bptest::FixturePrompt("p1");
     ASSERT_EQ(p1[0], kZeroToken);
     const std::string globs = "*";  // every tap, opt-in ones included
     for (bn_numerics mode : {BN_NUMERICS_GGML_COMPAT, BN_NUMERICS_F32}) {
@@ -501,7 +481,7 @@ TEST(Fixtures, ByteLevelVocabularyTokenizes) {
     ASSERT_OK(bn_tokenize(tok.get(), text.data(), text.size(), false, false, &ids, &n, &err), err);
     std::vector<int32_t> got(ids, ids + n);
     free(ids);
-    std::vector<int32_t> p1 = ReadPrompts()["p1"];
+    std::vector<int32_t> p1 = bptest::FixturePrompt("p1");
     EXPECT_EQ(got, std::vector<int32_t>(p1.begin() + 1, p1.end()));
     char *back = nullptr;
     ASSERT_OK(bn_detokenize(tok.get(), got.data(), got.size(), false, false, &back, &len, &err), err);

@@ -1,7 +1,10 @@
 // test_forward.cc — the engine's forward pass against bitnet.cpp's own graph
 // nodes (../shared/reference-traces): bit-identical taps in ggml-compat mode,
-// greedy tokens, tap injection. (Thread-count independence is tested on the
-// fixture models, without ../shared: test_fixtures.cc.)
+// greedy tokens, tap injection. Without ../shared the bit-identity and greedy
+// checks are covered by test_fixtures.cc (the reference's expected traces,
+// bit-identical in ggml-compat), and the engine's own properties run on the
+// fixture models (Models/Forward.*/fixture_*). Thread-count independence is
+// tested on every fixture model in test_fixtures.cc.
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -63,6 +66,7 @@ EngineRun RunEngine(const bn_model *m, const std::vector<int32_t> &prompt, int n
     p.observe_user = &run.taps;
     bn_ctx *c = nullptr;
     EXPECT_OK(bn_ctx_create(m, &p, &c, &err), err);
+    if (!c) return run;  // the failure is reported; nothing to run
     CtxPtr ctx(c);
     std::vector<int32_t> toks = prompt;
     for (int k = 0; k <= n_decode; k++) {
@@ -206,12 +210,16 @@ INSTANTIATE_TEST_SUITE_P(Shared, ForwardVsBitnetCpp,
                              return s;
                          });
 
-const std::vector<int32_t> kP1 = {509, 12, 300, 45, 78, 260, 301, 99, 400, 13, 271, 88};
+// The engine's own properties, on the shared tiny I2_S model and on its
+// fixture twin (fixtures/models/b158-i2s.gguf), so that a checkout without
+// ../shared still runs them.
+class Forward : public ::testing::TestWithParam<bptest::ModelCase> {};
 
 // The int8 activation taps are what i2s.md prescribes: s = 127 / max|x| per
 // token, q = round_half_even(x * s), from the projection's input.
-TEST(Forward, Int8InputTapsFollowTheI2sRecipe) {
-    REQUIRE_SHARED(model_path, "models/tiny-bitnet-i2s.gguf");
+TEST_P(Forward, Int8InputTapsFollowTheI2sRecipe) {
+    REQUIRE_MODEL(model_path, GetParam());
+    const std::vector<int32_t> &kP1 = GetParam().prompt;
     ModelPtr m;
     ASSERT_NO_FATAL_FAILURE(LoadModel(model_path, &m));
     EngineRun run = RunEngine(m.get(), kP1, 0, 2, "blk.1.attn_norm,blk.1.attn_q.in_q8,blk.1.attn_q.in_scale");
@@ -240,14 +248,18 @@ bn_status ZeroTap(void *, bn_tap *tap, bn_error *) {
     return BN_OK;
 }
 
-TEST(Forward, InjectionOverridesATap) {
-    REQUIRE_SHARED(model_path, "models/tiny-bitnet-f32.gguf");
+class ForwardInjection : public Forward {};
+
+TEST_P(ForwardInjection, OverridesATap) {
+    REQUIRE_MODEL(model_path, GetParam());
+    const std::vector<int32_t> &kP1 = GetParam().prompt;
     ModelPtr m;
     ASSERT_NO_FATAL_FAILURE(LoadModel(model_path, &m));
     bn_error err{};
     bn_tap_set *obs = nullptr, *inj = nullptr;
-    ASSERT_OK(bn_tap_set_create(m->hp.n_layer, "blk.2.ffn_inp,blk.2.out,logits", &obs, &err), err);
-    ASSERT_OK(bn_tap_set_create(m->hp.n_layer, "blk.2.ffn_out", &inj, &err), err);
+    const std::string blk = "blk." + std::to_string(m->hp.n_layer - 2);  // blk.2 of 4, blk.0 of 2
+    ASSERT_OK(bn_tap_set_create(m->hp.n_layer, (blk + ".ffn_inp," + blk + ".out,logits").c_str(), &obs, &err), err);
+    ASSERT_OK(bn_tap_set_create(m->hp.n_layer, (blk + ".ffn_out").c_str(), &inj, &err), err);
     TapSetPtr o(obs), i(inj);
     TapMap taps;
     bn_ctx_params p = bn_ctx_default_params();
@@ -257,15 +269,15 @@ TEST(Forward, InjectionOverridesATap) {
     ASSERT_OK(bn_ctx_create(m.get(), &p, &c, &err), err);
     CtxPtr ctx(c);
     ASSERT_OK(bn_ctx_eval(ctx.get(), kP1.data(), (int64_t)kP1.size(), &err), err);
-    EXPECT_EQ(taps.at({0, "blk.2.out"}).f32, taps.at({0, "blk.2.ffn_inp"}).f32);
+    EXPECT_EQ(taps.at({0, blk + ".out"}).f32, taps.at({0, blk + ".ffn_inp"}).f32);
     // and the injected value changes what follows
     EngineRun plain = RunEngine(m.get(), kP1, 0, 1, "logits");
     EXPECT_NE(plain.taps.at({0, "logits"}).f32, taps.at({0, "logits"}).f32);
 }
 
 // Bad input to the engine gives errors, not crashes.
-TEST(Forward, RejectsOutOfRangeTokensAndFullContext) {
-    REQUIRE_SHARED(model_path, "models/tiny-bitnet-i2s.gguf");
+TEST_P(Forward, RejectsOutOfRangeTokensAndFullContext) {
+    REQUIRE_MODEL(model_path, GetParam());
     ModelPtr m;
     ASSERT_NO_FATAL_FAILURE(LoadModel(model_path, &m));
     bn_error err{};
@@ -282,5 +294,15 @@ TEST(Forward, RejectsOutOfRangeTokensAndFullContext) {
     EXPECT_NE(std::string(err.msg).find("context full"), std::string::npos) << err.msg;
     EXPECT_EQ(bn_ctx_n_past(ctx.get()), 0);
 }
+
+INSTANTIATE_TEST_SUITE_P(Models, Forward, ::testing::Values(bptest::SharedTinyI2s(), bptest::FixtureB158I2s()),
+                         bptest::ModelCaseName());
+// F32 projections: the injection test's models
+INSTANTIATE_TEST_SUITE_P(Models, ForwardInjection,
+                         ::testing::Values(bptest::ModelCase{"shared_f32", true, "tiny-bitnet-f32.gguf",
+                                                             bptest::SharedTinyI2s().prompt},
+                                           bptest::ModelCase{"fixture_b158_f32", false, "b158-f32.gguf",
+                                                             bptest::FixturePrompt("p1")}),
+                         bptest::ModelCaseName());
 
 }  // namespace

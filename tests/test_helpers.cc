@@ -26,6 +26,34 @@ std::string SourcePath(const std::string &rel) { return std::string(BITPARITY_SO
 
 std::string BinaryPath() { return BITPARITY_BINARY; }
 
+std::string ModelCasePath(const ModelCase &c) {
+    return c.shared ? SharedPath(std::string("models/") + c.file) : SourcePath(std::string("fixtures/models/") + c.file);
+}
+
+std::vector<int32_t> FixturePrompt(const std::string &name) {
+    std::ifstream f(SourcePath("fixtures/prompts.txt"));
+    std::string line;
+    while (std::getline(f, line)) {
+        line = line.substr(0, line.find('#'));
+        std::istringstream ls(line);
+        std::string n, ids;
+        if (!(ls >> n >> ids) || n != name) continue;
+        std::vector<int32_t> toks;
+        std::istringstream is(ids);
+        for (std::string t; std::getline(is, t, ',');) toks.push_back(std::stoi(t));
+        return toks;
+    }
+    return {};
+}
+
+ModelCase SharedTinyI2s() {
+    return {"shared_i2s", true, "tiny-bitnet-i2s.gguf", {509, 12, 300, 45, 78, 260, 301, 99, 400, 13, 271, 88}};
+}
+
+ModelCase FixtureB158I2s() { return {"fixture_b158_i2s", false, "b158-i2s.gguf", FixturePrompt("p1")}; }
+
+void PrintTo(const ModelCase &c, std::ostream *os) { *os << c.label; }
+
 TempDir::TempDir() {
     const char *base = getenv("TMPDIR");
     std::string tmpl = std::string(base && *base ? base : "/tmp") + "/bitparity-test-XXXXXX";

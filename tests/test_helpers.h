@@ -7,6 +7,8 @@
 
 #include <gtest/gtest.h>
 
+#include <ostream>
+
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -69,6 +71,26 @@ std::string SharedPath(const std::string &rel);
 std::string SourcePath(const std::string &rel);  // file in the source tree
 std::string BinaryPath();                        // the bitparity executable
 
+// A model a suite runs on: one of ../shared/models (skipped when absent) or
+// one of fixtures/models (always there), with the prompt that goes with it,
+// so that a test written once also covers a clean checkout.
+struct ModelCase {
+    const char *label;            // test-name suffix: "shared_i2s", "fixture_b158_i2s"
+    bool shared;                  // ../shared/models/<file>, else fixtures/models/<file>
+    const char *file;
+    std::vector<int32_t> prompt;  // token ids (no BOS added)
+};
+void PrintTo(const ModelCase &c, std::ostream *os);
+// Absolute path of the case's model, or "" when it is a shared one and
+// ../shared is absent.
+std::string ModelCasePath(const ModelCase &c);
+// A prompt of fixtures/prompts.txt ("p1", "p2"); empty when it is not there.
+std::vector<int32_t> FixturePrompt(const std::string &name);
+// The cases most suites use: the shared tiny I2_S model with its bitnet.cpp
+// prompt, and its fixture twin (2 blocks, H 256, 8/4 heads, I2_S) with p1.
+ModelCase SharedTinyI2s();
+ModelCase FixtureB158I2s();
+
 // A fresh empty directory removed (recursively) on destruction.
 class TempDir {
   public:
@@ -120,5 +142,18 @@ using bptest::NpzPtr;
 #define REQUIRE_SHARED(var, rel)                                                   \
     std::string var = ::bptest::SharedPath(rel);                                   \
     if (var.empty()) GTEST_SKIP() << "../shared/" << (rel) << " absent: skipped"
+
+// Resolves a ModelCase's path into `var`, skipping the test when it is a
+// shared model and ../shared is absent.
+#define REQUIRE_MODEL(var, mc)                                                     \
+    std::string var = ::bptest::ModelCasePath(mc);                                 \
+    if (var.empty()) GTEST_SKIP() << "../shared/models/" << (mc).file << " absent: skipped"
+
+namespace bptest {
+// gtest name of a ModelCase parameter.
+struct ModelCaseName {
+    std::string operator()(const ::testing::TestParamInfo<ModelCase> &info) const { return info.param.label; }
+};
+}  // namespace bptest
 
 #endif

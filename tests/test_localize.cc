@@ -3,6 +3,7 @@
 // hint, and placed by the op-level replay; an unfaulted engine passes.
 #include <cstring>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "test_helpers.h"
@@ -61,6 +62,7 @@ Outcome Diagnose(const std::string &subject, const std::string &reference, const
     EXPECT_OK(parity_trace_open(subject.c_str(), &ts, &err), err);
     EXPECT_OK(parity_trace_open(reference.c_str(), &tr, &err), err);
     TracePtr s(ts), r(tr);
+    if (!ts || !tr) return out;  // reported above; the rest needs both traces
     parity_tapmap *ms = nullptr, *mr = nullptr;
     EXPECT_OK(parity_tapmap_for_trace(s.get(), &ms, &err), err);
     EXPECT_OK(parity_tapmap_for_trace(r.get(), &mr, &err), err);
@@ -68,6 +70,7 @@ Outcome Diagnose(const std::string &subject, const std::string &reference, const
     parity_policy *pp = nullptr;
     EXPECT_OK(parity_policy_load_builtin(policy, &pp, &err), err);
     PolicyPtr pol(pp);
+    if (!ms || !mr || !pp) return out;
     parity_compare_result *res = nullptr;
     parity_compare_opts o{};
     EXPECT_OK(parity_compare(s.get(), ms, r.get(), mr, pol.get(), &o, &res, &err), err);
@@ -77,6 +80,7 @@ Outcome Diagnose(const std::string &subject, const std::string &reference, const
     EXPECT_OK(parity_tapview_open(s.get(), ms, &vs, &err), err);
     EXPECT_OK(parity_tapview_open(r.get(), mr, &vr, &err), err);
     ViewPtr view_s(vs), view_r(vr);
+    if (!vs || !vr) return out;
     bn_model *m = nullptr;
     if (!model_path.empty()) {
         EXPECT_OK(bn_model_load(model_path.c_str(), &m, &err), err);
@@ -122,16 +126,19 @@ struct FaultCase {
     const char *hint_text;  // and a phrase of its message
 };
 
-class SeededFault : public ::testing::TestWithParam<FaultCase> {};
+// Each fault on the shared tiny I2_S model and on its fixture twin
+// (fixtures/models/b158-i2s.gguf, prompt p1), which runs without ../shared.
+class SeededFault : public ::testing::TestWithParam<std::tuple<bptest::ModelCase, FaultCase>> {};
 
 TEST_P(SeededFault, IsLocalizedAndNamed) {
-    REQUIRE_SHARED(model, "models/tiny-bitnet-i2s.gguf");
-    const FaultCase &fc = GetParam();
+    const bptest::ModelCase &mc = std::get<0>(GetParam());
+    REQUIRE_MODEL(model, mc);
+    const FaultCase &fc = std::get<1>(GetParam());
     bn_fault fault;
     ASSERT_TRUE(bn_fault_parse(fc.fault, &fault));
     TempDir tmp;
-    Record(model, BN_FAULT_NONE, tmp.file("base.npz"));
-    Record(model, fault, tmp.file("faulted.npz"));
+    Record(model, BN_FAULT_NONE, tmp.file("base.npz"), nullptr, BN_NUMERICS_GGML_COMPAT, mc.prompt);
+    Record(model, fault, tmp.file("faulted.npz"), nullptr, BN_NUMERICS_GGML_COMPAT, mc.prompt);
     Outcome o = Diagnose(tmp.file("faulted.npz"), tmp.file("base.npz"), "exact", model);
     EXPECT_FALSE(o.pass);
     EXPECT_EQ(o.first, fc.first);
@@ -141,9 +148,11 @@ TEST_P(SeededFault, IsLocalizedAndNamed) {
     EXPECT_EQ(o.replay_first, fc.first);
 }
 
+const bptest::ModelCase kModels[] = {bptest::SharedTinyI2s(), bptest::FixtureB158I2s()};
+
 INSTANTIATE_TEST_SUITE_P(
     Faults, SeededFault,
-    ::testing::Values(FaultCase{"gamma-inv-sqrt-h", "e0 blk.0.attn_norm", "scale-factor", "1/√H"},
+    ::testing::Combine(::testing::ValuesIn(kModels), ::testing::Values(FaultCase{"gamma-inv-sqrt-h", "e0 blk.0.attn_norm", "scale-factor", "1/√H"},
                       FaultCase{"silu", "e0 blk.0.ffn_act", "activation-swap",
                                 "the subject computes SiLU(gate)·up where the reference computes relu(gate)²·up"},
                       FaultCase{"layernorm", "e0 blk.0.attn_norm", "layernorm-vs-rmsnorm", "subtracts the mean"},
@@ -154,21 +163,24 @@ INSTANTIATE_TEST_SUITE_P(
                       FaultCase{"kv-f32", "e0 blk.0.attn_ctx", "f16-rounding", "f16 rounding of K/V"},
                       FaultCase{"nan", "e0 blk.1.ffn_sub_norm", "nan-origin", "NaN/Inf first appears"},
                       FaultCase{"transpose-wo", "e0 blk.0.attn_out", "transposed-weight",
-                                "multiplies by the transpose of blk.0.attn_output.weight"}),
+                                "multiplies by the transpose of blk.0.attn_output.weight"})),
     [](const auto &info) {
-        std::string s = info.param.fault;
+        std::string s = std::get<1>(info.param).fault;
         for (char &c : s)
             if (c == '-') c = '_';
-        return s;
+        return s + "_" + std::get<0>(info.param).label;
     });
+
+// The tests below take one of the two models.
+class SeededFaultOn : public ::testing::TestWithParam<bptest::ModelCase> {};
 
 // Without a fault the engine agrees with itself bit for bit (exact policy),
 // whatever the thread count of the two runs.
-TEST(SeededFault, NoFaultPasses) {
-    REQUIRE_SHARED(model, "models/tiny-bitnet-i2s.gguf");
+TEST_P(SeededFaultOn, NoFaultPasses) {
+    REQUIRE_MODEL(model, GetParam());
     TempDir tmp;
-    Record(model, BN_FAULT_NONE, tmp.file("a.npz"));
-    Record(model, BN_FAULT_NONE, tmp.file("b.npz"));
+    Record(model, BN_FAULT_NONE, tmp.file("a.npz"), nullptr, BN_NUMERICS_GGML_COMPAT, GetParam().prompt);
+    Record(model, BN_FAULT_NONE, tmp.file("b.npz"), nullptr, BN_NUMERICS_GGML_COMPAT, GetParam().prompt);
     Outcome o = Diagnose(tmp.file("a.npz"), tmp.file("b.npz"), "exact");
     EXPECT_TRUE(o.pass) << o.first;
     EXPECT_TRUE(o.names.empty()) << Hints(o);
@@ -177,8 +189,8 @@ TEST(SeededFault, NoFaultPasses) {
 // I2_S weight scale clamped to [1e-3, 1e3]: invisible while every scale is
 // inside the range, a factor of clamp(β)/β on the projection once one is not.
 // The test writes a copy of the model whose blk.0.attn_q scale is 5e-4.
-TEST(SeededFault, I2sScaleClampShowsAsAFactorOfTwo) {
-    REQUIRE_SHARED(model, "models/tiny-bitnet-i2s.gguf");
+TEST_P(SeededFaultOn, I2sScaleClampShowsAsAFactorOfTwo) {
+    REQUIRE_MODEL(model, GetParam());
     TempDir tmp;
     std::vector<uint8_t> bytes = bptest::ReadFile(model);
     bn_error err{};
@@ -192,8 +204,9 @@ TEST(SeededFault, I2sScaleClampShowsAsAFactorOfTwo) {
     memcpy(bytes.data() + at, &small, sizeof small);
     const std::string patched = tmp.file("small-scale.gguf");
     bptest::WriteFile(patched, bytes);
-    Record(patched, BN_FAULT_NONE, tmp.file("base.npz"));
-    Record(patched, BN_FAULT_I2S_SCALE_CLAMP, tmp.file("faulted.npz"));
+    Record(patched, BN_FAULT_NONE, tmp.file("base.npz"), nullptr, BN_NUMERICS_GGML_COMPAT, GetParam().prompt);
+    Record(patched, BN_FAULT_I2S_SCALE_CLAMP, tmp.file("faulted.npz"), nullptr, BN_NUMERICS_GGML_COMPAT,
+           GetParam().prompt);
     Outcome o = Diagnose(tmp.file("faulted.npz"), tmp.file("base.npz"), "exact", patched);
     EXPECT_EQ(o.first, "e0 blk.0.attn_q");
     EXPECT_TRUE(HasHint(o, "scale-factor", "subject ≈ 2 × reference")) << Hints(o);
@@ -256,17 +269,19 @@ TEST(Hints, Int8RoundingModeFromTheInQ8Taps) {
 }
 
 // Different token ids: nothing else is compared and the diagnosis says why.
-TEST(Hints, TokenizationMismatchStopsTheComparison) {
-    REQUIRE_SHARED(model, "models/tiny-bitnet-i2s.gguf");
+TEST_P(SeededFaultOn, TokenizationMismatchStopsTheComparison) {
+    REQUIRE_MODEL(model, GetParam());
     TempDir tmp;
-    std::vector<int32_t> other = kP1;
+    std::vector<int32_t> other = GetParam().prompt;
     other[3] = 46;
-    Record(model, BN_FAULT_NONE, tmp.file("a.npz"), "logits");
+    Record(model, BN_FAULT_NONE, tmp.file("a.npz"), "logits", BN_NUMERICS_GGML_COMPAT, GetParam().prompt);
     Record(model, BN_FAULT_NONE, tmp.file("b.npz"), "logits", BN_NUMERICS_GGML_COMPAT, other);
     Outcome o = Diagnose(tmp.file("a.npz"), tmp.file("b.npz"), "exact");
     EXPECT_FALSE(o.pass);
     EXPECT_TRUE(o.first.empty());
     EXPECT_TRUE(HasHint(o, "tokenization-mismatch", "different token ids")) << Hints(o);
 }
+
+INSTANTIATE_TEST_SUITE_P(Models, SeededFaultOn, ::testing::ValuesIn(kModels), bptest::ModelCaseName());
 
 }  // namespace

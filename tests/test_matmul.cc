@@ -457,9 +457,11 @@ struct Trace {
         int64_t i = npz_find(npz.get(), member.c_str());
         EXPECT_GE(i, 0) << member;
         if (i < 0) return {};
-        npz_array a;
+        npz_array a{};
         bn_error err;
-        EXPECT_OK(npz_load_array(npz.get(), i, &a, &err), err);
+        bn_status st = npz_load_array(npz.get(), i, &a, &err);
+        EXPECT_OK(st, err);
+        if (st) return {};
         std::vector<float> v((const float *)a.data, (const float *)a.data + a.info.nelem);
         EXPECT_EQ(a.info.dtype, NPZ_F32);
         npz_array_free(&a);

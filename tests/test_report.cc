@@ -281,14 +281,19 @@ TEST(Report, WorstTapsAndFocusAndFormats) {
 // Engine traces of the tiny i2_s model with and without the seeded RoPE
 // fault, compared under the exact policy with hints, receipt saved as YAML
 // and JSON through the library, then read back and rendered.
-TEST(Report, LibraryReceiptOfASeededRopeFault) {
-    REQUIRE_SHARED(model_path, "models/tiny-bitnet-i2s.gguf");
+// On the shared tiny I2_S model and on its fixture twin (4 tokens each; both
+// have 8 heads x 32 = 256 q values per token, so the swapped RoPE pairing
+// changes 3 x 256 = 768 of them: position 0 is not rotated).
+class ReportReceipt : public ::testing::TestWithParam<bptest::ModelCase> {};
+
+TEST_P(ReportReceipt, LibraryReceiptOfASeededRopeFault) {
+    REQUIRE_MODEL(model_path, GetParam());
     TempDir tmp;
     bn_error err{};
     bn_model *m = nullptr;
     ASSERT_OK(bn_model_load(model_path.c_str(), &m, &err), err);
     ModelPtr model(m);
-    const std::vector<int32_t> tokens = {509, 12, 300, 45};
+    const std::vector<int32_t> tokens(GetParam().prompt.begin(), GetParam().prompt.begin() + 4);
     for (int faulty = 0; faulty < 2; faulty++) {
         std::string out = tmp.file(faulty ? "f.npz" : "b.npz");
         parity_record_opts o{};
@@ -389,16 +394,19 @@ TEST(Report, LibraryReceiptOfASeededRopeFault) {
     EXPECT_EQ(from_json, html);
 
     std::string md = Render({ry}, PARITY_REPORT_MARKDOWN);
-    EXPECT_NE(md.find("## \xe2\x9d\x8c FAIL \xe2\x80\x94 tiny-bitnet-i2s.gguf"), std::string::npos);
+    EXPECT_NE(md.find(std::string("## \xe2\x9d\x8c FAIL \xe2\x80\x94 ") + GetParam().file), std::string::npos);
     EXPECT_NE(md.find("**First divergence:** e0 `blk.0.attn_q_rope` (layer 0): bit_diff_count = 768, limit 0"),
               std::string::npos);
     std::vector<std::string> rows = MdRows(md, "**Failing taps**");
-    ASSERT_EQ(rows.size(), 15u); // the first 15 of 198
+    ASSERT_EQ(rows.size(), 15u); // the first 15 (of 198 on the shared model)
     EXPECT_EQ(rows[0], "| e0 | `blk.0.attn_q_rope` | fail | bit_diff_count | 768 | 0 |");
     EXPECT_NE(md.find("\xe2\x80\xa6 and " + std::to_string(failing - 15) + " more"), std::string::npos);
     EXPECT_EQ(MdRows(md, "**Logits**").size(), res->n_evals);
     EXPECT_EQ(MdRows(md, "**Worst taps by NMSE**").size(), 5u);
 }
+
+INSTANTIATE_TEST_SUITE_P(Models, ReportReceipt, ::testing::Values(bptest::SharedTinyI2s(), bptest::FixtureB158I2s()),
+                         bptest::ModelCaseName());
 
 // The binary end to end: a pass against bitnet.cpp and the llama.cpp SiLU
 // trace with block replay, one report of both with a summary table.

@@ -1,9 +1,12 @@
 // test_threads.cc — the worker pool: every index visited exactly once for many
 // (n, grain, threads), the chunk partition independent of the pool size, pool
-// reuse, argument errors and the SIMD level override.
+// reuse, real concurrency (a rendezvous, not a timing), argument errors and
+// the SIMD level override.
 #include "test_helpers.h"
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -60,19 +63,40 @@ TEST(Threads, EveryIndexExactlyOnceWithTheSameChunks) {
     }
 }
 
+// A rendezvous of `n` parties: every chunk of a parallel_for waits here until
+// all `n` have arrived. It completes only if `n` chunks run at the same time,
+// i.e. on `n` different threads; a pool that ran them one after another would
+// never complete it, which the (generous, never reached when the pool works)
+// deadline turns into a failure instead of a hang.
+struct Rendezvous {
+    explicit Rendezvous(int n) : parties(n) {}
+    const int parties;
+    std::mutex mu;
+    std::condition_variable cv;
+    int arrived = 0;
+    bool timed_out = false;
+    std::set<std::thread::id> threads;
+};
+
+void Meet(void *ctx, int64_t, int64_t) {
+    auto *r = static_cast<Rendezvous *>(ctx);
+    std::unique_lock<std::mutex> lock(r->mu);
+    r->threads.insert(std::this_thread::get_id());
+    if (++r->arrived == r->parties) r->cv.notify_all();
+    if (!r->cv.wait_for(lock, std::chrono::seconds(60), [r] { return r->arrived >= r->parties; }))
+        r->timed_out = true;
+}
+
 TEST(Threads, WorkersReallyRunInParallel) {
-    PoolPtr pool = MakePool(4);
-    Visits v(4000);
-    // Chunks that take a little time so that idle workers pick some up.
-    bn_pool_parallel_for(
-        pool.get(), 4000, 1,
-        [](void *ctx, int64_t b, int64_t e) {
-            std::this_thread::sleep_for(std::chrono::microseconds(20));
-            Visit(ctx, b, e);
-        },
-        &v);
-    EXPECT_GT(v.threads.size(), 1u);
-    EXPECT_LE(v.threads.size(), 4u);
+    for (int threads : {2, 3, 4}) {
+        PoolPtr pool = MakePool(threads);
+        ASSERT_TRUE(pool);
+        Rendezvous r(threads);
+        bn_pool_parallel_for(pool.get(), threads, 1, Meet, &r);
+        EXPECT_FALSE(r.timed_out) << threads << " chunks never ran at the same time";
+        EXPECT_EQ(r.arrived, threads);
+        EXPECT_EQ(r.threads.size(), (size_t)threads) << "each chunk on its own thread";
+    }
 }
 
 TEST(Threads, PoolReusedManyTimes) {

@@ -2,7 +2,8 @@
 // (LLaMA-3 BPE through the tiktoken converter, LLaMA-2 SPM, the tiny models'
 // 512-token vocabulary), hand-computed BPE/SPM merge orders on small
 // vocabularies written here, special tokens, decoding, the chat template,
-// loader errors, and a long input that would expose quadratic merging.
+// loader errors, and long inputs that round-trip (their speed is measured by
+// bench/run.sh, never here).
 #include "test_helpers.h"
 
 extern "C" {
@@ -10,7 +11,6 @@ extern "C" {
 #include "bitnet/tokenizer.h"
 }
 
-#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
@@ -112,18 +112,13 @@ class Llama3 : public ::testing::Test {
         if (model.empty()) return;
         dir_ = new TempDir();
         bn_error err;
-        auto t0 = std::chrono::steady_clock::now();
+        // (conversion and tokenization speed are measured by bench/run.sh)
         convert_status_ = bn_tiktoken_convert(model.c_str(), dir_->file("vocab.gguf").c_str(), &stats_, &err);
-        auto t1 = std::chrono::steady_clock::now();
         if (convert_status_ != BN_OK) {
             convert_msg_ = err.msg;
             return;
         }
         tok_ = Load(dir_->file("vocab.gguf")).release();
-        auto t2 = std::chrono::steady_clock::now();
-        printf("[ timing   ] convert %.0f ms, load 128256-token vocabulary %.0f ms\n",
-               std::chrono::duration<double, std::milli>(t1 - t0).count(),
-               std::chrono::duration<double, std::milli>(t2 - t1).count());
     }
     static void TearDownTestSuite() {
         bn_tokenizer_free(tok_);
@@ -254,27 +249,25 @@ TEST_F(Llama3, DetokenizeRejectsBadIds) {
     EXPECT_EQ(text, nullptr);
 }
 
-// One 300000-letter word goes through the merge loop as a single piece: a
-// quadratic merge would take minutes, the heap takes milliseconds.
-TEST_F(Llama3, LongWordIsNotQuadratic) {
+// One 300000-letter word goes through the merge loop as a single piece and
+// comes back intact. (A quadratic merge would take minutes instead of
+// milliseconds; no unit test times it: bench/run.sh measures this word.)
+TEST_F(Llama3, LongWordRoundTrips) {
     std::string word;
     for (int i = 0; i < 300000; i++) word += "abcdefghijklmnopqrstuvwxyz"[(i * 7 + i / 26) % 26];
-    auto t0 = std::chrono::steady_clock::now();
     Ids ids = Encode(tok_, word);
-    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    EXPECT_LT(ms, 5000.0);
     EXPECT_GT(ids.size(), 300000u / 8);
     EXPECT_EQ(Decode(tok_, ids), word);
 }
 
-TEST_F(Llama3, MegabyteThroughput) {
+// A megabyte of llama.cpp's test inputs round-trips (its speed is a
+// bench/run.sh measurement, not a test).
+TEST_F(Llama3, MegabyteRoundTrips) {
     REQUIRE_SHARED(inp, "tokenizers/llama3/ggml-vocab-llama-bpe.gguf.inp");
     std::string unit = Slurp(inp), text;
     while (text.size() < (1u << 20)) text += unit;
-    auto t0 = std::chrono::steady_clock::now();
     Ids ids = Encode(tok_, text);
-    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    printf("[ timing   ] tokenize %zu bytes -> %zu ids in %.0f ms\n", text.size(), ids.size(), ms);
+    EXPECT_GT(ids.size(), text.size() / 8);
     EXPECT_EQ(Decode(tok_, ids), text);
 }
 

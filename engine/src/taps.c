@@ -126,6 +126,7 @@ static int64_t select_taps(bn_tap_set *s, const char *glob) {
 }
 
 bn_status bn_tap_set_create(int64_t n_layer, const char *globs, bn_tap_set **out, bn_error *err) {
+    *out = NULL; /* also on a bad pattern, as every other _create */
     bn_tap_set *s;
     bn_status st = set_alloc(n_layer, &s, err);
     if (st) return st;
