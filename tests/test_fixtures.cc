@@ -432,7 +432,7 @@ void ExpectTapsIndependentOfThreadCount(const ModelInfo &mi, const std::vector<i
 // ggml-compat pads the KV length to 64 and the matmuls take their
 // multi-row paths), split across 1, 2, 3 or 7 threads.
 TEST_P(FixtureModel, PromptTapsDoNotDependOnThreadCount) {
-    const std::vector<int32_t> p2 = ReadPrompts()["p2"];
+    const std::vector<int32_t> p2 = bptest::FixturePrompt("p2");
     ASSERT_EQ(p2.size(), 40u);
     ASSERT_NO_FATAL_FAILURE(ExpectTapsIndependentOfThreadCount(GetParam(), p2, 0, "prompt"));
 }
@@ -442,7 +442,7 @@ TEST_P(FixtureModel, PromptTapsDoNotDependOnThreadCount) {
 // grows past ggml-compat's 32-cell padding, without a multi-token evaluation
 // that could carry a prompt-path difference into it.
 TEST_P(FixtureModel, DecodeTapsDoNotDependOnThreadCount) {
-    const std::vector<int32_t> bos = {ReadPrompts()["p2"][0]};
+    const std::vector<int32_t> bos = {bptest::FixturePrompt("p2")[0]};
     ASSERT_EQ(bos[0], 264);
     ASSERT_NO_FATAL_FAILURE(ExpectTapsIndependentOfThreadCount(GetParam(), bos, 39, "decode"));
 }
