@@ -74,7 +74,8 @@ void Compare(const std::string &subject, const std::string &reference, Compared 
     bn_pool *pool;
     ASSERT_OK(bn_pool_create(threads, &pool, &err), err);
     PoolPtr hold(pool);
-    parity_compare_opts o{pool};
+    parity_compare_opts o{};
+    o.pool = pool;
     parity_compare_result *r;
     ASSERT_OK(parity_compare(c->s.get(), c->ms.get(), c->r.get(), c->mr.get(), c->policy.get(), &o, &r, &err), err);
     c->res.reset(r);

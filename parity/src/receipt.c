@@ -12,6 +12,7 @@
 #include <time.h>
 #include <yaml.h>
 
+#include "bitnet/atomic_file.h"
 #include "bitnet/sha256.h"
 
 #ifndef BITPARITY_VERSION
@@ -674,15 +675,16 @@ bn_status parity_receipt_emit(const parity_receipt *r, parity_receipt_format fmt
 }
 
 bn_status parity_receipt_save(const parity_receipt *r, parity_receipt_format fmt, const char *path, bn_error *err) {
-    FILE *f = fopen(path, "w");
-    if (!f) return bn_error_set(err, BN_ERR_IO, "%s: cannot create the receipt", path);
-    bn_status st = parity_receipt_emit(r, fmt, f, err);
-    if (fclose(f) && !st) st = bn_error_set(err, BN_ERR_IO, "%s: write error", path);
+    bn_atomic_file *f;
+    bn_status st = bn_atomic_file_open(path, &f, err);
+    if (st) return st;
+    st = parity_receipt_emit(r, fmt, bn_atomic_file_stream(f), err);
     if (st) {
         bn_error_prefix(err, path);
-        remove(path);
+        bn_atomic_file_abort(f);
+        return st;
     }
-    return st;
+    return bn_atomic_file_commit(f, err);
 }
 
 void parity_receipt_free(parity_receipt *r) {

@@ -56,7 +56,8 @@ bn_status parity_receipt_build(const parity_receipt_input *in, parity_receipt **
  * ".nan", spelled as YAML spells them). IO on a write error. */
 bn_status parity_receipt_emit(const parity_receipt *r, parity_receipt_format fmt, FILE *f, bn_error *err);
 
-/* Same into a new file at path (replaced if it exists). */
+/* Same into a new file at path, replacing an existing one only when the
+ * receipt is complete (bitnet/atomic_file.h): on failure nothing changes. */
 bn_status parity_receipt_save(const parity_receipt *r, parity_receipt_format fmt, const char *path, bn_error *err);
 
 void parity_receipt_free(parity_receipt *r); /* NULL is fine */
