@@ -19,7 +19,7 @@ static const char check_help[] =
     "  --reference T   the reference trace (bitnet.cpp/llama.cpp dump or a bitparity trace)\n"
     "  --keep-trace F  keep the engine's trace (default: a temporary file, removed)\n"
     "  other options   as for `bitparity compare` and `bitparity trace`\n\n"
-    "exit: 0 pass, 1 parity failure, 2 usage or input error\n";
+    "exit: 0 pass, 1 parity failure, 2 usage or input error, 130 interrupted\n";
 
 /* ggml-compat reproduces bitnet.cpp; every other reference is compared in f32. */
 static const char *default_numerics(const parity_trace *ref) {

@@ -31,7 +31,7 @@ static const char compare_help[] =
     "                  error is born (default block)\n"
     "  -m MODEL        the subject's model: for --replay, and lets the hints recompute projections\n\n"
     "Hints (named diagnoses with their numbers) are printed and written to the receipt.\n\n"
-    "exit: 0 pass, 1 parity failure (or tokens differ), 2 usage or input error\n";
+    "exit: 0 pass, 1 parity failure (or tokens differ), 2 usage or input error, 130 interrupted\n";
 
 typedef cli_compare_args compare_args;
 
