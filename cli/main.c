@@ -30,7 +30,7 @@ static void print_help(FILE *f) {
             "            3 internal error, 130 interrupted (SIGINT or SIGTERM)\n\n"
             "Files are written to a temporary name in their folder and renamed when complete: an\n"
             "error or an interrupt leaves no partial output and an older file of that name intact.\n"
-            "A second SIGINT (or SIGTERM) during that clean-up ends the process at once.\n");
+            "The same signal a second time, during that clean-up, ends the process at once.\n");
 }
 
 int main(int argc, char **argv) {

@@ -72,6 +72,44 @@ for sig in INT TERM; do
     no_leftovers "$out"
 done
 
+# perplexity --save-logits: interrupted while it writes the logits of its
+# 511-token windows; run: interrupted while it streams tokens to stdout
+out=$tmp/ppl
+mkdir "$out"
+cp "$tmp/good.npz" "$out/base.npz"
+for _ in $(seq 400); do printf 'the quick brown fox jumps over the lazy dog. '; done >"$out/text.txt"
+set -m
+"$bp" perplexity -m "$tmp/bench.gguf" -f "$out/text.txt" --ctx 512 --threads 1 --save-logits "$out/base.npz" \
+    >/dev/null 2>"$out/err" &
+pid=$!
+set +m
+started=
+for _ in $(seq 1200); do
+    [ -n "$(find "$out" -maxdepth 1 -name '.base.npz.tmp.*' -size +0c)" ] && { started=1; break; }
+    kill -0 $pid 2>/dev/null || break
+    sleep 0.05
+done
+[ -n "$started" ] || fail "perplexity never started writing: $(cat "$out/err")"
+kill -INT $pid
+wait $pid
+rc=$?
+[ $rc -eq 130 ] || fail "perplexity: exit $rc, want 130: $(cat "$out/err")"
+cmp -s "$tmp/good.npz" "$out/base.npz" || fail "perplexity: the older --save-logits file was changed"
+no_leftovers "$out"
+set -m
+"$bp" run -m "$tmp/bench.gguf" --tokens 509,12,300 -n 500 --temp 0 --threads 1 --ids >"$out/ids" 2>"$out/err" &
+pid=$!
+set +m
+for _ in $(seq 1200); do
+    [ -s "$out/ids" ] && break
+    sleep 0.05
+done
+kill -TERM $pid
+wait $pid
+rc=$?
+[ $rc -eq 130 ] || fail "run: exit $rc, want 130: $(cat "$out/err")"
+grep -q "bitparity run: interrupted by SIGTERM" "$out/err" || fail "run: message: $(cat "$out/err")"
+
 # failures mid-way leave the older trace as it was and no temporary file:
 # the tiny model's context is 256 positions, so decoding past it fails after
 # some evaluations were written
