@@ -24,7 +24,6 @@
 #include "bitnet/gguf.h"
 
 #include "bitnet/atomic_file.h"
-
 #include "bitnet/quant.h"
 
 #include <errno.h>
