@@ -190,12 +190,11 @@ static int ends_with(const char *s, const char *suffix) {
 static bn_status write_receipts(const compare_args *a, const compare_session *s, int fmt_stdout, bn_error *err) {
     parity_receipt_input in = {s->trace[0], s->trace[1], s->map[0], s->map[1], s->policy, s->choice, s->result,
                                bn_pool_size(s->pool), bn_pool_simd(s->pool), 1, s->pool, s->t_open,
-                               s->replay, a->model};
+                               s->replay, a->model, cli_interrupt_flag()};
     parity_receipt *rc;
     bn_status st = parity_receipt_build(&in, &rc, err);
     if (st) return st;
-    st = bn_cancel_check(cli_interrupt_flag(), err); /* hashing the traces is not polled: stop before publishing */
-    if (!st && a->out) st = parity_receipt_save(rc, ends_with(a->out, ".json") ? PARITY_RECEIPT_JSON : PARITY_RECEIPT_YAML, a->out, err);
+    if (a->out) st = parity_receipt_save(rc, ends_with(a->out, ".json") ? PARITY_RECEIPT_JSON : PARITY_RECEIPT_YAML, a->out, err);
     if (!st && fmt_stdout >= 0) st = parity_receipt_emit(rc, (parity_receipt_format)fmt_stdout, stdout, err);
     parity_receipt_free(rc);
     return st;

@@ -17,6 +17,7 @@ extern "C" {
 #include "bitnet/atomic_file.h"
 #include "bitnet/gguf.h"
 #include "bitnet/quant.h"
+#include "bitnet/sha256.h"
 #include "parity/npz.h"
 #include "parity/trace.h"
 }
@@ -205,6 +206,21 @@ TEST(AtomicFile, CancelledStatusHasItsNameAndExitCode) {
     EXPECT_TRUE(bn_cancelled(&flag));
     EXPECT_EQ(bn_cancel_check(&flag, &err), BN_ERR_CANCELLED);
     EXPECT_EQ(err.code, BN_ERR_CANCELLED);
+}
+
+TEST(AtomicFile, HashingAFileIsCancellableAndHashesAcrossPieces) {
+    TempDir dir;
+    std::vector<uint8_t> data((17u << 20) + 5);  // more than one 16 MiB piece
+    for (size_t i = 0; i < data.size(); i++) data[i] = (uint8_t)(i * 2654435761u >> 13);
+    WriteFile(dir.file("model.gguf"), data);
+    uint8_t whole[BN_SHA256_DIGEST_SIZE], pieces[BN_SHA256_DIGEST_SIZE];
+    bn_sha256_buffer(data.data(), data.size(), whole);
+    volatile sig_atomic_t cancel = 0;
+    bn_error err = {};
+    ASSERT_OK(bn_sha256_file(dir.file("model.gguf").c_str(), &cancel, pieces, &err), err);
+    EXPECT_EQ(memcmp(whole, pieces, sizeof whole), 0);
+    cancel = 1;
+    EXPECT_EQ(bn_sha256_file(dir.file("model.gguf").c_str(), &cancel, pieces, &err), BN_ERR_CANCELLED);
 }
 
 // --- the writers built on it ------------------------------------------------------

@@ -41,7 +41,7 @@ bn_status parity_record(const bn_model *m, const parity_record_opts *o, bn_error
     parity_eval *evals = calloc((size_t)n_evals, sizeof *evals);
     int32_t *steps = calloc((size_t)n_evals, sizeof *steps); /* greedy token after each evaluation */
     bn_status st = evals && steps ? BN_OK : bn_error_set(err, BN_ERR_NOMEM, "out of memory");
-    if (!st) st = bn_sha256_file(o->model_path, digest, err);
+    if (!st) st = bn_sha256_file(o->model_path, o->cancel, digest, err);
     if (!st) st = bn_tap_set_create(m->hp.n_layer, o->taps, &taps, err);
     if (!st) st = bn_cancel_check(o->cancel, err);
     if (!st) st = parity_trace_writer_open(o->out_path, o->compress ? NPZ_DEFLATE_FAST : NPZ_STORED, &w, err);

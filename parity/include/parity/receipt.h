@@ -43,6 +43,7 @@ typedef struct parity_receipt_input {
     double t_open;                       /* seconds spent opening the traces, for timings */
     const struct parity_replay_result *replay; /* --replay: the `replay` section; NULL = none */
     const char *replay_model;            /* the model replayed */
+    const volatile sig_atomic_t *cancel; /* NULL: never; polled while hashing (BN_ERR_CANCELLED) */
 } parity_receipt_input;
 
 typedef struct parity_receipt parity_receipt;
