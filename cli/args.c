@@ -8,7 +8,12 @@
 #include "commands.h"
 
 int cli_fail(const char *cmd, const bn_error *err) {
-    fprintf(stderr, "bitparity %s: %s\n", cmd, err->msg[0] ? err->msg : bn_status_name(err->code));
+    const int sig = *cli_interrupt_flag();
+    if (err->code == BN_ERR_CANCELLED)
+        fprintf(stderr, "bitparity %s: interrupted by %s; no file was left half-written (older outputs are as they "
+                "were)\n", cmd, sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "request");
+    else
+        fprintf(stderr, "bitparity %s: %s\n", cmd, err->msg[0] ? err->msg : bn_status_name(err->code));
     int code = bn_status_exit_code(err->code);
     return code == 0 ? EXIT_INTERNAL : code;
 }
@@ -83,6 +88,39 @@ const char *cli_option_value(const char *cmd, int argc, char **argv, int *i) {
     return argv[++*i];
 }
 
+/* "1..256", ">= 0", "(0, 1]", "> 0": the accepted range in words. */
+static void describe_range(const cli_opt *o, char *buf, size_t size) {
+    if (o->kind == CLI_INT) {
+        if (o->imax == INT64_MAX) snprintf(buf, size, ">= %lld", (long long)o->imin);
+        else snprintf(buf, size, "%lld..%lld", (long long)o->imin, (long long)o->imax);
+    } else if (isinf(o->fmax)) {
+        snprintf(buf, size, "%s %g", o->fmin_open ? ">" : ">=", o->fmin);
+    } else {
+        snprintf(buf, size, "in %c%g, %g%c", o->fmin_open ? '(' : '[', o->fmin, o->fmax, o->fmax_open ? ')' : ']');
+    }
+}
+
+/* Parses v into o->dst: 0 ok, 1 not a number, 2 a number outside o's range. */
+static int parse_value(const cli_opt *o, const char *v) {
+    if (o->kind == CLI_INT) {
+        int64_t x;
+        if (!cli_parse_i64(v, &x)) { /* a whole number too large for int64 is out of range, not junk */
+            char *end;
+            errno = 0;
+            (void)strtoll(v, &end, 10);
+            return *v && !*end && errno == ERANGE ? 2 : 1;
+        }
+        *(int64_t *)o->dst = x;
+        return x < o->imin || x > o->imax ? 2 : 0;
+    }
+    double x;
+    if (!cli_parse_f64(v, &x)) return 1;
+    *(double *)o->dst = x;
+    const bool below = o->fmin_open ? !(x > o->fmin) : !(x >= o->fmin);
+    const bool above = o->fmax_open ? !(x < o->fmax) : !(x <= o->fmax);
+    return below || above ? 2 : 0;
+}
+
 int cli_parse_options(const char *cmd, const char *help, int argc, char **argv, const cli_opt *opts,
                       const char **positional, int max_positional, int *n_positional) {
     int npos = 0;
@@ -106,14 +144,18 @@ int cli_parse_options(const char *cmd, const char *help, int argc, char **argv, 
         }
         const char *v = cli_option_value(cmd, argc, argv, &i);
         if (!v) return EXIT_USAGE;
-        bool ok = true;
-        switch (o->kind) {
-        case CLI_STR: *(const char **)o->dst = v; break;
-        case CLI_INT: ok = cli_parse_i64(v, (int64_t *)o->dst) && *(int64_t *)o->dst >= o->min; break;
-        case CLI_FLOAT: ok = cli_parse_f64(v, (double *)o->dst); break;
-        case CLI_FLAG: break;
+        if (o->kind == CLI_STR) {
+            *(const char **)o->dst = v;
+            continue;
         }
-        if (!ok) return cli_usage_error(cmd, "%s '%s': expected %s", a, v, o->kind == CLI_INT ? "an integer" : "a number");
+        const int bad = parse_value(o, v);
+        if (bad == 1) return cli_usage_error(cmd, "%s '%s': expected %s", a, v, o->kind == CLI_INT ? "an integer" : "a number");
+        if (bad == 2) {
+            char range[96];
+            describe_range(o, range, sizeof range);
+            return cli_usage_error(cmd, "%s %s: must be %s%s", a, v, range,
+                                   o->kind == CLI_INT && o->imax == INT64_MAX ? " (a 64-bit integer)" : "");
+        }
     }
     if (n_positional) *n_positional = npos;
     return -1;

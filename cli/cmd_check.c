@@ -19,7 +19,7 @@ static const char check_help[] =
     "  --reference T   the reference trace (bitnet.cpp/llama.cpp dump or a bitparity trace)\n"
     "  --keep-trace F  keep the engine's trace (default: a temporary file, removed)\n"
     "  other options   as for `bitparity compare` and `bitparity trace`\n\n"
-    "exit: 0 pass, 1 parity failure, 2 usage or input error\n";
+    "exit: 0 pass, 1 parity failure, 2 usage or input error, 130 interrupted\n";
 
 /* ggml-compat reproduces bitnet.cpp; every other reference is compared in f32. */
 static const char *default_numerics(const parity_trace *ref) {
@@ -38,7 +38,7 @@ static bn_status record_following(const char *model_path, const parity_trace *re
     if (!st && !evals) st = bn_error_set(err, BN_ERR_NOMEM, "out of memory");
     for (int64_t k = 0; !st && k < n; k++) evals[k] = *parity_trace_eval(ref, k);
     parity_record_opts o = {.model_path = model_path, .follow = evals, .n_follow = n, .taps = taps,
-                            .n_threads = threads, .out_path = out};
+                            .n_threads = threads, .out_path = out, .cancel = cli_interrupt_flag()};
     if (!st && !bn_numerics_parse(numerics, &o.numerics))
         st = bn_error_set(err, BN_ERR_INVALID, "--numerics '%s': expected ggml-compat or f32", numerics);
     if (!st) st = parity_record(m, &o, err);
@@ -50,13 +50,19 @@ static bn_status record_following(const char *model_path, const parity_trace *re
 int cmd_check(int argc, char **argv) {
     cli_compare_args a = {.cmd = "check", .format = "text", .threads = 2};
     const char *keep = NULL, *numerics = NULL, *taps = NULL;
-    const cli_opt opts[] = {{"-m", "--model", CLI_STR, &a.model, 0},       {"--reference", NULL, CLI_STR, &a.reference, 0},
-                            {"--numerics", NULL, CLI_STR, &numerics, 0},    {"--taps", NULL, CLI_STR, &taps, 0},
-                            {"--map", NULL, CLI_STR, &a.map, 0},            {"--policy", NULL, CLI_STR, &a.policy, 0},
-                            {"-o", "--output", CLI_STR, &a.out, 0},         {"--format", NULL, CLI_STR, &a.format, 0},
-                            {"--threads", "-t", CLI_INT, &a.threads, 1},    {"--replay", NULL, CLI_FLAG, &a.replay, 0},
-                            {"--replay-mode", NULL, CLI_STR, &a.replay_mode, 0},
-                            {"--keep-trace", NULL, CLI_STR, &keep, 0},      {0}};
+    const cli_opt opts[] = {CLI_STR_OPT("-m", "--model", &a.model),
+                            CLI_STR_OPT("--reference", NULL, &a.reference),
+                            CLI_STR_OPT("--numerics", NULL, &numerics),
+                            CLI_STR_OPT("--taps", NULL, &taps),
+                            CLI_STR_OPT("--map", NULL, &a.map),
+                            CLI_STR_OPT("--policy", NULL, &a.policy),
+                            CLI_STR_OPT("-o", "--output", &a.out),
+                            CLI_STR_OPT("--format", NULL, &a.format),
+                            CLI_THREADS_OPT(&a.threads),
+                            CLI_FLAG_OPT("--replay", NULL, &a.replay),
+                            CLI_STR_OPT("--replay-mode", NULL, &a.replay_mode),
+                            CLI_STR_OPT("--keep-trace", NULL, &keep),
+                            {0}};
     int rc = cli_parse_options("check", check_help, argc, argv, opts, NULL, 0, NULL);
     if (rc >= 0) return rc;
     if (!a.model || !a.reference) return cli_usage_error("check", "-m MODEL and --reference TRACE are required");

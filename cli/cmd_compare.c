@@ -23,7 +23,7 @@ static const char compare_help[] =
     "                  policy file (default: chosen from the two producers, named in the output)\n"
     "  -o FILE         write the receipt (YAML; JSON when FILE ends in .json)\n"
     "  --format F      stdout: text (default), yaml or json (the receipt)\n"
-    "  --threads N     worker threads (default 2); results do not depend on N\n"
+    "  --threads N     worker threads, 1..256 (default 2); results do not depend on N\n"
     "  --replay        re-run bitparity's engine on MODEL (with the subject's numerics and fault)\n"
     "                  injecting the reference's values: block mode starts every block from the\n"
     "                  reference's residual stream and classifies each failing block's error as\n"
@@ -31,7 +31,7 @@ static const char compare_help[] =
     "                  error is born (default block)\n"
     "  -m MODEL        the subject's model: for --replay, and lets the hints recompute projections\n\n"
     "Hints (named diagnoses with their numbers) are printed and written to the receipt.\n\n"
-    "exit: 0 pass, 1 parity failure (or tokens differ), 2 usage or input error\n";
+    "exit: 0 pass, 1 parity failure (or tokens differ), 2 usage or input error, 130 interrupted\n";
 
 typedef cli_compare_args compare_args;
 
@@ -169,7 +169,7 @@ static bn_status localize(const compare_args *a, compare_session *s, bn_error *e
     if (!st && a->model && !s->result->pass) st = bn_model_load(a->model, &m, err);
     if (!st) st = parity_localize_hints(s->result, v[0], v[1], m, err);
     if (!st && a->replay && !s->result->pass && !s->result->tokenization_mismatch) {
-        const parity_replay_opts ro = {.model = m, .n_threads = bn_pool_size(s->pool),
+        const parity_replay_opts ro = {.model = m, .n_threads = bn_pool_size(s->pool), .cancel = cli_interrupt_flag(),
                                        .mode = a->replay_mode && !strcmp(a->replay_mode, "op") ? PARITY_REPLAY_OP
                                                                                               : PARITY_REPLAY_BLOCK};
         if (!st) st = parity_replay(s->result, v[0], v[1], s->policy, &ro, &s->replay, err);
@@ -190,7 +190,7 @@ static int ends_with(const char *s, const char *suffix) {
 static bn_status write_receipts(const compare_args *a, const compare_session *s, int fmt_stdout, bn_error *err) {
     parity_receipt_input in = {s->trace[0], s->trace[1], s->map[0], s->map[1], s->policy, s->choice, s->result,
                                bn_pool_size(s->pool), bn_pool_simd(s->pool), 1, s->pool, s->t_open,
-                               s->replay, a->model};
+                               s->replay, a->model, cli_interrupt_flag()};
     parity_receipt *rc;
     bn_status st = parity_receipt_build(&in, &rc, err);
     if (st) return st;
@@ -206,13 +206,12 @@ int cli_compare_run(const cli_compare_args *args) {
               : !strcmp(a.format, "json")                              ? PARITY_RECEIPT_JSON
                                                                        : -2;
     if (fmt == -2) return cli_usage_error(a.cmd, "--format '%s': expected text, yaml or json", a.format);
-    if (a.threads > BN_POOL_MAX_THREADS) return cli_usage_error(a.cmd, "--threads: at most %d", BN_POOL_MAX_THREADS);
     if (a.replay && !a.model) return cli_usage_error(a.cmd, "--replay needs -m MODEL (the subject's model)");
     if (a.replay_mode && strcmp(a.replay_mode, "block") && strcmp(a.replay_mode, "op"))
         return cli_usage_error(a.cmd, "--replay-mode '%s': expected block or op", a.replay_mode);
     compare_session s = {0};
     bn_error err = {0};
-    parity_compare_opts o = {0};
+    parity_compare_opts o = {.cancel = cli_interrupt_flag()};
     bn_status st = compare_open(&a, &s, &err);
     o.pool = s.pool;
     if (!st) st = parity_compare(s.trace[0], s.map[0], s.trace[1], s.map[1], s.policy, &o, &s.result, &err);
@@ -228,10 +227,14 @@ int cmd_compare(int argc, char **argv) {
     compare_args a = {.cmd = "compare", .format = "text", .threads = 2};
     const char *pos[2];
     int npos = 0;
-    const cli_opt opts[] = {{"--map", NULL, CLI_STR, &a.map, 0},      {"--policy", NULL, CLI_STR, &a.policy, 0},
-                            {"-o", "--output", CLI_STR, &a.out, 0},   {"--format", NULL, CLI_STR, &a.format, 0},
-                            {"--threads", "-t", CLI_INT, &a.threads, 1}, {"--replay", NULL, CLI_FLAG, &a.replay, 0},
-                            {"-m", "--model", CLI_STR, &a.model, 0},  {"--replay-mode", NULL, CLI_STR, &a.replay_mode, 0},
+    const cli_opt opts[] = {CLI_STR_OPT("--map", NULL, &a.map),
+                            CLI_STR_OPT("--policy", NULL, &a.policy),
+                            CLI_STR_OPT("-o", "--output", &a.out),
+                            CLI_STR_OPT("--format", NULL, &a.format),
+                            CLI_THREADS_OPT(&a.threads),
+                            CLI_FLAG_OPT("--replay", NULL, &a.replay),
+                            CLI_STR_OPT("-m", "--model", &a.model),
+                            CLI_STR_OPT("--replay-mode", NULL, &a.replay_mode),
                             {0}};
     int rc = cli_parse_options("compare", compare_help, argc, argv, opts, pos, 2, &npos);
     if (rc >= 0) return rc;

@@ -17,7 +17,7 @@ typedef struct convert_kind {
 } convert_kind;
 
 static bn_status run_llama2c(const char *const *in, const char *out, bn_error *err) {
-    bn_status st = bn_llama2c_convert(in[0], in[1], out, err);
+    bn_status st = bn_llama2c_convert(in[0], in[1], out, cli_interrupt_flag(), err);
     if (st == BN_OK) printf("%s: llama2.c checkpoint %s with vocabulary %s\n", out, in[0], in[1]);
     return st;
 }
@@ -25,7 +25,7 @@ static bn_status run_llama2c(const char *const *in, const char *out, bn_error *e
 static bn_status run_tiktoken(const char *const *in_files, const char *out, bn_error *err) {
     const char *in = in_files[0];
     bn_tiktoken_stats s;
-    bn_status st = bn_tiktoken_convert(in, out, &s, err);
+    bn_status st = bn_tiktoken_convert(in, out, &s, cli_interrupt_flag(), err);
     if (st == BN_OK)
         printf("%s: %lld tokens (%lld ranks + %lld special), %lld merges\n", out,
                (long long)(s.n_ranks + s.n_special), (long long)s.n_ranks, (long long)s.n_special,
@@ -49,9 +49,10 @@ static void usage(FILE *f) {
                 kinds[i].name, kinds[i].inputs);
     fprintf(f,
             "\noptions:\n"
-            "  -o, --output FILE   the GGUF to write (required)\n"
+            "  -o, --output FILE   the GGUF to write (required; it appears only when complete, an\n"
+            "                      older FILE stays as it was on an error or an interrupt)\n"
             "  -h, --help          this help\n"
-            "\nexit codes: 0 ok, 2 usage or input error, 3 internal error\n");
+            "\nexit codes: 0 ok, 2 usage or input error, 3 internal error, 130 interrupted\n");
 }
 
 int cmd_convert(int argc, char **argv) {

@@ -69,6 +69,7 @@ static void block_scales(const bn_gguf_tensor *t, tensor_stats *s) {
 
 static bn_status compute_stats(const bn_gguf_tensor *t, tensor_stats *s, bn_error *err) {
     memset(s, 0, sizeof *s);
+    if (bn_cancel_check(cli_interrupt_flag(), err)) return err->code; /* one poll per tensor */
     const int64_t ne0 = t->ne[0], rows = t->nelem / ne0, chunk = ne0 >= 65536 ? 1 : 65536 / ne0;
     float *buf = malloc((size_t)(chunk * ne0) * sizeof *buf);
     if (!buf) return bn_error_set(err, BN_ERR_NOMEM, "out of memory");
@@ -299,7 +300,7 @@ static bn_status dump_tensor(const bn_gguf *g, const char *name, const char *pat
     bn_status st = bn_dequantize_rows(t->type, t->data, t->ne[0], t->nelem / t->ne[0], 0, t->nelem / t->ne[0], buf, err);
     int64_t shape[4];
     for (uint32_t d = 0; d < t->n_dims; d++) shape[d] = t->ne[t->n_dims - 1 - d]; /* numpy: ne reversed */
-    if (!st) st = npz_write_npy_file(path, NPZ_F32, shape, (int)t->n_dims, buf, err);
+    if (!st) st = npz_write_npy_file(path, NPZ_F32, shape, (int)t->n_dims, buf, cli_interrupt_flag(), err);
     free(buf);
     return st;
 }

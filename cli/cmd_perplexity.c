@@ -23,11 +23,15 @@ static const char ppl_help[] =
     "Tokenizes TEXT (no BOS), cuts it into non-overlapping windows of N-1 tokens, evaluates each\n"
     "window with BOS in front and scores every window token from the tokens before it;\n"
     "perplexity = exp(mean negative log-likelihood), log-softmax in double.\n\n"
-    "  --ctx N           window length including BOS (default 128)\n"
-    "  --save-logits F   write every window's logits to F (an .npz trace: e{k}/logits.npy)\n"
+    "  --ctx N           window length including BOS, 2..4096 (default 128)\n"
+    "  --threads N       worker threads, 1..256 (default 2)\n"
+    "  --save-logits F   write every window's logits to F (an .npz trace: e{k}/logits.npy; it\n"
+    "                    appears only when complete, an older F stays as it was otherwise)\n"
     "  --kld-base F      compare with logits saved by --save-logits from a base model: KL(base||this)\n"
     "                    mean/median/p99/max, same top token, RMS delta-p, as llama.cpp's\n"
     "                    perplexity --kl-divergence reports them\n";
+
+enum { PPL_MAX_CTX = 4096 };
 
 typedef struct ppl_state {
     double nll_sum;
@@ -116,7 +120,7 @@ static bn_status evaluate(const bn_model *m, const bn_tokenizer *tok, const int3
         win[0] = bos;
         memcpy(win + 1, ids + off, (size_t)len * sizeof *win);
         bn_ctx_reset(c);
-        if ((st = bn_ctx_eval(c, win, T, err))) break;
+        if ((st = bn_ctx_eval(c, win, T, err))) break; /* polls p.cancel per block */
         const float *logits = bn_ctx_logits(c);
         for (int64_t t = 0; t < len; t++) s->nll_sum += row_nll(logits + t * V, V, win[t + 1]);
         s->n_scored += len;
@@ -170,15 +174,20 @@ static bn_status read_text(const char *path, char **text, size_t *len, bn_error 
 int cmd_perplexity(int argc, char **argv) {
     const char *model = NULL, *file = NULL, *save = NULL, *base = NULL, *numerics = "ggml-compat";
     int64_t ctx = 128, threads = 2;
-    const cli_opt opts[] = {{"-m", "--model", CLI_STR, &model, 0},          {"-f", "--file", CLI_STR, &file, 0},
-                            {"--ctx", "-c", CLI_INT, &ctx, 2},               {"--threads", "-t", CLI_INT, &threads, 1},
-                            {"--numerics", NULL, CLI_STR, &numerics, 0},     {"--save-logits", NULL, CLI_STR, &save, 0},
-                            {"--kld-base", NULL, CLI_STR, &base, 0},         {0}};
+    const cli_opt opts[] = {CLI_STR_OPT("-m", "--model", &model),
+                            CLI_STR_OPT("-f", "--file", &file),
+                            CLI_INT_OPT("--ctx", "-c", &ctx, 2, PPL_MAX_CTX),
+                            CLI_THREADS_OPT(&threads),
+                            CLI_STR_OPT("--numerics", NULL, &numerics),
+                            CLI_STR_OPT("--save-logits", NULL, &save),
+                            CLI_STR_OPT("--kld-base", NULL, &base),
+                            {0}};
     int rc = cli_parse_options("perplexity", ppl_help, argc, argv, opts, NULL, 0, NULL);
     if (rc >= 0) return rc;
     if (!model || !file) return cli_usage_error("perplexity", "-m MODEL and -f TEXT are required");
     bn_ctx_params cp = bn_ctx_default_params();
     cp.n_threads = (int)threads;
+    cp.cancel = cli_interrupt_flag();
     if (!bn_numerics_parse(numerics, &cp.numerics))
         return cli_usage_error("perplexity", "--numerics '%s': expected ggml-compat or f32", numerics);
     bn_error err = {0};
@@ -189,12 +198,12 @@ int cmd_perplexity(int argc, char **argv) {
     int32_t *ids = NULL;
     ppl_state s = {0};
     bn_status st = cli_load_model(model, &m, &tok, &err);
-    if (!st && ctx > 4096) st = bn_error_set(&err, BN_ERR_INVALID, "--ctx %lld: at most 4096", (long long)ctx);
     if (!st) st = read_text(file, &text, &len, &err);
     if (!st) st = bn_tokenize(tok, text, len, false, false, &ids, &n_ids, &err);
     if (!st && n_ids == 0) st = bn_error_set(&err, BN_ERR_INVALID, "%s: no tokens to score", file);
     if (!st && base) st = parity_trace_open(base, &s.base, &err);
     if (!st && save) st = parity_trace_writer_open(save, NPZ_DEFLATE_FAST, &s.save, &err);
+    if (!st && save) parity_trace_writer_set_cancel(s.save, cp.cancel);
     if (!st) st = evaluate(m, tok, ids, (int64_t)n_ids, ctx, &cp, &s, &err);
     if (!st) {
         const double nll = s.nll_sum / (double)s.n_scored;

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bitnet/atomic_file.h"
 #include "commands.h"
 #include "parity/report.h"
 
@@ -20,29 +21,25 @@ static const char report_help[] =
     "                  markdown (for CI logs and PR comments); default: html when FILE ends in\n"
     "                  .html or .htm, else markdown\n\n"
     "exit: 0 the report was written (whatever the verdicts), 2 usage error or a malformed\n"
-    "receipt (file:line: key), 3 the report could not be written\n";
+    "receipt (file:line: key), 3 the report could not be written, 130 interrupted (an older\n"
+    "report of that name is then left as it was)\n";
 
-/* Renders into path through a temporary name, so a failed run leaves no
- * half-written report behind. */
+/* Renders into path through a temporary file (bitnet/atomic_file.h), so a
+ * failed or interrupted run leaves no half-written report behind and an
+ * older report as it was. */
 static bn_status render_file(const parity_report_receipt *const *rs, size_t n, parity_report_format fmt,
                              const char *path, bn_error *err) {
-    size_t len = strlen(path) + 8;
-    char *tmp = malloc(len);
-    if (!tmp) return bn_error_set(err, BN_ERR_NOMEM, "out of memory");
-    snprintf(tmp, len, "%s.tmpXX", path);
-    FILE *f = fopen(tmp, "wb");
-    bn_status st;
-    if (!f) {
-        st = bn_error_set(err, BN_ERR_IO, "%s: cannot create", path);
-    } else {
-        st = parity_report_render(rs, n, fmt, f, err);
-        if (st) bn_error_prefix(err, path);
-        if (fclose(f) && !st) st = bn_error_set(err, BN_ERR_IO, "%s: write error", path);
-        if (!st && rename(tmp, path)) st = bn_error_set(err, BN_ERR_IO, "%s: cannot replace", path);
-        if (st) unlink(tmp);
+    bn_atomic_file *f;
+    bn_status st = bn_atomic_file_open(path, &f, err);
+    if (st) return st;
+    bn_atomic_file_set_cancel(f, cli_interrupt_flag());
+    st = parity_report_render(rs, n, fmt, bn_atomic_file_stream(f), err);
+    if (st) {
+        bn_error_prefix(err, path);
+        bn_atomic_file_abort(f);
+        return st;
     }
-    free(tmp);
-    return st;
+    return bn_atomic_file_commit(f, err);
 }
 
 int cmd_report(int argc, char **argv) {
@@ -50,8 +47,8 @@ int cmd_report(int argc, char **argv) {
     const char *paths[REPORT_MAX_RECEIPTS];
     int n = 0;
     const cli_opt opts[] = {
-        {"-o", "--output", CLI_STR, &out, 0},
-        {"--format", NULL, CLI_STR, &format, 0},
+        CLI_STR_OPT("-o", "--output", &out),
+        CLI_STR_OPT("--format", NULL, &format),
         {0},
     };
     int rc = cli_parse_options("report", report_help, argc, argv, opts, paths, REPORT_MAX_RECEIPTS, &n);
@@ -74,7 +71,7 @@ int cmd_report(int argc, char **argv) {
         rc = 0;
         if (st) { /* a report that cannot be written is the environment's problem */
             fprintf(stderr, "bitparity report: %s\n", err.msg);
-            rc = EXIT_INTERNAL;
+            rc = st == BN_ERR_CANCELLED ? EXIT_INTERRUPTED : EXIT_INTERNAL;
         }
     }
     for (int i = 0; i < n; i++) parity_report_receipt_free(rs[i]);

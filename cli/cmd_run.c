@@ -1,4 +1,5 @@
 /* cmd_run.c — `bitparity run`: generate text (or token ids) from a prompt. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -13,15 +14,17 @@ static const char run_help[] =
     "Streams the generated text to stdout. With -p the prompt is tokenized and BOS added as the\n"
     "vocabulary says; with --tokens the ids are used as given (no BOS); with neither, generation\n"
     "starts from BOS alone. Stops at EOS/EOT or after N tokens.\n\n"
-    "  -n N          tokens to generate (default 128)\n"
-    "  --temp T      temperature; 0 = greedy (default 0.8)\n"
-    "  --top-k K     keep the K most likely tokens (default 40; 0 = all)\n"
-    "  --top-p P     nucleus sampling threshold (default 0.95)\n"
-    "  --seed S      sampling seed (default 42)\n"
-    "  --threads N   worker threads (default 2); results do not depend on it\n"
+    "  -n N          tokens to generate, 0..1048576 (default 128; the context ends it earlier)\n"
+    "  --temp T      temperature >= 0; 0 = greedy (default 0.8)\n"
+    "  --top-k K     keep the K most likely tokens, >= 0 (default 40; 0 = all)\n"
+    "  --top-p P     nucleus sampling threshold in (0, 1] (default 0.95)\n"
+    "  --seed S      sampling seed >= 0 (default 42)\n"
+    "  --threads N   worker threads, 1..256 (default 2); results do not depend on it\n"
     "  --numerics M  ggml-compat (default) or f32\n"
     "  --chat        wrap the prompt in the BitNet chat template (User: ...<|eot_id|>Assistant: )\n"
     "  --ids         print the generated token ids separated by spaces instead of text\n";
+
+enum { RUN_MAX_PREDICT = 1 << 20 };
 
 typedef struct run_opts {
     const char *model, *prompt, *tokens, *numerics;
@@ -34,6 +37,7 @@ typedef struct run_opts {
 static bn_status generate(const run_opts *o, const bn_model *m, const bn_tokenizer *tok, bn_error *err) {
     bn_ctx_params cp = bn_ctx_default_params();
     cp.n_threads = (int)o->threads;
+    cp.cancel = cli_interrupt_flag();
     if (!bn_numerics_parse(o->numerics, &cp.numerics))
         return bn_error_set(err, BN_ERR_INVALID, "--numerics '%s': expected ggml-compat or f32", o->numerics);
     int32_t *prompt = NULL, *gen = NULL;
@@ -63,6 +67,7 @@ static bn_status generate(const run_opts *o, const bn_model *m, const bn_tokeniz
             if (!st && len > printed) fwrite(text + printed, 1, len - printed, stdout), printed = len;
         }
         fflush(stdout);
+        if (!st) st = bn_cancel_check(cp.cancel, err);
         if (!st && n_gen < o->n_predict && bn_ctx_n_past(c) < bn_ctx_n_ctx(c)) st = bn_ctx_eval(c, &next, 1, err);
         else break;
         last = 0;
@@ -77,14 +82,19 @@ static bn_status generate(const run_opts *o, const bn_model *m, const bn_tokeniz
 int cmd_run(int argc, char **argv) {
     run_opts o = {.numerics = "ggml-compat", .n_predict = 128, .top_k = 40, .seed = 42, .threads = 2,
                   .temp = 0.8, .top_p = 0.95};
-    const cli_opt opts[] = {
-        {"-m", "--model", CLI_STR, &o.model, 0},      {"-p", "--prompt", CLI_STR, &o.prompt, 0},
-        {"--tokens", NULL, CLI_STR, &o.tokens, 0},     {"-n", "--n-predict", CLI_INT, &o.n_predict, 0},
-        {"--temp", NULL, CLI_FLOAT, &o.temp, 0},       {"--top-k", NULL, CLI_INT, &o.top_k, 0},
-        {"--top-p", NULL, CLI_FLOAT, &o.top_p, 0},     {"--seed", NULL, CLI_INT, &o.seed, 0},
-        {"--threads", "-t", CLI_INT, &o.threads, 1},   {"--numerics", NULL, CLI_STR, &o.numerics, 0},
-        {"--chat", NULL, CLI_FLAG, &o.chat, 0},        {"--ids", NULL, CLI_FLAG, &o.ids, 0},
-        {0}};
+    const cli_opt opts[] = {CLI_STR_OPT("-m", "--model", &o.model),
+                            CLI_STR_OPT("-p", "--prompt", &o.prompt),
+                            CLI_STR_OPT("--tokens", NULL, &o.tokens),
+                            CLI_INT_OPT("-n", "--n-predict", &o.n_predict, 0, RUN_MAX_PREDICT),
+                            CLI_FLOAT_OPT("--temp", NULL, &o.temp, 0, INFINITY, false, false),
+                            CLI_INT_OPT("--top-k", NULL, &o.top_k, 0, INT32_MAX),
+                            CLI_FLOAT_OPT("--top-p", NULL, &o.top_p, 0, 1, true, false),
+                            CLI_INT_OPT("--seed", NULL, &o.seed, 0, INT64_MAX),
+                            CLI_THREADS_OPT(&o.threads),
+                            CLI_STR_OPT("--numerics", NULL, &o.numerics),
+                            CLI_FLAG_OPT("--chat", NULL, &o.chat),
+                            CLI_FLAG_OPT("--ids", NULL, &o.ids),
+                            {0}};
     int rc = cli_parse_options("run", run_help, argc, argv, opts, NULL, 0, NULL);
     if (rc >= 0) return rc;
     if (!o.model) return cli_usage_error("run", "-m MODEL is required");

@@ -16,8 +16,8 @@ static const char synth_help[] =
     "              16 heads x 64, 4 kv heads, 2816 ff: for benchmarks); default tiny\n"
     "  --type T    projection type; token_embd is F16 for i2_s (as bitnet.cpp), F32 otherwise\n"
     "  --arch A    bitnet-b1.58 (default), bitnet (adds hidden_activation = relu2) or llama (f32)\n"
-    "  --seed S    PRNG seed (default 1)\n"
-    "  -o FILE     output path\n";
+    "  --seed S    PRNG seed >= 0 (default 1)\n"
+    "  -o FILE     output path (appears only when complete; an older FILE stays otherwise)\n";
 
 static bool parse_type(const char *s, uint32_t *t) {
     static const struct {
@@ -36,36 +36,26 @@ static bool parse_arch(const char *s, bn_arch *a) {
 }
 
 int cmd_synth(int argc, char **argv) {
-    bn_synth_params p = {.shape = bn_synth_shape_find("tiny"), .arch = BN_ARCH_BITNET_B158, .seed = 1};
-    const char *out = NULL;
-    bool have_type = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v;
-        if (cli_is_help(a)) {
-            fputs(synth_help, stdout);
-            return 0;
-        }
-        if (!strcmp(a, "--shape") || !strcmp(a, "--type") || !strcmp(a, "--arch") || !strcmp(a, "--seed") ||
-            !strcmp(a, "-o")) {
-            if (!(v = cli_option_value("synth", argc, argv, &i))) return EXIT_USAGE;
-        } else {
-            return cli_usage_error("synth", "unknown argument '%s'", a);
-        }
-        int64_t seed;
-        if (!strcmp(a, "--shape") && !(p.shape = bn_synth_shape_find(v)))
-            return cli_usage_error("synth", "unknown shape '%s' (known: %s)", v, bn_synth_shape_names());
-        if (!strcmp(a, "--type") && !(have_type = parse_type(v, &p.type)))
-            return cli_usage_error("synth", "--type '%s': expected f32, i2_s, tq2_0 or tq1_0", v);
-        if (!strcmp(a, "--arch") && !parse_arch(v, &p.arch))
-            return cli_usage_error("synth", "--arch '%s': expected bitnet-b1.58, bitnet-25, bitnet or llama", v);
-        if (!strcmp(a, "--seed")) {
-            if (!cli_parse_i64(v, &seed) || seed < 0) return cli_usage_error("synth", "--seed '%s': expected an integer >= 0", v);
-            p.seed = (uint64_t)seed;
-        }
-        if (!strcmp(a, "-o")) out = v;
-    }
-    if (!have_type) return cli_usage_error("synth", "--type is required");
+    bn_synth_params p = {.arch = BN_ARCH_BITNET_B158, .cancel = cli_interrupt_flag()};
+    const char *out = NULL, *shape = "tiny", *type = NULL, *arch = NULL;
+    int64_t seed = 1;
+    const cli_opt opts[] = {CLI_STR_OPT("--shape", NULL, &shape),
+                            CLI_STR_OPT("--type", NULL, &type),
+                            CLI_STR_OPT("--arch", NULL, &arch),
+                            CLI_INT_OPT("--seed", NULL, &seed, 0, INT64_MAX),
+                            CLI_STR_OPT("-o", "--output", &out),
+                            {0}};
+    int rc = cli_parse_options("synth", synth_help, argc, argv, opts, NULL, 0, NULL);
+    if (rc >= 0) return rc;
+    if (!(p.shape = bn_synth_shape_find(shape)))
+        return cli_usage_error("synth", "unknown shape '%s' (known: %s)", shape, bn_synth_shape_names());
+    if (!type) return cli_usage_error("synth", "--type is required");
+    if (!parse_type(type, &p.type))
+        return cli_usage_error("synth", "--type '%s': expected f32, i2_s, tq2_0 or tq1_0", type);
+    if (arch && !parse_arch(arch, &p.arch))
+        return cli_usage_error("synth", "--arch '%s': expected bitnet-b1.58, bitnet-25, bitnet or llama", arch);
     if (!out) return cli_usage_error("synth", "-o MODEL.gguf is required");
+    p.seed = (uint64_t)seed;
     bn_error err = {0};
     bn_status st = bn_synth_write(&p, out, &err);
     if (st) return cli_fail("synth", &err);

@@ -15,34 +15,41 @@ static const char trace_help[] =
     "the model's sha256, the numerics mode, the tokens and the fault, if any).\n\n"
     "  --tokens IDS    prompt token ids, used as given (no BOS added)\n"
     "  -p TEXT         prompt text, tokenized with BOS as the vocabulary says\n"
-    "  --decode N      greedy decode steps after the prompt (default 2)\n"
+    "  --decode N      greedy decode steps after the prompt, 0..4096 (default 2)\n"
     "  --taps GLOBS    comma-separated globs (blk.*.attn_norm, blk.3.*, logits); default: every\n"
     "                  tap except the opt-in attn_scores, attn_probs, *.in_q8, *.in_scale\n"
     "  --numerics M    ggml-compat (default: f16 KV cache and bitnet.cpp's roundings) or f32\n"
-    "  --threads N     worker threads (default 2); taps are bit-identical for every N\n"
+    "  --threads N     worker threads, 1..256 (default 2); taps are bit-identical for every N\n"
     "  --compress      deflate the arrays (about 35 % smaller; far slower to write and read)\n"
     "  --fault NAME    seed a known bug, to prove the parity driver finds it: gamma-inv-sqrt-h, silu,\n"
     "                  layernorm, no-subnorm, i2s-scale-clamp, rope-normal, rope-pos-shift,\n"
-    "                  qk-head-perm, round-away, kv-f32, nan, transpose-wo (recorded in meta.yaml)\n";
+    "                  qk-head-perm, round-away, kv-f32, nan, transpose-wo (recorded in meta.yaml)\n\n"
+    "OUT.npz appears only when complete (written to .OUT.npz.tmp.XXXXXX, then renamed): an error\n"
+    "or an interrupt (SIGINT/SIGTERM: exit 130) leaves an older OUT.npz as it was.\n";
 
 int cmd_trace(int argc, char **argv) {
     const char *model = NULL, *prompt = NULL, *tokens = NULL, *taps = NULL, *numerics = "ggml-compat",
                *fault = "none", *out = NULL;
     int64_t decode = 2, threads = 2;
     bool compress = false;
-    const cli_opt opts[] = {
-        {"-m", "--model", CLI_STR, &model, 0},     {"-p", "--prompt", CLI_STR, &prompt, 0},
-        {"--tokens", NULL, CLI_STR, &tokens, 0},    {"--decode", NULL, CLI_INT, &decode, 0},
-        {"--taps", NULL, CLI_STR, &taps, 0},        {"--numerics", NULL, CLI_STR, &numerics, 0},
-        {"--threads", "-t", CLI_INT, &threads, 1},  {"--fault", NULL, CLI_STR, &fault, 0},
-        {"-o", "--output", CLI_STR, &out, 0},       {"--compress", NULL, CLI_FLAG, &compress, 0}, {0}};
+    const cli_opt opts[] = {CLI_STR_OPT("-m", "--model", &model),
+                            CLI_STR_OPT("-p", "--prompt", &prompt),
+                            CLI_STR_OPT("--tokens", NULL, &tokens),
+                            CLI_INT_OPT("--decode", NULL, &decode, 0, PARITY_RECORD_MAX_DECODE),
+                            CLI_STR_OPT("--taps", NULL, &taps),
+                            CLI_STR_OPT("--numerics", NULL, &numerics),
+                            CLI_THREADS_OPT(&threads),
+                            CLI_STR_OPT("--fault", NULL, &fault),
+                            CLI_STR_OPT("-o", "--output", &out),
+                            CLI_FLAG_OPT("--compress", NULL, &compress),
+                            {0}};
     int rc = cli_parse_options("trace", trace_help, argc, argv, opts, NULL, 0, NULL);
     if (rc >= 0) return rc;
     if (!model) return cli_usage_error("trace", "-m MODEL is required");
     if (!out) return cli_usage_error("trace", "-o OUT.npz is required");
     if (!prompt == !tokens) return cli_usage_error("trace", "give exactly one of -p TEXT and --tokens IDS");
     parity_record_opts o = {.model_path = model, .n_decode = decode, .taps = taps, .n_threads = (int)threads,
-                            .out_path = out, .compress = compress};
+                            .out_path = out, .compress = compress, .cancel = cli_interrupt_flag()};
     if (!bn_numerics_parse(numerics, &o.numerics))
         return cli_usage_error("trace", "--numerics '%s': expected ggml-compat or f32", numerics);
     if (!bn_fault_parse(fault, &o.fault)) return cli_usage_error("trace", "--fault '%s': unknown fault (see --help)", fault);

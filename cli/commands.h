@@ -2,21 +2,24 @@
  * they share (argument parsing, error printing). Each subcommand lives in
  * cli/cmd_<name>.c and returns the process exit code:
  * 0 ok/pass, 1 parity failure or lint finding, 2 usage or input error,
- * 3 internal error. */
+ * 3 internal error, 130 interrupted (SIGINT/SIGTERM: see interrupt.c). */
 #ifndef BITPARITY_CLI_COMMANDS_H
 #define BITPARITY_CLI_COMMANDS_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
 #include "bitnet/model.h"
 #include "bitnet/status.h"
+#include "bitnet/threads.h"
 #include "bitnet/tokenizer.h"
 
 #define EXIT_PARITY 1
 #define EXIT_USAGE 2
 #define EXIT_INTERNAL 3
+#define EXIT_INTERRUPTED 130 /* = bn_status_exit_code(BN_ERR_CANCELLED) */
 
 typedef int (*cli_command_fn)(int argc, char **argv);
 
@@ -37,18 +40,42 @@ int cmd_check(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 
-/* Table-driven option parsing shared by the subcommands. */
+/* Installs the SIGINT/SIGTERM handlers (interrupt.c) unless the signal is
+ * ignored; main does it once, before any command runs. */
+void cli_interrupt_install(void);
+/* The flag the handlers set: pass it as `cancel` to the libraries. */
+const volatile sig_atomic_t *cli_interrupt_flag(void);
+
+/* Table-driven option parsing shared by the subcommands. Every numeric
+ * option carries its accepted range, so each command checks its values in
+ * one place and says the range when a value is outside it. */
 typedef enum cli_opt_kind { CLI_FLAG, CLI_STR, CLI_INT, CLI_FLOAT } cli_opt_kind;
 typedef struct cli_opt {
     const char *name;  /* "--temp" */
     const char *alias; /* "-t" or NULL */
     cli_opt_kind kind;
     void *dst;         /* bool*, const char**, int64_t*, double* */
-    int64_t min;       /* CLI_INT: smallest accepted value */
+    int64_t imin, imax; /* CLI_INT: accepted values imin..imax (both included) */
+    double fmin, fmax;  /* CLI_FLOAT: accepted values between fmin and fmax (INFINITY: unbounded) */
+    bool fmin_open, fmax_open; /* CLI_FLOAT: that end excluded */
 } cli_opt;
+/* The rows of an option table: CLI_STR_OPT("-m", "--model", &path),
+ * CLI_INT_OPT("--decode", NULL, &n, 0, 4096) accepts 0..4096,
+ * CLI_FLOAT_OPT("--top-p", NULL, &p, 0, 1, true, false) accepts (0, 1]. */
+#define CLI_FLAG_OPT(n, a, d) {.name = (n), .alias = (a), .kind = CLI_FLAG, .dst = (d)}
+#define CLI_STR_OPT(n, a, d) {.name = (n), .alias = (a), .kind = CLI_STR, .dst = (d)}
+#define CLI_INT_OPT(n, a, d, lo, hi) {.name = (n), .alias = (a), .kind = CLI_INT, .dst = (d), .imin = (lo), .imax = (hi)}
+#define CLI_FLOAT_OPT(n, a, d, lo, hi, lo_open, hi_open)                                                          \
+    {.name = (n), .alias = (a), .kind = CLI_FLOAT, .dst = (d), .fmin = (lo), .fmax = (hi), .fmin_open = (lo_open), \
+     .fmax_open = (hi_open)}
+/* The range of worker threads every command accepts. */
+#define CLI_THREADS_OPT(dst) CLI_INT_OPT("--threads", "-t", (dst), 1, BN_POOL_MAX_THREADS)
 /* Parses argv[1..] against opts (terminated by {0}); other words go to
- * positional[] (at most max_positional). Returns -1 to go on, or the exit
- * code to return now (0 after printing help, EXIT_USAGE after an error). */
+ * positional[] (at most max_positional). A numeric value outside its range
+ * is a usage error naming the range ("--threads 0: must be 1..256"); "expected
+ * an integer / a number" is kept for words that are no number. Returns -1 to
+ * go on, or the exit code to return now (0 after printing help, EXIT_USAGE
+ * after an error). */
 int cli_parse_options(const char *cmd, const char *help, int argc, char **argv, const cli_opt *opts,
                       const char **positional, int max_positional, int *n_positional);
 
@@ -82,7 +109,7 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
     ;
 /* True when argv[i] is -h or --help. */
 bool cli_is_help(const char *arg);
-/* Parses a whole decimal integer / float; false on junk or overflow. */
+/* Parses a whole decimal integer / finite float; false on junk or overflow. */
 bool cli_parse_i64(const char *s, int64_t *out);
 bool cli_parse_f64(const char *s, double *out);
 /* Parses "1,2,3" into a malloc'ed array (caller frees); false on junk. */

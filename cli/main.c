@@ -27,7 +27,10 @@ static void print_help(FILE *f) {
         fprintf(f, "  %-11s %s\n", commands[i].name, commands[i].summary);
     fprintf(f,
             "\nexit codes: 0 ok/pass, 1 parity failure or lint finding, 2 usage or input error,\n"
-            "            3 internal error\n");
+            "            3 internal error, 130 interrupted (SIGINT or SIGTERM)\n\n"
+            "Files are written to a temporary name in their folder and renamed when complete: an\n"
+            "error or an interrupt leaves no partial output and an older file of that name intact.\n"
+            "The same signal a second time, during that clean-up, ends the process at once.\n");
 }
 
 int main(int argc, char **argv) {
@@ -44,7 +47,10 @@ int main(int argc, char **argv) {
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+        if (!strcmp(argv[1], commands[i].name)) {
+            cli_interrupt_install();
+            return commands[i].run(argc - 1, argv + 1);
+        }
     fprintf(stderr, "bitparity: unknown command '%s' (see 'bitparity --help')\n", argv[1]);
     return EXIT_USAGE;
 }

@@ -75,7 +75,8 @@ void Compare(const std::string &subject, const std::string &reference, Compared 
     bn_pool *pool;
     ASSERT_OK(bn_pool_create(threads, &pool, &err), err);
     PoolPtr hold(pool);
-    parity_compare_opts o{pool};
+    parity_compare_opts o{};
+    o.pool = pool;
     parity_compare_result *r;
     ASSERT_OK(parity_compare(c->s.get(), c->ms.get(), c->r.get(), c->mr.get(), c->policy.get(), &o, &r, &err), err);
     c->res.reset(r);
@@ -579,7 +580,7 @@ TEST(Receipt, YamlAndJsonLoadWithTheDocumentedKeys) {
     bn_error err{};
     ASSERT_OK(parity_compare_add_hint(c.res.get(), "ffn-activation", "SiLU instead of relu²: \"quoted\"", "nmse 0.47", &err), err);
     parity_receipt_input in{c.s.get(), c.r.get(), c.ms.get(), c.mr.get(), c.policy.get(), "auto: test", c.res.get(),
-                            2, BN_SIMD_PORTABLE, 1, nullptr, 0.25, nullptr, nullptr};
+                            2, BN_SIMD_PORTABLE, 1, nullptr, 0.25, nullptr, nullptr, nullptr};
     parity_receipt *rc;
     ASSERT_OK(parity_receipt_build(&in, &rc, &err), err);
     Handle<parity_receipt, parity_receipt_free> hold(rc);

@@ -66,11 +66,11 @@ TEST(Sha256, FileHelper) {
     bptest::WriteFile(dir.file("empty"), "", 0);
     uint8_t d[BN_SHA256_DIGEST_SIZE];
     bn_error err;
-    ASSERT_OK(bn_sha256_file(dir.file("big").c_str(), d, &err), err);
+    ASSERT_OK(bn_sha256_file(dir.file("big").c_str(), nullptr, d, &err), err);
     EXPECT_EQ(Hex(d), Sha(big));
-    ASSERT_OK(bn_sha256_file(dir.file("empty").c_str(), d, &err), err);
+    ASSERT_OK(bn_sha256_file(dir.file("empty").c_str(), nullptr, d, &err), err);
     EXPECT_EQ(Hex(d), Sha(""));
-    EXPECT_EQ(bn_sha256_file(dir.file("absent").c_str(), d, &err), BN_ERR_IO);
+    EXPECT_EQ(bn_sha256_file(dir.file("absent").c_str(), nullptr, d, &err), BN_ERR_IO);
     EXPECT_NE(std::string(err.msg).find("absent"), std::string::npos) << err.msg;
 }
 

@@ -113,7 +113,7 @@ class Llama3 : public ::testing::Test {
         dir_ = new TempDir();
         bn_error err;
         // (conversion and tokenization speed are measured by bench/run.sh)
-        convert_status_ = bn_tiktoken_convert(model.c_str(), dir_->file("vocab.gguf").c_str(), &stats_, &err);
+        convert_status_ = bn_tiktoken_convert(model.c_str(), dir_->file("vocab.gguf").c_str(), &stats_, nullptr, &err);
         if (convert_status_ != BN_OK) {
             convert_msg_ = err.msg;
             return;
@@ -532,13 +532,13 @@ TEST(TiktokenErrors, BadInputFiles) {
     for (const Case &c : cases) {
         bptest::WriteFile(dir.file("in.model"), c.content, strlen(c.content));
         bn_error err;
-        EXPECT_EQ(bn_tiktoken_convert(dir.file("in.model").c_str(), out.c_str(), nullptr, &err), BN_ERR_FORMAT)
+        EXPECT_EQ(bn_tiktoken_convert(dir.file("in.model").c_str(), out.c_str(), nullptr, nullptr, &err), BN_ERR_FORMAT)
             << c.content;
         EXPECT_NE(std::string(err.msg).find(c.want), std::string::npos) << err.msg;
         EXPECT_TRUE(bptest::ReadFile(out).empty()) << "no output left behind";
     }
     bn_error err;
-    EXPECT_EQ(bn_tiktoken_convert(dir.file("absent").c_str(), out.c_str(), nullptr, &err), BN_ERR_IO);
+    EXPECT_EQ(bn_tiktoken_convert(dir.file("absent").c_str(), out.c_str(), nullptr, nullptr, &err), BN_ERR_IO);
 }
 
 // A three-rank file: hand-derived merges and specials.
@@ -549,7 +549,7 @@ TEST(TiktokenSmall, MergesFromRanks) {
     bptest::WriteFile(dir.file("in.model"), content, strlen(content));
     bn_tiktoken_stats st;
     bn_error err;
-    ASSERT_OK(bn_tiktoken_convert(dir.file("in.model").c_str(), dir.file("o.gguf").c_str(), &st, &err), err);
+    ASSERT_OK(bn_tiktoken_convert(dir.file("in.model").c_str(), dir.file("o.gguf").c_str(), &st, nullptr, &err), err);
     EXPECT_EQ(st.n_ranks, 5);
     EXPECT_EQ(st.n_special, 256);
     EXPECT_EQ(st.n_merges, 3);  // a b, a ab, ab ab

@@ -379,7 +379,7 @@ bn_status bn_ctx_eval(bn_ctx *c, const int32_t *tokens, int64_t T, bn_error *err
             return st;
     TAP(-1, BN_TAP_TOKEN_EMBD, r->x, T, H);
     for (int il = 0; il < hp->n_layer; il++)
-        if ((st = forward_block(c, il, err))) return st;
+        if ((st = bn_cancel_check(c->p.cancel, err)) || (st = forward_block(c, il, err))) return st;
     bn_op_rms_norm(r->xn, r->x, T, H, hp->norm_eps, false);
     bn_op_mul_rows(r->xn, m->output_norm, T, H);
     TAP(-1, BN_TAP_OUTPUT_NORM, r->xn, T, H);

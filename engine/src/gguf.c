@@ -23,6 +23,7 @@
  */
 #include "bitnet/gguf.h"
 
+#include "bitnet/atomic_file.h"
 #include "bitnet/quant.h"
 
 #include <errno.h>
@@ -853,7 +854,7 @@ typedef struct wtensor {
 } wtensor;
 
 struct bn_gguf_writer {
-    FILE *f;
+    bn_atomic_file *file;     /* renamed onto path by a successful close */
     char *path;
     uint32_t version;
     uint32_t alignment;
@@ -865,8 +866,8 @@ struct bn_gguf_writer {
     int64_t n_tensors, tensors_cap;
     int64_t n_written;        /* tensors whose data is written */
     bool header_done;
-    uint64_t pos;             /* bytes written to f */
-    bool io_error;            /* a write failed; reported at the next call */
+    uint64_t pos;             /* bytes written to the file */
+    bn_error io_error;        /* the first failed write (or cancellation); reported at the next call */
 };
 
 /* Grows *buf (of *cap items of `size`) to hold `need` items. */
@@ -961,12 +962,11 @@ bn_status bn_gguf_writer_open(const char *path, uint32_t version, bn_gguf_writer
         free(w);
         return bn_error_set(err, BN_ERR_NOMEM, "%s: out of memory", path);
     }
-    w->f = fopen(path, "wb");
-    if (!w->f) {
-        int e = errno;
+    bn_status st = bn_atomic_file_open(path, &w->file, err);
+    if (st) {
         free(p);
         free(w);
-        return bn_error_set(err, BN_ERR_IO, "%s: cannot create: %s", path, strerror(e));
+        return st;
     }
     w->path = p;
     w->version = version;
@@ -1133,7 +1133,7 @@ bn_status bn_gguf_writer_add_tensor(bn_gguf_writer *w, const char *name, uint32_
 }
 
 static void wwrite(bn_gguf_writer *w, const void *p, uint64_t n) {
-    if (n && !w->io_error && fwrite(p, 1, (size_t)n, w->f) != n) w->io_error = true;
+    if (n && !w->io_error.code) bn_atomic_file_write(w->file, p, (size_t)n, &w->io_error);
     w->pos += n;
 }
 
@@ -1175,9 +1175,9 @@ static void write_header(bn_gguf_writer *w) {
 }
 
 static bn_status io_status(bn_gguf_writer *w, bn_error *err) {
-    if (!w->io_error) return BN_OK;
-    return wfail(w, err, BN_ERR_IO, "write failed at byte %llu: %s", (unsigned long long)w->pos,
-                 strerror(errno));
+    if (!w->io_error.code) return BN_OK;
+    if (err) *err = w->io_error;
+    return w->io_error.code;
 }
 
 bn_status bn_gguf_writer_write_tensor(bn_gguf_writer *w, const void *data, uint64_t nbytes, bn_error *err) {
@@ -1214,16 +1214,19 @@ bn_status bn_gguf_writer_close(bn_gguf_writer *w, bn_error *err) {
     else if (!w->header_done)
         write_header(w);
     if (st == BN_OK) st = io_status(w, err);
-    if (fclose(w->f) != 0 && st == BN_OK)
-        st = wfail(w, err, BN_ERR_IO, "closing failed: %s", strerror(errno));
-    if (st != BN_OK) unlink(w->path); /* never leave a truncated file behind */
+    /* never publish a truncated file: only a complete one is renamed onto path */
+    if (st == BN_OK) st = bn_atomic_file_commit(w->file, err);
+    else bn_atomic_file_abort(w->file);
     writer_free(w);
     return st;
 }
 
+void bn_gguf_writer_set_cancel(bn_gguf_writer *w, const volatile sig_atomic_t *cancel) {
+    bn_atomic_file_set_cancel(w->file, cancel);
+}
+
 void bn_gguf_writer_abort(bn_gguf_writer *w) {
     if (!w) return;
-    fclose(w->f);
-    unlink(w->path);
+    bn_atomic_file_abort(w->file);
     writer_free(w);
 }

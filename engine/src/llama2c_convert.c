@@ -181,7 +181,8 @@ static int plan(const l2c_config *c, const float *base, const uint64_t counts[T_
     return n;
 }
 
-bn_status bn_llama2c_convert(const char *ckpt_path, const char *tok_path, const char *out_path, bn_error *err) {
+bn_status bn_llama2c_convert(const char *ckpt_path, const char *tok_path, const char *out_path,
+                             const volatile sig_atomic_t *cancel, bn_error *err) {
     uint8_t *ck = NULL, *tk = NULL;
     size_t ck_size = 0, tk_size = 0;
     l2c_config c = {0};
@@ -200,7 +201,9 @@ bn_status bn_llama2c_convert(const char *ckpt_path, const char *tok_path, const 
     if (!st && !(weights = malloc(ck_size - 28))) st = bn_error_set(err, BN_ERR_NOMEM, "out of memory");
     if (!st) memcpy(weights, ck + 28, ck_size - 28);
     const int n = st ? 0 : plan(&c, weights, counts, t);
+    if (!st) st = bn_cancel_check(cancel, err);
     if (!st) st = bn_gguf_writer_open(out_path, 3, &w, err);
+    if (!st) bn_gguf_writer_set_cancel(w, cancel);
     if (!st) st = write_kv(w, &c, &v, err);
     for (int i = 0; i < n && !st; i++) st = bn_gguf_writer_add_tensor(w, t[i].name, BN_TYPE_F32, t[i].n_dims, t[i].ne, err);
     for (int i = 0; i < n && !st; i++)

@@ -17,6 +17,7 @@ static const struct {
     [BN_ERR_NOT_FOUND] = {"BN_ERR_NOT_FOUND", 2},
     [BN_ERR_PARITY] = {"BN_ERR_PARITY", 1},
     [BN_ERR_INTERNAL] = {"BN_ERR_INTERNAL", 3},
+    [BN_ERR_CANCELLED] = {"BN_ERR_CANCELLED", 130}, /* 128 + SIGINT, the shells' convention */
 };
 
 const char *bn_status_name(bn_status s) {
@@ -27,6 +28,12 @@ const char *bn_status_name(bn_status s) {
 int bn_status_exit_code(bn_status s) {
     if ((unsigned)s >= BN_STATUS_COUNT) return 3;
     return status_table[s].exit_code;
+}
+
+bool bn_cancelled(const volatile sig_atomic_t *cancel) { return cancel && *cancel; }
+
+bn_status bn_cancel_check(const volatile sig_atomic_t *cancel, bn_error *err) {
+    return bn_cancelled(cancel) ? bn_error_set(err, BN_ERR_CANCELLED, "interrupted") : BN_OK;
 }
 
 bn_status bn_error_set(bn_error *err, bn_status code, const char *fmt, ...) {

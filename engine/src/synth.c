@@ -312,6 +312,7 @@ static bn_status write_tensors(bn_gguf_writer *w, const bn_synth_params *p, cons
         float *vals = malloc((size_t)nel * sizeof *vals);
         void *bytes = malloc((size_t)nbytes);
         if (!vals || !bytes) st = bn_error_set(err, BN_ERR_NOMEM, "out of memory for tensor %s", ts[i].name);
+        if (!st) st = bn_cancel_check(p->cancel, err);
         if (!st) {
             fill(&ts[i], p->seed, (uint64_t)i, vals);
             st = bn_quantize(ts[i].type, vals, ts[i].ne0, ts[i].ne1, bytes, (size_t)nbytes, err);
@@ -337,6 +338,7 @@ bn_status bn_synth_write(const bn_synth_params *p, const char *path, bn_error *e
     bn_gguf_writer *w = NULL;
     bn_status st = ts ? vocab_build(&v, err) : bn_error_set(err, BN_ERR_NOMEM, "out of memory");
     if (!st) st = bn_gguf_writer_open(path, 3, &w, err);
+    if (!st) bn_gguf_writer_set_cancel(w, p->cancel);
     if (!st) st = write_metadata(w, p, &v, err);
     if (!st) st = write_tensors(w, p, ts, plan_tensors(p, ts), err);
     if (!st) {

@@ -260,7 +260,7 @@ static bool push_merges(const rank_table *t, str_list *merges) {
 }
 
 static bn_status write_vocab(const char *out_path, const str_list *tokens, const str_list *merges, int32_t n_ranks,
-                             bn_error *err) {
+                             const volatile sig_atomic_t *cancel, bn_error *err) {
     int32_t *types = malloc(tokens->n * sizeof *types);
     if (!types) return bn_error_set(err, BN_ERR_NOMEM, "%s: out of memory", out_path);
     for (size_t i = 0; i < tokens->n; i++) types[i] = (int32_t)i < n_ranks ? BN_TOKEN_NORMAL : BN_TOKEN_CONTROL;
@@ -270,6 +270,7 @@ static bn_status write_vocab(const char *out_path, const str_list *tokens, const
         free(types);
         return st;
     }
+    bn_gguf_writer_set_cancel(w, cancel);
     const char *const *tv = (const char *const *)tokens->v, *const *mv = (const char *const *)merges->v;
     st = bn_gguf_writer_add_str(w, "general.architecture", "llama", err);
     if (st == BN_OK) st = bn_gguf_writer_add_str(w, "general.name", "llama3-tiktoken-vocab", err);
@@ -288,13 +289,11 @@ static bn_status write_vocab(const char *out_path, const str_list *tokens, const
         bn_gguf_writer_abort(w);
         return st;
     }
-    st = bn_gguf_writer_close(w, err);
-    if (st != BN_OK) remove(out_path);
-    return st;
+    return bn_gguf_writer_close(w, err);
 }
 
 bn_status bn_tiktoken_convert(const char *in_path, const char *out_path, bn_tiktoken_stats *stats,
-                              bn_error *err) {
+                              const volatile sig_atomic_t *cancel, bn_error *err) {
     char *buf = NULL;
     size_t size = 0;
     rank_table t = {.path = in_path};
@@ -304,7 +303,8 @@ bn_status bn_tiktoken_convert(const char *in_path, const char *out_path, bn_tikt
     free(buf);
     if (st == BN_OK && !(push_tokens(&t, &tokens) && push_merges(&t, &merges)))
         st = bn_error_set(err, BN_ERR_NOMEM, "%s: out of memory building the vocabulary", in_path);
-    if (st == BN_OK) st = write_vocab(out_path, &tokens, &merges, t.n, err);
+    if (st == BN_OK) st = bn_cancel_check(cancel, err);
+    if (st == BN_OK) st = write_vocab(out_path, &tokens, &merges, t.n, cancel, err);
     if (st == BN_OK && stats) *stats = (bn_tiktoken_stats){t.n, N_SPECIAL, (int64_t)merges.n};
     list_free(&tokens);
     list_free(&merges);

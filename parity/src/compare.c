@@ -120,6 +120,7 @@ typedef struct cmp_ctx {
     const parity_tapview *view[2]; /* subject, reference */
     const parity_policy *policy;
     bn_pool *pool;
+    const volatile sig_atomic_t *cancel;
     parity_compare_result *r;
     size_t cap_taps;
     bn_error *err;
@@ -309,7 +310,8 @@ static bn_status compare_eval(cmp_ctx *c, int64_t k) {
     c->r->n_evals++;
     size_t first_tap = c->r->n_taps;
     bn_status st = BN_OK;
-    for (int64_t i = 0; i < parity_tapview_count(c->view[0], k) && !st; i++) st = compare_tap(c, ev, k, i);
+    for (int64_t i = 0; i < parity_tapview_count(c->view[0], k) && !st; i++)
+        if (!(st = bn_cancel_check(c->cancel, c->err))) st = compare_tap(c, ev, k, i);
     for (int64_t j = 0; j < parity_tapview_count(c->view[1], k) && !st; j++) {
         const char *name = parity_tapview_name(c->view[1], k, j);
         if (parity_tapview_find(c->view[0], k, name) >= 0) continue;
@@ -390,7 +392,7 @@ bn_status parity_compare(const parity_trace *subject, const parity_tapmap *subje
             snprintf(r->diagnosis, sizeof r->diagnosis, "decode diverged: %s (greedy choices differ; later "
                      "evaluations not compared)", diag);
         }
-        cmp_ctx c = {{vs, vr}, policy, opts ? opts->pool : NULL, r, 0, err};
+        cmp_ctx c = {{vs, vr}, policy, opts ? opts->pool : NULL, opts ? opts->cancel : NULL, r, 0, err};
         for (int64_t k = 0; k < upto && !st; k++) st = compare_eval(&c, k);
     }
     parity_tapview_free(vs);

@@ -733,6 +733,7 @@ bn_status parity_replay(parity_compare_result *r, const parity_tapview *subject,
     bn_ctx_params cp = bn_ctx_default_params();
     cp.n_threads = o->n_threads > 0 ? o->n_threads : 1;
     bn_fault fault_id = BN_FAULT_NONE;
+    cp.cancel = o->cancel;
     if (numerics && !bn_numerics_parse(numerics, &cp.numerics))
         return bn_error_set(err, BN_ERR_INVALID, "replay: unknown numerics '%s' in %s", numerics, parity_trace_path(st_trace));
     if (fault && !bn_fault_parse(fault, &fault_id))

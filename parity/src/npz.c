@@ -2,6 +2,8 @@
  * .npy headers. See parity/npz.h for the contract. */
 #include "parity/npz.h"
 
+#include "bitnet/atomic_file.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -834,11 +836,12 @@ bn_status npz_load_array(const npz_reader *r, int64_t i, npz_array *out, bn_erro
 
 /* --- writer --------------------------------------------------------------- */
 struct npz_writer {
-    FILE *f;
+    bn_atomic_file *file; /* renamed onto path by a successful close */
+    FILE *f;              /* its stream */
     char *path;
     char *fbuf; /* [4 * CHUNK] stdio buffer */
     npz_compression comp;
-    bool failed;         /* a write failed: close removes the file */
+    bool failed;         /* a write failed: close fails and publishes nothing */
     uint64_t pos;        /* bytes written so far */
     npz_member *entries; /* [n] central directory, names malloc'ed */
     int64_t n, cap;
@@ -860,8 +863,13 @@ static bn_status w_fail(npz_writer *w, bn_error *err, bn_status code, const char
                         code == BN_ERR_IO ? strerror(errno) : "failed");
 }
 
+/* Every byte goes through here: the atomic file polls cancellation per MiB. */
 static bn_status w_write(npz_writer *w, const void *p, size_t n, bn_error *err) {
-    if (n && fwrite(p, 1, n, w->f) != n) return w_fail(w, err, BN_ERR_IO, "write failed");
+    bn_status st = bn_atomic_file_write(w->file, p, n, err);
+    if (st) {
+        w->failed = true;
+        return st;
+    }
     w->pos += n;
     return BN_OK;
 }
@@ -885,15 +893,19 @@ bn_status npz_writer_open(const char *path, npz_compression comp, npz_writer **o
         }
         w->z_ready = true;
     }
-    w->f = fopen(path, "wb");
-    if (!w->f) {
-        int e = errno;
+    bn_status st = bn_atomic_file_open(path, &w->file, err);
+    if (st) {
         npz_writer_abort(w);
-        return bn_error_set(err, BN_ERR_IO, "%s: cannot create: %s", path, strerror(e));
+        return st;
     }
+    w->f = bn_atomic_file_stream(w->file);
     setvbuf(w->f, w->fbuf, _IOFBF, 4 * CHUNK);
     *out = w;
     return BN_OK;
+}
+
+void npz_writer_set_cancel(npz_writer *w, const volatile sig_atomic_t *cancel) {
+    bn_atomic_file_set_cancel(w->file, cancel);
 }
 
 int64_t npz_writer_count(const npz_writer *w) { return w->n; }
@@ -1158,26 +1170,21 @@ bn_status npz_writer_close(npz_writer *w, bn_error *err) {
     uint64_t cd_offset = w->pos;
     for (int64_t i = 0; i < w->n && !st; i++) st = write_central(w, &w->entries[i], err);
     if (!st) st = write_end_records(w, cd_offset, err);
-    FILE *f = w->f;
-    w->f = NULL;
-    if (fclose(f) != 0 && !st)
-        st = bn_error_set(err, BN_ERR_IO, "%s: close failed: %s", w->path, strerror(errno));
-    if (st) remove(w->path);
+    if (st) bn_atomic_file_abort(w->file);
+    else st = bn_atomic_file_commit(w->file, err);
+    w->file = NULL;
     writer_free(w);
     return st;
 }
 
 void npz_writer_abort(npz_writer *w) {
     if (!w) return;
-    if (w->f) {
-        fclose(w->f);
-        remove(w->path);
-    }
+    bn_atomic_file_abort(w->file);
     writer_free(w);
 }
 
 bn_status npz_write_npy_file(const char *path, npz_dtype dtype, const int64_t *shape, int ndim,
-                             const void *data, bn_error *err) {
+                             const void *data, const volatile sig_atomic_t *cancel, bn_error *err) {
     if ((unsigned)dtype >= NPZ_DTYPE_COUNT || ndim < 0 || ndim > NPZ_MAX_DIMS || (ndim && !shape))
         return bn_error_set(err, BN_ERR_INVALID, "%s: bad dtype or ndim %d", path, ndim);
     npz_array_info info = {.dtype = dtype, .ndim = ndim};
@@ -1186,12 +1193,14 @@ bn_status npz_write_npy_file(const char *path, npz_dtype dtype, const int64_t *s
     if (st) return st;
     char h[512];
     const size_t hlen = npy_header(dtype, shape, ndim, h, sizeof h);
-    FILE *f = fopen(path, "wb");
-    if (!f) return bn_error_set(err, BN_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
-    const bool ok = fwrite(h, 1, hlen, f) == hlen && fwrite(data, 1, (size_t)info.nbytes, f) == info.nbytes;
-    if (fclose(f) != 0 || !ok) {
-        remove(path);
-        return bn_error_set(err, BN_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+    bn_atomic_file *f;
+    if ((st = bn_atomic_file_open(path, &f, err))) return st;
+    bn_atomic_file_set_cancel(f, cancel);
+    st = bn_atomic_file_write(f, h, hlen, err);
+    if (!st) st = bn_atomic_file_write(f, data, (size_t)info.nbytes, err);
+    if (st) {
+        bn_atomic_file_abort(f);
+        return st;
     }
-    return BN_OK;
+    return bn_atomic_file_commit(f, err);
 }

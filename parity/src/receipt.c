@@ -12,6 +12,7 @@
 #include <time.h>
 #include <yaml.h>
 
+#include "bitnet/atomic_file.h"
 #include "bitnet/sha256.h"
 
 #ifndef BITPARITY_VERSION
@@ -319,6 +320,7 @@ static void add_side(build_ctx *c, rnode *root, const char *key, const parity_tr
  * hash costs more than the comparison. */
 typedef struct hash_job {
     const char *path[2];
+    const volatile sig_atomic_t *cancel;
     char hex[2][BN_SHA256_HEX_SIZE];
     bn_status st[2];
     bn_error err[2];
@@ -328,7 +330,7 @@ static void hash_one(void *ctx, int64_t begin, int64_t end) {
     hash_job *j = ctx;
     for (int64_t i = begin; i < end; i++) {
         uint8_t dg[BN_SHA256_DIGEST_SIZE];
-        j->st[i] = bn_sha256_file(j->path[i], dg, &j->err[i]);
+        j->st[i] = bn_sha256_file(j->path[i], j->cancel, dg, &j->err[i]);
         if (!j->st[i]) bn_sha256_hex(dg, j->hex[i]);
     }
 }
@@ -338,6 +340,7 @@ static bn_status hash_traces(build_ctx *c, hash_job *j) {
     if (!c->in->hash_traces) return BN_OK;
     j->path[0] = parity_trace_path(c->in->subject);
     j->path[1] = parity_trace_path(c->in->reference);
+    j->cancel = c->in->cancel;
     struct timespec a, b;
     clock_gettime(CLOCK_MONOTONIC, &a);
     bn_pool_parallel_for(c->in->pool, 2, 1, hash_one, j);
@@ -674,15 +677,16 @@ bn_status parity_receipt_emit(const parity_receipt *r, parity_receipt_format fmt
 }
 
 bn_status parity_receipt_save(const parity_receipt *r, parity_receipt_format fmt, const char *path, bn_error *err) {
-    FILE *f = fopen(path, "w");
-    if (!f) return bn_error_set(err, BN_ERR_IO, "%s: cannot create the receipt", path);
-    bn_status st = parity_receipt_emit(r, fmt, f, err);
-    if (fclose(f) && !st) st = bn_error_set(err, BN_ERR_IO, "%s: write error", path);
+    bn_atomic_file *f;
+    bn_status st = bn_atomic_file_open(path, &f, err);
+    if (st) return st;
+    st = parity_receipt_emit(r, fmt, bn_atomic_file_stream(f), err);
     if (st) {
         bn_error_prefix(err, path);
-        remove(path);
+        bn_atomic_file_abort(f);
+        return st;
     }
-    return st;
+    return bn_atomic_file_commit(f, err);
 }
 
 void parity_receipt_free(parity_receipt *r) {

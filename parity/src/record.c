@@ -28,8 +28,9 @@ static const char *weight_type_name(const bn_model *m, char *buf, size_t size) {
 
 bn_status parity_record(const bn_model *m, const parity_record_opts *o, bn_error *err) {
     if (!o->follow && o->n_tokens <= 0) return bn_error_set(err, BN_ERR_INVALID, "trace: the prompt is empty");
-    if (!o->follow && (o->n_decode < 0 || o->n_decode > 4096))
-        return bn_error_set(err, BN_ERR_INVALID, "trace: --decode %lld must be 0..4096", (long long)o->n_decode);
+    if (!o->follow && (o->n_decode < 0 || o->n_decode > PARITY_RECORD_MAX_DECODE))
+        return bn_error_set(err, BN_ERR_INVALID, "trace: --decode %lld: must be 0..%d", (long long)o->n_decode,
+                            PARITY_RECORD_MAX_DECODE);
     if (o->follow && o->n_follow <= 0) return bn_error_set(err, BN_ERR_INVALID, "trace: nothing to follow");
     const int64_t n_evals = o->follow ? o->n_follow : 1 + o->n_decode, V = m->hp.n_vocab;
     uint8_t digest[BN_SHA256_DIGEST_SIZE];
@@ -41,10 +42,13 @@ bn_status parity_record(const bn_model *m, const parity_record_opts *o, bn_error
     parity_eval *evals = calloc((size_t)n_evals, sizeof *evals);
     int32_t *steps = calloc((size_t)n_evals, sizeof *steps); /* greedy token after each evaluation */
     bn_status st = evals && steps ? BN_OK : bn_error_set(err, BN_ERR_NOMEM, "out of memory");
-    if (!st) st = bn_sha256_file(o->model_path, digest, err);
+    if (!st) st = bn_sha256_file(o->model_path, o->cancel, digest, err);
     if (!st) st = bn_tap_set_create(m->hp.n_layer, o->taps, &taps, err);
+    if (!st) st = bn_cancel_check(o->cancel, err);
     if (!st) st = parity_trace_writer_open(o->out_path, o->compress ? NPZ_DEFLATE_FAST : NPZ_STORED, &w, err);
+    if (!st) parity_trace_writer_set_cancel(w, o->cancel);
     bn_ctx_params cp = bn_ctx_default_params();
+    cp.cancel = o->cancel;
     cp.n_threads = o->n_threads;
     cp.numerics = o->numerics;
     cp.observe = taps;

@@ -775,6 +775,10 @@ bn_status parity_trace_writer_open(const char *path, npz_compression comp, parit
     return BN_OK;
 }
 
+void parity_trace_writer_set_cancel(parity_trace_writer *w, const volatile sig_atomic_t *cancel) {
+    npz_writer_set_cancel(w->npz, cancel);
+}
+
 static void writer_free(parity_trace_writer *w) {
     for (int64_t i = 0; i < w->n_taps; i++) free(w->taps[i]);
     free(w->taps);

@@ -42,6 +42,7 @@ typedef struct bn_ctx_params {
     const bn_tap_set *inject;  /* NULL: nothing injected; a tap both observed and injected is observed first */
     bn_tap_fn inject_fn;
     void *inject_user;
+    const volatile sig_atomic_t *cancel; /* NULL: never; polled before every block (status.h) */
 } bn_ctx_params;
 
 /* Defaults: 1 thread, ggml-compat, no taps, the K/V type of the mode, ggml's
@@ -57,7 +58,8 @@ void bn_ctx_free(bn_ctx *c);
  * KV cache; logits of every token are then in bn_ctx_logits ([T, V]).
  * Taps fire with eval = the number of earlier evaluations since the last
  * reset. Fails (and leaves the cache unchanged) when a token id is out of
- * range or the cache is full. */
+ * range or the cache is full, and with BN_ERR_CANCELLED when the params'
+ * cancel flag is found set before a block. */
 bn_status bn_ctx_eval(bn_ctx *c, const int32_t *tokens, int64_t T, bn_error *err);
 
 const float *bn_ctx_logits(const bn_ctx *c); /* [T, V] of the last evaluation */

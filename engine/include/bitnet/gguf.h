@@ -123,7 +123,9 @@ const bn_gguf_tensor *bn_gguf_find_tensor(const bn_gguf *g, const char *name); /
  * no tensors). A `general.alignment` UINT32 key sets the alignment. */
 typedef struct bn_gguf_writer bn_gguf_writer;
 
-/* Creates `path` for GGUF `version` 2 or 3 (0 = 3). Every add_* call checks
+/* Starts writing `path` for GGUF `version` 2 or 3 (0 = 3), through a
+ * temporary file that close renames onto path (bitnet/atomic_file.h): an
+ * existing file of that name is untouched until then. Every add_* call checks
  * its input (non-empty unique keys, general.alignment a UINT32 power of two,
  * BOOL 0/1, tensor names of 1..63 bytes and unique, n_dims 1..4, ne >= 1,
  * supported types with ne[0] a block multiple) and leaves the writer usable
@@ -151,10 +153,14 @@ bn_status bn_gguf_writer_add_tensor(bn_gguf_writer *w, const char *name, uint32_
 /* Next declared tensor's bytes; nbytes must equal its declared size. */
 bn_status bn_gguf_writer_write_tensor(bn_gguf_writer *w, const void *data, uint64_t nbytes,
                                       bn_error *err);
-/* Finishes the file (fails if declared tensors were not all written) and
- * frees w in every case. */
+/* Finishes the file (fails if declared tensors were not all written),
+ * renames it onto the path and frees w in every case; on failure nothing is
+ * published. */
 bn_status bn_gguf_writer_close(bn_gguf_writer *w, bn_error *err);
-/* Frees w and removes the partial file (error paths). */
+/* Polls *cancel (NULL: never) at every MiB written: write_tensor and close
+ * then fail with BN_ERR_CANCELLED. */
+void bn_gguf_writer_set_cancel(bn_gguf_writer *w, const volatile sig_atomic_t *cancel);
+/* Frees w and removes the temporary file (error paths); NULL is fine. */
 void bn_gguf_writer_abort(bn_gguf_writer *w);
 
 #ifdef __cplusplus

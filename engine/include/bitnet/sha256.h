@@ -44,8 +44,11 @@ void bn_sha256_buffer(const void *data, size_t n, uint8_t out[BN_SHA256_DIGEST_S
 void bn_sha256_hex(const uint8_t digest[BN_SHA256_DIGEST_SIZE], char out[BN_SHA256_HEX_SIZE]);
 
 /* Digest of a whole file, read through mmap (an empty file hashes without
- * mapping). BN_ERR_IO naming the path when it cannot be opened or mapped. */
-bn_status bn_sha256_file(const char *path, uint8_t out[BN_SHA256_DIGEST_SIZE], bn_error *err);
+ * mapping). BN_ERR_IO naming the path when it cannot be opened or mapped;
+ * BN_ERR_CANCELLED when *cancel (NULL: never) is found set, which is polled
+ * every 16 MiB (a model of gigabytes takes seconds to hash). */
+bn_status bn_sha256_file(const char *path, const volatile sig_atomic_t *cancel, uint8_t out[BN_SHA256_DIGEST_SIZE],
+                         bn_error *err);
 
 #ifdef __cplusplus
 }

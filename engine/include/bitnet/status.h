@@ -8,6 +8,8 @@
 #ifndef BITNET_STATUS_H
 #define BITNET_STATUS_H
 
+#include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #ifdef __cplusplus
@@ -24,6 +26,7 @@ typedef enum bn_status {
     BN_ERR_NOT_FOUND,   /* key, tensor or tap absent */
     BN_ERR_PARITY,      /* comparison found a divergence (not an error of the tool) */
     BN_ERR_INTERNAL,    /* a bug in bitparity itself */
+    BN_ERR_CANCELLED,   /* stopped on request (the CLI's SIGINT/SIGTERM); nothing was published */
     BN_STATUS_COUNT
 } bn_status;
 
@@ -38,8 +41,21 @@ typedef struct bn_error {
 const char *bn_status_name(bn_status s);
 
 /* Process exit code for a status: 0 ok, 1 parity failure, 2 usage/input
- * error, 3 internal error (DESIGN.md). */
+ * error, 3 internal error (DESIGN.md), 130 cancelled (interrupted). */
 int bn_status_exit_code(bn_status s);
+
+/* Cancellation. Long-running calls take a `const volatile sig_atomic_t
+ * *cancel` in their options (NULL: never cancelled): the caller sets the
+ * flag to nonzero (e.g. from a signal handler) and the call returns
+ * BN_ERR_CANCELLED at its next poll point, after removing anything it had
+ * half-written. The libraries never own or set such a flag themselves. */
+
+/* True when cancel is non-NULL and set. */
+bool bn_cancelled(const volatile sig_atomic_t *cancel);
+
+/* BN_OK, or BN_ERR_CANCELLED with the message "interrupted" when
+ * bn_cancelled(cancel): `if ((st = bn_cancel_check(c, err))) return st;`. */
+bn_status bn_cancel_check(const volatile sig_atomic_t *cancel, bn_error *err);
 
 /* Sets err (if not NULL) to code and a printf-formatted message; returns code
  * so callers can write `return bn_error_set(err, BN_ERR_FORMAT, ...)`.

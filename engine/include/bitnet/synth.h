@@ -29,6 +29,7 @@ typedef struct bn_synth_params {
     bn_arch arch;                /* bitnet-b1.58 (default), bitnet, llama */
     uint32_t type;               /* projection type: F32, I2_S, TQ2_0, TQ1_0 */
     uint64_t seed;
+    const volatile sig_atomic_t *cancel; /* NULL: never; polled per tensor and per MiB written */
 } bn_synth_params;
 
 /* Known shapes by name ("tiny": 512 vocab, 256 embd, 4 layers, 8 heads of
@@ -39,7 +40,9 @@ const char *bn_synth_shape_names(void);
 
 /* Writes the model to `path`. The token embedding is F16 for I2_S models (as
  * bitnet.cpp's quantizer leaves it) and F32 otherwise; norms are F32. The
- * llama arch takes F32 only. */
+ * llama arch takes F32 only. The file appears at path only when complete
+ * (bitnet/atomic_file.h); on failure or cancellation (BN_ERR_CANCELLED) an
+ * existing file there is left as it was. */
 bn_status bn_synth_write(const bn_synth_params *p, const char *path, bn_error *err);
 
 #ifdef __cplusplus

@@ -148,9 +148,11 @@ typedef struct bn_tiktoken_stats {
  * order, every split into two tokens, ordered by the ranks of the two
  * halves (what Hugging Face's TikTokenConverter emits), BOS n, EOS n+1,
  * EOT n+9, add_bos_token true, add_eos_token false. Bad lines name the
- * file and line. stats may be NULL. The output is removed on failure. */
-bn_status bn_tiktoken_convert(const char *in_path, const char *out_path,
-                              bn_tiktoken_stats *stats, bn_error *err);
+ * file and line. stats may be NULL. The GGUF appears at out_path only when
+ * complete (bitnet/atomic_file.h): on failure or cancellation (cancel,
+ * NULL: never; BN_ERR_CANCELLED) an existing file there is left as it was. */
+bn_status bn_tiktoken_convert(const char *in_path, const char *out_path, bn_tiktoken_stats *stats,
+                              const volatile sig_atomic_t *cancel, bn_error *err);
 
 #ifdef __cplusplus
 }

@@ -121,6 +121,7 @@ typedef struct parity_compare_result {
 
 typedef struct parity_compare_opts {
     bn_pool *pool; /* NULL: everything on the caller's thread */
+    const volatile sig_atomic_t *cancel; /* NULL: never; polled per tap (BN_ERR_CANCELLED) */
 } parity_compare_opts;
 
 /* Compares subject with reference, each read through its map (maps' layouts

@@ -84,6 +84,7 @@ typedef struct parity_replay_opts {
     int n_threads;
     const char *numerics;    /* NULL: the subject trace's settings.numerics (default ggml-compat) */
     const char *fault;       /* NULL: the subject trace's settings.fault */
+    const volatile sig_atomic_t *cancel; /* NULL: never; polled per block (BN_ERR_CANCELLED) */
 } parity_replay_opts;
 
 /* Replays the engine as above and classifies the blocks that failed in r.

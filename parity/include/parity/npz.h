@@ -22,6 +22,7 @@
 #define PARITY_NPZ_H
 
 #include <stdbool.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -148,8 +149,14 @@ typedef enum npz_compression {
 
 typedef struct npz_writer npz_writer;
 
-/* Creates (truncates) `path` for writing members compressed as `comp`. */
+/* Starts writing `path` with members compressed as `comp`. The members go to
+ * a temporary file next to path (bitnet/atomic_file.h) that close renames
+ * onto path: until then an existing file of that name is untouched. */
 bn_status npz_writer_open(const char *path, npz_compression comp, npz_writer **out, bn_error *err);
+
+/* Polls *cancel (NULL: never) at every MiB written: adding a member then
+ * fails with BN_ERR_CANCELLED and the writer has failed (abort it). */
+void npz_writer_set_cancel(npz_writer *w, const volatile sig_atomic_t *cancel);
 
 /* Appends member `name` (e.g. "e0/logits.npy") holding a .npy (format 1.0,
  * numpy's own header bytes) of `ndim` <= NPZ_MAX_DIMS dims `shape` and `data`
@@ -163,18 +170,21 @@ bn_status npz_writer_add_array(npz_writer *w, const char *name, npz_dtype dtype,
 bn_status npz_writer_add_bytes(npz_writer *w, const char *name, const void *data, uint64_t n, bn_error *err);
 
 /* Writes a standalone .npy file (`inspect --dump`): numpy's header, then
- * the data in C order. Removes the file if writing fails. */
+ * the data in C order, atomically (bitnet/atomic_file.h; cancel as above,
+ * NULL: never). On failure nothing is published. */
 bn_status npz_write_npy_file(const char *path, npz_dtype dtype, const int64_t *shape, int ndim,
-                             const void *data, bn_error *err);
+                             const void *data, const volatile sig_atomic_t *cancel, bn_error *err);
 
 /* Number of members added so far. */
 int64_t npz_writer_count(const npz_writer *w);
 
-/* Writes the central directory, closes the file and frees w in every case.
- * After any earlier failure it removes the partial file and fails. */
+/* Writes the central directory, then renames the finished file onto the
+ * path, and frees w in every case. After any earlier failure (or a failure
+ * here, or cancellation) it removes the temporary file and fails, leaving
+ * an existing file at path as it was. */
 bn_status npz_writer_close(npz_writer *w, bn_error *err);
 
-/* Frees w and removes the partial file (error paths); NULL is fine. */
+/* Frees w and removes the temporary file (error paths); NULL is fine. */
 void npz_writer_abort(npz_writer *w);
 
 #ifdef __cplusplus

@@ -43,6 +43,7 @@ typedef struct parity_receipt_input {
     double t_open;                       /* seconds spent opening the traces, for timings */
     const struct parity_replay_result *replay; /* --replay: the `replay` section; NULL = none */
     const char *replay_model;            /* the model replayed */
+    const volatile sig_atomic_t *cancel; /* NULL: never; polled while hashing (BN_ERR_CANCELLED) */
 } parity_receipt_input;
 
 typedef struct parity_receipt parity_receipt;
@@ -56,7 +57,8 @@ bn_status parity_receipt_build(const parity_receipt_input *in, parity_receipt **
  * ".nan", spelled as YAML spells them). IO on a write error. */
 bn_status parity_receipt_emit(const parity_receipt *r, parity_receipt_format fmt, FILE *f, bn_error *err);
 
-/* Same into a new file at path (replaced if it exists). */
+/* Same into a new file at path, replacing an existing one only when the
+ * receipt is complete (bitnet/atomic_file.h): on failure nothing changes. */
 bn_status parity_receipt_save(const parity_receipt *r, parity_receipt_format fmt, const char *path, bn_error *err);
 
 void parity_receipt_free(parity_receipt *r); /* NULL is fine */

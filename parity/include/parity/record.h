@@ -17,6 +17,9 @@
 extern "C" {
 #endif
 
+/* The most greedy decode steps one trace records. */
+#define PARITY_RECORD_MAX_DECODE 4096
+
 typedef struct parity_record_opts {
     const char *model_path;  /* recorded in meta.yaml; its sha256 is computed */
     const int32_t *tokens;   /* prompt ids, used as given */
@@ -31,12 +34,15 @@ typedef struct parity_record_opts {
     bn_fault fault;          /* a seeded bug (bitnet/fault.h), BN_FAULT_NONE for none */
     const char *out_path;    /* the .npz to write */
     bool compress;           /* deflate members (smaller, ~30x slower to write, ~20x slower to read) */
+    const volatile sig_atomic_t *cancel; /* NULL: never; polled per block and per MiB written */
 } parity_record_opts;
 
 /* Evaluates the prompt (e0) and n_decode greedy steps (or the `follow`
  * evaluations: their p0 must be consecutive from 0), writing every selected
  * tap of every evaluation to out_path as it is produced, then meta.yaml.
- * The partial file is removed on failure. */
+ * The trace is written to a temporary file and renamed onto out_path when
+ * complete: on failure or cancellation (BN_ERR_CANCELLED) it is removed and
+ * an existing out_path is left as it was. */
 bn_status parity_record(const bn_model *m, const parity_record_opts *o, bn_error *err);
 
 #ifdef __cplusplus

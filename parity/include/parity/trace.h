@@ -146,22 +146,29 @@ typedef struct parity_trace_meta {
 
 typedef struct parity_trace_writer parity_trace_writer;
 
-/* Creates `path` (deflate level 1 or stored, as `comp`). */
+/* Starts writing `path` (deflate level 1 or stored, as `comp`) through a
+ * temporary file that finish renames onto path (npz_writer_open): an
+ * existing trace of that name stays intact until then. */
 bn_status parity_trace_writer_open(const char *path, npz_compression comp, parity_trace_writer **out,
                                    bn_error *err);
+
+/* Polls *cancel (NULL: never) at every MiB written (npz_writer_set_cancel):
+ * add_tap and finish then fail with BN_ERR_CANCELLED. */
+void parity_trace_writer_set_cancel(parity_trace_writer *w, const volatile sig_atomic_t *cancel);
 
 /* Writes tap `tap` of evaluation k as member "e{k}/{tap}.npy" now (nothing is
  * kept but its name). Tap names are non-empty without '/'; each (k, tap) once. */
 bn_status parity_trace_writer_add_tap(parity_trace_writer *w, int64_t k, const char *tap, npz_dtype dtype,
                                       const int64_t *shape, int ndim, const void *data, bn_error *err);
 
-/* Emits meta.yaml (libyaml emitter) as the last member, closes the file and
- * frees w in every case; fails when a tap was added for an evaluation
- * index >= meta->n_evals or meta is incomplete (no evaluations, empty tokens).
- * On failure the partial file is removed. */
+/* Emits meta.yaml (libyaml emitter) as the last member, publishes the file
+ * at its path and frees w in every case; fails when a tap was added for an
+ * evaluation index >= meta->n_evals or meta is incomplete (no evaluations,
+ * empty tokens). On failure the temporary file is removed and nothing is
+ * published. */
 bn_status parity_trace_writer_finish(parity_trace_writer *w, const parity_trace_meta *meta, bn_error *err);
 
-/* Frees w and removes the partial file; NULL is fine. */
+/* Frees w and removes the temporary file; NULL is fine. */
 void parity_trace_writer_abort(parity_trace_writer *w);
 
 #ifdef __cplusplus

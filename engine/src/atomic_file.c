@@ -1,0 +1,171 @@
+/* atomic_file.c — temporary file + rename (see atomic_file.h). */
+#include "bitnet/atomic_file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+enum {
+    WRITE_PIECE = 1 << 20, /* cancellation is polled this often */
+    NAME_KEEP = 200,       /* bytes of NAME kept in ".NAME.tmp.XXXXXX" (NAME_MAX is 255) */
+    SUFFIX_LEN = 6,
+    CREATE_TRIES = 64,
+};
+
+struct bn_atomic_file {
+    FILE *f;
+    char *path;    /* destination */
+    char *tmp;     /* temporary file; == path when written in place */
+    bool in_place; /* destination is a device, FIFO, ...: no rename */
+    const volatile sig_atomic_t *cancel;
+};
+
+static void atomic_free(bn_atomic_file *f) {
+    if (f->tmp != f->path) free(f->tmp);
+    free(f->path);
+    free(f);
+}
+
+/* Six name characters; getrandom when it answers, else the clock and pid
+ * (collisions are retried by the caller's O_EXCL loop either way). */
+static void random_suffix(char out[SUFFIX_LEN], unsigned attempt) {
+    static const char chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    uint8_t b[SUFFIX_LEN];
+    if (getrandom(b, sizeof b, GRND_NONBLOCK) != (ssize_t)sizeof b) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t z = (uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec << 30 ^ (uint64_t)getpid() << 12 ^ attempt;
+        for (int i = 0; i < SUFFIX_LEN; i++) { /* splitmix64 steps */
+            z += 0x9e3779b97f4a7c15ull;
+            uint64_t x = (z ^ z >> 30) * 0xbf58476d1ce4e5b9ull;
+            b[i] = (uint8_t)((x ^ x >> 27) * 0x94d049bb133111ebull >> 56);
+        }
+    }
+    for (int i = 0; i < SUFFIX_LEN; i++) out[i] = chars[b[i] % (sizeof chars - 1)];
+}
+
+/* Creates "<dir>/.<name>.tmp.XXXXXX" with O_EXCL; returns the fd or -1
+ * (errno set) and the malloc'ed name in *tmp_out. */
+static int create_temp(const char *path, char **tmp_out) {
+    const char *slash = strrchr(path, '/');
+    const size_t dir_len = slash ? (size_t)(slash - path) + 1 : 0; /* with its '/' */
+    const char *name = path + dir_len;
+    size_t name_len = strlen(name);
+    if (name_len > NAME_KEEP) name_len = NAME_KEEP;
+    const size_t cap = dir_len + 1 + name_len + 5 + SUFFIX_LEN + 1;
+    char *tmp = malloc(cap);
+    if (!tmp) {
+        errno = ENOMEM;
+        return -1;
+    }
+    memcpy(tmp, path, dir_len);
+    tmp[dir_len] = '.';
+    memcpy(tmp + dir_len + 1, name, name_len);
+    memcpy(tmp + dir_len + 1 + name_len, ".tmp.", 5);
+    char *suffix = tmp + dir_len + 1 + name_len + 5;
+    suffix[SUFFIX_LEN] = '\0';
+    for (unsigned attempt = 0; attempt < CREATE_TRIES; attempt++) {
+        random_suffix(suffix, attempt);
+        /* 0666: the kernel applies the umask, as fopen(path, "w") would */
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd >= 0) {
+            *tmp_out = tmp;
+            return fd;
+        }
+        if (errno != EEXIST) break;
+    }
+    const int e = errno;
+    free(tmp);
+    errno = e;
+    return -1;
+}
+
+bn_status bn_atomic_file_open(const char *path, bn_atomic_file **out, bn_error *err) {
+    *out = NULL;
+    if (!path || !*path) return bn_error_set(err, BN_ERR_INVALID, "output path is empty");
+    const size_t len = strlen(path);
+    struct stat st;
+    const bool exists = stat(path, &st) == 0;
+    if ((exists && S_ISDIR(st.st_mode)) || path[len - 1] == '/')
+        return bn_error_set(err, BN_ERR_INVALID, "%s: is a directory, not a file to write", path);
+    bn_atomic_file *f = calloc(1, sizeof *f);
+    if (!f || !(f->path = strdup(path))) {
+        free(f);
+        return bn_error_set(err, BN_ERR_NOMEM, "%s: out of memory", path);
+    }
+    int fd;
+    if (exists && !S_ISREG(st.st_mode)) {
+        f->in_place = true;
+        f->tmp = f->path;
+        fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+    } else {
+        fd = create_temp(path, &f->tmp);
+        /* replacing a file keeps its permissions, as writing into it did
+         * (best effort: on failure the umask's mode stays) */
+        if (fd >= 0 && exists) (void)fchmod(fd, st.st_mode & 07777);
+    }
+    if (fd < 0) {
+        const int e = errno;
+        if (!f->in_place) f->tmp = NULL;
+        atomic_free(f);
+        return bn_error_set(err, e == ENOMEM ? BN_ERR_NOMEM : BN_ERR_IO, "%s: cannot create: %s", path, strerror(e));
+    }
+    if (!(f->f = fdopen(fd, "wb"))) {
+        const int e = errno;
+        close(fd);
+        bn_atomic_file_abort(f);
+        return bn_error_set(err, BN_ERR_NOMEM, "%s: cannot open a stream: %s", path, strerror(e));
+    }
+    *out = f;
+    return BN_OK;
+}
+
+FILE *bn_atomic_file_stream(const bn_atomic_file *f) { return f->f; }
+const char *bn_atomic_file_path(const bn_atomic_file *f) { return f->path; }
+const char *bn_atomic_file_temp_path(const bn_atomic_file *f) { return f->tmp; }
+void bn_atomic_file_set_cancel(bn_atomic_file *f, const volatile sig_atomic_t *cancel) { f->cancel = cancel; }
+
+bn_status bn_atomic_file_write(bn_atomic_file *f, const void *data, size_t n, bn_error *err) {
+    const uint8_t *p = data;
+    while (n) {
+        bn_status st = bn_cancel_check(f->cancel, err);
+        if (st) return st;
+        const size_t k = n < WRITE_PIECE ? n : WRITE_PIECE;
+        if (fwrite(p, 1, k, f->f) != k)
+            return bn_error_set(err, BN_ERR_IO, "%s: write failed: %s", f->path, strerror(errno));
+        p += k;
+        n -= k;
+    }
+    return BN_OK;
+}
+
+bn_status bn_atomic_file_commit(bn_atomic_file *f, bn_error *err) {
+    if (!f) return bn_error_set(err, BN_ERR_INVALID, "bn_atomic_file_commit: NULL file");
+    bn_status st = bn_cancel_check(f->cancel, err);
+    const char *step = NULL;
+    if (!st && (fflush(f->f) != 0 || ferror(f->f))) step = "write";
+    else if (!st && !f->in_place && fsync(fileno(f->f)) != 0) step = "sync";
+    int e = errno;
+    FILE *stream = f->f;
+    f->f = NULL;
+    if (fclose(stream) != 0 && !st && !step) step = "close", e = errno;
+    if (!st && !step && !f->in_place && rename(f->tmp, f->path) != 0) step = "rename", e = errno;
+    if (!st && step) st = bn_error_set(err, BN_ERR_IO, "%s: %s failed: %s", f->path, step, strerror(e));
+    if (st && !f->in_place) unlink(f->tmp);
+    atomic_free(f);
+    return st;
+}
+
+void bn_atomic_file_abort(bn_atomic_file *f) {
+    if (!f) return;
+    if (f->f) fclose(f->f);
+    if (!f->in_place && f->tmp) unlink(f->tmp);
+    atomic_free(f);
+}

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# args.sh — every numeric flag checks its range in one place (the option
+# table): a value outside it is a usage error (exit 2) whose message states
+# the range, "expected an integer / a number" is kept for words that are no
+# number, and the edge values themselves are accepted.
+# $1 = the bitparity binary. Needs no shared data.
+set -u
+bp=$1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+
+"$bp" synth --type i2_s -o "$tmp/tiny.gguf" 2>/dev/null || fail "synth"
+m=$tmp/tiny.gguf
+printf 'the quick brown fox jumps over the lazy dog\n' >"$tmp/text.txt"
+
+# usage CMD MESSAGE ARGS...: exit 2 and exactly "bitparity CMD: MESSAGE", then the --help hint
+usage() {
+    local cmd=$1 msg=$2
+    shift 2
+    "$bp" "$cmd" "$@" >"$tmp/out" 2>"$tmp/err"
+    local rc=$?
+    [ $rc -eq 2 ] || fail "$cmd $*: exit $rc, want 2: $(cat "$tmp/err")"
+    [ "$(sed -n 1p "$tmp/err")" = "bitparity $cmd: $msg" ] ||
+        fail "$cmd $*: got '$(sed -n 1p "$tmp/err")', want 'bitparity $cmd: $msg'"
+    [ "$(sed -n 2p "$tmp/err")" = "try 'bitparity $cmd --help'" ] || fail "$cmd $*: no --help hint"
+    [ ! -s "$tmp/out" ] || fail "$cmd $*: wrote to stdout"
+}
+
+usage trace "--threads 0: must be 1..256" -m "$m" --tokens 1 --threads 0 -o "$tmp/t.npz"
+usage trace "-t 257: must be 1..256" -m "$m" --tokens 1 -t 257 -o "$tmp/t.npz"
+usage trace "--decode -3: must be 0..4096" -m "$m" --tokens 1 --decode -3 -o "$tmp/t.npz"
+usage trace "--decode 4097: must be 0..4096" -m "$m" --tokens 1 --decode 4097 -o "$tmp/t.npz"
+usage trace "--decode '2x': expected an integer" -m "$m" --tokens 1 --decode 2x -o "$tmp/t.npz"
+usage run "--temp -1: must be >= 0" -m "$m" --temp -1
+usage run "--temp 'warm': expected a number" -m "$m" --temp warm
+usage run "--top-p 0: must be in (0, 1]" -m "$m" --top-p 0
+usage run "--top-p 1.5: must be in (0, 1]" -m "$m" --top-p 1.5
+usage run "--top-k -1: must be 0..2147483647" -m "$m" --top-k -1
+usage run "-n -1: must be 0..1048576" -m "$m" -n -1
+usage run "--seed -5: must be >= 0 (a 64-bit integer)" -m "$m" --seed -5
+usage run "--seed 99999999999999999999: must be >= 0 (a 64-bit integer)" -m "$m" --seed 99999999999999999999
+usage run "--threads 'two': expected an integer" -m "$m" --threads two
+usage perplexity "--ctx 1: must be 2..4096" -m "$m" -f "$tmp/text.txt" --ctx 1
+usage perplexity "-c 4097: must be 2..4096" -m "$m" -f "$tmp/text.txt" -c 4097
+usage compare "--threads 300: must be 1..256" a.npz b.npz --threads 300
+usage check "-t 0: must be 1..256" -m "$m" --reference r.npz -t 0
+usage synth "--seed -1: must be >= 0 (a 64-bit integer)" --type i2_s --seed -1 -o "$tmp/x.gguf"
+[ ! -e "$tmp/t.npz" ] && [ ! -e "$tmp/x.gguf" ] || fail "a usage error wrote a file"
+
+# the edges are accepted
+"$bp" run -m "$m" --tokens 509 -n 0 --temp 0 --top-k 0 --top-p 1 --seed 0 --threads 1 >/dev/null 2>"$tmp/err" ||
+    fail "run at the lower edges: $(cat "$tmp/err")"
+"$bp" run -m "$m" --tokens 509 -n 2 --temp 0.5 --top-k 2147483647 --top-p 1e-9 --seed 9223372036854775807 --ids \
+    >"$tmp/out" 2>"$tmp/err" || fail "run at the upper edges: $(cat "$tmp/err")"
+[ "$(wc -w <"$tmp/out")" -le 2 ] || fail "run -n 2 printed more than 2 ids: $(cat "$tmp/out")"
+"$bp" trace -m "$m" --tokens 509,12 --decode 0 --taps logits --threads 256 -o "$tmp/t.npz" 2>"$tmp/err" ||
+    fail "trace --decode 0 --threads 256: $(cat "$tmp/err")"
+"$bp" perplexity -m "$m" -f "$tmp/text.txt" --ctx 2 >"$tmp/out" 2>"$tmp/err" || fail "perplexity --ctx 2: $(cat "$tmp/err")"
+grep -q "^ctx = 2$" "$tmp/out" || fail "perplexity --ctx 2: $(cat "$tmp/out")"
+"$bp" synth --type i2_s --seed 0 -o "$tmp/s0.gguf" 2>/dev/null || fail "synth --seed 0"
+echo "args: ok"

@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# interrupt.sh — outputs appear whole or not at all: a `bitparity trace`
+# killed with SIGINT or SIGTERM while it is writing exits 130, leaves no
+# temporary file, no partial trace, and an older trace of that name
+# byte-identical; failures mid-way (and a missing folder) leave nothing
+# either; a report, a receipt and a model are replaced only when complete.
+# $1 = the bitparity binary. Needs no shared data (the models are synthesized).
+set -u
+bp=$1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+
+# no_leftovers DIR: no ".NAME.tmp.XXXXXX" file in DIR
+no_leftovers() {
+    local left
+    left=$(find "$1" -maxdepth 1 -name '.*.tmp.*')
+    [ -z "$left" ] || fail "temporary file(s) left behind: $left"
+}
+
+"$bp" synth --type i2_s -o "$tmp/tiny.gguf" 2>/dev/null || fail "synth tiny"
+"$bp" synth --shape bench --type i2_s -o "$tmp/bench.gguf" 2>/dev/null || fail "synth bench"
+"$bp" trace -m "$tmp/tiny.gguf" --tokens 509,12,300 --decode 1 -o "$tmp/good.npz" || fail "the good trace"
+
+# A long trace: 500 greedy steps on the 8-layer bench model, one thread, only
+# the logits recorded (seconds of work, about 1 MB written one step at a time).
+# exec: the background job's pid is bitparity's own, so the signal reaches it.
+long_trace() {
+    exec "$bp" trace -m "$tmp/bench.gguf" --tokens 509,12,300 --decode 500 --taps logits --threads 1 -o "$1"
+}
+
+for sig in INT TERM; do
+    out=$tmp/run-$sig
+    mkdir "$out"
+    cp "$tmp/good.npz" "$out/t.npz"
+    # job control: a background job keeps SIGINT (a non-interactive shell would ignore it for the job)
+    set -m
+    long_trace "$out/t.npz" 2>"$out/err" &
+    pid=$!
+    set +m
+    # wait until it has started writing: its temporary file exists and is not empty
+    started=
+    for _ in $(seq 600); do
+        part=$(find "$out" -maxdepth 1 -name '.t.npz.tmp.*' -size +0c)
+        if [ -n "$part" ]; then started=1; break; fi
+        kill -0 $pid 2>/dev/null || break
+        sleep 0.05
+    done
+    [ -n "$started" ] || fail "SIG$sig: the trace never started writing (or ended at once): $(cat "$out/err")"
+    kill -$sig $pid
+    wait $pid
+    rc=$?
+    [ $rc -eq 130 ] || fail "SIG$sig: exit $rc, want 130: $(cat "$out/err")"
+    grep -q "bitparity trace: interrupted by SIG$sig" "$out/err" || fail "SIG$sig: message: $(cat "$out/err")"
+    no_leftovers "$out"
+    cmp -s "$tmp/good.npz" "$out/t.npz" || fail "SIG$sig: the older trace was changed"
+    [ "$(ls -A "$out")" = "$(printf 'err\nt.npz')" ] || fail "SIG$sig: unexpected files: $(ls -A "$out")"
+    # without an older file, nothing at all is left
+    set -m
+    long_trace "$out/new.npz" 2>/dev/null &
+    pid=$!
+    set +m
+    for _ in $(seq 600); do
+        [ -n "$(find "$out" -maxdepth 1 -name '.new.npz.tmp.*' -size +0c)" ] && break
+        sleep 0.05
+    done
+    kill -$sig $pid
+    wait $pid
+    rc=$?
+    [ $rc -eq 130 ] || fail "SIG$sig (new file): exit $rc, want 130"
+    [ ! -e "$out/new.npz" ] || fail "SIG$sig: a partial new.npz was left"
+    no_leftovers "$out"
+done
+
+# perplexity --save-logits: interrupted while it writes the logits of its
+# 511-token windows; run: interrupted while it streams tokens to stdout
+out=$tmp/ppl
+mkdir "$out"
+cp "$tmp/good.npz" "$out/base.npz"
+for _ in $(seq 400); do printf 'the quick brown fox jumps over the lazy dog. '; done >"$out/text.txt"
+set -m
+"$bp" perplexity -m "$tmp/bench.gguf" -f "$out/text.txt" --ctx 512 --threads 1 --save-logits "$out/base.npz" \
+    >/dev/null 2>"$out/err" &
+pid=$!
+set +m
+started=
+for _ in $(seq 1200); do
+    [ -n "$(find "$out" -maxdepth 1 -name '.base.npz.tmp.*' -size +0c)" ] && { started=1; break; }
+    kill -0 $pid 2>/dev/null || break
+    sleep 0.05
+done
+[ -n "$started" ] || fail "perplexity never started writing: $(cat "$out/err")"
+kill -INT $pid
+wait $pid
+rc=$?
+[ $rc -eq 130 ] || fail "perplexity: exit $rc, want 130: $(cat "$out/err")"
+cmp -s "$tmp/good.npz" "$out/base.npz" || fail "perplexity: the older --save-logits file was changed"
+no_leftovers "$out"
+set -m
+"$bp" run -m "$tmp/bench.gguf" --tokens 509,12,300 -n 500 --temp 0 --threads 1 --ids >"$out/ids" 2>"$out/err" &
+pid=$!
+set +m
+for _ in $(seq 1200); do
+    [ -s "$out/ids" ] && break
+    sleep 0.05
+done
+kill -TERM $pid
+wait $pid
+rc=$?
+[ $rc -eq 130 ] || fail "run: exit $rc, want 130: $(cat "$out/err")"
+grep -q "bitparity run: interrupted by SIGTERM" "$out/err" || fail "run: message: $(cat "$out/err")"
+
+# failures mid-way leave the older trace as it was and no temporary file:
+# the tiny model's context is 256 positions, so decoding past it fails after
+# some evaluations were written
+out=$tmp/midway
+mkdir "$out"
+cp "$tmp/good.npz" "$out/t.npz"
+toks=$(seq -s, 1 250)
+"$bp" trace -m "$tmp/tiny.gguf" --tokens "$toks" --decode 20 -o "$out/t.npz" 2>"$out/err"
+rc=$?
+[ $rc -eq 2 ] || fail "context overflow: exit $rc, want 2: $(cat "$out/err")"
+grep -q "context full" "$out/err" || fail "context overflow: message: $(cat "$out/err")"
+cmp -s "$tmp/good.npz" "$out/t.npz" || fail "a failed trace changed the older one"
+no_leftovers "$out"
+# a token outside the vocabulary fails at the first evaluation
+"$bp" trace -m "$tmp/tiny.gguf" --tokens 1,600 --decode 0 -o "$out/t.npz" 2>/dev/null
+[ $? -eq 2 ] || fail "bad token: want exit 2"
+cmp -s "$tmp/good.npz" "$out/t.npz" || fail "a failed trace changed the older one"
+no_leftovers "$out"
+# a missing folder: exit 2, the path in the message, nothing created
+"$bp" trace -m "$tmp/tiny.gguf" --tokens 1,2 -o "$out/no/such/t.npz" 2>"$out/err"
+rc=$?
+[ $rc -eq 2 ] || fail "missing folder: exit $rc, want 2"
+grep -q "$out/no/such/t.npz: cannot create: No such file or directory" "$out/err" || fail "missing folder: $(cat "$out/err")"
+# a folder as the output
+"$bp" synth --type i2_s -o "$out" 2>"$out/err"
+[ $? -eq 2 ] || fail "a folder as output: want exit 2"
+grep -q "is a directory" "$out/err" || fail "a folder as output: $(cat "$out/err")"
+
+# the other writers go through the same module: a new file replaces the old
+# one whole, with no temporary file left
+"$bp" synth --type i2_s --seed 3 -o "$out/m.gguf" 2>/dev/null || fail "synth"
+cp "$out/m.gguf" "$out/m.old"
+"$bp" synth --type i2_s --seed 4 -o "$out/m.gguf" 2>/dev/null || fail "synth over an older model"
+cmp -s "$out/m.gguf" "$out/m.old" && fail "synth did not replace the older model"
+"$bp" inspect "$out/m.gguf" --tensor output_norm.weight --dump "$out/n.npy" || fail "inspect --dump"
+"$bp" inspect "$out/m.gguf" --tensor no.such.tensor --dump "$out/n.npy" 2>/dev/null && fail "dump of an absent tensor"
+[ -s "$out/n.npy" ] || fail "a failed dump removed the older .npy"
+"$bp" trace -m "$tmp/tiny.gguf" --tokens 509,12,300 --decode 1 --fault silu -o "$out/f.npz" || fail "fault trace"
+"$bp" compare "$out/f.npz" "$tmp/good.npz" -o "$out/r.yaml" >/dev/null
+[ $? -eq 1 ] || fail "compare of a seeded bug: want exit 1"
+"$bp" report "$out/r.yaml" -o "$out/r.html" || fail "report"
+cp "$out/r.html" "$out/r.old"
+printf 'receipt: bitparity/v1\nsummary: [\n' >"$out/bad.yaml"
+"$bp" report "$out/bad.yaml" -o "$out/r.html" 2>/dev/null
+[ $? -eq 2 ] || fail "report of a malformed receipt: want exit 2"
+cmp -s "$out/r.html" "$out/r.old" || fail "a failed report changed the older one"
+no_leftovers "$out"
+echo "interrupt: ok"
