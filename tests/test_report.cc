@@ -15,7 +15,8 @@
 extern "C" {
 #include "bitnet/model.h"
 #include "parity/compare.h"
-#include "parity/localize.h"
+#include "parity/hints.h"
+#include "parity/replay.h"
 #include "parity/receipt.h"
 #include "parity/record.h"
 #include "parity/report.h"
@@ -324,7 +325,7 @@ TEST(Report, LibraryReceiptOfASeededRopeFault) {
     ViewPtr view_s(vs);
     ASSERT_OK(parity_tapview_open(tr, mr, &vr, &err), err);
     ViewPtr view_r(vr);
-    ASSERT_OK(parity_localize_hints(res, vs, vr, nullptr, &err), err);
+    ASSERT_OK(parity_hints_find(res, vs, vr, nullptr, &err), err);
     ASSERT_FALSE(res->pass);
     ASSERT_TRUE(res->first.found);
     ASSERT_GE(res->n_hints, 1u);

@@ -2,7 +2,7 @@
  * comparison, written as YAML (libyaml emitter) or JSON (docs/receipt.md). */
 #include "parity/receipt.h"
 
-#include "parity/localize.h"
+#include "parity/replay.h"
 
 #include <math.h>
 #include <stddef.h>
