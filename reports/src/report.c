@@ -1,6 +1,6 @@
 /* report.c — receipts read back for the renderers: libyaml loads the
  * document, then every key a report shows is checked and copied into the
- * read-only parity_report_receipt (strings stay in the document). A bad key
+ * read-only report_receipt (strings stay in the document). A bad key
  * is reported once, as "file:line: key: what", and stops the reading. */
 #include <errno.h>
 #include <math.h>
@@ -9,7 +9,7 @@
 #include <string.h>
 #include <yaml.h>
 
-#include "parity/report.h"
+#include "reports/report.h"
 #include "parity/receipt.h"
 #include "parity/receipt_schema.h"
 
@@ -200,7 +200,7 @@ static void reject_aliases(rx *x) {
     free(seen);
 }
 
-static void read_side(rx *x, const yaml_node_t *root, const char *key, parity_report_side *s) {
+static void read_side(rx *x, const yaml_node_t *root, const char *key, report_side *s) {
     yaml_node_t *m = get_map(x, root, "", key, OPT);
     char path[32];
     snprintf(path, sizeof path, "%s.producer", key);
@@ -218,7 +218,7 @@ static void read_side(rx *x, const yaml_node_t *root, const char *key, parity_re
     s->evaluations = get_int(x, m, key, K(SIDE_EVALUATIONS), OPT | NUL, -1);
 }
 
-static void read_header(rx *x, const yaml_node_t *root, parity_report_receipt *r) {
+static void read_header(rx *x, const yaml_node_t *root, report_receipt *r) {
     r->created = get_str(x, root, "", K(CREATED), OPT | NUL);
     yaml_node_t *tool = get_map(x, root, "", K(TOOL), OPT);
     r->tool_version = get_str(x, tool, "tool", K(TOOL_VERSION), OPT | NUL);
@@ -240,7 +240,7 @@ static void read_header(rx *x, const yaml_node_t *root, parity_report_receipt *r
     r->compare_s = get_num(x, get_map(x, root, "", K(TIMINGS), OPT), "timings", K(T_COMPARE), OPT | NUL);
 }
 
-static void read_counts(rx *x, const yaml_node_t *summary, parity_report_receipt *r) {
+static void read_counts(rx *x, const yaml_node_t *summary, report_receipt *r) {
     static const struct { rkey key; size_t off; } keys[] = {
         {PARITY_RK_COUNTS_TAPS, offsetof(parity_compare_counts, taps)},
         {PARITY_RK_COUNTS_COMPARED, offsetof(parity_compare_counts, compared)},
@@ -265,7 +265,7 @@ static void read_counts(rx *x, const yaml_node_t *summary, parity_report_receipt
     r->evals_compared = get_int(x, e, "summary.evaluations", K(EVALS_COMPARED), OPT, -1);
 }
 
-static void read_summary(rx *x, const yaml_node_t *root, parity_report_receipt *r) {
+static void read_summary(rx *x, const yaml_node_t *root, report_receipt *r) {
     yaml_node_t *s = get_map(x, root, "", K(SUMMARY), REQ);
     const char *verdict = get_str(x, s, "summary", K(SUMMARY_VERDICT), REQ);
     if (verdict && strcmp(verdict, "pass") && strcmp(verdict, "fail"))
@@ -305,7 +305,7 @@ static void read_summary(rx *x, const yaml_node_t *root, parity_report_receipt *
     }
 }
 
-static void read_growth(rx *x, const yaml_node_t *root, parity_report_receipt *r) {
+static void read_growth(rx *x, const yaml_node_t *root, report_receipt *r) {
     yaml_node_t *g = get_map(x, root, "", K(GROWTH), REQ);
     r->growth_metric = get_str(x, g, "error_growth", K(GROWTH_METRIC), OPT | NUL);
     int64_t layers = get_int(x, g, "error_growth", K(GROWTH_LAYERS), REQ, 0);
@@ -336,7 +336,7 @@ static void read_growth(rx *x, const yaml_node_t *root, parity_report_receipt *r
 static const char *const tap_statuses[] = {"pass", "fail", "shape-mismatch", "missing-reference",
                                            "missing-subject", "skipped"};
 
-static void read_tap(rx *x, const yaml_node_t *m, const char *path, parity_report_tap *t) {
+static void read_tap(rx *x, const yaml_node_t *m, const char *path, report_tap *t) {
     t->evaluation = get_str(x, m, path, K(TAP_EVALUATION), REQ);
     t->name = get_str(x, m, path, K(TAP_NAME), REQ);
     t->layer = (int)get_int(x, m, path, K(TAP_LAYER), OPT | NUL, -1);
@@ -365,7 +365,7 @@ static void read_tap(rx *x, const yaml_node_t *m, const char *path, parity_repor
     t->failed_limit = get_num(x, f, sub, K(F_LIMIT), REQ | NUL);
 }
 
-static void read_taps(rx *x, const yaml_node_t *root, parity_report_receipt *r) {
+static void read_taps(rx *x, const yaml_node_t *root, report_receipt *r) {
     yaml_node_t *taps = get_seq(x, root, "", K(TAPS), REQ);
     r->n_taps = seq_len(taps);
     if (taps && r->n_taps != (size_t)r->counts.taps)
@@ -405,11 +405,11 @@ static void read_fields(rx *x, const yaml_node_t *m, const char *path, const fie
 }
 #define N_FIELDS(t) (sizeof t / sizeof t[0])
 
-static void read_logits(rx *x, const yaml_node_t *root, parity_report_receipt *r) {
-#define LG(id, flags, member) {PARITY_RK_LG_##id, flags, offsetof(parity_report_logits, member), 0}
+static void read_logits(rx *x, const yaml_node_t *root, report_receipt *r) {
+#define LG(id, flags, member) {PARITY_RK_LG_##id, flags, offsetof(report_logits, member), 0}
     static const field_spec fields[] = {
         LG(EVALUATION, REQ, evaluation),          LG(STATUS, REQ, status),
-        {PARITY_RK_LG_POSITIONS, OPT, offsetof(parity_report_logits, positions), -1}, LG(INVALID, OPT, invalid),
+        {PARITY_RK_LG_POSITIONS, OPT, offsetof(report_logits, positions), -1}, LG(INVALID, OPT, invalid),
         LG(TOP1_AGREE, REQ | NUL, top1_agree),    LG(TOP5_OVERLAP, OPT | NUL, top5_overlap),
         LG(KLD_MEAN, REQ | NUL, kld_mean),        LG(KLD_MEDIAN, OPT | NUL, kld_median),
         LG(KLD_P99, REQ | NUL, kld_p99),          LG(KLD_MAX, REQ | NUL, kld_max),
@@ -424,14 +424,14 @@ static void read_logits(rx *x, const yaml_node_t *root, parity_report_receipt *r
     }
 }
 
-static void read_replay(rx *x, const yaml_node_t *root, parity_report_replay *rp) {
-#define FL(id, flags, member) {PARITY_RK_FL_##id, flags, offsetof(parity_report_replay, member), 0}
+static void read_replay(rx *x, const yaml_node_t *root, report_replay *rp) {
+#define FL(id, flags, member) {PARITY_RK_FL_##id, flags, offsetof(report_replay, member), 0}
     static const field_spec first[] = {
         FL(EVALUATION, REQ, first_evaluation), FL(TAP, REQ, first_tap),       FL(METRIC, OPT | NUL, first_metric),
         FL(VALUE, OPT | NUL, first_value),     FL(LIMIT, OPT | NUL, first_limit),
     };
 #undef FL
-#define RB(id, flags, member) {PARITY_RK_RB_##id, flags, offsetof(parity_report_block, member), 0}
+#define RB(id, flags, member) {PARITY_RK_RB_##id, flags, offsetof(report_block, member), 0}
     static const field_spec block_id[] = {RB(EVALUATION, REQ, evaluation)};
     static const field_spec block_nmse[] = {RB(NMSE_COMPARED, OPT | NUL, nmse_compared),
                                        RB(NMSE_REPLAYED, OPT | NUL, nmse_replayed)};
@@ -448,7 +448,7 @@ static void read_replay(rx *x, const yaml_node_t *root, parity_report_replay *rp
     char path[40];
     for (size_t i = 0; i < rp->n_blocks && !x->st; i++) {
         yaml_node_t *bm = item_map(x, b, i, "replay.blocks", path, sizeof path);
-        parity_report_block *blk = &rp->blocks[i];
+        report_block *blk = &rp->blocks[i];
         read_fields(x, bm, path, block_id, N_FIELDS(block_id), blk);
         blk->layer = (int)get_int(x, bm, path, K(RB_LAYER), REQ, -1);
         const char *e = get_str(x, bm, path, K(RB_ERROR), REQ);
@@ -460,7 +460,7 @@ static void read_replay(rx *x, const yaml_node_t *root, parity_report_replay *rp
     rp->n_failing_taps = seq_len(get_seq(x, m, "replay", K(RP_FAILING_TAPS), OPT));
 }
 
-static void read_receipt(rx *x, parity_report_receipt *r) {
+static void read_receipt(rx *x, report_receipt *r) {
     yaml_node_t *root = yaml_document_get_root_node(x->doc);
     if (!root) return fail_at(x, NULL, NULL, K(RECEIPT), "empty document: not a bitparity receipt");
     if (root->type != YAML_MAPPING_NODE)
@@ -478,7 +478,7 @@ static void read_receipt(rx *x, parity_report_receipt *r) {
     read_replay(x, root, &r->replay);
 }
 
-void parity_report_receipt_free(parity_report_receipt *r) {
+void report_receipt_free(report_receipt *r) {
     if (!r) return;
     for (size_t i = 0; i < r->n_growth; i++) free(r->growth[i].nmse_max);
     free(r->growth);
@@ -494,9 +494,9 @@ void parity_report_receipt_free(parity_report_receipt *r) {
 }
 
 /* Loads the one document of the parser's stream and reads the receipt. */
-static bn_status load(yaml_parser_t *p, const char *name, parity_report_receipt **out, bn_error *err) {
+static bn_status load(yaml_parser_t *p, const char *name, report_receipt **out, bn_error *err) {
     *out = NULL;
-    parity_report_receipt *r = calloc(1, sizeof *r);
+    report_receipt *r = calloc(1, sizeof *r);
     yaml_document_t *doc = calloc(1, sizeof *doc);
     char *file = strdup(name);
     if (!r || !doc || !file) {
@@ -513,23 +513,23 @@ static bn_status load(yaml_parser_t *p, const char *name, parity_report_receipt 
                                           p->problem ? p->problem : "error", p->context ? " " : "",
                                           p->context ? p->context : "");
         free(doc);
-        parity_report_receipt_free(r);
+        report_receipt_free(r);
         return st;
     }
     r->doc_ = doc;
     rx x = {doc, name, err, BN_OK};
     read_receipt(&x, r);
     if (x.st) {
-        parity_report_receipt_free(r);
+        report_receipt_free(r);
         return x.st;
     }
     *out = r;
     return BN_OK;
 }
 
-bn_status parity_report_parse(const char *name, const char *text, size_t size, parity_report_receipt **out,
+bn_status report_parse(const char *name, const char *text, size_t size, report_receipt **out,
                               bn_error *err) {
-    if (!name || !text || !out) return bn_error_set(err, BN_ERR_INVALID, "parity_report_parse: NULL argument");
+    if (!name || !text || !out) return bn_error_set(err, BN_ERR_INVALID, "report_parse: NULL argument");
     yaml_parser_t p;
     if (!yaml_parser_initialize(&p)) return bn_error_set(err, BN_ERR_NOMEM, "%s: out of memory", name);
     yaml_parser_set_input_string(&p, (const unsigned char *)text, size);
@@ -538,8 +538,8 @@ bn_status parity_report_parse(const char *name, const char *text, size_t size, p
     return st;
 }
 
-bn_status parity_report_load(const char *path, parity_report_receipt **out, bn_error *err) {
-    if (!path || !out) return bn_error_set(err, BN_ERR_INVALID, "parity_report_load: NULL argument");
+bn_status report_load(const char *path, report_receipt **out, bn_error *err) {
+    if (!path || !out) return bn_error_set(err, BN_ERR_INVALID, "report_load: NULL argument");
     *out = NULL;
     FILE *f = fopen(path, "rb");
     if (!f) return bn_error_set(err, BN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
@@ -553,14 +553,14 @@ bn_status parity_report_load(const char *path, parity_report_receipt **out, bn_e
     if (!st && ferror(f)) st = bn_error_set(err, BN_ERR_IO, "%s: read error", path);
     yaml_parser_delete(&p);
     fclose(f);
-    if (st && *out) parity_report_receipt_free(*out), *out = NULL;
+    if (st && *out) report_receipt_free(*out), *out = NULL;
     return st;
 }
 
-int parity_report_format_parse(const char *name, parity_report_format *fmt) {
+int report_format_parse(const char *name, report_format *fmt) {
     if (!name) return 0;
-    if (!strcmp(name, "html")) return *fmt = PARITY_REPORT_HTML, 1;
-    if (!strcmp(name, "markdown") || !strcmp(name, "md")) return *fmt = PARITY_REPORT_MARKDOWN, 1;
+    if (!strcmp(name, "html")) return *fmt = REPORTS_REPORT_HTML, 1;
+    if (!strcmp(name, "markdown") || !strcmp(name, "md")) return *fmt = REPORT_MARKDOWN, 1;
     return 0;
 }
 
@@ -569,18 +569,18 @@ static int ends_with(const char *s, const char *suffix) {
     return n >= k && !strcmp(s + n - k, suffix);
 }
 
-parity_report_format parity_report_format_for_path(const char *path) {
-    return path && (ends_with(path, ".html") || ends_with(path, ".htm")) ? PARITY_REPORT_HTML
-                                                                           : PARITY_REPORT_MARKDOWN;
+report_format report_format_for_path(const char *path) {
+    return path && (ends_with(path, ".html") || ends_with(path, ".htm")) ? REPORTS_REPORT_HTML
+                                                                           : REPORT_MARKDOWN;
 }
 
-size_t parity_report_count_pass(const parity_report_receipt *const *receipts, size_t n) {
+size_t report_count_pass(const report_receipt *const *receipts, size_t n) {
     size_t k = 0;
     for (size_t i = 0; i < n; i++) k += receipts[i]->pass != 0;
     return k;
 }
 
-const char *parity_report_focus_evaluation(const parity_report_receipt *r) {
+const char *report_focus_evaluation(const report_receipt *r) {
     if (r->has_divergence) return r->div_evaluation;
     for (size_t i = 0; i < r->n_taps; i++)
         if (r->taps[i].failed) return r->taps[i].evaluation;
@@ -591,10 +591,10 @@ const char *parity_report_focus_evaluation(const parity_report_receipt *r) {
 /* NaN ranks above everything: a NaN metric is the worst news. */
 static int worse(double a, double b) { return isnan(a) ? !isnan(b) : !isnan(b) && a > b; }
 
-size_t parity_report_worst_taps(const parity_report_receipt *r, size_t *idx, size_t max) {
+size_t report_worst_taps(const report_receipt *r, size_t *idx, size_t max) {
     size_t k = 0;
     for (size_t i = 0; i < r->n_taps && max; i++) {
-        const parity_report_tap *t = &r->taps[i];
+        const report_tap *t = &r->taps[i];
         if (!t->compared) continue;
         /* insertion into the kept top-max list; later taps lose ties */
         size_t j;
@@ -607,10 +607,10 @@ size_t parity_report_worst_taps(const parity_report_receipt *r, size_t *idx, siz
     return k;
 }
 
-double parity_report_uniform_nmse_limit(const parity_report_receipt *r) {
+double report_uniform_nmse_limit(const report_receipt *r) {
     double lim = NAN;
     for (size_t i = 0; i < r->n_taps; i++) {
-        const parity_report_tap *t = &r->taps[i];
+        const report_tap *t = &r->taps[i];
         if (!t->compared || t->layer < 0) continue;
         if (isnan(t->nmse_limit)) return NAN;
         if (isnan(lim)) lim = t->nmse_limit;
@@ -619,9 +619,9 @@ double parity_report_uniform_nmse_limit(const parity_report_receipt *r) {
     return lim;
 }
 
-bn_status parity_report_render(const parity_report_receipt *const *receipts, size_t n, parity_report_format fmt,
+bn_status report_render(const report_receipt *const *receipts, size_t n, report_format fmt,
                                FILE *f, bn_error *err) {
-    if (!receipts || !n || !f) return bn_error_set(err, BN_ERR_INVALID, "parity_report_render: no receipts");
-    return fmt == PARITY_REPORT_HTML ? parity_report_render_html(receipts, n, f, err)
-                                     : parity_report_render_markdown(receipts, n, f, err);
+    if (!receipts || !n || !f) return bn_error_set(err, BN_ERR_INVALID, "report_render: no receipts");
+    return fmt == REPORTS_REPORT_HTML ? report_render_html(receipts, n, f, err)
+                                     : report_render_markdown(receipts, n, f, err);
 }

@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "parity/report.h"
+#include "reports/report.h"
 
 enum { MD_FAILING_ROWS = 15, MD_WORST_ROWS = 5 };
 
@@ -66,7 +66,7 @@ static const char *base_name(const char *p) {
     return s && s[1] ? s + 1 : p;
 }
 
-static const char *verdict(const parity_report_receipt *r) {
+static const char *verdict(const report_receipt *r) {
     return r->pass ? "\xe2\x9c\x85 PASS" : "\xe2\x9d\x8c FAIL"; /* ✅ / ❌ */
 }
 
@@ -74,7 +74,7 @@ static const char *verdict(const parity_report_receipt *r) {
 static const char *const bars[8] = {"\xe2\x96\x81", "\xe2\x96\x82", "\xe2\x96\x83", "\xe2\x96\x84",
                                     "\xe2\x96\x85", "\xe2\x96\x86", "\xe2\x96\x87", "\xe2\x96\x88"};
 
-static void sparkline_row(FILE *f, const parity_report_receipt *r, const parity_report_growth *g, double lo,
+static void sparkline_row(FILE *f, const report_receipt *r, const report_growth *g, double lo,
                           double hi) {
     char b[32];
     int worst = -1;
@@ -90,7 +90,7 @@ static void sparkline_row(FILE *f, const parity_report_receipt *r, const parity_
     fputc('\n', f);
 }
 
-static void growth(FILE *f, const parity_report_receipt *r) {
+static void growth(FILE *f, const report_receipt *r) {
     if (!r->n_growth || r->layers <= 0) return;
     double lo = INFINITY, hi = -INFINITY;
     for (size_t e = 0; e < r->n_growth; e++)
@@ -111,7 +111,7 @@ static void growth(FILE *f, const parity_report_receipt *r) {
     fputs("```\n\n", f);
 }
 
-static void hints(FILE *f, const parity_report_receipt *r) {
+static void hints(FILE *f, const report_receipt *r) {
     if (!r->n_hints) return;
     fputs("**Hints**\n\n", f);
     for (size_t i = 0; i < r->n_hints; i++) {
@@ -125,7 +125,7 @@ static void hints(FILE *f, const parity_report_receipt *r) {
     fputc('\n', f);
 }
 
-static void failing(FILE *f, const parity_report_receipt *r) {
+static void failing(FILE *f, const report_receipt *r) {
     size_t n = 0, shown = 0;
     char b1[32], b2[32];
     for (size_t i = 0; i < r->n_taps; i++) n += r->taps[i].failed != 0;
@@ -134,7 +134,7 @@ static void failing(FILE *f, const parity_report_receipt *r) {
                "|---|---|---|---|--:|--:|\n",
             n, n > MD_FAILING_ROWS ? "; the first in evaluation order" : "");
     for (size_t i = 0; i < r->n_taps && shown < MD_FAILING_ROWS; i++) {
-        const parity_report_tap *t = &r->taps[i];
+        const report_tap *t = &r->taps[i];
         if (!t->failed) continue;
         shown++;
         fputs("| ", f);
@@ -151,15 +151,15 @@ static void failing(FILE *f, const parity_report_receipt *r) {
     fputc('\n', f);
 }
 
-static void worst(FILE *f, const parity_report_receipt *r) {
-    size_t idx[MD_WORST_ROWS], n = parity_report_worst_taps(r, idx, MD_WORST_ROWS);
+static void worst(FILE *f, const report_receipt *r) {
+    size_t idx[MD_WORST_ROWS], n = report_worst_taps(r, idx, MD_WORST_ROWS);
     char b[3][32];
     if (!n || r->taps[idx[0]].nmse == 0) return;
     fputs("**Worst taps by NMSE**\n\n| eval | tap | status | nmse | cosine | max abs |\n"
           "|---|---|---|--:|--:|--:|\n",
           f);
     for (size_t k = 0; k < n; k++) {
-        const parity_report_tap *t = &r->taps[idx[k]];
+        const report_tap *t = &r->taps[idx[k]];
         fputs("| ", f);
         md(f, t->evaluation);
         fputs(" | ", f);
@@ -171,14 +171,14 @@ static void worst(FILE *f, const parity_report_receipt *r) {
     fputc('\n', f);
 }
 
-static void logits(FILE *f, const parity_report_receipt *r) {
+static void logits(FILE *f, const report_receipt *r) {
     char b[3][32];
     if (!r->n_logits) return;
     fputs("**Logits**\n\n| eval | status | positions | top-1 | top-5 | KLD mean | KLD p99 | KLD max |\n"
           "|---|---|--:|--:|--:|--:|--:|--:|\n",
           f);
     for (size_t i = 0; i < r->n_logits; i++) {
-        const parity_report_logits *l = &r->logits[i];
+        const report_logits *l = &r->logits[i];
         fputs("| ", f);
         md(f, l->evaluation);
         fputs(" | ", f);
@@ -189,8 +189,8 @@ static void logits(FILE *f, const parity_report_receipt *r) {
     fputc('\n', f);
 }
 
-static void replay(FILE *f, const parity_report_receipt *r) {
-    const parity_report_replay *p = &r->replay;
+static void replay(FILE *f, const report_receipt *r) {
+    const report_replay *p = &r->replay;
     char b1[32], b2[32];
     if (!p->present) return;
     fputs("**Replay** (", f);
@@ -215,7 +215,7 @@ static void replay(FILE *f, const parity_report_receipt *r) {
     fputs("\n\n", f);
 }
 
-static void side(FILE *f, const parity_report_side *s) {
+static void side(FILE *f, const report_side *s) {
     fputs("**", f);
     md(f, s->producer);
     fputs("**", f);
@@ -228,7 +228,7 @@ static void side(FILE *f, const parity_report_side *s) {
     if (s->fault && strcmp(s->fault, "none")) fputs(" fault ", f), md(f, s->fault);
 }
 
-static void section(FILE *f, const parity_report_receipt *r, int idx, int numbered) {
+static void section(FILE *f, const report_receipt *r, int idx, int numbered) {
     char b1[32], b2[32];
     const parity_compare_counts *c = &r->counts;
     fputs("## ", f);
@@ -269,13 +269,13 @@ static void section(FILE *f, const parity_report_receipt *r, int idx, int number
     replay(f, r);
 }
 
-static void summary(FILE *f, const parity_report_receipt *const *rs, size_t n) {
+static void summary(FILE *f, const report_receipt *const *rs, size_t n) {
     fputs("| # | verdict | model | subject \xe2\x86\x92 reference | policy | compared | fail | first divergence "
           "| hints |\n"
           "|--:|---|---|---|---|--:|--:|---|---|\n",
           f);
     for (size_t i = 0; i < n; i++) {
-        const parity_report_receipt *r = rs[i];
+        const report_receipt *r = rs[i];
         fprintf(f, "| %zu | %s | ", i + 1, verdict(r));
         md(f, base_name(r->model_path ? r->model_path : r->file));
         fputs(" | ", f);
@@ -295,9 +295,9 @@ static void summary(FILE *f, const parity_report_receipt *const *rs, size_t n) {
     fputc('\n', f);
 }
 
-bn_status parity_report_render_markdown(const parity_report_receipt *const *rs, size_t n, FILE *f, bn_error *err) {
-    if (!rs || !n || !f) return bn_error_set(err, BN_ERR_INVALID, "parity_report_render_markdown: no receipts");
-    size_t pass = parity_report_count_pass(rs, n);
+bn_status report_render_markdown(const report_receipt *const *rs, size_t n, FILE *f, bn_error *err) {
+    if (!rs || !n || !f) return bn_error_set(err, BN_ERR_INVALID, "report_render_markdown: no receipts");
+    size_t pass = report_count_pass(rs, n);
     if (n > 1) {
         fprintf(f, "# bitparity report: %s (%zu of %zu receipts pass)\n\n", pass == n ? "PASS" : "FAIL", pass, n);
         summary(f, rs, n);

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "parity/report.h"
+#include "reports/report.h"
 
 static const char css[] =
     "*{box-sizing:border-box}"
@@ -198,12 +198,12 @@ static void limit_line(FILE *f, const axis *a, double limit, const char *what) {
 }
 
 /* (1) log10 NMSE per layer, one polyline per evaluation. */
-static void plot_growth(FILE *f, const parity_report_receipt *r, int idx) {
+static void plot_growth(FILE *f, const report_receipt *r, int idx) {
     if (!r->n_growth || r->layers <= 0) {
         fputs("<p class=\"muted\">No layer was compared.</p>", f);
         return;
     }
-    double limit = parity_report_uniform_nmse_limit(r);
+    double limit = report_uniform_nmse_limit(r);
     span sp = SPAN_EMPTY;
     for (size_t e = 0; e < r->n_growth; e++)
         for (int l = 0; l < r->layers; l++) span_add(&sp, r->growth[e].nmse_max[l]);
@@ -248,12 +248,12 @@ static void plot_growth(FILE *f, const parity_report_receipt *r, int idx) {
     fputs("</p>", f);
 }
 
-static int tap_in(const parity_report_tap *t, const char *eval) {
+static int tap_in(const report_tap *t, const char *eval) {
     return eval && t->evaluation && !strcmp(t->evaluation, eval) && (t->compared || t->failed);
 }
 
 /* Vertical separators and "blk.N" labels under runs of taps of one layer. */
-static void layer_marks(FILE *f, const parity_report_receipt *r, const char *eval, double bw, const axis *a) {
+static void layer_marks(FILE *f, const report_receipt *r, const char *eval, double bw, const axis *a) {
     size_t k = 0, start = 0;
     int layer = -2;
     for (size_t i = 0; i <= r->n_taps; i++) {
@@ -275,7 +275,7 @@ static void layer_marks(FILE *f, const parity_report_receipt *r, const char *eva
     }
 }
 
-static void tap_bar(FILE *f, const parity_report_tap *t, const axis *a, double x, double bw, int uniform) {
+static void tap_bar(FILE *f, const report_tap *t, const axis *a, double x, double bw, int uniform) {
     char b1[32], b2[32];
     int shape = !t->compared;
     double y = shape || isnan(t->nmse) ? a->y0 : axis_y(a, t->nmse); /* no NMSE: a full-height bar */
@@ -299,7 +299,7 @@ static void tap_bar(FILE *f, const parity_report_tap *t, const axis *a, double x
 }
 
 /* The first divergence: a marker over its bar and its name beside it. */
-static void divergence_mark(FILE *f, const parity_report_tap *t, const axis *a, double x, double bw) {
+static void divergence_mark(FILE *f, const report_tap *t, const axis *a, double x, double bw) {
     double cx = x + bw / 2, mid = PLOT_LEFT + (PLOT_W - PLOT_LEFT - PLOT_RIGHT) / 2.0;
     fprintf(f, "<path d=\"M%.1f %.1f l-5 -8 h10 z\" fill=\"#1f2328\"/>", cx, a->y0 - 1);
     fprintf(f, "<text class=\"halo\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"%s\" style=\"fill:#1f2328;font-weight:600\">"
@@ -310,8 +310,8 @@ static void divergence_mark(FILE *f, const parity_report_tap *t, const axis *a, 
 }
 
 /* (2) per-tap NMSE of one evaluation in evaluation order, failures in red. */
-static void plot_taps(FILE *f, const parity_report_receipt *r, int idx) {
-    const char *eval = parity_report_focus_evaluation(r);
+static void plot_taps(FILE *f, const report_receipt *r, int idx) {
+    const char *eval = report_focus_evaluation(r);
     size_t m = 0;
     span sp = SPAN_EMPTY;
     for (size_t i = 0; i < r->n_taps; i++) {
@@ -325,7 +325,7 @@ static void plot_taps(FILE *f, const parity_report_receipt *r, int idx) {
         return;
     }
     double height = 260, bw = (PLOT_W - PLOT_LEFT - PLOT_RIGHT) / (double)m;
-    double limit = parity_report_uniform_nmse_limit(r);
+    double limit = report_uniform_nmse_limit(r);
     axis a = axis_make(sp, height);
     char id[32];
     snprintf(id, sizeof id, "taps-%d", idx);
@@ -333,10 +333,10 @@ static void plot_taps(FILE *f, const parity_report_receipt *r, int idx) {
     axis_draw(f, &a, "NMSE (log)");
     layer_marks(f, r, eval, bw, &a);
     size_t k = 0;
-    const parity_report_tap *first = NULL;
+    const report_tap *first = NULL;
     double first_x = 0;
     for (size_t i = 0; i < r->n_taps; i++) {
-        const parity_report_tap *t = &r->taps[i];
+        const report_tap *t = &r->taps[i];
         if (!tap_in(t, eval)) continue;
         tap_bar(f, t, &a, PLOT_LEFT + k * bw, bw, !isnan(limit));
         if (r->has_divergence && !first && t->failed && !strcmp(t->name, r->div_tap) &&
@@ -361,14 +361,14 @@ static void plot_taps(FILE *f, const parity_report_receipt *r, int idx) {
     fprintf(f, " &#183; %zu taps; hover a bar for its name</p>", m);
 }
 
-static double logits_limit(const parity_report_receipt *r) {
+static double logits_limit(const report_receipt *r) {
     for (size_t i = 0; i < r->n_taps; i++)
         if (!isnan(r->taps[i].kld_mean_limit)) return r->taps[i].kld_mean_limit;
     return NAN;
 }
 
 /* (3) KL divergence of the logits per evaluation: mean, p99, max bars. */
-static void plot_kld(FILE *f, const parity_report_receipt *r, int idx) {
+static void plot_kld(FILE *f, const report_receipt *r, int idx) {
     static const char *const shade[3] = {"#4e79a7", "#8fb3d9", "#c9d9ec"};
     static const char *const what[3] = {"mean", "p99", "max"};
     if (!r->n_logits) {
@@ -378,7 +378,7 @@ static void plot_kld(FILE *f, const parity_report_receipt *r, int idx) {
     double limit = logits_limit(r);
     span sp = SPAN_EMPTY;
     for (size_t i = 0; i < r->n_logits; i++) {
-        const parity_report_logits *l = &r->logits[i];
+        const report_logits *l = &r->logits[i];
         span_add(&sp, l->kld_mean), span_add(&sp, l->kld_p99), span_add(&sp, l->kld_max);
     }
     span_add(&sp, isinf(limit) ? NAN : limit);
@@ -392,7 +392,7 @@ static void plot_kld(FILE *f, const parity_report_receipt *r, int idx) {
     svg_open(f, id, height, "KL divergence of the logits per evaluation: mean, p99 and max");
     axis_draw(f, &a, "KLD, nats (log)");
     for (size_t i = 0; i < r->n_logits; i++) {
-        const parity_report_logits *l = &r->logits[i];
+        const report_logits *l = &r->logits[i];
         double v[3] = {l->kld_mean, l->kld_p99, l->kld_max}, bw = gw * 0.8 / 3;
         for (int k = 0; k < 3; k++) {
             double y = isnan(v[k]) ? a.y1 : axis_y(&a, v[k]);
@@ -416,7 +416,7 @@ static void plot_kld(FILE *f, const parity_report_receipt *r, int idx) {
 
 /* ---- text sections ------------------------------------------------------ */
 
-static void side_fact(FILE *f, const char *label, const parity_report_side *s) {
+static void side_fact(FILE *f, const char *label, const report_side *s) {
     fprintf(f, "<dt>%s</dt><dd><b>", label);
     esc(f, s->producer);
     fputs("</b>", f);
@@ -437,7 +437,7 @@ static void side_fact(FILE *f, const char *label, const parity_report_side *s) {
     fputs("</dd>", f);
 }
 
-static void facts(FILE *f, const parity_report_receipt *r) {
+static void facts(FILE *f, const report_receipt *r) {
     fputs("<dl class=\"facts\"><dt>model</dt><dd><span class=\"mono\">", f);
     esc(f, r->model_path);
     fputs("</span>", f);
@@ -462,7 +462,7 @@ static void facts(FILE *f, const parity_report_receipt *r) {
     fputs("</dd></dl>", f);
 }
 
-static void counts_chips(FILE *f, const parity_report_receipt *r) {
+static void counts_chips(FILE *f, const report_receipt *r) {
     const parity_compare_counts *c = &r->counts;
     fprintf(f,
             "<p class=\"chips\"><span>%lld taps compared</span><span class=\"good\">%lld pass</span>"
@@ -474,7 +474,7 @@ static void counts_chips(FILE *f, const parity_report_receipt *r) {
             (long long)c->missing_reference, (long long)c->missing_subject, (long long)c->policy_skip);
 }
 
-static void divergence(FILE *f, const parity_report_receipt *r) {
+static void divergence(FILE *f, const report_receipt *r) {
     char b1[32], b2[32];
     if (r->diagnosis) {
         fputs("<div class=\"callout warn\"><b>Diagnosis:</b> ", f);
@@ -498,7 +498,7 @@ static void divergence(FILE *f, const parity_report_receipt *r) {
     fprintf(f, " = <b>%s</b>, limit %s</div>", num(b1, r->div_value), num(b2, r->div_limit));
 }
 
-static void hints(FILE *f, const parity_report_receipt *r) {
+static void hints(FILE *f, const report_receipt *r) {
     if (!r->n_hints) return;
     fputs("<h3>Hints</h3>", f);
     for (size_t i = 0; i < r->n_hints; i++) {
@@ -512,8 +512,8 @@ static void hints(FILE *f, const parity_report_receipt *r) {
     }
 }
 
-static void replay(FILE *f, const parity_report_receipt *r) {
-    const parity_report_replay *p = &r->replay;
+static void replay(FILE *f, const report_receipt *r) {
+    const report_replay *p = &r->replay;
     char b1[32], b2[32];
     if (!p->present) return;
     fputs("<h3>Replay (", f);
@@ -538,7 +538,7 @@ static void replay(FILE *f, const parity_report_receipt *r) {
           "<th class=\"num\">replayed from the reference's input</th></tr>",
           f);
     for (size_t i = 0; i < p->n_blocks; i++) {
-        const parity_report_block *b = &p->blocks[i];
+        const report_block *b = &p->blocks[i];
         fputs("<tr><td>", f);
         esc(f, b->evaluation);
         fprintf(f, "</td><td>blk.%d</td><td>%s</td><td class=\"num\">%s</td><td class=\"num\">%s</td></tr>",
@@ -548,7 +548,7 @@ static void replay(FILE *f, const parity_report_receipt *r) {
     fputs("</table>", f);
 }
 
-static void failing_table(FILE *f, const parity_report_receipt *r) {
+static void failing_table(FILE *f, const report_receipt *r) {
     char b1[32], b2[32];
     size_t n = 0;
     for (size_t i = 0; i < r->n_taps; i++) n += r->taps[i].failed != 0;
@@ -558,7 +558,7 @@ static void failing_table(FILE *f, const parity_report_receipt *r) {
                "<th class=\"num\">limit</th></tr>",
             n);
     for (size_t i = 0; i < r->n_taps; i++) {
-        const parity_report_tap *t = &r->taps[i];
+        const report_tap *t = &r->taps[i];
         if (!t->failed) continue;
         fputs("<tr class=\"failrow\"><td>", f);
         esc(f, t->evaluation);
@@ -574,8 +574,8 @@ static void failing_table(FILE *f, const parity_report_receipt *r) {
     fputs("</table></div>", f);
 }
 
-static void worst_table(FILE *f, const parity_report_receipt *r) {
-    size_t idx[10], n = parity_report_worst_taps(r, idx, 10);
+static void worst_table(FILE *f, const report_receipt *r) {
+    size_t idx[10], n = report_worst_taps(r, idx, 10);
     char b[4][32];
     fputs("<h3>Worst taps by NMSE</h3>", f);
     if (!n || (r->taps[idx[0]].nmse == 0)) {
@@ -586,7 +586,7 @@ static void worst_table(FILE *f, const parity_report_receipt *r) {
           "<th class=\"num\">cosine</th><th class=\"num\">max |a&#8722;b|</th><th class=\"num\">scale</th></tr>",
           f);
     for (size_t k = 0; k < n; k++) {
-        const parity_report_tap *t = &r->taps[idx[k]];
+        const report_tap *t = &r->taps[idx[k]];
         fprintf(f, "<tr class=\"worstrow\"><td>");
         esc(f, t->evaluation);
         fputs("</td><td><code>", f);
@@ -600,7 +600,7 @@ static void worst_table(FILE *f, const parity_report_receipt *r) {
     fputs("</table>", f);
 }
 
-static void logits_table(FILE *f, const parity_report_receipt *r) {
+static void logits_table(FILE *f, const report_receipt *r) {
     char b[6][32];
     if (!r->n_logits) return;
     fputs("<table><tr><th>evaluation</th><th>status</th><th class=\"num\">positions</th>"
@@ -609,7 +609,7 @@ static void logits_table(FILE *f, const parity_report_receipt *r) {
           "<th class=\"num\">p99</th><th class=\"num\">max</th></tr>",
           f);
     for (size_t i = 0; i < r->n_logits; i++) {
-        const parity_report_logits *l = &r->logits[i];
+        const report_logits *l = &r->logits[i];
         fputs("<tr><td>", f);
         esc(f, l->evaluation);
         fputs("</td><td>", f);
@@ -624,7 +624,7 @@ static void logits_table(FILE *f, const parity_report_receipt *r) {
     fputs("</table>", f);
 }
 
-static void footer(FILE *f, const parity_report_receipt *r) {
+static void footer(FILE *f, const report_receipt *r) {
     char b[32];
     fputs("<footer>receipt ", f);
     esc(f, r->file);
@@ -643,7 +643,7 @@ static void footer(FILE *f, const parity_report_receipt *r) {
     fputs("</footer>", f);
 }
 
-static void section(FILE *f, const parity_report_receipt *r, int idx) {
+static void section(FILE *f, const report_receipt *r, int idx) {
     fprintf(f, "<section class=\"receipt\" id=\"r%d\"><div class=\"head\">", idx);
     badge(f, r->pass, "");
     fputs("<h2>", f);
@@ -658,7 +658,7 @@ static void section(FILE *f, const parity_report_receipt *r, int idx) {
     fputs("<h3>Error growth: max NMSE per layer</h3>", f);
     plot_growth(f, r, idx);
     fputs("<h3>Taps of ", f);
-    esc(f, parity_report_focus_evaluation(r));
+    esc(f, report_focus_evaluation(r));
     fputs(r->pass ? " in evaluation order</h3>" : " (the first failing evaluation) in evaluation order</h3>", f);
     plot_taps(f, r, idx);
     fputs("<h3>Logits: KL divergence per evaluation</h3>", f);
@@ -672,14 +672,14 @@ static void section(FILE *f, const parity_report_receipt *r, int idx) {
 }
 
 /* n > 1: one row per receipt, linking to its section. */
-static void summary(FILE *f, const parity_report_receipt *const *rs, size_t n) {
+static void summary(FILE *f, const report_receipt *const *rs, size_t n) {
     char b[32];
     fputs("<section class=\"receipt\"><h2>Summary</h2><table><tr><th>#</th><th>verdict</th><th>model</th>"
           "<th>subject &#8594; reference</th><th>policy</th><th class=\"num\">compared</th><th class=\"num\">fail</th>"
           "<th>first divergence</th><th>hints</th><th class=\"num\">max KLD mean</th></tr>",
           f);
     for (size_t i = 0; i < n; i++) {
-        const parity_report_receipt *r = rs[i];
+        const report_receipt *r = rs[i];
         double kld = NAN;
         for (size_t k = 0; k < r->n_logits; k++)
             if (isnan(kld) || r->logits[k].kld_mean > kld) kld = r->logits[k].kld_mean;
@@ -706,9 +706,9 @@ static void summary(FILE *f, const parity_report_receipt *const *rs, size_t n) {
     fputs("</table></section>", f);
 }
 
-bn_status parity_report_render_html(const parity_report_receipt *const *rs, size_t n, FILE *f, bn_error *err) {
-    if (!rs || !n || !f) return bn_error_set(err, BN_ERR_INVALID, "parity_report_render_html: no receipts");
-    size_t pass = parity_report_count_pass(rs, n);
+bn_status report_render_html(const report_receipt *const *rs, size_t n, FILE *f, bn_error *err) {
+    if (!rs || !n || !f) return bn_error_set(err, BN_ERR_INVALID, "report_render_html: no receipts");
+    size_t pass = report_count_pass(rs, n);
     fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
           "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">"
           "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>bitparity report: ",
