@@ -168,7 +168,7 @@ TEST(Report, HostileReceiptIsEscapedEverywhere) {
     EXPECT_TRUE(std::isnan(r->growth[1].nmse_max[0])); // null
     EXPECT_DOUBLE_EQ(r->growth[1].nmse_max[1], 0.25);
 
-    std::string html = Render({r.get()}, REPORTS_REPORT_HTML);
+    std::string html = Render({r.get()}, REPORT_HTML);
     std::string low = Lower(html);
     EXPECT_EQ(low.find("<script"), std::string::npos);
     EXPECT_EQ(low.find("<img"), std::string::npos);
@@ -267,16 +267,16 @@ TEST(Report, WorstTapsAndFocusAndFormats) {
     EXPECT_STREQ(report_focus_evaluation(r.get()), "e0");
     EXPECT_DOUBLE_EQ(report_uniform_nmse_limit(r.get()), 1e-6);
 
-    report_format fmt = REPORTS_REPORT_HTML;
-    EXPECT_EQ(report_format_for_path("out/report.html"), REPORTS_REPORT_HTML);
-    EXPECT_EQ(report_format_for_path("r.htm"), REPORTS_REPORT_HTML);
+    report_format fmt = REPORT_HTML;
+    EXPECT_EQ(report_format_for_path("out/report.html"), REPORT_HTML);
+    EXPECT_EQ(report_format_for_path("r.htm"), REPORT_HTML);
     EXPECT_EQ(report_format_for_path("r.md"), REPORT_MARKDOWN);
     EXPECT_EQ(report_format_for_path(nullptr), REPORT_MARKDOWN);
     EXPECT_TRUE(report_format_parse("md", &fmt));
     EXPECT_EQ(fmt, REPORT_MARKDOWN);
     EXPECT_FALSE(report_format_parse("pdf", &fmt));
     bn_error e2{};
-    EXPECT_EQ(report_render(nullptr, 0, REPORTS_REPORT_HTML, stdout, &e2), BN_ERR_INVALID);
+    EXPECT_EQ(report_render(nullptr, 0, REPORT_HTML, stdout, &e2), BN_ERR_INVALID);
 }
 
 // Engine traces of the tiny i2_s model with and without the seeded RoPE
@@ -366,7 +366,7 @@ TEST(Report, LibraryReceiptOfASeededRopeFault) {
         EXPECT_FALSE(r->replay.present);
     }
 
-    std::string html = Render({ry}, REPORTS_REPORT_HTML);
+    std::string html = Render({ry}, REPORT_HTML);
     EXPECT_NE(html.find("<span class=\"badge fail\">FAIL</span>"), std::string::npos);
     EXPECT_NE(html.find("<b>First divergence:</b> e0 <code>blk.0.attn_q_rope</code> (layer 0): bit_diff_count = <b>768</b>, limit 0"),
               std::string::npos);
@@ -382,9 +382,9 @@ TEST(Report, LibraryReceiptOfASeededRopeFault) {
     EXPECT_EQ(Count(Svg(html, "taps-1"), "<rect"), res->n_taps / res->n_evals); // e0's taps, one bar each
     EXPECT_EQ(Count(Svg(html, "kld-1"), "<rect"), 3 * res->n_evals);
     EXPECT_EQ(Lower(html).find("<script"), std::string::npos);
-    EXPECT_EQ(Render({ry}, REPORTS_REPORT_HTML), html); // deterministic
+    EXPECT_EQ(Render({ry}, REPORT_HTML), html); // deterministic
     // The JSON receipt renders to the same page, but for its file name.
-    std::string from_json = Render({rj}, REPORTS_REPORT_HTML);
+    std::string from_json = Render({rj}, REPORT_HTML);
     for (size_t p = from_json.find("r.json"); p != std::string::npos; p = from_json.find("r.json", p))
         from_json.replace(p, 6, "r.yaml");
     EXPECT_EQ(from_json, html);

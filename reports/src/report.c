@@ -559,7 +559,7 @@ bn_status report_load(const char *path, report_receipt **out, bn_error *err) {
 
 int report_format_parse(const char *name, report_format *fmt) {
     if (!name) return 0;
-    if (!strcmp(name, "html")) return *fmt = REPORTS_REPORT_HTML, 1;
+    if (!strcmp(name, "html")) return *fmt = REPORT_HTML, 1;
     if (!strcmp(name, "markdown") || !strcmp(name, "md")) return *fmt = REPORT_MARKDOWN, 1;
     return 0;
 }
@@ -570,7 +570,7 @@ static int ends_with(const char *s, const char *suffix) {
 }
 
 report_format report_format_for_path(const char *path) {
-    return path && (ends_with(path, ".html") || ends_with(path, ".htm")) ? REPORTS_REPORT_HTML
+    return path && (ends_with(path, ".html") || ends_with(path, ".htm")) ? REPORT_HTML
                                                                            : REPORT_MARKDOWN;
 }
 
@@ -622,6 +622,6 @@ double report_uniform_nmse_limit(const report_receipt *r) {
 bn_status report_render(const report_receipt *const *receipts, size_t n, report_format fmt,
                                FILE *f, bn_error *err) {
     if (!receipts || !n || !f) return bn_error_set(err, BN_ERR_INVALID, "report_render: no receipts");
-    return fmt == REPORTS_REPORT_HTML ? report_render_html(receipts, n, f, err)
+    return fmt == REPORT_HTML ? report_render_html(receipts, n, f, err)
                                      : report_render_markdown(receipts, n, f, err);
 }

@@ -28,7 +28,7 @@ extern "C" {
 
 typedef enum report_format {
     REPORT_MARKDOWN = 0,
-    REPORTS_REPORT_HTML = 1,
+    REPORT_HTML = 1,
 } report_format;
 
 /* Optional strings are NULL when the receipt says null or omits them;
