@@ -15,10 +15,8 @@
 #include "test_helpers.h"
 
 extern "C" {
-#include "bitnet/synth.h"
 #include "parity/driver.h"
 #include "parity/receipt_schema.h"
-#include "parity/record.h"
 }
 
 namespace {
@@ -26,35 +24,19 @@ namespace {
 using bptest::TempDir;
 using DriverPtr = bptest::Handle<parity_driver_run, parity_driver_run_free>;
 
-const std::vector<int32_t> kTokens = {509, 286, 220, 457, 496, 302, 451, 13, 271, 88};
-
-// tiny.gguf (I2_S) and two engine traces of it, the second with a fault.
+// tiny.gguf (I2_S) and two engine traces of it, the second with a fault,
+// made by the binary as a user would.
 struct Traces {
     TempDir tmp;
     std::string model, good, silu;
     Traces() : model(tmp.file("tiny.gguf")), good(tmp.file("good.npz")), silu(tmp.file("silu.npz")) {}
     void Make() {
-        bn_error err{};
-        bn_synth_params sp{};
-        sp.shape = bn_synth_shape_find("tiny");
-        sp.type = BN_TYPE_I2_S;
-        sp.seed = 1;
-        ASSERT_OK(bn_synth_write(&sp, model.c_str(), &err), err);
-        bn_model *m = nullptr;
-        ASSERT_OK(bn_model_load(model.c_str(), &m, &err), err);
-        ModelPtr mp(m);
-        for (int faulty = 0; faulty < 2; faulty++) {
-            parity_record_opts o{};
-            o.model_path = model.c_str();
-            o.tokens = kTokens.data();
-            o.n_tokens = (int64_t)kTokens.size();
-            o.n_decode = 2;
-            o.numerics = BN_NUMERICS_GGML_COMPAT;
-            o.n_threads = 2;
-            o.fault = faulty ? BN_FAULT_SILU : BN_FAULT_NONE;
-            const std::string &out = faulty ? silu : good;
-            o.out_path = out.c_str();
-            ASSERT_OK(parity_record(m, &o, &err), err);
+        const std::string tokens = " --tokens 509,286,220,457,496,302,451,13,271,88 --decode 2";
+        for (const std::string &cmd : {"synth --shape tiny --type i2_s --seed 1 -o " + model,
+                                       "trace -m " + model + tokens + " -o " + good,
+                                       "trace -m " + model + tokens + " --fault silu -o " + silu}) {
+            bptest::RunResult r = bptest::RunCli(cmd);
+            ASSERT_EQ(r.exit_code, 0) << cmd << ": " << r.err;
         }
     }
 };

@@ -418,9 +418,24 @@ static const char *eval_id(int64_t k, char *buf, size_t size) {
     return buf;
 }
 
+/* Where something happened: evaluation k's tap, under the keys where[0..1]. */
+static void add_place(build_ctx *c, rnode *m, const rkey where[2], int64_t k, const char *tap) {
+    char id[24];
+    r_str(&c->b, m, where[0], eval_id(k, id, sizeof id));
+    r_str(&c->b, m, where[1], tap);
+}
+
+/* The first limit a value broke, under the keys broke[0..2] (metric, value,
+ * limit). */
+static void add_broken_limit(build_ctx *c, rnode *m, const rkey broke[3], const char *metric, double value,
+                             double limit) {
+    r_str(&c->b, m, broke[0], metric);
+    r_num(&c->b, m, broke[1], value);
+    r_num(&c->b, m, broke[2], limit);
+}
+
 static void add_summary(build_ctx *c, rnode *root) {
     const parity_compare_result *r = c->r;
-    char id[24];
     rnode *s = r_map(&c->b, root, PARITY_RK_SUMMARY);
     r_str(&c->b, s, PARITY_RK_SUMMARY_VERDICT, r->pass ? "pass" : "fail");
     r_str(&c->b, s, PARITY_RK_SUMMARY_DIAGNOSIS, r->diagnosis[0] ? r->diagnosis : NULL);
@@ -440,14 +455,13 @@ static void add_summary(build_ctx *c, rnode *root) {
     r_int(&c->b, e, PARITY_RK_EVALS_REFERENCE, r->n_evals_reference);
     r_int(&c->b, e, PARITY_RK_EVALS_COMPARED, (int64_t)r->n_evals);
     if (r->first.found) {
+        static const rkey where[] = {PARITY_RK_DIV_EVALUATION, PARITY_RK_DIV_TAP};
+        static const rkey broke[] = {PARITY_RK_DIV_METRIC, PARITY_RK_DIV_VALUE, PARITY_RK_DIV_LIMIT};
         rnode *f = r_map(&c->b, s, PARITY_RK_SUMMARY_FIRST_DIVERGENCE);
-        r_str(&c->b, f, PARITY_RK_DIV_EVALUATION, eval_id(r->first.eval, id, sizeof id));
-        r_str(&c->b, f, PARITY_RK_DIV_TAP, r->first.tap);
+        add_place(c, f, where, r->first.eval, r->first.tap);
         if (r->first.layer >= 0) r_int(&c->b, f, PARITY_RK_DIV_LAYER, r->first.layer);
         else r_str(&c->b, f, PARITY_RK_DIV_LAYER, NULL);
-        r_str(&c->b, f, PARITY_RK_DIV_METRIC, r->first.metric);
-        r_num(&c->b, f, PARITY_RK_DIV_VALUE, r->first.value);
-        r_num(&c->b, f, PARITY_RK_DIV_LIMIT, r->first.limit);
+        add_broken_limit(c, f, broke, r->first.metric, r->first.value, r->first.limit);
     } else {
         r_str(&c->b, s, PARITY_RK_SUMMARY_FIRST_DIVERGENCE, NULL);
     }
@@ -560,9 +574,8 @@ static void add_tap(build_ctx *c, rnode *seq, const parity_tap_result *t) {
     if (t->status == PARITY_TAP_FAIL || t->status == PARITY_TAP_SHAPE_MISMATCH) {
         rnode *f = r_map(&c->b, m, PARITY_RK_TAP_FAILED);
         if (f) f->flow = 1;
-        r_str(&c->b, f, PARITY_RK_F_METRIC, t->check.metric);
-        r_num(&c->b, f, PARITY_RK_F_VALUE, t->check.value);
-        r_num(&c->b, f, PARITY_RK_F_LIMIT, t->check.limit);
+        static const rkey broke[] = {PARITY_RK_F_METRIC, PARITY_RK_F_VALUE, PARITY_RK_F_LIMIT};
+        add_broken_limit(c, f, broke, t->check.metric, t->check.value, t->check.limit);
     }
 }
 
@@ -610,12 +623,11 @@ static void add_replay(build_ctx *c, rnode *root) {
     r_str(&c->b, r, PARITY_RK_RP_MODEL, c->in->replay_model);
     if (rp->first_local >= 0) {
         const parity_replay_tap *t = &rp->taps[rp->first_local];
+        static const rkey where[] = {PARITY_RK_FL_EVALUATION, PARITY_RK_FL_TAP};
+        static const rkey broke[] = {PARITY_RK_FL_METRIC, PARITY_RK_FL_VALUE, PARITY_RK_FL_LIMIT};
         rnode *f = r_map(&c->b, r, PARITY_RK_RP_FIRST_LOCAL);
-        r_str(&c->b, f, PARITY_RK_FL_EVALUATION, eval_id(t->eval, id, sizeof id));
-        r_str(&c->b, f, PARITY_RK_FL_TAP, t->name);
-        r_str(&c->b, f, PARITY_RK_FL_METRIC, t->check.metric);
-        r_num(&c->b, f, PARITY_RK_FL_VALUE, t->check.value);
-        r_num(&c->b, f, PARITY_RK_FL_LIMIT, t->check.limit);
+        add_place(c, f, where, t->eval, t->name);
+        add_broken_limit(c, f, broke, t->check.metric, t->check.value, t->check.limit);
     } else {
         r_str(&c->b, r, PARITY_RK_RP_FIRST_LOCAL, NULL);
     }

@@ -176,6 +176,17 @@ static void *alloc_items(rx *x, size_t n, size_t size) {
     return p;
 }
 
+/* The list under key (get_seq) and *items, a zeroed array of one element
+ * of size bytes per item (NULL when the list is empty or absent); *n its
+ * length. */
+static yaml_node_t *get_items(rx *x, const yaml_node_t *map, const char *path, const char *key, int flags,
+                              size_t size, void *items, size_t *n) {
+    yaml_node_t *seq = get_seq(x, map, path, key, flags);
+    void *p = alloc_items(x, *n = seq_len(seq), size);
+    memcpy(items, &p, sizeof p);
+    return seq;
+}
+
 /* Receipts never use anchors: a node referenced twice would be an alias,
  * which could make a small file expand into a huge report. */
 static void reject_aliases(rx *x) {
@@ -199,6 +210,34 @@ static void reject_aliases(rx *x) {
     }
     free(seen);
 }
+
+/* A flat record read by a table: each key of the schema into the field at
+ * off of the destination, as the schema's type says (STR: const char *,
+ * NUM: double, INT: int64_t). */
+typedef struct field_spec {
+    rkey key;
+    int flags;
+    size_t off;
+    int64_t absent; /* INT: the value when the key is absent */
+} field_spec;
+
+static void read_fields(rx *x, const yaml_node_t *m, const char *path, const field_spec *f, size_t n, void *out) {
+    for (size_t i = 0; i < n && !x->st; i++) {
+        const parity_receipt_key *k = &parity_receipt_keys[f[i].key];
+        char *dst = (char *)out + f[i].off;
+        if (k->type == PARITY_RT_STR) {
+            const char *v = get_str(x, m, path, k->key, f[i].flags);
+            memcpy(dst, &v, sizeof v);
+        } else if (k->type == PARITY_RT_NUM) {
+            const double v = get_num(x, m, path, k->key, f[i].flags);
+            memcpy(dst, &v, sizeof v);
+        } else {
+            const int64_t v = get_int(x, m, path, k->key, f[i].flags, f[i].absent);
+            memcpy(dst, &v, sizeof v);
+        }
+    }
+}
+#define N_FIELDS(t) (sizeof t / sizeof t[0])
 
 static void read_side(rx *x, const yaml_node_t *root, const char *key, report_side *s) {
     yaml_node_t *m = get_map(x, root, "", key, OPT);
@@ -266,6 +305,9 @@ static void read_counts(rx *x, const yaml_node_t *summary, report_receipt *r) {
 }
 
 static void read_summary(rx *x, const yaml_node_t *root, report_receipt *r) {
+    static const field_spec hint[] = {{PARITY_RK_HINT_NAME, REQ, offsetof(report_hint, name), 0},
+                                      {PARITY_RK_HINT_MESSAGE, REQ, offsetof(report_hint, message), 0},
+                                      {PARITY_RK_HINT_EVIDENCE, OPT | NUL, offsetof(report_hint, evidence), 0}};
     yaml_node_t *s = get_map(x, root, "", K(SUMMARY), REQ);
     const char *verdict = get_str(x, s, "summary", K(SUMMARY_VERDICT), REQ);
     if (verdict && strcmp(verdict, "pass") && strcmp(verdict, "fail"))
@@ -284,24 +326,19 @@ static void read_summary(rx *x, const yaml_node_t *root, report_receipt *r) {
     r->div_value = get_num(x, d, fp, K(DIV_VALUE), REQ | NUL);
     r->div_limit = get_num(x, d, fp, K(DIV_LIMIT), REQ | NUL);
 
-    yaml_node_t *fe = get_seq(x, s, "summary", K(SUMMARY_FAILING_EVALUATIONS), OPT);
-    r->n_failing_evaluations = seq_len(fe);
-    r->failing_evaluations = alloc_items(x, r->n_failing_evaluations, sizeof *r->failing_evaluations);
+    yaml_node_t *fe = get_items(x, s, "summary", K(SUMMARY_FAILING_EVALUATIONS), OPT, sizeof *r->failing_evaluations,
+                                &r->failing_evaluations, &r->n_failing_evaluations);
     for (size_t i = 0; i < r->n_failing_evaluations && !x->st; i++) {
         yaml_node_t *v = node_at(x, fe->data.sequence.items.start[i]);
         if (!scalar(v)) fail_at(x, v, "summary", K(SUMMARY_FAILING_EVALUATIONS), "expected evaluation ids");
         r->failing_evaluations[i] = scalar(v);
     }
 
-    yaml_node_t *h = get_seq(x, s, "summary", K(SUMMARY_HINTS), REQ);
-    r->n_hints = seq_len(h);
-    r->hints = alloc_items(x, r->n_hints, sizeof *r->hints);
+    yaml_node_t *h = get_items(x, s, "summary", K(SUMMARY_HINTS), REQ, sizeof *r->hints, &r->hints, &r->n_hints);
     char path[48];
     for (size_t i = 0; i < r->n_hints && !x->st; i++) {
         yaml_node_t *m = item_map(x, h, i, "summary.hints", path, sizeof path);
-        r->hints[i].name = get_str(x, m, path, K(HINT_NAME), REQ);
-        r->hints[i].message = get_str(x, m, path, K(HINT_MESSAGE), REQ);
-        r->hints[i].evidence = get_str(x, m, path, K(HINT_EVIDENCE), OPT | NUL);
+        read_fields(x, m, path, hint, N_FIELDS(hint), &r->hints[i]);
     }
 }
 
@@ -312,9 +349,8 @@ static void read_growth(rx *x, const yaml_node_t *root, report_receipt *r) {
     if (layers < 0 || layers > 100000)
         fail_at(x, lookup(x, g, K(GROWTH_LAYERS)), "error_growth", K(GROWTH_LAYERS), "%lld is not a layer count", (long long)layers);
     r->layers = (int)layers;
-    yaml_node_t *e = get_seq(x, g, "error_growth", K(GROWTH_EVALUATIONS), REQ);
-    r->n_growth = seq_len(e);
-    r->growth = alloc_items(x, r->n_growth, sizeof *r->growth);
+    yaml_node_t *e = get_items(x, g, "error_growth", K(GROWTH_EVALUATIONS), REQ, sizeof *r->growth, &r->growth,
+                               &r->n_growth);
     char path[48];
     for (size_t i = 0; i < r->n_growth && !x->st; i++) {
         yaml_node_t *m = item_map(x, e, i, "error_growth.evaluations", path, sizeof path);
@@ -377,33 +413,6 @@ static void read_taps(rx *x, const yaml_node_t *root, report_receipt *r) {
         read_tap(x, item_map(x, taps, i, "taps", path, sizeof path), path, &r->taps[i]);
 }
 
-/* A flat record read by a table: each key of the schema into the field at
- * off of the destination, as the schema's type says (STR: const char *,
- * NUM: double, INT: int64_t). */
-typedef struct field_spec {
-    rkey key;
-    int flags;
-    size_t off;
-    int64_t absent; /* INT: the value when the key is absent */
-} field_spec;
-
-static void read_fields(rx *x, const yaml_node_t *m, const char *path, const field_spec *f, size_t n, void *out) {
-    for (size_t i = 0; i < n && !x->st; i++) {
-        const parity_receipt_key *k = &parity_receipt_keys[f[i].key];
-        char *dst = (char *)out + f[i].off;
-        if (k->type == PARITY_RT_STR) {
-            const char *v = get_str(x, m, path, k->key, f[i].flags);
-            memcpy(dst, &v, sizeof v);
-        } else if (k->type == PARITY_RT_NUM) {
-            const double v = get_num(x, m, path, k->key, f[i].flags);
-            memcpy(dst, &v, sizeof v);
-        } else {
-            const int64_t v = get_int(x, m, path, k->key, f[i].flags, f[i].absent);
-            memcpy(dst, &v, sizeof v);
-        }
-    }
-}
-#define N_FIELDS(t) (sizeof t / sizeof t[0])
 
 static void read_logits(rx *x, const yaml_node_t *root, report_receipt *r) {
 #define LG(id, flags, member) {PARITY_RK_LG_##id, flags, offsetof(report_logits, member), 0}
@@ -415,9 +424,7 @@ static void read_logits(rx *x, const yaml_node_t *root, report_receipt *r) {
         LG(KLD_P99, REQ | NUL, kld_p99),          LG(KLD_MAX, REQ | NUL, kld_max),
     };
 #undef LG
-    yaml_node_t *lg = get_seq(x, root, "", K(LOGITS), REQ);
-    r->n_logits = seq_len(lg);
-    r->logits = alloc_items(x, r->n_logits, sizeof *r->logits);
+    yaml_node_t *lg = get_items(x, root, "", K(LOGITS), REQ, sizeof *r->logits, &r->logits, &r->n_logits);
     char path[32];
     for (size_t i = 0; i < r->n_logits && !x->st; i++) {
         read_fields(x, item_map(x, lg, i, "logits", path, sizeof path), path, fields, N_FIELDS(fields), &r->logits[i]);
@@ -442,9 +449,7 @@ static void read_replay(rx *x, const yaml_node_t *root, report_replay *rp) {
     rp->model = get_str(x, m, "replay", K(RP_MODEL), OPT | NUL);
     yaml_node_t *f = get_map(x, m, "replay", K(RP_FIRST_LOCAL), OPT | NUL);
     read_fields(x, f, "replay.first_local", first, N_FIELDS(first), rp);
-    yaml_node_t *b = get_seq(x, m, "replay", K(RP_BLOCKS), OPT);
-    rp->n_blocks = seq_len(b);
-    rp->blocks = alloc_items(x, rp->n_blocks, sizeof *rp->blocks);
+    yaml_node_t *b = get_items(x, m, "replay", K(RP_BLOCKS), OPT, sizeof *rp->blocks, &rp->blocks, &rp->n_blocks);
     char path[40];
     for (size_t i = 0; i < rp->n_blocks && !x->st; i++) {
         yaml_node_t *bm = item_map(x, b, i, "replay.blocks", path, sizeof path);
