@@ -5,8 +5,6 @@
 #include <unistd.h>
 
 #include "commands.h"
-#include "parity/record.h"
-#include "parity/trace.h"
 
 static const char check_help[] =
     "usage: bitparity check -m MODEL --reference TRACE.npz [--numerics ggml-compat|f32] [--taps GLOBS]\n"
@@ -21,39 +19,13 @@ static const char check_help[] =
     "  other options   as for `bitparity compare` and `bitparity trace`\n\n"
     "exit: 0 pass, 1 parity failure, 2 usage or input error, 130 interrupted\n";
 
-/* ggml-compat reproduces bitnet.cpp; every other reference is compared in f32. */
-static const char *default_numerics(const parity_trace *ref) {
-    const char *producer = parity_trace_get(ref, "producer.name");
-    const char *numerics = parity_trace_get(ref, "settings.numerics");
-    if (numerics) return numerics;
-    return producer && !strncmp(producer, "bitnet.cpp", 10) ? "ggml-compat" : "f32";
-}
-
-static bn_status record_following(const char *model_path, const parity_trace *ref, const char *numerics,
-                                  const char *taps, int threads, const char *out, bn_error *err) {
-    bn_model *m = NULL;
-    bn_status st = bn_model_load(model_path, &m, err);
-    const int64_t n = parity_trace_eval_count(ref);
-    parity_eval *evals = st ? NULL : calloc((size_t)(n ? n : 1), sizeof *evals);
-    if (!st && !evals) st = bn_error_set(err, BN_ERR_NOMEM, "out of memory");
-    for (int64_t k = 0; !st && k < n; k++) evals[k] = *parity_trace_eval(ref, k);
-    parity_record_opts o = {.model_path = model_path, .follow = evals, .n_follow = n, .taps = taps,
-                            .n_threads = threads, .out_path = out, .cancel = cli_interrupt_flag()};
-    if (!st && !bn_numerics_parse(numerics, &o.numerics))
-        st = bn_error_set(err, BN_ERR_INVALID, "--numerics '%s': expected ggml-compat or f32", numerics);
-    if (!st) st = parity_record(m, &o, err);
-    free(evals);
-    bn_model_free(m);
-    return st;
-}
-
 int cmd_check(int argc, char **argv) {
     cli_compare_args a = {.cmd = "check", .format = "text", .threads = 2};
-    const char *keep = NULL, *numerics = NULL, *taps = NULL;
+    const char *keep = NULL;
     const cli_opt opts[] = {CLI_STR_OPT("-m", "--model", &a.model),
                             CLI_STR_OPT("--reference", NULL, &a.reference),
-                            CLI_STR_OPT("--numerics", NULL, &numerics),
-                            CLI_STR_OPT("--taps", NULL, &taps),
+                            CLI_STR_OPT("--numerics", NULL, &a.numerics),
+                            CLI_STR_OPT("--taps", NULL, &a.taps),
                             CLI_STR_OPT("--map", NULL, &a.map),
                             CLI_STR_OPT("--policy", NULL, &a.policy),
                             CLI_STR_OPT("-o", "--output", &a.out),
@@ -73,18 +45,8 @@ int cmd_check(int argc, char **argv) {
         if (!mkdtemp(tmp)) return cli_usage_error("check", "cannot create a temporary folder in %s", tmp);
         snprintf(path, sizeof path, "%s/engine.npz", tmp);
     }
-    bn_error err = {0};
-    parity_trace *ref = NULL;
-    bn_status st = parity_trace_open(a.reference, &ref, &err);
-    if (!st) st = record_following(a.model, ref, numerics ? numerics : default_numerics(ref), taps, (int)a.threads,
-                                   keep ? keep : path, &err);
-    parity_trace_close(ref);
-    if (!st) {
-        a.subject = keep ? keep : path;
-        rc = cli_compare_run(&a);
-    } else {
-        rc = cli_fail("check", &err);
-    }
+    a.record_path = keep ? keep : path;
+    rc = cli_compare_run(&a);
     if (!keep) {
         unlink(path);
         rmdir(tmp);

@@ -2,13 +2,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "commands.h"
-#include "parity/compare.h"
-#include "parity/localize.h"
-#include "parity/receipt.h"
+#include "parity/driver.h"
 
 static const char compare_help[] =
     "usage: bitparity compare SUBJECT.npz REFERENCE.npz [--map M] [--policy NAME|FILE]\n"
@@ -34,59 +30,6 @@ static const char compare_help[] =
     "exit: 0 pass, 1 parity failure (or tokens differ), 2 usage or input error, 130 interrupted\n";
 
 typedef cli_compare_args compare_args;
-
-/* Everything opened for one comparison, released by compare_close. */
-typedef struct compare_session {
-    parity_trace *trace[2];
-    parity_tapmap *map[2];
-    parity_policy *policy;
-    char choice[320]; /* why this policy */
-    bn_pool *pool;
-    parity_compare_result *result;
-    parity_replay_result *replay;
-    double t_open;
-} compare_session;
-
-static double seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static void compare_close(compare_session *s) {
-    parity_replay_result_free(s->replay);
-    parity_compare_result_free(s->result);
-    bn_pool_destroy(s->pool);
-    parity_policy_free(s->policy);
-    for (int i = 0; i < 2; i++) parity_tapmap_free(s->map[i]), parity_trace_close(s->trace[i]);
-}
-
-static bn_status load_policy(const compare_args *a, compare_session *s, bn_error *err) {
-    if (!a->policy) {
-        char why[256];
-        const char *name = parity_compare_default_policy(s->trace[0], s->trace[1], why, sizeof why);
-        snprintf(s->choice, sizeof s->choice, "auto: %s", why);
-        return parity_policy_load_builtin(name, &s->policy, err);
-    }
-    snprintf(s->choice, sizeof s->choice, "--policy %s", a->policy);
-    /* A bare word that is no file is meant as a built-in name: say which exist. */
-    if (parity_policy_builtin_text(a->policy) || (!strchr(a->policy, '/') && access(a->policy, F_OK)))
-        return parity_policy_load_builtin(a->policy, &s->policy, err);
-    return parity_policy_load_file(a->policy, &s->policy, err);
-}
-
-static bn_status compare_open(const compare_args *a, compare_session *s, bn_error *err) {
-    double t0 = seconds();
-    const char *paths[2] = {a->subject, a->reference};
-    bn_status st = BN_OK;
-    for (int i = 0; i < 2 && !st; i++) st = parity_trace_open(paths[i], &s->trace[i], err);
-    if (!st) st = parity_tapmap_for_trace(s->trace[0], &s->map[0], err);
-    if (!st) st = a->map ? parity_tapmap_load(a->map, &s->map[1], err) : parity_tapmap_for_trace(s->trace[1], &s->map[1], err);
-    if (!st) st = load_policy(a, s, err);
-    if (!st) st = bn_pool_create((int)a->threads, &s->pool, err);
-    s->t_open = seconds() - t0;
-    return st;
-}
 
 /* ---- text ------------------------------------------------------------------------- */
 
@@ -134,13 +77,13 @@ static void print_logits(const parity_compare_result *r) {
     }
 }
 
-static void print_text(const compare_session *s) {
+static void print_text(const parity_driver_run *s) {
     const parity_compare_result *r = s->result;
     const parity_compare_counts *n = &r->counts;
     printf("bitparity compare: %s\n", r->pass ? "PASS" : "FAIL");
     print_side("subject", s->trace[0], s->map[0]);
     print_side("reference", s->trace[1], s->map[1]);
-    printf("  %-10s %s (%s)\n", "policy", parity_policy_name(s->policy), s->choice);
+    printf("  %-10s %s (%s)\n", "policy", parity_policy_name(s->policy), s->policy_choice);
     printf("  %-10s %zu compared (subject %lld, reference %lld)\n", "evals", r->n_evals, (long long)r->n_evals_subject,
            (long long)r->n_evals_reference);
     printf("  %-10s %lld compared: %lld pass (%lld bit-identical), %lld fail, %lld shape mismatch;\n"
@@ -160,26 +103,6 @@ static void print_text(const compare_session *s) {
     print_logits(r);
 }
 
-/* Hints, and with --replay the engine re-run that says where errors are born. */
-static bn_status localize(const compare_args *a, compare_session *s, bn_error *err) {
-    parity_tapview *v[2] = {NULL, NULL};
-    bn_model *m = NULL;
-    bn_status st = parity_tapview_open(s->trace[0], s->map[0], &v[0], err);
-    if (!st) st = parity_tapview_open(s->trace[1], s->map[1], &v[1], err);
-    if (!st && a->model && !s->result->pass) st = bn_model_load(a->model, &m, err);
-    if (!st) st = parity_localize_hints(s->result, v[0], v[1], m, err);
-    if (!st && a->replay && !s->result->pass && !s->result->tokenization_mismatch) {
-        const parity_replay_opts ro = {.model = m, .n_threads = bn_pool_size(s->pool), .cancel = cli_interrupt_flag(),
-                                       .mode = a->replay_mode && !strcmp(a->replay_mode, "op") ? PARITY_REPLAY_OP
-                                                                                              : PARITY_REPLAY_BLOCK};
-        if (!st) st = parity_replay(s->result, v[0], v[1], s->policy, &ro, &s->replay, err);
-    }
-    bn_model_free(m);
-    parity_tapview_free(v[0]);
-    parity_tapview_free(v[1]);
-    return st;
-}
-
 /* ---- main ------------------------------------------------------------------------- */
 
 static int ends_with(const char *s, const char *suffix) {
@@ -187,16 +110,12 @@ static int ends_with(const char *s, const char *suffix) {
     return n >= m && !strcmp(s + n - m, suffix);
 }
 
-static bn_status write_receipts(const compare_args *a, const compare_session *s, int fmt_stdout, bn_error *err) {
-    parity_receipt_input in = {s->trace[0], s->trace[1], s->map[0], s->map[1], s->policy, s->choice, s->result,
-                               bn_pool_size(s->pool), bn_pool_simd(s->pool), 1, s->pool, s->t_open,
-                               s->replay, a->model, cli_interrupt_flag()};
-    parity_receipt *rc;
-    bn_status st = parity_receipt_build(&in, &rc, err);
-    if (st) return st;
+/* The receipt to -o (JSON when the name ends in .json) and to stdout for
+ * --format yaml|json (fmt_stdout >= 0). */
+static bn_status write_receipts(const compare_args *a, const parity_receipt *rc, int fmt_stdout, bn_error *err) {
+    bn_status st = BN_OK;
     if (a->out) st = parity_receipt_save(rc, ends_with(a->out, ".json") ? PARITY_RECEIPT_JSON : PARITY_RECEIPT_YAML, a->out, err);
     if (!st && fmt_stdout >= 0) st = parity_receipt_emit(rc, (parity_receipt_format)fmt_stdout, stdout, err);
-    parity_receipt_free(rc);
     return st;
 }
 
@@ -209,17 +128,19 @@ int cli_compare_run(const cli_compare_args *args) {
     if (a.replay && !a.model) return cli_usage_error(a.cmd, "--replay needs -m MODEL (the subject's model)");
     if (a.replay_mode && strcmp(a.replay_mode, "block") && strcmp(a.replay_mode, "op"))
         return cli_usage_error(a.cmd, "--replay-mode '%s': expected block or op", a.replay_mode);
-    compare_session s = {0};
+    const parity_driver_opts o = {
+        .subject = a.subject, .reference = a.reference, .map = a.map, .policy = a.policy, .model = a.model,
+        .replay = a.replay, .replay_mode = a.replay_mode && !strcmp(a.replay_mode, "op") ? PARITY_REPLAY_OP
+                                                                                          : PARITY_REPLAY_BLOCK,
+        .threads = (int)a.threads, .receipt = a.out || fmt >= 0,
+        .numerics = a.numerics, .taps = a.taps, .record_path = a.record_path, .cancel = cli_interrupt_flag()};
     bn_error err = {0};
-    parity_compare_opts o = {.cancel = cli_interrupt_flag()};
-    bn_status st = compare_open(&a, &s, &err);
-    o.pool = s.pool;
-    if (!st) st = parity_compare(s.trace[0], s.map[0], s.trace[1], s.map[1], s.policy, &o, &s.result, &err);
-    if (!st) st = localize(&a, &s, &err);
-    if (!st && (a.out || fmt >= 0)) st = write_receipts(&a, &s, fmt, &err);
-    if (!st && fmt < 0) print_text(&s);
-    int code = st ? cli_fail(a.cmd, &err) : s.result->pass ? 0 : EXIT_PARITY;
-    compare_close(&s);
+    parity_driver_run *run = NULL;
+    bn_status st = parity_driver_run_job(&o, &run, &err);
+    if (!st && run->receipt) st = write_receipts(&a, run->receipt, fmt, &err);
+    if (!st && fmt < 0) print_text(run);
+    int code = st ? cli_fail(a.cmd, &err) : run->result->pass ? 0 : EXIT_PARITY;
+    parity_driver_run_free(run);
     return code;
 }
 

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "bitnet/forward.h"
+#include "bitnet/session.h"
 #include "commands.h"
 #include "parity/metrics.h"
 #include "parity/trace.h"
@@ -102,48 +103,72 @@ static void print_kld(ppl_state *s) {
            n > 1 ? 100 * sqrt(same * (1 - same) / (double)(n - 1)) : 0.0, 100 * sqrt(dp2 / (double)n));
 }
 
+/* The text's windows as the session evaluates them, each from an empty
+ * cache with BOS in front. */
+typedef struct ppl_run {
+    ppl_state *s;
+    const int32_t *ids;
+    int64_t n_ids, chunk, n_windows, V;
+    int32_t bos;
+    int32_t *win;       /* [chunk + 1]: the window being evaluated */
+    int64_t len;        /* its tokens after BOS */
+    parity_eval *evals; /* [n_windows], for --save-logits */
+} ppl_run;
+
+/* Scores window k (its logits are in c): NLL, --save-logits, --kld-base. */
+static bn_status score_window(ppl_run *r, int64_t k, const bn_ctx *c, bn_error *err) {
+    ppl_state *s = r->s;
+    const int64_t T = r->len + 1, V = r->V;
+    const float *logits = bn_ctx_logits(c);
+    for (int64_t t = 0; t < r->len; t++) s->nll_sum += row_nll(logits + t * V, V, r->win[t + 1]);
+    s->n_scored += r->len;
+    r->evals[k] = (parity_eval){.tokens = r->ids + k * r->chunk, .n_tokens = r->len, .p0 = 1};
+    bn_status st = BN_OK;
+    if (s->save) {
+        const int64_t shape[2] = {T, V};
+        st = parity_trace_writer_add_tap(s->save, k, "logits", NPZ_F32, shape, 2, logits, err);
+    }
+    if (!st && s->base) st = kld_window(s, k, logits, T, V, err);
+    if (!st && isatty(2)) fprintf(stderr, "\rwindow %lld/%lld  ppl %.4f", (long long)k + 1, (long long)r->n_windows,
+                                  exp(s->nll_sum / (double)s->n_scored));
+    return st;
+}
+
+static bn_status ppl_step(void *user, int64_t k, const bn_ctx *c, bn_session_step *step, bn_error *err) {
+    ppl_run *r = user;
+    bn_status st = k > 0 ? score_window(r, k - 1, c, err) : BN_OK;
+    if (st || k == r->n_windows) return st;
+    const int64_t off = k * r->chunk;
+    r->len = r->n_ids - off < r->chunk ? r->n_ids - off : r->chunk;
+    r->win[0] = r->bos;
+    memcpy(r->win + 1, r->ids + off, (size_t)r->len * sizeof *r->win);
+    *step = (bn_session_step){.tokens = r->win, .n_tokens = r->len + 1, .reset = true};
+    return BN_OK;
+}
+
 static bn_status evaluate(const bn_model *m, const bn_tokenizer *tok, const int32_t *ids, int64_t n_ids, int64_t ctx,
                           const bn_ctx_params *cp, ppl_state *s, bn_error *err) {
-    const int64_t V = m->hp.n_vocab, chunk = ctx - 1;
-    const int32_t bos = bn_token_bos(tok);
-    if (bos < 0) return bn_error_set(err, BN_ERR_INVALID, "the vocabulary has no BOS token");
-    bn_ctx_params p = *cp;
-    p.n_ctx = ctx;
-    bn_ctx *c = NULL;
-    int32_t *win = malloc((size_t)ctx * sizeof *win);
-    bn_status st = win ? bn_ctx_create(m, &p, &c, err) : bn_error_set(err, BN_ERR_NOMEM, "out of memory");
-    const int64_t n_windows = (n_ids + chunk - 1) / chunk;
-    parity_eval *evals = st ? NULL : calloc((size_t)n_windows, sizeof *evals);
-    if (!st && !evals) st = bn_error_set(err, BN_ERR_NOMEM, "out of memory");
-    for (int64_t k = 0; !st && k < n_windows; k++) {
-        const int64_t off = k * chunk, len = n_ids - off < chunk ? n_ids - off : chunk, T = len + 1;
-        win[0] = bos;
-        memcpy(win + 1, ids + off, (size_t)len * sizeof *win);
-        bn_ctx_reset(c);
-        if ((st = bn_ctx_eval(c, win, T, err))) break; /* polls p.cancel per block */
-        const float *logits = bn_ctx_logits(c);
-        for (int64_t t = 0; t < len; t++) s->nll_sum += row_nll(logits + t * V, V, win[t + 1]);
-        s->n_scored += len;
-        evals[k] = (parity_eval){.tokens = ids + off, .n_tokens = len, .p0 = 1};
-        if (s->save) {
-            const int64_t shape[2] = {T, V};
-            st = parity_trace_writer_add_tap(s->save, k, "logits", NPZ_F32, shape, 2, logits, err);
-        }
-        if (!st && s->base) st = kld_window(s, k, logits, T, V, err);
-        if (!st && isatty(2)) fprintf(stderr, "\rwindow %lld/%lld  ppl %.4f", (long long)k + 1, (long long)n_windows,
-                                      exp(s->nll_sum / (double)s->n_scored));
-    }
+    ppl_run r = {.s = s, .ids = ids, .n_ids = n_ids, .chunk = ctx - 1, .V = m->hp.n_vocab, .bos = bn_token_bos(tok)};
+    if (r.bos < 0) return bn_error_set(err, BN_ERR_INVALID, "the vocabulary has no BOS token");
+    r.n_windows = (n_ids + r.chunk - 1) / r.chunk;
+    bn_session_params sp = {.ctx = *cp, .step = ppl_step, .user = &r};
+    sp.ctx.n_ctx = ctx;
+    sp.ctx.cancel = cli_interrupt_flag();
+    r.win = malloc((size_t)ctx * sizeof *r.win);
+    r.evals = calloc((size_t)r.n_windows, sizeof *r.evals);
+    bn_status st = r.win && r.evals ? bn_session_run(m, &sp, err)
+                                    : bn_error_set(err, BN_ERR_NOMEM, "out of memory for %lld windows of %lld tokens",
+                                                   (long long)r.n_windows, (long long)ctx);
     if (isatty(2)) fputc('\n', stderr);
     if (!st && s->save) {
         const parity_trace_meta meta = {.producer_name = "bitparity-perplexity", .producer_version = BITPARITY_VERSION,
                                         .producer_commit = BITPARITY_COMMIT, .model_arch = bn_arch_name(m->hp.arch),
                                         .numerics = bn_numerics_name(cp->numerics), .threads = cp->n_threads,
-                                        .evals = evals, .n_evals = n_windows};
+                                        .evals = r.evals, .n_evals = r.n_windows};
         st = parity_trace_writer_finish(s->save, &meta, err);
         s->save = NULL;
     }
-    free(evals), free(win);
-    bn_ctx_free(c);
+    free(r.evals), free(r.win);
     return st;
 }
 

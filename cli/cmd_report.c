@@ -1,12 +1,12 @@
 /* cmd_report.c — `bitparity report`: receipts rendered as one HTML page or
- * as Markdown (reports/, parity/report.h). */
+ * as Markdown (reports/, reports/report.h). */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "bitnet/atomic_file.h"
 #include "commands.h"
-#include "parity/report.h"
+#include "reports/report.h"
 
 enum { REPORT_MAX_RECEIPTS = 256 };
 
@@ -27,13 +27,13 @@ static const char report_help[] =
 /* Renders into path through a temporary file (bitnet/atomic_file.h), so a
  * failed or interrupted run leaves no half-written report behind and an
  * older report as it was. */
-static bn_status render_file(const parity_report_receipt *const *rs, size_t n, parity_report_format fmt,
+static bn_status render_file(const report_receipt *const *rs, size_t n, report_format fmt,
                              const char *path, bn_error *err) {
     bn_atomic_file *f;
     bn_status st = bn_atomic_file_open(path, &f, err);
     if (st) return st;
     bn_atomic_file_set_cancel(f, cli_interrupt_flag());
-    st = parity_report_render(rs, n, fmt, bn_atomic_file_stream(f), err);
+    st = report_render(rs, n, fmt, bn_atomic_file_stream(f), err);
     if (st) {
         bn_error_prefix(err, path);
         bn_atomic_file_abort(f);
@@ -54,26 +54,26 @@ int cmd_report(int argc, char **argv) {
     int rc = cli_parse_options("report", report_help, argc, argv, opts, paths, REPORT_MAX_RECEIPTS, &n);
     if (rc >= 0) return rc;
     if (!n) return cli_usage_error("report", "no receipt given");
-    parity_report_format fmt = parity_report_format_for_path(out);
-    if (format && !parity_report_format_parse(format, &fmt))
+    report_format fmt = report_format_for_path(out);
+    if (format && !report_format_parse(format, &fmt))
         return cli_usage_error("report", "--format '%s': expected html or markdown", format);
 
-    parity_report_receipt *rs[REPORT_MAX_RECEIPTS] = {0};
+    report_receipt *rs[REPORT_MAX_RECEIPTS] = {0};
     bn_error err = {0};
     bn_status st = BN_OK;
-    for (int i = 0; i < n && !st; i++) st = parity_report_load(paths[i], &rs[i], &err);
+    for (int i = 0; i < n && !st; i++) st = report_load(paths[i], &rs[i], &err);
     if (st) {
         rc = cli_fail("report", &err); /* a receipt that cannot be read is the user's input */
     } else {
-        const parity_report_receipt *const *view = (const parity_report_receipt *const *)rs;
+        const report_receipt *const *view = (const report_receipt *const *)rs;
         st = out ? render_file(view, (size_t)n, fmt, out, &err)
-                 : parity_report_render(view, (size_t)n, fmt, stdout, &err);
+                 : report_render(view, (size_t)n, fmt, stdout, &err);
         rc = 0;
         if (st) { /* a report that cannot be written is the environment's problem */
             fprintf(stderr, "bitparity report: %s\n", err.msg);
             rc = st == BN_ERR_CANCELLED ? EXIT_INTERRUPTED : EXIT_INTERNAL;
         }
     }
-    for (int i = 0; i < n; i++) parity_report_receipt_free(rs[i]);
+    for (int i = 0; i < n; i++) report_receipt_free(rs[i]);
     return rc;
 }

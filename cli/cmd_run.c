@@ -6,6 +6,7 @@
 
 #include "bitnet/forward.h"
 #include "bitnet/sampler.h"
+#include "bitnet/session.h"
 #include "commands.h"
 
 static const char run_help[] =
@@ -33,49 +34,71 @@ typedef struct run_opts {
     bool chat, ids;
 } run_opts;
 
+/* One generation: the prompt, then a sampled token per evaluation. */
+typedef struct run_state {
+    const run_opts *o;
+    const bn_tokenizer *tok;
+    bn_sampler *s;
+    int64_t V;
+    int32_t *prompt, *gen; /* gen: [n_predict + 1] */
+    int64_t n_prompt, n_gen;
+    char *text;
+    size_t printed;
+} run_state;
+
+/* Prints the continuation so far: token ids, or the text it adds
+ * (detokenized whole: SPM spacing depends on context). */
+static bn_status print_token(run_state *r, int32_t next, bn_error *err) {
+    if (r->o->ids) {
+        printf(r->n_gen > 1 ? " %d" : "%d", next);
+        return BN_OK;
+    }
+    size_t len = 0;
+    free(r->text);
+    r->text = NULL;
+    bn_status st = bn_detokenize(r->tok, r->gen, (size_t)r->n_gen, true, false, &r->text, &len, err);
+    if (!st && len > r->printed) fwrite(r->text + r->printed, 1, len - r->printed, stdout), r->printed = len;
+    return st;
+}
+
+/* The session's evaluations: the prompt, then each sampled token until EOS,
+ * -n or a full context. */
+static bn_status run_step(void *user, int64_t k, const bn_ctx *c, bn_session_step *step, bn_error *err) {
+    run_state *r = user;
+    if (k == 0) {
+        *step = (bn_session_step){.tokens = r->prompt, .n_tokens = r->n_prompt};
+        return BN_OK;
+    }
+    if (r->n_gen >= r->o->n_predict) return BN_OK;
+    const int64_t last = k == 1 ? r->n_prompt - 1 : 0;
+    const int32_t next = bn_sampler_sample(r->s, bn_ctx_logits(c) + last * r->V);
+    if (bn_token_is_eog(r->tok, next)) return BN_OK;
+    r->gen[r->n_gen++] = next;
+    bn_status st = print_token(r, next, err);
+    fflush(stdout);
+    if (!st && r->n_gen < r->o->n_predict && bn_ctx_n_past(c) < bn_ctx_n_ctx(c))
+        *step = (bn_session_step){.tokens = &r->gen[r->n_gen - 1], .n_tokens = 1};
+    return st;
+}
+
 /* Generates into stdout; the model and tokenizer are loaded. */
 static bn_status generate(const run_opts *o, const bn_model *m, const bn_tokenizer *tok, bn_error *err) {
-    bn_ctx_params cp = bn_ctx_default_params();
-    cp.n_threads = (int)o->threads;
-    cp.cancel = cli_interrupt_flag();
-    if (!bn_numerics_parse(o->numerics, &cp.numerics))
+    bn_session_params sp = {.ctx = bn_ctx_default_params(), .step = run_step};
+    sp.ctx.n_threads = (int)o->threads;
+    sp.ctx.cancel = cli_interrupt_flag();
+    if (!bn_numerics_parse(o->numerics, &sp.ctx.numerics))
         return bn_error_set(err, BN_ERR_INVALID, "--numerics '%s': expected ggml-compat or f32", o->numerics);
-    int32_t *prompt = NULL, *gen = NULL;
-    int64_t n_prompt = 0, n_gen = 0;
-    bn_ctx *c = NULL;
-    bn_sampler *s = NULL;
-    char *text = NULL;
-    size_t printed = 0, len = 0;
-    const bn_sampler_params sp = {(float)o->temp, (int32_t)o->top_k, (float)o->top_p, (uint64_t)o->seed};
-    bn_status st = cli_prompt_tokens(tok, o->prompt, o->tokens, o->chat, &prompt, &n_prompt, err);
-    if (!st) st = bn_ctx_create(m, &cp, &c, err);
-    if (!st) st = bn_sampler_create(&sp, (int32_t)m->hp.n_vocab, &s, err);
-    if (!st && !(gen = malloc((size_t)(o->n_predict + 1) * sizeof *gen)))
-        st = bn_error_set(err, BN_ERR_NOMEM, "out of memory");
-    if (!st) st = bn_ctx_eval(c, prompt, n_prompt, err);
-    int64_t last = n_prompt - 1;
-    while (!st && n_gen < o->n_predict) {
-        const int32_t next = bn_sampler_sample(s, bn_ctx_logits(c) + last * m->hp.n_vocab);
-        if (bn_token_is_eog(tok, next)) break;
-        gen[n_gen++] = next;
-        if (o->ids) {
-            printf(n_gen > 1 ? " %d" : "%d", next);
-        } else { /* detokenize the whole continuation: SPM spacing depends on context */
-            free(text);
-            text = NULL;
-            st = bn_detokenize(tok, gen, (size_t)n_gen, true, false, &text, &len, err);
-            if (!st && len > printed) fwrite(text + printed, 1, len - printed, stdout), printed = len;
-        }
-        fflush(stdout);
-        if (!st) st = bn_cancel_check(cp.cancel, err);
-        if (!st && n_gen < o->n_predict && bn_ctx_n_past(c) < bn_ctx_n_ctx(c)) st = bn_ctx_eval(c, &next, 1, err);
-        else break;
-        last = 0;
-    }
-    if (o->ids || printed) putchar('\n');
-    free(text), free(gen), free(prompt);
-    bn_sampler_free(s);
-    bn_ctx_free(c);
+    run_state r = {.o = o, .tok = tok, .V = m->hp.n_vocab};
+    sp.user = &r;
+    const bn_sampler_params smp = {(float)o->temp, (int32_t)o->top_k, (float)o->top_p, (uint64_t)o->seed};
+    bn_status st = cli_prompt_tokens(tok, o->prompt, o->tokens, o->chat, &r.prompt, &r.n_prompt, err);
+    if (!st) st = bn_sampler_create(&smp, (int32_t)m->hp.n_vocab, &r.s, err);
+    if (!st && !(r.gen = malloc((size_t)(o->n_predict + 1) * sizeof *r.gen)))
+        st = bn_error_set(err, BN_ERR_NOMEM, "out of memory for %lld generated tokens", (long long)o->n_predict);
+    if (!st) st = bn_session_run(m, &sp, err);
+    if (o->ids || r.printed) putchar('\n');
+    free(r.text), free(r.gen), free(r.prompt);
+    bn_sampler_free(r.s);
     return st;
 }
 

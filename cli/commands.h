@@ -79,11 +79,13 @@ typedef struct cli_opt {
 int cli_parse_options(const char *cmd, const char *help, int argc, char **argv, const cli_opt *opts,
                       const char **positional, int max_positional, int *n_positional);
 
-/* The comparison `compare` and `check` share: traces, map, policy, hints,
- * optional replay, text or receipt output. Returns the exit code. */
+/* The comparison `compare` and `check` share (parity_driver_run_job): traces,
+ * map, policy, hints, optional replay, text or receipt output. Returns the
+ * exit code. */
 typedef struct cli_compare_args {
     const char *cmd; /* for messages: "compare" or "check" */
     const char *subject, *reference, *map, *policy, *out, *format, *model, *replay_mode;
+    const char *numerics, *taps, *record_path; /* check: subject NULL, the engine is recorded to record_path */
     int64_t threads;
     bool replay;
 } cli_compare_args;

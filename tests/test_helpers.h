@@ -23,11 +23,12 @@ extern "C" {
 #include "bitnet/threads.h"
 #include "bitnet/tokenizer.h"
 #include "parity/compare.h"
-#include "parity/localize.h"
+#include "parity/hints.h"
+#include "parity/replay.h"
 #include "parity/npz.h"
 #include "parity/policy.h"
 #include "parity/receipt.h"
-#include "parity/report.h"
+#include "reports/report.h"
 #include "parity/tapmap.h"
 #include "parity/trace.h"
 }
@@ -63,7 +64,7 @@ using PolicyPtr = Handle<parity_policy, parity_policy_free>;
 using ResultPtr = Handle<parity_compare_result, parity_compare_result_free>;
 using ReplayPtr = Handle<parity_replay_result, parity_replay_result_free>;
 using ReceiptPtr = Handle<parity_receipt, parity_receipt_free>;
-using ReportPtr = Handle<parity_report_receipt, parity_report_receipt_free>;
+using ReportPtr = Handle<report_receipt, report_receipt_free>;
 using NpzPtr = Handle<npz_reader, npz_close>;
 
 // Absolute path of a file under ../shared, or "" when shared/ is absent.

@@ -13,7 +13,8 @@ extern "C" {
 #include "bitnet/gguf.h"
 #include "bitnet/model.h"
 #include "parity/compare.h"
-#include "parity/localize.h"
+#include "parity/hints.h"
+#include "parity/replay.h"
 #include "parity/record.h"
 #include "parity/trace.h"
 }
@@ -86,7 +87,7 @@ Outcome Diagnose(const std::string &subject, const std::string &reference, const
         EXPECT_OK(bn_model_load(model_path.c_str(), &m, &err), err);
     }
     ModelPtr model(m);
-    EXPECT_OK(parity_localize_hints(res, vs, vr, m, &err), err);
+    EXPECT_OK(parity_hints_find(res, vs, vr, m, &err), err);
     if (m && !res->pass) {
         parity_replay_opts ro{};
         ro.model = m;

@@ -15,10 +15,11 @@
 extern "C" {
 #include "bitnet/model.h"
 #include "parity/compare.h"
-#include "parity/localize.h"
+#include "parity/hints.h"
+#include "parity/replay.h"
 #include "parity/receipt.h"
 #include "parity/record.h"
-#include "parity/report.h"
+#include "reports/report.h"
 #include "parity/trace.h"
 }
 
@@ -76,12 +77,12 @@ std::string HtmlEscape(const std::string &s) {
     return o;
 }
 
-std::string Render(const std::vector<const parity_report_receipt *> &rs, parity_report_format fmt) {
+std::string Render(const std::vector<const report_receipt *> &rs, report_format fmt) {
     char *buf = nullptr;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
     bn_error err{};
-    EXPECT_OK(parity_report_render(rs.data(), rs.size(), fmt, f, &err), err);
+    EXPECT_OK(report_render(rs.data(), rs.size(), fmt, f, &err), err);
     fclose(f);
     std::string s(buf, len);
     free(buf);
@@ -89,8 +90,8 @@ std::string Render(const std::vector<const parity_report_receipt *> &rs, parity_
 }
 
 ReportPtr Parse(const std::string &text, bn_error *err, bn_status *st, const char *name = "hand.yaml") {
-    parity_report_receipt *r = nullptr;
-    *st = parity_report_parse(name, text.data(), text.size(), &r, err);
+    report_receipt *r = nullptr;
+    *st = report_parse(name, text.data(), text.size(), &r, err);
     return ReportPtr(r);
 }
 
@@ -167,7 +168,7 @@ TEST(Report, HostileReceiptIsEscapedEverywhere) {
     EXPECT_TRUE(std::isnan(r->growth[1].nmse_max[0])); // null
     EXPECT_DOUBLE_EQ(r->growth[1].nmse_max[1], 0.25);
 
-    std::string html = Render({r.get()}, PARITY_REPORT_HTML);
+    std::string html = Render({r.get()}, REPORT_HTML);
     std::string low = Lower(html);
     EXPECT_EQ(low.find("<script"), std::string::npos);
     EXPECT_EQ(low.find("<img"), std::string::npos);
@@ -186,7 +187,7 @@ TEST(Report, HostileReceiptIsEscapedEverywhere) {
     EXPECT_NE(html.find("<td class=\"num\">inf</td>"), std::string::npos);
     EXPECT_EQ(Count(Svg(html, "growth-1"), "<polyline"), 2u);
 
-    std::string md = Render({r.get()}, PARITY_REPORT_MARKDOWN);
+    std::string md = Render({r.get()}, REPORT_MARKDOWN);
     std::string mlow = Lower(md);
     EXPECT_EQ(mlow.find("<script"), std::string::npos);
     EXPECT_EQ(mlow.find("<img"), std::string::npos);
@@ -257,25 +258,25 @@ TEST(Report, WorstTapsAndFocusAndFormats) {
     ASSERT_OK(st, err);
     size_t idx[4];
     // NaN first (the worst news), then inf, then 0; the shape mismatch has no NMSE.
-    ASSERT_EQ(parity_report_worst_taps(r.get(), idx, 4), 3u);
+    ASSERT_EQ(report_worst_taps(r.get(), idx, 4), 3u);
     EXPECT_EQ(idx[0], 3u);
     EXPECT_EQ(idx[1], 1u);
     EXPECT_EQ(idx[2], 0u);
-    ASSERT_EQ(parity_report_worst_taps(r.get(), idx, 1), 1u);
+    ASSERT_EQ(report_worst_taps(r.get(), idx, 1), 1u);
     EXPECT_EQ(idx[0], 3u);
-    EXPECT_STREQ(parity_report_focus_evaluation(r.get()), "e0");
-    EXPECT_DOUBLE_EQ(parity_report_uniform_nmse_limit(r.get()), 1e-6);
+    EXPECT_STREQ(report_focus_evaluation(r.get()), "e0");
+    EXPECT_DOUBLE_EQ(report_uniform_nmse_limit(r.get()), 1e-6);
 
-    parity_report_format fmt = PARITY_REPORT_HTML;
-    EXPECT_EQ(parity_report_format_for_path("out/report.html"), PARITY_REPORT_HTML);
-    EXPECT_EQ(parity_report_format_for_path("r.htm"), PARITY_REPORT_HTML);
-    EXPECT_EQ(parity_report_format_for_path("r.md"), PARITY_REPORT_MARKDOWN);
-    EXPECT_EQ(parity_report_format_for_path(nullptr), PARITY_REPORT_MARKDOWN);
-    EXPECT_TRUE(parity_report_format_parse("md", &fmt));
-    EXPECT_EQ(fmt, PARITY_REPORT_MARKDOWN);
-    EXPECT_FALSE(parity_report_format_parse("pdf", &fmt));
+    report_format fmt = REPORT_HTML;
+    EXPECT_EQ(report_format_for_path("out/report.html"), REPORT_HTML);
+    EXPECT_EQ(report_format_for_path("r.htm"), REPORT_HTML);
+    EXPECT_EQ(report_format_for_path("r.md"), REPORT_MARKDOWN);
+    EXPECT_EQ(report_format_for_path(nullptr), REPORT_MARKDOWN);
+    EXPECT_TRUE(report_format_parse("md", &fmt));
+    EXPECT_EQ(fmt, REPORT_MARKDOWN);
+    EXPECT_FALSE(report_format_parse("pdf", &fmt));
     bn_error e2{};
-    EXPECT_EQ(parity_report_render(nullptr, 0, PARITY_REPORT_HTML, stdout, &e2), BN_ERR_INVALID);
+    EXPECT_EQ(report_render(nullptr, 0, REPORT_HTML, stdout, &e2), BN_ERR_INVALID);
 }
 
 // Engine traces of the tiny i2_s model with and without the seeded RoPE
@@ -329,7 +330,7 @@ TEST_P(ReportReceipt, LibraryReceiptOfASeededRopeFault) {
     ViewPtr view_s(vs);
     ASSERT_OK(parity_tapview_open(tr, mr, &vr, &err), err);
     ViewPtr view_r(vr);
-    ASSERT_OK(parity_localize_hints(res, vs, vr, nullptr, &err), err);
+    ASSERT_OK(parity_hints_find(res, vs, vr, nullptr, &err), err);
     ASSERT_FALSE(res->pass);
     ASSERT_TRUE(res->first.found);
     ASSERT_GE(res->n_hints, 1u);
@@ -345,13 +346,13 @@ TEST_P(ReportReceipt, LibraryReceiptOfASeededRopeFault) {
     ASSERT_OK(parity_receipt_save(rc, PARITY_RECEIPT_YAML, tmp.file("r.yaml").c_str(), &err), err);
     ASSERT_OK(parity_receipt_save(rc, PARITY_RECEIPT_JSON, tmp.file("r.json").c_str(), &err), err);
 
-    parity_report_receipt *ry = nullptr, *rj = nullptr;
-    ASSERT_OK(parity_report_load(tmp.file("r.yaml").c_str(), &ry, &err), err);
+    report_receipt *ry = nullptr, *rj = nullptr;
+    ASSERT_OK(report_load(tmp.file("r.yaml").c_str(), &ry, &err), err);
     ReportPtr yaml(ry);
-    ASSERT_OK(parity_report_load(tmp.file("r.json").c_str(), &rj, &err), err);
+    ASSERT_OK(report_load(tmp.file("r.json").c_str(), &rj, &err), err);
     ReportPtr json(rj);
     const int64_t failing = res->counts.fail + res->counts.shape_mismatch;
-    for (const parity_report_receipt *r : {ry, rj}) {
+    for (const report_receipt *r : {ry, rj}) {
         EXPECT_FALSE(r->pass);
         EXPECT_EQ(r->n_taps, res->n_taps);
         EXPECT_EQ(r->counts.fail, res->counts.fail);
@@ -370,7 +371,7 @@ TEST_P(ReportReceipt, LibraryReceiptOfASeededRopeFault) {
         EXPECT_FALSE(r->replay.present);
     }
 
-    std::string html = Render({ry}, PARITY_REPORT_HTML);
+    std::string html = Render({ry}, REPORT_HTML);
     EXPECT_NE(html.find("<span class=\"badge fail\">FAIL</span>"), std::string::npos);
     EXPECT_NE(html.find("<b>First divergence:</b> e0 <code>blk.0.attn_q_rope</code> (layer 0): bit_diff_count = <b>768</b>, limit 0"),
               std::string::npos);
@@ -386,14 +387,14 @@ TEST_P(ReportReceipt, LibraryReceiptOfASeededRopeFault) {
     EXPECT_EQ(Count(Svg(html, "taps-1"), "<rect"), res->n_taps / res->n_evals); // e0's taps, one bar each
     EXPECT_EQ(Count(Svg(html, "kld-1"), "<rect"), 3 * res->n_evals);
     EXPECT_EQ(Lower(html).find("<script"), std::string::npos);
-    EXPECT_EQ(Render({ry}, PARITY_REPORT_HTML), html); // deterministic
+    EXPECT_EQ(Render({ry}, REPORT_HTML), html); // deterministic
     // The JSON receipt renders to the same page, but for its file name.
-    std::string from_json = Render({rj}, PARITY_REPORT_HTML);
+    std::string from_json = Render({rj}, REPORT_HTML);
     for (size_t p = from_json.find("r.json"); p != std::string::npos; p = from_json.find("r.json", p))
         from_json.replace(p, 6, "r.yaml");
     EXPECT_EQ(from_json, html);
 
-    std::string md = Render({ry}, PARITY_REPORT_MARKDOWN);
+    std::string md = Render({ry}, REPORT_MARKDOWN);
     EXPECT_NE(md.find(std::string("## \xe2\x9d\x8c FAIL \xe2\x80\x94 ") + GetParam().file), std::string::npos);
     EXPECT_NE(md.find("**First divergence:** e0 `blk.0.attn_q_rope` (layer 0): bit_diff_count = 768, limit 0"),
               std::string::npos);

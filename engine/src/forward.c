@@ -410,6 +410,10 @@ static bn_status kv_alloc(bn_ctx *c, bn_error *err) {
     return BN_OK;
 }
 
+int64_t bn_ctx_default_n_ctx(const bn_model *m) {
+    return m->hp.n_ctx_train < BN_CTX_MAX ? m->hp.n_ctx_train : BN_CTX_MAX;
+}
+
 bn_status bn_ctx_create(const bn_model *m, const bn_ctx_params *p, bn_ctx **out, bn_error *err) {
     *out = NULL;
     if (p->n_threads < 1 || p->n_threads > 512)
@@ -427,7 +431,7 @@ bn_status bn_ctx_create(const bn_model *m, const bn_ctx_params *p, bn_ctx **out,
     if (!c) return bn_error_set(err, BN_ERR_NOMEM, "context: cannot allocate %zu bytes", sizeof *c);
     c->m = m;
     c->p = *p;
-    c->n_ctx = p->n_ctx > 0 ? p->n_ctx : (m->hp.n_ctx_train < 4096 ? m->hp.n_ctx_train : 4096);
+    c->n_ctx = p->n_ctx > 0 ? p->n_ctx : bn_ctx_default_n_ctx(m);
     /* ggml-compat reproduces the AVX-512 ggml build of the shared traces;
      * f32 mode sums in plain index order (no f16 rounding anywhere). */
     c->mm.order = p->numerics == BN_NUMERICS_GGML_COMPAT ? BN_SUM_GGML : BN_SUM_PLAIN;

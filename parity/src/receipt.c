@@ -2,7 +2,8 @@
  * comparison, written as YAML (libyaml emitter) or JSON (docs/receipt.md). */
 #include "parity/receipt.h"
 
-#include "parity/localize.h"
+#include "parity/receipt_schema.h"
+#include "parity/replay.h"
 
 #include <math.h>
 #include <stddef.h>
@@ -24,12 +25,16 @@
 
 /* ---- the tree ------------------------------------------------------------------ */
 
+/* Keys are ids into the schema table (receipt_schema.h); ITEM is a list item. */
+typedef parity_receipt_key_id rkey;
+#define ITEM PARITY_RK_COUNT
+
 typedef enum rkind { R_MAP, R_SEQ, R_STR, R_INT, R_NUM, R_BOOL, R_NULL } rkind;
 
 typedef struct rnode {
     rkind kind;
     int flow;                  /* maps and lists: written on one line */
-    char *key;                 /* set when the parent is a map */
+    const char *key;           /* set when the parent is a map: the schema's name */
     char *str;                 /* R_STR */
     int64_t i;                 /* R_INT, R_BOOL */
     double d;                  /* R_NUM */
@@ -38,9 +43,12 @@ typedef struct rnode {
 } rnode;
 
 /* The builder: an allocation failure anywhere sets oom and makes every later
- * call a no-op, so the building code needs no error checks of its own. */
+ * call a no-op, so the building code needs no error checks of its own. A key
+ * written with a type other than the schema's sets bad_key (a bug, reported
+ * as INTERNAL). */
 typedef struct rb {
     int oom;
+    rkey bad_key;
 } rb;
 
 struct parity_receipt {
@@ -51,65 +59,73 @@ static void rnode_free(rnode *n) {
     while (n) {
         rnode *next = n->next;
         rnode_free(n->head);
-        free(n->key);
         free(n->str);
         free(n);
         n = next;
     }
 }
 
-static rnode *add(rb *b, rnode *parent, const char *key, rkind kind) {
+/* The schema's type for each node kind (null fits every type). */
+static int kind_fits(rkind kind, parity_receipt_type type) {
+    static const parity_receipt_type fits[] = {[R_MAP] = PARITY_RT_MAP, [R_SEQ] = PARITY_RT_LIST,
+                                               [R_STR] = PARITY_RT_STR, [R_INT] = PARITY_RT_INT,
+                                               [R_NUM] = PARITY_RT_NUM, [R_BOOL] = PARITY_RT_BOOL};
+    return kind == R_NULL || fits[kind] == type;
+}
+
+static rnode *add(rb *b, rnode *parent, rkey key, rkind kind) {
     if (!parent || b->oom) return NULL;
+    if (key != ITEM && !kind_fits(kind, parity_receipt_keys[key].type)) b->bad_key = key;
     rnode *n = calloc(1, sizeof *n);
-    if (!n || (key && !(n->key = strdup(key)))) {
-        free(n);
+    if (!n) {
         b->oom = 1;
         return NULL;
     }
     n->kind = kind;
+    n->key = key == ITEM ? NULL : parity_receipt_keys[key].key;
     if (parent->tail) parent->tail->next = n;
     else parent->head = n;
     parent->tail = n;
     return n;
 }
 
-static rnode *r_map(rb *b, rnode *p, const char *key) { return add(b, p, key, R_MAP); }
+static rnode *r_map(rb *b, rnode *p, rkey key) { return add(b, p, key, R_MAP); }
 
-static rnode *r_seq(rb *b, rnode *p, const char *key, int flow) {
+static rnode *r_seq(rb *b, rnode *p, rkey key, int flow) {
     rnode *n = add(b, p, key, R_SEQ);
     if (n) n->flow = flow;
     return n;
 }
 
-static void r_str(rb *b, rnode *p, const char *key, const char *s) {
+static void r_str(rb *b, rnode *p, rkey key, const char *s) {
     rnode *n = add(b, p, key, s ? R_STR : R_NULL);
     if (n && s && !(n->str = strdup(s))) b->oom = 1;
 }
 
-static void r_int(rb *b, rnode *p, const char *key, int64_t v) {
+static void r_int(rb *b, rnode *p, rkey key, int64_t v) {
     rnode *n = add(b, p, key, R_INT);
     if (n) n->i = v;
 }
 
-static void r_num(rb *b, rnode *p, const char *key, double v) {
+static void r_num(rb *b, rnode *p, rkey key, double v) {
     rnode *n = add(b, p, key, R_NUM);
     if (n) n->d = v;
 }
 
-static void r_bool(rb *b, rnode *p, const char *key, int v) {
+static void r_bool(rb *b, rnode *p, rkey key, int v) {
     rnode *n = add(b, p, key, R_BOOL);
     if (n) n->i = v != 0;
 }
 
 /* A number that is NAN means "not measured": null. */
-static void r_num_or_null(rb *b, rnode *p, const char *key, double v) {
+static void r_num_or_null(rb *b, rnode *p, rkey key, double v) {
     if (isnan(v)) add(b, p, key, R_NULL);
     else r_num(b, p, key, v);
 }
 
-static void r_shape(rb *b, rnode *p, const char *key, int ndim, const int64_t *shape) {
+static void r_shape(rb *b, rnode *p, rkey key, int ndim, const int64_t *shape) {
     rnode *s = r_seq(b, p, key, 1);
-    for (int d = 0; d < ndim; d++) r_int(b, s, NULL, shape[d]);
+    for (int d = 0; d < ndim; d++) r_int(b, s, ITEM, shape[d]);
 }
 
 /* ---- scalars as text -------------------------------------------------------------- */
@@ -280,11 +296,12 @@ typedef struct build_ctx {
 } build_ctx;
 
 static void add_producer(build_ctx *c, rnode *p, const parity_trace *t) {
-    static const char *const keys[] = {"name", "version", "commit", "source", NULL};
-    rnode *m = r_map(&c->b, p, "producer");
+    static const rkey keys[] = {PARITY_RK_SIDE_PRODUCER_NAME, PARITY_RK_SIDE_PRODUCER_VERSION, PARITY_RK_SIDE_PRODUCER_COMMIT,
+                                PARITY_RK_SIDE_PRODUCER_SOURCE};
+    rnode *m = r_map(&c->b, p, PARITY_RK_SIDE_PRODUCER);
     char key[32];
-    for (int i = 0; keys[i]; i++) {
-        snprintf(key, sizeof key, "producer.%s", keys[i]);
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        snprintf(key, sizeof key, "producer.%s", parity_receipt_keys[keys[i]].key);
         const char *v = parity_trace_get(t, key);
         if (v || i == 0) r_str(&c->b, m, keys[i], v);
     }
@@ -295,25 +312,25 @@ static const char *model_path(const parity_trace *t) {
     return p ? p : parity_trace_get(t, "model.file");
 }
 
-static void add_side(build_ctx *c, rnode *root, const char *key, const parity_trace *t, const parity_tapmap *m,
+static void add_side(build_ctx *c, rnode *root, rkey key, const parity_trace *t, const parity_tapmap *m,
                      const char *hex) {
     rnode *s = r_map(&c->b, root, key);
     add_producer(c, s, t);
-    r_str(&c->b, s, "numerics", parity_trace_get(t, "settings.numerics"));
-    r_str(&c->b, s, "weight_type", parity_trace_weight_type(t));
-    r_str(&c->b, s, "fault", parity_trace_get(t, "settings.fault"));
-    r_str(&c->b, s, "trace", parity_trace_path(t));
-    r_int(&c->b, s, "size_bytes", (int64_t)npz_file_size(parity_trace_npz(t)));
-    r_str(&c->b, s, "sha256", hex[0] ? hex : NULL);
-    r_str(&c->b, s, "layout", parity_trace_layout_name(parity_trace_layout(t)));
-    rnode *mm = r_map(&c->b, s, "map");
-    r_str(&c->b, mm, "name", parity_tapmap_name(m));
-    r_str(&c->b, mm, "origin", parity_tapmap_origin(m));
-    r_str(&c->b, mm, "sha256", parity_tapmap_sha256(m));
-    r_int(&c->b, s, "evaluations", parity_trace_eval_count(t));
-    rnode *md = r_map(&c->b, s, "model");
-    r_str(&c->b, md, "path", model_path(t));
-    r_str(&c->b, md, "sha256", parity_trace_get(t, "model.sha256"));
+    r_str(&c->b, s, PARITY_RK_SIDE_NUMERICS, parity_trace_get(t, "settings.numerics"));
+    r_str(&c->b, s, PARITY_RK_SIDE_WEIGHT_TYPE, parity_trace_weight_type(t));
+    r_str(&c->b, s, PARITY_RK_SIDE_FAULT, parity_trace_get(t, "settings.fault"));
+    r_str(&c->b, s, PARITY_RK_SIDE_TRACE, parity_trace_path(t));
+    r_int(&c->b, s, PARITY_RK_SIDE_SIZE_BYTES, (int64_t)npz_file_size(parity_trace_npz(t)));
+    r_str(&c->b, s, PARITY_RK_SIDE_SHA256, hex[0] ? hex : NULL);
+    r_str(&c->b, s, PARITY_RK_SIDE_LAYOUT, parity_trace_layout_name(parity_trace_layout(t)));
+    rnode *mm = r_map(&c->b, s, PARITY_RK_SIDE_MAP);
+    r_str(&c->b, mm, PARITY_RK_SIDE_MAP_NAME, parity_tapmap_name(m));
+    r_str(&c->b, mm, PARITY_RK_SIDE_MAP_ORIGIN, parity_tapmap_origin(m));
+    r_str(&c->b, mm, PARITY_RK_SIDE_MAP_SHA256, parity_tapmap_sha256(m));
+    r_int(&c->b, s, PARITY_RK_SIDE_EVALUATIONS, parity_trace_eval_count(t));
+    rnode *md = r_map(&c->b, s, PARITY_RK_SIDE_MODEL);
+    r_str(&c->b, md, PARITY_RK_SIDE_MODEL_PATH, model_path(t));
+    r_str(&c->b, md, PARITY_RK_SIDE_MODEL_SHA256, parity_trace_get(t, "model.sha256"));
 }
 
 /* Both trace files are hashed at once, one per thread: for large traces the
@@ -354,16 +371,16 @@ static bn_status hash_traces(build_ctx *c, hash_job *j) {
     return BN_OK;
 }
 
-static void add_evals(build_ctx *c, rnode *p, const char *key, const parity_trace *t) {
+static void add_evals(build_ctx *c, rnode *p, rkey key, const parity_trace *t) {
     rnode *s = r_seq(&c->b, p, key, 0);
     for (int64_t k = 0; k < parity_trace_eval_count(t); k++) {
         const parity_eval *e = parity_trace_eval(t, k);
-        rnode *m = r_map(&c->b, s, NULL);
+        rnode *m = r_map(&c->b, s, ITEM);
         if (m) m->flow = 1;
-        r_str(&c->b, m, "id", e->id);
-        rnode *tok = r_seq(&c->b, m, "tokens", 1);
-        for (int64_t i = 0; i < e->n_tokens; i++) r_int(&c->b, tok, NULL, e->tokens[i]);
-        r_int(&c->b, m, "p0", e->p0);
+        r_str(&c->b, m, PARITY_RK_EVAL_ID, e->id);
+        rnode *tok = r_seq(&c->b, m, PARITY_RK_EVAL_TOKENS, 1);
+        for (int64_t i = 0; i < e->n_tokens; i++) r_int(&c->b, tok, ITEM, e->tokens[i]);
+        r_int(&c->b, m, PARITY_RK_EVAL_P0, e->p0);
     }
 }
 
@@ -373,30 +390,30 @@ static void add_header(build_ctx *c, rnode *root) {
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    r_str(&c->b, root, "receipt", PARITY_RECEIPT_VERSION);
-    r_str(&c->b, root, "created", buf);
-    rnode *tool = r_map(&c->b, root, "tool");
-    r_str(&c->b, tool, "name", "bitparity");
-    r_str(&c->b, tool, "version", BITPARITY_VERSION);
-    r_str(&c->b, tool, "commit", BITPARITY_COMMIT);
-    rnode *host = r_map(&c->b, root, "host");
+    r_str(&c->b, root, PARITY_RK_RECEIPT, PARITY_RECEIPT_VERSION);
+    r_str(&c->b, root, PARITY_RK_CREATED, buf);
+    rnode *tool = r_map(&c->b, root, PARITY_RK_TOOL);
+    r_str(&c->b, tool, PARITY_RK_TOOL_NAME, "bitparity");
+    r_str(&c->b, tool, PARITY_RK_TOOL_VERSION, BITPARITY_VERSION);
+    r_str(&c->b, tool, PARITY_RK_TOOL_COMMIT, BITPARITY_COMMIT);
+    rnode *host = r_map(&c->b, root, PARITY_RK_HOST);
     parity_host_cpu(buf, sizeof buf);
-    r_str(&c->b, host, "cpu", buf);
-    r_str(&c->b, host, "simd", bn_simd_name(c->in->simd));
-    r_int(&c->b, host, "threads", c->in->threads);
+    r_str(&c->b, host, PARITY_RK_HOST_CPU, buf);
+    r_str(&c->b, host, PARITY_RK_HOST_SIMD, bn_simd_name(c->in->simd));
+    r_int(&c->b, host, PARITY_RK_HOST_THREADS, c->in->threads);
     const parity_trace *mt = model_path(c->in->subject) ? c->in->subject : c->in->reference;
-    rnode *model = r_map(&c->b, root, "model");
-    r_str(&c->b, model, "path", model_path(mt));
-    r_str(&c->b, model, "sha256", parity_trace_get(mt, "model.sha256"));
-    r_str(&c->b, model, "arch", parity_trace_get(mt, "model.arch"));
+    rnode *model = r_map(&c->b, root, PARITY_RK_MODEL);
+    r_str(&c->b, model, PARITY_RK_MODEL_PATH, model_path(mt));
+    r_str(&c->b, model, PARITY_RK_MODEL_SHA256, parity_trace_get(mt, "model.sha256"));
+    r_str(&c->b, model, PARITY_RK_MODEL_ARCH, parity_trace_get(mt, "model.arch"));
 }
 
 static void add_policy(build_ctx *c, rnode *root) {
-    rnode *p = r_map(&c->b, root, "policy");
-    r_str(&c->b, p, "name", parity_policy_name(c->in->policy));
-    r_str(&c->b, p, "origin", parity_policy_origin(c->in->policy));
-    r_str(&c->b, p, "sha256", parity_policy_sha256(c->in->policy));
-    r_str(&c->b, p, "choice", c->in->policy_choice ? c->in->policy_choice : "");
+    rnode *p = r_map(&c->b, root, PARITY_RK_POLICY);
+    r_str(&c->b, p, PARITY_RK_POLICY_NAME, parity_policy_name(c->in->policy));
+    r_str(&c->b, p, PARITY_RK_POLICY_ORIGIN, parity_policy_origin(c->in->policy));
+    r_str(&c->b, p, PARITY_RK_POLICY_SHA256, parity_policy_sha256(c->in->policy));
+    r_str(&c->b, p, PARITY_RK_POLICY_CHOICE, c->in->policy_choice ? c->in->policy_choice : "");
 }
 
 static const char *eval_id(int64_t k, char *buf, size_t size) {
@@ -404,120 +421,134 @@ static const char *eval_id(int64_t k, char *buf, size_t size) {
     return buf;
 }
 
+/* Where something happened: evaluation k's tap, under the keys where[0..1]. */
+static void add_place(build_ctx *c, rnode *m, const rkey where[2], int64_t k, const char *tap) {
+    char id[24];
+    r_str(&c->b, m, where[0], eval_id(k, id, sizeof id));
+    r_str(&c->b, m, where[1], tap);
+}
+
+/* The first limit a value broke, under the keys broke[0..2] (metric, value,
+ * limit). */
+static void add_broken_limit(build_ctx *c, rnode *m, const rkey broke[3], const char *metric, double value,
+                             double limit) {
+    r_str(&c->b, m, broke[0], metric);
+    r_num(&c->b, m, broke[1], value);
+    r_num(&c->b, m, broke[2], limit);
+}
+
 static void add_summary(build_ctx *c, rnode *root) {
     const parity_compare_result *r = c->r;
-    char id[24];
-    rnode *s = r_map(&c->b, root, "summary");
-    r_str(&c->b, s, "verdict", r->pass ? "pass" : "fail");
-    r_str(&c->b, s, "diagnosis", r->diagnosis[0] ? r->diagnosis : NULL);
-    rnode *n = r_map(&c->b, s, "counts");
+    rnode *s = r_map(&c->b, root, PARITY_RK_SUMMARY);
+    r_str(&c->b, s, PARITY_RK_SUMMARY_VERDICT, r->pass ? "pass" : "fail");
+    r_str(&c->b, s, PARITY_RK_SUMMARY_DIAGNOSIS, r->diagnosis[0] ? r->diagnosis : NULL);
+    rnode *n = r_map(&c->b, s, PARITY_RK_SUMMARY_COUNTS);
     const parity_compare_counts *k = &r->counts;
-    r_int(&c->b, n, "taps", k->taps);
-    r_int(&c->b, n, "compared", k->compared);
-    r_int(&c->b, n, "pass", k->pass);
-    r_int(&c->b, n, "fail", k->fail);
-    r_int(&c->b, n, "bit_identical", k->bit_identical);
-    r_int(&c->b, n, "shape_mismatch", k->shape_mismatch);
-    r_int(&c->b, n, "missing_reference", k->missing_reference);
-    r_int(&c->b, n, "missing_subject", k->missing_subject);
-    r_int(&c->b, n, "skipped", k->policy_skip);
-    rnode *e = r_map(&c->b, s, "evaluations");
-    r_int(&c->b, e, "subject", r->n_evals_subject);
-    r_int(&c->b, e, "reference", r->n_evals_reference);
-    r_int(&c->b, e, "compared", (int64_t)r->n_evals);
+    r_int(&c->b, n, PARITY_RK_COUNTS_TAPS, k->taps);
+    r_int(&c->b, n, PARITY_RK_COUNTS_COMPARED, k->compared);
+    r_int(&c->b, n, PARITY_RK_COUNTS_PASS, k->pass);
+    r_int(&c->b, n, PARITY_RK_COUNTS_FAIL, k->fail);
+    r_int(&c->b, n, PARITY_RK_COUNTS_BIT_IDENTICAL, k->bit_identical);
+    r_int(&c->b, n, PARITY_RK_COUNTS_SHAPE_MISMATCH, k->shape_mismatch);
+    r_int(&c->b, n, PARITY_RK_COUNTS_MISSING_REFERENCE, k->missing_reference);
+    r_int(&c->b, n, PARITY_RK_COUNTS_MISSING_SUBJECT, k->missing_subject);
+    r_int(&c->b, n, PARITY_RK_COUNTS_SKIPPED, k->policy_skip);
+    rnode *e = r_map(&c->b, s, PARITY_RK_SUMMARY_EVALUATIONS);
+    r_int(&c->b, e, PARITY_RK_EVALS_SUBJECT, r->n_evals_subject);
+    r_int(&c->b, e, PARITY_RK_EVALS_REFERENCE, r->n_evals_reference);
+    r_int(&c->b, e, PARITY_RK_EVALS_COMPARED, (int64_t)r->n_evals);
     if (r->first.found) {
-        rnode *f = r_map(&c->b, s, "first_divergence");
-        r_str(&c->b, f, "evaluation", eval_id(r->first.eval, id, sizeof id));
-        r_str(&c->b, f, "tap", r->first.tap);
-        if (r->first.layer >= 0) r_int(&c->b, f, "layer", r->first.layer);
-        else r_str(&c->b, f, "layer", NULL);
-        r_str(&c->b, f, "metric", r->first.metric);
-        r_num(&c->b, f, "value", r->first.value);
-        r_num(&c->b, f, "limit", r->first.limit);
+        static const rkey where[] = {PARITY_RK_DIV_EVALUATION, PARITY_RK_DIV_TAP};
+        static const rkey broke[] = {PARITY_RK_DIV_METRIC, PARITY_RK_DIV_VALUE, PARITY_RK_DIV_LIMIT};
+        rnode *f = r_map(&c->b, s, PARITY_RK_SUMMARY_FIRST_DIVERGENCE);
+        add_place(c, f, where, r->first.eval, r->first.tap);
+        if (r->first.layer >= 0) r_int(&c->b, f, PARITY_RK_DIV_LAYER, r->first.layer);
+        else r_str(&c->b, f, PARITY_RK_DIV_LAYER, NULL);
+        add_broken_limit(c, f, broke, r->first.metric, r->first.value, r->first.limit);
     } else {
-        r_str(&c->b, s, "first_divergence", NULL);
+        r_str(&c->b, s, PARITY_RK_SUMMARY_FIRST_DIVERGENCE, NULL);
     }
-    rnode *fe = r_seq(&c->b, s, "failing_evaluations", 1);
+    rnode *fe = r_seq(&c->b, s, PARITY_RK_SUMMARY_FAILING_EVALUATIONS, 1);
     for (size_t i = 0; i < r->n_evals; i++)
-        if (r->evals[i].n_fail) r_str(&c->b, fe, NULL, r->evals[i].id);
-    rnode *h = r_seq(&c->b, s, "hints", 0);
+        if (r->evals[i].n_fail) r_str(&c->b, fe, ITEM, r->evals[i].id);
+    rnode *h = r_seq(&c->b, s, PARITY_RK_SUMMARY_HINTS, 0);
     for (size_t i = 0; i < r->n_hints; i++) {
-        rnode *m = r_map(&c->b, h, NULL);
-        r_str(&c->b, m, "name", r->hints[i].name);
-        r_str(&c->b, m, "message", r->hints[i].message);
-        r_str(&c->b, m, "evidence", r->hints[i].evidence);
+        rnode *m = r_map(&c->b, h, ITEM);
+        r_str(&c->b, m, PARITY_RK_HINT_NAME, r->hints[i].name);
+        r_str(&c->b, m, PARITY_RK_HINT_MESSAGE, r->hints[i].message);
+        r_str(&c->b, m, PARITY_RK_HINT_EVIDENCE, r->hints[i].evidence);
     }
 }
 
 static void add_growth(build_ctx *c, rnode *root) {
-    rnode *g = r_map(&c->b, root, "error_growth");
-    r_str(&c->b, g, "metric", "nmse");
-    r_str(&c->b, g, "reduce", "max over the layer's compared taps");
-    r_int(&c->b, g, "layers", c->r->n_layer);
-    rnode *s = r_seq(&c->b, g, "evaluations", 0);
+    rnode *g = r_map(&c->b, root, PARITY_RK_GROWTH);
+    r_str(&c->b, g, PARITY_RK_GROWTH_METRIC, "nmse");
+    r_str(&c->b, g, PARITY_RK_GROWTH_REDUCE, "max over the layer's compared taps");
+    r_int(&c->b, g, PARITY_RK_GROWTH_LAYERS, c->r->n_layer);
+    rnode *s = r_seq(&c->b, g, PARITY_RK_GROWTH_EVALUATIONS, 0);
     for (size_t i = 0; i < c->r->n_evals; i++) {
         const parity_eval_result *e = &c->r->evals[i];
-        rnode *m = r_map(&c->b, s, NULL);
-        r_str(&c->b, m, "evaluation", e->id);
-        rnode *v = r_seq(&c->b, m, "nmse_max", 1);
-        for (int l = 0; l < c->r->n_layer; l++) r_num_or_null(&c->b, v, NULL, e->growth[l]);
+        rnode *m = r_map(&c->b, s, ITEM);
+        r_str(&c->b, m, PARITY_RK_GROWTH_EVALUATION, e->id);
+        rnode *v = r_seq(&c->b, m, PARITY_RK_GROWTH_NMSE_MAX, 1);
+        for (int l = 0; l < c->r->n_layer; l++) r_num_or_null(&c->b, v, ITEM, e->growth[l]);
     }
 }
 
 static void add_metrics(build_ctx *c, rnode *p, const parity_tap_result *t) {
     const parity_metrics *m = &t->m;
-    rnode *s = r_map(&c->b, p, "metrics");
-    r_int(&c->b, s, "n", (int64_t)m->n);
-    r_int(&c->b, s, "n_finite", (int64_t)m->n_finite);
-    r_bool(&c->b, s, "bit_identical", m->bit_identical);
-    r_int(&c->b, s, "n_bitdiff", (int64_t)m->n_bitdiff);
-    static const struct { const char *key; size_t off; } nums[] = {
-        {"max_abs", offsetof(parity_metrics, max_abs)},     {"mean_abs", offsetof(parity_metrics, mean_abs)},
-        {"rms_err", offsetof(parity_metrics, rms_err)},     {"nmse", offsetof(parity_metrics, nmse)},
-        {"nmse_llama", offsetof(parity_metrics, nmse_llama)}, {"nmse_var", offsetof(parity_metrics, nmse_var)},
-        {"cosine", offsetof(parity_metrics, cosine)},       {"rel_rms", offsetof(parity_metrics, rel_rms)},
-        {"scale", offsetof(parity_metrics, scale)},         {"scale_nmse", offsetof(parity_metrics, scale_nmse)},
-        {"ulp_mean", offsetof(parity_metrics, ulp_mean)},
+    rnode *s = r_map(&c->b, p, PARITY_RK_TAP_METRICS);
+    r_int(&c->b, s, PARITY_RK_M_N, (int64_t)m->n);
+    r_int(&c->b, s, PARITY_RK_M_N_FINITE, (int64_t)m->n_finite);
+    r_bool(&c->b, s, PARITY_RK_M_BIT_IDENTICAL, m->bit_identical);
+    r_int(&c->b, s, PARITY_RK_M_N_BITDIFF, (int64_t)m->n_bitdiff);
+    static const struct { rkey key; size_t off; } nums[] = {
+        {PARITY_RK_M_MAX_ABS, offsetof(parity_metrics, max_abs)},       {PARITY_RK_M_MEAN_ABS, offsetof(parity_metrics, mean_abs)},
+        {PARITY_RK_M_RMS_ERR, offsetof(parity_metrics, rms_err)},       {PARITY_RK_M_NMSE, offsetof(parity_metrics, nmse)},
+        {PARITY_RK_M_NMSE_LLAMA, offsetof(parity_metrics, nmse_llama)}, {PARITY_RK_M_NMSE_VAR, offsetof(parity_metrics, nmse_var)},
+        {PARITY_RK_M_COSINE, offsetof(parity_metrics, cosine)},         {PARITY_RK_M_REL_RMS, offsetof(parity_metrics, rel_rms)},
+        {PARITY_RK_M_SCALE, offsetof(parity_metrics, scale)},           {PARITY_RK_M_SCALE_NMSE, offsetof(parity_metrics, scale_nmse)},
+        {PARITY_RK_M_ULP_MEAN, offsetof(parity_metrics, ulp_mean)},
     };
     for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
         double v;
         memcpy(&v, (const char *)m + nums[i].off, sizeof v);
         r_num(&c->b, s, nums[i].key, v);
     }
-    r_int(&c->b, s, "ulp_max", m->ulp_max);
-    rnode *nan = r_seq(&c->b, s, "nan", 1), *inf = r_seq(&c->b, s, "inf", 1);
-    r_int(&c->b, nan, NULL, (int64_t)m->nan_a), r_int(&c->b, nan, NULL, (int64_t)m->nan_b);
-    r_int(&c->b, inf, NULL, (int64_t)m->inf_a), r_int(&c->b, inf, NULL, (int64_t)m->inf_b);
-    r_int(&c->b, s, "nan_mismatch", (int64_t)m->nan_mismatch);
-    r_int(&c->b, s, "inf_mismatch", (int64_t)m->inf_mismatch);
+    r_int(&c->b, s, PARITY_RK_M_ULP_MAX, m->ulp_max);
+    rnode *nan = r_seq(&c->b, s, PARITY_RK_M_NAN, 1), *inf = r_seq(&c->b, s, PARITY_RK_M_INF, 1);
+    r_int(&c->b, nan, ITEM, (int64_t)m->nan_a), r_int(&c->b, nan, ITEM, (int64_t)m->nan_b);
+    r_int(&c->b, inf, ITEM, (int64_t)m->inf_a), r_int(&c->b, inf, ITEM, (int64_t)m->inf_b);
+    r_int(&c->b, s, PARITY_RK_M_NAN_MISMATCH, (int64_t)m->nan_mismatch);
+    r_int(&c->b, s, PARITY_RK_M_INF_MISMATCH, (int64_t)m->inf_mismatch);
     if (m->worst_index == PARITY_NO_INDEX) return;
-    rnode *w = r_map(&c->b, s, "worst");
+    rnode *w = r_map(&c->b, s, PARITY_RK_M_WORST);
     /* The index inside the compared rows, also as a position in the tap
      * (row = token index of the evaluation). */
     int64_t at[3] = {0}, idx = (int64_t)m->worst_index;
     int nd = t->ndim;
     if (nd == 2) at[0] = t->row_begin + idx / t->shape[1], at[1] = idx % t->shape[1];
     else for (int d = nd - 1; d >= 0; d--) at[d] = idx % t->shape[d], idx /= t->shape[d];
-    r_shape(&c->b, w, "at", nd, at);
-    r_num(&c->b, w, "subject", m->worst_a);
-    r_num(&c->b, w, "reference", m->worst_b);
+    r_shape(&c->b, w, PARITY_RK_WORST_AT, nd, at);
+    r_num(&c->b, w, PARITY_RK_WORST_SUBJECT, m->worst_a);
+    r_num(&c->b, w, PARITY_RK_WORST_REFERENCE, m->worst_b);
 }
 
 static void add_limits(build_ctx *c, rnode *p, const parity_limits *l) {
-    static const struct { const char *key; size_t off; } nums[] = {
-        {"nmse_max", offsetof(parity_limits, nmse_max)},         {"nmse_llama_max", offsetof(parity_limits, nmse_llama_max)},
-        {"cosine_min", offsetof(parity_limits, cosine_min)},     {"max_abs_max", offsetof(parity_limits, max_abs_max)},
-        {"rel_rms_max", offsetof(parity_limits, rel_rms_max)},   {"ulp_max", offsetof(parity_limits, ulp_max)},
-        {"kld_mean_max", offsetof(parity_limits, kld_mean_max)}, {"kld_p99_max", offsetof(parity_limits, kld_p99_max)},
-        {"kld_max_max", offsetof(parity_limits, kld_max_max)},   {"top1_agree_min", offsetof(parity_limits, top1_agree_min)},
-        {"topk_overlap_min", offsetof(parity_limits, topk_overlap_min)},
-        {"same_top_p_min", offsetof(parity_limits, same_top_p_min)},
+    static const struct { rkey key; size_t off; } nums[] = {
+        {PARITY_RK_L_NMSE_MAX, offsetof(parity_limits, nmse_max)},         {PARITY_RK_L_NMSE_LLAMA_MAX, offsetof(parity_limits, nmse_llama_max)},
+        {PARITY_RK_L_COSINE_MIN, offsetof(parity_limits, cosine_min)},     {PARITY_RK_L_MAX_ABS_MAX, offsetof(parity_limits, max_abs_max)},
+        {PARITY_RK_L_REL_RMS_MAX, offsetof(parity_limits, rel_rms_max)},   {PARITY_RK_L_ULP_MAX, offsetof(parity_limits, ulp_max)},
+        {PARITY_RK_L_KLD_MEAN_MAX, offsetof(parity_limits, kld_mean_max)}, {PARITY_RK_L_KLD_P99_MAX, offsetof(parity_limits, kld_p99_max)},
+        {PARITY_RK_L_KLD_MAX_MAX, offsetof(parity_limits, kld_max_max)},   {PARITY_RK_L_TOP1_AGREE_MIN, offsetof(parity_limits, top1_agree_min)},
+        {PARITY_RK_L_TOPK_OVERLAP_MIN, offsetof(parity_limits, topk_overlap_min)},
+        {PARITY_RK_L_SAME_TOP_P_MIN, offsetof(parity_limits, same_top_p_min)},
     };
-    rnode *s = r_map(&c->b, p, "limits");
-    r_str(&c->b, s, "rule", l->rule ? l->rule : "defaults");
-    r_int(&c->b, s, "rule_line", l->rule_line);
-    if (l->bit_identical >= 0) r_bool(&c->b, s, "bit_identical", l->bit_identical);
-    if (l->allow_nan >= 0) r_bool(&c->b, s, "allow_nan", l->allow_nan);
+    rnode *s = r_map(&c->b, p, PARITY_RK_TAP_LIMITS);
+    r_str(&c->b, s, PARITY_RK_L_RULE, l->rule ? l->rule : "defaults");
+    r_int(&c->b, s, PARITY_RK_L_RULE_LINE, l->rule_line);
+    if (l->bit_identical >= 0) r_bool(&c->b, s, PARITY_RK_L_BIT_IDENTICAL, l->bit_identical);
+    if (l->allow_nan >= 0) r_bool(&c->b, s, PARITY_RK_L_ALLOW_NAN, l->allow_nan);
     for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
         double v;
         memcpy(&v, (const char *)l + nums[i].off, sizeof v);
@@ -527,55 +558,61 @@ static void add_limits(build_ctx *c, rnode *p, const parity_limits *l) {
 
 static void add_tap(build_ctx *c, rnode *seq, const parity_tap_result *t) {
     char id[24];
-    rnode *m = r_map(&c->b, seq, NULL);
-    r_str(&c->b, m, "evaluation", eval_id(t->eval, id, sizeof id));
-    r_str(&c->b, m, "name", t->name);
-    if (t->layer >= 0) r_int(&c->b, m, "layer", t->layer);
-    else r_str(&c->b, m, "layer", NULL);
-    r_str(&c->b, m, "status", parity_tap_status_name(t->status));
-    if (t->ndim) r_shape(&c->b, m, "shape", t->ndim, t->shape);
-    if (t->ref_ndim) r_shape(&c->b, m, "reference_shape", t->ref_ndim, t->ref_shape);
-    if (t->ref_source) r_str(&c->b, m, "reference_source", t->ref_source);
+    rnode *m = r_map(&c->b, seq, ITEM);
+    r_str(&c->b, m, PARITY_RK_TAP_EVALUATION, eval_id(t->eval, id, sizeof id));
+    r_str(&c->b, m, PARITY_RK_TAP_NAME, t->name);
+    if (t->layer >= 0) r_int(&c->b, m, PARITY_RK_TAP_LAYER, t->layer);
+    else r_str(&c->b, m, PARITY_RK_TAP_LAYER, NULL);
+    r_str(&c->b, m, PARITY_RK_TAP_STATUS, parity_tap_status_name(t->status));
+    if (t->ndim) r_shape(&c->b, m, PARITY_RK_TAP_SHAPE, t->ndim, t->shape);
+    if (t->ref_ndim) r_shape(&c->b, m, PARITY_RK_TAP_REFERENCE_SHAPE, t->ref_ndim, t->ref_shape);
+    if (t->ref_source) r_str(&c->b, m, PARITY_RK_TAP_REFERENCE_SOURCE, t->ref_source);
     if (t->status == PARITY_TAP_PASS || t->status == PARITY_TAP_FAIL) {
         int64_t rows[2] = {t->row_begin, t->row_end};
-        r_shape(&c->b, m, "rows", 2, rows);
+        r_shape(&c->b, m, PARITY_RK_TAP_ROWS, 2, rows);
         add_metrics(c, m, t);
     }
     if (t->status == PARITY_TAP_PASS || t->status == PARITY_TAP_FAIL || t->status == PARITY_TAP_POLICY_SKIP)
         add_limits(c, m, &t->lim);
     if (t->status == PARITY_TAP_FAIL || t->status == PARITY_TAP_SHAPE_MISMATCH) {
-        rnode *f = r_map(&c->b, m, "failed");
+        rnode *f = r_map(&c->b, m, PARITY_RK_TAP_FAILED);
         if (f) f->flow = 1;
-        r_str(&c->b, f, "metric", t->check.metric);
-        r_num(&c->b, f, "value", t->check.value);
-        r_num(&c->b, f, "limit", t->check.limit);
+        static const rkey broke[] = {PARITY_RK_F_METRIC, PARITY_RK_F_VALUE, PARITY_RK_F_LIMIT};
+        add_broken_limit(c, f, broke, t->check.metric, t->check.value, t->check.limit);
     }
 }
 
 static void add_logits(build_ctx *c, rnode *root) {
-    rnode *s = r_seq(&c->b, root, "logits", 0);
+    static const struct { rkey key; size_t off; } nums[] = {
+        {PARITY_RK_LG_TOP1_AGREE, offsetof(parity_logits_summary, top1_agree)},
+        {PARITY_RK_LG_SAME_TOP_P, offsetof(parity_logits_summary, same_top_p)},
+        {PARITY_RK_LG_TOP5_OVERLAP, offsetof(parity_logits_summary, top5_overlap)},
+        {PARITY_RK_LG_TOP10_OVERLAP, offsetof(parity_logits_summary, top10_overlap)},
+        {PARITY_RK_LG_KLD_MEAN, offsetof(parity_logits_summary, kld_mean)},
+        {PARITY_RK_LG_KLD_MEDIAN, offsetof(parity_logits_summary, kld_median)},
+        {PARITY_RK_LG_KLD_P99, offsetof(parity_logits_summary, kld_p99)},
+        {PARITY_RK_LG_KLD_MAX, offsetof(parity_logits_summary, kld_max)},
+        {PARITY_RK_LG_DP_MEAN, offsetof(parity_logits_summary, dp_mean)},
+        {PARITY_RK_LG_DP_RMS, offsetof(parity_logits_summary, dp_rms)},
+        {PARITY_RK_LG_DP_MAX_ABS, offsetof(parity_logits_summary, dp_max_abs)},
+    };
+    rnode *s = r_seq(&c->b, root, PARITY_RK_LOGITS, 0);
     for (size_t i = 0; i < c->r->n_evals; i++) {
         const parity_eval_result *e = &c->r->evals[i];
         if (!e->has_logits) continue;
         const parity_logits_summary *l = &e->logits;
-        rnode *m = r_map(&c->b, s, NULL);
-        r_str(&c->b, m, "evaluation", e->id);
+        rnode *m = r_map(&c->b, s, ITEM);
+        r_str(&c->b, m, PARITY_RK_LG_EVALUATION, e->id);
         for (size_t j = 0; j < c->r->n_taps; j++) /* the verdict of this evaluation's logits tap */
             if (c->r->taps[j].eval == e->eval && c->r->taps[j].is_logits)
-                r_str(&c->b, m, "status", parity_tap_status_name(c->r->taps[j].status));
-        r_int(&c->b, m, "positions", (int64_t)l->n_pos);
-        r_int(&c->b, m, "invalid", (int64_t)l->n_invalid);
-        r_num(&c->b, m, "top1_agree", l->top1_agree);
-        r_num(&c->b, m, "same_top_p", l->same_top_p);
-        r_num(&c->b, m, "top5_overlap", l->top5_overlap);
-        r_num(&c->b, m, "top10_overlap", l->top10_overlap);
-        r_num(&c->b, m, "kld_mean", l->kld_mean);
-        r_num(&c->b, m, "kld_median", l->kld_median);
-        r_num(&c->b, m, "kld_p99", l->kld_p99);
-        r_num(&c->b, m, "kld_max", l->kld_max);
-        r_num(&c->b, m, "dp_mean", l->dp_mean);
-        r_num(&c->b, m, "dp_rms", l->dp_rms);
-        r_num(&c->b, m, "dp_max_abs", l->dp_max_abs);
+                r_str(&c->b, m, PARITY_RK_LG_STATUS, parity_tap_status_name(c->r->taps[j].status));
+        r_int(&c->b, m, PARITY_RK_LG_POSITIONS, (int64_t)l->n_pos);
+        r_int(&c->b, m, PARITY_RK_LG_INVALID, (int64_t)l->n_invalid);
+        for (size_t j = 0; j < sizeof nums / sizeof nums[0]; j++) {
+            double v;
+            memcpy(&v, (const char *)l + nums[j].off, sizeof v);
+            r_num(&c->b, m, nums[j].key, v);
+        }
     }
 }
 
@@ -584,57 +621,56 @@ static void add_replay(build_ctx *c, rnode *root) {
     const parity_replay_result *rp = c->in->replay;
     if (!rp) return;
     char id[24];
-    rnode *r = r_map(&c->b, root, "replay");
-    r_str(&c->b, r, "mode", rp->mode == PARITY_REPLAY_OP ? "op" : "block");
-    r_str(&c->b, r, "model", c->in->replay_model);
+    rnode *r = r_map(&c->b, root, PARITY_RK_REPLAY);
+    r_str(&c->b, r, PARITY_RK_RP_MODE, rp->mode == PARITY_REPLAY_OP ? "op" : "block");
+    r_str(&c->b, r, PARITY_RK_RP_MODEL, c->in->replay_model);
     if (rp->first_local >= 0) {
         const parity_replay_tap *t = &rp->taps[rp->first_local];
-        rnode *f = r_map(&c->b, r, "first_local");
-        r_str(&c->b, f, "evaluation", eval_id(t->eval, id, sizeof id));
-        r_str(&c->b, f, "tap", t->name);
-        r_str(&c->b, f, "metric", t->check.metric);
-        r_num(&c->b, f, "value", t->check.value);
-        r_num(&c->b, f, "limit", t->check.limit);
+        static const rkey where[] = {PARITY_RK_FL_EVALUATION, PARITY_RK_FL_TAP};
+        static const rkey broke[] = {PARITY_RK_FL_METRIC, PARITY_RK_FL_VALUE, PARITY_RK_FL_LIMIT};
+        rnode *f = r_map(&c->b, r, PARITY_RK_RP_FIRST_LOCAL);
+        add_place(c, f, where, t->eval, t->name);
+        add_broken_limit(c, f, broke, t->check.metric, t->check.value, t->check.limit);
     } else {
-        r_str(&c->b, r, "first_local", NULL);
+        r_str(&c->b, r, PARITY_RK_RP_FIRST_LOCAL, NULL);
     }
-    rnode *blocks = r_seq(&c->b, r, "blocks", 0);
+    rnode *blocks = r_seq(&c->b, r, PARITY_RK_RP_BLOCKS, 0);
     for (size_t i = 0; i < rp->n_blocks; i++) {
         const parity_replay_block *b = &rp->blocks[i];
-        rnode *m = r_map(&c->b, blocks, NULL);
-        r_str(&c->b, m, "evaluation", eval_id(b->eval, id, sizeof id));
-        r_int(&c->b, m, "layer", b->layer);
-        r_str(&c->b, m, "error", b->local ? "local" : "inherited");
-        r_num_or_null(&c->b, m, "nmse_compared", b->nmse_compared);
-        r_num(&c->b, m, "nmse_replayed", b->nmse_replayed);
+        rnode *m = r_map(&c->b, blocks, ITEM);
+        r_str(&c->b, m, PARITY_RK_RB_EVALUATION, eval_id(b->eval, id, sizeof id));
+        r_int(&c->b, m, PARITY_RK_RB_LAYER, b->layer);
+        r_str(&c->b, m, PARITY_RK_RB_ERROR, b->local ? "local" : "inherited");
+        r_num_or_null(&c->b, m, PARITY_RK_RB_NMSE_COMPARED, b->nmse_compared);
+        r_num(&c->b, m, PARITY_RK_RB_NMSE_REPLAYED, b->nmse_replayed);
     }
-    rnode *taps = r_seq(&c->b, r, "failing_taps", 0);
+    rnode *taps = r_seq(&c->b, r, PARITY_RK_RP_FAILING_TAPS, 0);
     for (size_t i = 0; i < rp->n_taps; i++) {
         const parity_replay_tap *t = &rp->taps[i];
         if (t->pass) continue;
-        rnode *m = r_map(&c->b, taps, NULL);
-        r_str(&c->b, m, "evaluation", eval_id(t->eval, id, sizeof id));
-        r_str(&c->b, m, "tap", t->name);
-        r_num(&c->b, m, "nmse", t->nmse);
+        rnode *m = r_map(&c->b, taps, ITEM);
+        r_str(&c->b, m, PARITY_RK_RT_EVALUATION, eval_id(t->eval, id, sizeof id));
+        r_str(&c->b, m, PARITY_RK_RT_TAP, t->name);
+        r_num(&c->b, m, PARITY_RK_RT_NMSE, t->nmse);
     }
 }
 
 static double microseconds(double s) { return round(s * 1e6) / 1e6; } /* clock noise is not data */
 
 static void add_timings(build_ctx *c, rnode *root) {
-    rnode *t = r_map(&c->b, root, "timings");
-    r_num(&c->b, t, "open_s", microseconds(c->in->t_open));
-    r_num(&c->b, t, "load_s", microseconds(c->r->t_load));
-    r_num(&c->b, t, "metrics_s", microseconds(c->r->t_metrics));
-    r_num(&c->b, t, "compare_s", microseconds(c->r->t_total));
-    r_num(&c->b, t, "hash_s", microseconds(c->t_hash));
+    rnode *t = r_map(&c->b, root, PARITY_RK_TIMINGS);
+    r_num(&c->b, t, PARITY_RK_T_OPEN, microseconds(c->in->t_open));
+    r_num(&c->b, t, PARITY_RK_T_LOAD, microseconds(c->r->t_load));
+    r_num(&c->b, t, PARITY_RK_T_METRICS, microseconds(c->r->t_metrics));
+    r_num(&c->b, t, PARITY_RK_T_COMPARE, microseconds(c->r->t_total));
+    r_num(&c->b, t, PARITY_RK_T_HASH, microseconds(c->t_hash));
 }
 
 bn_status parity_receipt_build(const parity_receipt_input *in, parity_receipt **out, bn_error *err) {
     *out = NULL;
     if (!in || !in->subject || !in->reference || !in->subject_map || !in->reference_map || !in->policy || !in->result)
         return bn_error_set(err, BN_ERR_INVALID, "receipt: incomplete input");
-    build_ctx c = {{0}, in, in->result, 0, err};
+    build_ctx c = {{0, ITEM}, in, in->result, 0, err};
     parity_receipt *r = calloc(1, sizeof *r);
     if (!r || !(r->root = calloc(1, sizeof *r->root))) {
         free(r);
@@ -646,20 +682,24 @@ bn_status parity_receipt_build(const parity_receipt_input *in, parity_receipt **
     bn_status st = hash_traces(&c, &hashes);
     if (!st) {
         add_header(&c, root);
-        add_side(&c, root, "subject", in->subject, in->subject_map, hashes.hex[0]);
-        add_side(&c, root, "reference", in->reference, in->reference_map, hashes.hex[1]);
-        rnode *input = r_map(&c.b, root, "input");
-        add_evals(&c, input, "evaluations", in->subject);
-        if (c.r->tokenization_mismatch || c.r->diagnosis[0]) add_evals(&c, input, "reference_evaluations", in->reference);
+        add_side(&c, root, PARITY_RK_SUBJECT, in->subject, in->subject_map, hashes.hex[0]);
+        add_side(&c, root, PARITY_RK_REFERENCE, in->reference, in->reference_map, hashes.hex[1]);
+        rnode *input = r_map(&c.b, root, PARITY_RK_INPUT);
+        add_evals(&c, input, PARITY_RK_INPUT_EVALUATIONS, in->subject);
+        if (c.r->tokenization_mismatch || c.r->diagnosis[0]) add_evals(&c, input, PARITY_RK_INPUT_REFERENCE_EVALUATIONS, in->reference);
         add_policy(&c, root);
         add_summary(&c, root);
         add_growth(&c, root);
-        rnode *taps = r_seq(&c.b, root, "taps", 0);
+        rnode *taps = r_seq(&c.b, root, PARITY_RK_TAPS, 0);
         for (size_t i = 0; i < c.r->n_taps; i++) add_tap(&c, taps, &c.r->taps[i]);
         add_logits(&c, root);
         add_replay(&c, root);
         add_timings(&c, root);
         if (c.b.oom) st = bn_error_set(err, BN_ERR_NOMEM, "receipt: out of memory");
+        else if (c.b.bad_key != ITEM)
+            st = bn_error_set(err, BN_ERR_INTERNAL, "receipt: key %s.%s written with a type other than the schema's (%s)",
+                              parity_receipt_keys[c.b.bad_key].section, parity_receipt_keys[c.b.bad_key].key,
+                              parity_receipt_type_name(parity_receipt_keys[c.b.bad_key].type));
     }
     if (st) {
         parity_receipt_free(r);

@@ -7,6 +7,7 @@
 
 #include "bitnet/quant.h"
 #include "bitnet/sampler.h"
+#include "bitnet/session.h"
 #include "bitnet/sha256.h"
 #include "parity/trace.h"
 
@@ -26,49 +27,63 @@ static const char *weight_type_name(const bn_model *m, char *buf, size_t size) {
     return buf;
 }
 
+/* The evaluations as they are run: the prompt then greedy steps, or the
+ * followed list. */
+typedef struct record_run {
+    const parity_record_opts *o;
+    parity_eval *evals;  /* [n_evals]: what was evaluated */
+    int32_t *steps;      /* [n_evals]: the greedy token after each evaluation */
+    int64_t n_evals, V;
+} record_run;
+
+static bn_status record_step(void *user, int64_t k, const bn_ctx *c, bn_session_step *step, bn_error *err) {
+    record_run *r = user;
+    const parity_record_opts *o = r->o;
+    if (k > 0) r->steps[k - 1] = bn_argmax(bn_ctx_logits(c) + (r->evals[k - 1].n_tokens - 1) * r->V, r->V);
+    if (k == r->n_evals) return BN_OK;
+    const int32_t *toks = o->follow ? o->follow[k].tokens : k == 0 ? o->tokens : &r->steps[k - 1];
+    const int64_t n = o->follow ? o->follow[k].n_tokens : k == 0 ? o->n_tokens : 1;
+    if (o->follow && o->follow[k].p0 != bn_ctx_n_past(c))
+        return bn_error_set(err, BN_ERR_UNSUPPORTED, "evaluation e%lld starts at position %lld, not at %lld: only "
+                            "consecutive evaluations can be followed", (long long)k, (long long)o->follow[k].p0,
+                            (long long)bn_ctx_n_past(c));
+    r->evals[k] = (parity_eval){.tokens = toks, .n_tokens = n, .p0 = bn_ctx_n_past(c)};
+    *step = (bn_session_step){.tokens = toks, .n_tokens = n};
+    return BN_OK;
+}
+
 bn_status parity_record(const bn_model *m, const parity_record_opts *o, bn_error *err) {
     if (!o->follow && o->n_tokens <= 0) return bn_error_set(err, BN_ERR_INVALID, "trace: the prompt is empty");
     if (!o->follow && (o->n_decode < 0 || o->n_decode > PARITY_RECORD_MAX_DECODE))
         return bn_error_set(err, BN_ERR_INVALID, "trace: --decode %lld: must be 0..%d", (long long)o->n_decode,
                             PARITY_RECORD_MAX_DECODE);
     if (o->follow && o->n_follow <= 0) return bn_error_set(err, BN_ERR_INVALID, "trace: nothing to follow");
-    const int64_t n_evals = o->follow ? o->n_follow : 1 + o->n_decode, V = m->hp.n_vocab;
+    const int64_t n_evals = o->follow ? o->n_follow : 1 + o->n_decode;
     uint8_t digest[BN_SHA256_DIGEST_SIZE];
     char sha[BN_SHA256_HEX_SIZE], wt[16];
     bn_tap_set *taps = NULL;
     parity_trace_writer *w = NULL;
-    bn_faulted *faulted = NULL;
-    bn_ctx *c = NULL;
-    parity_eval *evals = calloc((size_t)n_evals, sizeof *evals);
-    int32_t *steps = calloc((size_t)n_evals, sizeof *steps); /* greedy token after each evaluation */
-    bn_status st = evals && steps ? BN_OK : bn_error_set(err, BN_ERR_NOMEM, "out of memory");
+    record_run run = {.o = o, .n_evals = n_evals, .V = m->hp.n_vocab,
+                      .evals = calloc((size_t)n_evals, sizeof *run.evals),
+                      .steps = calloc((size_t)n_evals, sizeof *run.steps)};
+    bn_status st = run.evals && run.steps ? BN_OK
+                                          : bn_error_set(err, BN_ERR_NOMEM, "out of memory for %lld evaluations",
+                                                         (long long)n_evals);
     if (!st) st = bn_sha256_file(o->model_path, o->cancel, digest, err);
     if (!st) st = bn_tap_set_create(m->hp.n_layer, o->taps, &taps, err);
     if (!st) st = bn_cancel_check(o->cancel, err);
     if (!st) st = parity_trace_writer_open(o->out_path, o->compress ? NPZ_DEFLATE_FAST : NPZ_STORED, &w, err);
     if (!st) parity_trace_writer_set_cancel(w, o->cancel);
-    bn_ctx_params cp = bn_ctx_default_params();
-    cp.cancel = o->cancel;
-    cp.n_threads = o->n_threads;
-    cp.numerics = o->numerics;
-    cp.observe = taps;
-    cp.observe_fn = write_tap;
-    cp.observe_user = w;
-    if (!st) st = bn_fault_apply(m, o->fault, &cp, &faulted, err);
-    if (!st) st = bn_ctx_create(bn_faulted_model(faulted), &cp, &c, err);
-    for (int64_t k = 0; k < n_evals && !st; k++) {
-        const int32_t *toks = o->follow ? o->follow[k].tokens : k == 0 ? o->tokens : &steps[k - 1];
-        const int64_t n = o->follow ? o->follow[k].n_tokens : k == 0 ? o->n_tokens : 1;
-        if (o->follow && o->follow[k].p0 != bn_ctx_n_past(c)) {
-            st = bn_error_set(err, BN_ERR_UNSUPPORTED, "evaluation e%lld starts at position %lld, not at %lld: only "
-                              "consecutive evaluations can be followed", (long long)k, (long long)o->follow[k].p0,
-                              (long long)bn_ctx_n_past(c));
-            break;
-        }
-        evals[k] = (parity_eval){.tokens = toks, .n_tokens = n, .p0 = bn_ctx_n_past(c)};
-        st = bn_ctx_eval(c, toks, n, err);
-        if (!st) steps[k] = bn_argmax(bn_ctx_logits(c) + (n - 1) * V, V);
-    }
+    bn_session_params sp = {.ctx = bn_ctx_default_params(), .step = record_step, .user = &run};
+    for (int64_t k = 0; k < n_evals; k++) sp.n_positions += o->follow ? o->follow[k].n_tokens : k == 0 ? o->n_tokens : 1;
+    sp.ctx.n_threads = o->n_threads;
+    sp.ctx.numerics = o->numerics;
+    sp.fault = o->fault;
+    sp.ctx.cancel = o->cancel;
+    sp.ctx.observe = taps;
+    sp.ctx.observe_fn = write_tap;
+    sp.ctx.observe_user = w;
+    if (!st) st = bn_session_run(m, &sp, err);
     if (!st) {
         bn_sha256_hex(digest, sha);
         const parity_trace_meta meta = {
@@ -77,14 +92,12 @@ bn_status parity_record(const bn_model *m, const parity_record_opts *o, bn_error
             .model_weight_type = weight_type_name(m, wt, sizeof wt),
             .numerics = bn_numerics_name(o->numerics), .threads = o->n_threads,
             .fault = o->fault == BN_FAULT_NONE ? NULL : bn_fault_name(o->fault),
-            .evals = evals, .n_evals = n_evals, .greedy_tokens = steps, .n_greedy = n_evals};
+            .evals = run.evals, .n_evals = n_evals, .greedy_tokens = run.steps, .n_greedy = n_evals};
         st = parity_trace_writer_finish(w, &meta, err);
         w = NULL;
     }
     parity_trace_writer_abort(w);
-    bn_ctx_free(c);
-    bn_faulted_free(faulted);
     bn_tap_set_free(taps);
-    free(evals), free(steps);
+    free(run.evals), free(run.steps);
     return st;
 }

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "parity/report.h"
+#include "reports/report.h"
 
 #define CHECK(c)                    \
     do {                            \
@@ -14,18 +14,18 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     bn_error err;
-    parity_report_receipt *r = NULL;
-    if (parity_report_parse("fuzz.yaml", (const char *)data, size, &r, &err) != BN_OK) {
+    report_receipt *r = NULL;
+    if (report_parse("fuzz.yaml", (const char *)data, size, &r, &err) != BN_OK) {
         CHECK(strchr(err.msg, '\n') == NULL);
         return 0;
     }
     FILE *sink = fopen("/dev/null", "w");
     if (sink) {
-        const parity_report_receipt *one[1] = {r};
-        CHECK(parity_report_render_html(one, 1, sink, &err) == BN_OK);
-        CHECK(parity_report_render_markdown(one, 1, sink, &err) == BN_OK);
+        const report_receipt *one[1] = {r};
+        CHECK(report_render_html(one, 1, sink, &err) == BN_OK);
+        CHECK(report_render_markdown(one, 1, sink, &err) == BN_OK);
         fclose(sink);
     }
-    parity_report_receipt_free(r);
+    report_receipt_free(r);
     return 0;
 }

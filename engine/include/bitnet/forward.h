@@ -51,6 +51,15 @@ bn_ctx_params bn_ctx_default_params(void);
 
 typedef struct bn_ctx bn_ctx;
 
+/* The largest KV capacity a context supports, in positions. */
+#define BN_CTX_MAX 4096
+
+/* The KV capacity n_ctx = 0 stands for: the model's context_length, at most
+ * BN_CTX_MAX. Under ggml-compat the capacity caps the KV padding and so
+ * decides the order of attention's sums: a run that must reproduce another
+ * bit for bit uses the same capacity (bn_session_run owns that rule). */
+int64_t bn_ctx_default_n_ctx(const bn_model *m);
+
 bn_status bn_ctx_create(const bn_model *m, const bn_ctx_params *p, bn_ctx **out, bn_error *err);
 void bn_ctx_free(bn_ctx *c);
 

@@ -7,7 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "parity/report.h"
+#include "report_model.h"
+#include "reports/report.h"
 
 enum { MD_FAILING_ROWS = 15, MD_WORST_ROWS = 5 };
 
@@ -53,20 +54,22 @@ static void md_code(FILE *f, const char *s) {
     fputc('`', f);
 }
 
-static const char *num(char buf[32], double v) {
-    if (isnan(v)) snprintf(buf, 32, "nan");
-    else if (isinf(v)) snprintf(buf, 32, v > 0 ? "inf" : "-inf");
-    else if (v == floor(v) && fabs(v) < 1e7) snprintf(buf, 32, "%.0f", v);
-    else snprintf(buf, 32, "%.3g", v);
-    return buf;
+/* One table row of the model, of the columns cols[0..n_cols): strings as
+ * escaped text, names as code spans. */
+static void md_row(FILE *f, const table *t, size_t row, const int *cols, size_t n_cols) {
+    char b[32];
+    fputs("| ", f);
+    for (size_t k = 0; k < n_cols; k++) {
+        const cell *c = table_cell(t, row, (size_t)cols[k]);
+        if (k) fputs(" | ", f);
+        if (c->kind == CELL_CODE) md_code(f, c->text);
+        else if (c->kind == CELL_TEXT) md(f, c->text);
+        else fputs(cell_number(c, b), f);
+    }
+    fputs(" |\n", f);
 }
 
-static const char *base_name(const char *p) {
-    const char *s = p ? strrchr(p, '/') : NULL;
-    return s && s[1] ? s + 1 : p;
-}
-
-static const char *verdict(const parity_report_receipt *r) {
+static const char *verdict(const report_receipt *r) {
     return r->pass ? "\xe2\x9c\x85 PASS" : "\xe2\x9d\x8c FAIL"; /* ✅ / ❌ */
 }
 
@@ -74,7 +77,7 @@ static const char *verdict(const parity_report_receipt *r) {
 static const char *const bars[8] = {"\xe2\x96\x81", "\xe2\x96\x82", "\xe2\x96\x83", "\xe2\x96\x84",
                                     "\xe2\x96\x85", "\xe2\x96\x86", "\xe2\x96\x87", "\xe2\x96\x88"};
 
-static void sparkline_row(FILE *f, const parity_report_receipt *r, const parity_report_growth *g, double lo,
+static void sparkline_row(FILE *f, const report_receipt *r, const report_growth *g, double lo,
                           double hi) {
     char b[32];
     int worst = -1;
@@ -86,11 +89,11 @@ static void sparkline_row(FILE *f, const parity_report_receipt *r, const parity_
         else fputs(bars[(int)lround((log10(v) - lo) / (hi - lo) * 7)], f);
         if (!isnan(v) && (worst < 0 || v > g->nmse_max[worst])) worst = l;
     }
-    if (worst >= 0) fprintf(f, "  max %s at blk.%d", num(b, g->nmse_max[worst]), worst);
+    if (worst >= 0) fprintf(f, "  max %s at blk.%d", report_num(b, g->nmse_max[worst]), worst);
     fputc('\n', f);
 }
 
-static void growth(FILE *f, const parity_report_receipt *r) {
+static void growth(FILE *f, const report_receipt *r) {
     if (!r->n_growth || r->layers <= 0) return;
     double lo = INFINITY, hi = -INFINITY;
     for (size_t e = 0; e < r->n_growth; e++)
@@ -100,7 +103,7 @@ static void growth(FILE *f, const parity_report_receipt *r) {
         }
     char b1[32], b2[32];
     fputs("**Error growth** (max NMSE per layer", f);
-    if (isfinite(lo)) fprintf(f, ", log scale %s \xe2\x80\xa6 %s", num(b1, pow(10, lo)), num(b2, pow(10, hi)));
+    if (isfinite(lo)) fprintf(f, ", log scale %s \xe2\x80\xa6 %s", report_num(b1, pow(10, lo)), report_num(b2, pow(10, hi)));
     fputs("; \xc2\xb7 nothing compared, 0 bit-identical)\n\n```text\n", f);
     for (size_t e = 0; e < r->n_growth; e++) {
         /* inside a fence only a line of backticks could break out */
@@ -111,7 +114,7 @@ static void growth(FILE *f, const parity_report_receipt *r) {
     fputs("```\n\n", f);
 }
 
-static void hints(FILE *f, const parity_report_receipt *r) {
+static void hints(FILE *f, const report_receipt *r) {
     if (!r->n_hints) return;
     fputs("**Hints**\n\n", f);
     for (size_t i = 0; i < r->n_hints; i++) {
@@ -125,72 +128,41 @@ static void hints(FILE *f, const parity_report_receipt *r) {
     fputc('\n', f);
 }
 
-static void failing(FILE *f, const parity_report_receipt *r) {
-    size_t n = 0, shown = 0;
-    char b1[32], b2[32];
-    for (size_t i = 0; i < r->n_taps; i++) n += r->taps[i].failed != 0;
+static void failing(FILE *f, const report_model *m) {
+    static const int cols[] = {FAIL_EVAL, FAIL_TAP, FAIL_STATUS, FAIL_METRIC, FAIL_VALUE, FAIL_LIMIT};
+    const size_t n = m->failing.n_rows, shown = n < MD_FAILING_ROWS ? n : MD_FAILING_ROWS;
     if (!n) return;
     fprintf(f, "**Failing taps** (%zu%s)\n\n| eval | tap | status | metric | value | limit |\n"
                "|---|---|---|---|--:|--:|\n",
             n, n > MD_FAILING_ROWS ? "; the first in evaluation order" : "");
-    for (size_t i = 0; i < r->n_taps && shown < MD_FAILING_ROWS; i++) {
-        const parity_report_tap *t = &r->taps[i];
-        if (!t->failed) continue;
-        shown++;
-        fputs("| ", f);
-        md(f, t->evaluation);
-        fputs(" | ", f);
-        md_code(f, t->name);
-        fputs(" | ", f);
-        md(f, t->status);
-        fputs(" | ", f);
-        md(f, t->failed_metric);
-        fprintf(f, " | %s | %s |\n", num(b1, t->failed_value), num(b2, t->failed_limit));
-    }
+    for (size_t i = 0; i < shown; i++) md_row(f, &m->failing, i, cols, sizeof cols / sizeof cols[0]);
     if (n > shown) fprintf(f, "\n\xe2\x80\xa6 and %zu more (the HTML report lists them all)\n", n - shown);
     fputc('\n', f);
 }
 
-static void worst(FILE *f, const parity_report_receipt *r) {
-    size_t idx[MD_WORST_ROWS], n = parity_report_worst_taps(r, idx, MD_WORST_ROWS);
-    char b[3][32];
-    if (!n || r->taps[idx[0]].nmse == 0) return;
+static void worst(FILE *f, const report_model *m) {
+    static const int cols[] = {WORST_EVAL, WORST_TAP, WORST_STATUS, WORST_NMSE, WORST_COSINE, WORST_MAX_ABS};
+    const size_t n = m->worst.n_rows < MD_WORST_ROWS ? m->worst.n_rows : MD_WORST_ROWS;
+    if (m->all_zero) return;
     fputs("**Worst taps by NMSE**\n\n| eval | tap | status | nmse | cosine | max abs |\n"
           "|---|---|---|--:|--:|--:|\n",
           f);
-    for (size_t k = 0; k < n; k++) {
-        const parity_report_tap *t = &r->taps[idx[k]];
-        fputs("| ", f);
-        md(f, t->evaluation);
-        fputs(" | ", f);
-        md_code(f, t->name);
-        fputs(" | ", f);
-        md(f, t->status);
-        fprintf(f, " | %s | %.6g | %s |\n", num(b[0], t->nmse), t->cosine, num(b[2], t->max_abs));
-    }
+    for (size_t k = 0; k < n; k++) md_row(f, &m->worst, k, cols, sizeof cols / sizeof cols[0]);
     fputc('\n', f);
 }
 
-static void logits(FILE *f, const parity_report_receipt *r) {
-    char b[3][32];
-    if (!r->n_logits) return;
+static void logits(FILE *f, const report_model *m) {
+    static const int cols[] = {LG_EVAL, LG_STATUS, LG_POSITIONS, LG_TOP1, LG_TOP5, LG_KLD_MEAN, LG_KLD_P99, LG_KLD_MAX};
+    if (!m->logits.n_rows) return;
     fputs("**Logits**\n\n| eval | status | positions | top-1 | top-5 | KLD mean | KLD p99 | KLD max |\n"
           "|---|---|--:|--:|--:|--:|--:|--:|\n",
           f);
-    for (size_t i = 0; i < r->n_logits; i++) {
-        const parity_report_logits *l = &r->logits[i];
-        fputs("| ", f);
-        md(f, l->evaluation);
-        fputs(" | ", f);
-        md(f, l->status);
-        fprintf(f, " | %lld | %.1f%% | %.1f%% | %s | %s | %s |\n", (long long)l->positions, 100 * l->top1_agree,
-                100 * l->top5_overlap, num(b[0], l->kld_mean), num(b[1], l->kld_p99), num(b[2], l->kld_max));
-    }
+    for (size_t i = 0; i < m->logits.n_rows; i++) md_row(f, &m->logits, i, cols, sizeof cols / sizeof cols[0]);
     fputc('\n', f);
 }
 
-static void replay(FILE *f, const parity_report_receipt *r) {
-    const parity_report_replay *p = &r->replay;
+static void replay(FILE *f, const report_model *m) {
+    const report_replay *p = &m->r->replay;
     char b1[32], b2[32];
     if (!p->present) return;
     fputs("**Replay** (", f);
@@ -203,19 +175,19 @@ static void replay(FILE *f, const parity_report_receipt *r) {
         md_code(f, p->first_tap);
         fputs(" (", f);
         md(f, p->first_metric);
-        fprintf(f, " %s, limit %s)", num(b1, p->first_value), num(b2, p->first_limit));
+        fprintf(f, " %s, limit %s)", report_num(b1, p->first_value), report_num(b2, p->first_limit));
     } else {
         fputs("no tap fails from the reference's inputs (every error is inherited)", f);
     }
-    for (size_t i = 0; i < p->n_blocks; i++) {
+    for (size_t i = 0; i < m->blocks.n_rows; i++) {
         fputs(i ? ", " : "; blocks: ", f);
-        md(f, p->blocks[i].evaluation);
-        fprintf(f, " blk.%d %s", p->blocks[i].layer, p->blocks[i].local ? "local" : "inherited");
+        md(f, table_cell(&m->blocks, i, BLOCK_EVAL)->text);
+        fprintf(f, " %s %s", table_cell(&m->blocks, i, BLOCK_NAME)->text, table_cell(&m->blocks, i, BLOCK_ERROR)->text);
     }
     fputs("\n\n", f);
 }
 
-static void side(FILE *f, const parity_report_side *s) {
+static void side(FILE *f, const report_side *s) {
     fputs("**", f);
     md(f, s->producer);
     fputs("**", f);
@@ -228,13 +200,14 @@ static void side(FILE *f, const parity_report_side *s) {
     if (s->fault && strcmp(s->fault, "none")) fputs(" fault ", f), md(f, s->fault);
 }
 
-static void section(FILE *f, const parity_report_receipt *r, int idx, int numbered) {
+static void section(FILE *f, const report_model *m, int idx, int numbered) {
+    const report_receipt *r = m->r;
     char b1[32], b2[32];
     const parity_compare_counts *c = &r->counts;
     fputs("## ", f);
     if (numbered) fprintf(f, "%d. ", idx);
     fprintf(f, "%s \xe2\x80\x94 ", verdict(r));
-    md(f, base_name(r->model_path ? r->model_path : r->file));
+    md(f, report_base_name(r->model_path ? r->model_path : r->file));
     fputs("\n\nreceipt ", f);
     md_code(f, r->file);
     fputs(" \xc2\xb7 subject ", f);
@@ -253,7 +226,7 @@ static void section(FILE *f, const parity_report_receipt *r, int idx, int number
         if (r->div_layer >= 0) fprintf(f, " (layer %d)", r->div_layer);
         fputs(": ", f);
         md(f, r->div_metric);
-        fprintf(f, " = %s, limit %s\n\n", num(b1, r->div_value), num(b2, r->div_limit));
+        fprintf(f, " = %s, limit %s\n\n", report_num(b1, r->div_value), report_num(b2, r->div_limit));
     }
     fprintf(f,
             "**Taps:** %lld compared: %lld pass (%lld bit-identical), %lld fail, %lld shape mismatch; "
@@ -263,21 +236,21 @@ static void section(FILE *f, const parity_report_receipt *r, int idx, int number
             (long long)c->policy_skip);
     hints(f, r);
     growth(f, r);
-    failing(f, r);
-    worst(f, r);
-    logits(f, r);
-    replay(f, r);
+    failing(f, m);
+    worst(f, m);
+    logits(f, m);
+    replay(f, m);
 }
 
-static void summary(FILE *f, const parity_report_receipt *const *rs, size_t n) {
+static void summary(FILE *f, const report_receipt *const *rs, size_t n) {
     fputs("| # | verdict | model | subject \xe2\x86\x92 reference | policy | compared | fail | first divergence "
           "| hints |\n"
           "|--:|---|---|---|---|--:|--:|---|---|\n",
           f);
     for (size_t i = 0; i < n; i++) {
-        const parity_report_receipt *r = rs[i];
+        const report_receipt *r = rs[i];
         fprintf(f, "| %zu | %s | ", i + 1, verdict(r));
-        md(f, base_name(r->model_path ? r->model_path : r->file));
+        md(f, report_base_name(r->model_path ? r->model_path : r->file));
         fputs(" | ", f);
         md(f, r->subject.producer);
         fputs(" \xe2\x86\x92 ", f);
@@ -295,14 +268,18 @@ static void summary(FILE *f, const parity_report_receipt *const *rs, size_t n) {
     fputc('\n', f);
 }
 
-bn_status parity_report_render_markdown(const parity_report_receipt *const *rs, size_t n, FILE *f, bn_error *err) {
-    if (!rs || !n || !f) return bn_error_set(err, BN_ERR_INVALID, "parity_report_render_markdown: no receipts");
-    size_t pass = parity_report_count_pass(rs, n);
+bn_status report_render_markdown(const report_receipt *const *rs, size_t n, FILE *f, bn_error *err) {
+    if (!rs || !n || !f) return bn_error_set(err, BN_ERR_INVALID, "report_render_markdown: no receipts");
+    report_model *m = NULL;
+    bn_status st = report_models_build(rs, n, &m, err);
+    if (st) return st;
+    size_t pass = report_count_pass(rs, n);
     if (n > 1) {
         fprintf(f, "# bitparity report: %s (%zu of %zu receipts pass)\n\n", pass == n ? "PASS" : "FAIL", pass, n);
         summary(f, rs, n);
     }
-    for (size_t i = 0; i < n; i++) section(f, rs[i], (int)i + 1, n > 1);
+    for (size_t i = 0; i < n; i++) section(f, &m[i], (int)i + 1, n > 1);
+    report_models_free(m, n);
     if (fflush(f) || ferror(f)) return bn_error_set(err, BN_ERR_IO, "writing the Markdown report failed");
     return BN_OK;
 }

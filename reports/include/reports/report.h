@@ -12,8 +12,8 @@
  *
  * Every string of a receipt is untrusted: the renderers escape all of it.
  */
-#ifndef PARITY_REPORT_H
-#define PARITY_REPORT_H
+#ifndef REPORTS_REPORT_H
+#define REPORTS_REPORT_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -26,35 +26,35 @@
 extern "C" {
 #endif
 
-typedef enum parity_report_format {
-    PARITY_REPORT_MARKDOWN = 0,
-    PARITY_REPORT_HTML = 1,
-} parity_report_format;
+typedef enum report_format {
+    REPORT_MARKDOWN = 0,
+    REPORT_HTML = 1,
+} report_format;
 
 /* Optional strings are NULL when the receipt says null or omits them;
  * optional numbers are NAN. Non-finite numbers (.inf, .nan) keep their
  * value. */
 
 /* subject: or reference: */
-typedef struct parity_report_side {
+typedef struct report_side {
     const char *producer, *version, *source; /* producer.name / .version / .source */
     const char *numerics, *weight_type, *fault;
     const char *trace, *layout, *map;         /* map.name */
     int64_t evaluations;                      /* -1 when absent */
-} parity_report_side;
+} report_side;
 
-typedef struct parity_report_hint {
+typedef struct report_hint {
     const char *name, *message, *evidence;
-} parity_report_hint;
+} report_hint;
 
 /* error_growth.evaluations[i] */
-typedef struct parity_report_growth {
+typedef struct report_growth {
     const char *evaluation;
     double *nmse_max;   /* [layers] NAN where nothing was compared (null) */
-} parity_report_growth;
+} report_growth;
 
 /* taps[i]: the fields a report shows. */
-typedef struct parity_report_tap {
+typedef struct report_tap {
     const char *evaluation, *name, *status;
     int layer;                 /* -1: null (token_embd, output_norm, logits) */
     int failed;                /* status fail or shape-mismatch */
@@ -65,40 +65,40 @@ typedef struct parity_report_tap {
     double failed_value, failed_limit;
     double nmse_limit;         /* limits.nmse_max, NAN when the policy sets none */
     double kld_mean_limit;     /* limits.kld_mean_max (the logits tap), NAN when none */
-} parity_report_tap;
+} report_tap;
 
 /* logits[i] */
-typedef struct parity_report_logits {
+typedef struct report_logits {
     const char *evaluation, *status;
     int64_t positions, invalid;
     double top1_agree, top5_overlap, kld_mean, kld_median, kld_p99, kld_max;
-} parity_report_logits;
+} report_logits;
 
 /* replay.blocks[i] */
-typedef struct parity_report_block {
+typedef struct report_block {
     const char *evaluation;
     int layer;
     int local;                 /* error: local (1) or inherited (0) */
     double nmse_compared, nmse_replayed;
-} parity_report_block;
+} report_block;
 
-typedef struct parity_report_replay {
+typedef struct report_replay {
     int present;               /* the receipt has a replay section */
     const char *mode, *model;
     const char *first_evaluation, *first_tap, *first_metric; /* first_local; tap NULL when null */
     double first_value, first_limit;
-    parity_report_block *blocks;
+    report_block *blocks;
     size_t n_blocks;
     size_t n_failing_taps;     /* replay.failing_taps entries */
-} parity_report_replay;
+} report_replay;
 
-typedef struct parity_report_receipt {
+typedef struct report_receipt {
     const char *file;          /* as given to the loader (owned copy) */
     const char *created, *tool_version, *tool_commit;
     const char *host_cpu, *host_simd;
     int64_t host_threads;
     const char *model_path, *model_sha256, *model_arch;
-    parity_report_side subject, reference;
+    report_side subject, reference;
     const char *policy_name, *policy_origin, *policy_choice;
 
     int pass;                  /* summary.verdict */
@@ -111,76 +111,76 @@ typedef struct parity_report_receipt {
     double div_value, div_limit;
     const char **failing_evaluations; /* [n_failing_evaluations] */
     size_t n_failing_evaluations;
-    parity_report_hint *hints; /* [n_hints] */
+    report_hint *hints; /* [n_hints] */
     size_t n_hints;
 
     const char *growth_metric; /* error_growth.metric */
     int layers;                /* length of every nmse_max */
-    parity_report_growth *growth;
+    report_growth *growth;
     size_t n_growth;
 
-    parity_report_tap *taps;   /* [n_taps] in the receipt's (evaluation) order */
+    report_tap *taps;   /* [n_taps] in the receipt's (evaluation) order */
     size_t n_taps;
-    parity_report_logits *logits;
+    report_logits *logits;
     size_t n_logits;
-    parity_report_replay replay;
+    report_replay replay;
     double compare_s;          /* timings.compare_s, NAN when absent */
 
     void *doc_;                /* private: the parsed document owning the strings */
-} parity_report_receipt;
+} report_receipt;
 
 /* Reads and validates the receipt at path. FORMAT with "path:line: key:
  * what is wrong" for YAML syntax errors, a missing or mistyped key, a
  * receipt version other than bitparity/v1, anchors/aliases (receipts never
  * use them); IO when the file cannot be read; NOMEM. */
-bn_status parity_report_load(const char *path, parity_report_receipt **out, bn_error *err);
+bn_status report_load(const char *path, report_receipt **out, bn_error *err);
 
 /* Same from text in memory (size bytes); name stands for the file in
  * messages and in the report. */
-bn_status parity_report_parse(const char *name, const char *text, size_t size, parity_report_receipt **out,
+bn_status report_parse(const char *name, const char *text, size_t size, report_receipt **out,
                               bn_error *err);
 
-void parity_report_receipt_free(parity_report_receipt *r); /* NULL is fine */
+void report_receipt_free(report_receipt *r); /* NULL is fine */
 
 /* Renders n >= 1 receipts as one report to f: with n > 1 a summary table
  * first, then one section per receipt in the given order. IO on a write
  * error; INVALID when n is 0. */
-bn_status parity_report_render(const parity_report_receipt *const *receipts, size_t n, parity_report_format fmt,
+bn_status report_render(const report_receipt *const *receipts, size_t n, report_format fmt,
                                FILE *f, bn_error *err);
 
-/* The two renderers behind parity_report_render (same contract). */
-bn_status parity_report_render_html(const parity_report_receipt *const *receipts, size_t n, FILE *f,
+/* The two renderers behind report_render (same contract). */
+bn_status report_render_html(const report_receipt *const *receipts, size_t n, FILE *f,
                                     bn_error *err);
-bn_status parity_report_render_markdown(const parity_report_receipt *const *receipts, size_t n, FILE *f,
+bn_status report_render_markdown(const report_receipt *const *receipts, size_t n, FILE *f,
                                         bn_error *err);
 
 /* "html" / "markdown" (also "md") -> *fmt; 0 for anything else. */
-int parity_report_format_parse(const char *name, parity_report_format *fmt);
+int report_format_parse(const char *name, report_format *fmt);
 
 /* The format a file name implies: .html/.htm -> HTML, anything else
  * (.md, .txt, none) -> Markdown. */
-parity_report_format parity_report_format_for_path(const char *path);
+report_format report_format_for_path(const char *path);
 
 /* How many receipts pass (a convenience for callers summing verdicts). */
-size_t parity_report_count_pass(const parity_report_receipt *const *receipts, size_t n);
+size_t report_count_pass(const report_receipt *const *receipts, size_t n);
 
 /* Shared by the renderers: the taps the plots and tables are about, in
  * receipt order. The evaluation of the first failing tap (summary's
  * first_divergence, else failing_evaluations[0], else the first tap's);
  * NULL when the receipt has no taps. */
-const char *parity_report_focus_evaluation(const parity_report_receipt *r);
+const char *report_focus_evaluation(const report_receipt *r);
 
 /* Indices of the compared taps with the largest NMSE (NaN counts as the
  * largest), ties in receipt order; at most max; returns how many. idx must
  * hold max entries. */
-size_t parity_report_worst_taps(const parity_report_receipt *r, size_t *idx, size_t max);
+size_t report_worst_taps(const report_receipt *r, size_t *idx, size_t max);
 
 /* The nmse_max every compared tap of a layer shares (the policy limit when
  * it is uniform), else NAN. */
-double parity_report_uniform_nmse_limit(const parity_report_receipt *r);
+double report_uniform_nmse_limit(const report_receipt *r);
 
 #ifdef __cplusplus
 }
 #endif
 
-#endif /* PARITY_REPORT_H */
+#endif /* REPORTS_REPORT_H */

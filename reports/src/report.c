@@ -1,6 +1,6 @@
 /* report.c — receipts read back for the renderers: libyaml loads the
  * document, then every key a report shows is checked and copied into the
- * read-only parity_report_receipt (strings stay in the document). A bad key
+ * read-only report_receipt (strings stay in the document). A bad key
  * is reported once, as "file:line: key: what", and stops the reading. */
 #include <errno.h>
 #include <math.h>
@@ -9,8 +9,13 @@
 #include <string.h>
 #include <yaml.h>
 
-#include "parity/report.h"
+#include "reports/report.h"
 #include "parity/receipt.h"
+#include "parity/receipt_schema.h"
+
+/* Keys are named only through the receipt schema (receipt_schema.h). */
+#define K(id) PARITY_RK(id)
+typedef parity_receipt_key_id rkey;
 
 /* Key flags: must the key be present, may its value be null? */
 enum { OPT = 0, REQ = 1, NUL = 2 };
@@ -171,6 +176,17 @@ static void *alloc_items(rx *x, size_t n, size_t size) {
     return p;
 }
 
+/* The list under key (get_seq) and *items, a zeroed array of one element
+ * of size bytes per item (NULL when the list is empty or absent); *n its
+ * length. */
+static yaml_node_t *get_items(rx *x, const yaml_node_t *map, const char *path, const char *key, int flags,
+                              size_t size, void *items, size_t *n) {
+    yaml_node_t *seq = get_seq(x, map, path, key, flags);
+    void *p = alloc_items(x, *n = seq_len(seq), size);
+    memcpy(items, &p, sizeof p);
+    return seq;
+}
+
 /* Receipts never use anchors: a node referenced twice would be an alias,
  * which could make a small file expand into a huge report. */
 static void reject_aliases(rx *x) {
@@ -195,133 +211,159 @@ static void reject_aliases(rx *x) {
     free(seen);
 }
 
-static void read_side(rx *x, const yaml_node_t *root, const char *key, parity_report_side *s) {
+/* A flat record read by a table: each key of the schema into the field at
+ * off of the destination, as the schema's type says (STR: const char *,
+ * NUM: double, INT: int64_t). */
+typedef struct field_spec {
+    rkey key;
+    int flags;
+    size_t off;
+    int64_t absent; /* INT: the value when the key is absent */
+} field_spec;
+
+static void read_fields(rx *x, const yaml_node_t *m, const char *path, const field_spec *f, size_t n, void *out) {
+    for (size_t i = 0; i < n && !x->st; i++) {
+        const parity_receipt_key *k = &parity_receipt_keys[f[i].key];
+        char *dst = (char *)out + f[i].off;
+        if (k->type == PARITY_RT_STR) {
+            const char *v = get_str(x, m, path, k->key, f[i].flags);
+            memcpy(dst, &v, sizeof v);
+        } else if (k->type == PARITY_RT_NUM) {
+            const double v = get_num(x, m, path, k->key, f[i].flags);
+            memcpy(dst, &v, sizeof v);
+        } else {
+            const int64_t v = get_int(x, m, path, k->key, f[i].flags, f[i].absent);
+            memcpy(dst, &v, sizeof v);
+        }
+    }
+}
+#define N_FIELDS(t) (sizeof t / sizeof t[0])
+
+static void read_side(rx *x, const yaml_node_t *root, const char *key, report_side *s) {
     yaml_node_t *m = get_map(x, root, "", key, OPT);
     char path[32];
     snprintf(path, sizeof path, "%s.producer", key);
-    yaml_node_t *p = get_map(x, m, key, "producer", OPT | NUL);
-    s->producer = get_str(x, p, path, "name", OPT | NUL);
-    s->version = get_str(x, p, path, "version", OPT | NUL);
-    s->source = get_str(x, p, path, "source", OPT | NUL);
-    s->numerics = get_str(x, m, key, "numerics", OPT | NUL);
-    s->weight_type = get_str(x, m, key, "weight_type", OPT | NUL);
-    s->fault = get_str(x, m, key, "fault", OPT | NUL);
-    s->trace = get_str(x, m, key, "trace", OPT | NUL);
-    s->layout = get_str(x, m, key, "layout", OPT | NUL);
+    yaml_node_t *p = get_map(x, m, key, K(SIDE_PRODUCER), OPT | NUL);
+    s->producer = get_str(x, p, path, K(SIDE_PRODUCER_NAME), OPT | NUL);
+    s->version = get_str(x, p, path, K(SIDE_PRODUCER_VERSION), OPT | NUL);
+    s->source = get_str(x, p, path, K(SIDE_PRODUCER_SOURCE), OPT | NUL);
+    s->numerics = get_str(x, m, key, K(SIDE_NUMERICS), OPT | NUL);
+    s->weight_type = get_str(x, m, key, K(SIDE_WEIGHT_TYPE), OPT | NUL);
+    s->fault = get_str(x, m, key, K(SIDE_FAULT), OPT | NUL);
+    s->trace = get_str(x, m, key, K(SIDE_TRACE), OPT | NUL);
+    s->layout = get_str(x, m, key, K(SIDE_LAYOUT), OPT | NUL);
     snprintf(path, sizeof path, "%s.map", key);
-    s->map = get_str(x, get_map(x, m, key, "map", OPT | NUL), path, "name", OPT | NUL);
-    s->evaluations = get_int(x, m, key, "evaluations", OPT | NUL, -1);
+    s->map = get_str(x, get_map(x, m, key, K(SIDE_MAP), OPT | NUL), path, K(SIDE_MAP_NAME), OPT | NUL);
+    s->evaluations = get_int(x, m, key, K(SIDE_EVALUATIONS), OPT | NUL, -1);
 }
 
-static void read_header(rx *x, const yaml_node_t *root, parity_report_receipt *r) {
-    r->created = get_str(x, root, "", "created", OPT | NUL);
-    yaml_node_t *tool = get_map(x, root, "", "tool", OPT);
-    r->tool_version = get_str(x, tool, "tool", "version", OPT | NUL);
-    r->tool_commit = get_str(x, tool, "tool", "commit", OPT | NUL);
-    yaml_node_t *host = get_map(x, root, "", "host", OPT);
-    r->host_cpu = get_str(x, host, "host", "cpu", OPT | NUL);
-    r->host_simd = get_str(x, host, "host", "simd", OPT | NUL);
-    r->host_threads = get_int(x, host, "host", "threads", OPT | NUL, -1);
-    yaml_node_t *model = get_map(x, root, "", "model", OPT);
-    r->model_path = get_str(x, model, "model", "path", OPT | NUL);
-    r->model_sha256 = get_str(x, model, "model", "sha256", OPT | NUL);
-    r->model_arch = get_str(x, model, "model", "arch", OPT | NUL);
-    read_side(x, root, "subject", &r->subject);
-    read_side(x, root, "reference", &r->reference);
-    yaml_node_t *pol = get_map(x, root, "", "policy", OPT);
-    r->policy_name = get_str(x, pol, "policy", "name", OPT | NUL);
-    r->policy_origin = get_str(x, pol, "policy", "origin", OPT | NUL);
-    r->policy_choice = get_str(x, pol, "policy", "choice", OPT | NUL);
-    r->compare_s = get_num(x, get_map(x, root, "", "timings", OPT), "timings", "compare_s", OPT | NUL);
+static void read_header(rx *x, const yaml_node_t *root, report_receipt *r) {
+    r->created = get_str(x, root, "", K(CREATED), OPT | NUL);
+    yaml_node_t *tool = get_map(x, root, "", K(TOOL), OPT);
+    r->tool_version = get_str(x, tool, "tool", K(TOOL_VERSION), OPT | NUL);
+    r->tool_commit = get_str(x, tool, "tool", K(TOOL_COMMIT), OPT | NUL);
+    yaml_node_t *host = get_map(x, root, "", K(HOST), OPT);
+    r->host_cpu = get_str(x, host, "host", K(HOST_CPU), OPT | NUL);
+    r->host_simd = get_str(x, host, "host", K(HOST_SIMD), OPT | NUL);
+    r->host_threads = get_int(x, host, "host", K(HOST_THREADS), OPT | NUL, -1);
+    yaml_node_t *model = get_map(x, root, "", K(MODEL), OPT);
+    r->model_path = get_str(x, model, "model", K(MODEL_PATH), OPT | NUL);
+    r->model_sha256 = get_str(x, model, "model", K(MODEL_SHA256), OPT | NUL);
+    r->model_arch = get_str(x, model, "model", K(MODEL_ARCH), OPT | NUL);
+    read_side(x, root, K(SUBJECT), &r->subject);
+    read_side(x, root, K(REFERENCE), &r->reference);
+    yaml_node_t *pol = get_map(x, root, "", K(POLICY), OPT);
+    r->policy_name = get_str(x, pol, "policy", K(POLICY_NAME), OPT | NUL);
+    r->policy_origin = get_str(x, pol, "policy", K(POLICY_ORIGIN), OPT | NUL);
+    r->policy_choice = get_str(x, pol, "policy", K(POLICY_CHOICE), OPT | NUL);
+    r->compare_s = get_num(x, get_map(x, root, "", K(TIMINGS), OPT), "timings", K(T_COMPARE), OPT | NUL);
 }
 
-static void read_counts(rx *x, const yaml_node_t *summary, parity_report_receipt *r) {
-    static const struct { const char *key; size_t off; } keys[] = {
-        {"taps", offsetof(parity_compare_counts, taps)},
-        {"compared", offsetof(parity_compare_counts, compared)},
-        {"pass", offsetof(parity_compare_counts, pass)},
-        {"fail", offsetof(parity_compare_counts, fail)},
-        {"bit_identical", offsetof(parity_compare_counts, bit_identical)},
-        {"shape_mismatch", offsetof(parity_compare_counts, shape_mismatch)},
-        {"missing_reference", offsetof(parity_compare_counts, missing_reference)},
-        {"missing_subject", offsetof(parity_compare_counts, missing_subject)},
-        {"skipped", offsetof(parity_compare_counts, policy_skip)},
+static void read_counts(rx *x, const yaml_node_t *summary, report_receipt *r) {
+    static const struct { rkey key; size_t off; } keys[] = {
+        {PARITY_RK_COUNTS_TAPS, offsetof(parity_compare_counts, taps)},
+        {PARITY_RK_COUNTS_COMPARED, offsetof(parity_compare_counts, compared)},
+        {PARITY_RK_COUNTS_PASS, offsetof(parity_compare_counts, pass)},
+        {PARITY_RK_COUNTS_FAIL, offsetof(parity_compare_counts, fail)},
+        {PARITY_RK_COUNTS_BIT_IDENTICAL, offsetof(parity_compare_counts, bit_identical)},
+        {PARITY_RK_COUNTS_SHAPE_MISMATCH, offsetof(parity_compare_counts, shape_mismatch)},
+        {PARITY_RK_COUNTS_MISSING_REFERENCE, offsetof(parity_compare_counts, missing_reference)},
+        {PARITY_RK_COUNTS_MISSING_SUBJECT, offsetof(parity_compare_counts, missing_subject)},
+        {PARITY_RK_COUNTS_SKIPPED, offsetof(parity_compare_counts, policy_skip)},
     };
-    yaml_node_t *c = get_map(x, summary, "summary", "counts", REQ);
+    yaml_node_t *c = get_map(x, summary, "summary", K(SUMMARY_COUNTS), REQ);
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-        int64_t v = get_int(x, c, "summary.counts", keys[i].key, REQ, 0);
-        if (v < 0) fail_at(x, lookup(x, c, keys[i].key), "summary.counts", keys[i].key, "must not be negative");
+        const char *key = parity_receipt_keys[keys[i].key].key;
+        int64_t v = get_int(x, c, "summary.counts", key, REQ, 0);
+        if (v < 0) fail_at(x, lookup(x, c, key), "summary.counts", key, "must not be negative");
         memcpy((char *)&r->counts + keys[i].off, &v, sizeof v);
     }
-    yaml_node_t *e = get_map(x, summary, "summary", "evaluations", OPT);
-    r->evals_subject = get_int(x, e, "summary.evaluations", "subject", OPT, -1);
-    r->evals_reference = get_int(x, e, "summary.evaluations", "reference", OPT, -1);
-    r->evals_compared = get_int(x, e, "summary.evaluations", "compared", OPT, -1);
+    yaml_node_t *e = get_map(x, summary, "summary", K(SUMMARY_EVALUATIONS), OPT);
+    r->evals_subject = get_int(x, e, "summary.evaluations", K(EVALS_SUBJECT), OPT, -1);
+    r->evals_reference = get_int(x, e, "summary.evaluations", K(EVALS_REFERENCE), OPT, -1);
+    r->evals_compared = get_int(x, e, "summary.evaluations", K(EVALS_COMPARED), OPT, -1);
 }
 
-static void read_summary(rx *x, const yaml_node_t *root, parity_report_receipt *r) {
-    yaml_node_t *s = get_map(x, root, "", "summary", REQ);
-    const char *verdict = get_str(x, s, "summary", "verdict", REQ);
+static void read_summary(rx *x, const yaml_node_t *root, report_receipt *r) {
+    static const field_spec hint[] = {{PARITY_RK_HINT_NAME, REQ, offsetof(report_hint, name), 0},
+                                      {PARITY_RK_HINT_MESSAGE, REQ, offsetof(report_hint, message), 0},
+                                      {PARITY_RK_HINT_EVIDENCE, OPT | NUL, offsetof(report_hint, evidence), 0}};
+    yaml_node_t *s = get_map(x, root, "", K(SUMMARY), REQ);
+    const char *verdict = get_str(x, s, "summary", K(SUMMARY_VERDICT), REQ);
     if (verdict && strcmp(verdict, "pass") && strcmp(verdict, "fail"))
-        fail_at(x, lookup(x, s, "verdict"), "summary", "verdict", "expected pass or fail, got '%.40s'", verdict);
+        fail_at(x, lookup(x, s, K(SUMMARY_VERDICT)), "summary", K(SUMMARY_VERDICT), "expected pass or fail, got '%.40s'", verdict);
     r->pass = verdict && !strcmp(verdict, "pass");
-    r->diagnosis = get_str(x, s, "summary", "diagnosis", OPT | NUL);
+    r->diagnosis = get_str(x, s, "summary", K(SUMMARY_DIAGNOSIS), OPT | NUL);
     read_counts(x, s, r);
 
     const char *fp = "summary.first_divergence";
-    yaml_node_t *d = get_map(x, s, "summary", "first_divergence", REQ | NUL);
+    yaml_node_t *d = get_map(x, s, "summary", K(SUMMARY_FIRST_DIVERGENCE), REQ | NUL);
     r->has_divergence = d != NULL;
-    r->div_evaluation = get_str(x, d, fp, "evaluation", REQ);
-    r->div_tap = get_str(x, d, fp, "tap", REQ);
-    r->div_layer = (int)get_int(x, d, fp, "layer", OPT | NUL, -1);
-    r->div_metric = get_str(x, d, fp, "metric", REQ);
-    r->div_value = get_num(x, d, fp, "value", REQ | NUL);
-    r->div_limit = get_num(x, d, fp, "limit", REQ | NUL);
+    r->div_evaluation = get_str(x, d, fp, K(DIV_EVALUATION), REQ);
+    r->div_tap = get_str(x, d, fp, K(DIV_TAP), REQ);
+    r->div_layer = (int)get_int(x, d, fp, K(DIV_LAYER), OPT | NUL, -1);
+    r->div_metric = get_str(x, d, fp, K(DIV_METRIC), REQ);
+    r->div_value = get_num(x, d, fp, K(DIV_VALUE), REQ | NUL);
+    r->div_limit = get_num(x, d, fp, K(DIV_LIMIT), REQ | NUL);
 
-    yaml_node_t *fe = get_seq(x, s, "summary", "failing_evaluations", OPT);
-    r->n_failing_evaluations = seq_len(fe);
-    r->failing_evaluations = alloc_items(x, r->n_failing_evaluations, sizeof *r->failing_evaluations);
+    yaml_node_t *fe = get_items(x, s, "summary", K(SUMMARY_FAILING_EVALUATIONS), OPT, sizeof *r->failing_evaluations,
+                                &r->failing_evaluations, &r->n_failing_evaluations);
     for (size_t i = 0; i < r->n_failing_evaluations && !x->st; i++) {
         yaml_node_t *v = node_at(x, fe->data.sequence.items.start[i]);
-        if (!scalar(v)) fail_at(x, v, "summary", "failing_evaluations", "expected evaluation ids");
+        if (!scalar(v)) fail_at(x, v, "summary", K(SUMMARY_FAILING_EVALUATIONS), "expected evaluation ids");
         r->failing_evaluations[i] = scalar(v);
     }
 
-    yaml_node_t *h = get_seq(x, s, "summary", "hints", REQ);
-    r->n_hints = seq_len(h);
-    r->hints = alloc_items(x, r->n_hints, sizeof *r->hints);
+    yaml_node_t *h = get_items(x, s, "summary", K(SUMMARY_HINTS), REQ, sizeof *r->hints, &r->hints, &r->n_hints);
     char path[48];
     for (size_t i = 0; i < r->n_hints && !x->st; i++) {
         yaml_node_t *m = item_map(x, h, i, "summary.hints", path, sizeof path);
-        r->hints[i].name = get_str(x, m, path, "name", REQ);
-        r->hints[i].message = get_str(x, m, path, "message", REQ);
-        r->hints[i].evidence = get_str(x, m, path, "evidence", OPT | NUL);
+        read_fields(x, m, path, hint, N_FIELDS(hint), &r->hints[i]);
     }
 }
 
-static void read_growth(rx *x, const yaml_node_t *root, parity_report_receipt *r) {
-    yaml_node_t *g = get_map(x, root, "", "error_growth", REQ);
-    r->growth_metric = get_str(x, g, "error_growth", "metric", OPT | NUL);
-    int64_t layers = get_int(x, g, "error_growth", "layers", REQ, 0);
+static void read_growth(rx *x, const yaml_node_t *root, report_receipt *r) {
+    yaml_node_t *g = get_map(x, root, "", K(GROWTH), REQ);
+    r->growth_metric = get_str(x, g, "error_growth", K(GROWTH_METRIC), OPT | NUL);
+    int64_t layers = get_int(x, g, "error_growth", K(GROWTH_LAYERS), REQ, 0);
     if (layers < 0 || layers > 100000)
-        fail_at(x, lookup(x, g, "layers"), "error_growth", "layers", "%lld is not a layer count", (long long)layers);
+        fail_at(x, lookup(x, g, K(GROWTH_LAYERS)), "error_growth", K(GROWTH_LAYERS), "%lld is not a layer count", (long long)layers);
     r->layers = (int)layers;
-    yaml_node_t *e = get_seq(x, g, "error_growth", "evaluations", REQ);
-    r->n_growth = seq_len(e);
-    r->growth = alloc_items(x, r->n_growth, sizeof *r->growth);
+    yaml_node_t *e = get_items(x, g, "error_growth", K(GROWTH_EVALUATIONS), REQ, sizeof *r->growth, &r->growth,
+                               &r->n_growth);
     char path[48];
     for (size_t i = 0; i < r->n_growth && !x->st; i++) {
         yaml_node_t *m = item_map(x, e, i, "error_growth.evaluations", path, sizeof path);
-        r->growth[i].evaluation = get_str(x, m, path, "evaluation", REQ);
-        yaml_node_t *v = get_seq(x, m, path, "nmse_max", REQ);
+        r->growth[i].evaluation = get_str(x, m, path, K(GROWTH_EVALUATION), REQ);
+        yaml_node_t *v = get_seq(x, m, path, K(GROWTH_NMSE_MAX), REQ);
         if (v && seq_len(v) != (size_t)r->layers)
-            fail_at(x, v, path, "nmse_max", "%zu values for %d layers", seq_len(v), r->layers);
+            fail_at(x, v, path, K(GROWTH_NMSE_MAX), "%zu values for %d layers", seq_len(v), r->layers);
         r->growth[i].nmse_max = alloc_items(x, (size_t)r->layers, sizeof(double));
         for (int l = 0; l < r->layers && !x->st; l++) {
             yaml_node_t *it = node_at(x, v->data.sequence.items.start[l]);
             double d = NAN;
             if (!is_null(it) && !(scalar(it) && parse_number(scalar(it), &d)))
-                fail_at(x, it, path, "nmse_max", "item %d: expected a number or null", l);
+                fail_at(x, it, path, K(GROWTH_NMSE_MAX), "item %d: expected a number or null", l);
             r->growth[i].nmse_max[l] = d;
         }
     }
@@ -330,40 +372,40 @@ static void read_growth(rx *x, const yaml_node_t *root, parity_report_receipt *r
 static const char *const tap_statuses[] = {"pass", "fail", "shape-mismatch", "missing-reference",
                                            "missing-subject", "skipped"};
 
-static void read_tap(rx *x, const yaml_node_t *m, const char *path, parity_report_tap *t) {
-    t->evaluation = get_str(x, m, path, "evaluation", REQ);
-    t->name = get_str(x, m, path, "name", REQ);
-    t->layer = (int)get_int(x, m, path, "layer", OPT | NUL, -1);
-    t->status = get_str(x, m, path, "status", REQ);
+static void read_tap(rx *x, const yaml_node_t *m, const char *path, report_tap *t) {
+    t->evaluation = get_str(x, m, path, K(TAP_EVALUATION), REQ);
+    t->name = get_str(x, m, path, K(TAP_NAME), REQ);
+    t->layer = (int)get_int(x, m, path, K(TAP_LAYER), OPT | NUL, -1);
+    t->status = get_str(x, m, path, K(TAP_STATUS), REQ);
     size_t k = 0;
     while (t->status && k < 6 && strcmp(t->status, tap_statuses[k])) k++;
-    if (t->status && k == 6) fail_at(x, lookup(x, m, "status"), path, "status", "unknown status '%.40s'", t->status);
+    if (t->status && k == 6) fail_at(x, lookup(x, m, K(TAP_STATUS)), path, K(TAP_STATUS), "unknown status '%.40s'", t->status);
     t->compared = k <= 1;
     t->failed = k == 1 || k == 2;
     char sub[64];
     snprintf(sub, sizeof sub, "%s.metrics", path);
-    yaml_node_t *mt = get_map(x, m, path, "metrics", t->compared ? REQ : OPT);
-    t->nmse = get_num(x, mt, sub, "nmse", REQ | NUL);
-    t->cosine = get_num(x, mt, sub, "cosine", OPT | NUL);
-    t->max_abs = get_num(x, mt, sub, "max_abs", OPT | NUL);
-    t->scale = get_num(x, mt, sub, "scale", OPT | NUL);
-    t->bit_identical = get_bool(x, mt, sub, "bit_identical", OPT);
+    yaml_node_t *mt = get_map(x, m, path, K(TAP_METRICS), t->compared ? REQ : OPT);
+    t->nmse = get_num(x, mt, sub, K(M_NMSE), REQ | NUL);
+    t->cosine = get_num(x, mt, sub, K(M_COSINE), OPT | NUL);
+    t->max_abs = get_num(x, mt, sub, K(M_MAX_ABS), OPT | NUL);
+    t->scale = get_num(x, mt, sub, K(M_SCALE), OPT | NUL);
+    t->bit_identical = get_bool(x, mt, sub, K(M_BIT_IDENTICAL), OPT);
     snprintf(sub, sizeof sub, "%s.limits", path);
-    yaml_node_t *lim = get_map(x, m, path, "limits", OPT);
-    t->nmse_limit = get_num(x, lim, sub, "nmse_max", OPT | NUL);
-    t->kld_mean_limit = get_num(x, lim, sub, "kld_mean_max", OPT | NUL);
+    yaml_node_t *lim = get_map(x, m, path, K(TAP_LIMITS), OPT);
+    t->nmse_limit = get_num(x, lim, sub, K(L_NMSE_MAX), OPT | NUL);
+    t->kld_mean_limit = get_num(x, lim, sub, K(L_KLD_MEAN_MAX), OPT | NUL);
     snprintf(sub, sizeof sub, "%s.failed", path);
-    yaml_node_t *f = get_map(x, m, path, "failed", t->failed ? REQ : OPT);
-    t->failed_metric = get_str(x, f, sub, "metric", REQ);
-    t->failed_value = get_num(x, f, sub, "value", REQ | NUL);
-    t->failed_limit = get_num(x, f, sub, "limit", REQ | NUL);
+    yaml_node_t *f = get_map(x, m, path, K(TAP_FAILED), t->failed ? REQ : OPT);
+    t->failed_metric = get_str(x, f, sub, K(F_METRIC), REQ);
+    t->failed_value = get_num(x, f, sub, K(F_VALUE), REQ | NUL);
+    t->failed_limit = get_num(x, f, sub, K(F_LIMIT), REQ | NUL);
 }
 
-static void read_taps(rx *x, const yaml_node_t *root, parity_report_receipt *r) {
-    yaml_node_t *taps = get_seq(x, root, "", "taps", REQ);
+static void read_taps(rx *x, const yaml_node_t *root, report_receipt *r) {
+    yaml_node_t *taps = get_seq(x, root, "", K(TAPS), REQ);
     r->n_taps = seq_len(taps);
     if (taps && r->n_taps != (size_t)r->counts.taps)
-        fail_at(x, taps, "", "taps", "%zu entries but summary.counts.taps says %lld (a truncated receipt?)",
+        fail_at(x, taps, "", K(TAPS), "%zu entries but summary.counts.taps says %lld (a truncated receipt?)",
                 r->n_taps, (long long)r->counts.taps);
     r->taps = alloc_items(x, r->n_taps, sizeof *r->taps);
     char path[32];
@@ -371,66 +413,67 @@ static void read_taps(rx *x, const yaml_node_t *root, parity_report_receipt *r) 
         read_tap(x, item_map(x, taps, i, "taps", path, sizeof path), path, &r->taps[i]);
 }
 
-static void read_logits(rx *x, const yaml_node_t *root, parity_report_receipt *r) {
-    yaml_node_t *lg = get_seq(x, root, "", "logits", REQ);
-    r->n_logits = seq_len(lg);
-    r->logits = alloc_items(x, r->n_logits, sizeof *r->logits);
+
+static void read_logits(rx *x, const yaml_node_t *root, report_receipt *r) {
+#define LG(id, flags, member) {PARITY_RK_LG_##id, flags, offsetof(report_logits, member), 0}
+    static const field_spec fields[] = {
+        LG(EVALUATION, REQ, evaluation),          LG(STATUS, REQ, status),
+        {PARITY_RK_LG_POSITIONS, OPT, offsetof(report_logits, positions), -1}, LG(INVALID, OPT, invalid),
+        LG(TOP1_AGREE, REQ | NUL, top1_agree),    LG(TOP5_OVERLAP, OPT | NUL, top5_overlap),
+        LG(KLD_MEAN, REQ | NUL, kld_mean),        LG(KLD_MEDIAN, OPT | NUL, kld_median),
+        LG(KLD_P99, REQ | NUL, kld_p99),          LG(KLD_MAX, REQ | NUL, kld_max),
+    };
+#undef LG
+    yaml_node_t *lg = get_items(x, root, "", K(LOGITS), REQ, sizeof *r->logits, &r->logits, &r->n_logits);
     char path[32];
     for (size_t i = 0; i < r->n_logits && !x->st; i++) {
-        yaml_node_t *m = item_map(x, lg, i, "logits", path, sizeof path);
-        parity_report_logits *l = &r->logits[i];
-        l->evaluation = get_str(x, m, path, "evaluation", REQ);
-        l->status = get_str(x, m, path, "status", REQ);
-        l->positions = get_int(x, m, path, "positions", OPT, -1);
-        l->invalid = get_int(x, m, path, "invalid", OPT, 0);
-        l->top1_agree = get_num(x, m, path, "top1_agree", REQ | NUL);
-        l->top5_overlap = get_num(x, m, path, "top5_overlap", OPT | NUL);
-        l->kld_mean = get_num(x, m, path, "kld_mean", REQ | NUL);
-        l->kld_median = get_num(x, m, path, "kld_median", OPT | NUL);
-        l->kld_p99 = get_num(x, m, path, "kld_p99", REQ | NUL);
-        l->kld_max = get_num(x, m, path, "kld_max", REQ | NUL);
+        read_fields(x, item_map(x, lg, i, "logits", path, sizeof path), path, fields, N_FIELDS(fields), &r->logits[i]);
     }
 }
 
-static void read_replay(rx *x, const yaml_node_t *root, parity_report_replay *rp) {
-    yaml_node_t *m = get_map(x, root, "", "replay", OPT);
+static void read_replay(rx *x, const yaml_node_t *root, report_replay *rp) {
+#define FL(id, flags, member) {PARITY_RK_FL_##id, flags, offsetof(report_replay, member), 0}
+    static const field_spec first[] = {
+        FL(EVALUATION, REQ, first_evaluation), FL(TAP, REQ, first_tap),       FL(METRIC, OPT | NUL, first_metric),
+        FL(VALUE, OPT | NUL, first_value),     FL(LIMIT, OPT | NUL, first_limit),
+    };
+#undef FL
+#define RB(id, flags, member) {PARITY_RK_RB_##id, flags, offsetof(report_block, member), 0}
+    static const field_spec block_id[] = {RB(EVALUATION, REQ, evaluation)};
+    static const field_spec block_nmse[] = {RB(NMSE_COMPARED, OPT | NUL, nmse_compared),
+                                       RB(NMSE_REPLAYED, OPT | NUL, nmse_replayed)};
+#undef RB
+    yaml_node_t *m = get_map(x, root, "", K(REPLAY), OPT);
     rp->present = m != NULL;
-    rp->mode = get_str(x, m, "replay", "mode", REQ);
-    rp->model = get_str(x, m, "replay", "model", OPT | NUL);
-    yaml_node_t *f = get_map(x, m, "replay", "first_local", OPT | NUL);
-    rp->first_evaluation = get_str(x, f, "replay.first_local", "evaluation", REQ);
-    rp->first_tap = get_str(x, f, "replay.first_local", "tap", REQ);
-    rp->first_metric = get_str(x, f, "replay.first_local", "metric", OPT | NUL);
-    rp->first_value = get_num(x, f, "replay.first_local", "value", OPT | NUL);
-    rp->first_limit = get_num(x, f, "replay.first_local", "limit", OPT | NUL);
-    yaml_node_t *b = get_seq(x, m, "replay", "blocks", OPT);
-    rp->n_blocks = seq_len(b);
-    rp->blocks = alloc_items(x, rp->n_blocks, sizeof *rp->blocks);
+    rp->mode = get_str(x, m, "replay", K(RP_MODE), REQ);
+    rp->model = get_str(x, m, "replay", K(RP_MODEL), OPT | NUL);
+    yaml_node_t *f = get_map(x, m, "replay", K(RP_FIRST_LOCAL), OPT | NUL);
+    read_fields(x, f, "replay.first_local", first, N_FIELDS(first), rp);
+    yaml_node_t *b = get_items(x, m, "replay", K(RP_BLOCKS), OPT, sizeof *rp->blocks, &rp->blocks, &rp->n_blocks);
     char path[40];
     for (size_t i = 0; i < rp->n_blocks && !x->st; i++) {
         yaml_node_t *bm = item_map(x, b, i, "replay.blocks", path, sizeof path);
-        parity_report_block *blk = &rp->blocks[i];
-        blk->evaluation = get_str(x, bm, path, "evaluation", REQ);
-        blk->layer = (int)get_int(x, bm, path, "layer", REQ, -1);
-        const char *e = get_str(x, bm, path, "error", REQ);
+        report_block *blk = &rp->blocks[i];
+        read_fields(x, bm, path, block_id, N_FIELDS(block_id), blk);
+        blk->layer = (int)get_int(x, bm, path, K(RB_LAYER), REQ, -1);
+        const char *e = get_str(x, bm, path, K(RB_ERROR), REQ);
         if (e && strcmp(e, "local") && strcmp(e, "inherited"))
-            fail_at(x, lookup(x, bm, "error"), path, "error", "expected local or inherited");
+            fail_at(x, lookup(x, bm, K(RB_ERROR)), path, K(RB_ERROR), "expected local or inherited");
         blk->local = e && !strcmp(e, "local");
-        blk->nmse_compared = get_num(x, bm, path, "nmse_compared", OPT | NUL);
-        blk->nmse_replayed = get_num(x, bm, path, "nmse_replayed", OPT | NUL);
+        read_fields(x, bm, path, block_nmse, N_FIELDS(block_nmse), blk);
     }
-    rp->n_failing_taps = seq_len(get_seq(x, m, "replay", "failing_taps", OPT));
+    rp->n_failing_taps = seq_len(get_seq(x, m, "replay", K(RP_FAILING_TAPS), OPT));
 }
 
-static void read_receipt(rx *x, parity_report_receipt *r) {
+static void read_receipt(rx *x, report_receipt *r) {
     yaml_node_t *root = yaml_document_get_root_node(x->doc);
-    if (!root) return fail_at(x, NULL, NULL, "receipt", "empty document: not a bitparity receipt");
+    if (!root) return fail_at(x, NULL, NULL, K(RECEIPT), "empty document: not a bitparity receipt");
     if (root->type != YAML_MAPPING_NODE)
-        return fail_at(x, root, NULL, "receipt", "the document is not a mapping: not a bitparity receipt");
+        return fail_at(x, root, NULL, K(RECEIPT), "the document is not a mapping: not a bitparity receipt");
     reject_aliases(x);
-    const char *v = get_str(x, root, "", "receipt", REQ);
+    const char *v = get_str(x, root, "", K(RECEIPT), REQ);
     if (v && strcmp(v, PARITY_RECEIPT_VERSION))
-        fail_at(x, lookup(x, root, "receipt"), NULL, "receipt", "'%.40s' is not a supported version (%s)", v,
+        fail_at(x, lookup(x, root, K(RECEIPT)), NULL, K(RECEIPT), "'%.40s' is not a supported version (%s)", v,
                 PARITY_RECEIPT_VERSION);
     read_header(x, root, r);
     read_summary(x, root, r);
@@ -440,7 +483,7 @@ static void read_receipt(rx *x, parity_report_receipt *r) {
     read_replay(x, root, &r->replay);
 }
 
-void parity_report_receipt_free(parity_report_receipt *r) {
+void report_receipt_free(report_receipt *r) {
     if (!r) return;
     for (size_t i = 0; i < r->n_growth; i++) free(r->growth[i].nmse_max);
     free(r->growth);
@@ -456,9 +499,9 @@ void parity_report_receipt_free(parity_report_receipt *r) {
 }
 
 /* Loads the one document of the parser's stream and reads the receipt. */
-static bn_status load(yaml_parser_t *p, const char *name, parity_report_receipt **out, bn_error *err) {
+static bn_status load(yaml_parser_t *p, const char *name, report_receipt **out, bn_error *err) {
     *out = NULL;
-    parity_report_receipt *r = calloc(1, sizeof *r);
+    report_receipt *r = calloc(1, sizeof *r);
     yaml_document_t *doc = calloc(1, sizeof *doc);
     char *file = strdup(name);
     if (!r || !doc || !file) {
@@ -475,23 +518,23 @@ static bn_status load(yaml_parser_t *p, const char *name, parity_report_receipt 
                                           p->problem ? p->problem : "error", p->context ? " " : "",
                                           p->context ? p->context : "");
         free(doc);
-        parity_report_receipt_free(r);
+        report_receipt_free(r);
         return st;
     }
     r->doc_ = doc;
     rx x = {doc, name, err, BN_OK};
     read_receipt(&x, r);
     if (x.st) {
-        parity_report_receipt_free(r);
+        report_receipt_free(r);
         return x.st;
     }
     *out = r;
     return BN_OK;
 }
 
-bn_status parity_report_parse(const char *name, const char *text, size_t size, parity_report_receipt **out,
+bn_status report_parse(const char *name, const char *text, size_t size, report_receipt **out,
                               bn_error *err) {
-    if (!name || !text || !out) return bn_error_set(err, BN_ERR_INVALID, "parity_report_parse: NULL argument");
+    if (!name || !text || !out) return bn_error_set(err, BN_ERR_INVALID, "report_parse: NULL argument");
     yaml_parser_t p;
     if (!yaml_parser_initialize(&p)) return bn_error_set(err, BN_ERR_NOMEM, "%s: out of memory", name);
     yaml_parser_set_input_string(&p, (const unsigned char *)text, size);
@@ -500,8 +543,8 @@ bn_status parity_report_parse(const char *name, const char *text, size_t size, p
     return st;
 }
 
-bn_status parity_report_load(const char *path, parity_report_receipt **out, bn_error *err) {
-    if (!path || !out) return bn_error_set(err, BN_ERR_INVALID, "parity_report_load: NULL argument");
+bn_status report_load(const char *path, report_receipt **out, bn_error *err) {
+    if (!path || !out) return bn_error_set(err, BN_ERR_INVALID, "report_load: NULL argument");
     *out = NULL;
     FILE *f = fopen(path, "rb");
     if (!f) return bn_error_set(err, BN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
@@ -515,14 +558,14 @@ bn_status parity_report_load(const char *path, parity_report_receipt **out, bn_e
     if (!st && ferror(f)) st = bn_error_set(err, BN_ERR_IO, "%s: read error", path);
     yaml_parser_delete(&p);
     fclose(f);
-    if (st && *out) parity_report_receipt_free(*out), *out = NULL;
+    if (st && *out) report_receipt_free(*out), *out = NULL;
     return st;
 }
 
-int parity_report_format_parse(const char *name, parity_report_format *fmt) {
+int report_format_parse(const char *name, report_format *fmt) {
     if (!name) return 0;
-    if (!strcmp(name, "html")) return *fmt = PARITY_REPORT_HTML, 1;
-    if (!strcmp(name, "markdown") || !strcmp(name, "md")) return *fmt = PARITY_REPORT_MARKDOWN, 1;
+    if (!strcmp(name, "html")) return *fmt = REPORT_HTML, 1;
+    if (!strcmp(name, "markdown") || !strcmp(name, "md")) return *fmt = REPORT_MARKDOWN, 1;
     return 0;
 }
 
@@ -531,18 +574,18 @@ static int ends_with(const char *s, const char *suffix) {
     return n >= k && !strcmp(s + n - k, suffix);
 }
 
-parity_report_format parity_report_format_for_path(const char *path) {
-    return path && (ends_with(path, ".html") || ends_with(path, ".htm")) ? PARITY_REPORT_HTML
-                                                                           : PARITY_REPORT_MARKDOWN;
+report_format report_format_for_path(const char *path) {
+    return path && (ends_with(path, ".html") || ends_with(path, ".htm")) ? REPORT_HTML
+                                                                           : REPORT_MARKDOWN;
 }
 
-size_t parity_report_count_pass(const parity_report_receipt *const *receipts, size_t n) {
+size_t report_count_pass(const report_receipt *const *receipts, size_t n) {
     size_t k = 0;
     for (size_t i = 0; i < n; i++) k += receipts[i]->pass != 0;
     return k;
 }
 
-const char *parity_report_focus_evaluation(const parity_report_receipt *r) {
+const char *report_focus_evaluation(const report_receipt *r) {
     if (r->has_divergence) return r->div_evaluation;
     for (size_t i = 0; i < r->n_taps; i++)
         if (r->taps[i].failed) return r->taps[i].evaluation;
@@ -553,10 +596,10 @@ const char *parity_report_focus_evaluation(const parity_report_receipt *r) {
 /* NaN ranks above everything: a NaN metric is the worst news. */
 static int worse(double a, double b) { return isnan(a) ? !isnan(b) : !isnan(b) && a > b; }
 
-size_t parity_report_worst_taps(const parity_report_receipt *r, size_t *idx, size_t max) {
+size_t report_worst_taps(const report_receipt *r, size_t *idx, size_t max) {
     size_t k = 0;
     for (size_t i = 0; i < r->n_taps && max; i++) {
-        const parity_report_tap *t = &r->taps[i];
+        const report_tap *t = &r->taps[i];
         if (!t->compared) continue;
         /* insertion into the kept top-max list; later taps lose ties */
         size_t j;
@@ -569,10 +612,10 @@ size_t parity_report_worst_taps(const parity_report_receipt *r, size_t *idx, siz
     return k;
 }
 
-double parity_report_uniform_nmse_limit(const parity_report_receipt *r) {
+double report_uniform_nmse_limit(const report_receipt *r) {
     double lim = NAN;
     for (size_t i = 0; i < r->n_taps; i++) {
-        const parity_report_tap *t = &r->taps[i];
+        const report_tap *t = &r->taps[i];
         if (!t->compared || t->layer < 0) continue;
         if (isnan(t->nmse_limit)) return NAN;
         if (isnan(lim)) lim = t->nmse_limit;
@@ -581,9 +624,9 @@ double parity_report_uniform_nmse_limit(const parity_report_receipt *r) {
     return lim;
 }
 
-bn_status parity_report_render(const parity_report_receipt *const *receipts, size_t n, parity_report_format fmt,
+bn_status report_render(const report_receipt *const *receipts, size_t n, report_format fmt,
                                FILE *f, bn_error *err) {
-    if (!receipts || !n || !f) return bn_error_set(err, BN_ERR_INVALID, "parity_report_render: no receipts");
-    return fmt == PARITY_REPORT_HTML ? parity_report_render_html(receipts, n, f, err)
-                                     : parity_report_render_markdown(receipts, n, f, err);
+    if (!receipts || !n || !f) return bn_error_set(err, BN_ERR_INVALID, "report_render: no receipts");
+    return fmt == REPORT_HTML ? report_render_html(receipts, n, f, err)
+                                     : report_render_markdown(receipts, n, f, err);
 }

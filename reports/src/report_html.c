@@ -6,7 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "parity/report.h"
+#include "report_model.h"
+#include "reports/report.h"
 
 static const char css[] =
     "*{box-sizing:border-box}"
@@ -84,18 +85,24 @@ static void esc(FILE *f, const char *s) {
     }
 }
 
-/* Numbers as a reader wants them: counts whole, the rest to 3 digits. */
-static const char *num(char buf[32], double v) {
-    if (isnan(v)) snprintf(buf, 32, "nan");
-    else if (isinf(v)) snprintf(buf, 32, v > 0 ? "inf" : "-inf");
-    else if (v == floor(v) && fabs(v) < 1e7) snprintf(buf, 32, "%.0f", v);
-    else snprintf(buf, 32, "%.3g", v);
-    return buf;
-}
 
-static const char *base_name(const char *p) {
-    const char *s = p ? strrchr(p, '/') : NULL;
-    return s && s[1] ? s + 1 : p;
+/* One table row of the model: strings as text (the row's news in bold),
+ * names in <code>, numbers right-aligned. */
+static void html_row(FILE *f, const char *cls, const table *t, size_t row) {
+    char b[32];
+    if (cls) fprintf(f, "<tr class=\"%s\">", cls);
+    else fputs("<tr>", f);
+    for (size_t col = 0; col < t->n_cols; col++) {
+        const cell *c = table_cell(t, row, col);
+        if (c->kind == CELL_CODE) {
+            fputs("<td><code>", f), esc(f, c->text), fputs("</code></td>", f);
+        } else if (c->kind == CELL_TEXT) {
+            fputs(c->strong ? "<td><b>" : "<td>", f), esc(f, c->text), fputs(c->strong ? "</b></td>" : "</td>", f);
+        } else {
+            fprintf(f, "<td class=\"num\">%s</td>", cell_number(c, b));
+        }
+    }
+    fputs("</tr>", f);
 }
 
 static void badge(FILE *f, int pass, const char *extra) {
@@ -194,16 +201,16 @@ static void limit_line(FILE *f, const axis *a, double limit, const char *what) {
             "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"" LIMIT_COLOR "\" stroke-width=\"1.3\" "
             "stroke-dasharray=\"6 4\"/><text class=\"halo\" x=\"%d\" y=\"%.1f\" text-anchor=\"end\" "
             "style=\"fill:" LIMIT_COLOR "\">%s %s</text>",
-            PLOT_LEFT, y, PLOT_W - PLOT_RIGHT, y, PLOT_W - PLOT_RIGHT - 2, y - 4, what, num(b, limit));
+            PLOT_LEFT, y, PLOT_W - PLOT_RIGHT, y, PLOT_W - PLOT_RIGHT - 2, y - 4, what, report_num(b, limit));
 }
 
 /* (1) log10 NMSE per layer, one polyline per evaluation. */
-static void plot_growth(FILE *f, const parity_report_receipt *r, int idx) {
+static void plot_growth(FILE *f, const report_receipt *r, int idx) {
     if (!r->n_growth || r->layers <= 0) {
         fputs("<p class=\"muted\">No layer was compared.</p>", f);
         return;
     }
-    double limit = parity_report_uniform_nmse_limit(r);
+    double limit = report_uniform_nmse_limit(r);
     span sp = SPAN_EMPTY;
     for (size_t e = 0; e < r->n_growth; e++)
         for (int l = 0; l < r->layers; l++) span_add(&sp, r->growth[e].nmse_max[l]);
@@ -234,7 +241,7 @@ static void plot_growth(FILE *f, const parity_report_receipt *r, int idx) {
             fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"><title>", PLOT_LEFT + (l + 0.5) * span,
                     axis_y(&a, v), c);
             esc(f, r->growth[e].evaluation);
-            fprintf(f, " blk.%d: max NMSE %s</title></circle>", l, num(b, v));
+            fprintf(f, " blk.%d: max NMSE %s</title></circle>", l, report_num(b, v));
         }
     }
     fputs("</svg><p class=\"legend\">", f);
@@ -248,12 +255,12 @@ static void plot_growth(FILE *f, const parity_report_receipt *r, int idx) {
     fputs("</p>", f);
 }
 
-static int tap_in(const parity_report_tap *t, const char *eval) {
+static int tap_in(const report_tap *t, const char *eval) {
     return eval && t->evaluation && !strcmp(t->evaluation, eval) && (t->compared || t->failed);
 }
 
 /* Vertical separators and "blk.N" labels under runs of taps of one layer. */
-static void layer_marks(FILE *f, const parity_report_receipt *r, const char *eval, double bw, const axis *a) {
+static void layer_marks(FILE *f, const report_receipt *r, const char *eval, double bw, const axis *a) {
     size_t k = 0, start = 0;
     int layer = -2;
     for (size_t i = 0; i <= r->n_taps; i++) {
@@ -275,7 +282,7 @@ static void layer_marks(FILE *f, const parity_report_receipt *r, const char *eva
     }
 }
 
-static void tap_bar(FILE *f, const parity_report_tap *t, const axis *a, double x, double bw, int uniform) {
+static void tap_bar(FILE *f, const report_tap *t, const axis *a, double x, double bw, int uniform) {
     char b1[32], b2[32];
     int shape = !t->compared;
     double y = shape || isnan(t->nmse) ? a->y0 : axis_y(a, t->nmse); /* no NMSE: a full-height bar */
@@ -286,11 +293,11 @@ static void tap_bar(FILE *f, const parity_report_tap *t, const axis *a, double x
     esc(f, t->name);
     fputs(": ", f);
     esc(f, t->status);
-    if (t->compared) fprintf(f, ", nmse %s", num(b1, t->nmse));
+    if (t->compared) fprintf(f, ", nmse %s", report_num(b1, t->nmse));
     if (t->failed_metric) {
         fputs(", ", f);
         esc(f, t->failed_metric);
-        fprintf(f, " %s (limit %s)", num(b1, t->failed_value), num(b2, t->failed_limit));
+        fprintf(f, " %s (limit %s)", report_num(b1, t->failed_value), report_num(b2, t->failed_limit));
     }
     fputs("</title></rect>", f);
     if (!uniform && t->compared && !isnan(t->nmse_limit) && t->nmse_limit > 0)
@@ -299,7 +306,7 @@ static void tap_bar(FILE *f, const parity_report_tap *t, const axis *a, double x
 }
 
 /* The first divergence: a marker over its bar and its name beside it. */
-static void divergence_mark(FILE *f, const parity_report_tap *t, const axis *a, double x, double bw) {
+static void divergence_mark(FILE *f, const report_tap *t, const axis *a, double x, double bw) {
     double cx = x + bw / 2, mid = PLOT_LEFT + (PLOT_W - PLOT_LEFT - PLOT_RIGHT) / 2.0;
     fprintf(f, "<path d=\"M%.1f %.1f l-5 -8 h10 z\" fill=\"#1f2328\"/>", cx, a->y0 - 1);
     fprintf(f, "<text class=\"halo\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"%s\" style=\"fill:#1f2328;font-weight:600\">"
@@ -310,8 +317,8 @@ static void divergence_mark(FILE *f, const parity_report_tap *t, const axis *a, 
 }
 
 /* (2) per-tap NMSE of one evaluation in evaluation order, failures in red. */
-static void plot_taps(FILE *f, const parity_report_receipt *r, int idx) {
-    const char *eval = parity_report_focus_evaluation(r);
+static void plot_taps(FILE *f, const report_receipt *r, int idx) {
+    const char *eval = report_focus_evaluation(r);
     size_t m = 0;
     span sp = SPAN_EMPTY;
     for (size_t i = 0; i < r->n_taps; i++) {
@@ -325,7 +332,7 @@ static void plot_taps(FILE *f, const parity_report_receipt *r, int idx) {
         return;
     }
     double height = 260, bw = (PLOT_W - PLOT_LEFT - PLOT_RIGHT) / (double)m;
-    double limit = parity_report_uniform_nmse_limit(r);
+    double limit = report_uniform_nmse_limit(r);
     axis a = axis_make(sp, height);
     char id[32];
     snprintf(id, sizeof id, "taps-%d", idx);
@@ -333,10 +340,10 @@ static void plot_taps(FILE *f, const parity_report_receipt *r, int idx) {
     axis_draw(f, &a, "NMSE (log)");
     layer_marks(f, r, eval, bw, &a);
     size_t k = 0;
-    const parity_report_tap *first = NULL;
+    const report_tap *first = NULL;
     double first_x = 0;
     for (size_t i = 0; i < r->n_taps; i++) {
-        const parity_report_tap *t = &r->taps[i];
+        const report_tap *t = &r->taps[i];
         if (!tap_in(t, eval)) continue;
         tap_bar(f, t, &a, PLOT_LEFT + k * bw, bw, !isnan(limit));
         if (r->has_divergence && !first && t->failed && !strcmp(t->name, r->div_tap) &&
@@ -361,14 +368,14 @@ static void plot_taps(FILE *f, const parity_report_receipt *r, int idx) {
     fprintf(f, " &#183; %zu taps; hover a bar for its name</p>", m);
 }
 
-static double logits_limit(const parity_report_receipt *r) {
+static double logits_limit(const report_receipt *r) {
     for (size_t i = 0; i < r->n_taps; i++)
         if (!isnan(r->taps[i].kld_mean_limit)) return r->taps[i].kld_mean_limit;
     return NAN;
 }
 
 /* (3) KL divergence of the logits per evaluation: mean, p99, max bars. */
-static void plot_kld(FILE *f, const parity_report_receipt *r, int idx) {
+static void plot_kld(FILE *f, const report_receipt *r, int idx) {
     static const char *const shade[3] = {"#4e79a7", "#8fb3d9", "#c9d9ec"};
     static const char *const what[3] = {"mean", "p99", "max"};
     if (!r->n_logits) {
@@ -378,7 +385,7 @@ static void plot_kld(FILE *f, const parity_report_receipt *r, int idx) {
     double limit = logits_limit(r);
     span sp = SPAN_EMPTY;
     for (size_t i = 0; i < r->n_logits; i++) {
-        const parity_report_logits *l = &r->logits[i];
+        const report_logits *l = &r->logits[i];
         span_add(&sp, l->kld_mean), span_add(&sp, l->kld_p99), span_add(&sp, l->kld_max);
     }
     span_add(&sp, isinf(limit) ? NAN : limit);
@@ -392,7 +399,7 @@ static void plot_kld(FILE *f, const parity_report_receipt *r, int idx) {
     svg_open(f, id, height, "KL divergence of the logits per evaluation: mean, p99 and max");
     axis_draw(f, &a, "KLD, nats (log)");
     for (size_t i = 0; i < r->n_logits; i++) {
-        const parity_report_logits *l = &r->logits[i];
+        const report_logits *l = &r->logits[i];
         double v[3] = {l->kld_mean, l->kld_p99, l->kld_max}, bw = gw * 0.8 / 3;
         for (int k = 0; k < 3; k++) {
             double y = isnan(v[k]) ? a.y1 : axis_y(&a, v[k]);
@@ -400,7 +407,7 @@ static void plot_kld(FILE *f, const parity_report_receipt *r, int idx) {
             fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"><title>",
                     x0 + i * gw + gw * 0.1 + k * bw, y, bw - 1, a.y1 - y, shade[k]);
             esc(f, l->evaluation);
-            fprintf(f, " KLD %s %s</title></rect>", what[k], num(b, v[k]));
+            fprintf(f, " KLD %s %s</title></rect>", what[k], report_num(b, v[k]));
         }
         if (gw >= 24) {
             fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">", x0 + (i + 0.5) * gw, a.y1 + 16);
@@ -416,7 +423,7 @@ static void plot_kld(FILE *f, const parity_report_receipt *r, int idx) {
 
 /* ---- text sections ------------------------------------------------------ */
 
-static void side_fact(FILE *f, const char *label, const parity_report_side *s) {
+static void side_fact(FILE *f, const char *label, const report_side *s) {
     fprintf(f, "<dt>%s</dt><dd><b>", label);
     esc(f, s->producer);
     fputs("</b>", f);
@@ -437,7 +444,7 @@ static void side_fact(FILE *f, const char *label, const parity_report_side *s) {
     fputs("</dd>", f);
 }
 
-static void facts(FILE *f, const parity_report_receipt *r) {
+static void facts(FILE *f, const report_receipt *r) {
     fputs("<dl class=\"facts\"><dt>model</dt><dd><span class=\"mono\">", f);
     esc(f, r->model_path);
     fputs("</span>", f);
@@ -462,7 +469,7 @@ static void facts(FILE *f, const parity_report_receipt *r) {
     fputs("</dd></dl>", f);
 }
 
-static void counts_chips(FILE *f, const parity_report_receipt *r) {
+static void counts_chips(FILE *f, const report_receipt *r) {
     const parity_compare_counts *c = &r->counts;
     fprintf(f,
             "<p class=\"chips\"><span>%lld taps compared</span><span class=\"good\">%lld pass</span>"
@@ -474,7 +481,7 @@ static void counts_chips(FILE *f, const parity_report_receipt *r) {
             (long long)c->missing_reference, (long long)c->missing_subject, (long long)c->policy_skip);
 }
 
-static void divergence(FILE *f, const parity_report_receipt *r) {
+static void divergence(FILE *f, const report_receipt *r) {
     char b1[32], b2[32];
     if (r->diagnosis) {
         fputs("<div class=\"callout warn\"><b>Diagnosis:</b> ", f);
@@ -495,10 +502,10 @@ static void divergence(FILE *f, const parity_report_receipt *r) {
     if (r->div_layer >= 0) fprintf(f, " (layer %d)", r->div_layer);
     fputs(": ", f);
     esc(f, r->div_metric);
-    fprintf(f, " = <b>%s</b>, limit %s</div>", num(b1, r->div_value), num(b2, r->div_limit));
+    fprintf(f, " = <b>%s</b>, limit %s</div>", report_num(b1, r->div_value), report_num(b2, r->div_limit));
 }
 
-static void hints(FILE *f, const parity_report_receipt *r) {
+static void hints(FILE *f, const report_receipt *r) {
     if (!r->n_hints) return;
     fputs("<h3>Hints</h3>", f);
     for (size_t i = 0; i < r->n_hints; i++) {
@@ -512,8 +519,8 @@ static void hints(FILE *f, const parity_report_receipt *r) {
     }
 }
 
-static void replay(FILE *f, const parity_report_receipt *r) {
-    const parity_report_replay *p = &r->replay;
+static void replay(FILE *f, const report_model *m) {
+    const report_replay *p = &m->r->replay;
     char b1[32], b2[32];
     if (!p->present) return;
     fputs("<h3>Replay (", f);
@@ -526,105 +533,56 @@ static void replay(FILE *f, const parity_report_receipt *r) {
         esc(f, p->first_tap);
         fputs("</code> fails even from the reference's inputs (", f);
         esc(f, p->first_metric);
-        fprintf(f, " %s, limit %s).", num(b1, p->first_value), num(b2, p->first_limit));
+        fprintf(f, " %s, limit %s).", report_num(b1, p->first_value), report_num(b2, p->first_limit));
     } else {
         fputs("No tap fails when computed from the reference's inputs: every error is inherited.", f);
     }
     fprintf(f, " <span class=\"muted\">%zu tap(s) fail in the replay; model <span class=\"mono\">", p->n_failing_taps);
     esc(f, p->model);
     fputs("</span></span></p>", f);
-    if (!p->n_blocks) return;
+    if (!m->blocks.n_rows) return;
     fputs("<table><tr><th>evaluation</th><th>block</th><th>error</th><th class=\"num\">blk.N.out NMSE compared</th>"
           "<th class=\"num\">replayed from the reference's input</th></tr>",
           f);
-    for (size_t i = 0; i < p->n_blocks; i++) {
-        const parity_report_block *b = &p->blocks[i];
-        fputs("<tr><td>", f);
-        esc(f, b->evaluation);
-        fprintf(f, "</td><td>blk.%d</td><td>%s</td><td class=\"num\">%s</td><td class=\"num\">%s</td></tr>",
-                b->layer, b->local ? "<b>local</b>" : "inherited", num(b1, b->nmse_compared),
-                num(b2, b->nmse_replayed));
-    }
+    for (size_t i = 0; i < m->blocks.n_rows; i++) html_row(f, NULL, &m->blocks, i);
     fputs("</table>", f);
 }
 
-static void failing_table(FILE *f, const parity_report_receipt *r) {
-    char b1[32], b2[32];
-    size_t n = 0;
-    for (size_t i = 0; i < r->n_taps; i++) n += r->taps[i].failed != 0;
-    if (!n) return;
+static void failing_table(FILE *f, const report_model *m) {
+    if (!m->failing.n_rows) return;
     fprintf(f, "<h3>Failing taps (%zu, in evaluation order)</h3><div class=\"scroll\"><table><tr><th>evaluation</th>"
                "<th>tap</th><th>status</th><th>metric</th><th class=\"num\">value</th>"
                "<th class=\"num\">limit</th></tr>",
-            n);
-    for (size_t i = 0; i < r->n_taps; i++) {
-        const parity_report_tap *t = &r->taps[i];
-        if (!t->failed) continue;
-        fputs("<tr class=\"failrow\"><td>", f);
-        esc(f, t->evaluation);
-        fputs("</td><td><code>", f);
-        esc(f, t->name);
-        fputs("</code></td><td>", f);
-        esc(f, t->status);
-        fputs("</td><td>", f);
-        esc(f, t->failed_metric);
-        fprintf(f, "</td><td class=\"num\">%s</td><td class=\"num\">%s</td></tr>", num(b1, t->failed_value),
-                num(b2, t->failed_limit));
-    }
+            m->failing.n_rows);
+    for (size_t i = 0; i < m->failing.n_rows; i++) html_row(f, "failrow", &m->failing, i);
     fputs("</table></div>", f);
 }
 
-static void worst_table(FILE *f, const parity_report_receipt *r) {
-    size_t idx[10], n = parity_report_worst_taps(r, idx, 10);
-    char b[4][32];
+static void worst_table(FILE *f, const report_model *m) {
     fputs("<h3>Worst taps by NMSE</h3>", f);
-    if (!n || (r->taps[idx[0]].nmse == 0)) {
+    if (m->all_zero) {
         fputs("<p class=\"muted\">Every compared tap has NMSE 0.</p>", f);
         return;
     }
     fputs("<table><tr><th>evaluation</th><th>tap</th><th>status</th><th class=\"num\">nmse</th>"
           "<th class=\"num\">cosine</th><th class=\"num\">max |a&#8722;b|</th><th class=\"num\">scale</th></tr>",
           f);
-    for (size_t k = 0; k < n; k++) {
-        const parity_report_tap *t = &r->taps[idx[k]];
-        fprintf(f, "<tr class=\"worstrow\"><td>");
-        esc(f, t->evaluation);
-        fputs("</td><td><code>", f);
-        esc(f, t->name);
-        fprintf(f, "</code></td><td>%s</td>", t->failed ? "<b>fail</b>" : "pass");
-        fprintf(f,
-                "<td class=\"num\">%s</td><td class=\"num\">%.6g</td><td class=\"num\">%s</td>"
-                "<td class=\"num\">%s</td></tr>",
-                num(b[0], t->nmse), t->cosine, num(b[2], t->max_abs), num(b[3], t->scale));
-    }
+    for (size_t k = 0; k < m->worst.n_rows; k++) html_row(f, "worstrow", &m->worst, k);
     fputs("</table>", f);
 }
 
-static void logits_table(FILE *f, const parity_report_receipt *r) {
-    char b[6][32];
-    if (!r->n_logits) return;
+static void logits_table(FILE *f, const report_model *m) {
+    if (!m->logits.n_rows) return;
     fputs("<table><tr><th>evaluation</th><th>status</th><th class=\"num\">positions</th>"
           "<th class=\"num\">top-1 agree</th>"
           "<th class=\"num\">top-5 overlap</th><th class=\"num\">KLD mean</th><th class=\"num\">median</th>"
           "<th class=\"num\">p99</th><th class=\"num\">max</th></tr>",
           f);
-    for (size_t i = 0; i < r->n_logits; i++) {
-        const parity_report_logits *l = &r->logits[i];
-        fputs("<tr><td>", f);
-        esc(f, l->evaluation);
-        fputs("</td><td>", f);
-        esc(f, l->status);
-        fprintf(f,
-                "</td><td class=\"num\">%lld</td><td class=\"num\">%.1f%%</td><td class=\"num\">%.1f%%</td>"
-                "<td class=\"num\">%s</td><td class=\"num\">%s</td><td class=\"num\">%s</td>"
-                "<td class=\"num\">%s</td></tr>",
-                (long long)l->positions, 100 * l->top1_agree, 100 * l->top5_overlap, num(b[0], l->kld_mean),
-                num(b[1], l->kld_median), num(b[2], l->kld_p99), num(b[3], l->kld_max));
-    }
+    for (size_t i = 0; i < m->logits.n_rows; i++) html_row(f, NULL, &m->logits, i);
     fputs("</table>", f);
 }
 
-static void footer(FILE *f, const parity_report_receipt *r) {
+static void footer(FILE *f, const report_receipt *r) {
     char b[32];
     fputs("<footer>receipt ", f);
     esc(f, r->file);
@@ -639,15 +597,16 @@ static void footer(FILE *f, const parity_report_receipt *r) {
     fputs(", ", f);
     esc(f, r->host_simd);
     if (r->host_threads >= 0) fprintf(f, ", %lld thread(s)", (long long)r->host_threads);
-    if (!isnan(r->compare_s)) fprintf(f, " &#183; compared in %s s", num(b, r->compare_s));
+    if (!isnan(r->compare_s)) fprintf(f, " &#183; compared in %s s", report_num(b, r->compare_s));
     fputs("</footer>", f);
 }
 
-static void section(FILE *f, const parity_report_receipt *r, int idx) {
+static void section(FILE *f, const report_model *m, int idx) {
+    const report_receipt *r = m->r;
     fprintf(f, "<section class=\"receipt\" id=\"r%d\"><div class=\"head\">", idx);
     badge(f, r->pass, "");
     fputs("<h2>", f);
-    esc(f, base_name(r->model_path ? r->model_path : r->file));
+    esc(f, report_base_name(r->model_path ? r->model_path : r->file));
     fputs("</h2><span class=\"file\">", f);
     esc(f, r->file);
     fputs("</span></div>", f);
@@ -658,37 +617,37 @@ static void section(FILE *f, const parity_report_receipt *r, int idx) {
     fputs("<h3>Error growth: max NMSE per layer</h3>", f);
     plot_growth(f, r, idx);
     fputs("<h3>Taps of ", f);
-    esc(f, parity_report_focus_evaluation(r));
+    esc(f, report_focus_evaluation(r));
     fputs(r->pass ? " in evaluation order</h3>" : " (the first failing evaluation) in evaluation order</h3>", f);
     plot_taps(f, r, idx);
     fputs("<h3>Logits: KL divergence per evaluation</h3>", f);
     plot_kld(f, r, idx);
-    logits_table(f, r);
-    replay(f, r);
-    failing_table(f, r);
-    worst_table(f, r);
+    logits_table(f, m);
+    replay(f, m);
+    failing_table(f, m);
+    worst_table(f, m);
     footer(f, r);
     fputs("</section>", f);
 }
 
 /* n > 1: one row per receipt, linking to its section. */
-static void summary(FILE *f, const parity_report_receipt *const *rs, size_t n) {
+static void summary(FILE *f, const report_receipt *const *rs, size_t n) {
     char b[32];
     fputs("<section class=\"receipt\"><h2>Summary</h2><table><tr><th>#</th><th>verdict</th><th>model</th>"
           "<th>subject &#8594; reference</th><th>policy</th><th class=\"num\">compared</th><th class=\"num\">fail</th>"
           "<th>first divergence</th><th>hints</th><th class=\"num\">max KLD mean</th></tr>",
           f);
     for (size_t i = 0; i < n; i++) {
-        const parity_report_receipt *r = rs[i];
+        const report_receipt *r = rs[i];
         double kld = NAN;
         for (size_t k = 0; k < r->n_logits; k++)
             if (isnan(kld) || r->logits[k].kld_mean > kld) kld = r->logits[k].kld_mean;
         fprintf(f, "<tr class=\"sumrow\"><td><a href=\"#r%zu\">%zu</a></td><td>", i + 1, i + 1);
         badge(f, r->pass, " small");
         fputs("</td><td>", f);
-        esc(f, base_name(r->model_path ? r->model_path : r->file));
+        esc(f, report_base_name(r->model_path ? r->model_path : r->file));
         fputs("<br><span class=\"muted small\">", f);
-        esc(f, base_name(r->file));
+        esc(f, report_base_name(r->file));
         fputs("</span></td><td>", f);
         esc(f, r->subject.producer);
         fputs(" &#8594; ", f);
@@ -701,26 +660,30 @@ static void summary(FILE *f, const parity_report_receipt *const *rs, size_t n) {
         else fputs(r->diagnosis ? "<i>see diagnosis</i>" : "&#8212;", f);
         fputs("</td><td>", f);
         for (size_t h = 0; h < r->n_hints; h++) fputs(h ? ", " : "", f), esc(f, r->hints[h].name);
-        fprintf(f, "</td><td class=\"num\">%s</td></tr>", isnan(kld) ? "&#8212;" : num(b, kld));
+        fprintf(f, "</td><td class=\"num\">%s</td></tr>", isnan(kld) ? "&#8212;" : report_num(b, kld));
     }
     fputs("</table></section>", f);
 }
 
-bn_status parity_report_render_html(const parity_report_receipt *const *rs, size_t n, FILE *f, bn_error *err) {
-    if (!rs || !n || !f) return bn_error_set(err, BN_ERR_INVALID, "parity_report_render_html: no receipts");
-    size_t pass = parity_report_count_pass(rs, n);
+bn_status report_render_html(const report_receipt *const *rs, size_t n, FILE *f, bn_error *err) {
+    if (!rs || !n || !f) return bn_error_set(err, BN_ERR_INVALID, "report_render_html: no receipts");
+    report_model *m = NULL;
+    bn_status st = report_models_build(rs, n, &m, err);
+    if (st) return st;
+    size_t pass = report_count_pass(rs, n);
     fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
           "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">"
           "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>bitparity report: ",
           f);
     fputs(pass == n ? "PASS" : "FAIL", f);
-    if (n == 1) fputs(" \xe2\x80\x94 ", f), esc(f, base_name(rs[0]->model_path ? rs[0]->model_path : rs[0]->file));
+    if (n == 1) fputs(" \xe2\x80\x94 ", f), esc(f, report_base_name(rs[0]->model_path ? rs[0]->model_path : rs[0]->file));
     fprintf(f, "</title><style>%s</style></head>\n<body><main><h1>bitparity parity report</h1>", css);
     fprintf(f, "<p class=\"sub\">%zu receipt(s): %zu pass, %zu fail &#183; ", n, pass, n - pass);
     fputs("subject = the stack under test, reference = what it should agree with</p>\n", f);
     if (n > 1) summary(f, rs, n);
-    for (size_t i = 0; i < n; i++) section(f, rs[i], (int)i + 1), fputc('\n', f);
+    for (size_t i = 0; i < n; i++) section(f, &m[i], (int)i + 1), fputc('\n', f);
     fputs("</main></body></html>\n", f);
+    report_models_free(m, n);
     if (fflush(f) || ferror(f)) return bn_error_set(err, BN_ERR_IO, "writing the HTML report failed");
     return BN_OK;
 }

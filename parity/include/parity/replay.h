@@ -1,19 +1,6 @@
-/* localize.h — after a comparison: why the first divergent tap diverges
- * (named hints with the numbers behind them) and, given the model, where the
- * error is born (replay with the reference's values injected).
- *
- * Hints look at the traces only: a constant scale factor (and the nearest of
- * √H, 1/√H, n_ff, 127, ...), SiLU vs relu² recomputed from the recorded
- * gate/up, LayerNorm vs RMSNorm and a skipped (sub-)norm recomputed from the
- * norm's recorded input, RoPE pairing (NEOX vs normal) and positions off by
- * one recomputed from the recorded pre-RoPE values, permuted heads, a
- * transposed weight (given the model), f16
- * rounding of the attention inputs, the int8 rounding mode from the in_q8
- * taps and the origin of NaN/Inf. (Tokenization mismatches are diagnosed by
- * the comparison, which then compares nothing.)
- *
- * Replay re-runs bitparity's engine on the reference's tokens, with the
- * subject's numerics and fault, injecting reference values:
+/* replay.h — given the subject's model, where an error is born: bitparity's
+ * engine re-runs the reference's evaluations, with the subject's numerics and
+ * fault, injecting reference values:
  *   block mode  every block starts from the reference's residual stream, so a
  *               block whose own output still fails has a LOCAL error, one that
  *               passes only INHERITED its error (one run for all blocks: no
@@ -21,8 +8,8 @@
  *   op mode     every tap is replaced by the reference's value after it is
  *               observed, so each tap is computed from reference inputs and
  *               the first failing one is the op where the error is born. */
-#ifndef PARITY_LOCALIZE_H
-#define PARITY_LOCALIZE_H
+#ifndef PARITY_REPLAY_H
+#define PARITY_REPLAY_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -36,15 +23,6 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-/* Adds the hints that apply to r (parity_compare_add_hint), most specific
- * first. Reads the few taps it needs around the first divergence from both
- * views. model (may be NULL) is the subject's model: with it, a projection
- * that diverges is recomputed from the reference's input with the weight as
- * stored and transposed (a transposed-weight hint). A passing result gets no
- * hints. */
-bn_status parity_localize_hints(parity_compare_result *r, const parity_tapview *subject,
-                                const parity_tapview *reference, const bn_model *model, bn_error *err);
 
 typedef enum parity_replay_mode { PARITY_REPLAY_BLOCK, PARITY_REPLAY_OP } parity_replay_mode;
 
@@ -101,4 +79,4 @@ void parity_replay_result_free(parity_replay_result *r); /* NULL is fine */
 }
 #endif
 
-#endif /* PARITY_LOCALIZE_H */
+#endif /* PARITY_REPLAY_H */

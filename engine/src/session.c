@@ -1,0 +1,32 @@
+/* session.c — the loop behind record, replay, run and perplexity; see
+ * session.h. */
+#include "bitnet/session.h"
+
+int64_t bn_session_n_ctx(const bn_model *m, const bn_session_params *p) {
+    if (p->ctx.n_ctx > 0) return p->ctx.n_ctx;
+    /* The model's own context unless the sequence needs more: a smaller cache
+     * would change ggml-compat's KV padding, and with it the sums' order,
+     * against a recording made at the default. */
+    const int64_t n_default = bn_ctx_default_n_ctx(m);
+    if (p->n_positions <= n_default) return n_default;
+    return p->n_positions < BN_CTX_MAX ? p->n_positions : BN_CTX_MAX;
+}
+
+bn_status bn_session_run(const bn_model *m, const bn_session_params *p, bn_error *err) {
+    bn_ctx_params cp = p->ctx;
+    cp.n_ctx = bn_session_n_ctx(m, p);
+    bn_faulted *faulted = NULL;
+    bn_ctx *c = NULL;
+    bn_status st = bn_fault_apply(m, p->fault, &cp, &faulted, err);
+    if (!st) st = bn_ctx_create(bn_faulted_model(faulted), &cp, &c, err);
+    for (int64_t k = 0; !st; k++) {
+        bn_session_step step = {0};
+        st = p->step(p->user, k, c, &step, err);
+        if (st || step.n_tokens <= 0) break;
+        if (step.reset) bn_ctx_reset(c);
+        st = bn_ctx_eval(c, step.tokens, step.n_tokens, err);
+    }
+    bn_ctx_free(c);
+    bn_faulted_free(faulted);
+    return st;
+}

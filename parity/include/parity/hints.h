@@ -1,0 +1,38 @@
+/* hints.h — after a comparison: why the first divergent tap diverges, as
+ * named hints with the numbers behind them.
+ *
+ * Hints look at the traces only: a constant scale factor (and the nearest of
+ * √H, 1/√H, n_ff, 127, ...), SiLU vs relu² recomputed from the recorded
+ * gate/up, LayerNorm vs RMSNorm and a skipped (sub-)norm recomputed from the
+ * norm's recorded input, RoPE pairing (NEOX vs normal) and positions off by
+ * one recomputed from the recorded pre-RoPE values, permuted heads, a
+ * transposed weight (given the model), f16 rounding of the attention inputs,
+ * the int8 rounding mode from the in_q8 taps and the origin of NaN/Inf.
+ * (Tokenization mismatches are diagnosed by the comparison, which then
+ * compares nothing.) Where the error is born is replay.h's question. */
+#ifndef PARITY_HINTS_H
+#define PARITY_HINTS_H
+
+#include "bitnet/model.h"
+#include "bitnet/status.h"
+#include "parity/compare.h"
+#include "parity/tapmap.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Adds the hints that apply to r (parity_compare_add_hint), most specific
+ * first. Reads the few taps it needs around the first divergence from both
+ * views. model (may be NULL) is the subject's model: with it, a projection
+ * that diverges is recomputed from the reference's input with the weight as
+ * stored and transposed (a transposed-weight hint). A passing result gets no
+ * hints. */
+bn_status parity_hints_find(parity_compare_result *r, const parity_tapview *subject,
+                            const parity_tapview *reference, const bn_model *model, bn_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PARITY_HINTS_H */

@@ -1,0 +1,237 @@
+/* receipt_schema.h — the one table of receipt keys (docs/receipt.md): every
+ * key a receipt may hold, with its parent section, its type and one line
+ * saying what it means. The writer (receipt.c) and the reader (reports/)
+ * name keys only through this table, and tests check that a written receipt
+ * uses exactly these keys and that docs/receipt.md lists exactly them, so
+ * the three cannot drift apart.
+ *
+ * Sections are dotted paths from the root; "[]" is an item of a list. The
+ * reference's keys are those of subject, input.reference_evaluations[]'s
+ * those of input.evaluations[]. */
+#ifndef PARITY_RECEIPT_SCHEMA_H
+#define PARITY_RECEIPT_SCHEMA_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum parity_receipt_type {
+    PARITY_RT_STR,  /* a string (or null) */
+    PARITY_RT_INT,  /* an integer (or null) */
+    PARITY_RT_NUM,  /* a float; .inf, -.inf, .nan (strings in JSON), or null */
+    PARITY_RT_BOOL, /* true or false */
+    PARITY_RT_MAP,  /* a mapping (or null) */
+    PARITY_RT_LIST, /* a list */
+} parity_receipt_type;
+
+/* X(ID, section, key, type, doc) for every key, in the order a receipt
+ * writes them. */
+#define PARITY_RECEIPT_KEYS(X) \
+    X(RECEIPT, "", "receipt", STR, "the format and version, bitparity/v1") \
+    X(CREATED, "", "created", STR, "UTC time the receipt was built") \
+    X(TOOL, "", "tool", MAP, "the bitparity that wrote the receipt") \
+    X(TOOL_NAME, "tool", "name", STR, "bitparity") \
+    X(TOOL_VERSION, "tool", "version", STR, "its version") \
+    X(TOOL_COMMIT, "tool", "commit", STR, "its git commit") \
+    X(HOST, "", "host", MAP, "the machine the comparison ran on") \
+    X(HOST_CPU, "host", "cpu", STR, "/proc/cpuinfo model name") \
+    X(HOST_SIMD, "host", "simd", STR, "kernel level the metrics ran with") \
+    X(HOST_THREADS, "host", "threads", INT, "worker threads") \
+    X(MODEL, "", "model", MAP, "the subject's model (the reference's when the subject names none)") \
+    X(MODEL_PATH, "model", "path", STR, "its path as recorded") \
+    X(MODEL_SHA256, "model", "sha256", STR, "its sha256") \
+    X(MODEL_ARCH, "model", "arch", STR, "general.architecture, null when the trace does not say") \
+    X(SUBJECT, "", "subject", MAP, "the trace under test (the same keys as reference)") \
+    X(REFERENCE, "", "reference", MAP, "the trace compared against") \
+    X(SIDE_PRODUCER, "subject", "producer", MAP, "meta.yaml producer") \
+    X(SIDE_PRODUCER_NAME, "subject.producer", "name", STR, "bitparity, bitparity-reference, bitnet.cpp, llama.cpp") \
+    X(SIDE_PRODUCER_VERSION, "subject.producer", "version", STR, "when recorded") \
+    X(SIDE_PRODUCER_COMMIT, "subject.producer", "commit", STR, "when recorded") \
+    X(SIDE_PRODUCER_SOURCE, "subject.producer", "source", STR, "foreign dumps: where the producer came from") \
+    X(SIDE_NUMERICS, "subject", "numerics", STR, "settings.numerics, null when absent") \
+    X(SIDE_WEIGHT_TYPE, "subject", "weight_type", STR, "model.weight_type, else a type token of the model file name; null") \
+    X(SIDE_FAULT, "subject", "fault", STR, "settings.fault (seeded bug), null when absent") \
+    X(SIDE_TRACE, "subject", "trace", STR, "the trace path as given") \
+    X(SIDE_SIZE_BYTES, "subject", "size_bytes", INT, "the trace file's size") \
+    X(SIDE_SHA256, "subject", "sha256", STR, "of the trace file; null when not hashed") \
+    X(SIDE_LAYOUT, "subject", "layout", STR, "canonical or ggml-nodes") \
+    X(SIDE_MAP, "subject", "map", MAP, "the tap map that read the trace") \
+    X(SIDE_MAP_NAME, "subject.map", "name", STR, "its name") \
+    X(SIDE_MAP_ORIGIN, "subject.map", "origin", STR, "builtin:NAME or the file's path") \
+    X(SIDE_MAP_SHA256, "subject.map", "sha256", STR, "of the map's text") \
+    X(SIDE_EVALUATIONS, "subject", "evaluations", INT, "evaluations in the trace") \
+    X(SIDE_MODEL, "subject", "model", MAP, "the model as this trace's meta.yaml records it") \
+    X(SIDE_MODEL_PATH, "subject.model", "path", STR, "its path") \
+    X(SIDE_MODEL_SHA256, "subject.model", "sha256", STR, "its sha256") \
+    X(INPUT, "", "input", MAP, "what both sides were given") \
+    X(INPUT_EVALUATIONS, "input", "evaluations", LIST, "the subject's evaluations") \
+    X(INPUT_REFERENCE_EVALUATIONS, "input", "reference_evaluations", LIST, "the reference's, only when tokens differ (see summary.diagnosis)") \
+    X(EVAL_ID, "input.evaluations[]", "id", STR, "e0, e1, ...") \
+    X(EVAL_TOKENS, "input.evaluations[]", "tokens", LIST, "token ids") \
+    X(EVAL_P0, "input.evaluations[]", "p0", INT, "position of the first token") \
+    X(POLICY, "", "policy", MAP, "the tolerance policy") \
+    X(POLICY_NAME, "policy", "name", STR, "its name") \
+    X(POLICY_ORIGIN, "policy", "origin", STR, "builtin:NAME or the policy file's path") \
+    X(POLICY_SHA256, "policy", "sha256", STR, "of the exact policy text") \
+    X(POLICY_CHOICE, "policy", "choice", STR, "why this policy: auto: ... or --policy NAME") \
+    X(SUMMARY, "", "summary", MAP, "the outcome") \
+    X(SUMMARY_VERDICT, "summary", "verdict", STR, "pass or fail") \
+    X(SUMMARY_DIAGNOSIS, "summary", "diagnosis", STR, "one line when the comparison could not run normally") \
+    X(SUMMARY_COUNTS, "summary", "counts", MAP, "taps by outcome") \
+    X(COUNTS_TAPS, "summary.counts", "taps", INT, "entries in taps") \
+    X(COUNTS_COMPARED, "summary.counts", "compared", INT, "pass + fail") \
+    X(COUNTS_PASS, "summary.counts", "pass", INT, "compared taps within their limits") \
+    X(COUNTS_FAIL, "summary.counts", "fail", INT, "compared taps that break a limit") \
+    X(COUNTS_BIT_IDENTICAL, "summary.counts", "bit_identical", INT, "compared taps whose 32-bit patterns all agree") \
+    X(COUNTS_SHAPE_MISMATCH, "summary.counts", "shape_mismatch", INT, "taps whose shapes disagree") \
+    X(COUNTS_MISSING_REFERENCE, "summary.counts", "missing_reference", INT, "subject taps the reference does not have") \
+    X(COUNTS_MISSING_SUBJECT, "summary.counts", "missing_subject", INT, "reference taps the subject does not have") \
+    X(COUNTS_SKIPPED, "summary.counts", "skipped", INT, "taps the policy says to skip") \
+    X(SUMMARY_EVALUATIONS, "summary", "evaluations", MAP, "evaluation counts") \
+    X(EVALS_SUBJECT, "summary.evaluations", "subject", INT, "in the subject") \
+    X(EVALS_REFERENCE, "summary.evaluations", "reference", INT, "in the reference") \
+    X(EVALS_COMPARED, "summary.evaluations", "compared", INT, "compared") \
+    X(SUMMARY_FIRST_DIVERGENCE, "summary", "first_divergence", MAP, "the first failing tap in evaluation order; null when nothing failed") \
+    X(DIV_EVALUATION, "summary.first_divergence", "evaluation", STR, "its evaluation") \
+    X(DIV_TAP, "summary.first_divergence", "tap", STR, "its tap") \
+    X(DIV_LAYER, "summary.first_divergence", "layer", INT, "its layer; null for token_embd, output_norm, logits") \
+    X(DIV_METRIC, "summary.first_divergence", "metric", STR, "the first limit broken (policy.h order), or shape") \
+    X(DIV_VALUE, "summary.first_divergence", "value", NUM, "the metric's value") \
+    X(DIV_LIMIT, "summary.first_divergence", "limit", NUM, "the limit it breaks") \
+    X(SUMMARY_FAILING_EVALUATIONS, "summary", "failing_evaluations", LIST, "ids of the evaluations with a failing tap") \
+    X(SUMMARY_HINTS, "summary", "hints", LIST, "named diagnoses with their numbers") \
+    X(HINT_NAME, "summary.hints[]", "name", STR, "the diagnosis (activation-swap, scale-factor, ...)") \
+    X(HINT_MESSAGE, "summary.hints[]", "message", STR, "what it says, in words") \
+    X(HINT_EVIDENCE, "summary.hints[]", "evidence", STR, "the numbers behind it") \
+    X(GROWTH, "", "error_growth", MAP, "how the error develops layer by layer") \
+    X(GROWTH_METRIC, "error_growth", "metric", STR, "nmse") \
+    X(GROWTH_REDUCE, "error_growth", "reduce", STR, "how a layer's taps are reduced") \
+    X(GROWTH_LAYERS, "error_growth", "layers", INT, "the length of every nmse_max") \
+    X(GROWTH_EVALUATIONS, "error_growth", "evaluations", LIST, "one entry per compared evaluation") \
+    X(GROWTH_EVALUATION, "error_growth.evaluations[]", "evaluation", STR, "its id") \
+    X(GROWTH_NMSE_MAX, "error_growth.evaluations[]", "nmse_max", LIST, "one per layer; null where nothing was compared") \
+    X(TAPS, "", "taps", LIST, "every tap, in evaluation order") \
+    X(TAP_EVALUATION, "taps[]", "evaluation", STR, "its evaluation") \
+    X(TAP_NAME, "taps[]", "name", STR, "canonical tap name") \
+    X(TAP_LAYER, "taps[]", "layer", INT, "null for token_embd, output_norm, logits") \
+    X(TAP_STATUS, "taps[]", "status", STR, "pass, fail, shape-mismatch, missing-reference, missing-subject or skipped") \
+    X(TAP_SHAPE, "taps[]", "shape", LIST, "the subject's (canonical) shape") \
+    X(TAP_REFERENCE_SHAPE, "taps[]", "reference_shape", LIST, "the reference's after its tap map") \
+    X(TAP_REFERENCE_SOURCE, "taps[]", "reference_source", STR, "which member of the reference it was read from") \
+    X(TAP_ROWS, "taps[]", "rows", LIST, "token rows compared (a pruned reference: the last rows only)") \
+    X(TAP_METRICS, "taps[]", "metrics", MAP, "metrics.h; floats over pairs where both values are finite") \
+    X(M_N, "taps[].metrics", "n", INT, "elements") \
+    X(M_N_FINITE, "taps[].metrics", "n_finite", INT, "pairs where both values are finite") \
+    X(M_BIT_IDENTICAL, "taps[].metrics", "bit_identical", BOOL, "all 32-bit patterns agree") \
+    X(M_N_BITDIFF, "taps[].metrics", "n_bitdiff", INT, "elements whose bits differ") \
+    X(M_MAX_ABS, "taps[].metrics", "max_abs", NUM, "largest absolute difference") \
+    X(M_MEAN_ABS, "taps[].metrics", "mean_abs", NUM, "mean absolute difference") \
+    X(M_RMS_ERR, "taps[].metrics", "rms_err", NUM, "sqrt(mean((a-b)^2))") \
+    X(M_NMSE, "taps[].metrics", "nmse", NUM, "sum (a-b)^2 / sum b^2 (a = subject, b = reference)") \
+    X(M_NMSE_LLAMA, "taps[].metrics", "nmse_llama", NUM, "sum (a-b)^2 / sum a^2 (test-backend-ops)") \
+    X(M_NMSE_VAR, "taps[].metrics", "nmse_var", NUM, "mean((a-b)^2) / var(b) (check-nmse.py)") \
+    X(M_COSINE, "taps[].metrics", "cosine", NUM, "cosine similarity") \
+    X(M_REL_RMS, "taps[].metrics", "rel_rms", NUM, "rms(a-b) / rms(b)") \
+    X(M_SCALE, "taps[].metrics", "scale", NUM, "the factor s that minimises the norm of a - s·b") \
+    X(M_SCALE_NMSE, "taps[].metrics", "scale_nmse", NUM, "what is left once the scale is explained") \
+    X(M_ULP_MEAN, "taps[].metrics", "ulp_mean", NUM, "mean float32 ULP distance") \
+    X(M_ULP_MAX, "taps[].metrics", "ulp_max", INT, "largest ULP distance") \
+    X(M_NAN, "taps[].metrics", "nan", LIST, "NaN counts: subject, reference") \
+    X(M_INF, "taps[].metrics", "inf", LIST, "Inf counts: subject, reference") \
+    X(M_NAN_MISMATCH, "taps[].metrics", "nan_mismatch", INT, "positions NaN on one side only") \
+    X(M_INF_MISMATCH, "taps[].metrics", "inf_mismatch", INT, "positions with unmatched infinities") \
+    X(M_WORST, "taps[].metrics", "worst", MAP, "where the absolute difference is largest") \
+    X(WORST_AT, "taps[].metrics.worst", "at", LIST, "its position (row = token)") \
+    X(WORST_SUBJECT, "taps[].metrics.worst", "subject", NUM, "the subject's value there") \
+    X(WORST_REFERENCE, "taps[].metrics.worst", "reference", NUM, "the reference's value there") \
+    X(TAP_LIMITS, "taps[]", "limits", MAP, "the policy's limits for the tap (only those set)") \
+    X(L_RULE, "taps[].limits", "rule", STR, "the policy rule that matched, or defaults") \
+    X(L_RULE_LINE, "taps[].limits", "rule_line", INT, "its line in the policy") \
+    X(L_BIT_IDENTICAL, "taps[].limits", "bit_identical", BOOL, "bit identity required") \
+    X(L_ALLOW_NAN, "taps[].limits", "allow_nan", BOOL, "matched NaNs allowed") \
+    X(L_NMSE_MAX, "taps[].limits", "nmse_max", NUM, "limit on nmse") \
+    X(L_NMSE_LLAMA_MAX, "taps[].limits", "nmse_llama_max", NUM, "limit on nmse_llama") \
+    X(L_COSINE_MIN, "taps[].limits", "cosine_min", NUM, "limit on cosine") \
+    X(L_MAX_ABS_MAX, "taps[].limits", "max_abs_max", NUM, "limit on max_abs") \
+    X(L_REL_RMS_MAX, "taps[].limits", "rel_rms_max", NUM, "limit on rel_rms") \
+    X(L_ULP_MAX, "taps[].limits", "ulp_max", NUM, "limit on ulp_max") \
+    X(L_KLD_MEAN_MAX, "taps[].limits", "kld_mean_max", NUM, "logits: limit on kld_mean") \
+    X(L_KLD_P99_MAX, "taps[].limits", "kld_p99_max", NUM, "logits: limit on kld_p99") \
+    X(L_KLD_MAX_MAX, "taps[].limits", "kld_max_max", NUM, "logits: limit on kld_max") \
+    X(L_TOP1_AGREE_MIN, "taps[].limits", "top1_agree_min", NUM, "logits: limit on top1_agree") \
+    X(L_TOPK_OVERLAP_MIN, "taps[].limits", "topk_overlap_min", NUM, "logits: limit on top5_overlap") \
+    X(L_SAME_TOP_P_MIN, "taps[].limits", "same_top_p_min", NUM, "logits: limit on same_top_p") \
+    X(TAP_FAILED, "taps[]", "failed", MAP, "fail and shape-mismatch only") \
+    X(F_METRIC, "taps[].failed", "metric", STR, "the first limit broken, or shape") \
+    X(F_VALUE, "taps[].failed", "value", NUM, "its value (shape: the subject's element count)") \
+    X(F_LIMIT, "taps[].failed", "limit", NUM, "the limit (shape: the reference's element count)") \
+    X(LOGITS, "", "logits", LIST, "one entry per evaluation whose logits were compared") \
+    X(LG_EVALUATION, "logits[]", "evaluation", STR, "its id") \
+    X(LG_STATUS, "logits[]", "status", STR, "the verdict of the logits tap") \
+    X(LG_POSITIONS, "logits[]", "positions", INT, "rows compared") \
+    X(LG_INVALID, "logits[]", "invalid", INT, "rows with NaN or +inf") \
+    X(LG_TOP1_AGREE, "logits[]", "top1_agree", NUM, "same argmax") \
+    X(LG_SAME_TOP_P, "logits[]", "same_top_p", NUM, "llama.cpp's same top p") \
+    X(LG_TOP5_OVERLAP, "logits[]", "top5_overlap", NUM, "overlap of the top 5") \
+    X(LG_TOP10_OVERLAP, "logits[]", "top10_overlap", NUM, "overlap of the top 10") \
+    X(LG_KLD_MEAN, "logits[]", "kld_mean", NUM, "KL(reference ‖ subject), nats, as llama.cpp --kl-divergence") \
+    X(LG_KLD_MEDIAN, "logits[]", "kld_median", NUM, "its median") \
+    X(LG_KLD_P99, "logits[]", "kld_p99", NUM, "its 99th percentile") \
+    X(LG_KLD_MAX, "logits[]", "kld_max", NUM, "its maximum") \
+    X(LG_DP_MEAN, "logits[]", "dp_mean", NUM, "mean change of the reference's top token probability") \
+    X(LG_DP_RMS, "logits[]", "dp_rms", NUM, "its RMS") \
+    X(LG_DP_MAX_ABS, "logits[]", "dp_max_abs", NUM, "its largest magnitude") \
+    X(REPLAY, "", "replay", MAP, "--replay only: where the errors are born") \
+    X(RP_MODE, "replay", "mode", STR, "block or op") \
+    X(RP_MODEL, "replay", "model", STR, "the model replayed") \
+    X(RP_FIRST_LOCAL, "replay", "first_local", MAP, "the first tap that fails from the reference's inputs; null when none") \
+    X(FL_EVALUATION, "replay.first_local", "evaluation", STR, "its evaluation") \
+    X(FL_TAP, "replay.first_local", "tap", STR, "its tap") \
+    X(FL_METRIC, "replay.first_local", "metric", STR, "the first limit broken") \
+    X(FL_VALUE, "replay.first_local", "value", NUM, "its value") \
+    X(FL_LIMIT, "replay.first_local", "limit", NUM, "the limit") \
+    X(RP_BLOCKS, "replay", "blocks", LIST, "block mode: each failing block") \
+    X(RB_EVALUATION, "replay.blocks[]", "evaluation", STR, "its evaluation") \
+    X(RB_LAYER, "replay.blocks[]", "layer", INT, "its layer") \
+    X(RB_ERROR, "replay.blocks[]", "error", STR, "local or inherited") \
+    X(RB_NMSE_COMPARED, "replay.blocks[]", "nmse_compared", NUM, "blk.N.out in the comparison; null when not compared") \
+    X(RB_NMSE_REPLAYED, "replay.blocks[]", "nmse_replayed", NUM, "blk.N.out replayed") \
+    X(RP_FAILING_TAPS, "replay", "failing_taps", LIST, "every tap that fails from the reference's inputs") \
+    X(RT_EVALUATION, "replay.failing_taps[]", "evaluation", STR, "its evaluation") \
+    X(RT_TAP, "replay.failing_taps[]", "tap", STR, "its tap") \
+    X(RT_NMSE, "replay.failing_taps[]", "nmse", NUM, "its nmse") \
+    X(TIMINGS, "", "timings", MAP, "seconds, rounded to microseconds") \
+    X(T_OPEN, "timings", "open_s", NUM, "opening the traces") \
+    X(T_LOAD, "timings", "load_s", NUM, "loading arrays") \
+    X(T_METRICS, "timings", "metrics_s", NUM, "computing metrics") \
+    X(T_COMPARE, "timings", "compare_s", NUM, "the whole comparison") \
+    X(T_HASH, "timings", "hash_s", NUM, "hashing the trace files")
+
+typedef enum parity_receipt_key_id {
+#define PARITY_RK_ENUM(id, section, key, type, doc) PARITY_RK_##id,
+    PARITY_RECEIPT_KEYS(PARITY_RK_ENUM)
+#undef PARITY_RK_ENUM
+    PARITY_RK_COUNT
+} parity_receipt_key_id;
+
+typedef struct parity_receipt_key {
+    const char *section; /* "" for the root, "taps[].metrics" */
+    const char *key;     /* "nmse" */
+    parity_receipt_type type;
+    const char *doc;
+} parity_receipt_key;
+
+/* The table, indexed by parity_receipt_key_id ([PARITY_RK_COUNT]). */
+extern const parity_receipt_key parity_receipt_keys[PARITY_RK_COUNT];
+
+/* The key's name: what a receipt spells it. */
+#define PARITY_RK(id) (parity_receipt_keys[PARITY_RK_##id].key)
+
+/* "type" as docs/receipt.md writes it: string, integer, float, bool, mapping, list. */
+const char *parity_receipt_type_name(parity_receipt_type t);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PARITY_RECEIPT_SCHEMA_H */

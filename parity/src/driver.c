@@ -1,0 +1,136 @@
+/* driver.c — trace-or-read → map → compare → hints → replay → receipt; see
+ * driver.h. */
+#include "parity/driver.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "parity/hints.h"
+#include "parity/record.h"
+
+static double seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+const char *parity_driver_default_numerics(const parity_trace *reference) {
+    const char *producer = parity_trace_get(reference, "producer.name");
+    const char *numerics = parity_trace_get(reference, "settings.numerics");
+    if (numerics) return numerics;
+    return producer && !strncmp(producer, "bitnet.cpp", 10) ? "ggml-compat" : "f32";
+}
+
+void parity_driver_run_free(parity_driver_run *r) {
+    if (!r) return;
+    parity_receipt_free(r->receipt);
+    parity_replay_result_free(r->replay);
+    parity_compare_result_free(r->result);
+    bn_pool_destroy(r->pool);
+    parity_policy_free(r->policy);
+    for (int i = 0; i < 2; i++) parity_tapmap_free(r->map[i]), parity_trace_close(r->trace[i]);
+    free(r);
+}
+
+static bn_status load_policy(const parity_driver_opts *o, parity_driver_run *r, bn_error *err) {
+    if (!o->policy) {
+        char why[256];
+        const char *name = parity_compare_default_policy(r->trace[0], r->trace[1], why, sizeof why);
+        snprintf(r->policy_choice, sizeof r->policy_choice, "auto: %s", why);
+        return parity_policy_load_builtin(name, &r->policy, err);
+    }
+    snprintf(r->policy_choice, sizeof r->policy_choice, "--policy %s", o->policy);
+    /* A bare word that is no file is meant as a built-in name: say which exist. */
+    if (parity_policy_builtin_text(o->policy) || (!strchr(o->policy, '/') && access(o->policy, F_OK)))
+        return parity_policy_load_builtin(o->policy, &r->policy, err);
+    return parity_policy_load_file(o->policy, &r->policy, err);
+}
+
+/* The engine runs exactly the reference's evaluations into record_path. */
+static bn_status record_subject(const parity_driver_opts *o, const bn_model *m, const parity_trace *ref,
+                                bn_error *err) {
+    const int64_t n = parity_trace_eval_count(ref);
+    parity_eval *evals = calloc((size_t)(n ? n : 1), sizeof *evals);
+    if (!evals) return bn_error_set(err, BN_ERR_NOMEM, "out of memory for %lld evaluations", (long long)n);
+    for (int64_t k = 0; k < n; k++) evals[k] = *parity_trace_eval(ref, k);
+    const char *numerics = o->numerics ? o->numerics : parity_driver_default_numerics(ref);
+    parity_record_opts ro = {.model_path = o->model, .follow = evals, .n_follow = n, .taps = o->taps,
+                             .n_threads = o->threads, .out_path = o->record_path, .cancel = o->cancel};
+    bn_status st = BN_OK;
+    if (!bn_numerics_parse(numerics, &ro.numerics))
+        st = bn_error_set(err, BN_ERR_INVALID, "--numerics '%s': expected ggml-compat or f32", numerics);
+    if (!st) st = parity_record(m, &ro, err);
+    free(evals);
+    return st;
+}
+
+/* Both traces (a recording follows the reference, so it comes second),
+ * their maps, the policy and the pool. */
+static bn_status open_all(const parity_driver_opts *o, parity_driver_run *r, bn_model **m, bn_error *err) {
+    const double t0 = seconds();
+    bn_status st = o->subject ? parity_trace_open(o->subject, &r->trace[0], err) : BN_OK;
+    if (!st) st = parity_trace_open(o->reference, &r->trace[1], err);
+    if (!st && !o->subject) {
+        const double t_record = seconds();
+        st = bn_model_load(o->model, m, err);
+        if (!st) st = record_subject(o, *m, r->trace[1], err);
+        if (!st) st = parity_trace_open(o->record_path, &r->trace[0], err);
+        r->t_open -= seconds() - t_record; /* recording is not opening */
+    }
+    if (!st) st = parity_tapmap_for_trace(r->trace[0], &r->map[0], err);
+    if (!st) st = o->map ? parity_tapmap_load(o->map, &r->map[1], err) : parity_tapmap_for_trace(r->trace[1], &r->map[1], err);
+    if (!st) st = load_policy(o, r, err);
+    if (!st) st = bn_pool_create(o->threads, &r->pool, err);
+    r->t_open += seconds() - t0;
+    return st;
+}
+
+/* Hints, and with replay the engine re-run that says where errors are born. */
+static bn_status localize(const parity_driver_opts *o, parity_driver_run *r, bn_model **m, bn_error *err) {
+    parity_tapview *v[2] = {NULL, NULL};
+    bn_status st = parity_tapview_open(r->trace[0], r->map[0], &v[0], err);
+    if (!st) st = parity_tapview_open(r->trace[1], r->map[1], &v[1], err);
+    if (!st && o->model && !*m && !r->result->pass) st = bn_model_load(o->model, m, err);
+    if (!st) st = parity_hints_find(r->result, v[0], v[1], *m, err);
+    if (!st && o->replay && !r->result->pass && !r->result->tokenization_mismatch) {
+        const parity_replay_opts ro = {.model = *m, .n_threads = bn_pool_size(r->pool), .mode = o->replay_mode,
+                                       .cancel = o->cancel};
+        st = parity_replay(r->result, v[0], v[1], r->policy, &ro, &r->replay, err);
+    }
+    parity_tapview_free(v[0]);
+    parity_tapview_free(v[1]);
+    return st;
+}
+
+static bn_status build_receipt(const parity_driver_opts *o, parity_driver_run *r, bn_error *err) {
+    const parity_receipt_input in = {r->trace[0], r->trace[1], r->map[0], r->map[1], r->policy, r->policy_choice,
+                                     r->result, bn_pool_size(r->pool), bn_pool_simd(r->pool), 1, r->pool, r->t_open,
+                                     r->replay, o->model, o->cancel};
+    return parity_receipt_build(&in, &r->receipt, err);
+}
+
+bn_status parity_driver_run_job(const parity_driver_opts *o, parity_driver_run **out, bn_error *err) {
+    *out = NULL;
+    if (!o->reference) return bn_error_set(err, BN_ERR_INVALID, "parity driver: no reference trace");
+    if (!o->subject && (!o->model || !o->record_path))
+        return bn_error_set(err, BN_ERR_INVALID, "parity driver: recording the subject needs a model and a trace path");
+    if (o->replay && !o->model) return bn_error_set(err, BN_ERR_INVALID, "--replay needs -m MODEL (the subject's model)");
+    parity_driver_run *r = calloc(1, sizeof *r);
+    if (!r) return bn_error_set(err, BN_ERR_NOMEM, "out of memory");
+    bn_model *m = NULL; /* loaded once: recording, hints and replay share it */
+    bn_status st = open_all(o, r, &m, err);
+    const parity_compare_opts co = {.pool = r->pool, .cancel = o->cancel};
+    if (!st) st = parity_compare(r->trace[0], r->map[0], r->trace[1], r->map[1], r->policy, &co, &r->result, err);
+    if (!st) st = localize(o, r, &m, err);
+    if (!st && o->receipt) st = build_receipt(o, r, err);
+    bn_model_free(m);
+    if (st) {
+        parity_driver_run_free(r);
+        return st;
+    }
+    *out = r;
+    return BN_OK;
+}
