@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (tests/fuzz/fuzz_*.c) with ASan+UBSan and runs
-# each for SECONDS (default 20) from its seeds (tests/fuzz/seeds/<name>/)
+# each for SECONDS (default 20) from its seeds (tests/fuzz/seeds/<name>/,
+# fixtures/models for fuzz_model)
 # plus the corpus kept in build-fuzz/corpus/<target>/, then prints one line
 # per target: executions, final cov: and ft:, and crashes (0, or the
 # artifact: a crash, leak, timeout or out-of-memory input to replay with
@@ -48,6 +49,9 @@ for t in "${targets[@]}"; do
   log="$build/logs/$t.log"
   mkdir -p "$corpus"
   [ -d "$seeds" ] || seeds=""
+  case $t in
+    fuzz_model) seeds="$seeds fixtures/models" ;; # every architecture and weight type, not copied
+  esac
   # -close_fd_mask=3: the targets' own stdout/stderr (CLI usage errors) are
   # silenced; libFuzzer's and the sanitizers' reports still reach the log.
   # A hang (-timeout) or runaway allocation (-rss_limit_mb, -malloc_limit_mb)
