@@ -21,13 +21,13 @@ typedef struct stored_zip_member {
     size_t size;
 } stored_zip_member;
 
-static uint8_t *stored_zip_put16(uint8_t *p, uint32_t v) {
+static inline uint8_t *stored_zip_put16(uint8_t *p, uint32_t v) {
     p[0] = (uint8_t)v;
     p[1] = (uint8_t)(v >> 8);
     return p + 2;
 }
 
-static uint8_t *stored_zip_put32(uint8_t *p, uint32_t v) {
+static inline uint8_t *stored_zip_put32(uint8_t *p, uint32_t v) {
     p = stored_zip_put16(p, v & 0xffff);
     return stored_zip_put16(p, v >> 16);
 }
@@ -35,7 +35,7 @@ static uint8_t *stored_zip_put32(uint8_t *p, uint32_t v) {
 /* Common part of a local (30-byte) and a central (46-byte) header from the
  * version field on: flags 0, method stored, time/date 0, CRC, sizes, name
  * length, extra length 0. */
-static uint8_t *stored_zip_fields(uint8_t *p, uint32_t crc, uint32_t size, uint32_t name_len) {
+static inline uint8_t *stored_zip_fields(uint8_t *p, uint32_t crc, uint32_t size, uint32_t name_len) {
     p = stored_zip_put16(p, 20); /* version needed */
     p = stored_zip_put16(p, 0);  /* flags */
     p = stored_zip_put16(p, 0);  /* method: stored */
@@ -49,7 +49,7 @@ static uint8_t *stored_zip_fields(uint8_t *p, uint32_t crc, uint32_t size, uint3
 
 /* A malloc'ed archive of the n members (n <= STORED_ZIP_MAX_MEMBERS, each
  * under 4 GiB), *len its size; NULL when out of memory. */
-static uint8_t *stored_zip_build(const stored_zip_member *m, int n, size_t *len) {
+static inline uint8_t *stored_zip_build(const stored_zip_member *m, int n, size_t *len) {
     size_t total = 22, offsets[STORED_ZIP_MAX_MEMBERS];
     for (int i = 0; i < n; i++) total += 30 + 46 + 2 * strlen(m[i].name) + m[i].size;
     uint8_t *buf = malloc(total), *p = buf;
@@ -95,7 +95,7 @@ static uint8_t *stored_zip_build(const stored_zip_member *m, int n, size_t *len)
 /* A version-1.0 .npy image of a C-order float32 array of `shape` filled
  * with `fill` + the element index (so conversions are visible), written to
  * out[cap]; returns its size, 0 when cap is too small. */
-static size_t stored_zip_npy_f32(const int64_t *shape, int ndim, float fill, uint8_t *out, size_t cap) {
+static inline size_t stored_zip_npy_f32(const int64_t *shape, int ndim, float fill, uint8_t *out, size_t cap) {
     char dims[96] = "";
     int64_t n = 1;
     for (int i = 0; i < ndim; i++) {

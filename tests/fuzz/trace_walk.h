@@ -19,13 +19,13 @@
     } while (0)
 
 /* A failed open leaves no trace and one line naming the container. */
-static void trace_walk_check_error(const parity_trace *t, const bn_error *err, const char *name) {
+static inline void trace_walk_check_error(const parity_trace *t, const bn_error *err, const char *name) {
     CHECK(t == NULL && err->code != BN_OK);
     CHECK(strchr(err->msg, '\n') == NULL && strncmp(err->msg, name, strlen(name)) == 0);
 }
 
 /* Loads `name` of evaluation k as float32 and touches its last element. */
-static void trace_walk_load(const parity_trace *t, int64_t k, const char *name) {
+static inline void trace_walk_load(const parity_trace *t, int64_t k, const char *name) {
     float *d = NULL;
     npz_array_info info;
     bn_error err;
@@ -38,7 +38,7 @@ static void trace_walk_load(const parity_trace *t, int64_t k, const char *name) 
     }
 }
 
-static void trace_walk_nodes(const parity_trace *t, int64_t k) {
+static inline void trace_walk_nodes(const parity_trace *t, int64_t k) {
     for (int64_t i = 0; i < parity_trace_node_count(t, k); i++) {
         const parity_node *nd = parity_trace_node(t, k, i);
         const npz_member *m = npz_member_at(parity_trace_npz(t), nd->member_index);
@@ -54,7 +54,7 @@ static void trace_walk_nodes(const parity_trace *t, int64_t k) {
     CHECK(parity_trace_node(t, k, parity_trace_node_count(t, k)) == NULL);
 }
 
-static void trace_walk(const parity_trace *t) {
+static inline void trace_walk(const parity_trace *t) {
     parity_layout layout = parity_trace_layout(t);
     CHECK(layout == PARITY_LAYOUT_CANONICAL || layout == PARITY_LAYOUT_GGML_NODES);
     const char *id = parity_trace_get(t, "trace");
