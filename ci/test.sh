@@ -37,17 +37,6 @@ cmake --build build-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir build-asan --output-on-failure -j"$jobs" --timeout 900 -E '^py[.]' -LE valgrind
 
-if command -v clang >/dev/null && [ -n "$(ls tests/fuzz/*.c 2>/dev/null)" ]; then
-  echo "== libFuzzer (short runs)"
-  CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DBITPARITY_FUZZ=ON -DBITPARITY_TESTS=OFF >/dev/null
-  cmake --build build-fuzz -j"$jobs" >/dev/null
-  for f in build-fuzz/tests/fuzz/fuzz_*; do
-    [ -x "$f" ] || continue
-    name=$(basename "$f")
-    mkdir -p "build-fuzz/corpus/$name"
-    seeds="tests/fuzz/seeds/${name#fuzz_}"
-    [ -d "$seeds" ] || seeds=""
-    "$f" -max_total_time="${FUZZ_SECONDS:-20}" -rss_limit_mb=2048 "build-fuzz/corpus/$name" $seeds 2>&1 | tail -n 2
-  done
-fi
+echo "== libFuzzer (ASan+UBSan, ${FUZZ_SECONDS:-20} s per target)"
+bash ci/fuzz.sh "${FUZZ_SECONDS:-20}"
 echo "== all tests passed"

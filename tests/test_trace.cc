@@ -512,6 +512,11 @@ TEST(TraceMalformed, MetaYaml) {
                      kGoodIndex, BN_ERR_FORMAT,
                      "meta.yaml:4: settings.threads: expected an integer, got 'two'");
     EXPECT_MALFORMED(head + "trace: again\n", kGoodIndex, BN_ERR_FORMAT, "meta.yaml:3: trace: duplicate key");
+    // a dotted key and a nested mapping flatten to one key: ambiguous, so refused
+    EXPECT_MALFORMED(head + "settings.threads: 2\nsettings: {threads: 3}\n", kGoodIndex, BN_ERR_FORMAT,
+                     "meta.yaml:4: settings.threads: duplicate key (also at line 3)");
+    EXPECT_MALFORMED(head + "a: {b.c: x}\na.b: {c: y}\n", kGoodIndex, BN_ERR_FORMAT,
+                     "meta.yaml:4: a.b.c: duplicate key (also at line 3)");
     EXPECT_MALFORMED(head + "[a]: 1\n", kGoodIndex, BN_ERR_FORMAT, "keys must be scalars");
     EXPECT_MALFORMED(std::string(kGoodMeta) + "greedy_tokens: [1, 2.5]\n", kGoodIndex, BN_ERR_FORMAT,
                      "greedy_tokens[1]: expected an integer");

@@ -57,14 +57,26 @@ static bn_status parse_config(const uint8_t *buf, size_t size, const char *path,
                    hs = D / (uint64_t)c->n_heads;
     const uint64_t n[T_COUNT] = {V * D,  L * D,  L * D * D,  L * D * kv, L * D * kv, L * D * D, L * D,
                                  L * Hd * D, L * D * Hd, L * Hd * D, D, (uint64_t)c->seq_len * hs, c->shared_classifier ? 0 : V * D};
+    /* Each count is below 2^61, but their sum times 4 can pass 2^64 and wrap
+     * onto the real file size (dim = n_layers = 2^20 do it with a 4 MB file):
+     * stop summing before the byte count would overflow. */
+    const uint64_t max_total = (UINT64_MAX - 28) / 4;
     uint64_t total = 0;
-    for (int i = 0; i < T_COUNT; i++) total += counts[i] = n[i];
-    if (28 + total * 4 != size)
+    bool huge = false;
+    for (int i = 0; i < T_COUNT; i++) {
+        counts[i] = n[i];
+        if (n[i] > max_total - total) huge = true;
+        else total += n[i];
+    }
+    if (huge || 28 + total * 4 != size) {
+        char implied[32] = "more than 2^64";
+        if (!huge) snprintf(implied, sizeof implied, "%llu", (unsigned long long)(28 + total * 4));
         return bn_error_set(err, BN_ERR_FORMAT,
                             "%s: the header (dim %d, hidden %d, %d layers, %d heads, %d kv heads, vocab %d, seq %d) "
-                            "implies %llu bytes but the file has %zu",
+                            "implies %s bytes but the file has %zu",
                             path, c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size,
-                            c->seq_len, (unsigned long long)(28 + total * 4), size);
+                            c->seq_len, implied, size);
+    }
     return BN_OK;
 }
 

@@ -232,10 +232,21 @@ static bn_status int_list(const meta_ctx *c, const yaml_node_t *n, const char *p
     return BN_OK;
 }
 
+static const scalar_kv *find_scalar(const parity_trace *t, const char *key) {
+    for (int64_t i = 0; i < t->n_scalars; i++)
+        if (strcmp(t->scalars[i].key, key) == 0) return &t->scalars[i];
+    return NULL;
+}
+
 static bn_status add_scalar(const meta_ctx *c, const yaml_node_t *n, const char *key) {
     parity_trace *t = c->t;
     if (t->n_scalars == MAX_SCALARS)
         return meta_error(c, n, BN_ERR_FORMAT, key, "more than %d scalars", MAX_SCALARS);
+    /* "a.b: 1" beside "a: {b: 2}" flattens to the same key twice: which one
+     * parity_trace_get returned would depend on file order. */
+    const scalar_kv *dup = find_scalar(t, key);
+    if (dup)
+        return meta_error(c, n, BN_ERR_FORMAT, key, "duplicate key (also at line %lld)", (long long)dup->line);
     if (t->n_scalars % 64 == 0) {
         scalar_kv *s = realloc(t->scalars, (size_t)(t->n_scalars + 64) * sizeof *s);
         if (!s) return oom(t, c->err);
@@ -599,12 +610,6 @@ int64_t parity_trace_eval_count(const parity_trace *t) { return t->n_evals; }
 
 const parity_eval *parity_trace_eval(const parity_trace *t, int64_t k) {
     return k >= 0 && k < t->n_evals ? &t->evals[k] : NULL;
-}
-
-static const scalar_kv *find_scalar(const parity_trace *t, const char *key) {
-    for (int64_t i = 0; i < t->n_scalars; i++)
-        if (strcmp(t->scalars[i].key, key) == 0) return &t->scalars[i];
-    return NULL;
 }
 
 const char *parity_trace_get(const parity_trace *t, const char *key) {

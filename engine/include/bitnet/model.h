@@ -94,7 +94,8 @@ typedef struct bn_model {
  * against the tensor shapes; messages name the key and the tensor. */
 bn_status bn_model_load(const char *path, bn_model **out, bn_error *err);
 
-/* Binds an open file; on success the model owns `g` (and frees it). */
+/* Binds an open file. Takes `g` in every case: on success the model owns it
+ * (bn_model_free closes it), on failure it is already closed. */
 bn_status bn_model_from_gguf(bn_gguf *g, bn_model **out, bn_error *err);
 
 void bn_model_free(bn_model *m);
