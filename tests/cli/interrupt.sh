@@ -111,17 +111,31 @@ rc=$?
 grep -q "bitparity run: interrupted by SIGTERM" "$out/err" || fail "run: message: $(cat "$out/err")"
 
 # failures mid-way leave the older trace as it was and no temporary file:
-# the tiny model's context is 256 positions, so decoding past it fails after
-# some evaluations were written
+# `check` follows a reference whose second evaluation does not continue the
+# first (p0 5 after 3 tokens), so it fails after e0's taps were written
 out=$tmp/midway
 mkdir "$out"
 cp "$tmp/good.npz" "$out/t.npz"
-toks=$(seq -s, 1 250)
-"$bp" trace -m "$tmp/tiny.gguf" --tokens "$toks" --decode 20 -o "$out/t.npz" 2>"$out/err"
+src=$(cd "$(dirname "$0")/../.." && pwd)
+/usr/bin/python3 - "$src" "$out/gap.npz" <<'PY' || fail "writing the gapped reference"
+import sys
+sys.path.insert(0, sys.argv[1])
+import numpy as np
+from reference.trace import TraceWriter
+w = TraceWriter(sys.argv[2], {'name': 'test', 'version': '0'}, {'path': 'x.gguf'},
+                {'numerics': 'ggml-compat'})
+w.begin([509, 12, 300], 0)
+w.add('logits', np.zeros((3, 512)))
+w.begin([7], 5)
+w.add('logits', np.zeros((1, 512)))
+w.close([1, 2])
+PY
+"$bp" check -m "$tmp/tiny.gguf" --reference "$out/gap.npz" --keep-trace "$out/t.npz" 2>"$out/err"
 rc=$?
-[ $rc -eq 2 ] || fail "context overflow: exit $rc, want 2: $(cat "$out/err")"
-grep -q "context full" "$out/err" || fail "context overflow: message: $(cat "$out/err")"
+[ $rc -eq 2 ] || fail "gapped reference: exit $rc, want 2: $(cat "$out/err")"
+grep -q "only consecutive evaluations can be followed" "$out/err" || fail "gapped reference: message: $(cat "$out/err")"
 cmp -s "$tmp/good.npz" "$out/t.npz" || fail "a failed trace changed the older one"
+rm -f "$out/gap.npz"
 no_leftovers "$out"
 # a token outside the vocabulary fails at the first evaluation
 "$bp" trace -m "$tmp/tiny.gguf" --tokens 1,600 --decode 0 -o "$out/t.npz" 2>/dev/null
