@@ -10,10 +10,10 @@
 
 #include "bitnet/gguf.h"
 #include "bitnet/model.h"
+#include "bitnet/npz.h"
 #include "bitnet/quant.h"
 #include "bitnet/tokenizer.h"
 #include "commands.h"
-#include "parity/npz.h"
 
 static const char inspect_help[] =
     "usage: bitparity inspect MODEL.gguf [--stats] [--json] [--tensor NAME --dump FILE.npy]\n\n"

@@ -18,7 +18,7 @@ extern "C" {
 #include "bitnet/gguf.h"
 #include "bitnet/quant.h"
 #include "bitnet/sha256.h"
-#include "parity/npz.h"
+#include "bitnet/npz.h"
 #include "parity/trace.h"
 }
 

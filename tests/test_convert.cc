@@ -10,6 +10,7 @@
 
 extern "C" {
 #include "bitnet/convert.h"
+#include "bitnet/quant.h"
 }
 
 namespace {

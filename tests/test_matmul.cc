@@ -15,9 +15,9 @@
 extern "C" {
 #include "bitnet/gguf.h"
 #include "bitnet/matmul.h"
+#include "bitnet/npz.h"
 #include "bitnet/quant.h"
 #include "bitnet/threads.h"
-#include "parity/npz.h"
 }
 
 namespace {

@@ -11,8 +11,8 @@
 #include "test_helpers.h"
 
 extern "C" {
+#include "bitnet/npz.h"
 #include "bitnet/quant.h"
-#include "parity/npz.h"
 }
 
 using bptest::TempDir;

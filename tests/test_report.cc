@@ -218,7 +218,7 @@ TEST(Report, MalformedReceiptsNameFileLineAndKey) {
     const std::vector<std::pair<std::string, std::string>> cases = {
         {"", "bad.yaml:1: receipt: empty document: not a bitparity receipt"},
         {"- a\n- b\n", "bad.yaml:1: receipt: the document is not a mapping"},
-        {"receipt: bitparity/v1\nsummary: [1, 2\n", "bad.yaml:3:1: YAML syntax: "},
+        {"receipt: bitparity/v1\nsummary: [1, 2\n", "bad.yaml:3:1: malformed YAML: "},
         {"tool: x\n", "bad.yaml:1: receipt: missing"},
         {with("receipt: bitparity/v1", "receipt: bitparity/v2"),
          "bad.yaml:1: receipt: 'bitparity/v2' is not a supported version (bitparity/v1)"},

@@ -100,7 +100,7 @@ TEST(TapMapParse, ErrorsNameFileLineAndKey) {
         {"  - {tap: x, node: y, mask: causal}\n", BN_ERR_FORMAT, "t.yaml:5: key 'mask': mask: causal needs layout: heads"},
         {"  - {tap: x, node: y, occurrence: -1}\n", BN_ERR_FORMAT, "t.yaml:5: key 'occurrence'"},
         {"  - {tap: x}\n", BN_ERR_FORMAT, "t.yaml:5: key 'node': missing"},
-        {"  - {tap: x, node: y\n", BN_ERR_FORMAT, "t.yaml:6: malformed YAML"},
+        {"  - {tap: x, node: y\n", BN_ERR_FORMAT, "t.yaml:6:1: malformed YAML"},
     };
     for (const Case &c : cases) {
         bn_error err{};

@@ -478,7 +478,7 @@ TEST(TraceMalformed, MetaYaml) {
     const std::string head = "trace: bitparity/v1\nlayout: ggml-nodes\n";
     EXPECT_MALFORMED("", kGoodIndex, BN_ERR_FORMAT, "bad.npz: member 'meta.yaml' missing");
     EXPECT_MALFORMED(head + "evaluations: [unclosed\n", kGoodIndex, BN_ERR_FORMAT,
-                     "bad.npz: meta.yaml:4: YAML error");
+                     "bad.npz: meta.yaml:4:1: malformed YAML");
     EXPECT_MALFORMED("- just\n- a list\n", kGoodIndex, BN_ERR_FORMAT,
                      "meta.yaml:1: (root): expected a mapping");
     EXPECT_MALFORMED("layout: ggml-nodes\nevaluations: []\n", kGoodIndex, BN_ERR_FORMAT,
@@ -489,10 +489,10 @@ TEST(TraceMalformed, MetaYaml) {
                      "meta.yaml:2: layout: 'onnx' is neither canonical nor ggml-nodes");
     EXPECT_MALFORMED(head, kGoodIndex, BN_ERR_FORMAT, "evaluations: missing key");
     EXPECT_MALFORMED(head + "evaluations: {id: e0}\n", kGoodIndex, BN_ERR_FORMAT,
-                     "meta.yaml:3: evaluations: expected a sequence, got a mapping");
+                     "meta.yaml:3: evaluations: expected a list, got a mapping");
     EXPECT_MALFORMED(head + "evaluations: []\n", kGoodIndex, BN_ERR_FORMAT, "need 1..");
     EXPECT_MALFORMED(head + "evaluations:\n  - {id: e0, tokens: abc, p0: 0}\n", kGoodIndex, BN_ERR_FORMAT,
-                     "meta.yaml:4: evaluations[0].tokens: expected a sequence, got a scalar");
+                     "meta.yaml:4: evaluations[0].tokens: expected a list, got a scalar");
     EXPECT_MALFORMED(
         head + "evaluations:\n  - {id: e0, tokens: [1,\n      x], p0: 0}\n", kGoodIndex, BN_ERR_FORMAT,
         "meta.yaml:5: evaluations[0].tokens[1]: expected an integer in [0, 2147483647], got 'x'");

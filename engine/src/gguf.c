@@ -133,30 +133,21 @@ static void scrub(bn_error *err) {
 }
 
 /* Formats "FILE: <what> at byte offset N (ctx)" into err; returns code. */
-static bn_status fail(parser *ps, uint64_t at, bn_status code, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 4, 5)))
-#endif
-    ;
+BN_PRINTF(4, 5)
 static bn_status fail(parser *ps, uint64_t at, bn_status code, const char *fmt, ...) {
-    char what[BN_ERROR_MSG_MAX];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
+    bn_error_setv(ps->err, code, fmt, ap);
     va_end(ap);
-    bn_error_set(ps->err, code, "%s: %s at byte offset %llu (%s)", ps->file, what,
-                 (unsigned long long)at, ps->ctx);
+    bn_error_prefix(ps->err, ps->file);
+    bn_error_appendf(ps->err, " at byte offset %llu (%s)", (unsigned long long)at, ps->ctx);
     scrub(ps->err);
     return code;
 }
 
 /* Sets the message context; names from the file are clipped so that one
  * hostile 2 GB key cannot crowd the rest of the message out. */
-static void set_ctx(parser *ps, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
+BN_PRINTF(2, 3)
 static void set_ctx(parser *ps, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
@@ -936,18 +927,14 @@ static bool put_elems(bn_gguf_writer *w, bn_gguf_vtype t, const void *elems, uin
     return true;
 }
 
-static bn_status wfail(const bn_gguf_writer *w, bn_error *err, bn_status code, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 4, 5)))
-#endif
-    ;
+BN_PRINTF(4, 5)
 static bn_status wfail(const bn_gguf_writer *w, bn_error *err, bn_status code, const char *fmt, ...) {
-    char what[BN_ERROR_MSG_MAX];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
+    bn_error_setv(err, code, fmt, ap);
     va_end(ap);
-    return bn_error_set(err, code, "%s: %s", w ? w->path : "<writer>", what);
+    bn_error_prefix(err, w ? w->path : "<writer>");
+    return code;
 }
 
 bn_status bn_gguf_writer_open(const char *path, uint32_t version, bn_gguf_writer **out, bn_error *err) {

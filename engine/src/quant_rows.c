@@ -23,7 +23,6 @@
 
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
 #define BN_HAVE_X86 1
-#include <cpuid.h>
 #include <immintrin.h>
 #define AVX2_FN __attribute__((target("avx2,fma,f16c")))
 #endif
@@ -220,28 +219,7 @@ AVX2_FN static void trits_avx2(const uint8_t *q, int nbytes, int ntrits, float d
 }
 
 static const isa_kernels AVX2 = {f16_avx2, bf16_avx2, i8_avx2, two_bit_avx2, trits_avx2};
-
-/* GCC reads the flag libgcc cached at start-up. Older clang has no "f16c"
- * feature string: ask cpuid, which is slow under virtualisation (a trap per
- * call), but only clang builds (fuzzing) take that path. */
-static int cpu_has_f16c(void) {
-#if defined(__clang__)
-    unsigned eax, ebx, ecx, edx;
-    return __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C);
-#else
-    return __builtin_cpu_supports("f16c");
 #endif
-}
-#endif
-
-bn_simd_level bn_simd_best(void) {
-#ifdef BN_HAVE_X86
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c())
-        return BN_SIMD_AVX2;
-#endif
-    return BN_SIMD_PORTABLE;
-}
 
 /* ------------------------------------------------------------------ */
 /* Type walkers: one per block layout, shared by every instruction set  */
@@ -471,7 +449,7 @@ bn_status bn_dequantize_rows_ex(uint32_t type, const void *data, int64_t ne0, in
     if (!data || !dst)
         return bn_error_set(err, BN_ERR_INVALID, "%s dequantize: NULL %s", t->name, data ? "dst" : "data");
 
-    const isa_kernels *k;
+    const isa_kernels *k = NULL;
     if ((st = select_kernels(level, &k, err)) != BN_OK) return st;
 
     const uint8_t *base = data;

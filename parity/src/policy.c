@@ -1,19 +1,18 @@
 /* policy.c — YAML tolerance policies (contracts in parity/policy.h).
  *
- * The file is loaded as a libyaml document so that every node keeps its line
- * for error messages. Keys are described once, in key_table; parsing,
- * overlaying a rule on the defaults and checking metrics are loops over it. */
+ * The file is loaded through the YAML layer (bitnet/yaml_doc.h), so every node
+ * keeps its line for error messages. Keys are described once, in key_table;
+ * parsing, overlaying a rule on the defaults and checking metrics are loops
+ * over it. */
 #include "parity/policy.h"
 
-#include <errno.h>
+#include "bitnet/yaml_doc.h"
+
 #include <math.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <yaml.h>
 
 typedef struct policy_rule {
     char *glob;          /* the rule's match pattern */
@@ -181,44 +180,11 @@ static int glob_valid(const char *pat) {
 /* ---- parsing ----------------------------------------------------------------- */
 
 typedef struct parse_ctx {
-    const char *origin;
-    yaml_document_t *doc;
+    const bn_yaml_doc *doc;
     bn_error *err;
 } parse_ctx;
 
-static int line_of(const yaml_node_t *node) { return node ? (int)node->start_mark.line + 1 : 1; }
-
-#if defined(__GNUC__)
-__attribute__((format(printf, 5, 6)))
-#endif
-static bn_status
-fail(const parse_ctx *c, bn_status code, const yaml_node_t *node, const char *key, const char *fmt, ...) {
-    char msg[BN_ERROR_MSG_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    if (key)
-        return bn_error_set(c->err, code, "%s:%d: key '%s': %s", c->origin, line_of(node), key, msg);
-    return bn_error_set(c->err, code, "%s:%d: %s", c->origin, line_of(node), msg);
-}
-
-static const char *node_kind(const yaml_node_t *n) {
-    switch (n->type) {
-    case YAML_MAPPING_NODE: return "a mapping";
-    case YAML_SEQUENCE_NODE: return "a list";
-    default: return "a scalar";
-    }
-}
-
-/* The scalar's text when node is a scalar without embedded NUL, else NULL. */
-static const char *scalar(const yaml_node_t *n) {
-    if (!n || n->type != YAML_SCALAR_NODE) return NULL;
-    const char *v = (const char *)n->data.scalar.value;
-    return strlen(v) == n->data.scalar.length ? v : NULL;
-}
-
-static int is_plain(const yaml_node_t *n) { return n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE; }
+#define fail(c, code, node, key, ...) bn_yaml_fail((c)->doc, (c)->err, node, code, BN_YAML_KEY, key, __VA_ARGS__)
 
 static char *dup_str(const char *s) {
     size_t n = strlen(s) + 1;
@@ -228,46 +194,34 @@ static char *dup_str(const char *s) {
 }
 
 /* A short excerpt of a scalar for messages (values can be long). */
-static const char *excerpt(const yaml_node_t *n, char buf[48]) {
-    const char *v = scalar(n);
+static const char *excerpt(const bn_yaml_node *n, char buf[48]) {
+    const char *v = bn_yaml_str(n);
     if (!v) return "?";
     snprintf(buf, 48, "%.40s%s", v, strlen(v) > 40 ? "..." : "");
     return buf;
 }
 
-/* Plain YAML number: decimal/exponent notation or [+-].inf. */
-static int parse_number(const char *v, double *out) {
-    const char *m = v + (*v == '+' || *v == '-');
-    if (!strcmp(m, ".inf") || !strcmp(m, ".Inf") || !strcmp(m, ".INF")) {
-        *out = *v == '-' ? -INFINITY : INFINITY;
-        return 1;
-    }
-    if (!*v || strspn(v, "0123456789+-.eE") != strlen(v)) return 0;
-    char *end;
-    errno = 0;
-    double d = strtod(v, &end);
-    if (*end || errno == ERANGE || isnan(d)) return 0;
-    *out = d;
-    return 1;
+/* What a key that is not a name is, for "keys must be names, got ...". */
+static const char *not_a_name(const bn_yaml_node *k) {
+    return k->kind == BN_YAML_SCALAR ? "a string with a NUL byte" : bn_yaml_kind_name(k);
 }
 
-static bn_status parse_flag(const parse_ctx *c, const yaml_node_t *n, const char *key, signed char *out) {
-    const char *v = scalar(n);
+static bn_status parse_flag(const parse_ctx *c, const bn_yaml_node *n, const char *key, signed char *out) {
+    int b;
     char buf[48];
-    if (v && is_plain(n)) {
-        if (!strcmp(v, "true") || !strcmp(v, "True") || !strcmp(v, "TRUE")) return *out = 1, BN_OK;
-        if (!strcmp(v, "false") || !strcmp(v, "False") || !strcmp(v, "FALSE")) return *out = 0, BN_OK;
-    }
-    if (n->type != YAML_SCALAR_NODE) return fail(c, BN_ERR_FORMAT, n, key, "expected true or false, got %s", node_kind(n));
+    if (bn_yaml_parse_bool(n, &b)) return *out = (signed char)b, BN_OK;
+    if (n->kind != BN_YAML_SCALAR)
+        return fail(c, BN_ERR_FORMAT, n, key, "expected true or false, got %s", bn_yaml_kind_name(n));
     return fail(c, BN_ERR_FORMAT, n, key, "expected true or false, got '%s'", excerpt(n, buf));
 }
 
-static bn_status parse_limit_value(const parse_ctx *c, const yaml_node_t *n, const key_def *k, double *out) {
-    const char *v = scalar(n);
+static bn_status parse_limit_value(const parse_ctx *c, const bn_yaml_node *n, const key_def *k, double *out) {
+    const char *v = bn_yaml_str(n);
     char buf[48];
-    if (n->type != YAML_SCALAR_NODE)
-        return fail(c, BN_ERR_FORMAT, n, k->key, "expected a number, got %s", node_kind(n));
-    if (!v || !is_plain(n) || !parse_number(v, out))
+    if (n->kind != BN_YAML_SCALAR)
+        return fail(c, BN_ERR_FORMAT, n, k->key, "expected a number, got %s", bn_yaml_kind_name(n));
+    /* a quoted "1e-6" is a string to YAML, and a limit is never NaN */
+    if (!v || !n->plain || !bn_yaml_parse_number(v, 0, out))
         return fail(c, BN_ERR_FORMAT, n, k->key, "expected a number, got '%s'", excerpt(n, buf));
     double d = *out;
     switch (k->kind) {
@@ -295,19 +249,16 @@ static const key_def *find_key(const char *name) {
 
 /* Parses a mapping of limit keys into *lim. When match is not NULL the
  * mapping is a rule and its 'match' scalar is returned there. */
-static bn_status parse_limits(const parse_ctx *c, const yaml_node_t *map, const char *what, parity_limits *lim,
-                              const yaml_node_t **match) {
-    if (map->type != YAML_MAPPING_NODE)
-        return fail(c, BN_ERR_FORMAT, map, what, "expected a mapping of limits, got %s", node_kind(map));
+static bn_status parse_limits(const parse_ctx *c, const bn_yaml_node *map, const char *what, parity_limits *lim,
+                              const bn_yaml_node **match) {
+    if (map->kind != BN_YAML_MAP)
+        return fail(c, BN_ERR_FORMAT, map, what, "expected a mapping of limits, got %s", bn_yaml_kind_name(map));
     uint32_t seen = 0; /* bit per key_table entry, bit 31 for match */
-    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
-        yaml_node_t *kn = yaml_document_get_node(c->doc, p->key), *vn = yaml_document_get_node(c->doc, p->value);
-        const char *name = scalar(kn);
+    for (size_t i = 0; i < map->n; i++) {
+        const bn_yaml_node *kn = bn_yaml_key(map, i), *vn = bn_yaml_value(map, i);
+        const char *name = bn_yaml_str(kn);
         char buf[48];
-        if (!kn || !vn) return fail(c, BN_ERR_FORMAT, map, what, "broken mapping");
-        if (!name)
-            return fail(c, BN_ERR_FORMAT, kn, what, "keys must be names, got %s",
-                        kn->type == YAML_SCALAR_NODE ? "a string with a NUL byte" : node_kind(kn));
+        if (!name) return fail(c, BN_ERR_FORMAT, kn, what, "keys must be names, got %s", not_a_name(kn));
         if (match && !strcmp(name, "match")) {
             if (seen & (1u << 31)) return fail(c, BN_ERR_FORMAT, kn, "match", "duplicate key");
             seen |= 1u << 31;
@@ -333,54 +284,53 @@ static bn_status parse_limits(const parse_ctx *c, const yaml_node_t *map, const 
     return BN_OK;
 }
 
-static bn_status parse_rules(const parse_ctx *c, const yaml_node_t *seq, parity_policy *p) {
-    if (seq->type != YAML_SEQUENCE_NODE)
-        return fail(c, BN_ERR_FORMAT, seq, "rules", "expected a list of rules, got %s", node_kind(seq));
-    size_t n = (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start);
+static bn_status parse_rules(const parse_ctx *c, const bn_yaml_node *seq, parity_policy *p) {
+    if (seq->kind != BN_YAML_LIST)
+        return fail(c, BN_ERR_FORMAT, seq, "rules", "expected a list of rules, got %s", bn_yaml_kind_name(seq));
+    size_t n = seq->n;
     p->rules = calloc(n ? n : 1, sizeof *p->rules);
     if (!p->rules) return fail(c, BN_ERR_NOMEM, seq, "rules", "cannot allocate %zu rules", n);
     for (size_t i = 0; i < n; i++) {
-        yaml_node_t *rn = yaml_document_get_node(c->doc, seq->data.sequence.items.start[i]);
-        if (!rn) return fail(c, BN_ERR_FORMAT, seq, "rules", "broken list");
+        const bn_yaml_node *rn = bn_yaml_item(seq, i);
         char what[32];
         snprintf(what, sizeof what, "rule %zu", i + 1);
         policy_rule *r = &p->rules[i];
         r->lim = limits_unset();
-        const yaml_node_t *mn = NULL;
+        const bn_yaml_node *mn = NULL;
         bn_status st = parse_limits(c, rn, what, &r->lim, &mn);
         if (st != BN_OK) return st;
-        const char *glob = scalar(mn);
+        const char *glob = bn_yaml_str(mn);
         if (!glob || !*glob)
             return fail(c, BN_ERR_FORMAT, mn, "match", "expected a non-empty glob string, got %s",
-                        mn->type == YAML_SCALAR_NODE ? "an empty string" : node_kind(mn));
+                        mn->kind == BN_YAML_SCALAR ? "an empty string" : bn_yaml_kind_name(mn));
         if (!glob_valid(glob)) return fail(c, BN_ERR_FORMAT, mn, "match", "unterminated '[' in glob '%s'", glob);
         if (!(r->glob = dup_str(glob))) return fail(c, BN_ERR_NOMEM, mn, "match", "out of memory");
         r->lim.rule = r->glob;
-        r->lim.rule_line = line_of(rn);
+        r->lim.rule_line = rn->line;
         p->n_rules = i + 1;
     }
     return BN_OK;
 }
 
-static bn_status parse_string(const parse_ctx *c, const yaml_node_t *n, const char *key, char **out) {
-    const char *v = scalar(n);
-    if (!v) return fail(c, BN_ERR_FORMAT, n, key, "expected a string, got %s", node_kind(n));
+static bn_status parse_string(const parse_ctx *c, const bn_yaml_node *n, const char *key, char **out) {
+    const char *v = bn_yaml_str(n);
+    if (!v) return fail(c, BN_ERR_FORMAT, n, key, "expected a string, got %s", bn_yaml_kind_name(n));
     if (!(*out = dup_str(v))) return fail(c, BN_ERR_NOMEM, n, key, "out of memory");
     return BN_OK;
 }
 
-static bn_status parse_numerics(const parse_ctx *c, const yaml_node_t *seq, parity_policy *p) {
-    if (seq->type != YAML_SEQUENCE_NODE)
-        return fail(c, BN_ERR_FORMAT, seq, "numerics", "expected a list of modes, got %s", node_kind(seq));
-    size_t n = (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start);
+static bn_status parse_numerics(const parse_ctx *c, const bn_yaml_node *seq, parity_policy *p) {
+    if (seq->kind != BN_YAML_LIST)
+        return fail(c, BN_ERR_FORMAT, seq, "numerics", "expected a list of modes, got %s", bn_yaml_kind_name(seq));
+    size_t n = seq->n;
     p->numerics = calloc(n ? n : 1, sizeof *p->numerics);
     if (!p->numerics) return fail(c, BN_ERR_NOMEM, seq, "numerics", "out of memory");
     for (size_t i = 0; i < n; i++) {
-        yaml_node_t *m = yaml_document_get_node(c->doc, seq->data.sequence.items.start[i]);
-        const char *v = scalar(m);
+        const bn_yaml_node *m = bn_yaml_item(seq, i);
+        const char *v = bn_yaml_str(m);
         if (!v || (strcmp(v, "ggml-compat") && strcmp(v, "f32"))) {
             char buf[48];
-            return fail(c, BN_ERR_FORMAT, m ? m : seq, "numerics", "unknown mode '%s' (modes: ggml-compat, f32)",
+            return fail(c, BN_ERR_FORMAT, m, "numerics", "unknown mode '%s' (modes: ggml-compat, f32)",
                         v ? excerpt(m, buf) : "?");
         }
         bn_status st = parse_string(c, m, "numerics", &p->numerics[i]);
@@ -393,7 +343,7 @@ static bn_status parse_numerics(const parse_ctx *c, const yaml_node_t *seq, pari
 static const char *const top_keys[] = {"policy", "name", "description", "numerics", "floors", "defaults", "rules"};
 enum { T_POLICY, T_NAME, T_DESCRIPTION, T_NUMERICS, T_FLOORS, T_DEFAULTS, T_RULES, N_TOP };
 
-static bn_status parse_top_entry(const parse_ctx *c, int which, const yaml_node_t *vn, parity_policy *p) {
+static bn_status parse_top_entry(const parse_ctx *c, int which, const bn_yaml_node *vn, parity_policy *p) {
     switch (which) {
     case T_NAME: {
         bn_status st = parse_string(c, vn, "name", &p->name);
@@ -403,8 +353,8 @@ static bn_status parse_top_entry(const parse_ctx *c, int which, const yaml_node_
     case T_DESCRIPTION: return parse_string(c, vn, "description", &p->description);
     case T_NUMERICS: return parse_numerics(c, vn, p);
     case T_FLOORS:
-        if (vn->type != YAML_MAPPING_NODE)
-            return fail(c, BN_ERR_FORMAT, vn, "floors", "expected a mapping, got %s", node_kind(vn));
+        if (vn->kind != BN_YAML_MAP)
+            return fail(c, BN_ERR_FORMAT, vn, "floors", "expected a mapping, got %s", bn_yaml_kind_name(vn));
         return BN_OK; /* recorded for humans, not interpreted */
     case T_DEFAULTS: return parse_limits(c, vn, "defaults", &p->defaults, NULL);
     case T_RULES: return parse_rules(c, vn, p);
@@ -420,44 +370,40 @@ static int top_key_index(const char *name) {
 
 /* The version decides how everything else reads, so it is found and checked
  * before any other key is judged. */
-static bn_status check_version(const parse_ctx *c, const yaml_node_t *root) {
-    for (yaml_node_pair_t *pr = root->data.mapping.pairs.start; pr < root->data.mapping.pairs.top; pr++) {
-        const char *name = scalar(yaml_document_get_node(c->doc, pr->key));
-        yaml_node_t *vn = yaml_document_get_node(c->doc, pr->value);
-        if (!name || strcmp(name, "policy") || !vn) continue;
-        const char *v = scalar(vn);
-        char buf[48];
-        if (!v)
-            return fail(c, BN_ERR_FORMAT, vn, "policy", "expected '%s', got %s", PARITY_POLICY_VERSION,
-                        node_kind(vn));
-        if (strcmp(v, PARITY_POLICY_VERSION))
-            return fail(c, BN_ERR_UNSUPPORTED, vn, "policy", "unsupported version '%s' (expected %s)",
-                        excerpt(vn, buf), PARITY_POLICY_VERSION);
-        return BN_OK;
-    }
-    return fail(c, BN_ERR_FORMAT, root, "policy", "missing (the first line should be 'policy: %s')",
-                PARITY_POLICY_VERSION);
+static bn_status check_version(const parse_ctx *c, const bn_yaml_node *root) {
+    const bn_yaml_node *vn = bn_yaml_get(root, "policy");
+    char buf[48];
+    if (!vn)
+        return fail(c, BN_ERR_FORMAT, root, "policy", "missing (the first line should be 'policy: %s')",
+                    PARITY_POLICY_VERSION);
+    const char *v = bn_yaml_str(vn);
+    if (!v)
+        return fail(c, BN_ERR_FORMAT, vn, "policy", "expected '%s', got %s", PARITY_POLICY_VERSION,
+                    bn_yaml_kind_name(vn));
+    if (strcmp(v, PARITY_POLICY_VERSION))
+        return fail(c, BN_ERR_UNSUPPORTED, vn, "policy", "unsupported version '%s' (expected %s)",
+                    excerpt(vn, buf), PARITY_POLICY_VERSION);
+    return BN_OK;
 }
 
-static bn_status parse_root(const parse_ctx *c, const yaml_node_t *root, parity_policy *p) {
-    if (root->type != YAML_MAPPING_NODE)
-        return fail(c, BN_ERR_FORMAT, root, NULL, "a policy is a YAML mapping, got %s", node_kind(root));
+static bn_status parse_root(const parse_ctx *c, const bn_yaml_node *root, parity_policy *p) {
+    if (!root) return fail(c, BN_ERR_FORMAT, root, "policy", "empty document");
+    if (root->kind != BN_YAML_MAP)
+        return fail(c, BN_ERR_FORMAT, root, NULL, "a policy is a YAML mapping, got %s", bn_yaml_kind_name(root));
     bn_status st = check_version(c, root);
     if (st != BN_OK) return st;
-    const yaml_node_t *val[N_TOP] = {0}, *keyn[N_TOP] = {0};
-    for (yaml_node_pair_t *pr = root->data.mapping.pairs.start; pr < root->data.mapping.pairs.top; pr++) {
-        yaml_node_t *kn = yaml_document_get_node(c->doc, pr->key), *vn = yaml_document_get_node(c->doc, pr->value);
-        const char *name = scalar(kn);
+    const bn_yaml_node *val[N_TOP] = {0}, *keyn[N_TOP] = {0};
+    for (size_t i = 0; i < root->n; i++) {
+        const bn_yaml_node *kn = bn_yaml_key(root, i), *vn = bn_yaml_value(root, i);
+        const char *name = bn_yaml_str(kn);
         char buf[48];
-        if (!kn || !vn) return fail(c, BN_ERR_FORMAT, root, NULL, "broken mapping");
-        if (!name)
-            return fail(c, BN_ERR_FORMAT, kn, NULL, "top-level keys must be names, got %s",
-                        kn->type == YAML_SCALAR_NODE ? "a string with a NUL byte" : node_kind(kn));
+        if (!name) return fail(c, BN_ERR_FORMAT, kn, NULL, "top-level keys must be names, got %s", not_a_name(kn));
         int which = top_key_index(name);
         if (which < 0)
             return fail(c, BN_ERR_FORMAT, kn, excerpt(kn, buf),
                         "unknown top-level key (expected policy, name, description, numerics, floors, defaults, rules)");
-        if (val[which]) return fail(c, BN_ERR_FORMAT, kn, name, "duplicate key (first at line %d)", line_of(keyn[which]));
+        if (val[which])
+            return fail(c, BN_ERR_FORMAT, kn, name, "duplicate key (first at line %d)", keyn[which]->line);
         val[which] = vn;
         keyn[which] = kn;
     }
@@ -467,52 +413,7 @@ static bn_status parse_root(const parse_ctx *c, const yaml_node_t *root, parity_
     return st;
 }
 
-/* Line of a reader error, which libyaml reports as a byte offset only. */
-static int line_at_offset(const char *text, size_t len, size_t off) {
-    int line = 1;
-    for (size_t i = 0; i < off && i < len; i++) line += text[i] == '\n';
-    return line;
-}
-
-static bn_status yaml_failure(const parse_ctx *c, yaml_parser_t *y, const char *text, size_t len) {
-    int line = y->error == YAML_READER_ERROR ? line_at_offset(text, len, y->problem_offset)
-                                             : (int)y->problem_mark.line + 1;
-    return bn_error_set(c->err, BN_ERR_FORMAT, "%s:%d: malformed YAML: %s%s%s", c->origin, line,
-                        y->problem ? y->problem : "parse error", y->context ? " " : "", y->context ? y->context : "");
-}
-
-static bn_status parse_document(const char *text, size_t len, parse_ctx *c, parity_policy *p) {
-    yaml_parser_t y;
-    yaml_document_t doc;
-    if (!yaml_parser_initialize(&y)) return bn_error_set(c->err, BN_ERR_NOMEM, "%s: libyaml init failed", c->origin);
-    yaml_parser_set_input_string(&y, (const unsigned char *)text, len);
-    bn_status st = BN_OK;
-    if (!yaml_parser_load(&y, &doc)) {
-        st = yaml_failure(c, &y, text, len);
-        yaml_parser_delete(&y);
-        return st;
-    }
-    c->doc = &doc;
-    yaml_node_t *root = yaml_document_get_root_node(&doc);
-    if (!root) {
-        st = bn_error_set(c->err, BN_ERR_FORMAT, "%s:1: key 'policy': empty document", c->origin);
-    } else {
-        st = parse_root(c, root, p);
-    }
-    if (st == BN_OK) { /* a second document would be silently ignored: refuse it */
-        yaml_document_t extra;
-        if (!yaml_parser_load(&y, &extra)) {
-            st = yaml_failure(c, &y, text, len);
-        } else {
-            yaml_node_t *r2 = yaml_document_get_root_node(&extra);
-            if (r2) st = fail(c, BN_ERR_FORMAT, r2, NULL, "more than one YAML document");
-            yaml_document_delete(&extra);
-        }
-    }
-    yaml_document_delete(&doc);
-    yaml_parser_delete(&y);
-    return st;
-}
+#undef fail
 
 void parity_policy_free(parity_policy *p) {
     if (!p) return;
@@ -531,17 +432,19 @@ bn_status parity_policy_load_string(const char *text, size_t len, const char *or
     if (!out || (!text && len)) return bn_error_set(err, BN_ERR_INVALID, "parity_policy_load_string: NULL argument");
     *out = NULL;
     if (!origin) origin = "<policy>";
-    if (len > PARITY_POLICY_MAX_BYTES)
-        return bn_error_set(err, BN_ERR_FORMAT, "%s: %zu bytes is larger than a policy may be (%u)", origin, len,
-                            PARITY_POLICY_MAX_BYTES);
+    bn_yaml_doc *doc;
+    bn_status st = bn_yaml_parse(origin, text, len, PARITY_POLICY_MAX_BYTES, "policy", &doc, err);
+    if (st != BN_OK) return st;
     parity_policy *p = calloc(1, sizeof *p);
     if (!p || !(p->origin = dup_str(origin))) {
         free(p);
+        bn_yaml_free(doc);
         return bn_error_set(err, BN_ERR_NOMEM, "%s: out of memory", origin);
     }
     p->defaults = limits_unset();
-    parse_ctx c = {origin, NULL, err};
-    bn_status st = parse_document(text ? text : "", len, &c, p);
+    parse_ctx c = {doc, err};
+    st = parse_root(&c, bn_yaml_root(doc), p);
+    bn_yaml_free(doc);
     if (st == BN_OK && !p->description && !(p->description = dup_str("")))
         st = bn_error_set(err, BN_ERR_NOMEM, "%s: out of memory", origin);
     if (st != BN_OK) {
@@ -558,32 +461,11 @@ bn_status parity_policy_load_string(const char *text, size_t len, const char *or
 bn_status parity_policy_load_file(const char *path, parity_policy **out, bn_error *err) {
     if (!path || !out) return bn_error_set(err, BN_ERR_INVALID, "parity_policy_load_file: NULL argument");
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return bn_error_set(err, BN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
-        return bn_error_set(err, BN_ERR_IO, "%s: not a regular file", path);
-    }
-    if ((uint64_t)st.st_size > PARITY_POLICY_MAX_BYTES) {
-        fclose(f);
-        return bn_error_set(err, BN_ERR_FORMAT, "%s: %lld bytes is larger than a policy may be (%u)", path,
-                            (long long)st.st_size, PARITY_POLICY_MAX_BYTES);
-    }
-    size_t size = (size_t)st.st_size;
-    char *text = malloc(size + 1);
-    if (!text) {
-        fclose(f);
-        return bn_error_set(err, BN_ERR_NOMEM, "%s: out of memory", path);
-    }
-    size_t got = fread(text, 1, size, f);
-    int bad = ferror(f) || got != size;
-    fclose(f);
-    if (bad) {
-        free(text);
-        return bn_error_set(err, BN_ERR_IO, "%s: read %zu of %zu bytes", path, got, size);
-    }
-    bn_status s = parity_policy_load_string(text, size, path, out, err);
+    char *text;
+    size_t size;
+    bn_status s = bn_yaml_read_file(path, PARITY_POLICY_MAX_BYTES, "policy", &text, &size, err);
+    if (s != BN_OK) return s;
+    s = parity_policy_load_string(text, size, path, out, err);
     free(text);
     return s;
 }

@@ -1,16 +1,15 @@
-/* tapmap.c — tap maps (YAML, libyaml document API) and views of traces
+/* tapmap.c — tap maps (YAML, read through bitnet/yaml_doc.h) and views of traces
  * through them. See parity/tapmap.h for the file format. */
 #include "parity/tapmap.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <yaml.h>
 
 #include "bitnet/sha256.h"
 #include "bitnet/taps.h"
+#include "bitnet/yaml_doc.h"
 #include "parity/policy.h"
 
 struct parity_tapmap {
@@ -31,33 +30,12 @@ struct parity_tapmap {
 /* ---- parsing ----------------------------------------------------------------- */
 
 typedef struct parse_ctx {
-    const char *origin;
-    yaml_document_t *doc;
+    const bn_yaml_doc *doc;
     parity_tapmap *m;
     bn_error *err;
 } parse_ctx;
 
-static int line_of(const yaml_node_t *n) { return n ? (int)n->start_mark.line + 1 : 1; }
-
-#if defined(__GNUC__)
-__attribute__((format(printf, 5, 6)))
-#endif
-static bn_status
-fail(const parse_ctx *c, bn_status code, const yaml_node_t *n, const char *key, const char *fmt, ...) {
-    char msg[BN_ERROR_MSG_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    if (key) return bn_error_set(c->err, code, "%s:%d: key '%s': %s", c->origin, line_of(n), key, msg);
-    return bn_error_set(c->err, code, "%s:%d: %s", c->origin, line_of(n), msg);
-}
-
-static const char *scalar(const yaml_node_t *n) {
-    if (!n || n->type != YAML_SCALAR_NODE) return NULL;
-    const char *v = (const char *)n->data.scalar.value;
-    return strlen(v) == n->data.scalar.length ? v : NULL;
-}
+#define fail(c, code, node, key, ...) bn_yaml_fail((c)->doc, (c)->err, node, code, BN_YAML_KEY, key, __VA_ARGS__)
 
 /* Copies s into the map's string pool; NULL on allocation failure. */
 static const char *keep(parity_tapmap *m, const char *s) {
@@ -73,17 +51,18 @@ static const char *keep(parity_tapmap *m, const char *s) {
     return d;
 }
 
-static bn_status need_string(const parse_ctx *c, const yaml_node_t *n, const char *key, const char **out) {
-    const char *v = scalar(n);
+static bn_status need_string(const parse_ctx *c, const bn_yaml_node *n, const char *key, const char **out) {
+    const char *v = bn_yaml_str(n);
     if (!v || !*v) return fail(c, BN_ERR_FORMAT, n, key, "expected a non-empty string");
-    if (!(*out = keep(c->m, v))) return bn_error_set(c->err, BN_ERR_NOMEM, "%s: out of memory", c->origin);
+    if (!(*out = keep(c->m, v)))
+        return bn_error_set(c->err, BN_ERR_NOMEM, "%s: out of memory", bn_yaml_origin(c->doc));
     return BN_OK;
 }
 
 /* Index of v among the NULL-terminated names, or -1 after an error naming them. */
-static int need_choice(const parse_ctx *c, const yaml_node_t *n, const char *key, const char *const *names,
+static int need_choice(const parse_ctx *c, const bn_yaml_node *n, const char *key, const char *const *names,
                        bn_status *st) {
-    const char *v = scalar(n);
+    const char *v = bn_yaml_str(n);
     for (int i = 0; v && names[i]; i++)
         if (!strcmp(v, names[i])) return i;
     char list[160] = "";
@@ -95,7 +74,7 @@ static int need_choice(const parse_ctx *c, const yaml_node_t *n, const char *key
     return -1;
 }
 
-static bn_status need_bool(const parse_ctx *c, const yaml_node_t *n, const char *key, int *out) {
+static bn_status need_bool(const parse_ctx *c, const bn_yaml_node *n, const char *key, int *out) {
     static const char *const names[] = {"false", "true", NULL};
     bn_status st = BN_OK;
     int i = need_choice(c, n, key, names, &st);
@@ -118,7 +97,7 @@ static int count_layer_marks(const char *s, int *bad) {
     return n;
 }
 
-static bn_status check_pattern(const parse_ctx *c, const yaml_node_t *n, const char *key, const char *s, int *marks) {
+static bn_status check_pattern(const parse_ctx *c, const bn_yaml_node *n, const char *key, const char *s, int *marks) {
     int bad;
     *marks = count_layer_marks(s, &bad);
     if (bad || *marks > 1)
@@ -126,18 +105,18 @@ static bn_status check_pattern(const parse_ctx *c, const yaml_node_t *n, const c
     return BN_OK;
 }
 
-typedef bn_status (*pair_fn)(const parse_ctx *c, void *ud, const char *key, const yaml_node_t *kn,
-                             const yaml_node_t *vn);
+typedef bn_status (*pair_fn)(const parse_ctx *c, void *ud, const char *key, const bn_yaml_node *kn,
+                             const bn_yaml_node *vn);
 
 /* Calls fn for each key of a mapping, rejecting duplicate and non-scalar keys. */
-static bn_status each_pair(const parse_ctx *c, const yaml_node_t *map, const char *what, pair_fn fn, void *ud) {
-    if (map->type != YAML_MAPPING_NODE) return fail(c, BN_ERR_FORMAT, map, what, "expected a mapping");
-    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
-        yaml_node_t *kn = yaml_document_get_node(c->doc, p->key), *vn = yaml_document_get_node(c->doc, p->value);
-        const char *key = scalar(kn);
-        if (!kn || !vn || !key) return fail(c, BN_ERR_FORMAT, kn ? kn : map, what, "keys must be names");
-        for (yaml_node_pair_t *q = map->data.mapping.pairs.start; q < p; q++)
-            if (!strcmp(scalar(yaml_document_get_node(c->doc, q->key)), key))
+static bn_status each_pair(const parse_ctx *c, const bn_yaml_node *map, const char *what, pair_fn fn, void *ud) {
+    if (map->kind != BN_YAML_MAP) return fail(c, BN_ERR_FORMAT, map, what, "expected a mapping");
+    for (size_t i = 0; i < map->n; i++) {
+        const bn_yaml_node *kn = bn_yaml_key(map, i), *vn = bn_yaml_value(map, i);
+        const char *key = bn_yaml_str(kn);
+        if (!key) return fail(c, BN_ERR_FORMAT, kn, what, "keys must be names");
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(bn_yaml_str(bn_yaml_key(map, j)), key))
                 return fail(c, BN_ERR_FORMAT, kn, key, "duplicate key");
         bn_status st = fn(c, ud, key, kn, vn);
         if (st) return st;
@@ -145,34 +124,33 @@ static bn_status each_pair(const parse_ctx *c, const yaml_node_t *map, const cha
     return BN_OK;
 }
 
-static bn_status parse_ops(const parse_ctx *c, const yaml_node_t *vn, parity_map_rule *r) {
-    if (vn->type == YAML_SCALAR_NODE) {
+static bn_status parse_ops(const parse_ctx *c, const bn_yaml_node *vn, parity_map_rule *r) {
+    if (vn->kind == BN_YAML_SCALAR) {
         r->n_ops = 1;
         return need_string(c, vn, "op", &r->ops[0]);
     }
-    if (vn->type != YAML_SEQUENCE_NODE) return fail(c, BN_ERR_FORMAT, vn, "op", "expected an op or a list of ops");
-    int n = (int)(vn->data.sequence.items.top - vn->data.sequence.items.start);
-    if (n < 1 || n > PARITY_MAP_MAX_OPS)
-        return fail(c, BN_ERR_FORMAT, vn, "op", "expected 1 to %d ops, got %d", PARITY_MAP_MAX_OPS, n);
+    if (vn->kind != BN_YAML_LIST) return fail(c, BN_ERR_FORMAT, vn, "op", "expected an op or a list of ops");
+    if (vn->n < 1 || vn->n > PARITY_MAP_MAX_OPS)
+        return fail(c, BN_ERR_FORMAT, vn, "op", "expected 1 to %d ops, got %zu", PARITY_MAP_MAX_OPS, vn->n);
+    int n = (int)vn->n;
     for (int i = 0; i < n; i++) {
-        bn_status st = need_string(c, yaml_document_get_node(c->doc, vn->data.sequence.items.start[i]), "op",
-                                   &r->ops[i]);
+        bn_status st = need_string(c, bn_yaml_item(vn, (size_t)i), "op", &r->ops[i]);
         if (st) return st;
     }
     r->n_ops = n;
     return BN_OK;
 }
 
-static bn_status head_dim_pair(const parse_ctx *c, void *ud, const char *key, const yaml_node_t *kn,
-                               const yaml_node_t *vn) {
+static bn_status head_dim_pair(const parse_ctx *c, void *ud, const char *key, const bn_yaml_node *kn,
+                               const bn_yaml_node *vn) {
     parity_map_rule *r = ud;
     if (!strcmp(key, "node")) return need_string(c, vn, "head_dim.node", &r->head_dim_node);
     if (!strcmp(key, "op")) return need_string(c, vn, "head_dim.op", &r->head_dim_op);
     return fail(c, BN_ERR_FORMAT, kn, key, "unknown key in head_dim (keys: node op)");
 }
 
-static bn_status rule_pair(const parse_ctx *c, void *ud, const char *key, const yaml_node_t *kn,
-                           const yaml_node_t *vn) {
+static bn_status rule_pair(const parse_ctx *c, void *ud, const char *key, const bn_yaml_node *kn,
+                           const bn_yaml_node *vn) {
     static const char *const layouts[] = {"rows", "head_rows", "heads", NULL};
     static const char *const scales[] = {"none", "inv_sqrt_head_dim", NULL};
     static const char *const masks[] = {"none", "causal", NULL};
@@ -185,10 +163,8 @@ static bn_status rule_pair(const parse_ctx *c, void *ud, const char *key, const 
     if (!strcmp(key, "op")) return parse_ops(c, vn, r);
     if (!strcmp(key, "head_dim")) return each_pair(c, vn, key, head_dim_pair, r);
     if (!strcmp(key, "occurrence")) {
-        const char *v = scalar(vn);
-        char *end = NULL;
-        long long o = v && *v ? strtoll(v, &end, 10) : -1;
-        if (!v || !*v || *end || o < 0 || o > 1000000)
+        int64_t o;
+        if (!bn_yaml_parse_int(bn_yaml_str(vn), 0, 1000000, &o))
             return fail(c, BN_ERR_FORMAT, vn, key, "expected a whole number in [0, 1000000]");
         r->occurrence = o;
         return BN_OK;
@@ -210,7 +186,7 @@ static bn_status rule_pair(const parse_ctx *c, void *ud, const char *key, const 
 }
 
 /* The cross-key checks of one entry, once all its keys are read. */
-static bn_status check_rule(const parse_ctx *c, const yaml_node_t *n, const parity_map_rule *r) {
+static bn_status check_rule(const parse_ctx *c, const bn_yaml_node *n, const parity_map_rule *r) {
     int tap_marks, node_marks = 0, hd_marks = 0;
     bn_status st;
     if (!r->tap) return fail(c, BN_ERR_FORMAT, n, "tap", "missing (every entry names its canonical tap)");
@@ -231,15 +207,15 @@ static bn_status check_rule(const parse_ctx *c, const yaml_node_t *n, const pari
     return BN_OK;
 }
 
-static bn_status parse_rules(const parse_ctx *c, const yaml_node_t *vn) {
-    if (vn->type != YAML_SEQUENCE_NODE) return fail(c, BN_ERR_FORMAT, vn, "taps", "expected a list of entries");
-    size_t n = (size_t)(vn->data.sequence.items.top - vn->data.sequence.items.start);
+static bn_status parse_rules(const parse_ctx *c, const bn_yaml_node *vn) {
+    if (vn->kind != BN_YAML_LIST) return fail(c, BN_ERR_FORMAT, vn, "taps", "expected a list of entries");
+    size_t n = vn->n;
     c->m->rules = calloc(n ? n : 1, sizeof *c->m->rules);
-    if (!c->m->rules) return bn_error_set(c->err, BN_ERR_NOMEM, "%s: out of memory", c->origin);
+    if (!c->m->rules) return bn_error_set(c->err, BN_ERR_NOMEM, "%s: out of memory", bn_yaml_origin(c->doc));
     for (size_t i = 0; i < n; i++) {
-        yaml_node_t *e = yaml_document_get_node(c->doc, vn->data.sequence.items.start[i]);
+        const bn_yaml_node *e = bn_yaml_item(vn, i);
         parity_map_rule *r = &c->m->rules[i];
-        r->line = line_of(e);
+        r->line = e->line;
         bn_status st = each_pair(c, e, "taps[]", rule_pair, r);
         if (!st) st = check_rule(c, e, r);
         if (st) return st;
@@ -248,25 +224,25 @@ static bn_status parse_rules(const parse_ctx *c, const yaml_node_t *vn) {
     return BN_OK;
 }
 
-static bn_status parse_producers(const parse_ctx *c, const yaml_node_t *vn) {
+static bn_status parse_producers(const parse_ctx *c, const bn_yaml_node *vn) {
     parity_tapmap *m = c->m;
-    if (vn->type == YAML_SCALAR_NODE) {
+    if (vn->kind == BN_YAML_SCALAR) {
         const char *s;
         bn_status st = need_string(c, vn, "producers", &s);
         if (st) return st;
         m->producers = malloc(sizeof *m->producers);
-        if (!m->producers) return bn_error_set(c->err, BN_ERR_NOMEM, "%s: out of memory", c->origin);
+        if (!m->producers) return bn_error_set(c->err, BN_ERR_NOMEM, "%s: out of memory", bn_yaml_origin(c->doc));
         m->producers[0] = (char *)s;
         m->n_producers = 1;
         return BN_OK;
     }
-    if (vn->type != YAML_SEQUENCE_NODE) return fail(c, BN_ERR_FORMAT, vn, "producers", "expected a list of globs");
-    size_t n = (size_t)(vn->data.sequence.items.top - vn->data.sequence.items.start);
+    if (vn->kind != BN_YAML_LIST) return fail(c, BN_ERR_FORMAT, vn, "producers", "expected a list of globs");
+    size_t n = vn->n;
     m->producers = calloc(n ? n : 1, sizeof *m->producers);
-    if (!m->producers) return bn_error_set(c->err, BN_ERR_NOMEM, "%s: out of memory", c->origin);
+    if (!m->producers) return bn_error_set(c->err, BN_ERR_NOMEM, "%s: out of memory", bn_yaml_origin(c->doc));
     for (size_t i = 0; i < n; i++) {
         const char *s;
-        bn_status st = need_string(c, yaml_document_get_node(c->doc, vn->data.sequence.items.start[i]), "producers", &s);
+        bn_status st = need_string(c, bn_yaml_item(vn, i), "producers", &s);
         if (st) return st;
         m->producers[m->n_producers++] = (char *)s;
     }
@@ -274,11 +250,11 @@ static bn_status parse_producers(const parse_ctx *c, const yaml_node_t *vn) {
 }
 
 typedef struct top_seen {
-    const yaml_node_t *version, *name, *layout, *taps;
+    const bn_yaml_node *version, *name, *layout, *taps;
 } top_seen;
 
-static bn_status top_pair(const parse_ctx *c, void *ud, const char *key, const yaml_node_t *kn,
-                          const yaml_node_t *vn) {
+static bn_status top_pair(const parse_ctx *c, void *ud, const char *key, const bn_yaml_node *kn,
+                          const bn_yaml_node *vn) {
     static const char *const layouts[] = {"canonical", "ggml-nodes", NULL};
     static const char *const pruned[] = {"none", "last", NULL};
     top_seen *seen = ud;
@@ -286,7 +262,7 @@ static bn_status top_pair(const parse_ctx *c, void *ud, const char *key, const y
     bn_status st = BN_OK;
     int i;
     if (!strcmp(key, "tapmap")) {
-        const char *v = scalar(vn);
+        const char *v = bn_yaml_str(vn);
         seen->version = vn;
         if (!v) return fail(c, BN_ERR_FORMAT, vn, key, "expected a version string");
         if (strcmp(v, PARITY_TAPMAP_VERSION))
@@ -299,7 +275,7 @@ static bn_status top_pair(const parse_ctx *c, void *ud, const char *key, const y
         return need_string(c, vn, key, (const char **)&m->name);
     }
     if (!strcmp(key, "description")) {
-        if (vn->type != YAML_SCALAR_NODE) return fail(c, BN_ERR_FORMAT, vn, key, "expected text");
+        if (vn->kind != BN_YAML_SCALAR) return fail(c, BN_ERR_FORMAT, vn, key, "expected text");
         return need_string(c, vn, key, (const char **)&m->description);
     }
     if (!strcmp(key, "layout")) {
@@ -322,8 +298,8 @@ static bn_status top_pair(const parse_ctx *c, void *ud, const char *key, const y
 }
 
 static bn_status parse_document(parse_ctx *c) {
-    yaml_node_t *root = yaml_document_get_root_node(c->doc);
-    if (!root) return bn_error_set(c->err, BN_ERR_FORMAT, "%s:1: empty document", c->origin);
+    const bn_yaml_node *root = bn_yaml_root(c->doc);
+    if (!root) return fail(c, BN_ERR_FORMAT, NULL, NULL, "empty document");
     top_seen seen = {0};
     bn_status st = each_pair(c, root, "document", top_pair, &seen);
     if (st) return st;
@@ -339,37 +315,26 @@ static bn_status parse_document(parse_ctx *c) {
     return BN_OK;
 }
 
+#undef fail
+
 bn_status parity_tapmap_load_string(const char *text, size_t len, const char *origin, parity_tapmap **out,
                                     bn_error *err) {
     *out = NULL;
-    if (len > PARITY_TAPMAP_MAX_BYTES)
-        return bn_error_set(err, BN_ERR_FORMAT, "%s: %zu bytes: larger than the %u-byte limit for a map", origin, len,
-                            PARITY_TAPMAP_MAX_BYTES);
+    bn_yaml_doc *doc;
+    bn_status st = bn_yaml_parse(origin, text, len, PARITY_TAPMAP_MAX_BYTES, "tap map", &doc, err);
+    if (st) return st;
     parity_tapmap *m = calloc(1, sizeof *m);
     if (!m || !(m->origin = strdup(origin))) {
         free(m);
+        bn_yaml_free(doc);
         return bn_error_set(err, BN_ERR_NOMEM, "%s: out of memory", origin);
     }
     uint8_t dg[BN_SHA256_DIGEST_SIZE];
     bn_sha256_buffer(text, len, dg);
     bn_sha256_hex(dg, m->sha256);
-    yaml_parser_t parser;
-    yaml_document_t doc;
-    bn_status st = BN_OK;
-    if (!yaml_parser_initialize(&parser)) {
-        parity_tapmap_free(m);
-        return bn_error_set(err, BN_ERR_NOMEM, "%s: out of memory", origin);
-    }
-    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
-    if (!yaml_parser_load(&parser, &doc)) {
-        st = bn_error_set(err, BN_ERR_FORMAT, "%s:%d: malformed YAML: %s", origin, (int)parser.problem_mark.line + 1,
-                          parser.problem ? parser.problem : "syntax error");
-    } else {
-        parse_ctx c = {m->origin, &doc, m, err};
-        st = parse_document(&c);
-        yaml_document_delete(&doc);
-    }
-    yaml_parser_delete(&parser);
+    parse_ctx c = {doc, m, err};
+    st = parse_document(&c);
+    bn_yaml_free(doc);
     if (st) {
         parity_tapmap_free(m);
         return st;
@@ -381,19 +346,12 @@ bn_status parity_tapmap_load_string(const char *text, size_t len, const char *or
 
 bn_status parity_tapmap_load_file(const char *path, parity_tapmap **out, bn_error *err) {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return bn_error_set(err, BN_ERR_IO, "%s: cannot open the map file", path);
-    char *buf = malloc(PARITY_TAPMAP_MAX_BYTES + 1);
-    if (!buf) {
-        fclose(f);
-        return bn_error_set(err, BN_ERR_NOMEM, "%s: out of memory", path);
-    }
-    size_t n = fread(buf, 1, PARITY_TAPMAP_MAX_BYTES + 1, f);
-    int bad = ferror(f);
-    fclose(f);
-    bn_status st = bad ? bn_error_set(err, BN_ERR_IO, "%s: read error", path)
-                       : parity_tapmap_load_string(buf, n, path, out, err);
-    free(buf);
+    char *text;
+    size_t len;
+    bn_status st = bn_yaml_read_file(path, PARITY_TAPMAP_MAX_BYTES, "tap map", &text, &len, err);
+    if (st) return st;
+    st = parity_tapmap_load_string(text, len, path, out, err);
+    free(text);
     return st;
 }
 

@@ -1,6 +1,6 @@
-/* trace.c — parity traces over the npz container: meta.yaml (libyaml),
- * ggml-nodes index.tsv, array loading with conversion to float32, and the
- * canonical streaming writer. See parity/trace.h. */
+/* trace.c — parity traces over the npz container: meta.yaml (read through
+ * bitnet/yaml_doc.h), ggml-nodes index.tsv, array loading with conversion to
+ * float32, and the canonical streaming writer. See parity/trace.h. */
 #include "parity/trace.h"
 
 #include <errno.h>
@@ -13,6 +13,7 @@
 #include <yaml.h>
 
 #include "bitnet/quant.h"
+#include "bitnet/yaml_doc.h"
 
 /* Metadata members are small (a few KiB); the caps bound what a hostile
  * archive can make us allocate and parse. */
@@ -110,17 +111,6 @@ static bn_status oom(const parity_trace *t, bn_error *err) {
     return bn_error_set(err, BN_ERR_NOMEM, "%s: out of memory", npz_path(t->npz));
 }
 
-/* Whole decimal integer in [lo, hi]. */
-static bool parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out) {
-    if (!*s || *s == ' ') return false;
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || *end || v < lo || v > hi) return false;
-    *out = v;
-    return true;
-}
-
 /* Reads a whole metadata member, NUL-terminated, refusing more than `cap`. */
 static bn_status read_text_member(const parity_trace *t, const char *name, uint64_t cap, char **out,
                                   uint64_t *len, bn_error *err) {
@@ -147,86 +137,42 @@ static bn_status read_text_member(const parity_trace *t, const char *name, uint6
 /* --- meta.yaml ------------------------------------------------------------ */
 typedef struct meta_ctx {
     parity_trace *t;
-    yaml_document_t *doc;
+    const bn_yaml_doc *doc; /* origin "<trace>: meta.yaml" */
     bn_error *err;
     int64_t budget; /* mapping pairs flatten may still visit */
 } meta_ctx;
 
-static bn_status meta_error(const meta_ctx *c, const yaml_node_t *n, bn_status code, const char *path,
-                            const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 5, 6)))
-#endif
-    ;
-static bn_status meta_error(const meta_ctx *c, const yaml_node_t *n, bn_status code, const char *path,
-                            const char *fmt, ...) {
-    char msg[BN_ERROR_MSG_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    return bn_error_set(c->err, code, "%s: " META_NAME ":%llu: %s: %s", npz_path(c->t->npz),
-                        (ull)(n ? n->start_mark.line + 1 : 1), path, msg);
-}
-
-static const char *scalar_text(const yaml_node_t *n) {
-    return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
-}
-
-static const char *node_kind(const yaml_node_t *n) {
-    return !n                              ? "nothing"
-           : n->type == YAML_SCALAR_NODE   ? "a scalar"
-           : n->type == YAML_SEQUENCE_NODE ? "a sequence"
-                                           : "a mapping";
-}
-
-/* The value node under `key` in mapping `map`, or NULL. */
-static yaml_node_t *map_get(yaml_document_t *doc, const yaml_node_t *map, const char *key) {
-    if (!map || map->type != YAML_MAPPING_NODE) return NULL;
-    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
-        const char *k = scalar_text(yaml_document_get_node(doc, p->key));
-        if (k && strcmp(k, key) == 0) return yaml_document_get_node(doc, p->value);
-    }
-    return NULL;
-}
+#define meta_error(c, n, code, path, ...) bn_yaml_fail((c)->doc, (c)->err, n, code, BN_YAML_PATH, path, __VA_ARGS__)
 
 /* An integer must be a plain scalar: a quoted "12" is a string to YAML. */
-static bn_status node_int(const meta_ctx *c, const yaml_node_t *n, const char *path, int64_t lo, int64_t hi,
+static bn_status node_int(const meta_ctx *c, const bn_yaml_node *n, const char *path, int64_t lo, int64_t hi,
                           int64_t *out) {
-    const char *s = scalar_text(n);
-    if (s && n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && parse_i64(s, lo, hi, out)) return BN_OK;
+    const char *s = bn_yaml_str(n);
+    if (s && n->plain && bn_yaml_parse_int(s, lo, hi, out)) return BN_OK;
     if (s)
         return meta_error(c, n, BN_ERR_FORMAT, path, "expected an integer in [%lld, %lld], got '%.40s'",
                           (long long)lo, (long long)hi, s);
-    return meta_error(c, n, BN_ERR_FORMAT, path, "expected an integer, got %s", node_kind(n));
+    return meta_error(c, n, BN_ERR_FORMAT, path, "expected an integer, got %s", bn_yaml_kind_name(n));
 }
 
-static bn_status node_seq(const meta_ctx *c, const yaml_node_t *n, const char *path) {
-    if (n && n->type == YAML_SEQUENCE_NODE) return BN_OK;
-    return meta_error(c, n, BN_ERR_FORMAT, path, "expected a sequence, got %s", node_kind(n));
+static bn_status node_list(const meta_ctx *c, const bn_yaml_node *n, const char *path) {
+    if (n && n->kind == BN_YAML_LIST) return BN_OK;
+    return meta_error(c, n, BN_ERR_FORMAT, path, "expected a list, got %s", bn_yaml_kind_name(n));
 }
 
-static int64_t seq_len(const yaml_node_t *n) {
-    return n->data.sequence.items.top - n->data.sequence.items.start;
-}
-
-static yaml_node_t *seq_at(yaml_document_t *doc, const yaml_node_t *n, int64_t i) {
-    return yaml_document_get_node(doc, n->data.sequence.items.start[i]);
-}
-
-/* A sequence of integers in [lo, hi] into an int32 arena array. */
-static bn_status int_list(const meta_ctx *c, const yaml_node_t *n, const char *path, int64_t lo, int64_t hi,
+/* A list of integers in [lo, hi] into an int32 arena array. */
+static bn_status int_list(const meta_ctx *c, const bn_yaml_node *n, const char *path, int64_t lo, int64_t hi,
                           int32_t **out, int64_t *count) {
-    bn_status st = node_seq(c, n, path);
+    bn_status st = node_list(c, n, path);
     if (st) return st;
-    *count = seq_len(n);
+    *count = (int64_t)n->n;
     *out = arena_alloc(&c->t->mem, (size_t)(*count ? *count : 1) * sizeof **out);
     if (!*out) return oom(c->t, c->err);
     for (int64_t i = 0; i < *count; i++) {
         char p[96];
         int64_t v;
         snprintf(p, sizeof p, "%s[%lld]", path, (long long)i);
-        if ((st = node_int(c, seq_at(c->doc, n, i), p, lo, hi, &v))) return st;
+        if ((st = node_int(c, bn_yaml_item(n, (size_t)i), p, lo, hi, &v))) return st;
         (*out)[i] = (int32_t)v;
     }
     return BN_OK;
@@ -238,7 +184,7 @@ static const scalar_kv *find_scalar(const parity_trace *t, const char *key) {
     return NULL;
 }
 
-static bn_status add_scalar(const meta_ctx *c, const yaml_node_t *n, const char *key) {
+static bn_status add_scalar(const meta_ctx *c, const bn_yaml_node *n, const char *key) {
     parity_trace *t = c->t;
     if (t->n_scalars == MAX_SCALARS)
         return meta_error(c, n, BN_ERR_FORMAT, key, "more than %d scalars", MAX_SCALARS);
@@ -254,57 +200,50 @@ static bn_status add_scalar(const meta_ctx *c, const yaml_node_t *n, const char 
     }
     scalar_kv *kv = &t->scalars[t->n_scalars++];
     kv->key = key;
-    kv->value = arena_strndup(&t->mem, scalar_text(n), n->data.scalar.length);
-    kv->line = (int64_t)n->start_mark.line + 1;
+    kv->value = arena_strndup(&t->mem, n->text, n->len);
+    kv->line = n->line;
     return kv->value ? BN_OK : oom(t, c->err);
 }
 
 /* Records every scalar reachable through mappings as "a.b.c"; rejects
- * non-scalar and duplicate keys. Sequences are read by their own parsers. */
-static bn_status flatten(meta_ctx *c, const yaml_node_t *map, const char *prefix, int depth) {
-    yaml_node_pair_t *start = map->data.mapping.pairs.start, *top = map->data.mapping.pairs.top;
-    c->budget -= top - start;
-    if (top - start > MAX_MAP_PAIRS || depth > MAX_DEPTH || c->budget < 0)
-        return meta_error(c, map, BN_ERR_FORMAT, *prefix ? prefix : "(root)",
-                          "mapping too large or too deep");
-    for (yaml_node_pair_t *p = start; p < top; p++) {
-        yaml_node_t *kn = yaml_document_get_node(c->doc, p->key),
-                    *vn = yaml_document_get_node(c->doc, p->value);
-        const char *k = scalar_text(kn);
-        if (!k || !vn)
-            return meta_error(c, kn, BN_ERR_FORMAT, *prefix ? prefix : "(root)", "keys must be scalars");
-        for (yaml_node_pair_t *q = start; q < p; q++)
-            if (strcmp(scalar_text(yaml_document_get_node(c->doc, q->key)), k) == 0)
-                return meta_error(c, kn, BN_ERR_FORMAT, k, "duplicate key");
+ * non-scalar and duplicate keys. Lists are read by their own parsers. */
+static bn_status flatten(meta_ctx *c, const bn_yaml_node *map, const char *prefix, int depth) {
+    c->budget -= (int64_t)map->n;
+    if (map->n > MAX_MAP_PAIRS || depth > MAX_DEPTH || c->budget < 0)
+        return meta_error(c, map, BN_ERR_FORMAT, *prefix ? prefix : "(root)", "mapping too large or too deep");
+    for (size_t i = 0; i < map->n; i++) {
+        const bn_yaml_node *kn = bn_yaml_key(map, i), *vn = bn_yaml_value(map, i);
+        const char *k = kn->kind == BN_YAML_SCALAR ? kn->text : NULL;
+        if (!k) return meta_error(c, kn, BN_ERR_FORMAT, *prefix ? prefix : "(root)", "keys must be scalars");
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(bn_yaml_key(map, j)->text, k) == 0) return meta_error(c, kn, BN_ERR_FORMAT, k, "duplicate key");
         size_t plen = strlen(prefix), klen = strlen(k);
         char *key = arena_alloc(&c->t->mem, plen + klen + 2);
         if (!key) return oom(c->t, c->err);
         snprintf(key, plen + klen + 2, "%s%s%s", prefix, plen ? "." : "", k);
-        bn_status st = vn->type == YAML_SCALAR_NODE    ? add_scalar(c, vn, key)
-                       : vn->type == YAML_MAPPING_NODE ? flatten(c, vn, key, depth + 1)
-                                                       : BN_OK;
+        bn_status st = vn->kind == BN_YAML_SCALAR ? add_scalar(c, vn, key)
+                       : vn->kind == BN_YAML_MAP  ? flatten(c, vn, key, depth + 1)
+                                                  : BN_OK;
         if (st) return st;
     }
     return BN_OK;
 }
 
-static bn_status parse_eval(const meta_ctx *c, const yaml_node_t *n, int64_t k, parity_eval *ev) {
+static bn_status parse_eval(const meta_ctx *c, const bn_yaml_node *n, int64_t k, parity_eval *ev) {
     char path[64], want[32];
     snprintf(path, sizeof path, "evaluations[%lld]", (long long)k);
-    if (!n || n->type != YAML_MAPPING_NODE)
+    if (!n || n->kind != BN_YAML_MAP)
         return meta_error(c, n, BN_ERR_FORMAT, path, "expected a mapping {id, tokens, p0}, got %s",
-                          node_kind(n));
+                          bn_yaml_kind_name(n));
     snprintf(want, sizeof want, "e%lld", (long long)k);
-    const yaml_node_t *id = map_get(c->doc, n, "id"), *tokens = map_get(c->doc, n, "tokens"),
-                      *p0 = map_get(c->doc, n, "p0");
+    const bn_yaml_node *id = bn_yaml_get(n, "id"), *tokens = bn_yaml_get(n, "tokens"), *p0 = bn_yaml_get(n, "p0");
     if (!id || !tokens || !p0)
         return meta_error(c, n, BN_ERR_FORMAT, path, "missing key '%s'",
                           !id       ? "id"
                           : !tokens ? "tokens"
                                     : "p0");
-    if (!scalar_text(id) || strcmp(scalar_text(id), want) != 0)
-        return meta_error(c, id, BN_ERR_FORMAT, path,
-                          "id must be '%s' (evaluations are e0, e1, ... in order)", want);
+    if (!bn_yaml_str(id) || strcmp(bn_yaml_str(id), want) != 0)
+        return meta_error(c, id, BN_ERR_FORMAT, path, "id must be '%s' (evaluations are e0, e1, ... in order)", want);
     ev->id = arena_strndup(&c->t->mem, want, strlen(want));
     if (!ev->id) return oom(c->t, c->err);
     char tpath[80];
@@ -318,19 +257,18 @@ static bn_status parse_eval(const meta_ctx *c, const yaml_node_t *n, int64_t k, 
     return node_int(c, p0, tpath, 0, INT32_MAX, &ev->p0);
 }
 
-static bn_status parse_taps(const meta_ctx *c, const yaml_node_t *n) {
+static bn_status parse_taps(const meta_ctx *c, const bn_yaml_node *n) {
     parity_trace *t = c->t;
-    bn_status st = node_seq(c, n, "taps");
+    bn_status st = node_list(c, n, "taps");
     if (st) return st;
-    t->n_taps = seq_len(n);
+    t->n_taps = (int64_t)n->n;
     t->taps = arena_alloc(&t->mem, (size_t)(t->n_taps ? t->n_taps : 1) * sizeof *t->taps);
     if (!t->taps) return oom(t, c->err);
     for (int64_t i = 0; i < t->n_taps; i++) {
-        const yaml_node_t *s = seq_at(c->doc, n, i);
-        if (!scalar_text(s) || !*scalar_text(s))
+        const bn_yaml_node *s = bn_yaml_item(n, (size_t)i);
+        if (s->kind != BN_YAML_SCALAR || !*s->text)
             return meta_error(c, s, BN_ERR_FORMAT, "taps", "item %lld must be a tap name", (long long)i);
-        if (!(t->taps[i] = arena_strndup(&t->mem, scalar_text(s), s->data.scalar.length)))
-            return oom(t, c->err);
+        if (!(t->taps[i] = arena_strndup(&t->mem, s->text, s->len))) return oom(t, c->err);
     }
     return BN_OK;
 }
@@ -350,12 +288,12 @@ static bn_status taps_from_members(parity_trace *t, bn_error *err) {
     return BN_OK;
 }
 
-static bn_status check_header_keys(const meta_ctx *c, const yaml_node_t *root) {
+static bn_status check_header_keys(const meta_ctx *c, const bn_yaml_node *root) {
     const parity_trace *t = c->t;
     const char *id = parity_trace_get(t, "trace"), *layout = parity_trace_get(t, "layout");
     if (!id || !layout) return meta_error(c, root, BN_ERR_FORMAT, !id ? "trace" : "layout", "missing key");
     if (strcmp(id, PARITY_TRACE_ID) != 0)
-        return meta_error(c, map_get(c->doc, root, "trace"), BN_ERR_UNSUPPORTED, "trace",
+        return meta_error(c, bn_yaml_get(root, "trace"), BN_ERR_UNSUPPORTED, "trace",
                           "'%.40s' is not " PARITY_TRACE_ID, id);
     for (int l = 0; l < 2; l++)
         if (strcmp(layout, layout_names[l]) == 0) {
@@ -364,57 +302,51 @@ static bn_status check_header_keys(const meta_ctx *c, const yaml_node_t *root) {
             bn_status st = parity_trace_get_int(t, "settings.threads", &threads, c->err);
             return st == BN_ERR_NOT_FOUND ? BN_OK : st;
         }
-    return meta_error(c, map_get(c->doc, root, "layout"), BN_ERR_UNSUPPORTED, "layout",
+    return meta_error(c, bn_yaml_get(root, "layout"), BN_ERR_UNSUPPORTED, "layout",
                       "'%.40s' is neither canonical nor ggml-nodes", layout);
 }
 
-static bn_status parse_root(meta_ctx *c, const yaml_node_t *root) {
+static bn_status parse_root(meta_ctx *c, const bn_yaml_node *root) {
     parity_trace *t = c->t;
-    if (!root || root->type != YAML_MAPPING_NODE)
-        return meta_error(c, root, BN_ERR_FORMAT, "(root)", "expected a mapping, got %s", node_kind(root));
+    if (!root || root->kind != BN_YAML_MAP)
+        return meta_error(c, root, BN_ERR_FORMAT, "(root)", "expected a mapping, got %s", bn_yaml_kind_name(root));
     bn_status st = flatten(c, root, "", 0);
     if (!st) st = check_header_keys(c, root);
     if (st) return st;
-    const yaml_node_t *evs = map_get(c->doc, root, "evaluations");
+    const bn_yaml_node *evs = bn_yaml_get(root, "evaluations");
     if (!evs) return meta_error(c, root, BN_ERR_FORMAT, "evaluations", "missing key");
-    if ((st = node_seq(c, evs, "evaluations"))) return st;
-    t->n_evals = seq_len(evs);
+    if ((st = node_list(c, evs, "evaluations"))) return st;
+    t->n_evals = (int64_t)evs->n;
     if (t->n_evals == 0 || t->n_evals > MAX_EVALS)
         return meta_error(c, evs, BN_ERR_FORMAT, "evaluations", "need 1..%lld evaluations",
                           (long long)MAX_EVALS);
     t->evals = arena_alloc(&t->mem, (size_t)t->n_evals * sizeof *t->evals);
     if (!t->evals) return oom(t, c->err);
     for (int64_t k = 0; k < t->n_evals; k++)
-        if ((st = parse_eval(c, seq_at(c->doc, evs, k), k, &t->evals[k]))) return st;
-    const yaml_node_t *greedy = map_get(c->doc, root, "greedy_tokens"), *taps = map_get(c->doc, root, "taps");
+        if ((st = parse_eval(c, bn_yaml_item(evs, (size_t)k), k, &t->evals[k]))) return st;
+    const bn_yaml_node *greedy = bn_yaml_get(root, "greedy_tokens"), *taps = bn_yaml_get(root, "taps");
     if (greedy && (st = int_list(c, greedy, "greedy_tokens", 0, INT32_MAX, &t->greedy, &t->n_greedy)))
         return st;
     if (t->layout != PARITY_LAYOUT_CANONICAL) return BN_OK;
     return taps ? parse_taps(c, taps) : taps_from_members(t, c->err);
 }
 
+#undef meta_error
+
 static bn_status parse_meta(parity_trace *t, bn_error *err) {
     char *text;
     uint64_t len;
     bn_status st = read_text_member(t, META_NAME, META_MAX_BYTES, &text, &len, err);
     if (st) return st;
-    yaml_parser_t parser;
-    yaml_document_t doc;
-    if (!yaml_parser_initialize(&parser)) {
-        free(text);
-        return oom(t, err);
+    char origin[BN_ERROR_MSG_MAX];
+    snprintf(origin, sizeof origin, "%s: " META_NAME, npz_path(t->npz));
+    bn_yaml_doc *doc;
+    st = bn_yaml_parse(origin, text, (size_t)len, META_MAX_BYTES, META_NAME, &doc, err);
+    if (!st) {
+        meta_ctx c = {t, doc, err, MAX_PAIRS_VISITED};
+        st = parse_root(&c, bn_yaml_root(doc));
+        bn_yaml_free(doc);
     }
-    yaml_parser_set_input_string(&parser, (const unsigned char *)text, (size_t)len);
-    if (!yaml_parser_load(&parser, &doc)) {
-        st = bn_error_set(err, BN_ERR_FORMAT, "%s: " META_NAME ":%llu: YAML error: %s%s%s", npz_path(t->npz),
-                          (ull)parser.problem_mark.line + 1, parser.problem ? parser.problem : "malformed",
-                          parser.context ? " " : "", parser.context ? parser.context : "");
-    } else {
-        meta_ctx c = {t, &doc, err, MAX_PAIRS_VISITED};
-        st = parse_root(&c, yaml_document_get_root_node(&doc));
-        yaml_document_delete(&doc);
-    }
-    yaml_parser_delete(&parser);
     free(text);
     return st;
 }
@@ -447,19 +379,14 @@ enum {
 static const char *const tsv_columns[C_COUNT] = {"seq", "name", "op",   "type", "ne0", "ne1",
                                                  "ne2", "ne3",  "file", "src0", "src1"};
 
-static bn_status tsv_error(const tsv_ctx *c, int64_t line, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
+BN_PRINTF(3, 4)
 static bn_status tsv_error(const tsv_ctx *c, int64_t line, const char *fmt, ...) {
-    char msg[BN_ERROR_MSG_MAX];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    bn_error_setv(c->err, BN_ERR_FORMAT, fmt, ap);
     va_end(ap);
-    return bn_error_set(c->err, BN_ERR_FORMAT, "%s: %s:%lld: %s", npz_path(c->t->npz), c->member,
-                        (long long)line, msg);
+    bn_error_prefixf(c->err, "%s: %s:%lld", npz_path(c->t->npz), c->member, (long long)line);
+    return BN_ERR_FORMAT;
 }
 
 /* Splits `line` in place at tabs into f[], returning the field count (up to
@@ -498,7 +425,7 @@ static bn_status tsv_row(tsv_ctx *c, char *line, int64_t lineno, int64_t prev_se
     int64_t *nums[5] = {&nd->seq, &nd->ne[0], &nd->ne[1], &nd->ne[2], &nd->ne[3]};
     const int numcol[5] = {C_SEQ, C_NE0, C_NE1, C_NE2, C_NE3};
     for (int j = 0; j < 5; j++)
-        if (!parse_i64(f[c->col[numcol[j]]], 0, INT64_MAX, nums[j]))
+        if (!bn_yaml_parse_int(f[c->col[numcol[j]]], 0, INT64_MAX, nums[j]))
             return tsv_error(c, lineno, "column %s: bad number '%.40s'", tsv_columns[numcol[j]],
                              f[c->col[numcol[j]]]);
     if (nd->seq <= prev_seq) return tsv_error(c, lineno, "seq %lld does not increase", (long long)nd->seq);
@@ -621,7 +548,7 @@ bn_status parity_trace_get_int(const parity_trace *t, const char *key, int64_t *
     const scalar_kv *kv = find_scalar(t, key);
     if (!kv)
         return bn_error_set(err, BN_ERR_NOT_FOUND, "%s: " META_NAME ": no key '%s'", npz_path(t->npz), key);
-    if (!parse_i64(kv->value, INT64_MIN, INT64_MAX, out))
+    if (!bn_yaml_parse_int(kv->value, INT64_MIN, INT64_MAX, out))
         return bn_error_set(err, BN_ERR_FORMAT,
                             "%s: " META_NAME ":%lld: %s: expected an integer, got '%.40s'", npz_path(t->npz),
                             (long long)kv->line, key, kv->value);

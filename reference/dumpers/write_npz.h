@@ -4,7 +4,7 @@
 //
 // Why stored: the dumper must build against any llama.cpp checkout with nothing but a C++17
 // compiler; float32 activations deflate by only ~10 %, and numpy, Python's zipfile and
-// bitparity's parity/npz.c read stored members like deflated ones.
+// bitparity's common/src/npz.c read stored members like deflated ones.
 //
 // Members are written as they come (one node at a time: nothing proportional to the whole
 // trace is held in memory except the central directory), with a fixed 1980-01-01 timestamp so

@@ -1,14 +1,14 @@
-/* report.c — receipts read back for the renderers: libyaml loads the
- * document, then every key a report shows is checked and copied into the
- * read-only report_receipt (strings stay in the document). A bad key
- * is reported once, as "file:line: key: what", and stops the reading. */
-#include <errno.h>
+/* report.c — receipts read back for the renderers: the YAML layer
+ * (bitnet/yaml_doc.h) loads the document, then every key a report shows is
+ * checked and copied into the read-only report_receipt (strings stay
+ * in the document). A bad key is reported once, as "file:line: key: what",
+ * and stops the reading. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <yaml.h>
 
+#include "bitnet/yaml_doc.h"
 #include "reports/report.h"
 #include "parity/receipt.h"
 #include "parity/receipt_schema.h"
@@ -17,154 +17,104 @@
 #define K(id) PARITY_RK(id)
 typedef parity_receipt_key_id rkey;
 
+/* Receipts of the largest models are a few MiB; the cap only stops a
+ * hostile file from being read whole. */
+#define RECEIPT_MAX_BYTES ((size_t)256 << 20)
+
 /* Key flags: must the key be present, may its value be null? */
 enum { OPT = 0, REQ = 1, NUL = 2 };
 
 /* One reading: the document, where errors go, and the first error. */
 typedef struct rx {
-    yaml_document_t *doc;
-    const char *file;
+    const bn_yaml_doc *doc;
     bn_error *err;
     bn_status st;
 } rx;
 
-static unsigned long line_of(const yaml_node_t *n) { return n ? (unsigned long)n->start_mark.line + 1 : 1; }
+typedef const bn_yaml_node node;
 
 /* Records the first error only: later checks on a broken tree add noise. */
-static void fail_at(rx *x, const yaml_node_t *at, const char *path, const char *key, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 5, 6)))
-#endif
-    ;
-static void fail_at(rx *x, const yaml_node_t *at, const char *path, const char *key, const char *fmt, ...) {
+BN_PRINTF(5, 6)
+static void fail_at(rx *x, node *at, const char *path, const char *key, const char *fmt, ...) {
     if (x->st) return;
-    char what[256];
+    char field[256];
+    snprintf(field, sizeof field, "%s%s%s", path ? path : "", path && *path && key ? "." : "", key ? key : "");
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
+    x->st = bn_yaml_failv(x->doc, x->err, at, BN_ERR_FORMAT, BN_YAML_PATH, *field ? field : NULL, fmt, ap);
     va_end(ap);
-    x->st = bn_error_set(x->err, BN_ERR_FORMAT, "%s:%lu: %s%s%s: %s", x->file, line_of(at), path ? path : "",
-                         path && *path && key ? "." : "", key ? key : "", what);
 }
 
-static yaml_node_t *node_at(rx *x, int id) { return yaml_document_get_node(x->doc, id); }
-
-static const char *scalar(const yaml_node_t *n) {
-    return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
-}
-
-static int is_null(const yaml_node_t *n) {
-    if (!n || n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) return 0;
-    const char *s = scalar(n);
-    return !*s || !strcmp(s, "null") || !strcmp(s, "~") || !strcmp(s, "Null") || !strcmp(s, "NULL");
-}
-
-static yaml_node_t *lookup(rx *x, const yaml_node_t *map, const char *key) {
-    if (!map || map->type != YAML_MAPPING_NODE) return NULL;
-    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
-        const char *k = scalar(node_at(x, p->key));
-        if (k && !strcmp(k, key)) return node_at(x, p->value);
-    }
-    return NULL;
-}
+/* The text of a scalar, else NULL. */
+static const char *scalar(node *n) { return n && n->kind == BN_YAML_SCALAR ? n->text : NULL; }
 
 /* The value of key in map after the presence and null checks of flags;
  * NULL when it is absent or null (or map is NULL: an absent parent). */
-static yaml_node_t *field(rx *x, const yaml_node_t *map, const char *path, const char *key, int flags) {
+static node *field(rx *x, node *map, const char *path, const char *key, int flags) {
     if (!map || x->st) return NULL;
-    yaml_node_t *v = lookup(x, map, key);
+    node *v = bn_yaml_get(map, key);
     if (!v) {
         if (flags & REQ) fail_at(x, map, path, key, "missing (in the mapping starting on this line)");
         return NULL;
     }
-    if (is_null(v)) {
+    if (bn_yaml_is_null(v)) {
         if (!(flags & NUL)) fail_at(x, v, path, key, "must not be null");
         return NULL;
     }
     return v;
 }
 
-static const char *get_str(rx *x, const yaml_node_t *map, const char *path, const char *key, int flags) {
-    yaml_node_t *v = field(x, map, path, key, flags);
-    if (v && v->type != YAML_SCALAR_NODE) fail_at(x, v, path, key, "expected a string");
+static const char *get_str(rx *x, node *map, const char *path, const char *key, int flags) {
+    node *v = field(x, map, path, key, flags);
+    if (v && v->kind != BN_YAML_SCALAR) fail_at(x, v, path, key, "expected a string");
     return x->st ? NULL : scalar(v);
 }
 
-/* YAML's spellings of the non-finite numbers (and JSON receipts' strings). */
-static int parse_special(const char *s, double *out) {
-    static const struct { const char *text; double v; } specials[] = {
-        {".inf", INFINITY}, {".Inf", INFINITY}, {".INF", INFINITY}, {"+.inf", INFINITY}, {"-.inf", -INFINITY},
-        {"-.Inf", -INFINITY}, {"-.INF", -INFINITY}, {".nan", NAN}, {".NaN", NAN}, {".NAN", NAN},
-    };
-    for (size_t i = 0; i < sizeof specials / sizeof specials[0]; i++)
-        if (!strcmp(s, specials[i].text)) return *out = specials[i].v, 1;
-    return 0;
-}
-
-static int parse_number(const char *s, double *out) {
-    if (parse_special(s, out)) return 1;
-    /* Decimal notation only: strtod would also take "inf", "nan" and hex. */
-    size_t n = strlen(s);
-    if (!n || strspn(s, "0123456789+-.eE") != n) return 0;
-    char *end;
-    errno = 0;
-    *out = strtod(s, &end);
-    return end == s + n && errno != EINVAL && (errno != ERANGE || fabs(*out) < 1.0); /* underflow is fine */
-}
-
-static double get_num(rx *x, const yaml_node_t *map, const char *path, const char *key, int flags) {
-    yaml_node_t *v = field(x, map, path, key, flags);
+/* Numbers may be quoted: JSON receipts write the non-finite ones as ".inf". */
+static double get_num(rx *x, node *map, const char *path, const char *key, int flags) {
+    node *v = field(x, map, path, key, flags);
     double d = NAN;
-    if (v && !(v->type == YAML_SCALAR_NODE && parse_number(scalar(v), &d)))
+    if (v && !bn_yaml_parse_number(scalar(v), 1, &d))
         fail_at(x, v, path, key, "expected a number, got '%.40s'", scalar(v) ? scalar(v) : "(a collection)");
     return x->st ? NAN : d;
 }
 
-static int64_t get_int(rx *x, const yaml_node_t *map, const char *path, const char *key, int flags,
-                       int64_t absent) {
-    yaml_node_t *v = field(x, map, path, key, flags);
+static int64_t get_int(rx *x, node *map, const char *path, const char *key, int flags, int64_t absent) {
+    node *v = field(x, map, path, key, flags);
     if (!v) return absent;
-    const char *s = scalar(v);
-    char *end = NULL;
-    errno = 0;
-    long long i = s && *s ? strtoll(s, &end, 10) : 0;
-    if (!s || !*s || *end || errno) {
-        fail_at(x, v, path, key, "expected an integer, got '%.40s'", s ? s : "(a collection)");
+    int64_t i;
+    if (!bn_yaml_parse_int(scalar(v), INT64_MIN, INT64_MAX, &i)) {
+        fail_at(x, v, path, key, "expected an integer, got '%.40s'", scalar(v) ? scalar(v) : "(a collection)");
         return absent;
     }
-    return (int64_t)i;
+    return i;
 }
 
-static int get_bool(rx *x, const yaml_node_t *map, const char *path, const char *key, int flags) {
-    yaml_node_t *v = field(x, map, path, key, flags);
-    const char *s = scalar(v);
-    if (!v) return 0;
-    if (s && !strcmp(s, "true")) return 1;
-    if (!s || strcmp(s, "false")) fail_at(x, v, path, key, "expected true or false");
-    return 0;
+static int get_bool(rx *x, node *map, const char *path, const char *key, int flags) {
+    node *v = field(x, map, path, key, flags);
+    int b = 0;
+    if (v && !bn_yaml_parse_bool(v, &b)) fail_at(x, v, path, key, "expected true or false");
+    return b;
 }
 
-static yaml_node_t *get_coll(rx *x, const yaml_node_t *map, const char *path, const char *key, int flags,
-                             yaml_node_type_t type) {
-    yaml_node_t *v = field(x, map, path, key, flags);
-    if (v && v->type != type) {
-        fail_at(x, v, path, key, type == YAML_MAPPING_NODE ? "expected a mapping" : "expected a list");
+static node *get_coll(rx *x, node *map, const char *path, const char *key, int flags, bn_yaml_kind kind) {
+    node *v = field(x, map, path, key, flags);
+    if (v && v->kind != kind) {
+        fail_at(x, v, path, key, kind == BN_YAML_MAP ? "expected a mapping" : "expected a list");
         return NULL;
     }
     return x->st ? NULL : v;
 }
-#define get_map(x, m, p, k, f) get_coll(x, m, p, k, f, YAML_MAPPING_NODE)
-#define get_seq(x, m, p, k, f) get_coll(x, m, p, k, f, YAML_SEQUENCE_NODE)
+#define get_map(x, m, p, k, f) get_coll(x, m, p, k, f, BN_YAML_MAP)
+#define get_seq(x, m, p, k, f) get_coll(x, m, p, k, f, BN_YAML_LIST)
 
-static size_t seq_len(const yaml_node_t *s) {
-    return s ? (size_t)(s->data.sequence.items.top - s->data.sequence.items.start) : 0;
-}
+static size_t seq_len(node *s) { return s ? s->n : 0; }
 
 /* Item i of a list that must be a mapping; path gets "key[i]". */
-static yaml_node_t *item_map(rx *x, const yaml_node_t *seq, size_t i, const char *key, char *path, size_t size) {
-    yaml_node_t *v = node_at(x, seq->data.sequence.items.start[i]);
+static node *item_map(rx *x, node *seq, size_t i, const char *key, char *path, size_t size) {
+    node *v = bn_yaml_item(seq, i);
     snprintf(path, size, "%s[%zu]", key, i);
-    if (!x->st && (!v || v->type != YAML_MAPPING_NODE)) fail_at(x, v, path, NULL, "expected a mapping");
+    if (!x->st && v->kind != BN_YAML_MAP) fail_at(x, v, path, NULL, "expected a mapping");
     return x->st ? NULL : v;
 }
 
@@ -172,16 +122,17 @@ static yaml_node_t *item_map(rx *x, const yaml_node_t *seq, size_t i, const char
 static void *alloc_items(rx *x, size_t n, size_t size) {
     if (!n || x->st) return NULL;
     void *p = calloc(n, size);
-    if (!p) x->st = bn_error_set(x->err, BN_ERR_NOMEM, "%s: out of memory reading the receipt", x->file);
+    if (!p)
+        x->st = bn_error_set(x->err, BN_ERR_NOMEM, "%s: out of memory reading the receipt", bn_yaml_origin(x->doc));
     return p;
 }
 
 /* The list under key (get_seq) and *items, a zeroed array of one element
  * of size bytes per item (NULL when the list is empty or absent); *n its
  * length. */
-static yaml_node_t *get_items(rx *x, const yaml_node_t *map, const char *path, const char *key, int flags,
+static node *get_items(rx *x, node *map, const char *path, const char *key, int flags,
                               size_t size, void *items, size_t *n) {
-    yaml_node_t *seq = get_seq(x, map, path, key, flags);
+    node *seq = get_seq(x, map, path, key, flags);
     void *p = alloc_items(x, *n = seq_len(seq), size);
     memcpy(items, &p, sizeof p);
     return seq;
@@ -190,25 +141,8 @@ static yaml_node_t *get_items(rx *x, const yaml_node_t *map, const char *path, c
 /* Receipts never use anchors: a node referenced twice would be an alias,
  * which could make a small file expand into a huge report. */
 static void reject_aliases(rx *x) {
-    size_t n = (size_t)(x->doc->nodes.top - x->doc->nodes.start);
-    unsigned char *seen = alloc_items(x, n + 1, 1);
-    if (!seen) return;
-    for (yaml_node_t *nd = x->doc->nodes.start; nd < x->doc->nodes.top && !x->st; nd++) {
-        int ids[2];
-        if (nd->type == YAML_MAPPING_NODE) {
-            for (yaml_node_pair_t *p = nd->data.mapping.pairs.start; p < nd->data.mapping.pairs.top; p++) {
-                ids[0] = p->key, ids[1] = p->value;
-                for (int k = 0; k < 2 && !x->st; k++)
-                    if (ids[k] >= 1 && (size_t)ids[k] <= n && seen[ids[k]]++)
-                        fail_at(x, node_at(x, ids[k]), NULL, NULL, "anchors and aliases are not used in receipts");
-            }
-        } else if (nd->type == YAML_SEQUENCE_NODE) {
-            for (yaml_node_item_t *it = nd->data.sequence.items.start; it < nd->data.sequence.items.top; it++)
-                if (*it >= 1 && (size_t)*it <= n && seen[*it]++)
-                    fail_at(x, node_at(x, *it), NULL, NULL, "anchors and aliases are not used in receipts");
-        }
-    }
-    free(seen);
+    node *n = bn_yaml_first_alias(x->doc);
+    if (n) fail_at(x, n, NULL, NULL, "anchors and aliases are not used in receipts");
 }
 
 /* A flat record read by a table: each key of the schema into the field at
@@ -221,7 +155,7 @@ typedef struct field_spec {
     int64_t absent; /* INT: the value when the key is absent */
 } field_spec;
 
-static void read_fields(rx *x, const yaml_node_t *m, const char *path, const field_spec *f, size_t n, void *out) {
+static void read_fields(rx *x, node *m, const char *path, const field_spec *f, size_t n, void *out) {
     for (size_t i = 0; i < n && !x->st; i++) {
         const parity_receipt_key *k = &parity_receipt_keys[f[i].key];
         char *dst = (char *)out + f[i].off;
@@ -239,11 +173,11 @@ static void read_fields(rx *x, const yaml_node_t *m, const char *path, const fie
 }
 #define N_FIELDS(t) (sizeof t / sizeof t[0])
 
-static void read_side(rx *x, const yaml_node_t *root, const char *key, report_side *s) {
-    yaml_node_t *m = get_map(x, root, "", key, OPT);
+static void read_side(rx *x, node *root, const char *key, report_side *s) {
+    node *m = get_map(x, root, "", key, OPT);
     char path[32];
     snprintf(path, sizeof path, "%s.producer", key);
-    yaml_node_t *p = get_map(x, m, key, K(SIDE_PRODUCER), OPT | NUL);
+    node *p = get_map(x, m, key, K(SIDE_PRODUCER), OPT | NUL);
     s->producer = get_str(x, p, path, K(SIDE_PRODUCER_NAME), OPT | NUL);
     s->version = get_str(x, p, path, K(SIDE_PRODUCER_VERSION), OPT | NUL);
     s->source = get_str(x, p, path, K(SIDE_PRODUCER_SOURCE), OPT | NUL);
@@ -257,29 +191,29 @@ static void read_side(rx *x, const yaml_node_t *root, const char *key, report_si
     s->evaluations = get_int(x, m, key, K(SIDE_EVALUATIONS), OPT | NUL, -1);
 }
 
-static void read_header(rx *x, const yaml_node_t *root, report_receipt *r) {
+static void read_header(rx *x, node *root, report_receipt *r) {
     r->created = get_str(x, root, "", K(CREATED), OPT | NUL);
-    yaml_node_t *tool = get_map(x, root, "", K(TOOL), OPT);
+    node *tool = get_map(x, root, "", K(TOOL), OPT);
     r->tool_version = get_str(x, tool, "tool", K(TOOL_VERSION), OPT | NUL);
     r->tool_commit = get_str(x, tool, "tool", K(TOOL_COMMIT), OPT | NUL);
-    yaml_node_t *host = get_map(x, root, "", K(HOST), OPT);
+    node *host = get_map(x, root, "", K(HOST), OPT);
     r->host_cpu = get_str(x, host, "host", K(HOST_CPU), OPT | NUL);
     r->host_simd = get_str(x, host, "host", K(HOST_SIMD), OPT | NUL);
     r->host_threads = get_int(x, host, "host", K(HOST_THREADS), OPT | NUL, -1);
-    yaml_node_t *model = get_map(x, root, "", K(MODEL), OPT);
+    node *model = get_map(x, root, "", K(MODEL), OPT);
     r->model_path = get_str(x, model, "model", K(MODEL_PATH), OPT | NUL);
     r->model_sha256 = get_str(x, model, "model", K(MODEL_SHA256), OPT | NUL);
     r->model_arch = get_str(x, model, "model", K(MODEL_ARCH), OPT | NUL);
     read_side(x, root, K(SUBJECT), &r->subject);
     read_side(x, root, K(REFERENCE), &r->reference);
-    yaml_node_t *pol = get_map(x, root, "", K(POLICY), OPT);
+    node *pol = get_map(x, root, "", K(POLICY), OPT);
     r->policy_name = get_str(x, pol, "policy", K(POLICY_NAME), OPT | NUL);
     r->policy_origin = get_str(x, pol, "policy", K(POLICY_ORIGIN), OPT | NUL);
     r->policy_choice = get_str(x, pol, "policy", K(POLICY_CHOICE), OPT | NUL);
     r->compare_s = get_num(x, get_map(x, root, "", K(TIMINGS), OPT), "timings", K(T_COMPARE), OPT | NUL);
 }
 
-static void read_counts(rx *x, const yaml_node_t *summary, report_receipt *r) {
+static void read_counts(rx *x, node *summary, report_receipt *r) {
     static const struct { rkey key; size_t off; } keys[] = {
         {PARITY_RK_COUNTS_TAPS, offsetof(parity_compare_counts, taps)},
         {PARITY_RK_COUNTS_COMPARED, offsetof(parity_compare_counts, compared)},
@@ -291,33 +225,33 @@ static void read_counts(rx *x, const yaml_node_t *summary, report_receipt *r) {
         {PARITY_RK_COUNTS_MISSING_SUBJECT, offsetof(parity_compare_counts, missing_subject)},
         {PARITY_RK_COUNTS_SKIPPED, offsetof(parity_compare_counts, policy_skip)},
     };
-    yaml_node_t *c = get_map(x, summary, "summary", K(SUMMARY_COUNTS), REQ);
+    node *c = get_map(x, summary, "summary", K(SUMMARY_COUNTS), REQ);
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         const char *key = parity_receipt_keys[keys[i].key].key;
         int64_t v = get_int(x, c, "summary.counts", key, REQ, 0);
-        if (v < 0) fail_at(x, lookup(x, c, key), "summary.counts", key, "must not be negative");
+        if (v < 0) fail_at(x, bn_yaml_get(c, key), "summary.counts", key, "must not be negative");
         memcpy((char *)&r->counts + keys[i].off, &v, sizeof v);
     }
-    yaml_node_t *e = get_map(x, summary, "summary", K(SUMMARY_EVALUATIONS), OPT);
+    node *e = get_map(x, summary, "summary", K(SUMMARY_EVALUATIONS), OPT);
     r->evals_subject = get_int(x, e, "summary.evaluations", K(EVALS_SUBJECT), OPT, -1);
     r->evals_reference = get_int(x, e, "summary.evaluations", K(EVALS_REFERENCE), OPT, -1);
     r->evals_compared = get_int(x, e, "summary.evaluations", K(EVALS_COMPARED), OPT, -1);
 }
 
-static void read_summary(rx *x, const yaml_node_t *root, report_receipt *r) {
+static void read_summary(rx *x, node *root, report_receipt *r) {
     static const field_spec hint[] = {{PARITY_RK_HINT_NAME, REQ, offsetof(report_hint, name), 0},
                                       {PARITY_RK_HINT_MESSAGE, REQ, offsetof(report_hint, message), 0},
                                       {PARITY_RK_HINT_EVIDENCE, OPT | NUL, offsetof(report_hint, evidence), 0}};
-    yaml_node_t *s = get_map(x, root, "", K(SUMMARY), REQ);
+    node *s = get_map(x, root, "", K(SUMMARY), REQ);
     const char *verdict = get_str(x, s, "summary", K(SUMMARY_VERDICT), REQ);
     if (verdict && strcmp(verdict, "pass") && strcmp(verdict, "fail"))
-        fail_at(x, lookup(x, s, K(SUMMARY_VERDICT)), "summary", K(SUMMARY_VERDICT), "expected pass or fail, got '%.40s'", verdict);
+        fail_at(x, bn_yaml_get(s, K(SUMMARY_VERDICT)), "summary", K(SUMMARY_VERDICT), "expected pass or fail, got '%.40s'", verdict);
     r->pass = verdict && !strcmp(verdict, "pass");
     r->diagnosis = get_str(x, s, "summary", K(SUMMARY_DIAGNOSIS), OPT | NUL);
     read_counts(x, s, r);
 
     const char *fp = "summary.first_divergence";
-    yaml_node_t *d = get_map(x, s, "summary", K(SUMMARY_FIRST_DIVERGENCE), REQ | NUL);
+    node *d = get_map(x, s, "summary", K(SUMMARY_FIRST_DIVERGENCE), REQ | NUL);
     r->has_divergence = d != NULL;
     r->div_evaluation = get_str(x, d, fp, K(DIV_EVALUATION), REQ);
     r->div_tap = get_str(x, d, fp, K(DIV_TAP), REQ);
@@ -326,43 +260,43 @@ static void read_summary(rx *x, const yaml_node_t *root, report_receipt *r) {
     r->div_value = get_num(x, d, fp, K(DIV_VALUE), REQ | NUL);
     r->div_limit = get_num(x, d, fp, K(DIV_LIMIT), REQ | NUL);
 
-    yaml_node_t *fe = get_items(x, s, "summary", K(SUMMARY_FAILING_EVALUATIONS), OPT, sizeof *r->failing_evaluations,
+    node *fe = get_items(x, s, "summary", K(SUMMARY_FAILING_EVALUATIONS), OPT, sizeof *r->failing_evaluations,
                                 &r->failing_evaluations, &r->n_failing_evaluations);
     for (size_t i = 0; i < r->n_failing_evaluations && !x->st; i++) {
-        yaml_node_t *v = node_at(x, fe->data.sequence.items.start[i]);
+        node *v = bn_yaml_item(fe, i);
         if (!scalar(v)) fail_at(x, v, "summary", K(SUMMARY_FAILING_EVALUATIONS), "expected evaluation ids");
         r->failing_evaluations[i] = scalar(v);
     }
 
-    yaml_node_t *h = get_items(x, s, "summary", K(SUMMARY_HINTS), REQ, sizeof *r->hints, &r->hints, &r->n_hints);
+    node *h = get_items(x, s, "summary", K(SUMMARY_HINTS), REQ, sizeof *r->hints, &r->hints, &r->n_hints);
     char path[48];
     for (size_t i = 0; i < r->n_hints && !x->st; i++) {
-        yaml_node_t *m = item_map(x, h, i, "summary.hints", path, sizeof path);
+        node *m = item_map(x, h, i, "summary.hints", path, sizeof path);
         read_fields(x, m, path, hint, N_FIELDS(hint), &r->hints[i]);
     }
 }
 
-static void read_growth(rx *x, const yaml_node_t *root, report_receipt *r) {
-    yaml_node_t *g = get_map(x, root, "", K(GROWTH), REQ);
+static void read_growth(rx *x, node *root, report_receipt *r) {
+    node *g = get_map(x, root, "", K(GROWTH), REQ);
     r->growth_metric = get_str(x, g, "error_growth", K(GROWTH_METRIC), OPT | NUL);
     int64_t layers = get_int(x, g, "error_growth", K(GROWTH_LAYERS), REQ, 0);
     if (layers < 0 || layers > 100000)
-        fail_at(x, lookup(x, g, K(GROWTH_LAYERS)), "error_growth", K(GROWTH_LAYERS), "%lld is not a layer count", (long long)layers);
+        fail_at(x, bn_yaml_get(g, K(GROWTH_LAYERS)), "error_growth", K(GROWTH_LAYERS), "%lld is not a layer count", (long long)layers);
     r->layers = (int)layers;
-    yaml_node_t *e = get_items(x, g, "error_growth", K(GROWTH_EVALUATIONS), REQ, sizeof *r->growth, &r->growth,
+    node *e = get_items(x, g, "error_growth", K(GROWTH_EVALUATIONS), REQ, sizeof *r->growth, &r->growth,
                                &r->n_growth);
     char path[48];
     for (size_t i = 0; i < r->n_growth && !x->st; i++) {
-        yaml_node_t *m = item_map(x, e, i, "error_growth.evaluations", path, sizeof path);
+        node *m = item_map(x, e, i, "error_growth.evaluations", path, sizeof path);
         r->growth[i].evaluation = get_str(x, m, path, K(GROWTH_EVALUATION), REQ);
-        yaml_node_t *v = get_seq(x, m, path, K(GROWTH_NMSE_MAX), REQ);
+        node *v = get_seq(x, m, path, K(GROWTH_NMSE_MAX), REQ);
         if (v && seq_len(v) != (size_t)r->layers)
             fail_at(x, v, path, K(GROWTH_NMSE_MAX), "%zu values for %d layers", seq_len(v), r->layers);
         r->growth[i].nmse_max = alloc_items(x, (size_t)r->layers, sizeof(double));
         for (int l = 0; l < r->layers && !x->st; l++) {
-            yaml_node_t *it = node_at(x, v->data.sequence.items.start[l]);
+            node *it = bn_yaml_item(v, (size_t)l);
             double d = NAN;
-            if (!is_null(it) && !(scalar(it) && parse_number(scalar(it), &d)))
+            if (!bn_yaml_is_null(it) && !(scalar(it) && bn_yaml_parse_number(scalar(it), 1, &d)))
                 fail_at(x, it, path, K(GROWTH_NMSE_MAX), "item %d: expected a number or null", l);
             r->growth[i].nmse_max[l] = d;
         }
@@ -372,37 +306,37 @@ static void read_growth(rx *x, const yaml_node_t *root, report_receipt *r) {
 static const char *const tap_statuses[] = {"pass", "fail", "shape-mismatch", "missing-reference",
                                            "missing-subject", "skipped"};
 
-static void read_tap(rx *x, const yaml_node_t *m, const char *path, report_tap *t) {
+static void read_tap(rx *x, node *m, const char *path, report_tap *t) {
     t->evaluation = get_str(x, m, path, K(TAP_EVALUATION), REQ);
     t->name = get_str(x, m, path, K(TAP_NAME), REQ);
     t->layer = (int)get_int(x, m, path, K(TAP_LAYER), OPT | NUL, -1);
     t->status = get_str(x, m, path, K(TAP_STATUS), REQ);
     size_t k = 0;
     while (t->status && k < 6 && strcmp(t->status, tap_statuses[k])) k++;
-    if (t->status && k == 6) fail_at(x, lookup(x, m, K(TAP_STATUS)), path, K(TAP_STATUS), "unknown status '%.40s'", t->status);
+    if (t->status && k == 6) fail_at(x, bn_yaml_get(m, K(TAP_STATUS)), path, K(TAP_STATUS), "unknown status '%.40s'", t->status);
     t->compared = k <= 1;
     t->failed = k == 1 || k == 2;
     char sub[64];
     snprintf(sub, sizeof sub, "%s.metrics", path);
-    yaml_node_t *mt = get_map(x, m, path, K(TAP_METRICS), t->compared ? REQ : OPT);
+    node *mt = get_map(x, m, path, K(TAP_METRICS), t->compared ? REQ : OPT);
     t->nmse = get_num(x, mt, sub, K(M_NMSE), REQ | NUL);
     t->cosine = get_num(x, mt, sub, K(M_COSINE), OPT | NUL);
     t->max_abs = get_num(x, mt, sub, K(M_MAX_ABS), OPT | NUL);
     t->scale = get_num(x, mt, sub, K(M_SCALE), OPT | NUL);
     t->bit_identical = get_bool(x, mt, sub, K(M_BIT_IDENTICAL), OPT);
     snprintf(sub, sizeof sub, "%s.limits", path);
-    yaml_node_t *lim = get_map(x, m, path, K(TAP_LIMITS), OPT);
+    node *lim = get_map(x, m, path, K(TAP_LIMITS), OPT);
     t->nmse_limit = get_num(x, lim, sub, K(L_NMSE_MAX), OPT | NUL);
     t->kld_mean_limit = get_num(x, lim, sub, K(L_KLD_MEAN_MAX), OPT | NUL);
     snprintf(sub, sizeof sub, "%s.failed", path);
-    yaml_node_t *f = get_map(x, m, path, K(TAP_FAILED), t->failed ? REQ : OPT);
+    node *f = get_map(x, m, path, K(TAP_FAILED), t->failed ? REQ : OPT);
     t->failed_metric = get_str(x, f, sub, K(F_METRIC), REQ);
     t->failed_value = get_num(x, f, sub, K(F_VALUE), REQ | NUL);
     t->failed_limit = get_num(x, f, sub, K(F_LIMIT), REQ | NUL);
 }
 
-static void read_taps(rx *x, const yaml_node_t *root, report_receipt *r) {
-    yaml_node_t *taps = get_seq(x, root, "", K(TAPS), REQ);
+static void read_taps(rx *x, node *root, report_receipt *r) {
+    node *taps = get_seq(x, root, "", K(TAPS), REQ);
     r->n_taps = seq_len(taps);
     if (taps && r->n_taps != (size_t)r->counts.taps)
         fail_at(x, taps, "", K(TAPS), "%zu entries but summary.counts.taps says %lld (a truncated receipt?)",
@@ -414,7 +348,7 @@ static void read_taps(rx *x, const yaml_node_t *root, report_receipt *r) {
 }
 
 
-static void read_logits(rx *x, const yaml_node_t *root, report_receipt *r) {
+static void read_logits(rx *x, node *root, report_receipt *r) {
 #define LG(id, flags, member) {PARITY_RK_LG_##id, flags, offsetof(report_logits, member), 0}
     static const field_spec fields[] = {
         LG(EVALUATION, REQ, evaluation),          LG(STATUS, REQ, status),
@@ -424,14 +358,14 @@ static void read_logits(rx *x, const yaml_node_t *root, report_receipt *r) {
         LG(KLD_P99, REQ | NUL, kld_p99),          LG(KLD_MAX, REQ | NUL, kld_max),
     };
 #undef LG
-    yaml_node_t *lg = get_items(x, root, "", K(LOGITS), REQ, sizeof *r->logits, &r->logits, &r->n_logits);
+    node *lg = get_items(x, root, "", K(LOGITS), REQ, sizeof *r->logits, &r->logits, &r->n_logits);
     char path[32];
     for (size_t i = 0; i < r->n_logits && !x->st; i++) {
         read_fields(x, item_map(x, lg, i, "logits", path, sizeof path), path, fields, N_FIELDS(fields), &r->logits[i]);
     }
 }
 
-static void read_replay(rx *x, const yaml_node_t *root, report_replay *rp) {
+static void read_replay(rx *x, node *root, report_replay *rp) {
 #define FL(id, flags, member) {PARITY_RK_FL_##id, flags, offsetof(report_replay, member), 0}
     static const field_spec first[] = {
         FL(EVALUATION, REQ, first_evaluation), FL(TAP, REQ, first_tap),       FL(METRIC, OPT | NUL, first_metric),
@@ -443,22 +377,22 @@ static void read_replay(rx *x, const yaml_node_t *root, report_replay *rp) {
     static const field_spec block_nmse[] = {RB(NMSE_COMPARED, OPT | NUL, nmse_compared),
                                        RB(NMSE_REPLAYED, OPT | NUL, nmse_replayed)};
 #undef RB
-    yaml_node_t *m = get_map(x, root, "", K(REPLAY), OPT);
+    node *m = get_map(x, root, "", K(REPLAY), OPT);
     rp->present = m != NULL;
     rp->mode = get_str(x, m, "replay", K(RP_MODE), REQ);
     rp->model = get_str(x, m, "replay", K(RP_MODEL), OPT | NUL);
-    yaml_node_t *f = get_map(x, m, "replay", K(RP_FIRST_LOCAL), OPT | NUL);
+    node *f = get_map(x, m, "replay", K(RP_FIRST_LOCAL), OPT | NUL);
     read_fields(x, f, "replay.first_local", first, N_FIELDS(first), rp);
-    yaml_node_t *b = get_items(x, m, "replay", K(RP_BLOCKS), OPT, sizeof *rp->blocks, &rp->blocks, &rp->n_blocks);
+    node *b = get_items(x, m, "replay", K(RP_BLOCKS), OPT, sizeof *rp->blocks, &rp->blocks, &rp->n_blocks);
     char path[40];
     for (size_t i = 0; i < rp->n_blocks && !x->st; i++) {
-        yaml_node_t *bm = item_map(x, b, i, "replay.blocks", path, sizeof path);
+        node *bm = item_map(x, b, i, "replay.blocks", path, sizeof path);
         report_block *blk = &rp->blocks[i];
         read_fields(x, bm, path, block_id, N_FIELDS(block_id), blk);
         blk->layer = (int)get_int(x, bm, path, K(RB_LAYER), REQ, -1);
         const char *e = get_str(x, bm, path, K(RB_ERROR), REQ);
         if (e && strcmp(e, "local") && strcmp(e, "inherited"))
-            fail_at(x, lookup(x, bm, K(RB_ERROR)), path, K(RB_ERROR), "expected local or inherited");
+            fail_at(x, bn_yaml_get(bm, K(RB_ERROR)), path, K(RB_ERROR), "expected local or inherited");
         blk->local = e && !strcmp(e, "local");
         read_fields(x, bm, path, block_nmse, N_FIELDS(block_nmse), blk);
     }
@@ -466,14 +400,14 @@ static void read_replay(rx *x, const yaml_node_t *root, report_replay *rp) {
 }
 
 static void read_receipt(rx *x, report_receipt *r) {
-    yaml_node_t *root = yaml_document_get_root_node(x->doc);
+    node *root = bn_yaml_root(x->doc);
     if (!root) return fail_at(x, NULL, NULL, K(RECEIPT), "empty document: not a bitparity receipt");
-    if (root->type != YAML_MAPPING_NODE)
+    if (root->kind != BN_YAML_MAP)
         return fail_at(x, root, NULL, K(RECEIPT), "the document is not a mapping: not a bitparity receipt");
     reject_aliases(x);
     const char *v = get_str(x, root, "", K(RECEIPT), REQ);
     if (v && strcmp(v, PARITY_RECEIPT_VERSION))
-        fail_at(x, lookup(x, root, K(RECEIPT)), NULL, K(RECEIPT), "'%.40s' is not a supported version (%s)", v,
+        fail_at(x, bn_yaml_get(root, K(RECEIPT)), NULL, K(RECEIPT), "'%.40s' is not a supported version (%s)", v,
                 PARITY_RECEIPT_VERSION);
     read_header(x, root, r);
     read_summary(x, root, r);
@@ -492,37 +426,24 @@ void report_receipt_free(report_receipt *r) {
     free(r->taps);
     free(r->logits);
     free(r->replay.blocks);
-    if (r->doc_) yaml_document_delete(r->doc_);
-    free(r->doc_);
+    bn_yaml_free(r->doc_);
     free((char *)r->file);
     free(r);
 }
 
-/* Loads the one document of the parser's stream and reads the receipt. */
-static bn_status load(yaml_parser_t *p, const char *name, report_receipt **out, bn_error *err) {
-    *out = NULL;
+/* Reads the receipt out of a loaded document, which it then owns. */
+static bn_status read_document(bn_yaml_doc *doc, report_receipt **out, bn_error *err) {
     report_receipt *r = calloc(1, sizeof *r);
-    yaml_document_t *doc = calloc(1, sizeof *doc);
-    char *file = strdup(name);
-    if (!r || !doc || !file) {
-        free(r), free(doc), free(file);
-        return bn_error_set(err, BN_ERR_NOMEM, "%s: out of memory", name);
-    }
-    r->file = file;
-    if (!yaml_parser_load(p, doc)) {
-        bn_status st = p->error == YAML_MEMORY_ERROR
-                           ? bn_error_set(err, BN_ERR_NOMEM, "%s: out of memory parsing YAML", name)
-                           : bn_error_set(err, BN_ERR_FORMAT, "%s:%lu:%lu: YAML syntax: %s%s%s", name,
-                                          (unsigned long)p->problem_mark.line + 1,
-                                          (unsigned long)p->problem_mark.column + 1,
-                                          p->problem ? p->problem : "error", p->context ? " " : "",
-                                          p->context ? p->context : "");
-        free(doc);
-        report_receipt_free(r);
+    char *file = strdup(bn_yaml_origin(doc));
+    if (!r || !file) {
+        free(r), free(file);
+        bn_status st = bn_error_set(err, BN_ERR_NOMEM, "%s: out of memory", bn_yaml_origin(doc));
+        bn_yaml_free(doc);
         return st;
     }
+    r->file = file;
     r->doc_ = doc;
-    rx x = {doc, name, err, BN_OK};
+    rx x = {doc, err, BN_OK};
     read_receipt(&x, r);
     if (x.st) {
         report_receipt_free(r);
@@ -535,31 +456,18 @@ static bn_status load(yaml_parser_t *p, const char *name, report_receipt **out, 
 bn_status report_parse(const char *name, const char *text, size_t size, report_receipt **out,
                               bn_error *err) {
     if (!name || !text || !out) return bn_error_set(err, BN_ERR_INVALID, "report_parse: NULL argument");
-    yaml_parser_t p;
-    if (!yaml_parser_initialize(&p)) return bn_error_set(err, BN_ERR_NOMEM, "%s: out of memory", name);
-    yaml_parser_set_input_string(&p, (const unsigned char *)text, size);
-    bn_status st = load(&p, name, out, err);
-    yaml_parser_delete(&p);
-    return st;
+    *out = NULL;
+    bn_yaml_doc *doc;
+    bn_status st = bn_yaml_parse(name, text, size, RECEIPT_MAX_BYTES, "receipt", &doc, err);
+    return st ? st : read_document(doc, out, err);
 }
 
 bn_status report_load(const char *path, report_receipt **out, bn_error *err) {
     if (!path || !out) return bn_error_set(err, BN_ERR_INVALID, "report_load: NULL argument");
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return bn_error_set(err, BN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    yaml_parser_t p;
-    if (!yaml_parser_initialize(&p)) {
-        fclose(f);
-        return bn_error_set(err, BN_ERR_NOMEM, "%s: out of memory", path);
-    }
-    yaml_parser_set_input_file(&p, f);
-    bn_status st = load(&p, path, out, err);
-    if (!st && ferror(f)) st = bn_error_set(err, BN_ERR_IO, "%s: read error", path);
-    yaml_parser_delete(&p);
-    fclose(f);
-    if (st && *out) report_receipt_free(*out), *out = NULL;
-    return st;
+    bn_yaml_doc *doc;
+    bn_status st = bn_yaml_load_file(path, RECEIPT_MAX_BYTES, "receipt", &doc, err);
+    return st ? st : read_document(doc, out, err);
 }
 
 int report_format_parse(const char *name, report_format *fmt) {

@@ -2,7 +2,7 @@
  * through the zip reader (every member read, .npy headers parsed, arrays
  * loaded) and through the trace layer (meta.yaml, index.tsv, node loads).
  * Whatever opens must keep its promises; a violated invariant traps. */
-#include "parity/npz.h"
+#include "bitnet/npz.h"
 #include "parity/trace.h"
 
 #include <stdint.h>

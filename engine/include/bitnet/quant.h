@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bitnet/simd.h" /* bn_simd_level of the _ex kernels */
 #include "bitnet/status.h"
 
 #ifdef __cplusplus
@@ -71,17 +72,6 @@ uint16_t bn_f32_to_bf16(float f);
 bn_status bn_dequantize_rows(uint32_t type, const void *data, int64_t ne0,
                              int64_t nrows_total, int64_t row0, int64_t nrows,
                              float *dst, bn_error *err);
-
-/* Instruction-set level of the dequantization kernels. Every level gives
- * bit-identical results; the choice only changes speed. */
-typedef enum bn_simd_level {
-    BN_SIMD_AUTO = 0,     /* the best level this CPU supports */
-    BN_SIMD_PORTABLE = 1, /* plain C */
-    BN_SIMD_AVX2 = 2,     /* x86 AVX2 + FMA + F16C */
-} bn_simd_level;
-
-/* The best level this CPU supports (never BN_SIMD_AUTO). */
-bn_simd_level bn_simd_best(void);
 
 /* bn_dequantize_rows with an explicit kernel level (tests, benchmarks).
  * Fails with BN_ERR_UNSUPPORTED when the CPU lacks the requested level. */

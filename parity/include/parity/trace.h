@@ -17,8 +17,8 @@
 
 #include <stdint.h>
 
+#include "bitnet/npz.h"
 #include "bitnet/status.h"
-#include "parity/npz.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -9,6 +9,7 @@
 #define BITNET_STATUS_H
 
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -57,17 +58,34 @@ bool bn_cancelled(const volatile sig_atomic_t *cancel);
  * bn_cancelled(cancel): `if ((st = bn_cancel_check(c, err))) return st;`. */
 bn_status bn_cancel_check(const volatile sig_atomic_t *cancel, bn_error *err);
 
+/* Lets the compiler check printf-style arguments: fmt is argument number
+ * `f`, the values start at `a` (0 for a va_list). */
+#if defined(__GNUC__)
+#define BN_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define BN_PRINTF(f, a)
+#endif
+
 /* Sets err (if not NULL) to code and a printf-formatted message; returns code
  * so callers can write `return bn_error_set(err, BN_ERR_FORMAT, ...)`.
- * A message longer than BN_ERROR_MSG_MAX-1 is truncated. */
-bn_status bn_error_set(bn_error *err, bn_status code, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
+ * A message longer than BN_ERROR_MSG_MAX-1 is truncated; newlines and
+ * carriage returns become spaces (messages are one line). */
+bn_status bn_error_set(bn_error *err, bn_status code, const char *fmt, ...) BN_PRINTF(3, 4);
+
+/* bn_error_set with a va_list, for a module's own error helper that adds
+ * where the problem is (bn_error_prefixf, bn_error_appendf) around a
+ * message its callers format. Leaves ap to the caller (va_end). */
+bn_status bn_error_setv(bn_error *err, bn_status code, const char *fmt, va_list ap) BN_PRINTF(3, 0);
 
 /* Prefixes err->msg with "prefix: " (e.g. a file name), keeping the code. */
 void bn_error_prefix(bn_error *err, const char *prefix);
+
+/* bn_error_prefix with a printf-formatted prefix ("%s: member '%s'"). */
+void bn_error_prefixf(bn_error *err, const char *fmt, ...) BN_PRINTF(2, 3);
+
+/* Appends printf-formatted text to err->msg (" at byte offset 12"), keeping
+ * the code; the tail is cut at BN_ERROR_MSG_MAX-1. */
+void bn_error_appendf(bn_error *err, const char *fmt, ...) BN_PRINTF(2, 3);
 
 /* Resets err to BN_OK and an empty message. */
 void bn_error_clear(bn_error *err);

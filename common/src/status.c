@@ -1,3 +1,4 @@
+/* status.c — the error channel (contracts in bitnet/status.h). */
 #include "bitnet/status.h"
 
 #include <stdarg.h>
@@ -36,17 +37,26 @@ bn_status bn_cancel_check(const volatile sig_atomic_t *cancel, bn_error *err) {
     return bn_cancelled(cancel) ? bn_error_set(err, BN_ERR_CANCELLED, "interrupted") : BN_OK;
 }
 
-bn_status bn_error_set(bn_error *err, bn_status code, const char *fmt, ...) {
+/* Messages are one line by contract: fold any newline a caller let in. */
+static void one_line(char *msg) {
+    for (char *p = msg; *p; p++)
+        if (*p == '\n' || *p == '\r') *p = ' ';
+}
+
+bn_status bn_error_setv(bn_error *err, bn_status code, const char *fmt, va_list ap) {
     if (err) {
-        va_list ap;
-        va_start(ap, fmt);
         vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-        va_end(ap);
-        /* Messages are one line by contract: fold any newline a caller let in. */
-        for (char *p = err->msg; *p; p++)
-            if (*p == '\n' || *p == '\r') *p = ' ';
+        one_line(err->msg);
         err->code = code;
     }
+    return code;
+}
+
+bn_status bn_error_set(bn_error *err, bn_status code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    bn_error_setv(err, code, fmt, ap);
+    va_end(ap);
     return code;
 }
 
@@ -61,6 +71,27 @@ void bn_error_prefix(bn_error *err, const char *prefix) {
     err->msg[lp] = ':';
     err->msg[lp + 1] = ' ';
     err->msg[lp + 2 + lm] = '\0';
+}
+
+void bn_error_prefixf(bn_error *err, const char *fmt, ...) {
+    if (!err) return;
+    char prefix[BN_ERROR_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    one_line(prefix);
+    bn_error_prefix(err, prefix);
+}
+
+void bn_error_appendf(bn_error *err, const char *fmt, ...) {
+    if (!err) return;
+    size_t used = strlen(err->msg);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->msg + used, sizeof err->msg - used, fmt, ap);
+    va_end(ap);
+    one_line(err->msg + used);
 }
 
 void bn_error_clear(bn_error *err) {

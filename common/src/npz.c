@@ -1,6 +1,6 @@
 /* npz.c — zip (APPNOTE 6.3) reader/writer restricted to what .npz needs, and
- * .npy headers. See parity/npz.h for the contract. */
-#include "parity/npz.h"
+ * .npy headers. See bitnet/npz.h for the contract. */
+#include "bitnet/npz.h"
 
 #include "bitnet/atomic_file.h"
 
@@ -150,20 +150,15 @@ struct npz_reader {
 };
 
 /* Sets err to "<file>: member '<name>': <message>". */
-static bn_status member_error(const npz_reader *r, const npz_member *m, bn_error *err, bn_status code,
-                              const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 5, 6)))
-#endif
-    ;
+BN_PRINTF(5, 6)
 static bn_status member_error(const npz_reader *r, const npz_member *m, bn_error *err, bn_status code,
                               const char *fmt, ...) {
-    char msg[BN_ERROR_MSG_MAX];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    bn_error_setv(err, code, fmt, ap);
     va_end(ap);
-    return bn_error_set(err, code, "%s: member '%s': %s", r->name, m->name, msg);
+    bn_error_prefixf(err, "%s: member '%s'", r->name, m->name);
+    return code;
 }
 
 typedef struct cd_loc {

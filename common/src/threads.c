@@ -36,15 +36,6 @@ struct bn_pool {
     atomic_int_fast64_t next_chunk;
 };
 
-const char *bn_simd_name(bn_simd s) {
-    switch (s) {
-    case BN_SIMD_AUTO: return "auto";
-    case BN_SIMD_PORTABLE: return "portable";
-    case BN_SIMD_AVX2: return "avx2";
-    }
-    return "unknown";
-}
-
 static void run_chunks(bn_pool *p) {
     for (;;) {
         int64_t c = atomic_fetch_add(&p->next_chunk, 1);

@@ -1,8 +1,9 @@
 /* threads.h — a fixed pool of worker threads and a deterministic parallel-for.
  *
- * The pool also records the SIMD level of the machine, decided once when the
- * pool is created (bn_simd_best), so kernels never consult global state:
- * code that runs on a pool asks bn_pool_simd() and passes the level down.
+ * The pool also records the SIMD level of the machine (bitnet/simd.h), decided
+ * once when the pool is created (bn_simd_best), so kernels never consult
+ * global state: code that runs on a pool asks bn_pool_simd() and passes the
+ * level down.
  *
  * Determinism: bn_pool_parallel_for splits [0, n) into the same chunks for
  * every thread count; which thread runs a chunk varies, so callers make each
@@ -14,20 +15,12 @@
 
 #include <stdint.h>
 
-#include "bitnet/quant.h"
+#include "bitnet/simd.h"
 #include "bitnet/status.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-/* Kernel families (BN_SIMD_AUTO, BN_SIMD_PORTABLE, BN_SIMD_AVX2) are
- * quant.h's bn_simd_level: every level computes bit-identical results, a
- * higher level is only faster. */
-typedef bn_simd_level bn_simd;
-
-/* Printable name: "auto", "portable", "avx2". */
-const char *bn_simd_name(bn_simd s);
 
 #define BN_POOL_MAX_THREADS 256
 

@@ -1,0 +1,34 @@
+/* simd.h — the instruction-set level of the kernels, decided from the CPU.
+ *
+ * Every level computes bit-identical results; a higher level is only faster.
+ * The level is a fact about the machine, so it lives in the common core:
+ * the thread pool records it once (bn_pool_simd) and the engine's kernels
+ * are handed it, so nothing consults global state on the hot path.
+ */
+#ifndef BITNET_SIMD_H
+#define BITNET_SIMD_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum bn_simd_level {
+    BN_SIMD_AUTO = 0,     /* the best level this CPU supports */
+    BN_SIMD_PORTABLE = 1, /* plain C */
+    BN_SIMD_AVX2 = 2,     /* x86 AVX2 + FMA + F16C */
+} bn_simd_level;
+
+/* The short name the pool, the matmul options and receipts use. */
+typedef bn_simd_level bn_simd;
+
+/* The best level this CPU supports (never BN_SIMD_AUTO). */
+bn_simd_level bn_simd_best(void);
+
+/* Printable name: "auto", "portable", "avx2" ("unknown" otherwise). */
+const char *bn_simd_name(bn_simd s);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* BITNET_SIMD_H */
