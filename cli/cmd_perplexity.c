@@ -210,7 +210,7 @@ int cmd_perplexity(int argc, char **argv) {
     int rc = cli_parse_options("perplexity", ppl_help, argc, argv, opts, NULL, 0, NULL);
     if (rc >= 0) return rc;
     if (!model || !file) return cli_usage_error("perplexity", "-m MODEL and -f TEXT are required");
-    bn_ctx_params cp = bn_ctx_default_params();
+    bn_ctx_params cp = bn_ctx_params_init();
     cp.n_threads = (int)threads;
     cp.cancel = cli_interrupt_flag();
     if (!bn_numerics_parse(numerics, &cp.numerics))

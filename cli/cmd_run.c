@@ -83,7 +83,7 @@ static bn_status run_step(void *user, int64_t k, const bn_ctx *c, bn_session_ste
 
 /* Generates into stdout; the model and tokenizer are loaded. */
 static bn_status generate(const run_opts *o, const bn_model *m, const bn_tokenizer *tok, bn_error *err) {
-    bn_session_params sp = {.ctx = bn_ctx_default_params(), .step = run_step};
+    bn_session_params sp = {.ctx = bn_ctx_params_init(), .step = run_step};
     sp.ctx.n_threads = (int)o->threads;
     sp.ctx.cancel = cli_interrupt_flag();
     if (!bn_numerics_parse(o->numerics, &sp.ctx.numerics))

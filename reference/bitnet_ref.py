@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Independent float64 reference forward pass for BitNet b1.58 (and LLaMA) GGUF models.
 
-Written from specs/bitnet-graph.md, specs/i2s.md, specs/ternary-llamacpp.md and DESIGN.md; it
+Written from docs/specs/bitnet-graph.md, docs/specs/i2s.md, docs/specs/ternary-llamacpp.md and docs/design.md; it
 shares no code with the C engine.
 
 Architectures (``general.architecture``):
@@ -32,7 +32,7 @@ Math (everything float64 unless stated):
 
 Numerics modes:
   f32          the above, no f16 roundings, no float32 rounding between nodes.
-  ggml-compat  emulates bitnet.cpp (specs/bitnet-graph.md): every node's output is rounded to
+  ggml-compat  emulates bitnet.cpp (docs/specs/bitnet-graph.md): every node's output is rounded to
                float32; rms_norm sums float32 products in double, mean = f32(sum/n),
                scale = f32(1/f32(sqrt(f32(mean+eps)))); RoPE θscale = f32(base^(−2/D)) and
                θ_i by repeated float32 multiplication from f32(pos), cos/sin rounded to float32;
@@ -85,7 +85,7 @@ def f16(a):
 
 # --- int8 activation quantizers (exact emulations) -------------------------------------------
 def quantize_act_i2s(x):
-    """bitnet.cpp's per-token int8 activation quantization (specs/i2s.md).
+    """bitnet.cpp's per-token int8 activation quantization (docs/specs/i2s.md).
 
     x: [T, K] float. Returns (q int8 [T, K], s float32 [T]) with x ≈ q / s."""
     x = np.asarray(x, dtype=np.float64)

@@ -1,5 +1,5 @@
-"""GGUF reader/writer and tensor codecs, written from specs/gguf.md, specs/i2s.md and
-specs/ternary-llamacpp.md (independent of the C engine).
+"""GGUF reader/writer and tensor codecs, written from docs/specs/gguf.md, docs/specs/i2s.md and
+docs/specs/ternary-llamacpp.md (independent of the C engine).
 
 Reader: ``GGUFFile(path)`` validates the header, every key/value, every tensor info and
 every data range against the file size before exposing anything; violations raise
@@ -22,7 +22,7 @@ import struct
 
 import numpy as np
 
-# --- GGUF value types (specs/gguf.md) ---------------------------------------------------
+# --- GGUF value types (docs/specs/gguf.md) ---------------------------------------------------
 UINT8, INT8, UINT16, INT16, UINT32, INT32, FLOAT32, BOOL, STRING, ARRAY, UINT64, INT64, FLOAT64 = range(13)
 
 _SCALAR_FMT = {UINT8: '<B', INT8: '<b', UINT16: '<H', INT16: '<h', UINT32: '<I', INT32: '<i',

@@ -1,10 +1,10 @@
-"""Trace containers (docs/trace-format.md, reference-traces/README.md).
+"""Trace containers (docs/trace-format.md, docs/specs/ggml-nodes.md).
 
 - ``TraceWriter``: streams the canonical layout (``e{k}/{tap}.npy`` members, npy 1.0, deflated),
   ``meta.yaml`` written last.
 - ``CanonicalTrace``: reads a canonical trace, validating meta.yaml and every member.
 - ``GgmlNodesTrace``: reads the shared bitnet.cpp / llama.cpp traces (layout ggml-nodes) and maps
-  graph nodes onto canonical taps per specs/ggml-trace-names.md (``canonical``).
+  graph nodes onto canonical taps per docs/specs/ggml-trace-names.md (``canonical``).
 """
 
 import io
@@ -144,7 +144,7 @@ class CanonicalTrace:
         self._zf.close()
 
 
-# --- ggml-nodes -> canonical (specs/ggml-trace-names.md) --------------------------------------
+# --- ggml-nodes -> canonical (docs/specs/ggml-trace-names.md) --------------------------------------
 # canonical suffix -> (bitnet.cpp (name, op), llama.cpp (name, op)); {N} = layer.
 _BLOCK_MAP = {
     'attn_norm': (('attn_norm-{N}', 'MUL'), ('attn_norm-{N}', 'MUL')),

@@ -87,7 +87,7 @@ std::vector<Tap> RunWithFault(const bn_model *m, bn_fault fault, const char *obs
     bn_tap_set *obs = nullptr, *inj = nullptr;
     EXPECT_OK(bn_tap_set_create(m->hp.n_layer, observe, &obs, &err), err);
     TapSetPtr hold_obs(obs), hold_inj;
-    bn_ctx_params p = bn_ctx_default_params();
+    bn_ctx_params p = bn_ctx_params_init();
     p.n_threads = 2;
     p.observe = obs, p.observe_fn = Keep, p.observe_user = &taps;
     if (inject) {
@@ -193,7 +193,7 @@ INSTANTIATE_TEST_SUITE_P(Faults, FaultFirstShows,
 TEST(FaultApply, NoneChangesNothing) {
     ModelPtr m = Load(SynthModel());
     ASSERT_TRUE(m);
-    bn_ctx_params p = bn_ctx_default_params(), before;
+    bn_ctx_params p = bn_ctx_params_init(), before;
     memcpy(&before, &p, sizeof p);
     bn_faulted *f = nullptr;
     bn_error err{};
@@ -215,7 +215,7 @@ TEST(FaultApply, ContextOptionsAreSetAndTheModelIsShared) {
                  {BN_FAULT_ROPE_POS_SHIFT, BN_KV_AUTO, 1, BN_ROUND_HALF_EVEN},
                  {BN_FAULT_ROUND_AWAY, BN_KV_AUTO, 0, BN_ROUND_HALF_AWAY}};
     for (const auto &c : cases) {
-        bn_ctx_params p = bn_ctx_default_params();
+        bn_ctx_params p = bn_ctx_params_init();
         bn_faulted *f = nullptr;
         bn_error err{};
         ASSERT_OK(bn_fault_apply(m.get(), c.fault, &p, &f, &err), err);
@@ -238,7 +238,7 @@ TEST(FaultApply, ModelTransformsChangeACopyOnly) {
     memcpy(&layer0, &m->layers[0], sizeof layer0);
     for (bn_fault fault : {BN_FAULT_GAMMA_INV_SQRT_H, BN_FAULT_SILU, BN_FAULT_LAYERNORM, BN_FAULT_NO_SUBNORM,
                            BN_FAULT_ROPE_NORMAL, BN_FAULT_TRANSPOSE_WO}) {
-        bn_ctx_params p = bn_ctx_default_params();
+        bn_ctx_params p = bn_ctx_params_init();
         bn_faulted *f = nullptr;
         bn_error err{};
         ASSERT_OK(bn_fault_apply(m.get(), fault, &p, &f, &err), err);
@@ -306,7 +306,7 @@ TEST(FaultApply, ScaleClampCopiesOnlyTheWeightsOutOfRange) {
     ModelPtr m = Load(patched);
     ASSERT_TRUE(m);
 
-    bn_ctx_params p = bn_ctx_default_params();
+    bn_ctx_params p = bn_ctx_params_init();
     bn_faulted *f = nullptr;
     ASSERT_OK(bn_fault_apply(m.get(), BN_FAULT_I2S_SCALE_CLAMP, &p, &f, &err), err);
     FaultedPtr hold(f);
@@ -342,7 +342,7 @@ TEST(FaultApply, TransposeWoRejectsANonSquareWeight) {
     layers[2].w[BN_PROJ_O].n = layers[2].w[BN_PROJ_O].k / 2;  // as if attn_output were [256 -> 128]
     bn_model fake = *m;
     fake.layers = layers.data();
-    bn_ctx_params p = bn_ctx_default_params(), before;
+    bn_ctx_params p = bn_ctx_params_init(), before;
     memcpy(&before, &p, sizeof p);
     int sentinel = 0;
     bn_faulted *f = reinterpret_cast<bn_faulted *>(&sentinel);  // never dereferenced; must come back NULL

@@ -77,7 +77,7 @@ EngineRun RunEngine(const bn_model *m, const std::vector<int32_t> &prompt, int n
     bn_tap_set *ts = nullptr;
     EXPECT_OK(bn_tap_set_create(m->hp.n_layer, globs.c_str(), &ts, &err), err);
     TapSetPtr taps(ts);
-    bn_ctx_params p = bn_ctx_default_params();
+    bn_ctx_params p = bn_ctx_params_init();
     p.n_threads = threads;
     p.numerics = numerics;
     p.observe = taps.get();

@@ -58,7 +58,7 @@ EngineRun RunEngine(const bn_model *m, const std::vector<int32_t> &prompt, int n
     bn_tap_set *ts = nullptr;
     EXPECT_OK(bn_tap_set_create(m->hp.n_layer, globs, &ts, &err), err);
     TapSetPtr taps(ts);
-    bn_ctx_params p = bn_ctx_default_params();
+    bn_ctx_params p = bn_ctx_params_init();
     p.n_threads = threads;
     p.numerics = numerics;
     p.observe = taps.get();
@@ -80,7 +80,7 @@ EngineRun RunEngine(const bn_model *m, const std::vector<int32_t> &prompt, int n
 }
 
 // bitnet.cpp's node (name, op) for each canonical per-block tap
-// (specs/ggml-trace-names.md); {} = no node.
+// (docs/specs/ggml-trace-names.md); {} = no node.
 struct NodeName {
     const char *name, *op;
 };
@@ -262,7 +262,7 @@ TEST_P(ForwardInjection, OverridesATap) {
     ASSERT_OK(bn_tap_set_create(m->hp.n_layer, (blk + ".ffn_out").c_str(), &inj, &err), err);
     TapSetPtr o(obs), i(inj);
     TapMap taps;
-    bn_ctx_params p = bn_ctx_default_params();
+    bn_ctx_params p = bn_ctx_params_init();
     p.observe = obs, p.observe_fn = Record, p.observe_user = &taps;
     p.inject = inj, p.inject_fn = ZeroTap;
     bn_ctx *c = nullptr;
@@ -281,7 +281,7 @@ TEST_P(Forward, RejectsOutOfRangeTokensAndFullContext) {
     ModelPtr m;
     ASSERT_NO_FATAL_FAILURE(LoadModel(model_path, &m));
     bn_error err{};
-    bn_ctx_params p = bn_ctx_default_params();
+    bn_ctx_params p = bn_ctx_params_init();
     p.n_ctx = 16;
     bn_ctx *c = nullptr;
     ASSERT_OK(bn_ctx_create(m.get(), &p, &c, &err), err);

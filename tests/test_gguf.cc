@@ -42,7 +42,7 @@ struct TensorSpec {
     uint32_t type;
     uint32_t n_dims;
     std::vector<int64_t> ne;
-    uint64_t nbytes;  // hand-computed from specs/i2s.md and ggml's block sizes
+    uint64_t nbytes;  // hand-computed from docs/specs/i2s.md and ggml's block sizes
 };
 
 GgufPtr OpenFile(const std::string &path) {

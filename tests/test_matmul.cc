@@ -56,7 +56,7 @@ std::vector<float> Matmul(bn_pool *pool, const bn_weight &w, const std::vector<f
     return y;
 }
 
-// --- I2_S packing for hand-built weights (specs/i2s.md) -------------------
+// --- I2_S packing for hand-built weights (docs/specs/i2s.md) -------------------
 std::vector<uint8_t> PackI2S(const std::vector<int> &w, float scale) {
     std::vector<uint8_t> out(w.size() / 4 + 32, 0);
     for (size_t e = 0; e < w.size(); e++) {

@@ -970,7 +970,7 @@ TEST_F(TapHooks, ObserveFiresExactlyTheSelectionInEvaluationOrder) {
         TapSetPtr sel = Select(2, globs);
         ASSERT_TRUE(sel);
         std::vector<Fired> fired;
-        bn_ctx_params p = bn_ctx_default_params();
+        bn_ctx_params p = bn_ctx_params_init();
         p.observe = sel.get(), p.observe_fn = Collect, p.observe_user = &fired;
         bn_error err{};
         ASSERT_OK(Run(p, &err), err);
@@ -1026,7 +1026,7 @@ TEST_F(TapHooks, ATapBothObservedAndInjectedIsObservedFirst) {
     TapSetPtr obs = Select(2, "blk.0.ffn_out,blk.0.out,logits"), inj = Select(2, "blk.0.ffn_out");
     ASSERT_TRUE(obs && inj);
     std::vector<Fired> plain, injected;
-    bn_ctx_params p = bn_ctx_default_params();
+    bn_ctx_params p = bn_ctx_params_init();
     p.observe = obs.get(), p.observe_fn = Collect, p.observe_user = &plain;
     bn_error err{};
     ASSERT_OK(Run(p, &err), err);
@@ -1048,7 +1048,7 @@ TEST_F(TapHooks, AHookErrorAbortsTheEvaluation) {
     TapSetPtr sel = Select(2, "blk.1.attn_v");
     ASSERT_TRUE(sel);
     for (bool inject : {false, true}) {
-        bn_ctx_params p = bn_ctx_default_params();
+        bn_ctx_params p = bn_ctx_params_init();
         if (inject) p.inject = sel.get(), p.inject_fn = Refuse;
         else p.observe = sel.get(), p.observe_fn = Refuse;
         bn_error err{};
@@ -1056,7 +1056,7 @@ TEST_F(TapHooks, AHookErrorAbortsTheEvaluation) {
         EXPECT_STREQ(err.msg, "refused blk.1.attn_v") << inject;
     }
     // a selection without its hook is refused when the context is made
-    bn_ctx_params p = bn_ctx_default_params();
+    bn_ctx_params p = bn_ctx_params_init();
     p.inject = sel.get();
     bn_ctx *c = reinterpret_cast<bn_ctx *>(0x1);
     bn_error err{};

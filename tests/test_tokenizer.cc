@@ -179,7 +179,7 @@ TEST_F(Llama3, AllLlamaCppVectors) {
     EXPECT_EQ(RunVectors(tok_, v), 46);
 }
 
-TEST_F(Llama3, SpecExamples) {  // specs/tokenizer.md
+TEST_F(Llama3, SpecExamples) {  // docs/specs/tokenizer.md
     EXPECT_EQ(Encode(tok_, "Hello world"), (Ids{9906, 1917}));
     EXPECT_EQ(Encode(tok_, " Hello world"), (Ids{22691, 1917}));
     EXPECT_EQ(Encode(tok_, "\n\n"), (Ids{271}));

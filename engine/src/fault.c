@@ -210,7 +210,7 @@ static bn_status model_swap_rope_pairing(bn_faulted *f, bn_ctx_params *p, bn_err
     return st;
 }
 
-/* An I2_S tensor keeps its scale in the float after the codes (specs/i2s.md);
+/* An I2_S tensor keeps its scale in the float after the codes (docs/specs/i2s.md);
  * a weight whose scale is outside [lo, hi] gets a copy with it clamped. The
  * others are left shared: clamping changes nothing for them. */
 static bn_status clamp_i2s_weight(bn_faulted *f, bn_weight *w, bn_error *err) {

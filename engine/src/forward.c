@@ -5,9 +5,9 @@
  *   forward_block  one transformer block on one screen (below);
  *   attention      q·kᵀ, softmax, p·V over the KV cache for every (head, token).
  *
- * Every intermediate passes through a named tap (DESIGN.md). A tap that is
+ * Every intermediate passes through a named tap (docs/design.md). A tap that is
  * not selected costs one branch on a precomputed table. Numerics follow
- * bitnet.cpp's ggml graph (specs/bitnet-graph.md): in ggml-compat mode the
+ * bitnet.cpp's ggml graph (docs/specs/bitnet-graph.md): in ggml-compat mode the
  * KV cache is f16, q is rounded to f16 before q·kᵀ, and single-token decode
  * rounds p and the lm_head input to f16. */
 #include "bitnet/forward.h"
@@ -75,7 +75,7 @@ bool bn_numerics_parse(const char *s, bn_numerics *out) {
     return false;
 }
 
-bn_ctx_params bn_ctx_default_params(void) {
+bn_ctx_params bn_ctx_params_init(void) {
     return (bn_ctx_params){.n_threads = 1, .numerics = BN_NUMERICS_GGML_COMPAT};
 }
 
@@ -410,7 +410,7 @@ static bn_status kv_alloc(bn_ctx *c, bn_error *err) {
     return BN_OK;
 }
 
-int64_t bn_ctx_default_n_ctx(const bn_model *m) {
+int64_t bn_ctx_model_n_ctx(const bn_model *m) {
     return m->hp.n_ctx_train < BN_CTX_MAX ? m->hp.n_ctx_train : BN_CTX_MAX;
 }
 
@@ -431,7 +431,7 @@ bn_status bn_ctx_create(const bn_model *m, const bn_ctx_params *p, bn_ctx **out,
     if (!c) return bn_error_set(err, BN_ERR_NOMEM, "context: cannot allocate %zu bytes", sizeof *c);
     c->m = m;
     c->p = *p;
-    c->n_ctx = p->n_ctx > 0 ? p->n_ctx : bn_ctx_default_n_ctx(m);
+    c->n_ctx = p->n_ctx > 0 ? p->n_ctx : bn_ctx_model_n_ctx(m);
     /* ggml-compat reproduces the AVX-512 ggml build of the shared traces;
      * f32 mode sums in plain index order (no f16 rounding anywhere). */
     c->mm.order = p->numerics == BN_NUMERICS_GGML_COMPAT ? BN_SUM_GGML : BN_SUM_PLAIN;

@@ -1,4 +1,4 @@
-/* gguf.c — strict GGUF v2/v3 reader and streaming writer (specs/gguf.md).
+/* gguf.c — strict GGUF v2/v3 reader and streaming writer (docs/specs/gguf.md).
  *
  * The reader walks the header twice with the same code. The first pass
  * validates every field against the bytes that remain and counts what the

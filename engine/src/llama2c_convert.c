@@ -1,6 +1,6 @@
 /* llama2c_convert.c — llama2.c checkpoints (Karpathy's run.c format) to a
  * GGUF of the llama architecture with a SentencePiece-style vocabulary
- * (../shared/models/README.md has the format). Weights are copied as they
+ * (docs/specs/llama2c.md has the format). Weights are copied as they
  * are: llama2.c stores every matrix output-major, which is GGUF's
  * ne = [in, out] layout, and uses the interleaved (normal) RoPE of llama. */
 #include <stdio.h>

@@ -23,7 +23,7 @@
  *    tail: float products (exact for f16 x f16) summed in double. All evals.
  *  - kqv = v-N (F16) · softmax: prompt = tinyBLAS, F16 weights x f32 probs;
  *    decode = ggml_vec_dot_f16 with the probs rounded to f16.
- *  - I2_S: exact integers as specs/i2s.md; every node of all evaluations.
+ *  - I2_S: exact integers as docs/specs/i2s.md; every node of all evaluations.
  * The 8-lane AVX2 variant of the same code (BN_SUM_GGML_AVX2) differs only in
  * the lane count and in GGML_F32x8_REDUCE's final hadd pairs
  * ((t0+t1)+(t2+t3) instead of (t0+t2)+(t1+t3)); no trace confirms it.
@@ -272,7 +272,7 @@ static float dense_dot_portable(const void *a, op_kind ka, const void *b, op_kin
 /* ------------------------------------------------------------------ */
 
 /* I2_S code -> w + 1 is {0, 1, 2, 1}: code 3 is unused and decodes as 0
- * (specs/i2s.md); the AVX2 kernels use it as a pshufb table. */
+ * (docs/specs/i2s.md); the AVX2 kernels use it as a pshufb table. */
 /* Σ (w_i + 1)·q_i over a row of K (multiple of 128) elements. */
 static int32_t i2s_dot_portable(const uint8_t *w, const int8_t *q, int64_t K) {
     int32_t s = 0;
@@ -577,7 +577,7 @@ static void q8_0_lanes(bool avx2, const int8_t *x, const int8_t *y, int32_t lane
 /* One output element per type                                         */
 /* ------------------------------------------------------------------ */
 
-/* specs/i2s.md: y = ((float)acc / s) · scale. */
+/* docs/specs/i2s.md: y = ((float)acc / s) · scale. */
 static float elem_i2s(const mm_job *j, int64_t r, int64_t t) {
     int32_t acc = i2s_dot(j->avx2, j->w + (size_t)r * j->row_bytes, j->q8 + t * j->K, j->K) - j->ai32[t];
     return ((float)acc / j->af[t]) * j->w_scale;
@@ -670,7 +670,7 @@ static const type_info *find_type(uint32_t type) {
 /* Activation quantization (one token per call)                        */
 /* ------------------------------------------------------------------ */
 
-/* specs/i2s.md: amax in double, s = (float)(127/amax), q = clamp(round(x·s)).
+/* docs/specs/i2s.md: amax in double, s = (float)(127/amax), q = clamp(round(x·s)).
  * Inlined into one quantizer per rounding, so the hot loop has no branch on
  * the mode and calls no function per element. */
 #if defined(__GNUC__)
@@ -710,7 +710,7 @@ static i8_token_fn *const I8_QUANTIZERS[] = {
     [BN_ROUND_HALF_AWAY] = quant_i8_token_away,
 };
 
-/* ggml's quantize_row_q8_K_ref (specs/ternary-llamacpp.md). */
+/* ggml's quantize_row_q8_K_ref (docs/specs/ternary-llamacpp.md). */
 static void quant_q8_k(const float *x, int64_t K, int8_t *q, float *d, int16_t *bsums) {
     for (int64_t b = 0; b < K / QK_K; b++, x += QK_K, q += QK_K, bsums += 16) {
         float amax = 0.0f, max = 0.0f;

@@ -12,7 +12,7 @@ static const bn_type_traits type_table[] = {
     {BN_TYPE_TQ1_0, "TQ1_0", 256, 54, 0, true},
     {BN_TYPE_TQ2_0, "TQ2_0", 256, 66, 0, true},
     /* 128 elements -> 32 bytes of 2-bit codes; then a float32 scale and 28
-     * padding bytes once per tensor (specs/i2s.md). */
+     * padding bytes once per tensor (docs/specs/i2s.md). */
     {BN_TYPE_I2_S, "I2_S", 128, 32, 32, true},
 };
 

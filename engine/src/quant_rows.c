@@ -96,7 +96,7 @@ typedef struct two_bit_layout {
     uint8_t shift[4];
 } two_bit_layout;
 
-/* specs/i2s.md: byte b holds elements b, b+32, b+64, b+96 from the top bits;
+/* docs/specs/i2s.md: byte b holds elements b, b+32, b+64, b+96 from the top bits;
  * code 3 is unused and decodes as 0. */
 static const two_bit_layout I2S_LAYOUT = {{-1, 0, 1, 0}, {6, 4, 2, 0}};
 /* ggml's dequantize_row_tq2_0: field n from the low bits; (q - 1) * d, so
@@ -113,7 +113,7 @@ typedef struct isa_kernels {
     void (*i8)(const int8_t *q, float d, float *dst);
     /* 32 bytes -> 128 values, see two_bit_layout */
     void (*two_bit)(const uint8_t *q, const two_bit_layout *l, float d, float *dst);
-    /* base-3 fixed point (specs/ternary-llamacpp.md): trit n of byte m is
+    /* base-3 fixed point (docs/specs/ternary-llamacpp.md): trit n of byte m is
      * element n*nbytes + m; value = (trit - 1) * d */
     void (*trits)(const uint8_t *q, int nbytes, int ntrits, float d, float *dst);
 } isa_kernels;
@@ -454,7 +454,7 @@ bn_status bn_dequantize_rows_ex(uint32_t type, const void *data, int64_t ne0, in
 
     const uint8_t *base = data;
     float tensor_scale = 0.0f;
-    if (type == BN_TYPE_I2_S) /* one float after all the codes (specs/i2s.md) */
+    if (type == BN_TYPE_I2_S) /* one float after all the codes (docs/specs/i2s.md) */
         memcpy(&tensor_scale, base + nelem / 4, sizeof tensor_scale);
     const int64_t blk_per_row = ne0 / t->block_elems;
     ROW_OPS[op].dequant(k, base + (uint64_t)row0 * (uint64_t)blk_per_row * t->block_bytes,

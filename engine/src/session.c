@@ -7,7 +7,7 @@ int64_t bn_session_n_ctx(const bn_model *m, const bn_session_params *p) {
     /* The model's own context unless the sequence needs more: a smaller cache
      * would change ggml-compat's KV padding, and with it the sums' order,
      * against a recording made at the default. */
-    const int64_t n_default = bn_ctx_default_n_ctx(m);
+    const int64_t n_default = bn_ctx_model_n_ctx(m);
     if (p->n_positions <= n_default) return n_default;
     return p->n_positions < BN_CTX_MAX ? p->n_positions : BN_CTX_MAX;
 }

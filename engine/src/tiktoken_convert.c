@@ -1,5 +1,5 @@
 /* tiktoken_convert.c — a tiktoken rank file (LLaMA-3 / BitNet 2B-4T) to a
- * vocabulary-only GGUF the tokenizer loads (specs/tokenizer.md).
+ * vocabulary-only GGUF the tokenizer loads (docs/specs/tokenizer.md).
  *
  * tiktoken stores no merges: its BPE merges whichever adjacent pair forms
  * the lowest-ranked token. The GGUF form needs an explicit merge list; like

@@ -7,7 +7,7 @@
 
 #include "tokenizer_internal.h"
 
-/* specs/tokenizer.md; PCRE2 with UTF|UCP runs them as written. */
+/* docs/specs/tokenizer.md; PCRE2 with UTF|UCP runs them as written. */
 static const char re_llama3[] =
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}|"
     " ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";

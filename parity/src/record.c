@@ -74,7 +74,7 @@ bn_status parity_record(const bn_model *m, const parity_record_opts *o, bn_error
     if (!st) st = bn_cancel_check(o->cancel, err);
     if (!st) st = parity_trace_writer_open(o->out_path, o->compress ? NPZ_DEFLATE_FAST : NPZ_STORED, &w, err);
     if (!st) parity_trace_writer_set_cancel(w, o->cancel);
-    bn_session_params sp = {.ctx = bn_ctx_default_params(), .step = record_step, .user = &run};
+    bn_session_params sp = {.ctx = bn_ctx_params_init(), .step = record_step, .user = &run};
     for (int64_t k = 0; k < n_evals; k++) sp.n_positions += o->follow ? o->follow[k].n_tokens : k == 0 ? o->n_tokens : 1;
     sp.ctx.n_threads = o->n_threads;
     sp.ctx.numerics = o->numerics;

@@ -176,7 +176,7 @@ bn_status parity_replay(parity_compare_result *r, const parity_tapview *subject,
     const parity_trace *st_trace = parity_tapview_trace(subject), *rt = parity_tapview_trace(reference);
     const char *numerics = o->numerics ? o->numerics : parity_trace_get(st_trace, "settings.numerics");
     const char *fault = o->fault ? o->fault : parity_trace_get(st_trace, "settings.fault");
-    bn_session_params sp = {.ctx = bn_ctx_default_params()};
+    bn_session_params sp = {.ctx = bn_ctx_params_init()};
     sp.ctx.n_threads = o->n_threads > 0 ? o->n_threads : 1;
     sp.ctx.cancel = o->cancel;
     if (numerics && !bn_numerics_parse(numerics, &sp.ctx.numerics))

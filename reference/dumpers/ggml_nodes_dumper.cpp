@@ -1,5 +1,5 @@
 // ggml_nodes_dumper.cpp — records every ggml graph node of a bitnet.cpp or llama.cpp evaluation
-// into a `layout: ggml-nodes` trace (shared/reference-traces/README.md), through the public
+// into a `layout: ggml-nodes` trace (docs/specs/ggml-nodes.md), through the public
 // llama.cpp API only: a cb_eval callback observes each node after it is computed.
 //
 //   ggml_nodes_dumper -m MODEL.gguf --tokens 509,12,300 [--decode N] [--threads N] [--ctx N]

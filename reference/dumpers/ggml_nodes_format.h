@@ -1,4 +1,4 @@
-// ggml_nodes_format.h — the `layout: ggml-nodes` trace container (shared/reference-traces/README.md)
+// ggml_nodes_format.h — the `layout: ggml-nodes` trace container (docs/specs/ggml-nodes.md)
 // without any llama.cpp or ggml header: node → float32 conversion that walks ggml strides,
 // member naming, index.tsv rows, meta.yaml, SHA-256. ggml_nodes_dumper.cpp feeds it the tensors
 // its cb_eval callback sees; tests/test_dumper_format.py feeds it synthetic nodes.

@@ -1,4 +1,4 @@
-"""reference/bitnet_ref.py against the shared bitnet.cpp / llama.cpp traces (specs/ggml-trace-names.md).
+"""reference/bitnet_ref.py against the shared bitnet.cpp / llama.cpp traces (docs/specs/ggml-trace-names.md).
 
 Measured (float64 reference, this suite's inputs): llama.cpp F32 max NMSE 2.6e-13; TQ1_0/TQ2_0
 1.5e-13; SiLU 2e-13; bitnet.cpp I2_S in ggml-compat 9e-14; bitnet.cpp F32 in ggml-compat:

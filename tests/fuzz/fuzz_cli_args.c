@@ -76,11 +76,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int64_t count = 1, seed = 0;
     double temp = 0.8;
     const cli_opt opts[] = {
-        {.name = "--flag", .alias = "-f", .kind = CLI_FLAG, .dst = &flag},
-        {.name = "--name", .alias = "-n", .kind = CLI_STR, .dst = &name},
-        {.name = "--count", .alias = "-c", .kind = CLI_INT, .dst = &count, .min = 1},
-        {.name = "--seed", .kind = CLI_INT, .dst = &seed, .min = 0},
-        {.name = "--temp", .alias = "-t", .kind = CLI_FLOAT, .dst = &temp},
+        CLI_FLAG_OPT("--flag", "-f", &flag),
+        CLI_STR_OPT("--name", "-n", &name),
+        CLI_INT_OPT("--count", "-c", &count, 1, 4096),
+        CLI_INT_OPT("--seed", NULL, &seed, 0, INT64_MAX),
+        CLI_FLOAT_OPT("--temp", "-t", &temp, 0, INFINITY, false, true),
         {0},
     };
     const char *pos[MAX_POSITIONAL] = {0};
@@ -90,7 +90,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (rc == -1) {
         CHECK(npos >= 0 && npos <= MAX_POSITIONAL);
         for (int i = 0; i < npos; i++) CHECK(is_word_of(pos[i], argv, argc) && (pos[i][0] != '-' || !pos[i][1]));
-        CHECK(count >= 1 && seed >= 0 && isfinite(temp));
+        CHECK(count >= 1 && count <= 4096 && seed >= 0 && isfinite(temp) && temp >= 0);
         CHECK(!name || is_word_of(name, argv, argc));
     }
     free(buf);

@@ -36,7 +36,7 @@ static void check_hparams(const bn_model *m) {
 }
 
 static void run(const bn_model *m) {
-    bn_ctx_params p = bn_ctx_default_params();
+    bn_ctx_params p = bn_ctx_params_init();
     p.n_ctx = 4;
     bn_ctx *c = NULL;
     bn_error err;

@@ -42,7 +42,7 @@ typedef struct bn_error {
 const char *bn_status_name(bn_status s);
 
 /* Process exit code for a status: 0 ok, 1 parity failure, 2 usage/input
- * error, 3 internal error (DESIGN.md), 130 cancelled (interrupted). */
+ * error, 3 internal error (docs/design.md), 130 cancelled (interrupted). */
 int bn_status_exit_code(bn_status s);
 
 /* Cancellation. Long-running calls take a `const volatile sig_atomic_t

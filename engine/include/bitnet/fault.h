@@ -15,7 +15,7 @@
  *     injected), through the observe and inject hooks of the context (so not
  *     in a BITPARITY_NO_TAPS benchmark build, which has no taps).
  *
- *     bn_ctx_params p = bn_ctx_default_params();
+ *     bn_ctx_params p = bn_ctx_params_init();
  *     p.observe = ...;                  // set hooks first: the fault wraps them
  *     bn_faulted *f;
  *     bn_fault_apply(m, BN_FAULT_SILU, &p, &f, &err);

@@ -47,7 +47,7 @@ typedef struct bn_ctx_params {
 
 /* Defaults: 1 thread, ggml-compat, no taps, the K/V type of the mode, ggml's
  * rounding (half to even), positions from 0. */
-bn_ctx_params bn_ctx_default_params(void);
+bn_ctx_params bn_ctx_params_init(void);
 
 typedef struct bn_ctx bn_ctx;
 
@@ -58,7 +58,7 @@ typedef struct bn_ctx bn_ctx;
  * BN_CTX_MAX. Under ggml-compat the capacity caps the KV padding and so
  * decides the order of attention's sums: a run that must reproduce another
  * bit for bit uses the same capacity (bn_session_run owns that rule). */
-int64_t bn_ctx_default_n_ctx(const bn_model *m);
+int64_t bn_ctx_model_n_ctx(const bn_model *m);
 
 bn_status bn_ctx_create(const bn_model *m, const bn_ctx_params *p, bn_ctx **out, bn_error *err);
 void bn_ctx_free(bn_ctx *c);

@@ -1,6 +1,6 @@
 /* gguf.h — strict GGUF v2/v3 reader over mmap, and a streaming writer.
  *
- * The reader validates everything before use (specs/gguf.md): every count,
+ * The reader validates everything before use (docs/specs/gguf.md): every count,
  * length and offset against the file size, unique keys and tensor names,
  * n_dims <= 4, element counts without overflow, ne[0] a multiple of the
  * type's block, tensors in bounds, aligned and non-overlapping. Failures give

@@ -2,8 +2,8 @@
  * handling and (optionally) the float summation order of the references.
  *
  * Activation handling follows the weight type:
- *   I2_S          per-token int8 (specs/i2s.md), exact integer dot products;
- *   TQ1_0, TQ2_0  per-256-block Q8_K (specs/ternary-llamacpp.md);
+ *   I2_S          per-token int8 (docs/specs/i2s.md), exact integer dot products;
+ *   TQ1_0, TQ2_0  per-256-block Q8_K (docs/specs/ternary-llamacpp.md);
  *   Q8_0          per-32-block Q8_0 like ggml's x86 quantize_row_q8_0;
  *   F16, F32      dense float (F16 weights widened exactly to f32).
  *

@@ -1,7 +1,7 @@
 /* model.h — a GGUF file bound as a BitNet (or LLaMA) model: architecture,
  * hyper-parameters validated against tensor shapes, and per-layer weights.
  *
- * Architectures (specs/bitnet-graph.md):
+ * Architectures (docs/specs/bitnet-graph.md):
  *   bitnet-b1.58, bitnet-25  relu(gate)^2 * up, sub-norms, NEOX RoPE, token_embd as lm_head
  *   bitnet                   silu(gate) * up unless <arch>.hidden_activation says relu2; optional per-tensor
  *                            blk.N.<W>.scale [1] multiplied after each projection; sub-norms; NEOX RoPE

@@ -1,7 +1,7 @@
 /* quant.h — tensor types: one table of traits, row dequantization and
  * quantization for F32, F16, BF16, Q8_0, I2_S, TQ1_0, TQ2_0.
  *
- * Type ids are ggml's (specs/i2s.md, specs/ternary-llamacpp.md). Sizes are
+ * Type ids are ggml's (docs/specs/i2s.md, docs/specs/ternary-llamacpp.md). Sizes are
  * never derived from ggml's own traits for I2_S: an I2_S tensor of n elements
  * occupies n/4 packed bytes + one float32 scale + 28 padding bytes.
  */

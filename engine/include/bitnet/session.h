@@ -46,7 +46,7 @@ typedef struct bn_session_params {
 } bn_session_params;
 
 /* The KV capacity a session runs with: ctx.n_ctx when set; else the model's
- * default (bn_ctx_default_n_ctx), grown to n_positions (at most BN_CTX_MAX)
+ * default (bn_ctx_model_n_ctx), grown to n_positions (at most BN_CTX_MAX)
  * when the sequence is known to need more. A trace recorded and replayed
  * through sessions thus always sees the same capacity. */
 int64_t bn_session_n_ctx(const bn_model *m, const bn_session_params *p);

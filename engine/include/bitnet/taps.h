@@ -1,4 +1,4 @@
-/* taps.h — named tap points of the forward pass (DESIGN.md, "Canonical tap
+/* taps.h — named tap points of the forward pass (docs/design.md, "Canonical tap
  * names"). A tap set says which taps of a model are selected; the forward
  * pass calls the observe hook (record) and/or the inject hook (override the
  * value before the graph continues) only for selected taps, so an unselected

@@ -1,7 +1,7 @@
 /* tokenizer.h — text <-> token ids for the vocabularies a GGUF carries, the
  * BitNet 2B-4T chat template, and the tiktoken -> GGUF vocabulary converter.
  *
- * Two vocabulary kinds (specs/tokenizer.md), behaving as llama.cpp does:
+ * Two vocabulary kinds (docs/specs/tokenizer.md), behaving as llama.cpp does:
  *   gpt2  byte-level BPE. Pre-split with a PCRE2 regex (pre = "llama-bpe" /
  *         "llama3": the LLaMA-3 regex, ignore_merges; pre = "default" /
  *         "gpt2" or absent: GPT-2's regex), pieces mapped byte-wise through
@@ -119,7 +119,7 @@ bn_status bn_detokenize(const bn_tokenizer *tok, const int32_t *ids, size_t n_id
                         bool remove_special, bool render_special, char **text, size_t *len,
                         bn_error *err);
 
-/* --- chat template (BitNet b1.58 2B-4T, specs/bitnet-graph.md) ---------- */
+/* --- chat template (BitNet b1.58 2B-4T, docs/specs/bitnet-graph.md) ---------- */
 typedef struct bn_chat_msg {
     const char *role;    /* "system", "user" or "assistant" */
     const char *content; /* NUL-terminated UTF-8 */

@@ -85,7 +85,7 @@ typedef struct parity_divergence {
     size_t tap_index;   /* in result->taps */
 } parity_divergence;
 
-/* A diagnosis in words (DESIGN.md "hints"), with the numbers behind it. */
+/* A diagnosis in words (docs/design.md "hints"), with the numbers behind it. */
 typedef struct parity_hint {
     char *name;     /* short id: "tokenization-mismatch", "norm-scale", ... */
     char *message;  /* one sentence */

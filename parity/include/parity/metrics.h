@@ -1,10 +1,10 @@
 /* metrics.h — how far a subject tensor is from a reference tensor.
  *
  * parity_metrics_compute(a = subject, b = reference) reduces two float32 arrays
- * to the per-tap statistics of DESIGN.md plus the anchors' own variants
- * (specs/metrics.md), so a receipt can be read next to llama.cpp's output:
+ * to the per-tap statistics of docs/design.md plus the anchors' own variants
+ * (docs/specs/metrics.md), so a receipt can be read next to llama.cpp's output:
  *
- *   nmse        Σ(a−b)²/Σb²                 DESIGN.md (normalised by the reference)
+ *   nmse        Σ(a−b)²/Σb²                 docs/design.md (normalised by the reference)
  *   nmse_llama  Σ(a−b)²/Σa²                 test-backend-ops (a = backend under test)
  *   nmse_var    mean((a−b)²)/var(b)         convert check-nmse.py (population variance)
  *

@@ -1,4 +1,4 @@
-/* tapmap.h — reading any trace as canonical taps (DESIGN.md): the tap maps of
+/* tapmap.h — reading any trace as canonical taps (docs/design.md): the tap maps of
  * parity/maps/ (one YAML file per producer) and the "view" of a trace through one.
  *
  * A map says, for each canonical tap ("blk.{N}.attn_q_rope", {N} = layer),

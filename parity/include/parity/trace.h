@@ -1,6 +1,6 @@
 /* trace.h — a parity trace: an .npz of per-evaluation arrays plus meta.yaml
  * (docs/trace-format.md), in either layout:
- *   canonical   e{k}/{tap}.npy for the taps of DESIGN.md (engine, Python reference);
+ *   canonical   e{k}/{tap}.npy for the taps of docs/design.md (engine, Python reference);
  *   ggml-nodes  e{k}/index.tsv listing every ggml graph node in evaluation order
  *               and e{k}/NNNN_<name>.npy per node (bitnet.cpp / llama.cpp dumps).
  *
