@@ -160,3 +160,20 @@ TEST(Llama2cMalformed, ElementCountsThatWrapPast2To64AreRefused) {
 }
 
 }  // namespace
+
+// Found by fuzz_llama2c: a token that is not UTF-8 (or holds a NUL) used to be
+// written into the GGUF, whose tokenizer then refused to load; the converter
+// now names the token and the byte offset.
+TEST(Llama2cMalformed, TokensThatAreNotUtf8OrHoldNulAreRefused) {
+    TempDir dir;
+    bn_error err;
+    const Header h = {8, 16, 1, 2, 1, 5, 4};
+    std::vector<std::string> bad = kTokens;
+    bad[3] = std::string("a\xff", 2);  // token 3 starts at byte 48 (4 + 3 * 8 + 5 + 3 + 4 + 8): 0xff is at 49
+    EXPECT_EQ(Convert(dir, Checkpoint(h), Tokenizer(bad), &err), BN_ERR_FORMAT);
+    EXPECT_EQ(std::string(err.msg), dir.file("t.bin") + ": token 3: not valid UTF-8 at byte offset 49");
+    EXPECT_NE(access(dir.file("o.gguf").c_str(), F_OK), 0);
+    bad[3] = std::string("a\0b", 3);
+    EXPECT_EQ(Convert(dir, Checkpoint(h), Tokenizer(bad), &err), BN_ERR_FORMAT);
+    EXPECT_EQ(std::string(err.msg), dir.file("t.bin") + ": token 3: a NUL byte at byte offset 49");
+}

@@ -11,6 +11,7 @@
 #include "bitnet/convert.h"
 #include "bitnet/gguf.h"
 #include "bitnet/quant.h"
+#include "tokenizer_internal.h"
 
 typedef struct l2c_config {
     int32_t dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len;
@@ -116,6 +117,16 @@ static bn_status parse_vocab(const uint8_t *buf, size_t size, const char *path, 
         off += 8;
         if (len < 0 || (size_t)len > size - off)
             return bn_error_set(err, BN_ERR_FORMAT, "%s: token %d claims %d bytes at byte offset %zu", path, i, len, off - 4);
+        /* GGUF strings are UTF-8, and the tokens are kept as C strings: refuse
+         * what the tokenizer would later reject or what would be cut short. */
+        for (size_t k = 0; k < (size_t)len;) {
+            uint32_t cp;
+            const size_t n_cp = utf8_get(buf + off + k, (size_t)len - k, &cp);
+            if (!n_cp || cp == 0)
+                return bn_error_set(err, BN_ERR_FORMAT, "%s: token %d: %s at byte offset %zu", path, i,
+                                    n_cp ? "a NUL byte" : "not valid UTF-8", off + k);
+            k += n_cp;
+        }
         char *t = malloc((size_t)len * 3 + 1), *o = t;
         if (!t) return bn_error_set(err, BN_ERR_NOMEM, "out of memory");
         for (int32_t k = 0; k < len; k++) {
