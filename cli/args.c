@@ -1,4 +1,5 @@
 /* args.c — argument helpers shared by the subcommands. */
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -31,7 +32,7 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) {
 bool cli_is_help(const char *arg) { return !strcmp(arg, "-h") || !strcmp(arg, "--help"); }
 
 bool cli_parse_i64(const char *s, int64_t *out) {
-    if (!s || !*s) return false;
+    if (!s || !(isdigit((unsigned char)s[0]) || (s[0] == '-' && isdigit((unsigned char)s[1])))) return false;
     char *end;
     errno = 0;
     long long v = strtoll(s, &end, 10);
@@ -63,7 +64,8 @@ bool cli_parse_id_list(const char *s, int32_t **ids, int64_t *n) {
     while (*p) {
         char *end;
         errno = 0;
-        long long x = strtoll(p, &end, 10);
+        /* digits only: strtoll alone would also take leading blanks and a sign */
+        long long x = isdigit((unsigned char)*p) ? strtoll(p, &end, 10) : (end = (char *)p, 0);
         if (end == p || errno || x < 0 || x > INT32_MAX || (*end && *end != ',')) {
             free(v);
             return false;

@@ -41,6 +41,9 @@ usage run "-n -1: must be 0..1048576" -m "$m" -n -1
 usage run "--seed -5: must be >= 0 (a 64-bit integer)" -m "$m" --seed -5
 usage run "--seed 99999999999999999999: must be >= 0 (a 64-bit integer)" -m "$m" --seed 99999999999999999999
 usage run "--threads 'two': expected an integer" -m "$m" --threads two
+# numbers are digits only: no leading blanks or '+' (strtoll alone would take them)
+usage run "--seed ' 5': expected an integer" -m "$m" --seed ' 5'
+usage run "--threads '+2': expected an integer" -m "$m" --threads +2
 usage perplexity "--ctx 1: must be 2..4096" -m "$m" -f "$tmp/text.txt" --ctx 1
 usage perplexity "-c 4097: must be 2..4096" -m "$m" -f "$tmp/text.txt" -c 4097
 usage compare "--threads 300: must be 1..256" a.npz b.npz --threads 300
