@@ -15,11 +15,7 @@
 #include <string.h>
 
 #include "commands.h"
-
-#define CHECK(c)                    \
-    do {                            \
-        if (!(c)) __builtin_trap(); \
-    } while (0)
+#include "fuzz_support.h"
 
 #define MAX_WORDS 24
 #define MAX_POSITIONAL 2

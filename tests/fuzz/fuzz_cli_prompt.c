@@ -21,11 +21,7 @@
 #include "bitnet/synth.h"
 #include "bitnet/tokenizer.h"
 #include "commands.h"
-
-#define CHECK(c)                    \
-    do {                            \
-        if (!(c)) __builtin_trap(); \
-    } while (0)
+#include "fuzz_support.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -6,11 +6,7 @@
 
 #include <stdint.h>
 #include <string.h>
-
-#define CHECK(c) \
-    do {         \
-        if (!(c)) __builtin_trap(); \
-    } while (0)
+#include "fuzz_support.h"
 
 static uint64_t walk_kv(const bn_gguf *g, int64_t i) {
     const char *key = bn_gguf_kv_key(g, i);

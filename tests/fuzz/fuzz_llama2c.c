@@ -14,34 +14,20 @@
 #include "bitnet/convert.h"
 #include "bitnet/model.h"
 #include "bitnet/tokenizer.h"
-
-#define CHECK(c)                    \
-    do {                            \
-        if (!(c)) __builtin_trap(); \
-    } while (0)
+#include "fuzz_support.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* This process's folder and the three paths in it, set once at start-up. */
-static char dir[64], ckpt_path[96], tok_path[96], out_path[96];
-
-static void remove_dir(void) {
-    unlink(ckpt_path);
-    unlink(tok_path);
-    unlink(out_path);
-    rmdir(dir);
-}
+/* This process's scratch paths, set once at start-up. */
+static const char *ckpt_path, *tok_path, *out_path;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
     (void)argv;
-    snprintf(dir, sizeof dir, "/tmp/fuzz_llama2c.XXXXXX");
-    CHECK(mkdtemp(dir) != NULL);
-    snprintf(ckpt_path, sizeof ckpt_path, "%s/model.bin", dir);
-    snprintf(tok_path, sizeof tok_path, "%s/tok.bin", dir);
-    snprintf(out_path, sizeof out_path, "%s/out.gguf", dir);
-    atexit(remove_dir);
+    static const char *const files[] = {"model.bin", "tok.bin", "out.gguf", NULL};
+    const fuzz_scratch *s = fuzz_scratch_open("fuzz_llama2c", files);
+    ckpt_path = s->path[0], tok_path = s->path[1], out_path = s->path[2];
     return 0;
 }
 

@@ -10,11 +10,7 @@
 #include "bitnet/forward.h"
 #include "bitnet/gguf.h"
 #include "bitnet/model.h"
-
-#define CHECK(c)                    \
-    do {                            \
-        if (!(c)) __builtin_trap(); \
-    } while (0)
+#include "fuzz_support.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -5,11 +5,7 @@
 #include <string.h>
 
 #include "parity/tapmap.h"
-
-#define CHECK(c)                    \
-    do {                            \
-        if (!(c)) __builtin_trap(); \
-    } while (0)
+#include "fuzz_support.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     bn_error err;

@@ -13,32 +13,20 @@
 
 #include "bitnet/gguf.h"
 #include "bitnet/tokenizer.h"
-
-#define CHECK(c)                    \
-    do {                            \
-        if (!(c)) __builtin_trap(); \
-    } while (0)
+#include "fuzz_support.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* This process's folder and the two paths in it, set once at start-up. */
-static char dir[64], in_path[96], out_path[96];
-
-static void remove_dir(void) {
-    unlink(in_path);
-    unlink(out_path);
-    rmdir(dir);
-}
+/* This process's scratch paths, set once at start-up. */
+static const char *in_path, *out_path;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
     (void)argv;
-    snprintf(dir, sizeof dir, "/tmp/fuzz_tiktoken.XXXXXX");
-    CHECK(mkdtemp(dir) != NULL);
-    snprintf(in_path, sizeof in_path, "%s/tokenizer.model", dir);
-    snprintf(out_path, sizeof out_path, "%s/vocab.gguf", dir);
-    atexit(remove_dir);
+    static const char *const files[] = {"tokenizer.model", "vocab.gguf", NULL};
+    const fuzz_scratch *s = fuzz_scratch_open("fuzz_tiktoken", files);
+    in_path = s->path[0], out_path = s->path[1];
     return 0;
 }
 

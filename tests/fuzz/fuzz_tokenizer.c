@@ -9,11 +9,7 @@
 
 #include "bitnet/gguf.h"
 #include "bitnet/tokenizer.h"
-
-#define CHECK(c)                    \
-    do {                            \
-        if (!(c)) __builtin_trap(); \
-    } while (0)
+#include "fuzz_support.h"
 
 static const char text[] = "Hello world! <|eot_id|> 3333 \xc3\xa9t\xc3\xa9\n\n  x";
 

@@ -12,11 +12,7 @@
 #include <string.h>
 
 #include "parity/trace.h"
-
-#define CHECK(c)                    \
-    do {                            \
-        if (!(c)) __builtin_trap(); \
-    } while (0)
+#include "fuzz_support.h"
 
 /* A failed open leaves no trace and one line naming the container. */
 static inline void trace_walk_check_error(const parity_trace *t, const bn_error *err, const char *name) {
