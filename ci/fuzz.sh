@@ -8,6 +8,8 @@
 # `build-fuzz/tests/fuzz/<target> <artifact>`). Exits 1 when any target
 # crashed, 2 on a usage error.
 # Usage: ci/fuzz.sh [SECONDS] [TARGET...]   (TARGET: fuzz_gguf or gguf; default all)
+# FUZZ_RUNS=N also stops a target after N executions, whichever comes first
+# (the long campaign: FUZZ_RUNS=10000000 ci/fuzz.sh 3600).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,8 +18,9 @@ if [ $# -gt 0 ] && [[ "$1" =~ ^[0-9]+$ ]]; then
   seconds=$1
   shift
 fi
-if [ "$seconds" -lt 1 ]; then
-  echo "usage: ci/fuzz.sh [SECONDS>=1] [TARGET...]" >&2
+runs=${FUZZ_RUNS:--1}
+if [ "$seconds" -lt 1 ] || ! [[ "$runs" =~ ^(-1|[1-9][0-9]*)$ ]]; then
+  echo "usage: [FUZZ_RUNS=N>=1] ci/fuzz.sh [SECONDS>=1] [TARGET...]" >&2
   exit 2
 fi
 bash ci/bootstrap.sh
@@ -57,7 +60,7 @@ for t in "${targets[@]}"; do
   # A hang (-timeout) or runaway allocation (-rss_limit_mb, -malloc_limit_mb)
   # is a finding like a crash.
   rc=0
-  "$build/tests/fuzz/$t" -max_total_time="$seconds" -timeout=30 -rss_limit_mb=2048 -malloc_limit_mb=1024 \
+  "$build/tests/fuzz/$t" -max_total_time="$seconds" -runs="$runs" -timeout=30 -rss_limit_mb=2048 -malloc_limit_mb=1024 \
     -close_fd_mask=3 -print_final_stats=1 -artifact_prefix="$build/artifacts/$t-" \
     "$corpus" $seeds >"$log" 2>&1 || rc=$?
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)

@@ -61,5 +61,11 @@ usage synth "--seed -1: must be >= 0 (a 64-bit integer)" --type i2_s --seed -1 -
     fail "trace --decode 0 --threads 256: $(cat "$tmp/err")"
 "$bp" perplexity -m "$m" -f "$tmp/text.txt" --ctx 2 >"$tmp/out" 2>"$tmp/err" || fail "perplexity --ctx 2: $(cat "$tmp/err")"
 grep -q "^ctx = 2$" "$tmp/out" || fail "perplexity --ctx 2: $(cat "$tmp/out")"
+# an id is its digits: leading zeros (any number of them) do not change it
+z=$(printf '0%.0s' $(seq 80))
+"$bp" run -m "$m" --tokens 509,12 -n 3 --temp 0 --ids >"$tmp/plain" 2>/dev/null || fail "run --tokens 509,12"
+"$bp" run -m "$m" --tokens "${z}509,${z}12" -n 3 --temp 0 --ids >"$tmp/zeros" 2>"$tmp/err" ||
+    fail "run --tokens with leading zeros: $(cat "$tmp/err")"
+cmp -s "$tmp/plain" "$tmp/zeros" || fail "leading zeros changed the ids: $(cat "$tmp/plain") vs $(cat "$tmp/zeros")"
 "$bp" synth --type i2_s --seed 0 -o "$tmp/s0.gguf" 2>/dev/null || fail "synth --seed 0"
 echo "args: ok"

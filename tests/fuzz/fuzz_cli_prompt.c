@@ -97,12 +97,14 @@ static void check_id_list(const char *s) {
     for (int64_t i = 0; i < n; i++) {
         const char *end = strchr(piece, ',');
         size_t len = end ? (size_t)(end - piece) : strlen(piece);
-        char buf[64];
+        /* A piece may be long: leading zeros are digits like any other. */
+        char *buf = malloc(len + 1);
         int64_t v;
-        CHECK(len < sizeof buf);
+        CHECK(buf != NULL);
         memcpy(buf, piece, len);
         buf[len] = '\0';
         CHECK(ids[i] >= 0 && cli_parse_i64(buf, &v) && v == ids[i]);
+        free(buf);
         piece += len + 1;
     }
     free(ids);
