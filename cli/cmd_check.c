@@ -1,9 +1,5 @@
 /* cmd_check.c — `bitparity check`: trace bitparity's engine with a reference
  * trace's tokens and settings, then compare, in one step. */
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
-
 #include "commands.h"
 
 static const char check_help[] =
@@ -15,13 +11,12 @@ static const char check_help[] =
     "`bitparity compare` does (the engine is the subject). The numerics mode defaults to ggml-compat\n"
     "for a bitnet.cpp reference and to f32 otherwise.\n\n"
     "  --reference T   the reference trace (bitnet.cpp/llama.cpp dump or a bitparity trace)\n"
-    "  --keep-trace F  keep the engine's trace (default: a temporary file, removed)\n"
+    "  --keep-trace F  also write the engine's trace to F (default: it is held in memory only)\n"
     "  other options   as for `bitparity compare` and `bitparity trace`\n\n"
     "exit: 0 pass, 1 parity failure, 2 usage or input error, 130 interrupted\n";
 
 int cmd_check(int argc, char **argv) {
     cli_compare_args a = {.cmd = "check", .format = "text", .threads = 2};
-    const char *keep = NULL;
     const cli_opt opts[] = {CLI_STR_OPT("-m", "--model", &a.model),
                             CLI_STR_OPT("--reference", NULL, &a.reference),
                             CLI_STR_OPT("--numerics", NULL, &a.numerics),
@@ -33,23 +28,10 @@ int cmd_check(int argc, char **argv) {
                             CLI_THREADS_OPT(&a.threads),
                             CLI_FLAG_OPT("--replay", NULL, &a.replay),
                             CLI_STR_OPT("--replay-mode", NULL, &a.replay_mode),
-                            CLI_STR_OPT("--keep-trace", NULL, &keep),
+                            CLI_STR_OPT("--keep-trace", NULL, &a.record_path),
                             {0}};
     int rc = cli_parse_options("check", check_help, argc, argv, opts, NULL, 0, NULL);
     if (rc >= 0) return rc;
     if (!a.model || !a.reference) return cli_usage_error("check", "-m MODEL and --reference TRACE are required");
-    const char *tmpdir = getenv("TMPDIR");
-    char tmp[512], path[600];
-    snprintf(tmp, sizeof tmp, "%s/bitparity-check-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
-    if (!keep) {
-        if (!mkdtemp(tmp)) return cli_usage_error("check", "cannot create a temporary folder in %s", tmp);
-        snprintf(path, sizeof path, "%s/engine.npz", tmp);
-    }
-    a.record_path = keep ? keep : path;
-    rc = cli_compare_run(&a);
-    if (!keep) {
-        unlink(path);
-        rmdir(tmp);
-    }
-    return rc;
+    return cli_compare_run(&a);
 }

@@ -85,7 +85,7 @@ int cli_parse_options(const char *cmd, const char *help, int argc, char **argv, 
 typedef struct cli_compare_args {
     const char *cmd; /* for messages: "compare" or "check" */
     const char *subject, *reference, *map, *policy, *out, *format, *model, *replay_mode;
-    const char *numerics, *taps, *record_path; /* check: subject NULL, the engine is recorded to record_path */
+    const char *numerics, *taps, *record_path; /* check: subject NULL, the engine is recorded (kept in record_path when set) */
     int64_t threads;
     bool replay;
 } cli_compare_args;

@@ -55,6 +55,42 @@ bn_atomic_file *Open(const std::string &path, bn_error *err) {
     return f;
 }
 
+// An anonymous file is memory only: commit_fd hands back what was written,
+// and the two ways of ending a file refuse the other kind.
+TEST(AtomicFile, AnonymousFileGivesItsBytesBackAndNeverANamedFile) {
+    TempDir dir;
+    bn_error err = {};
+    bn_atomic_file *f = nullptr;
+    ASSERT_OK(bn_atomic_file_open_anonymous("scratch", &f, &err), err);
+    EXPECT_STREQ(bn_atomic_file_path(f), "scratch");
+    ASSERT_OK(bn_atomic_file_write(f, "hello, memory", 13, &err), err);
+    int fd = -1;
+    ASSERT_OK(bn_atomic_file_commit_fd(f, &fd, &err), err);
+    ASSERT_GE(fd, 0);
+    char buf[32] = {0};
+    EXPECT_EQ(pread(fd, buf, sizeof buf, 0), 13);
+    EXPECT_STREQ(buf, "hello, memory");
+    close(fd);
+
+    ASSERT_OK(bn_atomic_file_open_anonymous("scratch", &f, &err), err);
+    EXPECT_EQ(bn_atomic_file_commit(f, &err), BN_ERR_INVALID);
+    EXPECT_NE(std::string(err.msg).find("scratch: an anonymous file has no name"), std::string::npos) << err.msg;
+
+    const std::string path = dir.file("named.bin");
+    f = Open(path, &err);
+    ASSERT_NE(f, nullptr);
+    EXPECT_EQ(bn_atomic_file_commit_fd(f, &fd, &err), BN_ERR_INVALID);
+    EXPECT_EQ(fd, -1);
+    EXPECT_TRUE(Listing(dir.path()).empty()) << "the refused named file left " << Listing(dir.path())[0];
+
+    // a cancelled anonymous file gives nothing back
+    volatile sig_atomic_t stop = 1;
+    ASSERT_OK(bn_atomic_file_open_anonymous("scratch", &f, &err), err);
+    bn_atomic_file_set_cancel(f, &stop);
+    EXPECT_EQ(bn_atomic_file_commit_fd(f, &fd, &err), BN_ERR_CANCELLED);
+    EXPECT_EQ(fd, -1);
+}
+
 TEST(AtomicFile, CommitPublishesTheBytesAndLeavesNoTemporaryFile) {
     TempDir dir;
     bn_error err = {};

@@ -177,3 +177,29 @@ TEST(Llama2cMalformed, TokensThatAreNotUtf8OrHoldNulAreRefused) {
     EXPECT_EQ(Convert(dir, Checkpoint(h), Tokenizer(bad), &err), BN_ERR_FORMAT);
     EXPECT_EQ(std::string(err.msg), dir.file("t.bin") + ": token 3: a NUL byte at byte offset 49");
 }
+
+// Found by fuzz_llama2c: "<0x9N>" has the shape of a byte-fallback token but
+// no hex byte; the converter typed it BYTE and the GGUF's tokenizer then
+// refused to load. Only an exact <0xHH> is BYTE now; the rest are text.
+TEST(Llama2c, OnlyExactHexTokensAreBytes) {
+    TempDir dir;
+    bn_error err;
+    const Header h = {8, 16, 1, 2, 1, 7, 4};
+    std::vector<std::string> tokens = kTokens;
+    tokens[4] = "<0x9N>";
+    tokens.push_back("<0xff>");
+    tokens.push_back("<0x4>");
+    ASSERT_OK(Convert(dir, Checkpoint(h), Tokenizer(tokens), &err), err);
+    bn_model *raw = nullptr;
+    ASSERT_OK(bn_model_load(dir.file("o.gguf").c_str(), &raw, &err), err);
+    ModelPtr m(raw);
+    bn_tokenizer *tok = nullptr;
+    ASSERT_OK(bn_tokenizer_load(m->gguf, &tok, &err), err);
+    TokenizerPtr t(tok);
+    EXPECT_EQ(bn_token_type_of(t.get(), 4), BN_TOKEN_NORMAL);
+    EXPECT_EQ(bn_token_type_of(t.get(), 5), BN_TOKEN_BYTE);  // lower-case hex is a byte
+    EXPECT_EQ(bn_token_type_of(t.get(), 6), BN_TOKEN_NORMAL);
+    EXPECT_EQ(bn_token_byte_value("<0xff>", 6), 255);
+    EXPECT_EQ(bn_token_byte_value("<0x9N>", 6), -1);
+    EXPECT_EQ(bn_token_byte_value("<0x41>x", 7), -1);
+}

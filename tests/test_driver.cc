@@ -15,7 +15,9 @@
 #include "test_helpers.h"
 
 extern "C" {
+#include "bitnet/sha256.h"
 #include "parity/driver.h"
+#include "parity/record.h"
 #include "parity/receipt_schema.h"
 }
 
@@ -146,8 +148,27 @@ TEST(Driver, RecordsTheSubjectFollowingTheReference) {
     EXPECT_STREQ(parity_trace_get(r->trace[0], "settings.numerics"), "ggml-compat");
     EXPECT_EQ(parity_trace_eval_count(r->trace[0]), 3);
 
-    // No path to record to, or replay without a model: refused before any work.
+    // Without a path the recording stays in memory: nothing new on disk, the
+    // same verdict, and the receipt hashes the same bytes the kept file holds.
     o.record_path = nullptr;
+    parity_driver_run *m = nullptr;
+    ASSERT_OK(parity_driver_run_job(&o, &m, &err), err);
+    DriverPtr in_memory(m);
+    EXPECT_STREQ(parity_trace_path(m->trace[0]), PARITY_RECORD_MEMORY_NAME);
+    EXPECT_TRUE(m->result->pass);
+    EXPECT_EQ(m->result->counts.bit_identical, r->result->counts.bit_identical);
+    uint8_t digest[BN_SHA256_DIGEST_SIZE];
+    char hex[BN_SHA256_HEX_SIZE];
+    ASSERT_OK(bn_sha256_file(rec.c_str(), nullptr, digest, &err), err);
+    bn_sha256_hex(digest, hex);
+    const std::string yaml = Yaml(m->receipt, t.tmp.file("mem.yaml"));
+    const size_t subject = yaml.find("\nsubject:"), reference = yaml.find("\nreference:");
+    const size_t at = yaml.find(hex, subject);
+    EXPECT_TRUE(subject != std::string::npos && at < reference) << hex << "\n" << yaml; // the subject's sha256
+    EXPECT_NE(yaml.find("trace: (engine trace in memory)"), std::string::npos) << yaml;
+
+    // Nothing to record with, or replay without a model: refused before any work.
+    o.model = nullptr;
     EXPECT_EQ(parity_driver_run_job(&o, &r, &err), BN_ERR_INVALID);
     EXPECT_EQ(r, nullptr);
     parity_driver_opts o2 = Opts(t, t.silu, t.good);

@@ -59,11 +59,9 @@ struct Sample {
 
 const char kMeta[] = "trace: bitparity/v1\nnote: raw bytes member\n";
 
-void WriteSample(const std::string &path, npz_compression comp) {
+void AddSample(npz_writer *w) {
     Sample s;
     bn_error err{};
-    npz_writer *w = nullptr;
-    ASSERT_OK(npz_writer_open(path.c_str(), comp, &w, &err), err);
     const int64_t s34[] = {3, 4}, s5[] = {5}, s2x128[] = {2, 128}, s4[] = {4}, s2[] = {2}, s05[] = {0, 5};
     const float scalar = 42.5f;
     EXPECT_OK(npz_writer_add_array(w, "e0/f32.npy", NPZ_F32, s34, 2, s.f32.data(), &err), err);
@@ -79,6 +77,13 @@ void WriteSample(const std::string &path, npz_compression comp) {
     EXPECT_NE(std::string(err.msg).find("duplicate member 'e0/f32.npy'"), std::string::npos) << err.msg;
     EXPECT_OK(npz_writer_add_bytes(w, "meta.yaml", kMeta, sizeof kMeta - 1, &err), err);
     EXPECT_EQ(npz_writer_count(w), 8);
+}
+
+void WriteSample(const std::string &path, npz_compression comp) {
+    bn_error err{};
+    npz_writer *w = nullptr;
+    ASSERT_OK(npz_writer_open(path.c_str(), comp, &w, &err), err);
+    AddSample(w);
     ASSERT_OK(npz_writer_close(w, &err), err);
 }
 
@@ -136,6 +141,35 @@ TEST(Npz, WriterReaderRoundTripStored) {
     TempDir dir;
     WriteSample(dir.file("a.npz"), NPZ_STORED);
     CheckSample(dir.file("a.npz"), 0);
+}
+
+// An anonymous writer holds the very bytes a file writer publishes, and
+// close_open reads them back without anything on disk.
+TEST(Npz, AnonymousWriterMatchesTheFileByteForByte) {
+    TempDir dir;
+    for (npz_compression comp : {NPZ_STORED, NPZ_DEFLATE_FAST}) {
+        WriteSample(dir.file("a.npz"), comp);
+        bn_error err{};
+        npz_writer *w = nullptr;
+        ASSERT_OK(npz_writer_open_anonymous("sample in memory", comp, &w, &err), err);
+        AddSample(w);
+        npz_reader *raw = nullptr;
+        ASSERT_OK(npz_writer_close_open(w, &raw, &err), err);
+        NpzPtr r(raw);
+        EXPECT_STREQ(npz_path(r.get()), "sample in memory");
+        uint64_t size = 0;
+        const uint8_t *bytes = static_cast<const uint8_t *>(npz_bytes(r.get(), &size));
+        EXPECT_EQ(std::vector<uint8_t>(bytes, bytes + size), bptest::ReadFile(dir.file("a.npz")));
+        EXPECT_EQ(npz_count(r.get()), 8);
+        // a file writer's close_open opens the published file
+        ASSERT_OK(npz_writer_open(dir.file("b.npz").c_str(), comp, &w, &err), err);
+        AddSample(w);
+        ASSERT_OK(npz_writer_close_open(w, &raw, &err), err);
+        NpzPtr b(raw);
+        EXPECT_STREQ(npz_path(b.get()), dir.file("b.npz").c_str());
+        EXPECT_EQ(npz_count(b.get()), 8);
+    }
+    EXPECT_EQ(bptest::ReadFile(dir.file("a.npz")), bptest::ReadFile(dir.file("b.npz")));
 }
 
 TEST(Npz, NpyHeaderIsNumpyLayout) {

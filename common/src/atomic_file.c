@@ -1,4 +1,5 @@
 /* atomic_file.c — temporary file + rename (see atomic_file.h). */
+#define _GNU_SOURCE /* memfd_create */
 #include "bitnet/atomic_file.h"
 
 #include <errno.h>
@@ -7,6 +8,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -24,6 +26,7 @@ struct bn_atomic_file {
     char *path;    /* destination */
     char *tmp;     /* temporary file; == path when written in place */
     bool in_place; /* destination is a device, FIFO, ...: no rename */
+    bool anonymous; /* a memfd: no name, nothing to rename or remove */
     const volatile sig_atomic_t *cancel;
 };
 
@@ -127,6 +130,45 @@ bn_status bn_atomic_file_open(const char *path, bn_atomic_file **out, bn_error *
     return BN_OK;
 }
 
+bn_status bn_atomic_file_open_anonymous(const char *name, bn_atomic_file **out, bn_error *err) {
+    *out = NULL;
+    if (!name || !*name) name = "(anonymous)";
+    bn_atomic_file *f = calloc(1, sizeof *f);
+    if (!f || !(f->path = strdup(name))) {
+        free(f);
+        return bn_error_set(err, BN_ERR_NOMEM, "%s: out of memory", name);
+    }
+    f->anonymous = f->in_place = true; /* in place: abort and commit have no file name to remove */
+    f->tmp = f->path;
+    const int fd = memfd_create("bitparity", MFD_CLOEXEC);
+    if (fd < 0 || !(f->f = fdopen(fd, "w+b"))) {
+        const int e = errno;
+        if (fd >= 0) close(fd);
+        bn_atomic_file_abort(f);
+        return bn_error_set(err, e == ENOMEM ? BN_ERR_NOMEM : BN_ERR_IO, "%s: cannot create an in-memory file: %s",
+                            name, strerror(e));
+    }
+    *out = f;
+    return BN_OK;
+}
+
+bn_status bn_atomic_file_commit_fd(bn_atomic_file *f, int *fd, bn_error *err) {
+    *fd = -1;
+    if (!f) return bn_error_set(err, BN_ERR_INVALID, "bn_atomic_file_commit_fd: NULL file");
+    if (!f->anonymous) {
+        bn_error_set(err, BN_ERR_INVALID, "%s: a named file is published with commit", f->path);
+        bn_atomic_file_abort(f);
+        return BN_ERR_INVALID;
+    }
+    bn_status st = bn_cancel_check(f->cancel, err);
+    if (!st && (fflush(f->f) != 0 || ferror(f->f)))
+        st = bn_error_set(err, BN_ERR_IO, "%s: write failed: %s", f->path, strerror(errno));
+    if (!st && (*fd = fcntl(fileno(f->f), F_DUPFD_CLOEXEC, 0)) < 0)
+        st = bn_error_set(err, BN_ERR_IO, "%s: dup failed: %s", f->path, strerror(errno));
+    bn_atomic_file_abort(f); /* the stream's own descriptor; *fd keeps the memory */
+    return st;
+}
+
 FILE *bn_atomic_file_stream(const bn_atomic_file *f) { return f->f; }
 const char *bn_atomic_file_path(const bn_atomic_file *f) { return f->path; }
 const char *bn_atomic_file_temp_path(const bn_atomic_file *f) { return f->tmp; }
@@ -148,6 +190,11 @@ bn_status bn_atomic_file_write(bn_atomic_file *f, const void *data, size_t n, bn
 
 bn_status bn_atomic_file_commit(bn_atomic_file *f, bn_error *err) {
     if (!f) return bn_error_set(err, BN_ERR_INVALID, "bn_atomic_file_commit: NULL file");
+    if (f->anonymous) {
+        bn_error_set(err, BN_ERR_INVALID, "%s: an anonymous file has no name to publish (commit_fd)", f->path);
+        bn_atomic_file_abort(f);
+        return BN_ERR_INVALID;
+    }
     bn_status st = bn_cancel_check(f->cancel, err);
     const char *step = NULL;
     if (!st && (fflush(f->f) != 0 || ferror(f->f))) step = "write";

@@ -376,26 +376,17 @@ bn_status npz_open_memory(const void *buf, size_t size, const char *name, npz_re
     return reader_finish(out, err);
 }
 
-bn_status npz_open(const char *path, npz_reader **out, bn_error *err) {
+/* Maps the regular file open on fd (the caller closes fd) and indexes it. */
+static bn_status open_fd(int fd, const char *name, npz_reader **out, bn_error *err) {
     *out = NULL;
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return bn_error_set(err, BN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return bn_error_set(err, BN_ERR_IO, "%s: not a regular file", path);
-    }
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) return bn_error_set(err, BN_ERR_IO, "%s: not a regular file", name);
     void *map = NULL;
     if (sb.st_size > 0) {
         map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (map == MAP_FAILED) {
-            int e = errno;
-            close(fd);
-            return bn_error_set(err, BN_ERR_IO, "%s: mmap failed: %s", path, strerror(e));
-        }
+        if (map == MAP_FAILED) return bn_error_set(err, BN_ERR_IO, "%s: mmap failed: %s", name, strerror(errno));
     }
-    close(fd);
-    bn_status st = reader_new(path, out, err);
+    bn_status st = reader_new(name, out, err);
     if (st) {
         if (map) munmap(map, (size_t)sb.st_size);
         return st;
@@ -404,6 +395,20 @@ bn_status npz_open(const char *path, npz_reader **out, bn_error *err) {
     (*out)->size = (uint64_t)sb.st_size;
     (*out)->mapped = map != NULL;
     return reader_finish(out, err);
+}
+
+bn_status npz_open(const char *path, npz_reader **out, bn_error *err) {
+    *out = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return bn_error_set(err, BN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    bn_status st = open_fd(fd, path, out, err);
+    close(fd);
+    return st;
+}
+
+const void *npz_bytes(const npz_reader *r, uint64_t *size) {
+    *size = r->size;
+    return r->base;
 }
 
 void npz_close(npz_reader *r) {
@@ -831,11 +836,12 @@ bn_status npz_load_array(const npz_reader *r, int64_t i, npz_array *out, bn_erro
 
 /* --- writer --------------------------------------------------------------- */
 struct npz_writer {
-    bn_atomic_file *file; /* renamed onto path by a successful close */
+    bn_atomic_file *file; /* renamed onto path by a successful close, or anonymous */
     FILE *f;              /* its stream */
     char *path;
     char *fbuf; /* [4 * CHUNK] stdio buffer */
     npz_compression comp;
+    bool anonymous;      /* an in-memory file (npz_writer_open_anonymous) */
     bool failed;         /* a write failed: close fails and publishes nothing */
     uint64_t pos;        /* bytes written so far */
     npz_member *entries; /* [n] central directory, names malloc'ed */
@@ -869,7 +875,10 @@ static bn_status w_write(npz_writer *w, const void *p, size_t n, bn_error *err) 
     return BN_OK;
 }
 
-bn_status npz_writer_open(const char *path, npz_compression comp, npz_writer **out, bn_error *err) {
+/* The writer over a file of either kind: `path` names it (in messages only
+ * when anonymous). */
+static bn_status writer_open(const char *path, bool anonymous, npz_compression comp, npz_writer **out,
+                             bn_error *err) {
     *out = NULL;
     npz_writer *w = calloc(1, sizeof *w);
     if (!w) return bn_error_set(err, BN_ERR_NOMEM, "%s: out of memory", path);
@@ -879,7 +888,8 @@ bn_status npz_writer_open(const char *path, npz_compression comp, npz_writer **o
     w->zout = malloc(CHUNK);
     if (!w->path || !w->fbuf || !w->zout) {
         npz_writer_abort(w);
-        return bn_error_set(err, BN_ERR_NOMEM, "%s: out of memory", path);
+        return bn_error_set(err, BN_ERR_NOMEM, "%s: out of memory for the writer's buffers (%zu KiB)", path,
+                            5 * CHUNK / 1024);
     }
     if (comp == NPZ_DEFLATE_FAST) {
         if (deflateInit2(&w->z, 1, Z_DEFLATED, -MAX_WBITS, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
@@ -888,15 +898,25 @@ bn_status npz_writer_open(const char *path, npz_compression comp, npz_writer **o
         }
         w->z_ready = true;
     }
-    bn_status st = bn_atomic_file_open(path, &w->file, err);
+    bn_status st = anonymous ? bn_atomic_file_open_anonymous(path, &w->file, err)
+                             : bn_atomic_file_open(path, &w->file, err);
     if (st) {
         npz_writer_abort(w);
         return st;
     }
+    w->anonymous = anonymous;
     w->f = bn_atomic_file_stream(w->file);
     setvbuf(w->f, w->fbuf, _IOFBF, 4 * CHUNK);
     *out = w;
     return BN_OK;
+}
+
+bn_status npz_writer_open(const char *path, npz_compression comp, npz_writer **out, bn_error *err) {
+    return writer_open(path, false, comp, out, err);
+}
+
+bn_status npz_writer_open_anonymous(const char *name, npz_compression comp, npz_writer **out, bn_error *err) {
+    return writer_open(name && *name ? name : "(in memory)", true, comp, out, err);
 }
 
 void npz_writer_set_cancel(npz_writer *w, const volatile sig_atomic_t *cancel) {
@@ -1158,17 +1178,46 @@ static void writer_free(npz_writer *w) {
     free(w);
 }
 
-bn_status npz_writer_close(npz_writer *w, bn_error *err) {
-    if (!w) return bn_error_set(err, BN_ERR_INVALID, "npz_writer_close: NULL writer");
+/* Writes the central directory and ends the file: published at its path,
+ * or (fd != NULL, anonymous) handed over as a descriptor. Frees w. */
+static bn_status writer_finish(npz_writer *w, int *fd, bn_error *err) {
     bn_status st =
         w->failed ? bn_error_set(err, BN_ERR_INVALID, "%s: an earlier write failed", w->path) : BN_OK;
     uint64_t cd_offset = w->pos;
     for (int64_t i = 0; i < w->n && !st; i++) st = write_central(w, &w->entries[i], err);
     if (!st) st = write_end_records(w, cd_offset, err);
     if (st) bn_atomic_file_abort(w->file);
+    else if (fd) st = bn_atomic_file_commit_fd(w->file, fd, err);
     else st = bn_atomic_file_commit(w->file, err);
     w->file = NULL;
     writer_free(w);
+    return st;
+}
+
+bn_status npz_writer_close(npz_writer *w, bn_error *err) {
+    if (!w) return bn_error_set(err, BN_ERR_INVALID, "npz_writer_close: NULL writer");
+    return writer_finish(w, NULL, err);
+}
+
+bn_status npz_writer_close_open(npz_writer *w, npz_reader **out, bn_error *err) {
+    *out = NULL;
+    if (!w) return bn_error_set(err, BN_ERR_INVALID, "npz_writer_close_open: NULL writer");
+    char *name = strdup(w->path);
+    if (!name) {
+        npz_writer_abort(w);
+        return bn_error_set(err, BN_ERR_NOMEM, "out of memory");
+    }
+    bn_status st;
+    if (w->anonymous) {
+        int fd = -1;
+        st = writer_finish(w, &fd, err);
+        if (!st) st = open_fd(fd, name, out, err);
+        if (fd >= 0) close(fd); /* the mapping keeps the memory */
+    } else {
+        st = writer_finish(w, NULL, err);
+        if (!st) st = npz_open(name, out, err);
+    }
+    free(name);
     return st;
 }
 

@@ -123,6 +123,18 @@ void bn_sha256_hex(const uint8_t digest[BN_SHA256_DIGEST_SIZE], char out[BN_SHA2
     out[64] = '\0';
 }
 
+bn_status bn_sha256_memory(const void *data, size_t n, const volatile sig_atomic_t *cancel,
+                           uint8_t out[BN_SHA256_DIGEST_SIZE], bn_error *err) {
+    enum { PIECE = 16 << 20 };
+    bn_sha256 s;
+    bn_sha256_init(&s);
+    bn_status status = BN_OK;
+    for (size_t at = 0; at < n && !(status = bn_cancel_check(cancel, err)); at += PIECE)
+        bn_sha256_update(&s, (const uint8_t *)data + at, n - at < PIECE ? n - at : PIECE);
+    if (!status) bn_sha256_final(&s, out);
+    return status;
+}
+
 bn_status bn_sha256_file(const char *path, const volatile sig_atomic_t *cancel, uint8_t out[BN_SHA256_DIGEST_SIZE],
                          bn_error *err) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -143,13 +155,7 @@ bn_status bn_sha256_file(const char *path, const volatile sig_atomic_t *cancel, 
     if (map == MAP_FAILED)
         return bn_error_set(err, BN_ERR_IO, "%s: cannot mmap %zu bytes: %s", path, size, strerror(errno));
     madvise(map, size, MADV_SEQUENTIAL);
-    enum { PIECE = 16 << 20 };
-    bn_sha256 s;
-    bn_sha256_init(&s);
-    bn_status status = BN_OK;
-    for (size_t at = 0; at < size && !(status = bn_cancel_check(cancel, err)); at += PIECE)
-        bn_sha256_update(&s, (const uint8_t *)map + at, size - at < PIECE ? size - at : PIECE);
+    bn_status status = bn_sha256_memory(map, size, cancel, out, err);
     munmap(map, size);
-    if (!status) bn_sha256_final(&s, out);
     return status;
 }

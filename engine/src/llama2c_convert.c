@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "bitnet/convert.h"
+#include "bitnet/tokenizer.h"
 #include "bitnet/gguf.h"
 #include "bitnet/quant.h"
 #include "tokenizer_internal.h"
@@ -98,7 +99,7 @@ static void vocab_free(l2c_vocab *v) {
 static int32_t token_type(int32_t id, const char *s, size_t len) {
     if (id == 0) return 2;                          /* <unk> */
     if (id == 1 || id == 2) return 3;               /* <s>, </s>: control */
-    if (len == 6 && !strncmp(s, "<0x", 3) && s[5] == '>') return 6; /* byte fallback */
+    if (bn_token_byte_value(s, len) >= 0) return 6; /* byte fallback; "<0x9N>" is a normal token */
     return 1;
 }
 

@@ -268,7 +268,7 @@ static bn_status load_specials(load_ctx *c) {
 }
 
 /* Parses "<0xXX>"; -1 when the string has another form. */
-static int parse_byte_token(const char *s, size_t n) {
+int bn_token_byte_value(const char *s, size_t n) {
     if (n != 6 || memcmp(s, "<0x", 3) || s[5] != '>') return -1;
     int v = 0;
     for (int i = 3; i < 5; i++) {
@@ -309,7 +309,7 @@ static bn_status decode_one(load_ctx *c, int32_t id, char *dst, size_t *n) {
         memcpy(dst, s, len);
         *n = len;
     } else if (type == BN_TOKEN_BYTE && tok->kind == BN_VOCAB_SPM) {
-        int b = parse_byte_token(s, len);
+        int b = bn_token_byte_value(s, len);
         if (b < 0)
             return bn_error_set(c->err, BN_ERR_FORMAT, "%s: %s[%d]: byte token '%s' is not of the form <0xXX>",
                                 c->path, KEY_TOKENS, id, s);

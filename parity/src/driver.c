@@ -49,9 +49,10 @@ static bn_status load_policy(const parity_driver_opts *o, parity_driver_run *r, 
     return parity_policy_load_file(o->policy, &r->policy, err);
 }
 
-/* The engine runs exactly the reference's evaluations into record_path. */
+/* The engine runs exactly the reference's evaluations into record_path (or
+ * memory) and the trace comes back open as the subject. */
 static bn_status record_subject(const parity_driver_opts *o, const bn_model *m, const parity_trace *ref,
-                                bn_error *err) {
+                                parity_trace **subject, bn_error *err) {
     const int64_t n = parity_trace_eval_count(ref);
     parity_eval *evals = calloc((size_t)(n ? n : 1), sizeof *evals);
     if (!evals) return bn_error_set(err, BN_ERR_NOMEM, "out of memory for %lld evaluations", (long long)n);
@@ -62,7 +63,7 @@ static bn_status record_subject(const parity_driver_opts *o, const bn_model *m, 
     bn_status st = BN_OK;
     if (!bn_numerics_parse(numerics, &ro.numerics))
         st = bn_error_set(err, BN_ERR_INVALID, "--numerics '%s': expected ggml-compat or f32", numerics);
-    if (!st) st = parity_record(m, &ro, err);
+    if (!st) st = parity_record_open(m, &ro, subject, err);
     free(evals);
     return st;
 }
@@ -76,8 +77,7 @@ static bn_status open_all(const parity_driver_opts *o, parity_driver_run *r, bn_
     if (!st && !o->subject) {
         const double t_record = seconds();
         st = bn_model_load(o->model, m, err);
-        if (!st) st = record_subject(o, *m, r->trace[1], err);
-        if (!st) st = parity_trace_open(o->record_path, &r->trace[0], err);
+        if (!st) st = record_subject(o, *m, r->trace[1], &r->trace[0], err);
         r->t_open -= seconds() - t_record; /* recording is not opening */
     }
     if (!st) st = parity_tapmap_for_trace(r->trace[0], &r->map[0], err);
@@ -115,8 +115,8 @@ static bn_status build_receipt(const parity_driver_opts *o, parity_driver_run *r
 bn_status parity_driver_run_job(const parity_driver_opts *o, parity_driver_run **out, bn_error *err) {
     *out = NULL;
     if (!o->reference) return bn_error_set(err, BN_ERR_INVALID, "parity driver: no reference trace");
-    if (!o->subject && (!o->model || !o->record_path))
-        return bn_error_set(err, BN_ERR_INVALID, "parity driver: recording the subject needs a model and a trace path");
+    if (!o->subject && !o->model)
+        return bn_error_set(err, BN_ERR_INVALID, "parity driver: recording the subject needs a model");
     if (o->replay && !o->model) return bn_error_set(err, BN_ERR_INVALID, "--replay needs -m MODEL (the subject's model)");
     parity_driver_run *r = calloc(1, sizeof *r);
     if (!r) return bn_error_set(err, BN_ERR_NOMEM, "out of memory");

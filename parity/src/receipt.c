@@ -333,10 +333,11 @@ static void add_side(build_ctx *c, rnode *root, rkey key, const parity_trace *t,
     r_str(&c->b, md, PARITY_RK_SIDE_MODEL_SHA256, parity_trace_get(t, "model.sha256"));
 }
 
-/* Both trace files are hashed at once, one per thread: for large traces the
- * hash costs more than the comparison. */
+/* Both traces are hashed at once, one per thread: for large traces the
+ * hash costs more than the comparison. The bytes hashed are the ones opened
+ * (mapped file or memory), so a trace recorded in memory has a digest too. */
 typedef struct hash_job {
-    const char *path[2];
+    const npz_reader *npz[2];
     const volatile sig_atomic_t *cancel;
     char hex[2][BN_SHA256_HEX_SIZE];
     bn_status st[2];
@@ -347,7 +348,9 @@ static void hash_one(void *ctx, int64_t begin, int64_t end) {
     hash_job *j = ctx;
     for (int64_t i = begin; i < end; i++) {
         uint8_t dg[BN_SHA256_DIGEST_SIZE];
-        j->st[i] = bn_sha256_file(j->path[i], j->cancel, dg, &j->err[i]);
+        uint64_t size;
+        const void *bytes = npz_bytes(j->npz[i], &size);
+        j->st[i] = bn_sha256_memory(bytes, (size_t)size, j->cancel, dg, &j->err[i]);
         if (!j->st[i]) bn_sha256_hex(dg, j->hex[i]);
     }
 }
@@ -355,8 +358,8 @@ static void hash_one(void *ctx, int64_t begin, int64_t end) {
 static bn_status hash_traces(build_ctx *c, hash_job *j) {
     memset(j, 0, sizeof *j);
     if (!c->in->hash_traces) return BN_OK;
-    j->path[0] = parity_trace_path(c->in->subject);
-    j->path[1] = parity_trace_path(c->in->reference);
+    j->npz[0] = parity_trace_npz(c->in->subject);
+    j->npz[1] = parity_trace_npz(c->in->reference);
     j->cancel = c->in->cancel;
     struct timespec a, b;
     clock_gettime(CLOCK_MONOTONIC, &a);

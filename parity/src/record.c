@@ -52,7 +52,9 @@ static bn_status record_step(void *user, int64_t k, const bn_ctx *c, bn_session_
     return BN_OK;
 }
 
-bn_status parity_record(const bn_model *m, const parity_record_opts *o, bn_error *err) {
+/* Records into o->out_path, or in memory when it is NULL; with `out` the
+ * finished trace is returned open. */
+static bn_status record(const bn_model *m, const parity_record_opts *o, parity_trace **out, bn_error *err) {
     if (!o->follow && o->n_tokens <= 0) return bn_error_set(err, BN_ERR_INVALID, "trace: the prompt is empty");
     if (!o->follow && (o->n_decode < 0 || o->n_decode > PARITY_RECORD_MAX_DECODE))
         return bn_error_set(err, BN_ERR_INVALID, "trace: --decode %lld: must be 0..%d", (long long)o->n_decode,
@@ -72,7 +74,9 @@ bn_status parity_record(const bn_model *m, const parity_record_opts *o, bn_error
     if (!st) st = bn_sha256_file(o->model_path, o->cancel, digest, err);
     if (!st) st = bn_tap_set_create(m->hp.n_layer, o->taps, &taps, err);
     if (!st) st = bn_cancel_check(o->cancel, err);
-    if (!st) st = parity_trace_writer_open(o->out_path, o->compress ? NPZ_DEFLATE_FAST : NPZ_STORED, &w, err);
+    const npz_compression comp = o->compress ? NPZ_DEFLATE_FAST : NPZ_STORED;
+    if (!st) st = o->out_path ? parity_trace_writer_open(o->out_path, comp, &w, err)
+                              : parity_trace_writer_open_memory(PARITY_RECORD_MEMORY_NAME, comp, &w, err);
     if (!st) parity_trace_writer_set_cancel(w, o->cancel);
     bn_session_params sp = {.ctx = bn_ctx_params_init(), .step = record_step, .user = &run};
     for (int64_t k = 0; k < n_evals; k++) sp.n_positions += o->follow ? o->follow[k].n_tokens : k == 0 ? o->n_tokens : 1;
@@ -93,11 +97,21 @@ bn_status parity_record(const bn_model *m, const parity_record_opts *o, bn_error
             .numerics = bn_numerics_name(o->numerics), .threads = o->n_threads,
             .fault = o->fault == BN_FAULT_NONE ? NULL : bn_fault_name(o->fault),
             .evals = run.evals, .n_evals = n_evals, .greedy_tokens = run.steps, .n_greedy = n_evals};
-        st = parity_trace_writer_finish(w, &meta, err);
+        st = out ? parity_trace_writer_finish_open(w, &meta, out, err) : parity_trace_writer_finish(w, &meta, err);
         w = NULL;
     }
     parity_trace_writer_abort(w);
     bn_tap_set_free(taps);
     free(run.evals), free(run.steps);
     return st;
+}
+
+bn_status parity_record(const bn_model *m, const parity_record_opts *o, bn_error *err) {
+    if (!o->out_path) return bn_error_set(err, BN_ERR_INVALID, "trace: no output path");
+    return record(m, o, NULL, err);
+}
+
+bn_status parity_record_open(const bn_model *m, const parity_record_opts *o, parity_trace **out, bn_error *err) {
+    *out = NULL;
+    return record(m, o, out, err);
 }

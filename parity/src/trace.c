@@ -689,8 +689,8 @@ struct parity_trace_writer {
     int64_t max_eval; /* highest evaluation index added, -1 = none */
 };
 
-bn_status parity_trace_writer_open(const char *path, npz_compression comp, parity_trace_writer **out,
-                                   bn_error *err) {
+static bn_status writer_open(const char *path, bool anonymous, npz_compression comp, parity_trace_writer **out,
+                             bn_error *err) {
     *out = NULL;
     parity_trace_writer *w = calloc(1, sizeof *w);
     if (!w || !(w->path = strdup(path))) {
@@ -698,13 +698,24 @@ bn_status parity_trace_writer_open(const char *path, npz_compression comp, parit
         return bn_error_set(err, BN_ERR_NOMEM, "%s: out of memory", path);
     }
     w->max_eval = -1;
-    bn_status st = npz_writer_open(path, comp, &w->npz, err);
+    bn_status st = anonymous ? npz_writer_open_anonymous(path, comp, &w->npz, err)
+                             : npz_writer_open(path, comp, &w->npz, err);
     if (st) {
         parity_trace_writer_abort(w);
         return st;
     }
     *out = w;
     return BN_OK;
+}
+
+bn_status parity_trace_writer_open(const char *path, npz_compression comp, parity_trace_writer **out,
+                                   bn_error *err) {
+    return writer_open(path, false, comp, out, err);
+}
+
+bn_status parity_trace_writer_open_memory(const char *name, npz_compression comp, parity_trace_writer **out,
+                                          bn_error *err) {
+    return writer_open(name && *name ? name : "(in memory)", true, comp, out, err);
 }
 
 void parity_trace_writer_set_cancel(parity_trace_writer *w, const volatile sig_atomic_t *cancel) {
@@ -935,8 +946,10 @@ static bn_status check_meta(const parity_trace_writer *w, const parity_trace_met
     return BN_OK;
 }
 
-bn_status parity_trace_writer_finish(parity_trace_writer *w, const parity_trace_meta *meta, bn_error *err) {
-    if (!w) return bn_error_set(err, BN_ERR_INVALID, "parity_trace_writer_finish: NULL writer");
+/* meta.yaml as the last member, then the npz ends: published, or (out !=
+ * NULL) opened as a trace. Frees w. */
+static bn_status writer_end(parity_trace_writer *w, const parity_trace_meta *meta, parity_trace **out,
+                            bn_error *err) {
     ybuf y = {0};
     bn_status st = check_meta(w, meta, err);
     if (!st) st = emit_meta(w, meta, &y, err);
@@ -946,7 +959,21 @@ bn_status parity_trace_writer_finish(parity_trace_writer *w, const parity_trace_
         parity_trace_writer_abort(w);
         return st;
     }
-    st = npz_writer_close(w->npz, err);
+    npz_reader *npz = NULL;
+    st = out ? npz_writer_close_open(w->npz, &npz, err) : npz_writer_close(w->npz, err);
     writer_free(w);
+    if (!st && out) st = trace_init(npz, out, err);
     return st;
+}
+
+bn_status parity_trace_writer_finish(parity_trace_writer *w, const parity_trace_meta *meta, bn_error *err) {
+    if (!w) return bn_error_set(err, BN_ERR_INVALID, "parity_trace_writer_finish: NULL writer");
+    return writer_end(w, meta, NULL, err);
+}
+
+bn_status parity_trace_writer_finish_open(parity_trace_writer *w, const parity_trace_meta *meta,
+                                          parity_trace **out, bn_error *err) {
+    *out = NULL;
+    if (!w) return bn_error_set(err, BN_ERR_INVALID, "parity_trace_writer_finish_open: NULL writer");
+    return writer_end(w, meta, out, err);
 }

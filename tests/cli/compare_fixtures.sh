@@ -35,10 +35,15 @@ rc=$?
 grep -q '^bitparity compare: PASS' "$tmp/out" || fail "no PASS line: $(cat "$tmp/out")"
 grep -q '72 compared: 72 pass (72 bit-identical), 0 fail' "$tmp/out" || fail "counts: $(cat "$tmp/out")"
 
-"$bin" check -m "$fx/models/b158-f32.gguf" --reference "$fx/expected/b158-f32.p1.f32.npz" >"$tmp/out" 2>&1
+# check holds its own trace in memory: nothing appears in TMPDIR or the working folder
+mkdir "$tmp/tmpdir" "$tmp/cwd"
+(cd "$tmp/cwd" && TMPDIR="$tmp/tmpdir" "$bin" check -m "$fx/models/b158-f32.gguf" \
+    --reference "$fx/expected/b158-f32.p1.f32.npz" >"$tmp/out" 2>&1)
 rc=$?
 [ $rc -eq 0 ] || fail "check vs the f32 expected trace exited $rc: $(cat "$tmp/out")"
 grep -q 'policy     reference (auto: ' "$tmp/out" || fail "policy line: $(cat "$tmp/out")"
+left=$(find "$tmp/tmpdir" "$tmp/cwd" -mindepth 1)
+[ -z "$left" ] || fail "check left files behind: $left"
 
 # A seeded bug: SiLU instead of relu².
 "$bin" trace -m "$model" --tokens "$p1" --decode 2 -o "$tmp/clean.npz" >/dev/null || fail "trace exited $?"

@@ -67,6 +67,19 @@ bn_status bn_atomic_file_write(bn_atomic_file *f, const void *data, size_t n, bn
  * the step: write, sync, close or rename). */
 bn_status bn_atomic_file_commit(bn_atomic_file *f, bn_error *err);
 
+/* An anonymous file instead: it lives in memory (memfd_create), has no name
+ * in any directory and vanishes with its last descriptor, so nothing is ever
+ * left behind. For a result the caller reads back at once rather than keeps
+ * (`bitparity check`'s own trace). `name` stands for it in messages.
+ * Written as above; end it with bn_atomic_file_commit_fd (or abort). */
+bn_status bn_atomic_file_open_anonymous(const char *name, bn_atomic_file **out, bn_error *err);
+
+/* Ends an anonymous file: BN_ERR_CANCELLED when the cancel flag is set, else
+ * flushes it and hands a descriptor of it to the caller in *fd (close it).
+ * Frees f in every case; on failure *fd is -1 and nothing remains.
+ * BN_ERR_INVALID for a named file (publish those with commit). */
+bn_status bn_atomic_file_commit_fd(bn_atomic_file *f, int *fd, bn_error *err);
+
 /* Closes and removes the temporary file and frees f, leaving the
  * destination untouched; NULL is fine. */
 void bn_atomic_file_abort(bn_atomic_file *f);

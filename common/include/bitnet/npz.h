@@ -94,6 +94,10 @@ bn_status npz_open_memory(const void *buf, size_t size, const char *name, npz_re
 void npz_close(npz_reader *r); /* NULL is fine */
 
 const char *npz_path(const npz_reader *r); /* the name given at open */
+
+/* The whole container as read: the mapping or the caller's buffer
+ * ([*size] bytes, NULL when empty), valid until npz_close. */
+const void *npz_bytes(const npz_reader *r, uint64_t *size);
 uint64_t npz_file_size(const npz_reader *r);
 int64_t npz_count(const npz_reader *r); /* number of members */
 /* Member i in central-directory order; NULL when i is out of range. */
@@ -154,6 +158,11 @@ typedef struct npz_writer npz_writer;
  * onto path: until then an existing file of that name is untouched. */
 bn_status npz_writer_open(const char *path, npz_compression comp, npz_writer **out, bn_error *err);
 
+/* Same into an anonymous in-memory file (bitnet/atomic_file.h) that nothing
+ * on disk ever holds; `name` stands for it in messages and as the reader's
+ * name. Finish it with npz_writer_close_open. */
+bn_status npz_writer_open_anonymous(const char *name, npz_compression comp, npz_writer **out, bn_error *err);
+
 /* Polls *cancel (NULL: never) at every MiB written: adding a member then
  * fails with BN_ERR_CANCELLED and the writer has failed (abort it). */
 void npz_writer_set_cancel(npz_writer *w, const volatile sig_atomic_t *cancel);
@@ -183,6 +192,11 @@ int64_t npz_writer_count(const npz_writer *w);
  * here, or cancellation) it removes the temporary file and fails, leaving
  * an existing file at path as it was. */
 bn_status npz_writer_close(npz_writer *w, bn_error *err);
+
+/* Finishes w as npz_writer_close does and opens what was written: the
+ * published file, or for an anonymous writer its memory (mapped, no copy).
+ * Frees w in every case; on failure *out is NULL. */
+bn_status npz_writer_close_open(npz_writer *w, npz_reader **out, bn_error *err);
 
 /* Frees w and removes the temporary file (error paths); NULL is fine. */
 void npz_writer_abort(npz_writer *w);

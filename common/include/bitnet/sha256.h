@@ -43,6 +43,11 @@ void bn_sha256_buffer(const void *data, size_t n, uint8_t out[BN_SHA256_DIGEST_S
 /* Writes the digest as 64 lowercase hex digits plus NUL (the receipt form). */
 void bn_sha256_hex(const uint8_t digest[BN_SHA256_DIGEST_SIZE], char out[BN_SHA256_HEX_SIZE]);
 
+/* Digest of n bytes in memory, polling *cancel (NULL: never) every 16 MiB:
+ * BN_ERR_CANCELLED when found set. data may be NULL when n == 0. */
+bn_status bn_sha256_memory(const void *data, size_t n, const volatile sig_atomic_t *cancel,
+                           uint8_t out[BN_SHA256_DIGEST_SIZE], bn_error *err);
+
 /* Digest of a whole file, read through mmap (an empty file hashes without
  * mapping). BN_ERR_IO naming the path when it cannot be opened or mapped;
  * BN_ERR_CANCELLED when *cancel (NULL: never) is found set, which is polled

@@ -92,6 +92,12 @@ const char *bn_token_text(const bn_tokenizer *tok, int32_t id, size_t *len);
 /* Id of the token whose stored string is exactly s[0..len), or -1. */
 int32_t bn_token_lookup(const bn_tokenizer *tok, const char *s, size_t len);
 
+/* The byte a SentencePiece byte-fallback token stands for: exactly "<0xHH>"
+ * (6 bytes, HH hex in either case) gives 0..255, anything else -1. The
+ * loader refuses a BYTE-typed token this rejects; converters use it to decide
+ * which tokens are BYTE. */
+int bn_token_byte_value(const char *s, size_t len);
+
 /* --- encoding / decoding --------------------------------------------- */
 
 /* Tokenizes text[0..len) (any bytes; invalid UTF-8 becomes U+FFFD for BPE,

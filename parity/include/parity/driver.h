@@ -28,7 +28,7 @@ extern "C" {
 #endif
 
 typedef struct parity_driver_opts {
-    const char *subject;   /* the subject's trace; NULL: record it (needs model and record_path) */
+    const char *subject;   /* the subject's trace; NULL: record it (needs model) */
     const char *reference; /* the reference's trace */
     const char *map;       /* the reference's tap map (built-in name or YAML file); NULL: from its meta.yaml */
     const char *policy;    /* built-in policy name or policy file; NULL: chosen from the two producers */
@@ -40,7 +40,7 @@ typedef struct parity_driver_opts {
     /* recording (subject NULL): the engine runs the reference's evaluations */
     const char *numerics;    /* NULL: the reference's settings.numerics, else ggml-compat for bitnet.cpp, else f32 */
     const char *taps;        /* tap globs; NULL: the default set */
-    const char *record_path; /* where the engine's trace is written (and read back from) */
+    const char *record_path; /* where the engine's trace is kept; NULL: in memory only, never on disk */
     const volatile sig_atomic_t *cancel; /* NULL: never; polled by every stage (BN_ERR_CANCELLED) */
 } parity_driver_opts;
 
@@ -62,7 +62,9 @@ typedef struct parity_driver_run {
  * (result->pass); on failure *out is NULL and err names the file, field or
  * evaluation at fault: INVALID for contradictory options (replay without a
  * model, recording without a path), the status of the failing step
- * otherwise (IO, FORMAT, NOT_FOUND for an unknown policy or map, ...). */
+ * otherwise (IO, FORMAT, NOT_FOUND for an unknown policy or map, ...).
+ * A recorded subject is compared from the trace the recording left open
+ * (memory or the kept file): nothing is written only to be read back. */
 bn_status parity_driver_run_job(const parity_driver_opts *o, parity_driver_run **out, bn_error *err);
 
 void parity_driver_run_free(parity_driver_run *r); /* NULL is fine */

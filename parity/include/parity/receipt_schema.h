@@ -51,9 +51,9 @@ typedef enum parity_receipt_type {
     X(SIDE_NUMERICS, "subject", "numerics", STR, "settings.numerics, null when absent") \
     X(SIDE_WEIGHT_TYPE, "subject", "weight_type", STR, "model.weight_type, else a type token of the model file name; null") \
     X(SIDE_FAULT, "subject", "fault", STR, "settings.fault (seeded bug), null when absent") \
-    X(SIDE_TRACE, "subject", "trace", STR, "the trace path as given") \
-    X(SIDE_SIZE_BYTES, "subject", "size_bytes", INT, "the trace file's size") \
-    X(SIDE_SHA256, "subject", "sha256", STR, "of the trace file; null when not hashed") \
+    X(SIDE_TRACE, "subject", "trace", STR, "the trace path as given; (engine trace in memory) for check's own trace when not kept") \
+    X(SIDE_SIZE_BYTES, "subject", "size_bytes", INT, "the trace's size (file or memory)") \
+    X(SIDE_SHA256, "subject", "sha256", STR, "of the trace's bytes (file or memory); null when not hashed") \
     X(SIDE_LAYOUT, "subject", "layout", STR, "canonical or ggml-nodes") \
     X(SIDE_MAP, "subject", "map", MAP, "the tap map that read the trace") \
     X(SIDE_MAP_NAME, "subject.map", "name", STR, "its name") \

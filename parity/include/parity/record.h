@@ -32,7 +32,7 @@ typedef struct parity_record_opts {
     bn_numerics numerics;
     int n_threads;
     bn_fault fault;          /* a seeded bug (bitnet/fault.h), BN_FAULT_NONE for none */
-    const char *out_path;    /* the .npz to write */
+    const char *out_path;    /* the .npz to write (parity_record_open: NULL = in memory) */
     bool compress;           /* deflate members (smaller, ~30x slower to write, ~20x slower to read) */
     const volatile sig_atomic_t *cancel; /* NULL: never; polled per block and per MiB written */
 } parity_record_opts;
@@ -44,6 +44,15 @@ typedef struct parity_record_opts {
  * complete: on failure or cancellation (BN_ERR_CANCELLED) it is removed and
  * an existing out_path is left as it was. */
 bn_status parity_record(const bn_model *m, const parity_record_opts *o, bn_error *err);
+
+/* What parity_trace_path names a trace recorded in memory. */
+#define PARITY_RECORD_MEMORY_NAME "(engine trace in memory)"
+
+/* Records as parity_record and returns the finished trace open in *out. With
+ * out_path NULL the trace is never on disk: it is written to memory
+ * (parity_trace_writer_open_memory), named PARITY_RECORD_MEMORY_NAME, and
+ * freed with the trace. On failure *out is NULL. */
+bn_status parity_record_open(const bn_model *m, const parity_record_opts *o, parity_trace **out, bn_error *err);
 
 #ifdef __cplusplus
 }

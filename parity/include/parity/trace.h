@@ -152,6 +152,13 @@ typedef struct parity_trace_writer parity_trace_writer;
 bn_status parity_trace_writer_open(const char *path, npz_compression comp, parity_trace_writer **out,
                                    bn_error *err);
 
+/* Same into an anonymous in-memory file that nothing on disk holds
+ * (npz_writer_open_anonymous); `name` stands for it in messages and is the
+ * trace's path (parity_trace_path). Finish it with
+ * parity_trace_writer_finish_open. */
+bn_status parity_trace_writer_open_memory(const char *name, npz_compression comp, parity_trace_writer **out,
+                                          bn_error *err);
+
 /* Polls *cancel (NULL: never) at every MiB written (npz_writer_set_cancel):
  * add_tap and finish then fail with BN_ERR_CANCELLED. */
 void parity_trace_writer_set_cancel(parity_trace_writer *w, const volatile sig_atomic_t *cancel);
@@ -167,6 +174,12 @@ bn_status parity_trace_writer_add_tap(parity_trace_writer *w, int64_t k, const c
  * empty tokens). On failure the temporary file is removed and nothing is
  * published. */
 bn_status parity_trace_writer_finish(parity_trace_writer *w, const parity_trace_meta *meta, bn_error *err);
+
+/* Finishes w as parity_trace_writer_finish does and opens the trace it
+ * wrote (for a memory writer: its memory, mapped without a copy). Frees w
+ * in every case; on failure *out is NULL. */
+bn_status parity_trace_writer_finish_open(parity_trace_writer *w, const parity_trace_meta *meta,
+                                          parity_trace **out, bn_error *err);
 
 /* Frees w and removes the temporary file; NULL is fine. */
 void parity_trace_writer_abort(parity_trace_writer *w);
