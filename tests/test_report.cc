@@ -396,7 +396,7 @@ TEST_P(ReportReceipt, LibraryReceiptOfASeededRopeFault) {
 
     std::string md = Render({ry}, REPORT_MARKDOWN);
     EXPECT_NE(md.find(std::string("## \xe2\x9d\x8c FAIL \xe2\x80\x94 ") + GetParam().file), std::string::npos);
-    EXPECT_NE(md.find("**First divergence:** e0 `blk.0.attn_q_rope` (layer 0): bit_diff_count = 768, limit 0"),
+    EXPECT_NE(md.find("**First divergence:** e0 `blk.0.attn_q_rope` (layer 0): bit_diff_count = **768**, limit 0"),
               std::string::npos);
     std::vector<std::string> rows = MdRows(md, "**Failing taps**");
     ASSERT_EQ(rows.size(), 15u); // the first 15 (of 198 on the shared model)
@@ -447,7 +447,7 @@ TEST(Report, CheckReceiptsThroughTheBinary) {
     EXPECT_EQ(sum[1], "| 2 | \xe2\x9d\x8c FAIL | tiny-bitnet-llamacpp-f32.gguf | bitparity \xe2\x86\x92 llama.cpp | cross-backend | 71 | 57 | e0 `blk.0.ffn_act` | activation-swap, replay-local-block |");
     EXPECT_NE(md.out.find("| e0 | `blk.0.ffn_act` | fail | nmse | 0.467 | 1e-06 |"), std::string::npos);
     EXPECT_NE(md.out.find("| e0 | fail | 8 | 25.0% | 45.0% | 2.53 | 5.34 | 5.5 |"), std::string::npos);
-    EXPECT_NE(md.out.find("**Replay** (block mode): the error is born at e0 `blk.0.ffn_act`"), std::string::npos);
+    EXPECT_NE(md.out.find("**Replay (block mode)**: the error is born at e0 `blk.0.ffn_act`"), std::string::npos);
 
     auto both = RunCli("report " + tmp.file("pass.yaml") + " " + tmp.file("fail.yaml") + " -o " + tmp.file("both.html"));
     ASSERT_EQ(both.exit_code, 0) << both.err;

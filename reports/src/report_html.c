@@ -86,27 +86,59 @@ static void esc(FILE *f, const char *s) {
 }
 
 
-/* One table row of the model: strings as text (the row's news in bold),
- * names in <code>, numbers right-aligned. */
-static void html_row(FILE *f, const char *cls, const table *t, size_t row) {
-    char b[32];
-    if (cls) fprintf(f, "<tr class=\"%s\">", cls);
-    else fputs("<tr>", f);
-    for (size_t col = 0; col < t->n_cols; col++) {
-        const cell *c = table_cell(t, row, col);
-        if (c->kind == CELL_CODE) {
-            fputs("<td><code>", f), esc(f, c->text), fputs("</code></td>", f);
-        } else if (c->kind == CELL_TEXT) {
-            fputs(c->strong ? "<td><b>" : "<td>", f), esc(f, c->text), fputs(c->strong ? "</b></td>" : "</td>", f);
-        } else {
-            fprintf(f, "<td class=\"num\">%s</td>", cell_number(c, b));
-        }
-    }
-    fputs("</tr>", f);
-}
-
 static void badge(FILE *f, int pass, const char *extra) {
     fprintf(f, "<span class=\"badge %s%s\">%s</span>", pass ? "pass" : "fail", extra, pass ? "PASS" : "FAIL");
+}
+
+static void code(FILE *f, const char *s) {
+    fputs("<code>", f);
+    esc(f, s);
+    fputs("</code>", f);
+}
+
+static report_ink ink(FILE *f) {
+    return (report_ink){.f = f, .text = esc, .code = code, .strong_on = "<b>", .strong_off = "</b>",
+                        .head_on = "<h3>", .head_off = "</h3><p>",
+                        .hints_on = "<h3>Hints</h3>", .hints_off = "", .hint_on = "<div class=\"hint\">",
+                        .hint_off = "</div>", .name_on = "<span class=\"name\">", .name_off = "</span>",
+                        .message_on = "<p>", .message_off = "</p>", .evidence_on = "<p class=\"ev\">",
+                        .evidence_off = "</p>"};
+}
+
+/* One cell: strings as text (the row's news in bold, a note under it),
+ * names in <code>, numbers right-aligned. */
+static void html_cell(FILE *f, const cell *c) {
+    char b[32];
+    switch (c->kind) {
+    case CELL_CODE: fputs("<td>", f), code(f, c->text); break;
+    case CELL_TEXT:
+        fputs(c->strong ? "<td><b>" : "<td>", f), esc(f, c->text), fputs(c->strong ? "</b>" : "", f);
+        if (c->code) fputc(' ', f), code(f, c->code);
+        if (c->note) fputs("<br><span class=\"muted small\">", f), esc(f, c->note), fputs("</span>", f);
+        break;
+    case CELL_VERDICT: fputs("<td>", f), badge(f, (int)c->i, " small"); break;
+    case CELL_INDEX: fprintf(f, "<td class=\"num\"><a href=\"#r%lld\">%lld</a>", c->i, c->i); break;
+    default: fprintf(f, "<td class=\"num\">%s", cell_number(c, b));
+    }
+    fputs("</td>", f);
+}
+
+/* Table t whole: its headings, then every row (of class cls when set). */
+static void html_table(FILE *f, const table *t, const char *cls) {
+    fputs("<table><tr>", f);
+    for (size_t col = 0; col < t->n_cols; col++) {
+        fputs(t->cols[col].num ? "<th class=\"num\">" : "<th>", f);
+        esc(f, t->cols[col].label);
+        fputs("</th>", f);
+    }
+    fputs("</tr>", f);
+    for (size_t row = 0; row < t->n_rows; row++) {
+        if (cls) fprintf(f, "<tr class=\"%s\">", cls);
+        else fputs("<tr>", f);
+        for (size_t col = 0; col < t->n_cols; col++) html_cell(f, table_cell(t, row, col));
+        fputs("</tr>", f);
+    }
+    fputs("</table>", f);
 }
 
 /* ---- log-scale plots ---------------------------------------------------- */
@@ -424,14 +456,9 @@ static void plot_kld(FILE *f, const report_receipt *r, int idx) {
 /* ---- text sections ------------------------------------------------------ */
 
 static void side_fact(FILE *f, const char *label, const report_side *s) {
-    fprintf(f, "<dt>%s</dt><dd><b>", label);
-    esc(f, s->producer);
-    fputs("</b>", f);
-    if (s->version) fputs(" ", f), esc(f, s->version);
-    const char *keys[3] = {"numerics", "weights", "fault"};
-    const char *vals[3] = {s->numerics, s->weight_type, s->fault};
-    for (int i = 0; i < 3; i++)
-        if (vals[i]) fprintf(f, " &#183; %s ", keys[i]), esc(f, vals[i]);
+    const report_ink k = ink(f);
+    fprintf(f, "<dt>%s</dt><dd>", label);
+    ink_side(&k, s);
     fputs("<br><span class=\"mono small\">", f);
     esc(f, s->trace);
     fputs("</span> <span class=\"muted small\">(", f);
@@ -482,7 +509,6 @@ static void counts_chips(FILE *f, const report_receipt *r) {
 }
 
 static void divergence(FILE *f, const report_receipt *r) {
-    char b1[32], b2[32];
     if (r->diagnosis) {
         fputs("<div class=\"callout warn\"><b>Diagnosis:</b> ", f);
         esc(f, r->diagnosis);
@@ -494,92 +520,32 @@ static void divergence(FILE *f, const report_receipt *r) {
                         : "No tap failed, but the verdict is fail.");
         return;
     }
+    const report_ink k = ink(f);
     fputs("<div class=\"callout\"><b>First divergence:</b> ", f);
-    esc(f, r->div_evaluation);
-    fputs(" <code>", f);
-    esc(f, r->div_tap);
-    fputs("</code>", f);
-    if (r->div_layer >= 0) fprintf(f, " (layer %d)", r->div_layer);
-    fputs(": ", f);
-    esc(f, r->div_metric);
-    fprintf(f, " = <b>%s</b>, limit %s</div>", report_num(b1, r->div_value), report_num(b2, r->div_limit));
-}
-
-static void hints(FILE *f, const report_receipt *r) {
-    if (!r->n_hints) return;
-    fputs("<h3>Hints</h3>", f);
-    for (size_t i = 0; i < r->n_hints; i++) {
-        fputs("<div class=\"hint\"><span class=\"name\">", f);
-        esc(f, r->hints[i].name);
-        fputs("</span><p>", f);
-        esc(f, r->hints[i].message);
-        fputs("</p>", f);
-        if (r->hints[i].evidence) fputs("<p class=\"ev\">", f), esc(f, r->hints[i].evidence), fputs("</p>", f);
-        fputs("</div>", f);
-    }
+    ink_divergence(&k, r);
+    fputs("</div>", f);
 }
 
 static void replay(FILE *f, const report_model *m) {
     const report_replay *p = &m->r->replay;
-    char b1[32], b2[32];
     if (!p->present) return;
-    fputs("<h3>Replay (", f);
-    esc(f, p->mode);
-    fputs(" mode)</h3><p>", f);
-    if (p->first_tap) {
-        fputs("Where the error is born: ", f);
-        esc(f, p->first_evaluation);
-        fputs(" <code>", f);
-        esc(f, p->first_tap);
-        fputs("</code> fails even from the reference's inputs (", f);
-        esc(f, p->first_metric);
-        fprintf(f, " %s, limit %s).", report_num(b1, p->first_value), report_num(b2, p->first_limit));
-    } else {
-        fputs("No tap fails when computed from the reference's inputs: every error is inherited.", f);
-    }
-    fprintf(f, " <span class=\"muted\">%zu tap(s) fail in the replay; model <span class=\"mono\">", p->n_failing_taps);
+    const report_ink k = ink(f);
+    ink_replay(&k, p);
+    fprintf(f, ". <span class=\"muted\">%zu tap(s) fail in the replay; model <span class=\"mono\">", p->n_failing_taps);
     esc(f, p->model);
     fputs("</span></span></p>", f);
-    if (!m->blocks.n_rows) return;
-    fputs("<table><tr><th>evaluation</th><th>block</th><th>error</th><th class=\"num\">blk.N.out NMSE compared</th>"
-          "<th class=\"num\">replayed from the reference's input</th></tr>",
-          f);
-    for (size_t i = 0; i < m->blocks.n_rows; i++) html_row(f, NULL, &m->blocks, i);
-    fputs("</table>", f);
+    if (m->blocks.n_rows) html_table(f, &m->blocks, NULL);
 }
 
-static void failing_table(FILE *f, const report_model *m) {
-    if (!m->failing.n_rows) return;
-    fprintf(f, "<h3>Failing taps (%zu, in evaluation order)</h3><div class=\"scroll\"><table><tr><th>evaluation</th>"
-               "<th>tap</th><th>status</th><th>metric</th><th class=\"num\">value</th>"
-               "<th class=\"num\">limit</th></tr>",
-            m->failing.n_rows);
-    for (size_t i = 0; i < m->failing.n_rows; i++) html_row(f, "failrow", &m->failing, i);
-    fputs("</table></div>", f);
-}
-
-static void worst_table(FILE *f, const report_model *m) {
-    fputs("<h3>Worst taps by NMSE</h3>", f);
-    if (m->all_zero) {
-        fputs("<p class=\"muted\">Every compared tap has NMSE 0.</p>", f);
-        return;
+static void tables(FILE *f, const report_model *m) {
+    if (m->failing.n_rows) {
+        fprintf(f, "<h3>%s (%zu, in evaluation order)</h3><div class=\"scroll\">", m->failing.title, m->failing.n_rows);
+        html_table(f, &m->failing, "failrow");
+        fputs("</div>", f);
     }
-    fputs("<table><tr><th>evaluation</th><th>tap</th><th>status</th><th class=\"num\">nmse</th>"
-          "<th class=\"num\">cosine</th><th class=\"num\">max |a&#8722;b|</th><th class=\"num\">scale</th></tr>",
-          f);
-    for (size_t k = 0; k < m->worst.n_rows; k++) html_row(f, "worstrow", &m->worst, k);
-    fputs("</table>", f);
-}
-
-static void logits_table(FILE *f, const report_model *m) {
-    if (!m->logits.n_rows) return;
-    fputs("<table><tr><th>evaluation</th><th>status</th><th class=\"num\">positions</th>"
-          "<th class=\"num\">top-1 agree</th>"
-          "<th class=\"num\">top-5 overlap</th><th class=\"num\">KLD mean</th><th class=\"num\">median</th>"
-          "<th class=\"num\">p99</th><th class=\"num\">max</th></tr>",
-          f);
-    for (size_t i = 0; i < m->logits.n_rows; i++) html_row(f, NULL, &m->logits, i);
-    fputs("</table>", f);
+    fprintf(f, "<h3>%s</h3>", m->worst.title);
+    if (m->all_zero) fputs("<p class=\"muted\">Every compared tap has NMSE 0.</p>", f);
+    else html_table(f, &m->worst, "worstrow");
 }
 
 static void footer(FILE *f, const report_receipt *r) {
@@ -613,7 +579,8 @@ static void section(FILE *f, const report_model *m, int idx) {
     facts(f, r);
     counts_chips(f, r);
     divergence(f, r);
-    hints(f, r);
+    const report_ink k = ink(f);
+    ink_hints(&k, r);
     fputs("<h3>Error growth: max NMSE per layer</h3>", f);
     plot_growth(f, r, idx);
     fputs("<h3>Taps of ", f);
@@ -622,68 +589,35 @@ static void section(FILE *f, const report_model *m, int idx) {
     plot_taps(f, r, idx);
     fputs("<h3>Logits: KL divergence per evaluation</h3>", f);
     plot_kld(f, r, idx);
-    logits_table(f, m);
+    if (m->logits.n_rows) html_table(f, &m->logits, NULL);
     replay(f, m);
-    failing_table(f, m);
-    worst_table(f, m);
+    tables(f, m);
     footer(f, r);
     fputs("</section>", f);
 }
 
-/* n > 1: one row per receipt, linking to its section. */
-static void summary(FILE *f, const report_receipt *const *rs, size_t n) {
-    char b[32];
-    fputs("<section class=\"receipt\"><h2>Summary</h2><table><tr><th>#</th><th>verdict</th><th>model</th>"
-          "<th>subject &#8594; reference</th><th>policy</th><th class=\"num\">compared</th><th class=\"num\">fail</th>"
-          "<th>first divergence</th><th>hints</th><th class=\"num\">max KLD mean</th></tr>",
-          f);
-    for (size_t i = 0; i < n; i++) {
-        const report_receipt *r = rs[i];
-        double kld = NAN;
-        for (size_t k = 0; k < r->n_logits; k++)
-            if (isnan(kld) || r->logits[k].kld_mean > kld) kld = r->logits[k].kld_mean;
-        fprintf(f, "<tr class=\"sumrow\"><td><a href=\"#r%zu\">%zu</a></td><td>", i + 1, i + 1);
-        badge(f, r->pass, " small");
-        fputs("</td><td>", f);
-        esc(f, report_base_name(r->model_path ? r->model_path : r->file));
-        fputs("<br><span class=\"muted small\">", f);
-        esc(f, report_base_name(r->file));
-        fputs("</span></td><td>", f);
-        esc(f, r->subject.producer);
-        fputs(" &#8594; ", f);
-        esc(f, r->reference.producer);
-        fputs("</td><td>", f);
-        esc(f, r->policy_name);
-        fprintf(f, "</td><td class=\"num\">%lld</td><td class=\"num\">%lld</td><td>", (long long)r->counts.compared,
-                (long long)(r->counts.fail + r->counts.shape_mismatch));
-        if (r->has_divergence) esc(f, r->div_evaluation), fputs(" <code>", f), esc(f, r->div_tap), fputs("</code>", f);
-        else fputs(r->diagnosis ? "<i>see diagnosis</i>" : "&#8212;", f);
-        fputs("</td><td>", f);
-        for (size_t h = 0; h < r->n_hints; h++) fputs(h ? ", " : "", f), esc(f, r->hints[h].name);
-        fprintf(f, "</td><td class=\"num\">%s</td></tr>", isnan(kld) ? "&#8212;" : report_num(b, kld));
-    }
-    fputs("</table></section>", f);
-}
-
 bn_status report_render_html(const report_receipt *const *rs, size_t n, FILE *f, bn_error *err) {
-    if (!rs || !n || !f) return bn_error_set(err, BN_ERR_INVALID, "report_render_html: no receipts");
-    report_model *m = NULL;
-    bn_status st = report_models_build(rs, n, &m, err);
+    if (!f) return bn_error_set(err, BN_ERR_INVALID, "report_render_html: no output stream");
+    report_doc d;
+    bn_status st = report_doc_build(rs, n, "report_render_html", &d, err);
     if (st) return st;
-    size_t pass = report_count_pass(rs, n);
     fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
           "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">"
           "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>bitparity report: ",
           f);
-    fputs(pass == n ? "PASS" : "FAIL", f);
+    fputs(d.pass == n ? "PASS" : "FAIL", f);
     if (n == 1) fputs(" \xe2\x80\x94 ", f), esc(f, report_base_name(rs[0]->model_path ? rs[0]->model_path : rs[0]->file));
     fprintf(f, "</title><style>%s</style></head>\n<body><main><h1>bitparity parity report</h1>", css);
-    fprintf(f, "<p class=\"sub\">%zu receipt(s): %zu pass, %zu fail &#183; ", n, pass, n - pass);
+    fprintf(f, "<p class=\"sub\">%zu receipt(s): %zu pass, %zu fail &#183; ", n, d.pass, n - d.pass);
     fputs("subject = the stack under test, reference = what it should agree with</p>\n", f);
-    if (n > 1) summary(f, rs, n);
-    for (size_t i = 0; i < n; i++) section(f, &m[i], (int)i + 1), fputc('\n', f);
+    if (n > 1) {
+        fprintf(f, "<section class=\"receipt\"><h2>%s</h2>", d.summary.title);
+        html_table(f, &d.summary, "sumrow");
+        fputs("</section>", f);
+    }
+    for (size_t i = 0; i < n; i++) section(f, &d.models[i], (int)i + 1), fputc('\n', f);
     fputs("</main></body></html>\n", f);
-    report_models_free(m, n);
+    report_doc_free(&d);
     if (fflush(f) || ferror(f)) return bn_error_set(err, BN_ERR_IO, "writing the HTML report failed");
     return BN_OK;
 }

@@ -54,23 +54,52 @@ static void md_code(FILE *f, const char *s) {
     fputc('`', f);
 }
 
-/* One table row of the model, of the columns cols[0..n_cols): strings as
- * escaped text, names as code spans. */
-static void md_row(FILE *f, const table *t, size_t row, const int *cols, size_t n_cols) {
-    char b[32];
-    fputs("| ", f);
-    for (size_t k = 0; k < n_cols; k++) {
-        const cell *c = table_cell(t, row, (size_t)cols[k]);
-        if (k) fputs(" | ", f);
-        if (c->kind == CELL_CODE) md_code(f, c->text);
-        else if (c->kind == CELL_TEXT) md(f, c->text);
-        else fputs(cell_number(c, b), f);
-    }
-    fputs(" |\n", f);
+static const char *verdict(int pass) {
+    return pass ? "\xe2\x9c\x85 PASS" : "\xe2\x9d\x8c FAIL"; /* ✅ / ❌ */
 }
 
-static const char *verdict(const report_receipt *r) {
-    return r->pass ? "\xe2\x9c\x85 PASS" : "\xe2\x9d\x8c FAIL"; /* ✅ / ❌ */
+static report_ink ink(FILE *f) {
+    return (report_ink){.f = f, .text = md, .code = md_code, .strong_on = "**", .strong_off = "**",
+                        .head_on = "**", .head_off = "**: ",
+                        .hints_on = "**Hints**\n\n", .hints_off = "\n", .hint_on = "", .hint_off = "",
+                        .name_on = "- **", .name_off = "**: ", .message_on = "", .message_off = "\n",
+                        .evidence_on = "  - evidence: ", .evidence_off = "\n"};
+}
+
+static void md_cell(FILE *f, const cell *c) {
+    char b[32];
+    if (c->kind == CELL_CODE) {
+        md_code(f, c->text);
+    } else if (c->kind == CELL_TEXT) {
+        md(f, c->text);
+        if (c->code) fputc(' ', f), md_code(f, c->code);
+    } else if (c->kind == CELL_VERDICT) {
+        fputs(verdict((int)c->i), f);
+    } else {
+        fputs(cell_number(c, b), f);
+    }
+}
+
+/* Table t with the columns cols[0..n_cols) (a CI log has no room for all)
+ * and at most max_rows rows; `detail` follows the title. */
+static void md_table(FILE *f, const table *t, const int *cols, size_t n_cols, size_t max_rows, const char *detail) {
+    const size_t shown = t->n_rows < max_rows ? t->n_rows : max_rows;
+    fprintf(f, "**%s**%s\n\n|", t->title, detail);
+    for (size_t k = 0; k < n_cols; k++) fprintf(f, " %s |", t->cols[cols[k]].label); /* ours: plain text */
+    fputs("\n|", f);
+    for (size_t k = 0; k < n_cols; k++) fputs(t->cols[cols[k]].num ? "--:|" : "---|", f);
+    fputc('\n', f);
+    for (size_t i = 0; i < shown; i++) {
+        fputs("| ", f);
+        for (size_t k = 0; k < n_cols; k++) {
+            if (k) fputs(" | ", f);
+            md_cell(f, table_cell(t, i, (size_t)cols[k]));
+        }
+        fputs(" |\n", f);
+    }
+    if (t->n_rows > shown)
+        fprintf(f, "\n\xe2\x80\xa6 and %zu more (the HTML report lists them all)\n", t->n_rows - shown);
+    fputc('\n', f);
 }
 
 /* ▁▂▃▄▅▆▇█, lowest to highest on a log scale. */
@@ -114,71 +143,25 @@ static void growth(FILE *f, const report_receipt *r) {
     fputs("```\n\n", f);
 }
 
-static void hints(FILE *f, const report_receipt *r) {
-    if (!r->n_hints) return;
-    fputs("**Hints**\n\n", f);
-    for (size_t i = 0; i < r->n_hints; i++) {
-        fputs("- **", f);
-        md(f, r->hints[i].name);
-        fputs("**: ", f);
-        md(f, r->hints[i].message);
-        fputc('\n', f);
-        if (r->hints[i].evidence) fputs("  - evidence: ", f), md(f, r->hints[i].evidence), fputc('\n', f);
+static void tables(FILE *f, const report_model *m) {
+    static const int fail_cols[] = {FAIL_EVAL, FAIL_TAP, FAIL_STATUS, FAIL_METRIC, FAIL_VALUE, FAIL_LIMIT};
+    static const int worst_cols[] = {WORST_EVAL, WORST_TAP, WORST_STATUS, WORST_NMSE, WORST_COSINE, WORST_MAX_ABS};
+    static const int lg_cols[] = {LG_EVAL, LG_STATUS, LG_POSITIONS, LG_TOP1, LG_TOP5, LG_KLD_MEAN, LG_KLD_P99, LG_KLD_MAX};
+    char detail[96];
+    if (m->failing.n_rows) {
+        snprintf(detail, sizeof detail, " (%zu%s)", m->failing.n_rows,
+                 m->failing.n_rows > MD_FAILING_ROWS ? "; the first in evaluation order" : "");
+        md_table(f, &m->failing, fail_cols, sizeof fail_cols / sizeof *fail_cols, MD_FAILING_ROWS, detail);
     }
-    fputc('\n', f);
-}
-
-static void failing(FILE *f, const report_model *m) {
-    static const int cols[] = {FAIL_EVAL, FAIL_TAP, FAIL_STATUS, FAIL_METRIC, FAIL_VALUE, FAIL_LIMIT};
-    const size_t n = m->failing.n_rows, shown = n < MD_FAILING_ROWS ? n : MD_FAILING_ROWS;
-    if (!n) return;
-    fprintf(f, "**Failing taps** (%zu%s)\n\n| eval | tap | status | metric | value | limit |\n"
-               "|---|---|---|---|--:|--:|\n",
-            n, n > MD_FAILING_ROWS ? "; the first in evaluation order" : "");
-    for (size_t i = 0; i < shown; i++) md_row(f, &m->failing, i, cols, sizeof cols / sizeof cols[0]);
-    if (n > shown) fprintf(f, "\n\xe2\x80\xa6 and %zu more (the HTML report lists them all)\n", n - shown);
-    fputc('\n', f);
-}
-
-static void worst(FILE *f, const report_model *m) {
-    static const int cols[] = {WORST_EVAL, WORST_TAP, WORST_STATUS, WORST_NMSE, WORST_COSINE, WORST_MAX_ABS};
-    const size_t n = m->worst.n_rows < MD_WORST_ROWS ? m->worst.n_rows : MD_WORST_ROWS;
-    if (m->all_zero) return;
-    fputs("**Worst taps by NMSE**\n\n| eval | tap | status | nmse | cosine | max abs |\n"
-          "|---|---|---|--:|--:|--:|\n",
-          f);
-    for (size_t k = 0; k < n; k++) md_row(f, &m->worst, k, cols, sizeof cols / sizeof cols[0]);
-    fputc('\n', f);
-}
-
-static void logits(FILE *f, const report_model *m) {
-    static const int cols[] = {LG_EVAL, LG_STATUS, LG_POSITIONS, LG_TOP1, LG_TOP5, LG_KLD_MEAN, LG_KLD_P99, LG_KLD_MAX};
-    if (!m->logits.n_rows) return;
-    fputs("**Logits**\n\n| eval | status | positions | top-1 | top-5 | KLD mean | KLD p99 | KLD max |\n"
-          "|---|---|--:|--:|--:|--:|--:|--:|\n",
-          f);
-    for (size_t i = 0; i < m->logits.n_rows; i++) md_row(f, &m->logits, i, cols, sizeof cols / sizeof cols[0]);
-    fputc('\n', f);
+    if (!m->all_zero) md_table(f, &m->worst, worst_cols, sizeof worst_cols / sizeof *worst_cols, MD_WORST_ROWS, "");
+    if (m->logits.n_rows) md_table(f, &m->logits, lg_cols, sizeof lg_cols / sizeof *lg_cols, m->logits.n_rows, "");
 }
 
 static void replay(FILE *f, const report_model *m) {
     const report_replay *p = &m->r->replay;
-    char b1[32], b2[32];
     if (!p->present) return;
-    fputs("**Replay** (", f);
-    md(f, p->mode);
-    fputs(" mode): ", f);
-    if (p->first_tap) {
-        fputs("the error is born at ", f);
-        md(f, p->first_evaluation);
-        fputc(' ', f);
-        md_code(f, p->first_tap);
-        fputs(" (", f);
-        md(f, p->first_metric);
-        fprintf(f, " %s, limit %s)", report_num(b1, p->first_value), report_num(b2, p->first_limit));
-    } else {
-        fputs("no tap fails from the reference's inputs (every error is inherited)", f);
-    }
+    const report_ink k = ink(f);
+    ink_replay(&k, p);
     for (size_t i = 0; i < m->blocks.n_rows; i++) {
         fputs(i ? ", " : "; blocks: ", f);
         md(f, table_cell(&m->blocks, i, BLOCK_EVAL)->text);
@@ -187,99 +170,50 @@ static void replay(FILE *f, const report_model *m) {
     fputs("\n\n", f);
 }
 
-static void side(FILE *f, const report_side *s) {
-    fputs("**", f);
-    md(f, s->producer);
-    fputs("**", f);
-    if (s->numerics || s->weight_type) {
-        fputs(" (", f);
-        md(f, s->numerics ? s->numerics : s->weight_type);
-        if (s->numerics && s->weight_type) fputs(", ", f), md(f, s->weight_type);
-        fputc(')', f);
-    }
-    if (s->fault && strcmp(s->fault, "none")) fputs(" fault ", f), md(f, s->fault);
-}
-
 static void section(FILE *f, const report_model *m, int idx, int numbered) {
     const report_receipt *r = m->r;
-    char b1[32], b2[32];
+    const report_ink k = ink(f);
     const parity_compare_counts *c = &r->counts;
     fputs("## ", f);
     if (numbered) fprintf(f, "%d. ", idx);
-    fprintf(f, "%s \xe2\x80\x94 ", verdict(r));
+    fprintf(f, "%s \xe2\x80\x94 ", verdict(r->pass));
     md(f, report_base_name(r->model_path ? r->model_path : r->file));
     fputs("\n\nreceipt ", f);
     md_code(f, r->file);
     fputs(" \xc2\xb7 subject ", f);
-    side(f, &r->subject);
+    ink_side(&k, &r->subject);
     fputs(" vs reference ", f);
-    side(f, &r->reference);
+    ink_side(&k, &r->reference);
     fputs(" \xc2\xb7 policy **", f);
     md(f, r->policy_name);
     fputs("**\n\n", f);
     if (r->diagnosis) fputs("**Diagnosis:** ", f), md(f, r->diagnosis), fputs("\n\n", f);
-    if (r->has_divergence) {
-        fputs("**First divergence:** ", f);
-        md(f, r->div_evaluation);
-        fputc(' ', f);
-        md_code(f, r->div_tap);
-        if (r->div_layer >= 0) fprintf(f, " (layer %d)", r->div_layer);
-        fputs(": ", f);
-        md(f, r->div_metric);
-        fprintf(f, " = %s, limit %s\n\n", report_num(b1, r->div_value), report_num(b2, r->div_limit));
-    }
+    if (r->has_divergence) fputs("**First divergence:** ", f), ink_divergence(&k, r), fputs("\n\n", f);
     fprintf(f,
             "**Taps:** %lld compared: %lld pass (%lld bit-identical), %lld fail, %lld shape mismatch; "
             "%lld only in subject, %lld only in reference, %lld skipped by policy\n\n",
             (long long)c->compared, (long long)c->pass, (long long)c->bit_identical, (long long)c->fail,
             (long long)c->shape_mismatch, (long long)c->missing_reference, (long long)c->missing_subject,
             (long long)c->policy_skip);
-    hints(f, r);
+    ink_hints(&k, r);
     growth(f, r);
-    failing(f, m);
-    worst(f, m);
-    logits(f, m);
+    tables(f, m);
     replay(f, m);
 }
 
-static void summary(FILE *f, const report_receipt *const *rs, size_t n) {
-    fputs("| # | verdict | model | subject \xe2\x86\x92 reference | policy | compared | fail | first divergence "
-          "| hints |\n"
-          "|--:|---|---|---|---|--:|--:|---|---|\n",
-          f);
-    for (size_t i = 0; i < n; i++) {
-        const report_receipt *r = rs[i];
-        fprintf(f, "| %zu | %s | ", i + 1, verdict(r));
-        md(f, report_base_name(r->model_path ? r->model_path : r->file));
-        fputs(" | ", f);
-        md(f, r->subject.producer);
-        fputs(" \xe2\x86\x92 ", f);
-        md(f, r->reference.producer);
-        fputs(" | ", f);
-        md(f, r->policy_name);
-        fprintf(f, " | %lld | %lld | ", (long long)r->counts.compared,
-                (long long)(r->counts.fail + r->counts.shape_mismatch));
-        if (r->has_divergence) md(f, r->div_evaluation), fputc(' ', f), md_code(f, r->div_tap);
-        else fputs(r->diagnosis ? "see diagnosis" : "\xe2\x80\x94", f);
-        fputs(" | ", f);
-        for (size_t h = 0; h < r->n_hints; h++) fputs(h ? ", " : "", f), md(f, r->hints[h].name);
-        fputs(" |\n", f);
-    }
-    fputc('\n', f);
-}
-
 bn_status report_render_markdown(const report_receipt *const *rs, size_t n, FILE *f, bn_error *err) {
-    if (!rs || !n || !f) return bn_error_set(err, BN_ERR_INVALID, "report_render_markdown: no receipts");
-    report_model *m = NULL;
-    bn_status st = report_models_build(rs, n, &m, err);
+    static const int sum_cols[] = {SUM_INDEX, SUM_VERDICT, SUM_MODEL, SUM_SIDES,      SUM_POLICY,
+                                   SUM_COMPARED, SUM_FAIL, SUM_DIVERGENCE, SUM_HINTS};
+    if (!f) return bn_error_set(err, BN_ERR_INVALID, "report_render_markdown: no output stream");
+    report_doc d;
+    bn_status st = report_doc_build(rs, n, "report_render_markdown", &d, err);
     if (st) return st;
-    size_t pass = report_count_pass(rs, n);
     if (n > 1) {
-        fprintf(f, "# bitparity report: %s (%zu of %zu receipts pass)\n\n", pass == n ? "PASS" : "FAIL", pass, n);
-        summary(f, rs, n);
+        fprintf(f, "# bitparity report: %s (%zu of %zu receipts pass)\n\n", d.pass == n ? "PASS" : "FAIL", d.pass, n);
+        md_table(f, &d.summary, sum_cols, sizeof sum_cols / sizeof *sum_cols, n, "");
     }
-    for (size_t i = 0; i < n; i++) section(f, &m[i], (int)i + 1, n > 1);
-    report_models_free(m, n);
+    for (size_t i = 0; i < n; i++) section(f, &d.models[i], (int)i + 1, n > 1);
+    report_doc_free(&d);
     if (fflush(f) || ferror(f)) return bn_error_set(err, BN_ERR_IO, "writing the Markdown report failed");
     return BN_OK;
 }

@@ -7,22 +7,59 @@
 #include <stdlib.h>
 #include <string.h>
 
-static cell *table_alloc(table *t, size_t n_rows, size_t n_cols, bn_error *err, bn_status *st) {
-    t->n_cols = n_cols;
-    t->n_rows = n_rows;
+/* Headings, shared by every renderer (a renderer may show fewer columns). */
+static const column failing_cols[FAIL_COLS] = {
+    {"eval", 0}, {"tap", 0}, {"status", 0}, {"metric", 0}, {"value", 1}, {"limit", 1}};
+static const column worst_cols[WORST_COLS] = {{"eval", 0}, {"tap", 0},    {"status", 0}, {"nmse", 1},
+                                              {"cosine", 1}, {"max abs", 1}, {"scale", 1}};
+static const column logits_cols[LG_COLS] = {{"eval", 0},     {"status", 0},     {"positions", 1},
+                                            {"top-1", 1},    {"top-5", 1},      {"KLD mean", 1},
+                                            {"KLD median", 1}, {"KLD p99", 1}, {"KLD max", 1}};
+static const column block_cols[BLOCK_COLS] = {{"eval", 0},
+                                              {"block", 0},
+                                              {"error", 0},
+                                              {"blk.N.out NMSE compared", 1},
+                                              {"replayed from the reference's input", 1}};
+static const column summary_cols[SUM_COLS] = {
+    {"#", 1},      {"verdict", 0}, {"model", 0},            {"subject \xe2\x86\x92 reference", 0}, {"policy", 0},
+    {"compared", 1}, {"fail", 1},  {"first divergence", 0}, {"hints", 0},                          {"max KLD mean", 1}};
+
+static cell *table_alloc(table *t, const char *title, const column *cols, size_t n_rows, size_t n_cols,
+                         bn_error *err, bn_status *st) {
+    *t = (table){.title = title, .cols = cols, .n_cols = n_cols, .n_rows = n_rows};
     if (!n_rows || *st) return NULL;
     t->cells = calloc(n_rows * n_cols, sizeof *t->cells);
     if (!t->cells) *st = bn_error_set(err, BN_ERR_NOMEM, "report: out of memory for a table of %zu rows", n_rows);
     return t->cells;
 }
 
+void report_table_free(table *t) {
+    for (size_t i = 0; t->cells && i < t->n_rows * t->n_cols; i++) free(t->cells[i].owned);
+    free(t->cells);
+    t->cells = NULL;
+}
+
+/* c's text becomes the malloc'ed s (NULL: out of memory, reported in *st). */
+static void own_text(cell *c, char *s, bn_error *err, bn_status *st) {
+    c->owned = s;
+    c->text = s;
+    if (!s && !*st) *st = bn_error_set(err, BN_ERR_NOMEM, "report: out of memory for a table cell");
+}
+
 static cell text(const char *s) { return (cell){.kind = CELL_TEXT, .text = s}; }
 static cell number(cell_kind kind, double v) { return (cell){.kind = kind, .v = v}; }
+
+static char *format(const char *fmt, const char *a, const char *b) {
+    int n = snprintf(NULL, 0, fmt, a, b);
+    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (s) snprintf(s, (size_t)n + 1, fmt, a, b);
+    return s;
+}
 
 static void failing_rows(const report_receipt *r, table *t, bn_error *err, bn_status *st) {
     size_t n = 0;
     for (size_t i = 0; i < r->n_taps; i++) n += r->taps[i].failed != 0;
-    cell *c = table_alloc(t, n, FAIL_COLS, err, st);
+    cell *c = table_alloc(t, "Failing taps", failing_cols, n, FAIL_COLS, err, st);
     for (size_t i = 0; c && i < r->n_taps; i++) {
         const report_tap *tp = &r->taps[i];
         if (!tp->failed) continue;
@@ -39,7 +76,7 @@ static void failing_rows(const report_receipt *r, table *t, bn_error *err, bn_st
 static void worst_rows(const report_receipt *r, report_model *m, bn_error *err, bn_status *st) {
     size_t idx[MODEL_WORST_ROWS], n = report_worst_taps(r, idx, MODEL_WORST_ROWS);
     m->all_zero = !n || r->taps[idx[0]].nmse == 0;
-    cell *c = table_alloc(&m->worst, m->all_zero ? 0 : n, WORST_COLS, err, st);
+    cell *c = table_alloc(&m->worst, "Worst taps by NMSE", worst_cols, m->all_zero ? 0 : n, WORST_COLS, err, st);
     for (size_t k = 0; c && k < m->worst.n_rows; k++, c += WORST_COLS) {
         const report_tap *tp = &r->taps[idx[k]];
         c[WORST_EVAL] = text(tp->evaluation);
@@ -53,7 +90,7 @@ static void worst_rows(const report_receipt *r, report_model *m, bn_error *err, 
 }
 
 static void logits_rows(const report_receipt *r, table *t, bn_error *err, bn_status *st) {
-    cell *c = table_alloc(t, r->n_logits, LG_COLS, err, st);
+    cell *c = table_alloc(t, "Logits", logits_cols, r->n_logits, LG_COLS, err, st);
     for (size_t i = 0; c && i < r->n_logits; i++, c += LG_COLS) {
         const report_logits *l = &r->logits[i];
         c[LG_EVAL] = text(l->evaluation);
@@ -70,13 +107,14 @@ static void logits_rows(const report_receipt *r, table *t, bn_error *err, bn_sta
 
 static void block_rows(const report_receipt *r, table *t, bn_error *err, bn_status *st) {
     const report_replay *p = &r->replay;
-    cell *c = table_alloc(t, p->present ? p->n_blocks : 0, BLOCK_COLS, err, st);
+    cell *c = table_alloc(t, "Replayed blocks", block_cols, p->present ? p->n_blocks : 0, BLOCK_COLS, err, st);
     for (size_t i = 0; c && i < t->n_rows; i++, c += BLOCK_COLS) {
         const report_block *b = &p->blocks[i];
         c[BLOCK_EVAL] = text(b->evaluation);
+        char name[24];
+        snprintf(name, sizeof name, "blk.%d", b->layer);
         c[BLOCK_NAME] = text(NULL);
-        snprintf(c[BLOCK_NAME].own, sizeof c[BLOCK_NAME].own, "blk.%d", b->layer);
-        c[BLOCK_NAME].text = c[BLOCK_NAME].own;
+        own_text(&c[BLOCK_NAME], strdup(name), err, st);
         c[BLOCK_ERROR] = (cell){.kind = CELL_TEXT, .text = b->local ? "local" : "inherited", .strong = b->local};
         c[BLOCK_NMSE_COMPARED] = number(CELL_NUM, b->nmse_compared);
         c[BLOCK_NMSE_REPLAYED] = number(CELL_NUM, b->nmse_replayed);
@@ -95,8 +133,141 @@ bn_status report_model_build(const report_receipt *r, report_model *m, bn_error 
 }
 
 void report_model_free(report_model *m) {
-    free(m->failing.cells), free(m->worst.cells), free(m->logits.cells), free(m->blocks.cells);
-    m->failing.cells = m->worst.cells = m->logits.cells = m->blocks.cells = NULL;
+    report_table_free(&m->failing), report_table_free(&m->worst);
+    report_table_free(&m->logits), report_table_free(&m->blocks);
+}
+
+/* The hint names of r joined by ", " ("" when there are none). */
+static char *hint_names(const report_receipt *r) {
+    size_t n = 1;
+    for (size_t h = 0; h < r->n_hints; h++) n += strlen(r->hints[h].name ? r->hints[h].name : "") + 2;
+    char *s = malloc(n);
+    if (!s) return NULL;
+    s[0] = '\0';
+    for (size_t h = 0; h < r->n_hints; h++) {
+        if (h) strcat(s, ", ");
+        strcat(s, r->hints[h].name ? r->hints[h].name : "");
+    }
+    return s;
+}
+
+static bn_status summary_build(const report_receipt *const *rs, size_t n, table *t, bn_error *err) {
+    bn_status st = BN_OK;
+    cell *c = table_alloc(t, "Summary", summary_cols, n, SUM_COLS, err, &st);
+    for (size_t i = 0; c && i < n && !st; i++, c += SUM_COLS) {
+        const report_receipt *r = rs[i];
+        double kld = NAN;
+        for (size_t k = 0; k < r->n_logits; k++)
+            if (isnan(kld) || r->logits[k].kld_mean > kld) kld = r->logits[k].kld_mean;
+        c[SUM_INDEX] = (cell){.kind = CELL_INDEX, .i = (long long)i + 1};
+        c[SUM_VERDICT] = (cell){.kind = CELL_VERDICT, .i = r->pass};
+        c[SUM_MODEL] = text(report_base_name(r->model_path ? r->model_path : r->file));
+        c[SUM_MODEL].note = report_base_name(r->file);
+        c[SUM_SIDES] = text(NULL);
+        own_text(&c[SUM_SIDES], format("%s \xe2\x86\x92 %s", r->subject.producer ? r->subject.producer : "?",
+                                       r->reference.producer ? r->reference.producer : "?"),
+                 err, &st);
+        c[SUM_POLICY] = text(r->policy_name);
+        c[SUM_COMPARED] = (cell){.kind = CELL_INT, .i = (long long)r->counts.compared};
+        c[SUM_FAIL] = (cell){.kind = CELL_INT, .i = (long long)(r->counts.fail + r->counts.shape_mismatch)};
+        c[SUM_DIVERGENCE] = r->has_divergence ? (cell){.kind = CELL_TEXT, .text = r->div_evaluation, .code = r->div_tap}
+                                              : text(r->diagnosis ? "see diagnosis" : NULL);
+        c[SUM_HINTS] = text(NULL);
+        own_text(&c[SUM_HINTS], hint_names(r), err, &st);
+        c[SUM_KLD_MEAN] = isnan(kld) ? text(NULL) : number(CELL_NUM, kld);
+    }
+    if (st) report_table_free(t);
+    return st;
+}
+
+bn_status report_doc_build(const report_receipt *const *rs, size_t n, const char *who, report_doc *d, bn_error *err) {
+    *d = (report_doc){.n = n};
+    if (!rs || !n) return bn_error_set(err, BN_ERR_INVALID, "%s: no receipts", who);
+    bn_status st = report_models_build(rs, n, &d->models, err);
+    if (!st && n > 1) st = summary_build(rs, n, &d->summary, err);
+    if (st) {
+        report_doc_free(d);
+        return st;
+    }
+    d->pass = report_count_pass(rs, n);
+    return BN_OK;
+}
+
+void report_doc_free(report_doc *d) {
+    report_table_free(&d->summary);
+    report_models_free(d->models, d->n);
+    d->models = NULL;
+}
+
+/* ---- sentences ------------------------------------------------------------ */
+
+static void ink_num(const report_ink *k, double v, int strong) {
+    char b[32];
+    fprintf(k->f, "%s%s%s", strong ? k->strong_on : "", report_num(b, v), strong ? k->strong_off : "");
+}
+
+void ink_divergence(const report_ink *k, const report_receipt *r) {
+    k->text(k->f, r->div_evaluation);
+    fputc(' ', k->f);
+    k->code(k->f, r->div_tap);
+    if (r->div_layer >= 0) fprintf(k->f, " (layer %d)", r->div_layer);
+    fputs(": ", k->f);
+    k->text(k->f, r->div_metric);
+    fputs(" = ", k->f);
+    ink_num(k, r->div_value, 1);
+    fputs(", limit ", k->f);
+    ink_num(k, r->div_limit, 0);
+}
+
+void ink_replay(const report_ink *k, const report_replay *p) {
+    fputs(k->head_on, k->f);
+    fputs("Replay (", k->f);
+    k->text(k->f, p->mode);
+    fputs(" mode)", k->f);
+    fputs(k->head_off, k->f);
+    if (!p->first_tap) {
+        fputs("no tap fails when computed from the reference's inputs: every error is inherited", k->f);
+        return;
+    }
+    fputs("the error is born at ", k->f);
+    k->text(k->f, p->first_evaluation);
+    fputc(' ', k->f);
+    k->code(k->f, p->first_tap);
+    fputs(", which fails even from the reference's inputs (", k->f);
+    k->text(k->f, p->first_metric);
+    fputc(' ', k->f);
+    ink_num(k, p->first_value, 0);
+    fputs(", limit ", k->f);
+    ink_num(k, p->first_limit, 0);
+    fputc(')', k->f);
+}
+
+void ink_hints(const report_ink *k, const report_receipt *r) {
+    if (!r->n_hints) return;
+    fputs(k->hints_on, k->f);
+    for (size_t i = 0; i < r->n_hints; i++) {
+        const report_hint *h = &r->hints[i];
+        fputs(k->hint_on, k->f);
+        fputs(k->name_on, k->f), k->text(k->f, h->name), fputs(k->name_off, k->f);
+        fputs(k->message_on, k->f), k->text(k->f, h->message), fputs(k->message_off, k->f);
+        if (h->evidence) fputs(k->evidence_on, k->f), k->text(k->f, h->evidence), fputs(k->evidence_off, k->f);
+        fputs(k->hint_off, k->f);
+    }
+    fputs(k->hints_off, k->f);
+}
+
+void ink_side(const report_ink *k, const report_side *s) {
+    fputs(k->strong_on, k->f);
+    k->text(k->f, s->producer);
+    fputs(k->strong_off, k->f);
+    if (s->version) fputc(' ', k->f), k->text(k->f, s->version);
+    if (s->numerics || s->weight_type) {
+        fputs(" (", k->f);
+        k->text(k->f, s->numerics ? s->numerics : s->weight_type);
+        if (s->numerics && s->weight_type) fputs(", ", k->f), k->text(k->f, s->weight_type);
+        fputc(')', k->f);
+    }
+    if (s->fault && strcmp(s->fault, "none")) fputs(" fault ", k->f), k->text(k->f, s->fault);
 }
 
 bn_status report_models_build(const report_receipt *const *rs, size_t n, report_model **out, bn_error *err) {
@@ -137,7 +308,8 @@ const char *cell_number(const cell *c, char buf[32]) {
     case CELL_NUM: return report_num(buf, c->v);
     case CELL_G6: snprintf(buf, 32, "%.6g", c->v); return buf;
     case CELL_PCT: snprintf(buf, 32, "%.1f%%", 100 * c->v); return buf;
-    case CELL_INT: snprintf(buf, 32, "%lld", c->i); return buf;
+    case CELL_INT:
+    case CELL_INDEX: snprintf(buf, 32, "%lld", c->i); return buf;
     default: return NULL;
     }
 }

@@ -3,36 +3,50 @@
  * typed cells. A renderer decides only how a cell looks (escaping, code
  * spans, number format) and which columns and how many rows it has room
  * for; which taps are listed, in which order and with which values is
- * decided here. Private to reports/. */
+ * decided here, and so are the headings and the sentences (report_ink).
+ * Private to reports/. */
 #ifndef REPORTS_REPORT_MODEL_H
 #define REPORTS_REPORT_MODEL_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "bitnet/status.h"
 #include "reports/report.h"
 
 typedef enum cell_kind {
-    CELL_TEXT, /* a receipt string (NULL: unknown) */
-    CELL_CODE, /* a name: a tap */
-    CELL_NUM,  /* a measured number: counts whole, else 3 digits */
-    CELL_G6,   /* a number to 6 significant digits (cosine) */
-    CELL_PCT,  /* a fraction as a percentage, 1 decimal */
-    CELL_INT,  /* a count */
+    CELL_TEXT,    /* a receipt string (NULL: unknown, an em dash); then `code` when set */
+    CELL_CODE,    /* a name: a tap */
+    CELL_NUM,     /* a measured number: counts whole, else 3 digits */
+    CELL_G6,      /* a number to 6 significant digits (cosine) */
+    CELL_PCT,     /* a fraction as a percentage, 1 decimal */
+    CELL_INT,     /* a count */
+    CELL_VERDICT, /* i: 1 pass, 0 fail */
+    CELL_INDEX,   /* i: the 1-based number of a receipt in a multi-receipt report */
 } cell_kind;
 
 typedef struct cell {
     cell_kind kind;
     int strong;       /* the news of the row (a failing status, a local error) */
-    const char *text; /* TEXT, CODE: into the receipt or own */
+    const char *text; /* TEXT, CODE: into the receipt or `owned` */
+    const char *code; /* TEXT: a name written after the text ("e0" then `blk.0.ffn_act`) */
+    const char *note; /* TEXT: a second, quieter line where there is room (the receipt's file) */
     double v;         /* NUM, G6, PCT */
-    long long i;      /* INT */
-    char own[16];     /* text made here ("blk.3") */
+    long long i;      /* INT, VERDICT, INDEX */
+    char *owned;      /* text made here ("blk.3", joined hint names); freed with the table */
 } cell;
 
+/* A column: its heading and whether it holds numbers (right-aligned). */
+typedef struct column {
+    const char *label;
+    int num;
+} column;
+
 typedef struct table {
+    const char *title;  /* what the table is ("Failing taps") */
+    const column *cols; /* [n_cols] */
     size_t n_cols, n_rows;
-    cell *cells; /* [n_rows][n_cols] */
+    cell *cells;        /* [n_rows][n_cols] */
 } table;
 
 /* Column order of each table. */
@@ -40,6 +54,8 @@ enum { FAIL_EVAL, FAIL_TAP, FAIL_STATUS, FAIL_METRIC, FAIL_VALUE, FAIL_LIMIT, FA
 enum { WORST_EVAL, WORST_TAP, WORST_STATUS, WORST_NMSE, WORST_COSINE, WORST_MAX_ABS, WORST_SCALE, WORST_COLS };
 enum { LG_EVAL, LG_STATUS, LG_POSITIONS, LG_TOP1, LG_TOP5, LG_KLD_MEAN, LG_KLD_MEDIAN, LG_KLD_P99, LG_KLD_MAX, LG_COLS };
 enum { BLOCK_EVAL, BLOCK_NAME, BLOCK_ERROR, BLOCK_NMSE_COMPARED, BLOCK_NMSE_REPLAYED, BLOCK_COLS };
+enum { SUM_INDEX, SUM_VERDICT, SUM_MODEL, SUM_SIDES, SUM_POLICY, SUM_COMPARED, SUM_FAIL, SUM_DIVERGENCE, SUM_HINTS,
+       SUM_KLD_MEAN, SUM_COLS };
 
 enum { MODEL_WORST_ROWS = 10 };
 
@@ -72,5 +88,50 @@ const char *report_base_name(const char *path);
 /* The model of each of n receipts; *out is freed with report_models_free. */
 bn_status report_models_build(const report_receipt *const *rs, size_t n, report_model **out, bn_error *err);
 void report_models_free(report_model *m, size_t n);
+
+/* The tables' cells own what they made; frees them. */
+void report_table_free(table *t);
+
+/* Everything one report of n receipts shows: a model per receipt, and for
+ * n > 1 the summary (one row per receipt, SUM_* columns). */
+typedef struct report_doc {
+    size_t n, pass;        /* receipts, and how many pass */
+    report_model *models;  /* [n] */
+    table summary;         /* n > 1 */
+} report_doc;
+
+/* Builds the document of rs[0..n) (which must outlive it): INVALID when n
+ * is 0 (err names `who`), NOMEM. */
+bn_status report_doc_build(const report_receipt *const *rs, size_t n, const char *who, report_doc *d, bn_error *err);
+void report_doc_free(report_doc *d);
+
+/* ---- sentences -------------------------------------------------------------
+ * What a report says in prose is written once, here, through an ink: the
+ * renderer's way of writing receipt text (escaped), names (code) and
+ * emphasis. A renderer only chooses where a sentence goes. */
+typedef struct report_ink {
+    FILE *f;
+    void (*text)(FILE *f, const char *s); /* receipt text, escaped; NULL: an em dash */
+    void (*code)(FILE *f, const char *s); /* a name, escaped */
+    const char *strong_on, *strong_off;   /* emphasis */
+    const char *head_on, *head_off;       /* a heading that runs into its paragraph */
+    /* the hint list: before and after it, each hint, its name, its message, its evidence */
+    const char *hints_on, *hints_off, *hint_on, *hint_off, *name_on, *name_off, *message_on, *message_off,
+        *evidence_on, *evidence_off;
+} report_ink;
+
+/* "e0 `blk.0.ffn_act` (layer 0): nmse = **0.467**, limit 1e-06" */
+void ink_divergence(const report_ink *k, const report_receipt *r);
+
+/* "Replay (block mode)" as a heading, then where the replay says the error
+ * is born, or that every error is inherited. */
+void ink_replay(const report_ink *k, const report_replay *p);
+
+/* Every hint: its name, what it says, and its evidence when it has some;
+ * nothing when there are none. */
+void ink_hints(const report_ink *k, const report_receipt *r);
+
+/* "**bitparity** 0.1.0 (ggml-compat, i2_s) fault silu": who produced a trace. */
+void ink_side(const report_ink *k, const report_side *s);
 
 #endif /* REPORTS_REPORT_MODEL_H */
