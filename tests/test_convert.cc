@@ -144,6 +144,16 @@ TEST(Llama2cMalformed, HeadersAndTokenizersAreRefusedWithTheirOffsets) {
 // 2^62 + 2^20 + 2: times 4 bytes, 28 + 4 * total wraps past 2^64 onto
 // 4194340, the size of this file. The size check used to pass, and the
 // converter then read 2^60-float arrays out of a 4 MB buffer.
+// Found by fuzz_llama2c: vocab_size INT32_MIN was negated (undefined
+// behaviour) to tell a separate classifier; it is refused as implausible.
+TEST(Llama2cMalformed, VocabSizeInt32MinIsRefused) {
+    TempDir dir;
+    bn_error err;
+    const Header h = {8, 16, 1, 2, 1, INT32_MIN, 4};
+    EXPECT_EQ(Convert(dir, Checkpoint(h, 16), Tokenizer(kTokens), &err), BN_ERR_FORMAT);
+    EXPECT_EQ(std::string(err.msg), dir.file("c.bin") + ": header field vocab_size = -2147483648 is not a plausible value");
+}
+
 TEST(Llama2cMalformed, ElementCountsThatWrapPast2To64AreRefused) {
     const Header h = {1 << 20, 699048, 1 << 20, 1 << 19, 1, -(1 << 20), 1};
     std::vector<uint8_t> ckpt(4194340, 0);

@@ -45,12 +45,15 @@ static bn_status parse_config(const uint8_t *buf, size_t size, const char *path,
     if (size < 28) return bn_error_set(err, BN_ERR_FORMAT, "%s: %zu bytes is too short for the 28-byte header", path, size);
     int32_t h[7];
     memcpy(h, buf, sizeof h);
-    *c = (l2c_config){h[0], h[1], h[2], h[3], h[4], h[5] < 0 ? -h[5] : h[5], h[6], h[5] > 0};
+    /* vocab_size < 0 means a separate classifier; INT32_MIN has no positive
+     * twin and is as implausible as 0 */
+    const int32_t vocab = h[5] == INT32_MIN ? 0 : h[5] < 0 ? -h[5] : h[5];
+    *c = (l2c_config){h[0], h[1], h[2], h[3], h[4], vocab, h[6], h[5] > 0};
     const char *names[7] = {"dim", "hidden_dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size", "seq_len"};
     const int32_t vals[7] = {c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, c->seq_len};
     for (int i = 0; i < 7; i++)
         if (vals[i] <= 0 || vals[i] > (1 << 20))
-            return bn_error_set(err, BN_ERR_FORMAT, "%s: header field %s = %d is not a plausible value", path, names[i], vals[i]);
+            return bn_error_set(err, BN_ERR_FORMAT, "%s: header field %s = %d is not a plausible value", path, names[i], h[i]);
     if (c->dim % c->n_heads || c->n_heads % c->n_kv_heads || (c->dim / c->n_heads) % 2)
         return bn_error_set(err, BN_ERR_FORMAT, "%s: dim %d, n_heads %d, n_kv_heads %d do not divide evenly", path, c->dim,
                             c->n_heads, c->n_kv_heads);
