@@ -24,7 +24,8 @@ static const char compare_help[] =
     "                  injecting the reference's values: block mode starts every block from the\n"
     "                  reference's residual stream and classifies each failing block's error as\n"
     "                  local or inherited; op mode injects every tap and names the op where the\n"
-    "                  error is born (default block)\n"
+    "                  error is born (default block). Only for a subject bitparity recorded from\n"
+    "                  MODEL: another engine's trace is refused (the verdict would be about ours)\n"
     "  -m MODEL        the subject's model: for --replay, and lets the hints recompute projections\n\n"
     "Hints (named diagnoses with their numbers) are printed and written to the receipt.\n\n"
     "exit: 0 pass, 1 parity failure (or tokens differ), 2 usage or input error, 130 interrupted\n";

@@ -19,6 +19,7 @@ extern "C" {
 #include "parity/driver.h"
 #include "parity/record.h"
 #include "parity/receipt_schema.h"
+#include "parity/replay.h"
 }
 
 namespace {
@@ -176,6 +177,77 @@ TEST(Driver, RecordsTheSubjectFollowingTheReference) {
     o2.replay = true;
     EXPECT_EQ(parity_driver_run_job(&o2, &r, &err), BN_ERR_INVALID);
     EXPECT_NE(std::string(err.msg).find("--replay needs -m MODEL"), std::string::npos) << err.msg;
+}
+
+// A copy of the canonical trace `src` as another engine would write it:
+// the same arrays under producer `producer` (model sha256 `sha`, or none).
+void CopyAs(const std::string &src, const std::string &dst, const char *producer, const char *sha) {
+    bn_error err{};
+    parity_trace *t = nullptr;
+    ASSERT_OK(parity_trace_open(src.c_str(), &t, &err), err);
+    parity_trace_writer *w = nullptr;
+    ASSERT_OK(parity_trace_writer_open(dst.c_str(), NPZ_STORED, &w, &err), err);
+    std::vector<parity_eval> evals;
+    for (int64_t k = 0; k < parity_trace_eval_count(t); k++) {
+        evals.push_back(*parity_trace_eval(t, k));
+        for (int64_t i = 0; i < parity_trace_tap_count(t); i++) {
+            const char *tap = parity_trace_tap_name(t, i);
+            npz_array a{};
+            if (parity_trace_load_raw(t, k, tap, &a, &err) != BN_OK) continue; // a tap of e0 only
+            EXPECT_OK(parity_trace_writer_add_tap(w, k, tap, a.info.dtype, a.info.shape, a.info.ndim, a.data, &err), err);
+            npz_array_free(&a);
+        }
+    }
+    parity_trace_meta meta{};
+    meta.producer_name = producer;
+    meta.model_sha256 = sha;
+    meta.numerics = parity_trace_get(t, "settings.numerics");
+    meta.threads = -1;
+    meta.evals = evals.data();
+    meta.n_evals = (int64_t)evals.size();
+    EXPECT_OK(parity_trace_writer_finish(w, &meta, &err), err);
+    parity_trace_close(t);
+}
+
+// Replay re-runs bitparity's engine: it is refused, before any work, for a
+// trace another engine wrote (it would judge bitparity's engine, not that
+// one) and for a model other than the one the subject was recorded from.
+TEST(Driver, ReplayOnlySpeaksForBitparitysOwnTraceOfTheSameModel) {
+    Traces t;
+    ASSERT_NO_FATAL_FAILURE(t.Make());
+    bn_error err{};
+    const std::string foreign = t.tmp.file("foreign.npz");
+    ASSERT_NO_FATAL_FAILURE(CopyAs(t.silu, foreign, "my-rust-port", nullptr));
+    parity_driver_opts o = Opts(t, foreign, t.good);
+    o.replay = true;
+    parity_driver_run *r = nullptr;
+    EXPECT_EQ(parity_driver_run_job(&o, &r, &err), BN_ERR_INVALID);
+    EXPECT_EQ(r, nullptr);
+    EXPECT_NE(std::string(err.msg).find("so it only speaks for traces bitparity recorded; " + foreign +
+                                        " was produced by 'my-rust-port'"),
+              std::string::npos)
+        << err.msg;
+    // without --replay the foreign trace is compared and explained as before
+    o.replay = false;
+    ASSERT_OK(parity_driver_run_job(&o, &r, &err), err);
+    DriverPtr plain(r);
+    EXPECT_FALSE(r->result->pass);
+    EXPECT_EQ(r->replay, nullptr);
+
+    // bitparity's own trace, but -m names another model
+    const std::string other = t.tmp.file("other.gguf");
+    bptest::RunResult made = bptest::RunCli("synth --shape tiny --type i2_s --seed 2 -o " + other);
+    ASSERT_EQ(made.exit_code, 0) << made.err;
+    o = Opts(t, t.silu, t.good);
+    o.model = other.c_str();
+    o.replay = true;
+    EXPECT_EQ(parity_driver_run_job(&o, &r, &err), BN_ERR_INVALID);
+    EXPECT_NE(std::string(err.msg).find("was recorded from a model with sha256"), std::string::npos) << err.msg;
+    // and the library call refuses on its own, whoever calls it
+    parity_trace *ft = nullptr;
+    ASSERT_OK(parity_trace_open(foreign.c_str(), &ft, &err), err);
+    EXPECT_EQ(parity_replay_applies(ft, nullptr, &err), BN_ERR_INVALID);
+    parity_trace_close(ft);
 }
 
 TEST(ReceiptSchema, WrittenReceiptsUseOnlyTheTablesKeys) {

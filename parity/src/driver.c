@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bitnet/sha256.h"
 #include "parity/hints.h"
 #include "parity/record.h"
 
@@ -88,8 +89,25 @@ static bn_status open_all(const parity_driver_opts *o, parity_driver_run *r, bn_
     return st;
 }
 
+/* Before any work: a replay must be able to speak for the subject
+ * (parity_replay_applies). The model file is hashed only when the subject
+ * trace recorded a digest to hold it against; a recording is of o->model. */
+static bn_status check_replay(const parity_driver_opts *o, const parity_driver_run *r, char sha[BN_SHA256_HEX_SIZE],
+                              bn_error *err) {
+    sha[0] = '\0';
+    if (!o->replay || !o->subject) return BN_OK;
+    if (parity_trace_get(r->trace[0], "model.sha256")) {
+        uint8_t digest[BN_SHA256_DIGEST_SIZE];
+        bn_status st = bn_sha256_file(o->model, o->cancel, digest, err);
+        if (st) return st;
+        bn_sha256_hex(digest, sha);
+    }
+    return parity_replay_applies(r->trace[0], sha[0] ? sha : NULL, err);
+}
+
 /* Hints, and with replay the engine re-run that says where errors are born. */
-static bn_status localize(const parity_driver_opts *o, parity_driver_run *r, bn_model **m, bn_error *err) {
+static bn_status localize(const parity_driver_opts *o, parity_driver_run *r, bn_model **m, const char *model_sha,
+                          bn_error *err) {
     parity_tapview *v[2] = {NULL, NULL};
     bn_status st = parity_tapview_open(r->trace[0], r->map[0], &v[0], err);
     if (!st) st = parity_tapview_open(r->trace[1], r->map[1], &v[1], err);
@@ -97,7 +115,7 @@ static bn_status localize(const parity_driver_opts *o, parity_driver_run *r, bn_
     if (!st) st = parity_hints_find(r->result, v[0], v[1], *m, err);
     if (!st && o->replay && !r->result->pass && !r->result->tokenization_mismatch) {
         const parity_replay_opts ro = {.model = *m, .n_threads = bn_pool_size(r->pool), .mode = o->replay_mode,
-                                       .cancel = o->cancel};
+                                       .cancel = o->cancel, .model_sha256 = model_sha};
         st = parity_replay(r->result, v[0], v[1], r->policy, &ro, &r->replay, err);
     }
     parity_tapview_free(v[0]);
@@ -121,10 +139,12 @@ bn_status parity_driver_run_job(const parity_driver_opts *o, parity_driver_run *
     parity_driver_run *r = calloc(1, sizeof *r);
     if (!r) return bn_error_set(err, BN_ERR_NOMEM, "out of memory");
     bn_model *m = NULL; /* loaded once: recording, hints and replay share it */
+    char sha[BN_SHA256_HEX_SIZE];
     bn_status st = open_all(o, r, &m, err);
+    if (!st) st = check_replay(o, r, sha, err);
     const parity_compare_opts co = {.pool = r->pool, .cancel = o->cancel};
     if (!st) st = parity_compare(r->trace[0], r->map[0], r->trace[1], r->map[1], r->policy, &co, &r->result, err);
-    if (!st) st = localize(o, r, &m, err);
+    if (!st) st = localize(o, r, &m, sha[0] ? sha : NULL, err);
     if (!st && o->receipt) st = build_receipt(o, r, err);
     bn_model_free(m);
     if (st) {

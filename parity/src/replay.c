@@ -169,11 +169,32 @@ static bn_status replay_hint(parity_compare_result *r, const parity_replay_resul
     return parity_compare_add_hint(r, "replay-local-op", msg, ev, err);
 }
 
+bn_status parity_replay_applies(const parity_trace *subject, const char *model_sha256, bn_error *err) {
+    const char *producer = parity_trace_get(subject, "producer.name");
+    if (!producer || strcmp(producer, "bitparity"))
+        return bn_error_set(err, BN_ERR_INVALID,
+                            "--replay re-runs bitparity's engine, so it only speaks for traces bitparity recorded; "
+                            "%s was produced by '%s', and a local/inherited verdict from bitparity's engine would "
+                            "say nothing about it. Compare without --replay: the first divergence and the hints "
+                            "stand on their own",
+                            parity_trace_path(subject), producer ? producer : "an unnamed producer");
+    const char *recorded = parity_trace_get(subject, "model.sha256");
+    if (model_sha256 && recorded && strcmp(model_sha256, recorded))
+        return bn_error_set(err, BN_ERR_INVALID,
+                            "--replay: %s was recorded from a model with sha256 %.12s..., but the model given has "
+                            "%.12s...: a replay on another model would classify other errors; pass the model the "
+                            "subject was recorded from",
+                            parity_trace_path(subject), recorded, model_sha256);
+    return BN_OK;
+}
+
 bn_status parity_replay(parity_compare_result *r, const parity_tapview *subject, const parity_tapview *reference,
                         const parity_policy *policy, const parity_replay_opts *o, parity_replay_result **out,
                         bn_error *err) {
     *out = NULL;
     const parity_trace *st_trace = parity_tapview_trace(subject), *rt = parity_tapview_trace(reference);
+    bn_status applies = parity_replay_applies(st_trace, o->model_sha256, err);
+    if (applies) return applies;
     const char *numerics = o->numerics ? o->numerics : parity_trace_get(st_trace, "settings.numerics");
     const char *fault = o->fault ? o->fault : parity_trace_get(st_trace, "settings.fault");
     bn_session_params sp = {.ctx = bn_ctx_params_init()};

@@ -30,6 +30,9 @@ expect_error 2 "--format 'xml'" "$ref" "$ref" --format xml
 expect_error 2 "--replay needs -m MODEL" "$ref" "$ref" --replay
 expect_error 2 "--replay-mode 'x': expected block or op" "$ref" "$ref" --replay -m model.gguf --replay-mode x
 expect_error 2 "$tmp/absent.npz" "$tmp/absent.npz" "$ref"
+# bitnet.cpp's dump as the subject: replaying bitparity's engine would not speak for it
+expect_error 2 "--replay re-runs bitparity's engine, so it only speaks for traces bitparity recorded; $ref was produced by 'bitnet.cpp" \
+    "$ref" "$ref" --replay -m "$shared/models/tiny-bitnet-f32.gguf"
 
 head -c 1000 "$ref" >"$tmp/cut.npz"
 expect_error 2 "$tmp/cut.npz" "$tmp/cut.npz" "$ref"

@@ -63,12 +63,21 @@ typedef struct parity_replay_opts {
     const char *numerics;    /* NULL: the subject trace's settings.numerics (default ggml-compat) */
     const char *fault;       /* NULL: the subject trace's settings.fault */
     const volatile sig_atomic_t *cancel; /* NULL: never; polled per block (BN_ERR_CANCELLED) */
+    const char *model_sha256; /* hex digest of the model's file; NULL: the model is not checked against the trace */
 } parity_replay_opts;
+
+/* Whether a replay of `subject` can be honest. Replay re-runs bitparity's
+ * engine from the reference's inputs, so its local/inherited verdict
+ * describes bitparity's engine: it only speaks for a subject bitparity
+ * recorded (producer.name "bitparity"), from the same model (when
+ * model_sha256 and the trace's model.sha256 are both known). BN_OK, or
+ * BN_ERR_INVALID with a message saying why not and what still holds. */
+bn_status parity_replay_applies(const parity_trace *subject, const char *model_sha256, bn_error *err);
 
 /* Replays the engine as above and classifies the blocks that failed in r.
  * Adds a hint naming the first local block / op. *out is freed with
- * parity_replay_result_free. INVALID when the model does not fit the traces
- * (vocabulary, shapes). */
+ * parity_replay_result_free. INVALID when parity_replay_applies refuses the
+ * subject, or when the model does not fit the traces (vocabulary, shapes). */
 bn_status parity_replay(parity_compare_result *r, const parity_tapview *subject, const parity_tapview *reference,
                         const parity_policy *policy, const parity_replay_opts *o, parity_replay_result **out,
                         bn_error *err);
