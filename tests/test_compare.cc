@@ -546,12 +546,15 @@ TEST(CompareDefaultPolicy, FromProducersAndWeightTypes) {
         EXPECT_OK(parity_trace_open(path.c_str(), &t, &err), err);
         return TracePtr(t);
     };
-    TracePtr eng = trace("a.npz", "producer: {name: bitparity}\nsettings: {numerics: ggml-compat}\nmodel: {path: /m/tiny-bitnet-i2s.gguf}\n");
-    TracePtr eng32 = trace("b.npz", "producer: {name: bitparity}\nsettings: {numerics: f32}\nmodel: {path: x/tiny-bitnet-i2s.gguf}\n");
-    TracePtr bnc = trace("c.npz", "producer: {name: bitnet.cpp}\nmodel: {file: tiny-bitnet-i2s.gguf}\n");
-    TracePtr bnc32 = trace("d.npz", "producer: {name: bitnet.cpp}\nmodel: {file: tiny-bitnet-f32.gguf}\n");
-    TracePtr lcpp = trace("e.npz", "producer: {name: llama.cpp}\nmodel: {file: tiny-bitnet-llamacpp-tq2_0.gguf}\n");
-    TracePtr py = trace("f.npz", "producer: {name: bitparity-reference}\nsettings: {numerics: f32}\n");
+    // What decides is what the traces record: producer, numerics, model.weight_type, model.sha256.
+    TracePtr eng = trace("a.npz", "producer: {name: bitparity}\nsettings: {numerics: ggml-compat}\n"
+                                  "model: {path: /m/tiny-bitnet-i2s.gguf, sha256: aaa, weight_type: i2_s}\n");
+    TracePtr eng32 = trace("b.npz", "producer: {name: bitparity}\nsettings: {numerics: f32}\n"
+                                    "model: {path: x/m.gguf, sha256: aaa, weight_type: i2_s}\n");
+    TracePtr bnc = trace("c.npz", "producer: {name: bitnet.cpp}\nmodel: {file: tiny-bitnet-i2s.gguf, sha256: aaa}\n");
+    TracePtr bnc32 = trace("d.npz", "producer: {name: bitnet.cpp}\nmodel: {file: m.gguf, sha256: bbb, weight_type: f32}\n");
+    TracePtr lcpp = trace("e.npz", "producer: {name: llama.cpp}\nmodel: {file: tiny-bitnet-llamacpp-tq2_0.gguf, sha256: ccc}\n");
+    TracePtr py = trace("f.npz", "producer: {name: bitparity-reference}\nsettings: {numerics: f32}\nmodel: {sha256: aaa}\n");
     ASSERT_TRUE(eng && eng32 && bnc && bnc32 && lcpp && py);
     char why[256];
     EXPECT_STREQ(parity_compare_default_policy(eng.get(), bnc.get(), why, sizeof why), "ggml-compat");
@@ -562,10 +565,20 @@ TEST(CompareDefaultPolicy, FromProducersAndWeightTypes) {
     EXPECT_STREQ(parity_compare_default_policy(eng.get(), eng32.get(), nullptr, 0), "cross-backend");
     EXPECT_STREQ(parity_compare_default_policy(eng.get(), bnc32.get(), why, sizeof why), "quantized");
     EXPECT_EQ(std::string(why).rfind("weight types differ (i2_s vs f32)", 0), 0u) << why;
-    EXPECT_STREQ(parity_compare_default_policy(eng.get(), lcpp.get(), nullptr, 0), "quantized");
+    // llama.cpp's dump records no weight type and names another model: unknown, not read off "tq2_0" in its name
+    EXPECT_EQ(parity_trace_weight_type(lcpp.get()), nullptr);
+    EXPECT_STREQ(parity_compare_default_policy(eng.get(), lcpp.get(), nullptr, 0), "cross-backend");
+    // the reference's trace of the same model file (same sha256) shares the engine's declared i2_s
     EXPECT_STREQ(parity_compare_default_policy(eng32.get(), py.get(), nullptr, 0), "reference-int8");  // i2_s in f32
-    EXPECT_STREQ(parity_trace_weight_type(lcpp.get()), "tq2_0");
     EXPECT_EQ(parity_trace_weight_type(py.get()), nullptr);
+    // renaming the model file changes nothing (a file called ggml-model-i2_s.gguf is not taken for i2_s)
+    for (const char *name : {"ggml-model-i2_s.gguf", "model.gguf", "tq1_0-f16-q8_0.gguf"}) {
+        const std::string body = std::string("producer: {name: my-port}\nmodel: {file: ") + name + ", sha256: ddd}\n";
+        TracePtr foreign = trace("g.npz", body.c_str());
+        ASSERT_TRUE(foreign);
+        EXPECT_STREQ(parity_compare_default_policy(foreign.get(), bnc32.get(), why, sizeof why), "cross-backend")
+            << name << ": " << why;
+    }
 }
 
 // ---- receipts ----

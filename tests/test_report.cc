@@ -444,7 +444,7 @@ TEST(Report, CheckReceiptsThroughTheBinary) {
     std::vector<std::string> sum = MdRows(md.out, "| # | verdict |");
     ASSERT_EQ(sum.size(), 2u);
     EXPECT_EQ(sum[0], "| 1 | \xe2\x9c\x85 PASS | tiny-bitnet-i2s.gguf | bitparity \xe2\x86\x92 bitnet.cpp | ggml-compat | 213 | 0 | \xe2\x80\x94 |  |");
-    EXPECT_EQ(sum[1], "| 2 | \xe2\x9d\x8c FAIL | tiny-bitnet-llamacpp-f32.gguf | bitparity \xe2\x86\x92 llama.cpp | cross-backend | 71 | 57 | e0 `blk.0.ffn_act` | activation-swap, replay-local-block |");
+    EXPECT_EQ(sum[1], "| 2 | \xe2\x9d\x8c FAIL | tiny-bitnet-llamacpp-f32.gguf | bitparity \xe2\x86\x92 llama.cpp | cross-backend | 71 | 57 | e0 `blk.0.ffn_act` | model-mismatch, activation-swap, replay-local-block |");
     EXPECT_NE(md.out.find("| e0 | `blk.0.ffn_act` | fail | nmse | 0.467 | 1e-06 |"), std::string::npos);
     EXPECT_NE(md.out.find("| e0 | fail | 8 | 25.0% | 45.0% | 2.53 | 5.34 | 5.5 |"), std::string::npos);
     EXPECT_NE(md.out.find("**Replay (block mode)**: the error is born at e0 `blk.0.ffn_act`"), std::string::npos);

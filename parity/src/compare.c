@@ -22,33 +22,7 @@ const char *parity_tap_status_name(parity_tap_status s) {
 
 /* ---- default policy ---------------------------------------------------------- */
 
-const char *parity_trace_weight_type(const parity_trace *t) {
-    static const char *const types[][2] = {
-        {"f32", "f32"},     {"f16", "f16"},     {"bf16", "bf16"},   {"i2_s", "i2_s"}, {"i2s", "i2_s"},
-        {"tq1_0", "tq1_0"}, {"tq2_0", "tq2_0"}, {"q8_0", "q8_0"},   {"q4_0", "q4_0"}, {"tl1", "tl1"},
-        {"tl2", "tl2"},
-    };
-    const char *declared = parity_trace_get(t, "model.weight_type");
-    const char *path = declared ? declared : parity_trace_get(t, "model.path");
-    if (!path) path = parity_trace_get(t, "model.file");
-    if (!path) return NULL;
-    const char *base = strrchr(path, '/');
-    base = base ? base + 1 : path;
-    /* The file name is cut at '-' and '.' ("tiny-bitnet-i2s.gguf"); a token
-     * naming a type is taken as the weight type. */
-    char tok[32];
-    for (const char *p = base; *p;) {
-        size_t n = strcspn(p, "-.");
-        if (n && n < sizeof tok) {
-            for (size_t i = 0; i < n; i++) tok[i] = (char)tolower((unsigned char)p[i]);
-            tok[n] = '\0';
-            for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
-                if (!strcmp(tok, types[i][0])) return types[i][1];
-        }
-        p += n + (p[n] != '\0');
-    }
-    return NULL;
-}
+const char *parity_trace_weight_type(const parity_trace *t) { return parity_trace_get(t, "model.weight_type"); }
 
 static int producer_is(const char *name, const char *what) { return name && !strcmp(name, what); }
 
@@ -57,6 +31,14 @@ const char *parity_compare_default_policy(const parity_trace *subject, const par
     const char *ps = parity_trace_get(subject, "producer.name"), *pr = parity_trace_get(reference, "producer.name");
     const char *ns = parity_trace_get(subject, "settings.numerics"), *nr = parity_trace_get(reference, "settings.numerics");
     const char *ws = parity_trace_weight_type(subject), *wr = parity_trace_weight_type(reference);
+    /* Only what the traces record decides, never file names: a trace that does
+     * not record its weight type shares the other's when both name the same
+     * model file by its sha256. */
+    const char *ss = parity_trace_get(subject, "model.sha256"), *rs = parity_trace_get(reference, "model.sha256");
+    if (ss && rs && !strcmp(ss, rs)) {
+        if (!ws) ws = wr;
+        if (!wr) wr = ws;
+    }
     const char *name, *reason;
     char buf[256];
     if (ws && wr && strcmp(ws, wr)) {

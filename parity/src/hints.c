@@ -561,8 +561,27 @@ static bn_status hint_transposed(hint_ctx *c) {
 
 /* ------------------------------------------------------------- the set -- */
 
+/* A warning rather than a diagnosis, so given whatever the verdict: two
+ * traces of different model files differ in their weights before any op. */
+static bn_status hint_model_mismatch(parity_compare_result *r, const parity_trace *st, const parity_trace *rt,
+                                     bn_error *err) {
+    const char *ss = parity_trace_get(st, "model.sha256"), *rs = parity_trace_get(rt, "model.sha256");
+    if (!ss || !rs || !strcmp(ss, rs)) return BN_OK;
+    const char *sp = parity_trace_get(st, "model.path"), *rp = parity_trace_get(rt, "model.path");
+    if (!sp) sp = parity_trace_get(st, "model.file");
+    if (!rp) rp = parity_trace_get(rt, "model.file");
+    char msg[256], ev[512];
+    snprintf(msg, sizeof msg, "the two traces were recorded from different model files (sha256 %.12s... vs "
+             "%.12s...): differences can come from the weights, not from the engines", ss, rs);
+    snprintf(ev, sizeof ev, "subject model %s sha256 %s; reference model %s sha256 %s", sp ? sp : "?", ss,
+             rp ? rp : "?", rs);
+    return parity_compare_add_hint(r, "model-mismatch", msg, ev, err);
+}
+
 bn_status parity_hints_find(parity_compare_result *r, const parity_tapview *subject,
                                 const parity_tapview *reference, const bn_model *model, bn_error *err) {
+    bn_status st = hint_model_mismatch(r, parity_tapview_trace(subject), parity_tapview_trace(reference), err);
+    if (st) return st;
     /* A token mismatch is diagnosed by the comparison itself (nothing else is compared). */
     if (r->tokenization_mismatch) return BN_OK;
     if (r->pass || !r->first.found) return BN_OK;
@@ -572,9 +591,6 @@ bn_status parity_hints_find(parity_compare_result *r, const parity_tapview *subj
     bn_status (*const analyzers[])(hint_ctx *) = {hint_nan_origin, hint_activation, hint_norm,      hint_rope,
                                                   hint_heads,      hint_int8,       hint_transposed, hint_scale,
                                                   hint_attention};
-    for (size_t i = 0; i < sizeof analyzers / sizeof analyzers[0]; i++) {
-        bn_status st = analyzers[i](&c);
-        if (st) return st;
-    }
-    return BN_OK;
+    for (size_t i = 0; i < sizeof analyzers / sizeof analyzers[0] && !st; i++) st = analyzers[i](&c);
+    return st;
 }

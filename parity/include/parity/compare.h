@@ -151,9 +151,10 @@ bn_status parity_compare_add_hint(parity_compare_result *r, const char *name, co
 const char *parity_compare_default_policy(const parity_trace *subject, const parity_trace *reference, char *why,
                                           size_t why_size);
 
-/* The weight type of a trace's model ("f32", "i2_s", "tq2_0", ...) from
- * meta.yaml model.weight_type, else from a type token in the model's file
- * name (model.path / model.file); NULL when unknown. Static string. */
+/* The weight type of a trace's model ("f32", "i2_s", "tq2_0", ...) as its
+ * meta.yaml records it (model.weight_type); NULL when it does not. File
+ * names are never read for it: a policy must not change when a file is
+ * renamed. Valid while t is open. */
 const char *parity_trace_weight_type(const parity_trace *t);
 
 #ifdef __cplusplus

@@ -27,7 +27,8 @@ extern "C" {
  * views. model (may be NULL) is the subject's model: with it, a projection
  * that diverges is recomputed from the reference's input with the weight as
  * stored and transposed (a transposed-weight hint). A passing result gets no
- * hints. */
+ * diagnosis; whatever the verdict, two traces that record different
+ * model.sha256 get the warning hint "model-mismatch" first. */
 bn_status parity_hints_find(parity_compare_result *r, const parity_tapview *subject,
                             const parity_tapview *reference, const bn_model *model, bn_error *err);
 

@@ -49,7 +49,7 @@ typedef enum parity_receipt_type {
     X(SIDE_PRODUCER_COMMIT, "subject.producer", "commit", STR, "when recorded") \
     X(SIDE_PRODUCER_SOURCE, "subject.producer", "source", STR, "foreign dumps: where the producer came from") \
     X(SIDE_NUMERICS, "subject", "numerics", STR, "settings.numerics, null when absent") \
-    X(SIDE_WEIGHT_TYPE, "subject", "weight_type", STR, "model.weight_type, else a type token of the model file name; null") \
+    X(SIDE_WEIGHT_TYPE, "subject", "weight_type", STR, "model.weight_type as the trace records it; null") \
     X(SIDE_FAULT, "subject", "fault", STR, "settings.fault (seeded bug), null when absent") \
     X(SIDE_TRACE, "subject", "trace", STR, "the trace path as given; (engine trace in memory) for check's own trace when not kept") \
     X(SIDE_SIZE_BYTES, "subject", "size_bytes", INT, "the trace's size (file or memory)") \
