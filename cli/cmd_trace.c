@@ -7,7 +7,7 @@
 #include "parity/record.h"
 
 static const char trace_help[] =
-    "usage: bitparity trace -m MODEL (-p TEXT | --tokens IDS) [--decode N] [--taps GLOB,...]\n"
+    "usage: bitparity trace -m MODEL (-p TEXT | --tokens IDS [--decode N] | --tokens-from TRACE) [--taps GLOB,...]\n"
     "                       [--numerics ggml-compat|f32] [--threads N] [--fault NAME] [--compress]\n"
     "                       -o OUT.npz\n\n"
     "Evaluates the prompt (e0) and N greedy single-token decode steps (e1..eN) and writes every\n"
@@ -16,6 +16,9 @@ static const char trace_help[] =
     "  --tokens IDS    prompt token ids, used as given (no BOS added)\n"
     "  -p TEXT         prompt text, tokenized with BOS as the vocabulary says\n"
     "  --decode N      greedy decode steps after the prompt, 0..4096 (default 2)\n"
+    "  --tokens-from T teacher-force another trace's tokens: evaluate exactly T's prompt and each of\n"
+    "                  its decode steps' tokens (whatever this engine would have chosen), so that a\n"
+    "                  foreign engine's trace can be compared on every evaluation\n"
     "  --taps GLOBS    comma-separated globs (blk.*.attn_norm, blk.3.*, logits); default: every\n"
     "                  tap except the opt-in attn_scores, attn_probs, *.in_q8, *.in_scale\n"
     "  --numerics M    ggml-compat (default: f16 KV cache and bitnet.cpp's roundings) or f32\n"
@@ -28,14 +31,15 @@ static const char trace_help[] =
     "or an interrupt (SIGINT/SIGTERM: exit 130) leaves an older OUT.npz as it was.\n";
 
 int cmd_trace(int argc, char **argv) {
-    const char *model = NULL, *prompt = NULL, *tokens = NULL, *taps = NULL, *numerics = "ggml-compat",
-               *fault = "none", *out = NULL;
-    int64_t decode = 2, threads = 2;
+    const char *model = NULL, *prompt = NULL, *tokens = NULL, *tokens_from = NULL, *taps = NULL,
+               *numerics = "ggml-compat", *fault = "none", *out = NULL;
+    int64_t decode = -1, threads = 2; /* decode -1: not given (2 by default) */
     bool compress = false;
     const cli_opt opts[] = {CLI_STR_OPT("-m", "--model", &model),
                             CLI_STR_OPT("-p", "--prompt", &prompt),
                             CLI_STR_OPT("--tokens", NULL, &tokens),
                             CLI_INT_OPT("--decode", NULL, &decode, 0, PARITY_RECORD_MAX_DECODE),
+                            CLI_STR_OPT("--tokens-from", NULL, &tokens_from),
                             CLI_STR_OPT("--taps", NULL, &taps),
                             CLI_STR_OPT("--numerics", NULL, &numerics),
                             CLI_THREADS_OPT(&threads),
@@ -47,9 +51,14 @@ int cmd_trace(int argc, char **argv) {
     if (rc >= 0) return rc;
     if (!model) return cli_usage_error("trace", "-m MODEL is required");
     if (!out) return cli_usage_error("trace", "-o OUT.npz is required");
-    if (!prompt == !tokens) return cli_usage_error("trace", "give exactly one of -p TEXT and --tokens IDS");
-    parity_record_opts o = {.model_path = model, .n_decode = decode, .taps = taps, .n_threads = (int)threads,
-                            .out_path = out, .compress = compress, .cancel = cli_interrupt_flag()};
+    if ((prompt != NULL) + (tokens != NULL) + (tokens_from != NULL) != 1)
+        return cli_usage_error("trace", "give exactly one of -p TEXT, --tokens IDS and --tokens-from TRACE");
+    if (tokens_from && decode >= 0)
+        return cli_usage_error("trace", "--decode and --tokens-from exclude each other: the trace's evaluations "
+                                        "are the steps");
+    parity_record_opts o = {.model_path = model, .n_decode = decode < 0 ? 2 : decode, .taps = taps,
+                            .n_threads = (int)threads, .out_path = out, .compress = compress,
+                            .cancel = cli_interrupt_flag()};
     if (!bn_numerics_parse(numerics, &o.numerics))
         return cli_usage_error("trace", "--numerics '%s': expected ggml-compat or f32", numerics);
     if (!bn_fault_parse(fault, &o.fault)) return cli_usage_error("trace", "--fault '%s': unknown fault (see --help)", fault);
@@ -59,10 +68,17 @@ int cmd_trace(int argc, char **argv) {
     if (cli_load_model(model, &m, &tok, &err)) return cli_fail("trace", &err);
     int32_t *ids = NULL;
     int64_t n = 0;
-    bn_status st = cli_prompt_tokens(tok, prompt, tokens, false, &ids, &n, &err);
+    parity_trace *from = NULL;
+    parity_eval *evals = NULL;
+    bn_status st = tokens_from ? parity_trace_open(tokens_from, &from, &err)
+                               : cli_prompt_tokens(tok, prompt, tokens, false, &ids, &n, &err);
+    if (!st && from) st = parity_trace_evals(from, &evals, &o.n_follow, &err);
+    o.follow = evals;
     o.tokens = ids;
     o.n_tokens = n;
     if (!st) st = parity_record(m, &o, &err);
+    free(evals);
+    parity_trace_close(from);
     free(ids);
     bn_tokenizer_free(tok);
     bn_model_free(m);

@@ -54,14 +54,13 @@ static bn_status load_policy(const parity_driver_opts *o, parity_driver_run *r, 
  * memory) and the trace comes back open as the subject. */
 static bn_status record_subject(const parity_driver_opts *o, const bn_model *m, const parity_trace *ref,
                                 parity_trace **subject, bn_error *err) {
-    const int64_t n = parity_trace_eval_count(ref);
-    parity_eval *evals = calloc((size_t)(n ? n : 1), sizeof *evals);
-    if (!evals) return bn_error_set(err, BN_ERR_NOMEM, "out of memory for %lld evaluations", (long long)n);
-    for (int64_t k = 0; k < n; k++) evals[k] = *parity_trace_eval(ref, k);
+    int64_t n;
+    parity_eval *evals;
+    bn_status st = parity_trace_evals(ref, &evals, &n, err);
+    if (st) return st;
     const char *numerics = o->numerics ? o->numerics : parity_driver_default_numerics(ref);
     parity_record_opts ro = {.model_path = o->model, .follow = evals, .n_follow = n, .taps = o->taps,
                              .n_threads = o->threads, .out_path = o->record_path, .cancel = o->cancel};
-    bn_status st = BN_OK;
     if (!bn_numerics_parse(numerics, &ro.numerics))
         st = bn_error_set(err, BN_ERR_INVALID, "--numerics '%s': expected ggml-compat or f32", numerics);
     if (!st) st = parity_record_open(m, &ro, subject, err);

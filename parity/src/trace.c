@@ -535,6 +535,16 @@ const char *parity_trace_path(const parity_trace *t) { return npz_path(t->npz); 
 const npz_reader *parity_trace_npz(const parity_trace *t) { return t->npz; }
 int64_t parity_trace_eval_count(const parity_trace *t) { return t->n_evals; }
 
+bn_status parity_trace_evals(const parity_trace *t, parity_eval **out, int64_t *n, bn_error *err) {
+    *n = t->n_evals;
+    *out = malloc((size_t)(t->n_evals ? t->n_evals : 1) * sizeof **out);
+    if (!*out)
+        return bn_error_set(err, BN_ERR_NOMEM, "%s: out of memory for %lld evaluations", parity_trace_path(t),
+                            (long long)t->n_evals);
+    for (int64_t k = 0; k < t->n_evals; k++) (*out)[k] = *parity_trace_eval(t, k);
+    return BN_OK;
+}
+
 const parity_eval *parity_trace_eval(const parity_trace *t, int64_t k) {
     return k >= 0 && k < t->n_evals ? &t->evals[k] : NULL;
 }

@@ -76,6 +76,11 @@ int64_t parity_trace_eval_count(const parity_trace *t);
 /* Evaluation k, or NULL when out of range. */
 const parity_eval *parity_trace_eval(const parity_trace *t, int64_t k);
 
+/* Every evaluation in order, as one malloc'ed array (*n entries, free() it;
+ * the strings and tokens stay t's): what a recording follows to evaluate
+ * exactly another trace's tokens. NOMEM. */
+bn_status parity_trace_evals(const parity_trace *t, parity_eval **out, int64_t *n, bn_error *err);
+
 /* The scalar under a dotted key of meta.yaml's nested mappings
  * ("trace", "producer.name", "model.sha256", "settings.kv_cache"), as written
  * (YAML scalars are text), or NULL when absent or not a scalar. */
