@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
-# parity-gate.sh — the CI parity gate: run bitparity's engine on MODEL with a
-# reference trace's evaluations (`bitparity check`), keep the receipt, render
-# it as report.html (an artifact to download) and report.md (printed to the
-# log, and appended to $GITHUB_STEP_SUMMARY when that is set), and exit with
-# check's code: 0 pass, 1 parity failure, 2 usage or input error
-# (3 when the tool itself failed, or the report could not be written).
+# parity-gate.sh — the CI parity gate. Either runs bitparity's engine on MODEL
+# with a reference trace's evaluations (`bitparity check`), or compares any
+# two traces (`bitparity compare SUBJECT REFERENCE`: your own engine's trace
+# against a reference); keeps the receipt, renders it as report.html (an
+# artifact to download) and report.md (printed to the log, and appended to
+# $GITHUB_STEP_SUMMARY when that is set), and exits with the comparison's
+# code: 0 pass, 1 parity failure, 2 usage or input error (3 when the tool
+# itself failed, or the report could not be written).
 #
-# usage: ci/parity-gate.sh -m MODEL --reference TRACE.npz [--policy P] [--out DIR]
-#                          [--bitparity PATH] [-- EXTRA CHECK OPTIONS...]
-#   --out DIR        where receipt.yaml, report.html, report.md and check.log go
+# usage: ci/parity-gate.sh (-m MODEL | --subject TRACE.npz [-m MODEL]) --reference TRACE.npz
+#                          [--policy P] [--out DIR] [--bitparity PATH] [-- EXTRA OPTIONS...]
+#   -m MODEL         without --subject: the model bitparity's engine runs (check);
+#                    with --subject: the subject's model, for the hints (and --replay)
+#   --subject T      gate this trace (any engine's) instead of running bitparity's engine
+#   --out DIR        where receipt.yaml, report.html, report.md and the log go
 #                    (default: parity-report)
 #   --bitparity B    the binary (default: $BITPARITY, else `bitparity` on PATH)
-#   -- ...           passed to `bitparity check` as is (e.g. --replay, --numerics f32)
+#   -- ...           passed to `bitparity check` / `compare` as is (e.g. --replay, --numerics f32)
 set -u
 
 usage() {
@@ -19,13 +24,14 @@ usage() {
     exit 2
 }
 
-model= reference= policy= out=parity-report
+model= subject= reference= policy= out=parity-report
 bin=${BITPARITY:-bitparity}
 extra=()
 while [ $# -gt 0 ]; do
     case $1 in
     -m | --model) [ $# -ge 2 ] || usage; model=$2; shift 2 ;;
     --reference) [ $# -ge 2 ] || usage; reference=$2; shift 2 ;;
+    --subject) [ $# -ge 2 ] || usage; subject=$2; shift 2 ;;
     --policy) [ $# -ge 2 ] || usage; policy=$2; shift 2 ;;
     --out) [ $# -ge 2 ] || usage; out=$2; shift 2 ;;
     --bitparity) [ $# -ge 2 ] || usage; bin=$2; shift 2 ;;
@@ -34,8 +40,8 @@ while [ $# -gt 0 ]; do
     *) echo "parity-gate: unknown argument '$1'" >&2; usage ;;
     esac
 done
-if [ -z "$model" ] || [ -z "$reference" ]; then
-    echo "parity-gate: -m MODEL and --reference TRACE are required" >&2
+if [ -z "$reference" ] || { [ -z "$model" ] && [ -z "$subject" ]; }; then
+    echo "parity-gate: --reference TRACE and one of -m MODEL and --subject TRACE are required" >&2
     usage
 fi
 if ! command -v "$bin" >/dev/null 2>&1; then
@@ -45,19 +51,26 @@ fi
 mkdir -p "$out" || exit 2
 rm -f "$out/receipt.yaml" "$out/report.html" "$out/report.md"
 
-args=(check -m "$model" --reference "$reference" -o "$out/receipt.yaml")
+if [ -n "$subject" ]; then
+    cmd=compare
+    args=(compare "$subject" "$reference" -o "$out/receipt.yaml")
+    [ -n "$model" ] && args+=(-m "$model")
+else
+    cmd=check
+    args=(check -m "$model" --reference "$reference" -o "$out/receipt.yaml")
+fi
 [ -n "$policy" ] && args+=(--policy "$policy")
 args+=("${extra[@]}")
 echo "parity-gate: $bin ${args[*]}"
-# check's own text summary goes to a file: the Markdown below says it all.
-"$bin" "${args[@]}" >"$out/check.log"
+# the command's own text summary goes to a file: the Markdown below says it all.
+"$bin" "${args[@]}" >"$out/$cmd.log"
 rc=$?
 if [ $rc -ne 0 ] && [ $rc -ne 1 ]; then
-    echo "parity-gate: bitparity check exited $rc (no comparison was made)" >&2
+    echo "parity-gate: bitparity $cmd exited $rc (no comparison was made)" >&2
     exit $rc
 fi
 if [ ! -s "$out/receipt.yaml" ]; then
-    echo "parity-gate: bitparity check exited $rc but wrote no receipt" >&2
+    echo "parity-gate: bitparity $cmd exited $rc but wrote no receipt" >&2
     exit 3
 fi
 if ! "$bin" report "$out/receipt.yaml" -o "$out/report.html" ||

@@ -7,7 +7,8 @@
 #     Python reference's expected trace (exact policy), exit 0;
 #   - `check` on the f32 expected trace passes under the auto policy;
 #   - a seeded SiLU fault is localized at blk.0.ffn_act, named, and placed by
-#     the op-level replay; exit 1 and a receipt that says so.
+#     the op-level replay; exit 1 and a receipt that says so;
+#   - ci/parity-gate.sh gates a pair of traces (--subject) with its artifacts.
 # $1 = the bitparity binary; BITPARITY_SOURCE_DIR = the source tree.
 set -u
 bin=$1
@@ -61,4 +62,15 @@ grep -q '^hint: replay-local-op: replay: e0 blk.0.ffn_act is computed wrongly' "
 [ -s "$tmp/r.yaml" ] || fail "no receipt"
 grep -A2 '^  first_divergence:' "$tmp/r.yaml" | grep -q 'tap: blk.0.ffn_act' ||
     fail "receipt's first divergence: $(grep -A3 first_divergence "$tmp/r.yaml")"
+# The gate on any two traces (--subject): the clean trace passes, the SiLU one fails, with their artifacts.
+gate=$src/ci/parity-gate.sh
+BITPARITY=$bin bash "$gate" --subject "$tmp/clean.npz" --reference "$tmp/clean.npz" --out "$tmp/g0" >"$tmp/g0.log" 2>&1
+[ $? -eq 0 ] || fail "gate --subject on a pass: $(cat "$tmp/g0.log")"
+BITPARITY=$bin bash "$gate" --subject "$tmp/silu.npz" --reference "$tmp/clean.npz" -m "$model" --out "$tmp/g1" \
+    -- --replay >"$tmp/g1.log" 2>&1
+[ $? -eq 1 ] || fail "gate --subject on the SiLU fault did not exit 1: $(tail -5 "$tmp/g1.log")"
+for f in receipt.yaml report.html report.md compare.log; do [ -s "$tmp/g1/$f" ] || fail "gate: no $f"; done
+grep -q 'activation-swap' "$tmp/g1/report.md" || fail "gate report lacks the hint: $(cat "$tmp/g1/report.md")"
+BITPARITY=$bin bash "$gate" --reference "$tmp/clean.npz" --out "$tmp/g2" >"$tmp/g2.log" 2>&1
+[ $? -eq 2 ] || fail "gate without -m or --subject did not exit 2"
 echo "PASS"
