@@ -1,13 +1,19 @@
 // test_tapmap.cc — tap maps (parity/maps/*.yaml) and views of the shared
 // bitnet.cpp / llama.cpp traces through them: names, order, layouts (RoPE
-// reshape, cropped and scaled kq with the causal mask), pruned row subsets.
+// reshape, cropped and scaled kq with the causal mask), pruned row subsets;
+// and docs/taps.md, the tap contract, against the engine's tap table and the
+// built-in maps.
 #include <cmath>
 #include <cstring>
+#include <fstream>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "test_helpers.h"
 
 extern "C" {
+#include "bitnet/taps.h"
 #include "parity/tapmap.h"
 #include "parity/trace.h"
 }
@@ -279,4 +285,100 @@ TEST(TapView, MapChoiceAndLayoutCheck) {
     ASSERT_OK(parity_tapview_open(t, m, &v, &err), err);
     ViewPtr view(v);
     EXPECT_EQ(parity_tapview_count(v, 0), 79 - 1 - 4 - 4 - 4);  // no token_embd, attn_out, attn_probs, ffn_act
+}
+
+// ---- docs/taps.md, the tap contract, against the code ----------------------
+
+namespace {
+
+struct ContractRow {
+    std::string tap, selected, bitnetcpp, llamacpp;
+};
+
+std::string Trim(const std::string &s) {
+    size_t a = s.find_first_not_of(' '), b = s.find_last_not_of(' ');
+    return a == std::string::npos ? "" : s.substr(a, b - a + 1);
+}
+
+// The rows of the "## Taps" table: | `tap` | shape | operation | selected | bitnet.cpp | llama.cpp | transformers |
+std::vector<ContractRow> ContractRows() {
+    std::ifstream f(bptest::SourcePath("docs/taps.md"));
+    std::vector<ContractRow> rows;
+    std::string line;
+    bool in = false;
+    while (std::getline(f, line)) {
+        if (line == "## Taps") in = true;
+        else if (line.rfind("## ", 0) == 0) in = false;
+        if (!in || line.rfind("| `", 0) != 0) continue;
+        std::vector<std::string> cells;
+        for (size_t p = 1, q; (q = line.find(" | ", p)) != std::string::npos || p < line.size(); p = q + 3) {
+            if (q == std::string::npos) q = line.rfind(" |");
+            cells.push_back(Trim(line.substr(p, q - p)));
+            if (q + 3 > line.size()) break;
+        }
+        EXPECT_EQ(cells.size(), 7u) << line;
+        if (cells.size() != 7) continue;
+        rows.push_back({cells[0].substr(1, cells[0].size() - 2), cells[3], cells[4], cells[5]});
+    }
+    return rows;
+}
+
+// "`Qcur-{N}` MUL_MAT" / "`ffn_sub_out-{N}` MUL, SWIGLU" for a rule, "—" when the map has none.
+std::string NodeCell(const parity_map_rule *r) {
+    if (!r) return "\xe2\x80\x94";
+    std::string s = "`" + std::string(r->node ? r->node : "") + "`";
+    for (int i = 0; i < r->n_ops; i++) s += std::string(i ? ", " : " ") + r->ops[i];
+    return s;
+}
+
+const parity_map_rule *RuleFor(const parity_tapmap *m, const std::string &tap) {
+    for (size_t i = 0; i < parity_tapmap_rule_count(m); i++)
+        if (tap == parity_tapmap_rule(m, i)->tap) return parity_tapmap_rule(m, i);
+    return nullptr;
+}
+
+}  // namespace
+
+TEST(TapContract, DocListsEveryEngineTapWithItsSelection) {
+    std::vector<ContractRow> rows = ContractRows();
+    std::set<std::string> doc, engine;
+    for (const ContractRow &r : rows) {
+        EXPECT_TRUE(doc.insert(r.tap).second) << r.tap << " is listed twice in docs/taps.md";
+        int layer;
+        bn_tap_kind kind;
+        char name[64];
+        snprintf(name, sizeof name, "%s", r.tap.c_str());
+        std::string concrete = r.tap;
+        if (concrete.rfind("blk.{N}.", 0) == 0) concrete = "blk.0." + concrete.substr(8);
+        if (!bn_tap_parse(concrete.c_str(), &layer, &kind)) {
+            ADD_FAILURE() << "docs/taps.md lists '" << r.tap << "', which the engine does not know";
+            continue;
+        }
+        EXPECT_EQ(r.selected, bn_tap_kind_opt_in(kind) ? "opt-in" : "default") << r.tap;
+    }
+    for (int k = 0; k < BN_TAP_KIND_COUNT; k++) {
+        const std::string n = bn_tap_kind_name((bn_tap_kind)k);
+        engine.insert(k < BN_TAP_BLOCK_KINDS ? "blk.{N}." + n : n);
+    }
+    EXPECT_EQ(doc, engine) << "docs/taps.md's table and the engine's tap table (engine/src/taps.c) differ";
+    ASSERT_EQ(rows.size(), (size_t)BN_TAP_KIND_COUNT);
+}
+
+TEST(TapContract, ForeignColumnsAreTheBuiltInMaps) {
+    std::vector<ContractRow> rows = ContractRows();
+    ASSERT_FALSE(rows.empty());
+    for (const char *name : {"bitnet.cpp", "llama.cpp"}) {
+        bn_error err{};
+        parity_tapmap *raw = nullptr;
+        ASSERT_OK(parity_tapmap_load_builtin(name, &raw, &err), err);
+        Handle<parity_tapmap, parity_tapmap_free> m(raw);
+        size_t matched = 0;
+        for (const ContractRow &r : rows) {
+            const parity_map_rule *rule = RuleFor(m.get(), r.tap);
+            matched += rule != nullptr;
+            EXPECT_EQ(std::string(name) == "bitnet.cpp" ? r.bitnetcpp : r.llamacpp, NodeCell(rule))
+                << "docs/taps.md, " << name << " column of " << r.tap;
+        }
+        EXPECT_EQ(matched, parity_tapmap_rule_count(m.get())) << name << " maps a tap docs/taps.md does not list";
+    }
 }
