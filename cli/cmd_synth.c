@@ -6,7 +6,7 @@
 #include "commands.h"
 
 static const char synth_help[] =
-    "usage: bitparity synth --shape SHAPE --type f32|i2_s|tq2_0|tq1_0 [--arch bitnet-b1.58|bitnet|llama]\n"
+    "usage: bitparity synth --shape SHAPE --type f32|bf16|i2_s|tq2_0|tq1_0 [--arch bitnet-b1.58|bitnet|llama]\n"
     "                       [--seed S] -o MODEL.gguf\n\n"
     "Writes a deterministic small BitNet model (ternary x per-tensor scale projections, a 512-token\n"
     "byte-level BPE vocabulary) with bitparity's own GGUF writer and quantizers. The same options\n"
@@ -23,7 +23,8 @@ static bool parse_type(const char *s, uint32_t *t) {
     static const struct {
         const char *name;
         uint32_t type;
-    } types[] = {{"f32", BN_TYPE_F32}, {"i2_s", BN_TYPE_I2_S}, {"tq2_0", BN_TYPE_TQ2_0}, {"tq1_0", BN_TYPE_TQ1_0}};
+    } types[] = {{"f32", BN_TYPE_F32},     {"bf16", BN_TYPE_BF16},   {"i2_s", BN_TYPE_I2_S},
+                 {"tq2_0", BN_TYPE_TQ2_0}, {"tq1_0", BN_TYPE_TQ1_0}};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (!strcmp(s, types[i].name)) return *t = types[i].type, true;
     return false;
@@ -51,7 +52,7 @@ int cmd_synth(int argc, char **argv) {
         return cli_usage_error("synth", "unknown shape '%s' (known: %s)", shape, bn_synth_shape_names());
     if (!type) return cli_usage_error("synth", "--type is required");
     if (!parse_type(type, &p.type))
-        return cli_usage_error("synth", "--type '%s': expected f32, i2_s, tq2_0 or tq1_0", type);
+        return cli_usage_error("synth", "--type '%s': expected f32, bf16, i2_s, tq2_0 or tq1_0", type);
     if (arch && !parse_arch(arch, &p.arch))
         return cli_usage_error("synth", "--arch '%s': expected bitnet-b1.58, bitnet-25, bitnet or llama", arch);
     if (!out) return cli_usage_error("synth", "-o MODEL.gguf is required");

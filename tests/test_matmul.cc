@@ -267,6 +267,30 @@ TEST(MatmulDense, F16WeightsAndActivationRounding) {
     }
 }
 
+// BF16 weights are widened exactly: a hand-computed row, on every SIMD level
+// and summation order, and the tail that 8 or 16 lanes do not cover.
+TEST(MatmulDense, BF16WeightsHandComputed) {
+    const int K = 37;  // not a multiple of 8 or 16
+    std::vector<uint16_t> w(2 * K);
+    for (int i = 0; i < K; i++) {
+        w[i] = bn_f32_to_bf16((float)(i % 3) - 1.0f);                        // -1, 0, 1, ...
+        w[K + i] = bn_f32_to_bf16(i == 5 ? 1.0f + 1.0f / 128.0f : 0.0f);     // bf16 keeps 7 mantissa bits
+    }
+    EXPECT_EQ(bn_bf16_to_f32(w[K + 5]), 1.0f + 1.0f / 128.0f);
+    bn_weight W = {BN_TYPE_BF16, w.data(), K, 2};
+    std::vector<float> x(K);
+    for (int i = 0; i < K; i++) x[i] = (float)(i + 1);
+    // row 0: Σ ((i mod 3) − 1)·(i + 1), small integers all along (exact in any order)
+    double want0 = 0;
+    for (int i = 0; i < K; i++) want0 += ((i % 3) - 1.0) * (i + 1.0);
+    for (bn_simd simd : Levels())
+        for (bn_sum_order order : {BN_SUM_PLAIN, BN_SUM_GGML, BN_SUM_GGML_AVX2}) {
+            std::vector<float> y = Matmul(nullptr, W, x, 1, order, simd);
+            EXPECT_EQ(y[0], (float)want0) << bn_simd_name(simd) << " order " << order;  // small integers: exact
+            EXPECT_EQ(y[1], 6.0f * (1.0f + 1.0f / 128.0f)) << bn_simd_name(simd) << " order " << order;
+        }
+}
+
 TEST(MatmulErrors, RejectsBadShapesTypesAndScratch) {
     std::vector<uint8_t> data(64 / 4 + 32, 0);
     bn_weight W = {BN_TYPE_I2_S, data.data(), 64, 1};  // K not a multiple of 128
@@ -325,6 +349,15 @@ RandomWeight MakeRandom(uint32_t type, int64_t k, int64_t n, std::mt19937 &rng) 
         r.bytes.resize((size_t)(k * n * 2));
         for (int64_t i = 0; i < k * n; i++) f16(&r.bytes[(size_t)i * 2]);
         break;
+    case BN_TYPE_BF16: {
+        r.bytes.resize((size_t)(k * n * 2));
+        std::normal_distribution<float> nd(0.0f, 1.0f);
+        for (int64_t i = 0; i < k * n; i++) {
+            uint16_t h = bn_f32_to_bf16(nd(rng));
+            memcpy(&r.bytes[(size_t)i * 2], &h, 2);
+        }
+        break;
+    }
     default: {
         r.bytes.resize((size_t)(k * n * 4));
         std::normal_distribution<float> nd(0.0f, 1.0f);
@@ -348,7 +381,8 @@ TEST(MatmulDeterminism, SimdLevelsAndThreadCountsAgreeForEveryType) {
         ASSERT_OK(bn_pool_create(t, &p, &err), err);
         pools.emplace_back(p);
     }
-    for (uint32_t type : {BN_TYPE_I2_S, BN_TYPE_TQ2_0, BN_TYPE_TQ1_0, BN_TYPE_Q8_0, BN_TYPE_F16, BN_TYPE_F32}) {
+    for (uint32_t type :
+         {BN_TYPE_I2_S, BN_TYPE_TQ2_0, BN_TYPE_TQ1_0, BN_TYPE_Q8_0, BN_TYPE_F16, BN_TYPE_BF16, BN_TYPE_F32}) {
         RandomWeight rw = MakeRandom(type, K, N, rng);
         bn_weight W = {type, rw.bytes.data(), K, N};
         for (int64_t T : {1, 5}) {

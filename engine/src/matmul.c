@@ -24,6 +24,9 @@
  *  - kqv = v-N (F16) · softmax: prompt = tinyBLAS, F16 weights x f32 probs;
  *    decode = ggml_vec_dot_f16 with the probs rounded to f16.
  *  - I2_S: exact integers as docs/specs/i2s.md; every node of all evaluations.
+ * BF16 weights (no shared trace): widened exactly to float and summed like
+ * F32 weights in the same orders, activations kept in f32; ggml's own BF16
+ * path rounds activations to bf16 (a llama.cpp-compat concern, not this one).
  * The 8-lane AVX2 variant of the same code (BN_SUM_GGML_AVX2) differs only in
  * the lane count and in GGML_F32x8_REDUCE's final hadd pairs
  * ((t0+t1)+(t2+t3) instead of (t0+t2)+(t1+t3)); no trace confirms it.
@@ -116,6 +119,7 @@ typedef struct dense_alg {
 typedef enum op_kind {
     OP_F32,        /* float */
     OP_F16,        /* uint16 halves, widened exactly */
+    OP_BF16,       /* uint16 bfloat16, widened exactly (the high half of a float) */
     OP_F32_AS_F16, /* float rounded to f16 (ggml's vec_dot_type conversion) */
 } op_kind;
 
@@ -205,6 +209,7 @@ static float reduce_lanes(float *v, int lanes, bool hadd) {
 static float op_get(const void *p, op_kind k, int64_t i) {
     switch (k) {
     case OP_F16: return bn_f16_to_f32(((const uint16_t *)p)[i]);
+    case OP_BF16: return bn_bf16_to_f32(((const uint16_t *)p)[i]);
     case OP_F32_AS_F16: return bn_f16_to_f32(bn_f32_to_f16(((const float *)p)[i]));
     case OP_F32: break;
     }
@@ -342,6 +347,9 @@ static void q8_0_lanes_portable(const int8_t *x, const int8_t *y, int32_t lanes[
 AVX2_FN static inline __m256 ld8(const void *p, op_kind k, int64_t i) {
     switch (k) {
     case OP_F16: return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)p + i)));
+    case OP_BF16:
+        return _mm256_castsi256_ps(
+            _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)((const uint16_t *)p + i))), 16));
     case OP_F32_AS_F16:
         return _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps((const float *)p + i), _MM_FROUND_TO_NEAREST_INT));
     case OP_F32: break;
@@ -647,13 +655,15 @@ static float elem_q8_0(const mm_job *j, int64_t r, int64_t t) {
 }
 
 static float elem_dense(const mm_job *j, int64_t r, int64_t t) {
-    const op_kind wk = j->ti->type == BN_TYPE_F16 ? OP_F16 : OP_F32;
+    const op_kind wk = j->ti->type == BN_TYPE_F16 ? OP_F16 : j->ti->type == BN_TYPE_BF16 ? OP_BF16 : OP_F32;
     return dense_dot(j->avx2, j->w + (size_t)r * j->row_bytes, wk, j->x + t * j->K, j->xk, j->K, &j->alg);
 }
 
 static const type_info TYPES[] = {
     {BN_TYPE_F32, 1, 4, ACT_DENSE, elem_dense, NULL},
     {BN_TYPE_F16, 1, 2, ACT_DENSE, elem_dense, NULL},
+    /* BF16 weights widen exactly and meet f32 activations in the dense orders */
+    {BN_TYPE_BF16, 1, 2, ACT_DENSE, elem_dense, NULL},
     {BN_TYPE_Q8_0, QK8_0, 34, ACT_Q8_0, elem_q8_0, NULL},
     {BN_TYPE_TQ1_0, QK_K, 54, ACT_Q8_K, elem_tq, NULL},
     {BN_TYPE_TQ2_0, QK_K, 66, ACT_Q8_K, elem_tq, NULL},

@@ -256,6 +256,7 @@ static uint32_t file_type_of(uint32_t type) {
     case BN_TYPE_I2_S: return 40; /* bitnet.cpp's MOSTLY_I2_S */
     case BN_TYPE_TQ1_0: return 36;
     case BN_TYPE_TQ2_0: return 37;
+    case BN_TYPE_BF16: return 32; /* llama.cpp's MOSTLY_BF16 */
     default: return 0;
     }
 }
@@ -326,8 +327,9 @@ static bn_status write_tensors(bn_gguf_writer *w, const bn_synth_params *p, cons
 bn_status bn_synth_write(const bn_synth_params *p, const char *path, bn_error *err) {
     const bn_synth_shape *s = p->shape;
     if (!s) return bn_error_set(err, BN_ERR_INVALID, "synth: no shape given");
-    if (p->type != BN_TYPE_F32 && p->type != BN_TYPE_I2_S && p->type != BN_TYPE_TQ2_0 && p->type != BN_TYPE_TQ1_0)
-        return bn_error_set(err, BN_ERR_INVALID, "synth: --type must be f32, i2_s, tq2_0 or tq1_0");
+    if (p->type != BN_TYPE_F32 && p->type != BN_TYPE_BF16 && p->type != BN_TYPE_I2_S && p->type != BN_TYPE_TQ2_0 &&
+        p->type != BN_TYPE_TQ1_0)
+        return bn_error_set(err, BN_ERR_INVALID, "synth: --type must be f32, bf16, i2_s, tq2_0 or tq1_0");
     if (p->arch == BN_ARCH_LLAMA && p->type != BN_TYPE_F32)
         return bn_error_set(err, BN_ERR_INVALID, "synth: the llama arch takes --type f32 only");
     if ((p->type == BN_TYPE_TQ1_0 || p->type == BN_TYPE_TQ2_0) && (s->n_ff % 256 || s->n_embd % 256))
