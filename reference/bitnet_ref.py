@@ -452,19 +452,42 @@ class Model:
 
 
 # --- tap selection ----------------------------------------------------------------------------
+# Every tap name a model of n blocks has, as the engine's tap table lists them (docs/taps.md).
+BLOCK_TAP_KINDS = ('attn_norm', 'attn_q', 'attn_k', 'attn_v', 'attn_q_rope', 'attn_k_rope', 'attn_scores',
+                   'attn_probs', 'attn_ctx', 'attn_sub_norm', 'attn_out', 'ffn_inp', 'ffn_norm', 'ffn_gate',
+                   'ffn_up', 'ffn_act', 'ffn_sub_norm', 'ffn_out', 'out') + tuple(
+                       '%s.%s' % (p, k) for p in PROJECTIONS for k in ('in_q8', 'in_scale'))
+GLOBAL_TAPS = ('token_embd', 'output_norm', 'logits')
+
+
+def tap_names(n_layer):
+    return list(GLOBAL_TAPS) + ['blk.%d.%s' % (i, k) for i in range(n_layer) for k in BLOCK_TAP_KINDS]
+
+
 class TapSelector:
-    """Glob selection of canonical taps. None selects every tap except the opt-in ones
-    (attn_scores, attn_probs, *.in_q8, *.in_scale); an opt-in tap is selected only by a glob that
-    matches it and names its keyword (``blk.*.attn_probs``, ``*.in_q8``), so ``blk.*`` stays cheap."""
+    """Glob selection of canonical taps, by the engine's rule (engine/src/taps.c): None selects
+    every tap except the opt-in ones (attn_scores, attn_probs, *.in_q8, *.in_scale); globs select
+    every tap they match, opt-in ones included (``*`` is everything)."""
 
     def __init__(self, globs=None):
         self.globs = list(globs) if globs else None
 
+    @staticmethod
+    def _hit(tap, glob):
+        return fnmatch.fnmatchcase(tap, glob)
+
     def __call__(self, tap):
-        opt = next((k for k in OPT_IN_KEYWORDS if tap.endswith(k)), None)
         if self.globs is None:
-            return opt is None
-        return any(fnmatch.fnmatchcase(tap, g) and (opt is None or opt in g) for g in self.globs)
+            return not any(tap.endswith(k) for k in OPT_IN_KEYWORDS)
+        return any(self._hit(tap, g) for g in self.globs)
+
+    def check(self, n_layer):
+        """Raises RefError for a glob that selects no tap of a model of n_layer blocks (a typo)."""
+        names = tap_names(n_layer)
+        for g in self.globs or ():
+            if not any(self._hit(t, g) for t in names):
+                raise RefError("--taps: pattern '%s' matches no tap of this model (%d blocks; names like "
+                               "blk.0.attn_q, logits)" % (g, n_layer))
 
 
 # --- the forward pass -------------------------------------------------------------------------
@@ -480,6 +503,7 @@ class Session:
         self.compat = numerics == 'ggml-compat'
         self.numerics = numerics
         self.select = taps if isinstance(taps, TapSelector) else TapSelector(taps)
+        self.select.check(model.n_layer)
         m = model
         self.k_cache = [np.zeros((0, m.n_head_kv, m.head_dim)) for _ in range(m.n_layer)]   # [pos, nkv, D]
         self.v_cache = [np.zeros((0, m.n_head_kv, m.head_dim)) for _ in range(m.n_layer)]
@@ -732,10 +756,10 @@ def write_trace(model_path, tokens, out, decode=0, numerics='ggml-compat', taps=
             for name, arr in tp.items():
                 w.add(name, arr)
         chosen = run_trace(model, tokens, decode, numerics, taps, cb)
+        w.close(chosen)
     except BaseException:
-        w.close()
+        w.abort()  # nothing partial: the temporary file goes, an older `out` stays
         raise
-    w.close(chosen)
     return chosen
 
 
@@ -749,7 +773,8 @@ def main(argv=None):
         p.add_argument('--numerics', choices=('f32', 'ggml-compat'), default='ggml-compat')
         if name == 'trace':
             p.add_argument('--decode', type=int, default=0, help='greedy single-token steps after the prompt')
-            p.add_argument('--taps', default=None, help='comma-separated globs (opt-in taps need their keyword)')
+            p.add_argument('--taps', default=None,
+                           help='comma-separated globs; without it every tap but the opt-in ones')
             p.add_argument('-o', '--output', required=True)
         else:
             p.add_argument('-n', '--n-predict', type=int, default=16)

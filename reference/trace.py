@@ -8,6 +8,8 @@
 """
 
 import io
+import os
+import tempfile
 import zipfile
 
 import numpy as np
@@ -51,15 +53,28 @@ class TraceWriter:
     """Streaming writer of the canonical container.
 
     ``begin(tokens, p0)`` opens evaluation e{k}; ``add(tap, array)`` appends one member
-    (float arrays stored float32, ``*.in_q8`` int8); ``close(greedy_tokens)`` writes meta.yaml."""
+    (float arrays stored float32, ``*.in_q8`` int8); ``close(greedy_tokens)`` writes meta.yaml.
+    The members go to a temporary file beside ``path`` that ``close`` renames onto it; ``abort``
+    removes it: an older file at ``path`` is never left half-replaced."""
 
     def __init__(self, path, producer, model, settings):
         self.path = str(path)
         self.meta = {'trace': 'bitparity/v1', 'layout': 'canonical', 'producer': dict(producer),
                      'model': dict(model), 'settings': dict(settings), 'evaluations': [], 'taps': []}
-        self._zf = zipfile.ZipFile(self.path, 'w', compression=zipfile.ZIP_DEFLATED)
+        folder, name = os.path.split(os.path.abspath(self.path))
+        fd, self._tmp = tempfile.mkstemp(prefix='.%s.tmp.' % name, dir=folder)
+        os.close(fd)
+        self._zf = zipfile.ZipFile(self._tmp, 'w', compression=zipfile.ZIP_DEFLATED)
         self._k = -1
         self._seen = set()
+
+    def abort(self):
+        """Drops everything written; safe to call more than once."""
+        if self._zf is not None:
+            self._zf.close()
+            self._zf = None
+        if os.path.exists(self._tmp):
+            os.unlink(self._tmp)
 
     def begin(self, tokens, p0):
         self._k += 1
@@ -83,6 +98,15 @@ class TraceWriter:
             self.meta['greedy_tokens'] = [int(t) for t in greedy_tokens]
         self._zf.writestr('meta.yaml', yaml.safe_dump(self.meta, sort_keys=False, default_flow_style=None))
         self._zf.close()
+        self._zf = None
+        os.chmod(self._tmp, 0o666 & ~_umask())
+        os.replace(self._tmp, self.path)
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _open_zip(path):

@@ -16,6 +16,26 @@ from reference.tests import REPO, shared
 
 
 class Container(unittest.TestCase):
+    def test_writer_is_atomic(self):
+        # the trace appears only at close; abort leaves an older file byte for byte and no temporary
+        with tempfile.TemporaryDirectory() as d:
+            p = os.path.join(d, 't.npz')
+            with open(p, 'wb') as f:
+                f.write(b'older trace')
+            w = tr.TraceWriter(p, {'name': 'x'}, {'arch': 'a'}, {'numerics': 'f32'})
+            w.begin([1], 0)
+            w.add('token_embd', np.ones((1, 3)))
+            self.assertEqual(open(p, 'rb').read(), b'older trace')
+            w.abort()
+            self.assertEqual(open(p, 'rb').read(), b'older trace')
+            self.assertEqual(os.listdir(d), ['t.npz'])
+            w = tr.TraceWriter(p, {'name': 'x'}, {'arch': 'a'}, {'numerics': 'f32'})
+            w.begin([1], 0)
+            w.add('token_embd', np.ones((1, 3)))
+            w.close()
+            self.assertEqual(os.listdir(d), ['t.npz'])
+            self.assertEqual(tr.CanonicalTrace(p).taps('e0'), ['token_embd'])
+
     def test_round_trip_and_meta_last(self):
         with tempfile.TemporaryDirectory() as d:
             p = os.path.join(d, 't.npz')
@@ -60,10 +80,12 @@ class Container(unittest.TestCase):
         s = br.TapSelector(None)
         self.assertTrue(s('blk.0.attn_q'))
         self.assertFalse(s('blk.0.attn_probs'))
-        s = br.TapSelector(['blk.*'])
+        s = br.TapSelector(['blk.*'])  # the engine's rule: a glob selects what it matches, opt-in taps too
         self.assertTrue(s('blk.3.ffn_out'))
-        self.assertFalse(s('blk.3.attn_scores'))
+        self.assertTrue(s('blk.3.attn_scores'))
         self.assertFalse(s('logits'))
+        with self.assertRaisesRegex(br.RefError, "pattern 'blk.9.*' matches no tap of this model"):
+            br.TapSelector(['blk.*', 'blk.9.*']).check(4)
         s = br.TapSelector(['blk.1.attn_probs', '*.in_q8'])
         self.assertTrue(s('blk.1.attn_probs'))
         self.assertTrue(s('blk.2.ffn_up.in_q8'))
@@ -120,7 +142,7 @@ class Cli(unittest.TestCase):
             self.assertEqual(taps[:3], ['token_embd', 'blk.0.attn_norm', 'blk.0.attn_q.in_q8'])
             self.assertIn('blk.3.ffn_down.in_scale', taps)
             self.assertNotIn('blk.1.attn_q', taps)
-            self.assertNotIn('blk.0.attn_probs', taps)
+            self.assertIn('blk.0.attn_probs', taps)  # blk.0.* matches it
             self.assertEqual(t.get('e0', 'blk.2.ffn_down.in_q8').dtype, np.int8)
             self.assertEqual(t.get('e0', 'blk.2.ffn_down.in_q8').shape, (3, 512))
             self.assertEqual(t.get('e1', 'logits').shape, (1, 512))
