@@ -206,17 +206,28 @@ static void ink_num(const report_ink *k, double v, int strong) {
     fprintf(k->f, "%s%s%s", strong ? k->strong_on : "", report_num(b, v), strong ? k->strong_off : "");
 }
 
-void ink_divergence(const report_ink *k, const report_receipt *r) {
-    k->text(k->f, r->div_evaluation);
+/* "e0 `blk.0.ffn_act`": an evaluation and a tap. */
+static void ink_at(const report_ink *k, const char *evaluation, const char *tap) {
+    k->text(k->f, evaluation);
     fputc(' ', k->f);
-    k->code(k->f, r->div_tap);
+    k->code(k->f, tap);
+}
+
+/* "nmse<sep>0.467, limit 1e-06", the value emphasized when `strong`. */
+static void ink_measure(const report_ink *k, const char *metric, const char *sep, double value, int strong,
+                        double limit) {
+    k->text(k->f, metric);
+    fputs(sep, k->f);
+    ink_num(k, value, strong);
+    fputs(", limit ", k->f);
+    ink_num(k, limit, 0);
+}
+
+void ink_divergence(const report_ink *k, const report_receipt *r) {
+    ink_at(k, r->div_evaluation, r->div_tap);
     if (r->div_layer >= 0) fprintf(k->f, " (layer %d)", r->div_layer);
     fputs(": ", k->f);
-    k->text(k->f, r->div_metric);
-    fputs(" = ", k->f);
-    ink_num(k, r->div_value, 1);
-    fputs(", limit ", k->f);
-    ink_num(k, r->div_limit, 0);
+    ink_measure(k, r->div_metric, " = ", r->div_value, 1, r->div_limit);
 }
 
 void ink_replay(const report_ink *k, const report_replay *p) {
@@ -230,15 +241,9 @@ void ink_replay(const report_ink *k, const report_replay *p) {
         return;
     }
     fputs("the error is born at ", k->f);
-    k->text(k->f, p->first_evaluation);
-    fputc(' ', k->f);
-    k->code(k->f, p->first_tap);
+    ink_at(k, p->first_evaluation, p->first_tap);
     fputs(", which fails even from the reference's inputs (", k->f);
-    k->text(k->f, p->first_metric);
-    fputc(' ', k->f);
-    ink_num(k, p->first_value, 0);
-    fputs(", limit ", k->f);
-    ink_num(k, p->first_limit, 0);
+    ink_measure(k, p->first_metric, " ", p->first_value, 0, p->first_limit);
     fputc(')', k->f);
 }
 

@@ -4,12 +4,7 @@
 # reference (which widens BF16 exactly too) under the auto policy, in f32
 # numerics. Needs no shared data. $1 = the bitparity binary.
 set -u
-bp=$1
-src=${BITPARITY_SOURCE_DIR:?BITPARITY_SOURCE_DIR is not set}
-py=${BITPARITY_PYTHON:-/usr/bin/python3}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/lib/common.sh"
 
 "$bp" synth --shape tiny --type bf16 --seed 3 -o "$tmp/bf16.gguf" 2>/dev/null || fail "synth --type bf16"
 "$bp" inspect "$tmp/bf16.gguf" >"$tmp/inspect" 2>&1 || fail "inspect: $(cat "$tmp/inspect")"

@@ -7,12 +7,7 @@
 # set. A glob that matches nothing is refused by both. Needs no shared data.
 # $1 = the binary.
 set -u
-bp=$1
-src=${BITPARITY_SOURCE_DIR:?BITPARITY_SOURCE_DIR is not set}
-py=${BITPARITY_PYTHON:-/usr/bin/python3}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/lib/common.sh"
 
 "$bp" synth --shape tiny --type i2_s --seed 1 -o "$tmp/m.gguf" 2>/dev/null || fail "synth"
 names() { # the taps of e0 recorded in a trace's meta.yaml, one per line, sorted

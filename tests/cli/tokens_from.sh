@@ -5,11 +5,7 @@
 # foreign engine that decoded other tokens is still compared on every
 # evaluation. Needs no shared data. $1 = the bitparity binary.
 set -u
-bp=$1
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
-py=${BITPARITY_PYTHON:-/usr/bin/python3}
+. "$(dirname "$0")/lib/common.sh"
 
 "$bp" synth --shape tiny --type i2_s --seed 1 -o "$tmp/m.gguf" 2>/dev/null || fail "synth"
 "$bp" synth --shape tiny --type i2_s --seed 2 -o "$tmp/other.gguf" 2>/dev/null || fail "synth other"
