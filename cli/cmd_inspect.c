@@ -72,7 +72,7 @@ static bn_status compute_stats(const bn_gguf_tensor *t, tensor_stats *s, bn_erro
     if (bn_cancel_check(cli_interrupt_flag(), err)) return err->code; /* one poll per tensor */
     const int64_t ne0 = t->ne[0], rows = t->nelem / ne0, chunk = ne0 >= 65536 ? 1 : 65536 / ne0;
     float *buf = malloc((size_t)(chunk * ne0) * sizeof *buf);
-    if (!buf) return bn_error_set(err, BN_ERR_NOMEM, "out of memory");
+    if (!buf) return bn_error_nomem(err, (size_t)(chunk * ne0) * sizeof *buf, "--stats: rows of tensor %s", t->name);
     double sum = 0, sq = 0;
     int64_t zeros = 0, neg = 0, pos = 0;
     s->min = INFINITY, s->max = -INFINITY;
@@ -296,7 +296,7 @@ static bn_status dump_tensor(const bn_gguf *g, const char *name, const char *pat
     const bn_gguf_tensor *t = bn_gguf_find_tensor(g, name);
     if (!t) return bn_error_set(err, BN_ERR_NOT_FOUND, "%s: no tensor named '%s'", bn_gguf_path(g), name);
     float *buf = malloc((size_t)t->nelem * sizeof *buf);
-    if (!buf) return bn_error_set(err, BN_ERR_NOMEM, "out of memory for tensor %s", name);
+    if (!buf) return bn_error_nomem(err, (size_t)t->nelem * sizeof *buf, "--dump: tensor %s as float32", name);
     bn_status st = bn_dequantize_rows(t->type, t->data, t->ne[0], t->nelem / t->ne[0], 0, t->nelem / t->ne[0], buf, err);
     int64_t shape[4];
     for (uint32_t d = 0; d < t->n_dims; d++) shape[d] = t->ne[t->n_dims - 1 - d]; /* numpy: ne reversed */

@@ -65,7 +65,7 @@ static bn_status kld_window(ppl_state *s, int64_t k, const float *logits, int64_
     }
     parity_logits_pos *pos = malloc((size_t)T * sizeof *pos);
     parity_logits_summary sum;
-    if (!pos) st = bn_error_set(err, BN_ERR_NOMEM, "out of memory");
+    if (!pos) st = bn_error_nomem(err, (size_t)T * sizeof *pos, "--kld-base: the per-position KLD of window %lld", (long long)k);
     /* positions 0..T-2 predict the window's tokens */
     if (!st) st = parity_logits_compute(logits, base, (size_t)(T - 1), (size_t)V, NULL, pos, &sum, err);
     if (!st && s->n_kld + T > s->cap_kld) {
@@ -73,7 +73,7 @@ static bn_status kld_window(ppl_state *s, int64_t k, const float *logits, int64_
         double *a = realloc(s->kld, (size_t)s->cap_kld * sizeof *a), *b = a ? realloc(s->dp, (size_t)s->cap_kld * sizeof *b) : NULL;
         if (a) s->kld = a;
         if (b) s->dp = b;
-        if (!a || !b) st = bn_error_set(err, BN_ERR_NOMEM, "out of memory");
+        if (!a || !b) st = bn_error_nomem(err, 2 * (size_t)s->cap_kld * sizeof *a, "--kld-base: %lld KLD values", (long long)s->cap_kld);
     }
     for (int64_t t = 0; !st && t < T - 1; t++) {
         s->kld[s->n_kld] = pos[t].kld;
@@ -157,8 +157,9 @@ static bn_status evaluate(const bn_model *m, const bn_tokenizer *tok, const int3
     r.win = malloc((size_t)ctx * sizeof *r.win);
     r.evals = calloc((size_t)r.n_windows, sizeof *r.evals);
     bn_status st = r.win && r.evals ? bn_session_run(m, &sp, err)
-                                    : bn_error_set(err, BN_ERR_NOMEM, "out of memory for %lld windows of %lld tokens",
-                                                   (long long)r.n_windows, (long long)ctx);
+                                    : bn_error_nomem(err, (size_t)ctx * sizeof *r.win + (size_t)r.n_windows * sizeof *r.evals,
+                                                     "perplexity: %lld windows of %lld tokens", (long long)r.n_windows,
+                                                     (long long)ctx);
     if (isatty(2)) fputc('\n', stderr);
     if (!st && s->save) {
         const parity_trace_meta meta = {.producer_name = "bitparity-perplexity", .producer_version = BITPARITY_VERSION,
@@ -186,7 +187,7 @@ static bn_status read_text(const char *path, char **text, size_t *len, bn_error 
     }
     const bool bad = ferror(f);
     fclose(f);
-    if (!buf) return bn_error_set(err, BN_ERR_NOMEM, "%s: out of memory", path);
+    if (!buf) return bn_error_nomem(err, cap, "%s: the text", path);
     if (bad) {
         free(buf);
         return bn_error_set(err, BN_ERR_IO, "%s: read error", path);

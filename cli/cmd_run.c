@@ -94,7 +94,8 @@ static bn_status generate(const run_opts *o, const bn_model *m, const bn_tokeniz
     bn_status st = cli_prompt_tokens(tok, o->prompt, o->tokens, o->chat, &r.prompt, &r.n_prompt, err);
     if (!st) st = bn_sampler_create(&smp, (int32_t)m->hp.n_vocab, &r.s, err);
     if (!st && !(r.gen = malloc((size_t)(o->n_predict + 1) * sizeof *r.gen)))
-        st = bn_error_set(err, BN_ERR_NOMEM, "out of memory for %lld generated tokens", (long long)o->n_predict);
+        st = bn_error_nomem(err, (size_t)(o->n_predict + 1) * sizeof *r.gen, "run: %lld generated tokens",
+                            (long long)o->n_predict);
     if (!st) st = bn_session_run(m, &sp, err);
     if (o->ids || r.printed) putchar('\n');
     free(r.text), free(r.gen), free(r.prompt);

@@ -33,7 +33,7 @@ bn_status cli_prompt_tokens(const bn_tokenizer *tok, const char *text, const cha
         const int32_t bos = bn_token_bos(tok);
         if (bos < 0) return bn_error_set(err, BN_ERR_INVALID, "the vocabulary has no BOS token: give -p or --tokens");
         *ids = malloc(sizeof **ids);
-        if (!*ids) return bn_error_set(err, BN_ERR_NOMEM, "out of memory");
+        if (!*ids) return bn_error_nomem(err, sizeof **ids, "the prompt");
         (*ids)[0] = bos;
         *n = 1;
         return BN_OK;

@@ -45,6 +45,20 @@ TEST(ErrorChannel, SetvPrefixfAppendfCompose) {
     EXPECT_EQ(PlaceError(nullptr, "a.yaml", 7, "x"), BN_ERR_FORMAT);
 }
 
+// Allocation failures say what and how much (MiB from 1 MiB on).
+TEST(ErrorChannel, NomemSaysWhatAndHowMuch) {
+    bn_error err{};
+    EXPECT_EQ(bn_error_nomem(&err, 96000, "%s: the central directory of %d members", "t.npz", 1200), BN_ERR_NOMEM);
+    EXPECT_EQ(err.code, BN_ERR_NOMEM);
+    EXPECT_STREQ(err.msg, "t.npz: the central directory of 1200 members: out of memory (96000 bytes)");
+    bn_error_nomem(&err, 3221225472ull, "kv cache");
+    EXPECT_STREQ(err.msg, "kv cache: out of memory (3221225472 bytes, 3072 MiB)");
+    bn_error_nomem(&err, 1048575, "x");
+    EXPECT_STREQ(err.msg, "x: out of memory (1048575 bytes)");
+    EXPECT_EQ(bn_error_nomem(nullptr, 1, "nowhere"), BN_ERR_NOMEM);
+    EXPECT_EQ(bn_status_exit_code(BN_ERR_NOMEM), 3);
+}
+
 TEST(ErrorChannel, LongMessagesAreCutAtTheEndNotThePlace) {
     bn_error err;
     std::string long_msg(2 * BN_ERROR_MSG_MAX, 'm');

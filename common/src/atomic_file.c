@@ -101,7 +101,7 @@ bn_status bn_atomic_file_open(const char *path, bn_atomic_file **out, bn_error *
     bn_atomic_file *f = calloc(1, sizeof *f);
     if (!f || !(f->path = strdup(path))) {
         free(f);
-        return bn_error_set(err, BN_ERR_NOMEM, "%s: out of memory", path);
+        return bn_error_nomem(err, sizeof *f + strlen(path) + 1, "%s: the output file's state", path);
     }
     int fd;
     if (exists && !S_ISREG(st.st_mode)) {
@@ -136,7 +136,7 @@ bn_status bn_atomic_file_open_anonymous(const char *name, bn_atomic_file **out, 
     bn_atomic_file *f = calloc(1, sizeof *f);
     if (!f || !(f->path = strdup(name))) {
         free(f);
-        return bn_error_set(err, BN_ERR_NOMEM, "%s: out of memory", name);
+        return bn_error_nomem(err, sizeof *f + strlen(name) + 1, "%s: the in-memory file's state", name);
     }
     f->anonymous = f->in_place = true; /* in place: abort and commit have no file name to remove */
     f->tmp = f->path;

@@ -330,7 +330,9 @@ static bn_status index_members(npz_reader *r, bn_error *err) {
     /* Both allocations are bounded by the directory's real size. */
     r->members = calloc(cd.count ? cd.count : 1, sizeof *r->members);
     r->names = malloc(cd.size + 1);
-    if (!r->members || !r->names) return bn_error_set(err, BN_ERR_NOMEM, "%s: out of memory", r->name);
+    if (!r->members || !r->names)
+        return bn_error_nomem(err, (cd.count ? cd.count : 1) * sizeof *r->members + cd.size + 1,
+                              "%s: the central directory of %llu members", r->name, (unsigned long long)cd.count);
     char *names = r->names;
     uint64_t off = cd.offset;
     for (int64_t i = 0; i < (int64_t)cd.count; i++) {
@@ -343,7 +345,8 @@ static bn_status index_members(npz_reader *r, bn_error *err) {
     }
     int64_t dup;
     if (table_build(&r->table, r->members, r->n, r->n, &dup))
-        return bn_error_set(err, BN_ERR_NOMEM, "%s: out of memory", r->name);
+        return bn_error_nomem(err, (unsigned long long)r->n * 2 * sizeof(int64_t), "%s: the name table of %lld members",
+                              r->name, (long long)r->n);
     if (dup >= 0) return member_error(r, &r->members[dup], err, BN_ERR_FORMAT, "duplicate member name");
     return BN_OK;
 }
@@ -354,7 +357,7 @@ static bn_status reader_new(const char *name, npz_reader **out, bn_error *err) {
     if (!*out || !(*out)->name) {
         free(*out);
         *out = NULL;
-        return bn_error_set(err, BN_ERR_NOMEM, "%s: out of memory", name ? name : "(memory)");
+        return bn_error_nomem(err, sizeof **out, "%s: the reader", name ? name : "(memory)");
     }
     return BN_OK;
 }
@@ -521,7 +524,10 @@ static bn_status extract_deflate(const npz_reader *r, const npz_member *m, const
     z_stream z;
     memset(&z, 0, sizeof z);
     uint8_t *tmp = (!s->dst || s->skip) ? malloc(CHUNK) : NULL;
-    if ((!s->dst || s->skip) && !tmp) return member_error(r, m, err, BN_ERR_NOMEM, "out of memory");
+    if ((!s->dst || s->skip) && !tmp) {
+        bn_error_nomem(err, CHUNK, "%s: member '%s': the inflate buffer", r->name, m->name);
+        return BN_ERR_NOMEM;
+    }
     if (inflateInit2(&z, -MAX_WBITS) != Z_OK) {
         free(tmp);
         return member_error(r, m, err, BN_ERR_NOMEM, "zlib inflateInit2 failed");
@@ -801,7 +807,7 @@ bn_status npz_array_info_at(const npz_reader *r, int64_t i, npz_array_info *info
     if (got >= 12 && memcmp(small, NPY_MAGIC, 6) == 0 && small[6] >= 2 && small[6] <= 3) {
         uint64_t need = 12 + (uint64_t)rd32(small + 8);
         if (need > got && need <= NPY_MAX_HEADER && need <= m->size) {
-            if (!(buf = malloc(need))) return bn_error_set(err, BN_ERR_NOMEM, "%s: out of memory", what);
+            if (!(buf = malloc(need))) return bn_error_nomem(err, need, "%s: the .npy header", what);
             st = npz_read_prefix(r, i, buf, need, &got, err);
         }
     }
@@ -827,8 +833,8 @@ bn_status npz_load_array(const npz_reader *r, int64_t i, npz_array *out, bn_erro
      * the compressed size and the deflate ratio. */
     out->data = malloc(out->info.nbytes ? out->info.nbytes : 1);
     if (!out->data)
-        return member_error(r, npz_member_at(r, i), err, BN_ERR_NOMEM, "out of memory for %llu bytes",
-                            (ull)out->info.nbytes);
+        return bn_error_nomem(err, (ull)out->info.nbytes, "%s: member '%s': its array", r->name,
+                              npz_member_at(r, i)->name);
     st = npz_read_array_data(r, i, &out->info, out->data, err);
     if (st) npz_array_free(out);
     return st;
@@ -881,15 +887,14 @@ static bn_status writer_open(const char *path, bool anonymous, npz_compression c
                              bn_error *err) {
     *out = NULL;
     npz_writer *w = calloc(1, sizeof *w);
-    if (!w) return bn_error_set(err, BN_ERR_NOMEM, "%s: out of memory", path);
+    if (!w) return bn_error_nomem(err, sizeof *w, "%s: the npz writer", path);
     w->comp = comp;
     w->path = strdup(path);
     w->fbuf = malloc(4 * CHUNK);
     w->zout = malloc(CHUNK);
     if (!w->path || !w->fbuf || !w->zout) {
         npz_writer_abort(w);
-        return bn_error_set(err, BN_ERR_NOMEM, "%s: out of memory for the writer's buffers (%zu KiB)", path,
-                            5 * CHUNK / 1024);
+        return bn_error_nomem(err, 5 * CHUNK + strlen(path) + 1, "%s: the npz writer's buffers", path);
     }
     if (comp == NPZ_DEFLATE_FAST) {
         if (deflateInit2(&w->z, 1, Z_DEFLATED, -MAX_WBITS, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
@@ -940,7 +945,10 @@ static bn_status member_begin(npz_writer *w, const char *name, uint64_t size, bn
     if (table_find(&w->table, w->entries, name) >= 0)
         return bn_error_set(err, BN_ERR_INVALID, "%s: duplicate member '%s'", w->path, name);
     memset(&w->cur, 0, sizeof w->cur);
-    if (!(w->cur.name = strdup(name))) return w_fail(w, err, BN_ERR_NOMEM, "out of memory");
+    if (!(w->cur.name = strdup(name))) {
+        w->failed = true;
+        return bn_error_nomem(err, strlen(name) + 1, "%s: member name '%s'", w->path, name);
+    }
     w->cur.method = w->comp == NPZ_STORED ? METHOD_STORED : METHOD_DEFLATE;
     w->cur.size = size;
     w->cur.local_offset = w->pos;
@@ -1034,12 +1042,19 @@ static bn_status member_end(npz_writer *w, bn_error *err) {
     if (w->n == w->cap) {
         int64_t cap = w->cap ? w->cap * 2 : 64;
         npz_member *e = realloc(w->entries, (size_t)cap * sizeof *e);
-        if (!e) return w_fail(w, err, BN_ERR_NOMEM, "out of memory");
+        if (!e) {
+            w->failed = true;
+            return bn_error_nomem(err, (size_t)cap * sizeof *e, "%s: the directory of %lld members", w->path,
+                                  (long long)cap);
+        }
         w->entries = e;
         w->cap = cap;
         int64_t dup;
-        if (table_build(&w->table, w->entries, w->n, cap, &dup))
-            return w_fail(w, err, BN_ERR_NOMEM, "out of memory");
+        if (table_build(&w->table, w->entries, w->n, cap, &dup)) {
+            w->failed = true;
+            return bn_error_nomem(err, (size_t)cap * 2 * sizeof(int64_t), "%s: the name table of %lld members",
+                                  w->path, (long long)cap);
+        }
     }
     w->entries[w->n] = *m;
     w->table.slots[table_slot(&w->table, w->entries, m->name)] = w->n + 1;
@@ -1204,8 +1219,9 @@ bn_status npz_writer_close_open(npz_writer *w, npz_reader **out, bn_error *err) 
     if (!w) return bn_error_set(err, BN_ERR_INVALID, "npz_writer_close_open: NULL writer");
     char *name = strdup(w->path);
     if (!name) {
+        bn_error_nomem(err, strlen(w->path) + 1, "%s: the trace's name", w->path);
         npz_writer_abort(w);
-        return bn_error_set(err, BN_ERR_NOMEM, "out of memory");
+        return BN_ERR_NOMEM;
     }
     bn_status st;
     if (w->anonymous) {

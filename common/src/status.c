@@ -60,6 +60,17 @@ bn_status bn_error_set(bn_error *err, bn_status code, const char *fmt, ...) {
     return code;
 }
 
+bn_status bn_error_nomem(bn_error *err, unsigned long long bytes, const char *what_fmt, ...) {
+    if (!err) return BN_ERR_NOMEM;
+    va_list ap;
+    va_start(ap, what_fmt);
+    bn_error_setv(err, BN_ERR_NOMEM, what_fmt, ap);
+    va_end(ap);
+    if (bytes >= 1ull << 20) bn_error_appendf(err, ": out of memory (%llu bytes, %llu MiB)", bytes, bytes >> 20);
+    else bn_error_appendf(err, ": out of memory (%llu bytes)", bytes);
+    return BN_ERR_NOMEM;
+}
+
 void bn_error_prefix(bn_error *err, const char *prefix) {
     if (!err || !prefix) return;
     /* Shift the message right to make room; the tail is cut if it must be. */

@@ -94,7 +94,7 @@ bn_status bn_pool_create(int n_threads, bn_pool **out, bn_error *err) {
         return bn_error_set(err, BN_ERR_INVALID, "threads: %d threads requested (allowed 1..%d)",
                             n_threads, BN_POOL_MAX_THREADS);
     bn_pool *p = calloc(1, sizeof *p);
-    if (!p) return bn_error_set(err, BN_ERR_NOMEM, "threads: out of memory for the pool");
+    if (!p) return bn_error_nomem(err, sizeof *p, "threads: the pool");
     p->n_threads = n_threads;
     p->simd = bn_simd_best();
     atomic_init(&p->next_chunk, 0);
@@ -104,8 +104,8 @@ bn_status bn_pool_create(int n_threads, bn_pool **out, bn_error *err) {
         p->workers = calloc((size_t)n_threads - 1, sizeof *p->workers);
         if (!p->workers) {
             free(p);
-            return bn_error_set(err, BN_ERR_NOMEM, "threads: out of memory for %d workers",
-                                n_threads - 1);
+            return bn_error_nomem(err, ((size_t)n_threads - 1) * sizeof *p->workers, "threads: %d workers",
+                                  n_threads - 1);
         }
     }
     pthread_mutex_init(&p->mu, NULL);

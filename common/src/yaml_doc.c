@@ -37,7 +37,7 @@ static void position_at(const char *text, size_t len, size_t off, unsigned long 
 static bn_status syntax_error(const bn_yaml_doc *d, yaml_parser_t *y, const char *text, size_t len,
                               bn_error *err) {
     if (y->error == YAML_MEMORY_ERROR)
-        return bn_error_set(err, BN_ERR_NOMEM, "%s: out of memory parsing YAML", d->origin);
+        return bn_error_nomem(err, len, "%s: parsing %zu bytes of YAML", d->origin, len);
     unsigned long line = y->problem_mark.line + 1, col = y->problem_mark.column + 1;
     if (y->error == YAML_READER_ERROR) position_at(text, len, y->problem_offset, &line, &col);
     return bn_error_set(err, BN_ERR_FORMAT, "%s:%lu:%lu: malformed YAML: %s%s%s", d->origin, line, col,
@@ -71,7 +71,8 @@ static bn_status build_graph(bn_yaml_doc *d, bn_error *err) {
     d->nodes = calloc(d->n_nodes ? d->n_nodes : 1, sizeof *d->nodes);
     d->links = calloc(n_links ? n_links : 1, sizeof *d->links);
     if (!d->nodes || !d->links)
-        return bn_error_set(err, BN_ERR_NOMEM, "%s: out of memory for %zu YAML nodes", d->origin, d->n_nodes);
+        return bn_error_nomem(err, d->n_nodes * sizeof *d->nodes + n_links * sizeof *d->links, "%s: %zu YAML nodes",
+                              d->origin, d->n_nodes);
     bn_yaml_node **next = d->links;
     bn_status st = BN_OK;
     for (size_t i = 0; i < d->n_nodes && !st; i++) {
@@ -107,7 +108,7 @@ static bn_status build_graph(bn_yaml_doc *d, bn_error *err) {
 static bn_status load(bn_yaml_doc *d, const char *text, size_t len, bn_error *err) {
     yaml_parser_t y;
     if (!yaml_parser_initialize(&y))
-        return bn_error_set(err, BN_ERR_NOMEM, "%s: out of memory for the YAML parser", d->origin);
+        return bn_error_nomem(err, sizeof y, "%s: the YAML parser", d->origin);
     yaml_parser_set_input_string(&y, (const unsigned char *)text, len);
     bn_status st = BN_OK;
     if (!yaml_parser_load(&y, &d->ydoc)) {
@@ -147,7 +148,7 @@ bn_status bn_yaml_parse(const char *origin, const char *text, size_t len, size_t
     bn_yaml_doc *d = calloc(1, sizeof *d);
     if (!d || !(d->origin = strdup(origin))) {
         free(d);
-        return bn_error_set(err, BN_ERR_NOMEM, "%s: out of memory", origin);
+        return bn_error_nomem(err, sizeof *d + strlen(origin) + 1, "%s: the YAML document", origin);
     }
     bn_status st = load(d, text ? text : "", len, err);
     if (st) {
@@ -172,7 +173,7 @@ bn_status bn_yaml_read_file(const char *path, size_t max_bytes, const char *what
     else if ((unsigned long long)sb.st_size > max_bytes)
         st = too_large(path, (unsigned long long)sb.st_size, max_bytes, what, err);
     else if (!(buf = malloc((size_t)sb.st_size + 2)))
-        st = bn_error_set(err, BN_ERR_NOMEM, "%s: out of memory for %lld bytes", path, (long long)sb.st_size);
+        st = bn_error_nomem(err, (unsigned long long)sb.st_size + 2, "%s: the file's text", path);
     size_t got = 0;
     if (!st) { /* asking one byte more than the size tells a file that changed while read */
         got = fread(buf, 1, (size_t)sb.st_size + 1, f);

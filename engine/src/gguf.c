@@ -512,8 +512,7 @@ static bn_status alloc_handle(parser *ps, int64_t n_tensors, int64_t n_kv, bn_gg
         return bn_error_set(ps->err, BN_ERR_NOMEM, "%s: index of the header is too large", ps->file);
     char *block = calloc(1, (size_t)total);
     if (!block)
-        return bn_error_set(ps->err, BN_ERR_NOMEM, "%s: out of memory for a %llu-byte header index",
-                            ps->file, (unsigned long long)total);
+        return bn_error_nomem(ps->err, (unsigned long long)total, "%s: the header index", ps->file);
     bn_gguf *g = (bn_gguf *)block;
     g->kv = (gguf_kv *)(block + o_kv);
     g->kv_by_key = (const gguf_kv **)(block + o_kvs);
@@ -947,7 +946,7 @@ bn_status bn_gguf_writer_open(const char *path, uint32_t version, bn_gguf_writer
     char *p = w ? strdup(path) : NULL;
     if (!p) {
         free(w);
-        return bn_error_set(err, BN_ERR_NOMEM, "%s: out of memory", path);
+        return bn_error_nomem(err, sizeof *w + strlen(path) + 1, "%s: the GGUF writer", path);
     }
     bn_status st = bn_atomic_file_open(path, &w->file, err);
     if (st) {
@@ -974,7 +973,7 @@ static bn_status begin_kv(bn_gguf_writer *w, const char *key, uint32_t type, siz
     *mark = w->kv_len;
     if (!grow((void **)&w->keys, &w->keys_cap, w->n_kv + 1, sizeof *w->keys) || !put_str(w, key) ||
         !put_u32(w, type))
-        return wfail(w, err, BN_ERR_NOMEM, "out of memory adding key '%s'", key);
+        return wfail(w, err, BN_ERR_NOMEM, "key '%s': out of memory (%zu bytes)", key, 2 * w->kv_len + strlen(key) + 12);
     return BN_OK;
 }
 
@@ -983,7 +982,7 @@ static bn_status end_kv(bn_gguf_writer *w, const char *key, size_t mark, bool ok
     char *copy = ok ? strdup(key) : NULL;
     if (!copy) {
         w->kv_len = mark;
-        return wfail(w, err, BN_ERR_NOMEM, "out of memory adding key '%s'", key);
+        return wfail(w, err, BN_ERR_NOMEM, "key '%s': out of memory (%zu bytes)", key, strlen(key) + 1);
     }
     w->keys[w->n_kv++] = copy;
     return BN_OK;
@@ -1040,7 +1039,7 @@ static bn_status begin_arr(bn_gguf_writer *w, const char *key, bn_gguf_vtype ele
     bn_status st = begin_kv(w, key, BN_GGUF_ARRAY, mark, err);
     if (st == BN_OK && !(put_u32(w, elem) && put_u64(w, count))) {
         w->kv_len = *mark;
-        return wfail(w, err, BN_ERR_NOMEM, "out of memory adding key '%s'", key);
+        return wfail(w, err, BN_ERR_NOMEM, "key '%s': out of memory (%zu bytes)", key, 2 * w->kv_len + 12);
     }
     return st;
 }
@@ -1113,7 +1112,8 @@ bn_status bn_gguf_writer_add_tensor(bn_gguf_writer *w, const char *name, uint32_
     bn_status st = bn_type_tensor_nbytes(type, t.ne[0], nelem, &t.nbytes, &sub);
     if (st != BN_OK) return wfail(w, err, st, "tensor '%s': %s", name, sub.msg);
     if (!grow((void **)&w->tensors, &w->tensors_cap, w->n_tensors + 1, sizeof *w->tensors))
-        return wfail(w, err, BN_ERR_NOMEM, "out of memory declaring tensor '%s'", name);
+        return wfail(w, err, BN_ERR_NOMEM, "tensor '%s': out of memory (%zu bytes)", name,
+                     (size_t)(2 * w->tensors_cap + 16) * sizeof *w->tensors);
     memcpy(t.name, name, len + 1);
     w->tensors[w->n_tensors++] = t;
     return BN_OK;

@@ -30,7 +30,7 @@ static bn_status read_file(const char *path, uint8_t **buf, size_t *size, size_t
     *size = (size_t)stt.st_size;
     *buf = malloc(*size ? *size : 1);
     bn_status st = BN_OK;
-    if (!*buf) st = bn_error_set(err, BN_ERR_NOMEM, "%s: out of memory", path);
+    if (!*buf) st = bn_error_nomem(err, (unsigned long long)*size, "%s: the file's contents", path);
     else if (fread(*buf, 1, *size, f) != *size) st = bn_error_set(err, BN_ERR_IO, "%s: read failed", path);
     fclose(f);
     if (st) free(*buf), *buf = NULL;
@@ -111,7 +111,9 @@ static bn_status parse_vocab(const uint8_t *buf, size_t size, const char *path, 
     v->tokens = calloc((size_t)n, sizeof *v->tokens);
     v->scores = malloc((size_t)n * sizeof *v->scores);
     v->types = malloc((size_t)n * sizeof *v->types);
-    if (!v->tokens || !v->scores || !v->types) return bn_error_set(err, BN_ERR_NOMEM, "out of memory");
+    if (!v->tokens || !v->scores || !v->types)
+        return bn_error_nomem(err, (unsigned long long)n * (sizeof *v->tokens + sizeof *v->scores + sizeof *v->types),
+                              "%s: the tables of %d tokens", path, n);
     size_t off = 4;
     for (int32_t i = 0; i < n; i++) {
         int32_t len;
@@ -132,7 +134,7 @@ static bn_status parse_vocab(const uint8_t *buf, size_t size, const char *path, 
             k += n_cp;
         }
         char *t = malloc((size_t)len * 3 + 1), *o = t;
-        if (!t) return bn_error_set(err, BN_ERR_NOMEM, "out of memory");
+        if (!t) return bn_error_nomem(err, (unsigned long long)len * 3 + 1, "%s: token %d", path, i);
         for (int32_t k = 0; k < len; k++) {
             if (buf[off + k] == ' ') memcpy(o, "\xe2\x96\x81", 3), o += 3;
             else *o++ = (char)buf[off + k];
@@ -221,11 +223,14 @@ bn_status bn_llama2c_convert(const char *ckpt_path, const char *tok_path, const 
     if (!st) st = parse_config(ck, ck_size, ckpt_path, &c, counts, err);
     if (!st) st = read_file(tok_path, &tk, &tk_size, (size_t)1 << 28, err);
     if (!st) st = parse_vocab(tk, tk_size, tok_path, c.vocab_size, &v, err);
-    if (!st && !(t = calloc((size_t)(3 + 9 * c.n_layers), sizeof *t))) st = bn_error_set(err, BN_ERR_NOMEM, "out of memory");
+    if (!st && !(t = calloc((size_t)(3 + 9 * c.n_layers), sizeof *t)))
+        st = bn_error_nomem(err, (unsigned long long)(3 + 9 * c.n_layers) * sizeof *t, "%s: the tensor list",
+                            ckpt_path);
     /* The weights start right after the 28-byte header: copy them out
      * aligned rather than read floats through an unaligned pointer. */
     float *weights = NULL;
-    if (!st && !(weights = malloc(ck_size - 28))) st = bn_error_set(err, BN_ERR_NOMEM, "out of memory");
+    if (!st && !(weights = malloc(ck_size - 28)))
+        st = bn_error_nomem(err, (unsigned long long)(ck_size - 28), "%s: the weights", ckpt_path);
     if (!st) memcpy(weights, ck + 28, ck_size - 28);
     const int n = st ? 0 : plan(&c, weights, counts, t);
     if (!st) st = bn_cancel_check(cancel, err);

@@ -235,7 +235,9 @@ static bn_status bind_model(bn_model *m, bn_error *err) {
     if (!out) out = emb;
     m->lm_head = (bn_weight){.type = out->type, .data = out->data, .k = hp->n_embd, .n = hp->n_vocab};
     m->layers = calloc((size_t)hp->n_layer, sizeof *m->layers);
-    if (!m->layers) return bn_error_set(err, BN_ERR_NOMEM, "out of memory for %lld layers", (long long)hp->n_layer);
+    if (!m->layers)
+        return bn_error_nomem(err, (unsigned long long)hp->n_layer * sizeof *m->layers, "%s: the tables of %lld layers",
+                              bn_gguf_path(g), (long long)hp->n_layer);
     for (int il = 0; il < hp->n_layer; il++)
         if ((st = bind_layer(g, hp, il, &m->layers[il], err))) return st;
     return BN_OK;
@@ -245,8 +247,9 @@ bn_status bn_model_from_gguf(bn_gguf *g, bn_model **out, bn_error *err) {
     *out = NULL;
     bn_model *m = calloc(1, sizeof *m);
     if (!m) {
+        bn_error_nomem(err, sizeof *m, "%s: the model", bn_gguf_path(g));
         bn_gguf_close(g);
-        return bn_error_set(err, BN_ERR_NOMEM, "out of memory");
+        return BN_ERR_NOMEM;
     }
     m->gguf = g;
     bn_status st = bind_model(m, err);

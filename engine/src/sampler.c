@@ -31,7 +31,8 @@ bn_status bn_sampler_create(const bn_sampler_params *p, int32_t n_vocab, bn_samp
     if (s) s->cand = malloc((size_t)n_vocab * sizeof *s->cand);
     if (!s || !s->cand) {
         free(s);
-        return bn_error_set(err, BN_ERR_NOMEM, "out of memory");
+        return bn_error_nomem(err, sizeof *s + (unsigned long long)n_vocab * sizeof *s->cand,
+                              "sampler: candidates for %lld tokens", (long long)n_vocab);
     }
     s->p = *p;
     s->n_vocab = n_vocab;

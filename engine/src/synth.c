@@ -145,12 +145,13 @@ static bn_status vocab_build(vocab *v, bn_error *err) {
     int *count = calloc((size_t)SYNTH_VOCAB * SYNTH_VOCAB, sizeof *count);
     if (!sym || !count) {
         free(sym), free(count);
-        return bn_error_set(err, BN_ERR_NOMEM, "out of memory");
+        return bn_error_nomem(err, len * sizeof *sym + (unsigned long long)SYNTH_VOCAB * SYNTH_VOCAB * sizeof *count,
+                              "synth: the merge statistics");
     }
     bool *start = malloc(len * sizeof *start); /* symbol begins a pre-split piece */
     if (!start) {
         free(sym), free(count);
-        return bn_error_set(err, BN_ERR_NOMEM, "out of memory");
+        return bn_error_nomem(err, len * sizeof *start, "synth: the piece starts");
     }
     for (size_t i = 0; i < len; i++) {
         sym[i] = id_of_byte[(uint8_t)corpus[i]];
@@ -190,7 +191,7 @@ static bn_status vocab_build(vocab *v, bn_error *err) {
         v->types[509 + i] = 3;
     }
     for (int i = 0; i < SYNTH_VOCAB; i++)
-        if (!v->tokens[i]) return bn_error_set(err, BN_ERR_NOMEM, "out of memory");
+        if (!v->tokens[i]) return bn_error_nomem(err, 16, "synth: token text %d", i);
     return BN_OK;
 }
 
@@ -312,7 +313,8 @@ static bn_status write_tensors(bn_gguf_writer *w, const bn_synth_params *p, cons
         if ((st = bn_type_tensor_nbytes(ts[i].type, ts[i].ne0, nel, &nbytes, err))) break;
         float *vals = malloc((size_t)nel * sizeof *vals);
         void *bytes = malloc((size_t)nbytes);
-        if (!vals || !bytes) st = bn_error_set(err, BN_ERR_NOMEM, "out of memory for tensor %s", ts[i].name);
+        if (!vals || !bytes)
+            st = bn_error_nomem(err, (unsigned long long)nel * sizeof *vals + nbytes, "synth: tensor %s", ts[i].name);
         if (!st) st = bn_cancel_check(p->cancel, err);
         if (!st) {
             fill(&ts[i], p->seed, (uint64_t)i, vals);
@@ -338,7 +340,8 @@ bn_status bn_synth_write(const bn_synth_params *p, const char *path, bn_error *e
     vocab v = {0};
     tensor_spec *ts = calloc((size_t)(2 + 11 * s->n_layer), sizeof *ts);
     bn_gguf_writer *w = NULL;
-    bn_status st = ts ? vocab_build(&v, err) : bn_error_set(err, BN_ERR_NOMEM, "out of memory");
+    bn_status st = ts ? vocab_build(&v, err)
+                      : bn_error_nomem(err, (unsigned long long)(2 + 11 * s->n_layer) * sizeof *ts, "synth: the tensor list");
     if (!st) st = bn_gguf_writer_open(path, 3, &w, err);
     if (!st) bn_gguf_writer_set_cancel(w, p->cancel);
     if (!st) st = write_metadata(w, p, &v, err);

@@ -95,7 +95,8 @@ static bn_status set_alloc(int64_t n_layer, bn_tap_set **out, bn_error *err) {
     if (s) s->on = calloc((size_t)(n_layer + 1) * BN_TAP_KIND_COUNT, sizeof *s->on);
     if (!s || !s->on) {
         free(s);
-        return bn_error_set(err, BN_ERR_NOMEM, "out of memory for the tap set");
+        return bn_error_nomem(err, (unsigned long long)(n_layer + 1) * BN_TAP_KIND_COUNT * sizeof *s->on,
+                              "the tap set of %lld blocks", (long long)n_layer);
     }
     s->n_layer = n_layer;
     *out = s;

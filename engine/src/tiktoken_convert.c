@@ -119,7 +119,8 @@ static bn_status load_ranks(rank_table *t, char *buf, size_t size, bn_error *err
     if (!len || !where || !t->off || !t->bytes) {
         free(len);
         free(where);
-        return bn_error_set(err, BN_ERR_NOMEM, "%s: out of memory", t->path);
+        return bn_error_nomem(err, (unsigned long long)size + (unsigned long long)n * 16 + 1,
+                              "%s: the tables of %zu ranks", t->path, (size_t)n);
     }
     bn_status st = BN_OK;
     size_t lineno = 0;
@@ -262,7 +263,8 @@ static bool push_merges(const rank_table *t, str_list *merges) {
 static bn_status write_vocab(const char *out_path, const str_list *tokens, const str_list *merges, int32_t n_ranks,
                              const volatile sig_atomic_t *cancel, bn_error *err) {
     int32_t *types = malloc(tokens->n * sizeof *types);
-    if (!types) return bn_error_set(err, BN_ERR_NOMEM, "%s: out of memory", out_path);
+    if (!types)
+        return bn_error_nomem(err, (unsigned long long)tokens->n * sizeof *types, "%s: the token types", out_path);
     for (size_t i = 0; i < tokens->n; i++) types[i] = (int32_t)i < n_ranks ? BN_TOKEN_NORMAL : BN_TOKEN_CONTROL;
     bn_gguf_writer *w;
     bn_status st = bn_gguf_writer_open(out_path, 3, &w, err);
@@ -302,7 +304,7 @@ bn_status bn_tiktoken_convert(const char *in_path, const char *out_path, bn_tikt
     if (st == BN_OK) st = load_ranks(&t, buf, size, err);
     free(buf);
     if (st == BN_OK && !(push_tokens(&t, &tokens) && push_merges(&t, &merges)))
-        st = bn_error_set(err, BN_ERR_NOMEM, "%s: out of memory building the vocabulary", in_path);
+        st = bn_error_nomem(err, (unsigned long long)size * 2, "%s: the vocabulary and merges", in_path);
     if (st == BN_OK) st = bn_cancel_check(cancel, err);
     if (st == BN_OK) st = write_vocab(out_path, &tokens, &merges, t.n, cancel, err);
     if (st == BN_OK && stats) *stats = (bn_tiktoken_stats){t.n, N_SPECIAL, (int64_t)merges.n};

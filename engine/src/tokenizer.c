@@ -21,7 +21,7 @@ bn_status id_vec_push(id_vec *o, int32_t id, bn_error *err) {
     if (o->n == o->cap) {
         size_t cap = o->cap ? o->cap * 2 : 64;
         int32_t *v = realloc(o->v, cap * sizeof *v);
-        if (!v) return bn_error_set(err, BN_ERR_NOMEM, "tokenizer: out of memory (%zu ids)", cap);
+        if (!v) return bn_error_nomem(err, cap * sizeof *v, "tokenizer: a list of %zu token ids", cap);
         o->v = v;
         o->cap = cap;
     }
@@ -69,7 +69,8 @@ int32_t tok_map_find(const bn_tokenizer *tok, const char *s, size_t len) {
 bn_status tok_map_build(tok_map *m, const char *text, const uint64_t *off, int32_t n, bn_error *err) {
     uint64_t cap = pow2_at_least((uint64_t)n * 2);
     m->slot = malloc(cap * sizeof *m->slot);
-    if (!m->slot) return bn_error_set(err, BN_ERR_NOMEM, "tokenizer: out of memory (token map)");
+    if (!m->slot)
+        return bn_error_nomem(err, cap * sizeof *m->slot, "tokenizer: the map of %d token texts", (int)n);
     memset(m->slot, 0xFF, cap * sizeof *m->slot);
     m->mask = cap - 1;
     for (int32_t id = 0; id < n; id++) {
@@ -186,7 +187,9 @@ static bn_status load_tokens(load_ctx *c) {
     bn_tokenizer *tok = c->tok;
     tok->n_vocab = (int32_t)count;
     tok->text_off = malloc((count + 1) * sizeof *tok->text_off);
-    if (!tok->text_off) return bn_error_set(c->err, BN_ERR_NOMEM, "tokenizer: out of memory");
+    if (!tok->text_off)
+        return bn_error_nomem(c->err, (count + 1) * sizeof *tok->text_off, "%s: the offsets of %llu tokens", c->path,
+                              (unsigned long long)count);
     uint64_t total = 0; /* bounded by the file size, which the reader validated */
     for (uint64_t i = 0; i < count; i++) {
         tok->text_off[i] = total;
@@ -194,7 +197,7 @@ static bn_status load_tokens(load_ctx *c) {
     }
     tok->text_off[count] = total;
     tok->text = malloc(total);
-    if (!tok->text) return bn_error_set(c->err, BN_ERR_NOMEM, "tokenizer: out of memory");
+    if (!tok->text) return bn_error_nomem(c->err, total, "%s: the token texts", c->path);
     for (uint64_t i = 0; i < count; i++) {
         bn_gguf_str s = bn_gguf_kv_str(c->g, kv, i);
         char *d = tok->text + tok->text_off[i];
@@ -221,7 +224,9 @@ static bn_status load_types_scores(load_ctx *c) {
     if (st != BN_OK) return st;
     tok->type = malloc((size_t)tok->n_vocab);
     tok->score = calloc((size_t)tok->n_vocab, sizeof *tok->score);
-    if (!tok->type || !tok->score) return bn_error_set(c->err, BN_ERR_NOMEM, "tokenizer: out of memory");
+    if (!tok->type || !tok->score)
+        return bn_error_nomem(c->err, (unsigned long long)tok->n_vocab * (1 + sizeof *tok->score),
+                              "%s: the token types and scores", c->path);
     bn_gguf_vtype et = kv_t >= 0 ? bn_gguf_kv_elem_type(c->g, kv_t) : BN_GGUF_INT32;
     if (et == BN_GGUF_STRING || et == BN_GGUF_FLOAT32 || et == BN_GGUF_FLOAT64 || et == BN_GGUF_ARRAY)
         return bn_error_set(c->err, BN_ERR_FORMAT, "%s: %s: array of %s, expected integers", c->path,
@@ -336,7 +341,9 @@ static bn_status load_pieces(load_ctx *c) {
     size_t cap = (size_t)tok->text_off[tok->n_vocab];
     tok->piece = malloc(cap);
     tok->piece_off = malloc(((size_t)tok->n_vocab + 1) * sizeof *tok->piece_off);
-    if (!tok->piece || !tok->piece_off) return bn_error_set(c->err, BN_ERR_NOMEM, "tokenizer: out of memory");
+    if (!tok->piece || !tok->piece_off)
+        return bn_error_nomem(c->err, cap + ((size_t)tok->n_vocab + 1) * sizeof *tok->piece_off,
+                              "%s: the decoded token pieces", c->path);
     uint64_t at = 0;
     for (int32_t id = 0; id < tok->n_vocab; id++) {
         size_t n;
@@ -372,7 +379,8 @@ static bn_status load_special_list(load_ctx *c) {
     tok->special = malloc(((size_t)n + 1) * sizeof *tok->special);
     if (!keys || !tok->special) {
         free(keys);
-        return bn_error_set(c->err, BN_ERR_NOMEM, "tokenizer: out of memory");
+        return bn_error_nomem(c->err, ((size_t)n + 1) * (sizeof *keys + sizeof *tok->special),
+                              "%s: the table of %d special tokens", c->path, (int)n);
     }
     n = 0;
     for (int32_t id = 0; id < tok->n_vocab; id++) {
@@ -390,7 +398,7 @@ static bn_status load_special_list(load_ctx *c) {
 bn_status bn_tokenizer_load(const bn_gguf *g, bn_tokenizer **out, bn_error *err) {
     *out = NULL;
     bn_tokenizer *tok = calloc(1, sizeof *tok);
-    if (!tok) return bn_error_set(err, BN_ERR_NOMEM, "tokenizer: out of memory");
+    if (!tok) return bn_error_nomem(err, sizeof *tok, "%s: the tokenizer", bn_gguf_path(g));
     load_ctx c = {g, bn_gguf_path(g) ? bn_gguf_path(g) : "(gguf)", tok, err};
     bn_status st = load_kind(&c);
     if (st == BN_OK) st = load_tokens(&c);
@@ -486,7 +494,7 @@ static bn_status frag_push(frag_vec *f, frag x, bn_error *err) {
     if (f->n == f->cap) {
         size_t cap = f->cap ? f->cap * 2 : 16;
         frag *v = realloc(f->v, cap * sizeof *v);
-        if (!v) return bn_error_set(err, BN_ERR_NOMEM, "tokenizer: out of memory");
+        if (!v) return bn_error_nomem(err, cap * sizeof *v, "tokenizer: the pieces of a text (%zu)", cap);
         f->v = v;
         f->cap = cap;
     }
@@ -588,7 +596,7 @@ static bn_status buf_put(byte_buf *b, const char *s, size_t n, bn_error *err) {
         size_t cap = b->cap ? b->cap : 256;
         while (cap < b->n + n + 1) cap *= 2;
         char *p = realloc(b->p, cap);
-        if (!p) return bn_error_set(err, BN_ERR_NOMEM, "tokenizer: out of memory");
+        if (!p) return bn_error_nomem(err, cap, "tokenizer: the detokenized text");
         b->p = p;
         b->cap = cap;
     }

@@ -117,7 +117,9 @@ bn_status bpe_load_merges(bn_tokenizer *tok, const bn_gguf *g, const char *path,
     m->result = malloc(cap * sizeof *m->result);
     m->mask = cap - 1;
     char *buf = malloc(2 * max_len + 1);
-    if (!m->key || !m->rank || !m->result || !buf) st = bn_error_set(err, BN_ERR_NOMEM, "tokenizer: out of memory");
+    if (!m->key || !m->rank || !m->result || !buf)
+        st = bn_error_nomem(err, cap * (sizeof *m->key + sizeof *m->rank + sizeof *m->result) + 2 * max_len + 1,
+                            "tokenizer: the merge table of %zu slots", (size_t)cap);
     for (uint64_t i = 0; i < count && st == BN_OK; i++) {
         bn_gguf_str s = bn_gguf_kv_str(g, kv, i);
         int32_t l, r, res;
@@ -193,7 +195,8 @@ static bn_status work_reserve(bpe_work *w, size_t n, bn_error *err) {
     tok_bigram *heap = realloc(w->heap.v, 3 * cap * sizeof *heap);
     if (heap) w->heap.v = heap;
     if (!mapped || !id || !prev || !next || !heap)
-        return bn_error_set(err, BN_ERR_NOMEM, "tokenizer: out of memory (word of %zu bytes)", n);
+        return bn_error_nomem(err, (unsigned long long)cap * (3 * sizeof *heap + 4 * sizeof(int32_t)),
+                              "tokenizer: the work tables for a word of %zu bytes", n);
     w->cap = cap;
     return BN_OK;
 }
@@ -285,7 +288,7 @@ static bn_status sanitize(const char *text, size_t len, char **clean, size_t *cl
     if (len > (SIZE_MAX - 1) / 3)
         return bn_error_set(err, BN_ERR_INVALID, "tokenize: text of %zu bytes is too long", len);
     char *o = malloc(3 * len + 1); /* each byte at worst becomes U+FFFD */
-    if (!o) return bn_error_set(err, BN_ERR_NOMEM, "tokenizer: out of memory (%zu bytes of text)", len);
+    if (!o) return bn_error_nomem(err, 3 * (unsigned long long)len + 1, "tokenizer: %zu bytes of text", len);
     const uint8_t *s = (const uint8_t *)text;
     size_t n = 0;
     for (size_t i = 0; i < len;) {
@@ -317,7 +320,7 @@ static bn_status split_words(const bn_tokenizer *tok, const char *s, size_t n, b
         pcre2_match_data_free(md);
         pcre2_match_context_free(mc);
         pcre2_jit_stack_free(js);
-        return bn_error_set(err, BN_ERR_NOMEM, "tokenizer: out of memory (PCRE2 match data)");
+        return bn_error_nomem(err, 64 * 1024, "tokenizer: the PCRE2 match data and JIT stack");
     }
     pcre2_jit_stack_assign(mc, NULL, js);
     bn_status st = BN_OK;

@@ -109,7 +109,8 @@ bn_status spm_encode(const bn_tokenizer *tok, const char *text, size_t len, bool
     }
     bn_status st = BN_OK;
     if (!esc || (n > 0 && (!w.start || !w.len || !w.prev || !w.next || !w.heap.v)))
-        st = bn_error_set(err, BN_ERR_NOMEM, "tokenizer: out of memory (%zu bytes of text)", len);
+        st = bn_error_nomem(err, (unsigned long long)n * (4 * sizeof *w.start + 3 * sizeof *w.heap.v),
+                            "tokenizer: the work tables for %zu bytes of text", len);
     if (st == BN_OK && n > 0) {
         size_t n_sym = cut_symbols(&w, n);
         for (size_t i = 1; i < n_sym; i++) spm_try(tok, &w, (int32_t)i - 1, (int32_t)i);

@@ -86,13 +86,14 @@ void parity_compare_result_free(parity_compare_result *r) {
 bn_status parity_compare_add_hint(parity_compare_result *r, const char *name, const char *message,
                                   const char *evidence, bn_error *err) {
     parity_hint *h = realloc(r->hints, (r->n_hints + 1) * sizeof *h);
-    if (!h) return bn_error_set(err, BN_ERR_NOMEM, "compare: out of memory");
+    if (!h) return bn_error_nomem(err, (r->n_hints + 1) * sizeof *h, "compare: the list of %zu hints", r->n_hints + 1);
     r->hints = h;
     h += r->n_hints;
     *h = (parity_hint){strdup(name), strdup(message), strdup(evidence ? evidence : "")};
     if (!h->name || !h->message || !h->evidence) {
         free(h->name), free(h->message), free(h->evidence);
-        return bn_error_set(err, BN_ERR_NOMEM, "compare: out of memory");
+        return bn_error_nomem(err, strlen(name) + strlen(message) + (evidence ? strlen(evidence) : 0) + 3,
+                              "compare: hint %s", name);
     }
     r->n_hints++;
     return BN_OK;
@@ -213,7 +214,7 @@ static bn_status compare_tap(cmp_ctx *c, parity_eval_result *ev, int64_t k, int6
     const char *name = parity_tapview_name(c->view[0], k, i);
     int64_t j = parity_tapview_find(c->view[1], k, name);
     parity_tap_result *t = new_tap(c, k, name, PARITY_TAP_MISSING_REFERENCE);
-    if (!t) return bn_error_set(c->err, BN_ERR_NOMEM, "compare: out of memory");
+    if (!t) return bn_error_nomem(c->err, sizeof *t + strlen(name) + 1, "compare: the result of tap %s", name);
     if (j < 0) return BN_OK;
     t->ref_source = strdup(parity_tapview_source(c->view[1], k, j));
     t->lim = parity_policy_resolve(c->policy, name);
@@ -287,7 +288,9 @@ static bn_status compare_eval(cmp_ctx *c, int64_t k) {
     ev->n_tokens = e->n_tokens;
     ev->p0 = e->p0;
     ev->growth = malloc((size_t)(c->r->n_layer ? c->r->n_layer : 1) * sizeof *ev->growth);
-    if (!ev->growth) return bn_error_set(c->err, BN_ERR_NOMEM, "compare: out of memory");
+    if (!ev->growth)
+        return bn_error_nomem(c->err, (size_t)(c->r->n_layer ? c->r->n_layer : 1) * sizeof *ev->growth,
+                              "compare: the error growth of %d layers", c->r->n_layer);
     for (int l = 0; l < c->r->n_layer; l++) ev->growth[l] = NAN;
     c->r->n_evals++;
     size_t first_tap = c->r->n_taps;
@@ -299,7 +302,7 @@ static bn_status compare_eval(cmp_ctx *c, int64_t k) {
         if (parity_tapview_find(c->view[0], k, name) >= 0) continue;
         parity_tap_result *t = new_tap(c, k, name, PARITY_TAP_MISSING_SUBJECT);
         if (!t || !(t->ref_source = strdup(parity_tapview_source(c->view[1], k, j))))
-            st = bn_error_set(c->err, BN_ERR_NOMEM, "compare: out of memory");
+            st = bn_error_nomem(c->err, sizeof *t + 2 * strlen(name) + 2, "compare: the result of tap %s", name);
     }
     if (!st) finish_eval(c, ev, first_tap);
     return st;
@@ -350,14 +353,15 @@ bn_status parity_compare(const parity_trace *subject, const parity_tapmap *subje
     double t0 = now_s();
     parity_tapview *vs = NULL, *vr = NULL;
     parity_compare_result *r = calloc(1, sizeof *r);
-    if (!r) return bn_error_set(err, BN_ERR_NOMEM, "compare: out of memory");
+    if (!r) return bn_error_nomem(err, sizeof *r, "compare: the result");
     bn_status st = parity_tapview_open(subject, subject_map, &vs, err);
     if (!st) st = parity_tapview_open(reference, reference_map, &vr, err);
     r->n_evals_subject = parity_trace_eval_count(subject);
     r->n_evals_reference = parity_trace_eval_count(reference);
     int64_t n = r->n_evals_subject < r->n_evals_reference ? r->n_evals_subject : r->n_evals_reference;
     if (!st && !(r->evals = calloc((size_t)(n ? n : 1), sizeof *r->evals)))
-        st = bn_error_set(err, BN_ERR_NOMEM, "compare: out of memory");
+        st = bn_error_nomem(err, (size_t)(n ? n : 1) * sizeof *r->evals, "compare: the results of %lld evaluations",
+                            (long long)n);
     if (!st) {
         int ls = max_layer(vs), lr = max_layer(vr);
         r->n_layer = 1 + (ls > lr ? ls : lr);

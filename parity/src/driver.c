@@ -136,7 +136,7 @@ bn_status parity_driver_run_job(const parity_driver_opts *o, parity_driver_run *
         return bn_error_set(err, BN_ERR_INVALID, "parity driver: recording the subject needs a model");
     if (o->replay && !o->model) return bn_error_set(err, BN_ERR_INVALID, "--replay needs -m MODEL (the subject's model)");
     parity_driver_run *r = calloc(1, sizeof *r);
-    if (!r) return bn_error_set(err, BN_ERR_NOMEM, "out of memory");
+    if (!r) return bn_error_nomem(err, sizeof *r, "parity driver: the run");
     bn_model *m = NULL; /* loaded once: recording, hints and replay share it */
     char sha[BN_SHA256_HEX_SIZE];
     bn_status st = open_all(o, r, &m, err);

@@ -194,7 +194,7 @@ static bn_status hint_activation(hint_ctx *c) {
             st = add_hint(c, "activation-swap", msg, ev);
         }
     } else if (ok) {
-        st = bn_error_set(c->err, BN_ERR_NOMEM, "out of memory");
+        st = bn_error_nomem(c->err, 2 * g.n * sizeof *relu2, "hints: the recomputed activations of %s", c->tap);
     }
     free(relu2), free(silu);
     parity_tensor_free(&g), parity_tensor_free(&u), parity_tensor_free(&sa), parity_tensor_free(&ra);
@@ -234,7 +234,9 @@ static bn_status hint_norm(hint_ctx *c) {
     const int64_t T = x.shape[0], H = x.shape[1];
     double *gamma = calloc((size_t)H, sizeof *gamma), *rms = calloc((size_t)T, sizeof *rms),
            *ln = malloc(x.n * sizeof *ln), *col = malloc((size_t)T * sizeof *col), *ident = malloc(x.n * sizeof *ident);
-    if (!gamma || !rms || !ln || !col || !ident) st = bn_error_set(c->err, BN_ERR_NOMEM, "out of memory");
+    if (!gamma || !rms || !ln || !col || !ident)
+        st = bn_error_nomem(c->err, ((size_t)H + 2 * (size_t)T + 2 * x.n) * sizeof *gamma,
+                            "hints: the recomputed norms of %s", c->tap);
     for (int64_t t = 0; !st && t < T; t++) {
         double ss = 0;
         for (int64_t i = 0; i < H; i++) ss += (double)x.data[t * H + i] * x.data[t * H + i];
@@ -330,7 +332,7 @@ static bn_status hint_rope(hint_ctx *c) {
     const parity_eval *ev = parity_trace_eval(parity_tapview_trace(c->rv), c->k);
     const int64_t T = xin.shape[0], width = xin.shape[1], p0 = ev ? ev->p0 + (T < ev->n_tokens ? ev->n_tokens - T : 0) : 0;
     double *y = malloc(xin.n * sizeof *y);
-    if (!y) st = bn_error_set(c->err, BN_ERR_NOMEM, "out of memory");
+    if (!y) st = bn_error_nomem(c->err, xin.n * sizeof *y, "hints: the recomputed RoPE of %s", c->tap);
     /* find the configuration that reproduces the reference ... */
     static const int64_t dims[] = {32, 64, 128, 80, 96, 256, 16};
     static const double bases[] = {10000, 500000, 1000000};
@@ -532,7 +534,9 @@ static bn_status hint_transposed(hint_ctx *c) {
     const int64_t T = x.shape[0], n = w->k;
     float *W = malloc((size_t)(n * n) * sizeof *W);
     double *y = malloc((size_t)(T * n) * sizeof *y), *yt = malloc((size_t)(T * n) * sizeof *yt);
-    if (!W || !y || !yt) st = bn_error_set(c->err, BN_ERR_NOMEM, "out of memory");
+    if (!W || !y || !yt)
+        st = bn_error_nomem(c->err, (size_t)(n * n) * sizeof *W + 2 * (size_t)(T * n) * sizeof *y,
+                            "hints: the transposed-weight check of %s", c->tap);
     if (!st) st = bn_dequantize_rows(w->type, w->data, n, n, 0, n, W, c->err);
     for (int64_t t = 0; !st && t < T; t++)
         for (int64_t j = 0; j < n; j++) {

@@ -304,7 +304,8 @@ static bn_status parse_rules(const parse_ctx *c, const bn_yaml_node *seq, parity
             return fail(c, BN_ERR_FORMAT, mn, "match", "expected a non-empty glob string, got %s",
                         mn->kind == BN_YAML_SCALAR ? "an empty string" : bn_yaml_kind_name(mn));
         if (!glob_valid(glob)) return fail(c, BN_ERR_FORMAT, mn, "match", "unterminated '[' in glob '%s'", glob);
-        if (!(r->glob = dup_str(glob))) return fail(c, BN_ERR_NOMEM, mn, "match", "out of memory");
+        if (!(r->glob = dup_str(glob)))
+            return fail(c, BN_ERR_NOMEM, mn, "match", "out of memory (%zu bytes)", strlen(glob) + 1);
         r->lim.rule = r->glob;
         r->lim.rule_line = rn->line;
         p->n_rules = i + 1;
@@ -315,7 +316,7 @@ static bn_status parse_rules(const parse_ctx *c, const bn_yaml_node *seq, parity
 static bn_status parse_string(const parse_ctx *c, const bn_yaml_node *n, const char *key, char **out) {
     const char *v = bn_yaml_str(n);
     if (!v) return fail(c, BN_ERR_FORMAT, n, key, "expected a string, got %s", bn_yaml_kind_name(n));
-    if (!(*out = dup_str(v))) return fail(c, BN_ERR_NOMEM, n, key, "out of memory");
+    if (!(*out = dup_str(v))) return fail(c, BN_ERR_NOMEM, n, key, "out of memory (%zu bytes)", strlen(v) + 1);
     return BN_OK;
 }
 
@@ -324,7 +325,8 @@ static bn_status parse_numerics(const parse_ctx *c, const bn_yaml_node *seq, par
         return fail(c, BN_ERR_FORMAT, seq, "numerics", "expected a list of modes, got %s", bn_yaml_kind_name(seq));
     size_t n = seq->n;
     p->numerics = calloc(n ? n : 1, sizeof *p->numerics);
-    if (!p->numerics) return fail(c, BN_ERR_NOMEM, seq, "numerics", "out of memory");
+    if (!p->numerics)
+        return fail(c, BN_ERR_NOMEM, seq, "numerics", "out of memory (%zu bytes)", (n ? n : 1) * sizeof *p->numerics);
     for (size_t i = 0; i < n; i++) {
         const bn_yaml_node *m = bn_yaml_item(seq, i);
         const char *v = bn_yaml_str(m);
@@ -439,14 +441,14 @@ bn_status parity_policy_load_string(const char *text, size_t len, const char *or
     if (!p || !(p->origin = dup_str(origin))) {
         free(p);
         bn_yaml_free(doc);
-        return bn_error_set(err, BN_ERR_NOMEM, "%s: out of memory", origin);
+        return bn_error_nomem(err, sizeof *p + strlen(origin) + 1, "%s: the policy", origin);
     }
     p->defaults = limits_unset();
     parse_ctx c = {doc, err};
     st = parse_root(&c, bn_yaml_root(doc), p);
     bn_yaml_free(doc);
     if (st == BN_OK && !p->description && !(p->description = dup_str("")))
-        st = bn_error_set(err, BN_ERR_NOMEM, "%s: out of memory", origin);
+        st = bn_error_nomem(err, 1, "%s: the policy's description", origin);
     if (st != BN_OK) {
         parity_policy_free(p);
         return st;

@@ -48,6 +48,7 @@ typedef struct rnode {
  * as INTERNAL). */
 typedef struct rb {
     int oom;
+    size_t oom_bytes; /* the allocation that failed */
     rkey bad_key;
 } rb;
 
@@ -79,6 +80,7 @@ static rnode *add(rb *b, rnode *parent, rkey key, rkind kind) {
     rnode *n = calloc(1, sizeof *n);
     if (!n) {
         b->oom = 1;
+        b->oom_bytes = sizeof *n;
         return NULL;
     }
     n->kind = kind;
@@ -99,7 +101,7 @@ static rnode *r_seq(rb *b, rnode *p, rkey key, int flow) {
 
 static void r_str(rb *b, rnode *p, rkey key, const char *s) {
     rnode *n = add(b, p, key, s ? R_STR : R_NULL);
-    if (n && s && !(n->str = strdup(s))) b->oom = 1;
+    if (n && s && !(n->str = strdup(s))) b->oom = 1, b->oom_bytes = strlen(s) + 1;
 }
 
 static void r_int(rb *b, rnode *p, rkey key, int64_t v) {
@@ -205,7 +207,7 @@ static int yaml_node(yaml_emitter_t *e, const rnode *n) {
 static bn_status emit_yaml(const rnode *root, FILE *f, bn_error *err) {
     yaml_emitter_t e;
     yaml_event_t ev;
-    if (!yaml_emitter_initialize(&e)) return bn_error_set(err, BN_ERR_NOMEM, "receipt: out of memory");
+    if (!yaml_emitter_initialize(&e)) return bn_error_nomem(err, sizeof e, "receipt: the YAML emitter");
     yaml_emitter_set_output_file(&e, f);
     yaml_emitter_set_unicode(&e, 1);
     yaml_emitter_set_width(&e, -1); /* never fold long strings */
@@ -673,11 +675,11 @@ bn_status parity_receipt_build(const parity_receipt_input *in, parity_receipt **
     *out = NULL;
     if (!in || !in->subject || !in->reference || !in->subject_map || !in->reference_map || !in->policy || !in->result)
         return bn_error_set(err, BN_ERR_INVALID, "receipt: incomplete input");
-    build_ctx c = {{0, ITEM}, in, in->result, 0, err};
+    build_ctx c = {{0, 0, ITEM}, in, in->result, 0, err};
     parity_receipt *r = calloc(1, sizeof *r);
     if (!r || !(r->root = calloc(1, sizeof *r->root))) {
         free(r);
-        return bn_error_set(err, BN_ERR_NOMEM, "receipt: out of memory");
+        return bn_error_nomem(err, sizeof *r + sizeof *r->root, "receipt: the document");
     }
     rnode *root = r->root;
     root->kind = R_MAP;
@@ -698,7 +700,7 @@ bn_status parity_receipt_build(const parity_receipt_input *in, parity_receipt **
         add_logits(&c, root);
         add_replay(&c, root);
         add_timings(&c, root);
-        if (c.b.oom) st = bn_error_set(err, BN_ERR_NOMEM, "receipt: out of memory");
+        if (c.b.oom) st = bn_error_nomem(err, c.b.oom_bytes, "receipt: a node of the document");
         else if (c.b.bad_key != ITEM)
             st = bn_error_set(err, BN_ERR_INTERNAL, "receipt: key %s.%s written with a type other than the schema's (%s)",
                               parity_receipt_keys[c.b.bad_key].section, parity_receipt_keys[c.b.bad_key].key,

@@ -69,8 +69,8 @@ static bn_status record(const bn_model *m, const parity_record_opts *o, parity_t
                       .evals = calloc((size_t)n_evals, sizeof *run.evals),
                       .steps = calloc((size_t)n_evals, sizeof *run.steps)};
     bn_status st = run.evals && run.steps ? BN_OK
-                                          : bn_error_set(err, BN_ERR_NOMEM, "out of memory for %lld evaluations",
-                                                         (long long)n_evals);
+                                          : bn_error_nomem(err, (size_t)n_evals * (sizeof *run.evals + sizeof *run.steps),
+                                                           "trace: the list of %lld evaluations", (long long)n_evals);
     if (!st) st = bn_sha256_file(o->model_path, o->cancel, digest, err);
     if (!st) st = bn_tap_set_create(m->hp.n_layer, o->taps, &taps, err);
     if (!st) st = bn_cancel_check(o->cancel, err);

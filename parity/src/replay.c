@@ -60,7 +60,7 @@ static bn_status replay_observe(void *user, bn_tap *tap, bn_error *err) {
     if (o->n_taps == c->cap) {
         const size_t cap = c->cap ? 2 * c->cap : 256;
         parity_replay_tap *t = realloc(o->taps, cap * sizeof *t);
-        if (!t) return bn_error_set(err, BN_ERR_NOMEM, "out of memory");
+        if (!t) return bn_error_nomem(err, cap * sizeof *t, "replay: the results of %zu taps", cap);
         o->taps = t, c->cap = cap;
     }
     parity_replay_tap *rt = &o->taps[o->n_taps++];
@@ -105,7 +105,9 @@ static const parity_tap_result *result_tap(const parity_compare_result *r, int64
 
 static bn_status classify_blocks(parity_compare_result *r, parity_replay_result *o, bn_error *err) {
     o->blocks = calloc((size_t)(r->n_evals * (size_t)(r->n_layer > 0 ? r->n_layer : 1)), sizeof *o->blocks);
-    if (!o->blocks) return bn_error_set(err, BN_ERR_NOMEM, "out of memory");
+    if (!o->blocks)
+        return bn_error_nomem(err, (size_t)(r->n_evals * (size_t)(r->n_layer > 0 ? r->n_layer : 1)) * sizeof *o->blocks,
+                              "replay: the block verdicts");
     for (size_t e = 0; e < r->n_evals; e++)
         for (int l = 0; l < r->n_layer; l++) {
             const int64_t k = r->evals[e].eval;
@@ -207,7 +209,7 @@ bn_status parity_replay(parity_compare_result *r, const parity_tapview *subject,
     parity_replay_result *res = calloc(1, sizeof *res);
     replay_ctx c = {.rv = reference, .rt = rt, .policy = policy, .out = res, .cached_eval = -1};
     bn_tap_set *obs = NULL, *inj = NULL;
-    bn_status st = res ? BN_OK : bn_error_set(err, BN_ERR_NOMEM, "out of memory");
+    bn_status st = res ? BN_OK : bn_error_nomem(err, sizeof *res, "replay: the result");
     if (!st) {
         res->mode = o->mode;
         res->first_local = -1;

@@ -55,7 +55,7 @@ static bn_status need_string(const parse_ctx *c, const bn_yaml_node *n, const ch
     const char *v = bn_yaml_str(n);
     if (!v || !*v) return fail(c, BN_ERR_FORMAT, n, key, "expected a non-empty string");
     if (!(*out = keep(c->m, v)))
-        return bn_error_set(c->err, BN_ERR_NOMEM, "%s: out of memory", bn_yaml_origin(c->doc));
+        return bn_error_nomem(c->err, strlen(v) + 1, "%s: %s", bn_yaml_origin(c->doc), key);
     return BN_OK;
 }
 
@@ -211,7 +211,8 @@ static bn_status parse_rules(const parse_ctx *c, const bn_yaml_node *vn) {
     if (vn->kind != BN_YAML_LIST) return fail(c, BN_ERR_FORMAT, vn, "taps", "expected a list of entries");
     size_t n = vn->n;
     c->m->rules = calloc(n ? n : 1, sizeof *c->m->rules);
-    if (!c->m->rules) return bn_error_set(c->err, BN_ERR_NOMEM, "%s: out of memory", bn_yaml_origin(c->doc));
+    if (!c->m->rules)
+        return bn_error_nomem(c->err, (n ? n : 1) * sizeof *c->m->rules, "%s: %zu map entries", bn_yaml_origin(c->doc), n);
     for (size_t i = 0; i < n; i++) {
         const bn_yaml_node *e = bn_yaml_item(vn, i);
         parity_map_rule *r = &c->m->rules[i];
@@ -231,7 +232,7 @@ static bn_status parse_producers(const parse_ctx *c, const bn_yaml_node *vn) {
         bn_status st = need_string(c, vn, "producers", &s);
         if (st) return st;
         m->producers = malloc(sizeof *m->producers);
-        if (!m->producers) return bn_error_set(c->err, BN_ERR_NOMEM, "%s: out of memory", bn_yaml_origin(c->doc));
+        if (!m->producers) return bn_error_nomem(c->err, sizeof *m->producers, "%s: producers", bn_yaml_origin(c->doc));
         m->producers[0] = (char *)s;
         m->n_producers = 1;
         return BN_OK;
@@ -239,7 +240,8 @@ static bn_status parse_producers(const parse_ctx *c, const bn_yaml_node *vn) {
     if (vn->kind != BN_YAML_LIST) return fail(c, BN_ERR_FORMAT, vn, "producers", "expected a list of globs");
     size_t n = vn->n;
     m->producers = calloc(n ? n : 1, sizeof *m->producers);
-    if (!m->producers) return bn_error_set(c->err, BN_ERR_NOMEM, "%s: out of memory", bn_yaml_origin(c->doc));
+    if (!m->producers)
+        return bn_error_nomem(c->err, (n ? n : 1) * sizeof *m->producers, "%s: %zu producers", bn_yaml_origin(c->doc), n);
     for (size_t i = 0; i < n; i++) {
         const char *s;
         bn_status st = need_string(c, bn_yaml_item(vn, i), "producers", &s);
@@ -327,7 +329,7 @@ bn_status parity_tapmap_load_string(const char *text, size_t len, const char *or
     if (!m || !(m->origin = strdup(origin))) {
         free(m);
         bn_yaml_free(doc);
-        return bn_error_set(err, BN_ERR_NOMEM, "%s: out of memory", origin);
+        return bn_error_nomem(err, sizeof *m + strlen(origin) + 1, "%s: the tap map", origin);
     }
     uint8_t dg[BN_SHA256_DIGEST_SIZE];
     bn_sha256_buffer(text, len, dg);
@@ -505,7 +507,7 @@ static bn_status add_tap(view_eval *e, int64_t *cap, const char *name, const cha
     if (e->n == *cap) {
         int64_t nc = *cap ? 2 * *cap : 64;
         view_tap *p = realloc(e->taps, (size_t)nc * sizeof *p);
-        if (!p) return bn_error_set(err, BN_ERR_NOMEM, "tap view: out of memory");
+        if (!p) return bn_error_nomem(err, (size_t)nc * sizeof *p, "tap view: the list of %lld taps", (long long)nc);
         e->taps = p;
         *cap = nc;
     }
@@ -513,7 +515,7 @@ static bn_status add_tap(view_eval *e, int64_t *cap, const char *name, const cha
     *v = (view_tap){strdup(name), strdup(source), r, layer, node, strdup(member)};
     if (!v->name || !v->source || !v->member) {
         free(v->name), free(v->source), free(v->member);
-        return bn_error_set(err, BN_ERR_NOMEM, "tap view: out of memory");
+        return bn_error_nomem(err, strlen(name) + strlen(source) + strlen(member) + 3, "tap view: tap %s", name);
     }
     e->n++;
     return BN_OK;
@@ -564,7 +566,9 @@ static bn_status add_node_tap(const parity_tapview *v, int64_t k, view_eval *e, 
 static bn_status build_nodes(const parity_tapview *v, int64_t k, view_eval *e, bn_error *err) {
     int64_t n_nodes = parity_trace_node_count(v->t, k), n_cs = 0, cap = 0;
     occ_counter *cs = malloc((size_t)(n_nodes ? n_nodes : 1) * sizeof *cs); /* at most one per node */
-    if (!cs) return bn_error_set(err, BN_ERR_NOMEM, "tap view: out of memory");
+    if (!cs)
+        return bn_error_nomem(err, (size_t)(n_nodes ? n_nodes : 1) * sizeof *cs, "tap view: the counts of %lld nodes",
+                              (long long)n_nodes);
     bn_status st = BN_OK;
     for (int64_t i = 0; i < n_nodes && !st; i++) {
         const parity_node *nd = parity_trace_node(v->t, k, i);
@@ -597,7 +601,7 @@ static bn_status index_eval(view_eval *e, bn_error *err) {
     uint64_t size = 16;
     while (size < 2 * (uint64_t)e->n) size *= 2;
     e->slots = malloc(size * sizeof *e->slots);
-    if (!e->slots) return bn_error_set(err, BN_ERR_NOMEM, "tap view: out of memory");
+    if (!e->slots) return bn_error_nomem(err, size * sizeof *e->slots, "tap view: the name table of %lld taps", (long long)e->n);
     e->mask = size - 1;
     for (uint64_t i = 0; i < size; i++) e->slots[i] = -1;
     for (int64_t i = 0; i < e->n; i++) {
@@ -618,7 +622,8 @@ bn_status parity_tapview_open(const parity_trace *t, const parity_tapmap *m, par
     int64_t n = parity_trace_eval_count(t);
     if (!v || !(v->evals = calloc((size_t)(n ? n : 1), sizeof *v->evals))) {
         free(v);
-        return bn_error_set(err, BN_ERR_NOMEM, "tap view: out of memory");
+        return bn_error_nomem(err, sizeof *v + (size_t)(n ? n : 1) * sizeof *v->evals, "tap view: %s",
+                              parity_trace_path(t));
     }
     v->t = t;
     v->m = m;

@@ -107,8 +107,9 @@ static const char *const layout_names[] = {"canonical", "ggml-nodes"};
 
 const char *parity_trace_layout_name(parity_layout l) { return (unsigned)l < 2 ? layout_names[l] : "?"; }
 
-static bn_status oom(const parity_trace *t, bn_error *err) {
-    return bn_error_set(err, BN_ERR_NOMEM, "%s: out of memory", npz_path(t->npz));
+/* An allocation of `bytes` for `what` failed while reading t. */
+static bn_status oom(const parity_trace *t, size_t bytes, const char *what, bn_error *err) {
+    return bn_error_nomem(err, bytes, "%s: %s", npz_path(t->npz), what);
 }
 
 /* Reads a whole metadata member, NUL-terminated, refusing more than `cap`. */
@@ -122,7 +123,7 @@ static bn_status read_text_member(const parity_trace *t, const char *name, uint6
         return bn_error_set(err, BN_ERR_FORMAT, "%s: member '%s': %llu bytes, more than the %llu allowed",
                             npz_path(t->npz), name, (ull)m->size, (ull)cap);
     *out = malloc(m->size + 1);
-    if (!*out) return oom(t, err);
+    if (!*out) return oom(t, m->size + 1, name, err);
     bn_status st = npz_read(t->npz, i, *out, m->size, err);
     if (st) {
         free(*out);
@@ -167,7 +168,7 @@ static bn_status int_list(const meta_ctx *c, const bn_yaml_node *n, const char *
     if (st) return st;
     *count = (int64_t)n->n;
     *out = arena_alloc(&c->t->mem, (size_t)(*count ? *count : 1) * sizeof **out);
-    if (!*out) return oom(c->t, c->err);
+    if (!*out) return oom(c->t, (size_t)(*count ? *count : 1) * sizeof **out, "meta.yaml: a list", c->err);
     for (int64_t i = 0; i < *count; i++) {
         char p[96];
         int64_t v;
@@ -195,14 +196,14 @@ static bn_status add_scalar(const meta_ctx *c, const bn_yaml_node *n, const char
         return meta_error(c, n, BN_ERR_FORMAT, key, "duplicate key (also at line %lld)", (long long)dup->line);
     if (t->n_scalars % 64 == 0) {
         scalar_kv *s = realloc(t->scalars, (size_t)(t->n_scalars + 64) * sizeof *s);
-        if (!s) return oom(t, c->err);
+        if (!s) return oom(t, (size_t)(t->n_scalars + 64) * sizeof *s, "meta.yaml: the scalar table", c->err);
         t->scalars = s;
     }
     scalar_kv *kv = &t->scalars[t->n_scalars++];
     kv->key = key;
     kv->value = arena_strndup(&t->mem, n->text, n->len);
     kv->line = n->line;
-    return kv->value ? BN_OK : oom(t, c->err);
+    return kv->value ? BN_OK : oom(t, n->len + 1, "meta.yaml: a value", c->err);
 }
 
 /* Records every scalar reachable through mappings as "a.b.c"; rejects
@@ -219,7 +220,7 @@ static bn_status flatten(meta_ctx *c, const bn_yaml_node *map, const char *prefi
             if (strcmp(bn_yaml_key(map, j)->text, k) == 0) return meta_error(c, kn, BN_ERR_FORMAT, k, "duplicate key");
         size_t plen = strlen(prefix), klen = strlen(k);
         char *key = arena_alloc(&c->t->mem, plen + klen + 2);
-        if (!key) return oom(c->t, c->err);
+        if (!key) return oom(c->t, plen + klen + 2, "meta.yaml: a key", c->err);
         snprintf(key, plen + klen + 2, "%s%s%s", prefix, plen ? "." : "", k);
         bn_status st = vn->kind == BN_YAML_SCALAR ? add_scalar(c, vn, key)
                        : vn->kind == BN_YAML_MAP  ? flatten(c, vn, key, depth + 1)
@@ -245,7 +246,7 @@ static bn_status parse_eval(const meta_ctx *c, const bn_yaml_node *n, int64_t k,
     if (!bn_yaml_str(id) || strcmp(bn_yaml_str(id), want) != 0)
         return meta_error(c, id, BN_ERR_FORMAT, path, "id must be '%s' (evaluations are e0, e1, ... in order)", want);
     ev->id = arena_strndup(&c->t->mem, want, strlen(want));
-    if (!ev->id) return oom(c->t, c->err);
+    if (!ev->id) return oom(c->t, strlen(want) + 1, "meta.yaml: an evaluation id", c->err);
     char tpath[80];
     snprintf(tpath, sizeof tpath, "%s.tokens", path);
     int32_t *tok;
@@ -263,12 +264,12 @@ static bn_status parse_taps(const meta_ctx *c, const bn_yaml_node *n) {
     if (st) return st;
     t->n_taps = (int64_t)n->n;
     t->taps = arena_alloc(&t->mem, (size_t)(t->n_taps ? t->n_taps : 1) * sizeof *t->taps);
-    if (!t->taps) return oom(t, c->err);
+    if (!t->taps) return oom(t, (size_t)(t->n_taps ? t->n_taps : 1) * sizeof *t->taps, "meta.yaml: the tap list", c->err);
     for (int64_t i = 0; i < t->n_taps; i++) {
         const bn_yaml_node *s = bn_yaml_item(n, (size_t)i);
         if (s->kind != BN_YAML_SCALAR || !*s->text)
             return meta_error(c, s, BN_ERR_FORMAT, "taps", "item %lld must be a tap name", (long long)i);
-        if (!(t->taps[i] = arena_strndup(&t->mem, s->text, s->len))) return oom(t, c->err);
+        if (!(t->taps[i] = arena_strndup(&t->mem, s->text, s->len))) return oom(t, s->len + 1, "meta.yaml: a tap name", c->err);
     }
     return BN_OK;
 }
@@ -277,13 +278,13 @@ static bn_status parse_taps(const meta_ctx *c, const bn_yaml_node *n) {
 static bn_status taps_from_members(parity_trace *t, bn_error *err) {
     int64_t n = npz_count(t->npz);
     t->taps = arena_alloc(&t->mem, (size_t)(n ? n : 1) * sizeof *t->taps);
-    if (!t->taps) return oom(t, err);
+    if (!t->taps) return oom(t, (size_t)(n ? n : 1) * sizeof *t->taps, "the tap list", err);
     for (int64_t i = 0; i < n; i++) {
         const char *name = npz_member_at(t->npz, i)->name;
         size_t len = strlen(name);
         if (len > 7 && strncmp(name, "e0/", 3) == 0 && strcmp(name + len - 4, ".npy") == 0 &&
             !memchr(name + 3, '/', len - 7))
-            if (!(t->taps[t->n_taps++] = arena_strndup(&t->mem, name + 3, len - 7))) return oom(t, err);
+            if (!(t->taps[t->n_taps++] = arena_strndup(&t->mem, name + 3, len - 7))) return oom(t, len, "a tap name", err);
     }
     return BN_OK;
 }
@@ -321,7 +322,7 @@ static bn_status parse_root(meta_ctx *c, const bn_yaml_node *root) {
         return meta_error(c, evs, BN_ERR_FORMAT, "evaluations", "need 1..%lld evaluations",
                           (long long)MAX_EVALS);
     t->evals = arena_alloc(&t->mem, (size_t)t->n_evals * sizeof *t->evals);
-    if (!t->evals) return oom(t, c->err);
+    if (!t->evals) return oom(t, (size_t)t->n_evals * sizeof *t->evals, "meta.yaml: the evaluations", c->err);
     for (int64_t k = 0; k < t->n_evals; k++)
         if ((st = parse_eval(c, bn_yaml_item(evs, (size_t)k), k, &t->evals[k]))) return st;
     const bn_yaml_node *greedy = bn_yaml_get(root, "greedy_tokens"), *taps = bn_yaml_get(root, "taps");
@@ -434,12 +435,12 @@ static bn_status tsv_row(tsv_ctx *c, char *line, int64_t lineno, int64_t prev_se
     for (int j = 0; j < 5; j++) {
         int col = c->col[strcol[j]];
         *strs[j] = col < 0 ? NULL : arena_strndup(&t->mem, f[col], strlen(f[col]));
-        if (col >= 0 && !*strs[j]) return oom(t, c->err);
+        if (col >= 0 && !*strs[j]) return oom(t, strlen(f[col]) + 1, "index.tsv: a field", c->err);
     }
     const char *file = f[c->col[C_FILE]];
     size_t len = strlen(t->evals[c->k].id) + strlen(file) + 2;
     char *member = arena_alloc(&t->mem, len);
-    if (!member) return oom(t, c->err);
+    if (!member) return oom(t, len, "index.tsv: a member name", c->err);
     snprintf(member, len, "%s/%s", t->evals[c->k].id, file);
     nd->member = member;
     nd->member_index = npz_find(t->npz, member);
@@ -461,7 +462,7 @@ static bn_status parse_index(parity_trace *t, int64_t k, bn_error *err) {
     tsv_ctx c = {.t = t, .member = member, .k = k, .err = err};
     eval_nodes *en = &t->nodes[k];
     en->nodes = arena_alloc(&t->mem, (size_t)lines * sizeof *en->nodes);
-    if (!en->nodes) st = oom(t, err);
+    if (!en->nodes) st = oom(t, (size_t)lines * sizeof *en->nodes, member, err);
     char *line = text;
     for (int64_t lineno = 1; !st && line; lineno++) {
         char *nl = strchr(line, '\n');
@@ -486,15 +487,16 @@ static bn_status parse_index(parity_trace *t, int64_t k, bn_error *err) {
 static bn_status trace_init(npz_reader *npz, parity_trace **out, bn_error *err) {
     parity_trace *t = calloc(1, sizeof *t);
     if (!t) {
+        bn_error_nomem(err, sizeof *t, "%s: the trace", npz_path(npz));
         npz_close(npz);
-        return bn_error_set(err, BN_ERR_NOMEM, "out of memory");
+        return BN_ERR_NOMEM;
     }
     t->npz = npz;
     bn_status st = parse_meta(t, err);
     if (!st && t->layout == PARITY_LAYOUT_GGML_NODES) {
         t->nodes = arena_alloc(&t->mem, (size_t)t->n_evals * sizeof *t->nodes);
         if (!t->nodes)
-            st = oom(t, err);
+            st = oom(t, (size_t)t->n_evals * sizeof *t->nodes, "the node tables", err);
         else
             memset(t->nodes, 0, (size_t)t->n_evals * sizeof *t->nodes);
         for (int64_t k = 0; k < t->n_evals && !st; k++) st = parse_index(t, k, err);
@@ -539,7 +541,7 @@ bn_status parity_trace_evals(const parity_trace *t, parity_eval **out, int64_t *
     *n = t->n_evals;
     *out = malloc((size_t)(t->n_evals ? t->n_evals : 1) * sizeof **out);
     if (!*out)
-        return bn_error_set(err, BN_ERR_NOMEM, "%s: out of memory for %lld evaluations", parity_trace_path(t),
+        return bn_error_nomem(err, (size_t)(t->n_evals ? t->n_evals : 1) * sizeof **out, "%s: a list of %lld evaluations", parity_trace_path(t),
                             (long long)t->n_evals);
     for (int64_t k = 0; k < t->n_evals; k++) (*out)[k] = *parity_trace_eval(t, k);
     return BN_OK;
@@ -674,7 +676,7 @@ bn_status parity_trace_load_f32(const parity_trace *t, int64_t k, const char *na
     if (!st) st = npz_array_info_at(t->npz, idx, info, err);
     if (st) return st;
     float *out = malloc((size_t)(info->nelem ? info->nelem : 1) * sizeof *out);
-    if (!out) return oom(t, err);
+    if (!out) return oom(t, (size_t)(info->nelem ? info->nelem : 1) * sizeof *out, name, err);
     if (info->dtype == NPZ_F32) {
         st = npz_read_array_data(t->npz, idx, info, out, err); /* straight into the result */
     } else {
@@ -705,7 +707,7 @@ static bn_status writer_open(const char *path, bool anonymous, npz_compression c
     parity_trace_writer *w = calloc(1, sizeof *w);
     if (!w || !(w->path = strdup(path))) {
         free(w);
-        return bn_error_set(err, BN_ERR_NOMEM, "%s: out of memory", path);
+        return bn_error_nomem(err, sizeof *w + strlen(path) + 1, "%s: the trace writer", path);
     }
     w->max_eval = -1;
     bn_status st = anonymous ? npz_writer_open_anonymous(path, comp, &w->npz, err)
@@ -750,11 +752,11 @@ static bn_status remember_tap(parity_trace_writer *w, const char *tap, bn_error 
         if (strcmp(w->taps[i], tap) == 0) return BN_OK;
     if (w->n_taps % 64 == 0) {
         char **taps = realloc(w->taps, (size_t)(w->n_taps + 64) * sizeof *taps);
-        if (!taps) return bn_error_set(err, BN_ERR_NOMEM, "%s: out of memory", w->path);
+        if (!taps) return bn_error_nomem(err, (size_t)(w->n_taps + 64) * sizeof *taps, "%s: the tap list", w->path);
         w->taps = taps;
     }
     if (!(w->taps[w->n_taps] = strdup(tap)))
-        return bn_error_set(err, BN_ERR_NOMEM, "%s: out of memory", w->path);
+        return bn_error_nomem(err, strlen(tap) + 1, "%s: tap name %s", w->path, tap);
     w->n_taps++;
     return BN_OK;
 }
@@ -766,7 +768,7 @@ bn_status parity_trace_writer_add_tap(parity_trace_writer *w, int64_t k, const c
                             tap ? tap : "(null)", (long long)k);
     size_t len = strlen(tap) + 32;
     char *member = malloc(len);
-    if (!member) return bn_error_set(err, BN_ERR_NOMEM, "%s: out of memory", w->path);
+    if (!member) return bn_error_nomem(err, len, "%s: member name of tap %s", w->path, tap);
     snprintf(member, len, "e%lld/%s.npy", (long long)k, tap);
     bn_status st = npz_writer_add_array(w->npz, member, dtype, shape, ndim, data, err);
     free(member);
@@ -919,7 +921,7 @@ static void emit_meta_body(emitter *e, const parity_trace_meta *m, const char *c
 static bn_status emit_meta(const parity_trace_writer *w, const parity_trace_meta *m, ybuf *out,
                            bn_error *err) {
     emitter e = {.ok = true};
-    if (!yaml_emitter_initialize(&e.em)) return bn_error_set(err, BN_ERR_NOMEM, "%s: out of memory", w->path);
+    if (!yaml_emitter_initialize(&e.em)) return bn_error_nomem(err, sizeof e.em, "%s: the meta.yaml emitter", w->path);
     yaml_emitter_set_output(&e.em, ybuf_write, out);
     yaml_emitter_set_width(&e.em, -1);
     yaml_emitter_set_unicode(&e.em, 1);

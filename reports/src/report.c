@@ -123,7 +123,8 @@ static void *alloc_items(rx *x, size_t n, size_t size) {
     if (!n || x->st) return NULL;
     void *p = calloc(n, size);
     if (!p)
-        x->st = bn_error_set(x->err, BN_ERR_NOMEM, "%s: out of memory reading the receipt", bn_yaml_origin(x->doc));
+        x->st = bn_error_nomem(x->err, (unsigned long long)n * size, "%s: a list of %zu receipt items",
+                               bn_yaml_origin(x->doc), n);
     return p;
 }
 
@@ -437,7 +438,8 @@ static bn_status read_document(bn_yaml_doc *doc, report_receipt **out, bn_error 
     char *file = strdup(bn_yaml_origin(doc));
     if (!r || !file) {
         free(r), free(file);
-        bn_status st = bn_error_set(err, BN_ERR_NOMEM, "%s: out of memory", bn_yaml_origin(doc));
+        bn_status st = bn_error_nomem(err, sizeof *r + strlen(bn_yaml_origin(doc)) + 1, "%s: the receipt",
+                                      bn_yaml_origin(doc));
         bn_yaml_free(doc);
         return st;
     }

@@ -29,7 +29,7 @@ static cell *table_alloc(table *t, const char *title, const column *cols, size_t
     *t = (table){.title = title, .cols = cols, .n_cols = n_cols, .n_rows = n_rows};
     if (!n_rows || *st) return NULL;
     t->cells = calloc(n_rows * n_cols, sizeof *t->cells);
-    if (!t->cells) *st = bn_error_set(err, BN_ERR_NOMEM, "report: out of memory for a table of %zu rows", n_rows);
+    if (!t->cells) *st = bn_error_nomem(err, n_rows * n_cols * sizeof *t->cells, "report: table %s of %zu rows", title, n_rows);
     return t->cells;
 }
 
@@ -43,7 +43,7 @@ void report_table_free(table *t) {
 static void own_text(cell *c, char *s, bn_error *err, bn_status *st) {
     c->owned = s;
     c->text = s;
-    if (!s && !*st) *st = bn_error_set(err, BN_ERR_NOMEM, "report: out of memory for a table cell");
+    if (!s && !*st) *st = bn_error_nomem(err, 64, "report: the text of a table cell");
 }
 
 static cell text(const char *s) { return (cell){.kind = CELL_TEXT, .text = s}; }
@@ -277,7 +277,7 @@ void ink_side(const report_ink *k, const report_side *s) {
 
 bn_status report_models_build(const report_receipt *const *rs, size_t n, report_model **out, bn_error *err) {
     report_model *m = calloc(n ? n : 1, sizeof *m);
-    if (!m) return bn_error_set(err, BN_ERR_NOMEM, "report: out of memory for %zu receipts", n);
+    if (!m) return bn_error_nomem(err, (n ? n : 1) * sizeof *m, "report: the models of %zu receipts", n);
     for (size_t i = 0; i < n; i++) {
         bn_status st = report_model_build(rs[i], &m[i], err);
         if (st) {

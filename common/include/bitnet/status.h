@@ -77,6 +77,12 @@ bn_status bn_error_set(bn_error *err, bn_status code, const char *fmt, ...) BN_P
  * message its callers format. Leaves ap to the caller (va_end). */
 bn_status bn_error_setv(bn_error *err, bn_status code, const char *fmt, va_list ap) BN_PRINTF(3, 0);
 
+/* An allocation failure: sets BN_ERR_NOMEM with "<what>: out of memory
+ * (<bytes> bytes)" — and ", <N> MiB" from 1 MiB on — where what_fmt says
+ * what was being allocated, for which file or tensor ("t.npz: central
+ * directory of 1200 members"). Returns BN_ERR_NOMEM. */
+bn_status bn_error_nomem(bn_error *err, unsigned long long bytes, const char *what_fmt, ...) BN_PRINTF(3, 4);
+
 /* Prefixes err->msg with "prefix: " (e.g. a file name), keeping the code. */
 void bn_error_prefix(bn_error *err, const char *prefix);
 
