@@ -36,7 +36,7 @@ cmake --build build-asan -j"$jobs"
 # -LE: the memcheck pipeline and the memory-limit sweep ran in the release build (valgrind cannot
 # run ASan binaries; ASan reserves more address space than any limit leaves).
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-  ctest --test-dir build-asan --output-on-failure -j"$jobs" --timeout 900 -E '^py[.]' -LE 'valgrind|nomem'
+  ctest --test-dir build-asan --output-on-failure -j"$jobs" --timeout 900 -E '^py[.]' -LE 'valgrind|nomem|install'
 
 echo "== libFuzzer (ASan+UBSan, ${FUZZ_SECONDS:-20} s per target)"
 bash ci/fuzz.sh "${FUZZ_SECONDS:-20}"
