@@ -7,165 +7,48 @@
   graph nodes onto canonical taps per docs/specs/ggml-trace-names.md (``canonical``).
 """
 
-import io
 import os
-import tempfile
-import zipfile
+import sys
 
 import numpy as np
 import yaml
 
-
-class TraceError(ValueError):
-    """A malformed trace; the message names the file and member."""
-
-
-def _npy_bytes(arr):
-    buf = io.BytesIO()
-    np.lib.format.write_array(buf, np.ascontiguousarray(arr), version=(1, 0), allow_pickle=False)
-    return buf.getvalue()
+# The canonical container has one implementation: the installable package in python/bitparity
+# (numpy only). The reference keeps PyYAML as its meta.yaml codec: its traces, the fixtures
+# included (fixtures/MANIFEST.sha256), are byte for byte what yaml.safe_dump writes.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'python'))
+from bitparity import trace as _container  # noqa: E402
+from bitparity.trace import TraceError, _read_npy  # noqa: E402,F401
 
 
-def _read_npy(zf, member, path):
+def _yaml_dump(meta):
+    return yaml.safe_dump(meta, sort_keys=False, default_flow_style=None)
+
+
+def _yaml_load(text, where):
     try:
-        data = zf.read(member)
-    except KeyError:
-        raise TraceError('%s: missing member %s' % (path, member))
-    except (zipfile.BadZipFile, OSError, EOFError) as e:
-        raise TraceError('%s: member %s unreadable: %s' % (path, member, e))
-    buf = io.BytesIO(data)
-    try:
-        version = np.lib.format.read_magic(buf)
-        shape, fortran, dtype = np.lib.format._read_array_header(buf, version)
-    except (ValueError, SyntaxError) as e:
-        raise TraceError('%s: member %s: bad npy header: %s' % (path, member, e))
-    if dtype.hasobject:
-        raise TraceError('%s: member %s: object arrays are not allowed' % (path, member))
-    count = int(np.prod(shape, dtype=np.int64))
-    if len(data) - buf.tell() != count * dtype.itemsize:
-        raise TraceError('%s: member %s: header says %s %s (%d bytes) but %d data bytes follow'
-                         % (path, member, dtype, shape, count * dtype.itemsize, len(data) - buf.tell()))
-    arr = np.frombuffer(data, dtype=dtype, count=count, offset=buf.tell())
-    return arr.reshape(shape, order='F' if fortran else 'C').copy()
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise TraceError('%s: %s' % (where, e))
 
 
-class TraceWriter:
-    """Streaming writer of the canonical container.
-
-    ``begin(tokens, p0)`` opens evaluation e{k}; ``add(tap, array)`` appends one member
-    (float arrays stored float32, ``*.in_q8`` int8); ``close(greedy_tokens)`` writes meta.yaml.
-    The members go to a temporary file beside ``path`` that ``close`` renames onto it; ``abort``
-    removes it: an older file at ``path`` is never left half-replaced."""
+class TraceWriter(_container.TraceWriter):
+    """The package's writer with the reference's producer and PyYAML's meta.yaml."""
 
     def __init__(self, path, producer, model, settings):
-        self.path = str(path)
-        self.meta = {'trace': 'bitparity/v1', 'layout': 'canonical', 'producer': dict(producer),
-                     'model': dict(model), 'settings': dict(settings), 'evaluations': [], 'taps': []}
-        folder, name = os.path.split(os.path.abspath(self.path))
-        fd, self._tmp = tempfile.mkstemp(prefix='.%s.tmp.' % name, dir=folder)
-        os.close(fd)
-        self._zf = zipfile.ZipFile(self._tmp, 'w', compression=zipfile.ZIP_DEFLATED)
-        self._k = -1
-        self._seen = set()
-
-    def abort(self):
-        """Drops everything written; safe to call more than once."""
-        if self._zf is not None:
-            self._zf.close()
-            self._zf = None
-        if os.path.exists(self._tmp):
-            os.unlink(self._tmp)
-
-    def begin(self, tokens, p0):
-        self._k += 1
-        self.meta['evaluations'].append({'id': 'e%d' % self._k, 'tokens': [int(t) for t in tokens], 'p0': int(p0)})
-        self._seen = set()
-
-    def add(self, tap, arr):
-        if self._k < 0:
-            raise TraceError('add() before begin()')
-        if tap in self._seen:
-            raise TraceError('tap %s written twice in e%d' % (tap, self._k))
-        self._seen.add(tap)
-        arr = np.asarray(arr)
-        arr = arr.astype(np.int8 if tap.endswith('.in_q8') else np.float32, copy=False)
-        if self._k == 0:
-            self.meta['taps'].append(tap)
-        self._zf.writestr('e%d/%s.npy' % (self._k, tap), _npy_bytes(arr))
-
-    def close(self, greedy_tokens=None):
-        if greedy_tokens is not None:
-            self.meta['greedy_tokens'] = [int(t) for t in greedy_tokens]
-        self._zf.writestr('meta.yaml', yaml.safe_dump(self.meta, sort_keys=False, default_flow_style=None))
-        self._zf.close()
-        self._zf = None
-        os.chmod(self._tmp, 0o666 & ~_umask())
-        os.replace(self._tmp, self.path)
+        super().__init__(path, producer, model, settings, dump=_yaml_dump)
 
 
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+class CanonicalTrace(_container.CanonicalTrace):
+    def __init__(self, path):
+        super().__init__(path, load=_yaml_load)
 
 
-def _open_zip(path):
-    try:
-        return zipfile.ZipFile(str(path), 'r')
-    except (zipfile.BadZipFile, OSError) as e:
-        raise TraceError('%s: not a readable zip/npz: %s' % (path, e))
+_open_zip = _container.open_zip
 
 
 def _read_meta(zf, path):
-    try:
-        meta = yaml.safe_load(zf.read('meta.yaml'))
-    except KeyError:
-        raise TraceError('%s: missing meta.yaml' % path)
-    except yaml.YAMLError as e:
-        raise TraceError('%s: meta.yaml: %s' % (path, e))
-    if not isinstance(meta, dict):
-        raise TraceError('%s: meta.yaml is not a mapping' % path)
-    for key in ('trace', 'layout', 'evaluations'):
-        if key not in meta:
-            raise TraceError('%s: meta.yaml: missing key %r' % (path, key))
-    if meta['trace'] != 'bitparity/v1':
-        raise TraceError('%s: meta.yaml: trace %r is not bitparity/v1' % (path, meta['trace']))
-    evs = meta['evaluations']
-    if not isinstance(evs, list) or not evs:
-        raise TraceError('%s: meta.yaml: evaluations must be a non-empty list' % path)
-    for i, ev in enumerate(evs):
-        if not isinstance(ev, dict) or not {'id', 'tokens', 'p0'} <= set(ev):
-            raise TraceError('%s: meta.yaml: evaluations[%d] needs id, tokens, p0' % (path, i))
-    return meta
-
-
-class CanonicalTrace:
-    """Reader of a canonical trace: ``meta``, ``evaluations`` (list of dicts), ``taps(eid)``,
-    ``get(eid, tap)``."""
-
-    def __init__(self, path):
-        self.path = str(path)
-        self._zf = _open_zip(path)
-        self.meta = _read_meta(self._zf, self.path)
-        if self.meta['layout'] != 'canonical':
-            raise TraceError('%s: layout %r is not canonical' % (self.path, self.meta['layout']))
-        self.evaluations = self.meta['evaluations']
-        self._members = set(self._zf.namelist())
-
-    def taps(self, eid):
-        pre = eid + '/'
-        order = {t: i for i, t in enumerate(self.meta.get('taps') or [])}
-        names = [m[len(pre):-4] for m in self._zf.namelist() if m.startswith(pre) and m.endswith('.npy')]
-        return sorted(names, key=lambda t: order.get(t, len(order)))
-
-    def get(self, eid, tap):
-        return _read_npy(self._zf, '%s/%s.npy' % (eid, tap), self.path)
-
-    def has(self, eid, tap):
-        return '%s/%s.npy' % (eid, tap) in self._members
-
-    def close(self):
-        self._zf.close()
+    return _container.read_meta(zf, path, _yaml_load)
 
 
 # --- ggml-nodes -> canonical (docs/specs/ggml-trace-names.md) --------------------------------------

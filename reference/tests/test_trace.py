@@ -12,6 +12,7 @@ import numpy as np
 
 from reference import bitnet_ref as br
 from reference import trace as tr
+from bitparity.trace import _npy_bytes
 from reference.tests import REPO, shared
 
 
@@ -42,7 +43,7 @@ class Container(unittest.TestCase):
             w = tr.TraceWriter(p, {'name': 'x', 'version': '0', 'commit': 'c'}, {'arch': 'a'}, {'numerics': 'f32'})
             w.begin([1, 2], 0)
             w.add('token_embd', np.arange(6, dtype=np.float64).reshape(2, 3))
-            w.add('blk.0.attn_q.in_q8', np.array([[-128, 127]]))
+            w.add('blk.0.attn_q.in_q8', np.array([[-128, 127], [0, 1]]))
             w.begin([5], 2)
             w.add('token_embd', np.ones((1, 3)))
             w.close([5, 6])
@@ -71,7 +72,7 @@ class Container(unittest.TestCase):
                 tr.CanonicalTrace(p)
             with zipfile.ZipFile(p, 'w') as z:
                 z.writestr('meta.yaml', 'trace: bitparity/v1\nlayout: canonical\nevaluations: [{id: e0, tokens: [1], p0: 0}]\n')
-                full = tr._npy_bytes(np.zeros((4, 4), np.float32))
+                full = _npy_bytes(np.zeros((4, 4), np.float32))
                 z.writestr('e0/x.npy', full[:-8])
             with self.assertRaisesRegex(tr.TraceError, 'data bytes follow'):
                 tr.CanonicalTrace(p).get('e0', 'x')
