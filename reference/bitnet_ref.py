@@ -47,7 +47,6 @@ Numerics modes:
 
 import argparse
 import fnmatch
-import hashlib
 import os
 import subprocess
 import sys
@@ -58,9 +57,11 @@ if __package__ in (None, ''):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     from reference import detmath, gguf
     from reference.trace import TraceWriter
+    from bitparity import sha256_file  # on sys.path through reference.trace
 else:
     from . import detmath, gguf
     from .trace import TraceWriter
+    from bitparity import sha256_file  # on sys.path through .trace
 
 PRODUCER = 'bitparity-reference'
 VERSION = '0.1.0'
@@ -704,14 +705,6 @@ def run_trace(model, tokens, decode=0, numerics='f32', taps=None, callback=None)
 
 
 # --- CLI ---------------------------------------------------------------------------------------
-def _sha256(path):
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _commit():
     here = os.path.dirname(os.path.abspath(__file__))
     try:
@@ -746,7 +739,7 @@ def write_trace(model_path, tokens, out, decode=0, numerics='ggml-compat', taps=
     """Run and write the canonical trace ``out``; returns the greedy tokens."""
     model = Model(model_path)
     w = TraceWriter(out, {'name': PRODUCER, 'version': VERSION, 'commit': _commit()},
-                    {'path': str(model_path), 'sha256': _sha256(model_path), 'arch': model.arch,
+                    {'path': str(model_path), 'sha256': sha256_file(model_path), 'arch': model.arch,
                      'weight_type': _weight_type(model)},
                     {'numerics': numerics, 'threads': 1, 'fault': 'none',
                      'activation': model.activation})
