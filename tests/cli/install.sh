@@ -50,39 +50,10 @@ for exe in "$tmp/retrace_pc" "$tmp/eb/retrace"; do
     [ $? -eq 2 ] || fail "--replay on a foreign trace was not refused: $(cat "$tmp/out")"
 done
 
-# 4. the classic porting bugs, written through the C writer as a foreign engine's trace, are each
-# localized at the right tap with the right hint, and replay is refused (it would re-run our engine).
-# The buggy activations come from the engine's seeded faults (what a port with that bug computes).
-model="$src/fixtures/models/b158-i2s.gguf" # 8 heads / 4 KV: head order and RoPE pairing are visible
-"$bp" trace -m "$model" --tokens 264,72,101,108,108,111 --decode 1 -o "$tmp/clean.npz" 2>/dev/null || fail "clean trace"
-while read -r fault tap hint; do
-    "$bp" trace -m "$model" --tokens 264,72,101,108,108,111 --decode 1 --fault "$fault" -o "$tmp/f.npz" 2>/dev/null ||
-        fail "trace --fault $fault"
-    rm -f "$tmp/port.npz"
-    "$tmp/eb/retrace" "$tmp/f.npz" "$tmp/port.npz" my-port "$model" 2>"$tmp/err" || fail "retrace $fault: $(cat "$tmp/err")"
-    "$py" -c "import sys,zipfile; m=zipfile.ZipFile(sys.argv[1]).read('meta.yaml').decode(); assert 'fault' not in m or 'fault: none' in m, m" \
-        "$tmp/port.npz" || fail "$fault: the foreign trace must not carry the engine's fault name"
-    "$bp" compare "$tmp/port.npz" "$tmp/clean.npz" -o "$tmp/r.yaml" >"$tmp/out" 2>&1
-    [ $? -eq 1 ] || fail "$fault: compare did not fail: $(cat "$tmp/out")"
-    "$py" - "$tmp/r.yaml" "$tap" "$hint" "$fault" <<'PY' || fail "$fault: $(cat "$tmp/out")"
-import sys, re
-text, tap, hint, fault = open(sys.argv[1]).read(), sys.argv[2], sys.argv[3], sys.argv[4]
-fd = text[text.index('first_divergence:'):]
-m = re.search(r'\n\s+evaluation: (\S+)\n\s+tap: (\S+)', fd)
-assert m and (m.group(1), m.group(2)) == ('e0', tap), (fault, m and m.groups(), tap)
-names = re.findall(r'^\s*-?\s*name: (\S+)', text[text.index('hints:'):], re.M)
-assert hint in names, (fault, hint, names)
-PY
-    "$bp" compare "$tmp/port.npz" "$tmp/clean.npz" --replay -m "$model" >"$tmp/out" 2>&1
-    [ $? -eq 2 ] || fail "$fault: --replay on a foreign trace was not refused: $(cat "$tmp/out")"
-done <<'CASES'
-silu blk.0.ffn_act activation-swap
-gamma-inv-sqrt-h blk.0.attn_norm scale-factor
-layernorm blk.0.attn_norm layernorm-vs-rmsnorm
-no-subnorm blk.0.attn_sub_norm subnorm-missing
-rope-normal blk.0.attn_q_rope rope-pairing
-qk-head-perm blk.0.attn_q head-permutation
-CASES
+# 4. the classic porting bugs written through the installed C writer (lib/porting_bugs.sh)
+. "$src/tests/cli/lib/porting_bugs.sh"
+retrace_c() { "$tmp/eb/retrace" "$1" "$2" my-port "$3"; }
+check_porting_bugs retrace_c
 
 # 5. refusals: each names what is wrong, and leaves no file behind
 cat >"$tmp/bad.c" <<'C'

@@ -40,4 +40,22 @@ PY
 grep -q "model-mismatch" "$tmp/r.yaml" && fail "same model reported as a mismatch"
 "$bp" compare "$tmp/mine.npz" "$tmp/ref.npz" --replay -m "$tmp/m.gguf" >"$tmp/out" 2>&1
 [ $? -eq 2 ] || fail "--replay on the package's trace was not refused: $(cat "$tmp/out")"
-echo "python_package: installed offline into a venv; its trace compares equal; replay refused"
+# The classic porting bugs written through the installed package (lib/porting_bugs.sh)
+. "$src/tests/cli/lib/porting_bugs.sh"
+retrace_py() {
+    "$tmp/venv/bin/python" - "$@" <<'PY'
+import sys
+import bitparity
+src, out, model = sys.argv[1:]
+with bitparity.CanonicalTrace(src) as r, \
+        bitparity.TraceWriter(out, producer={'name': 'py-port'},
+                              model={'path': model, 'sha256': bitparity.sha256_file(model), 'weight_type': 'i2_s'},
+                              settings={'numerics': 'ggml-compat'}) as w:
+    for ev in r.evaluations:
+        w.begin_evaluation(ev['tokens'], ev['p0'])
+        for tap in r.taps(ev['id']):
+            w.write_tap(tap, r.get(ev['id'], tap))
+PY
+}
+check_porting_bugs retrace_py
+echo "python_package: installed offline into a venv; its trace compares equal; 6 porting bugs localized and named; replay refused"
