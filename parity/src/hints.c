@@ -563,6 +563,80 @@ static bn_status hint_transposed(hint_ctx *c) {
     return st;
 }
 
+/* ------------------------------------------------- sub-norm not recorded -- */
+
+/* The subject has no sub-norm tap where the reference has one, its input
+ * (attn_ctx / ffn_act) agrees, and the projection after it is the first tap
+ * to differ: the shape of a port without BitNet's sub-norms (a LLaMA block),
+ * which feeds the un-normed value to the projection. With the model the hint
+ * measures it: the subject's output against the projection of the input
+ * without the norm, the reference's against the projection of its sub-norm
+ * (float products; the int8 step leaves NMSE ~1e-5). Without the model it
+ * states only what the traces show. */
+static bn_status hint_absent_subnorm(hint_ctx *c) {
+    const bool attn = !strcmp(c->kind, "attn_out");
+    if (!attn && strcmp(c->kind, "ffn_out")) return BN_OK;
+    char sub_name[64], in_name[64];
+    snprintf(sub_name, sizeof sub_name, "blk.%d.%s", c->layer, attn ? "attn_sub_norm" : "ffn_sub_norm");
+    snprintf(in_name, sizeof in_name, "blk.%d.%s", c->layer, attn ? "attn_ctx" : "ffn_act");
+    if (parity_tapview_find(c->sv, c->k, sub_name) >= 0 || parity_tapview_find(c->rv, c->k, sub_name) < 0 ||
+        parity_tapview_find(c->sv, c->k, in_name) < 0)
+        return BN_OK;
+    const bn_proj p = attn ? BN_PROJ_O : BN_PROJ_DOWN;
+    const bn_weight *w = c->model && c->layer >= 0 && c->layer < c->model->hp.n_layer
+                             ? &c->model->layers[c->layer].w[p] : NULL;
+    char msg[512], ev[512];
+    if (!w) {
+        snprintf(msg, sizeof msg, "%s: the subject records no %s, which the reference applies before this "
+                 "projection: BitNet's sub-norm is probably missing in the subject (a LLaMA block)", c->tap, sub_name);
+        snprintf(ev, sizeof ev, "structure only: %s absent from the subject, present in the reference; %s agrees; "
+                 "%s is the first tap to differ (give -m MODEL to measure it against the weights)", sub_name,
+                 in_name, c->tap);
+        return add_hint(c, "subnorm-missing", msg, ev);
+    }
+    parity_tensor x = {0}, xn = {0}, s = {0}, r = {0};
+    bool fx, fn;
+    bn_status st = load_tap(c->sv, c->k, in_name, &x, &fx, c->err);
+    if (!st) st = load_tap(c->rv, c->k, sub_name, &xn, &fn, c->err);
+    const int64_t K = w->k, N = w->n;
+    if (st || !fx || !fn || !load_pair(c, c->tap, &s, &r, &st) || x.ndim != 2 || x.shape[1] != K || xn.n != x.n ||
+        s.n != (size_t)(x.shape[0] * N)) {
+        parity_tensor_free(&x), parity_tensor_free(&xn), parity_tensor_free(&s), parity_tensor_free(&r);
+        return st;
+    }
+    const int64_t T = x.shape[0];
+    const double scale = c->model->layers[c->layer].has_scale[p] ? c->model->layers[c->layer].w_scale[p] : 1.0;
+    float *W = malloc((size_t)(N * K) * sizeof *W);
+    double *y = malloc((size_t)(T * N) * sizeof *y), *yn = malloc((size_t)(T * N) * sizeof *yn);
+    if (!W || !y || !yn)
+        st = bn_error_nomem(c->err, (size_t)(N * K) * sizeof *W + 2 * (size_t)(T * N) * sizeof *y,
+                            "hints: the sub-norm check of %s", c->tap);
+    if (!st) st = bn_dequantize_rows(w->type, w->data, K, N, 0, N, W, c->err);
+    for (int64_t t = 0; !st && t < T; t++)
+        for (int64_t j = 0; j < N; j++) {
+            double a = 0, b = 0;
+            for (int64_t i = 0; i < K; i++) {
+                a += (double)W[j * K + i] * x.data[t * K + i];
+                b += (double)W[j * K + i] * xn.data[t * K + i];
+            }
+            y[t * N + j] = a * scale, yn[t * N + j] = b * scale;
+        }
+    if (!st) {
+        const double s_raw = nmse_fd(s.data, y, s.n), s_norm = nmse_fd(s.data, yn, s.n), r_norm = nmse_fd(r.data, yn, r.n);
+        if (s_raw < 1e-3 && r_norm < 1e-3 && s_norm > 1e-2) {
+            snprintf(msg, sizeof msg, "%s: the subject records no %s and projects %s unnormed: BitNet's sub-norm is "
+                     "missing in the subject (a LLaMA block)", c->tap, sub_name, in_name);
+            snprintf(ev, sizeof ev, "%s absent from the subject; with the model's blk.%d.%s.weight: subject %s vs "
+                     "W·%s NMSE %.3g, vs W·(reference %s) %.3g; reference vs W·%s %.3g", sub_name, c->layer,
+                     bn_proj_name(p), c->tap, in_name, s_raw, sub_name, s_norm, sub_name, r_norm);
+            st = add_hint(c, "subnorm-missing", msg, ev);
+        }
+    }
+    free(W), free(y), free(yn);
+    parity_tensor_free(&x), parity_tensor_free(&xn), parity_tensor_free(&s), parity_tensor_free(&r);
+    return st;
+}
+
 /* ------------------------------------------------------------- the set -- */
 
 /* A warning rather than a diagnosis, so given whatever the verdict: two
@@ -594,7 +668,7 @@ bn_status parity_hints_find(parity_compare_result *r, const parity_tapview *subj
                   .model = model, .err = err};
     bn_status (*const analyzers[])(hint_ctx *) = {hint_nan_origin, hint_activation, hint_norm,      hint_rope,
                                                   hint_heads,      hint_int8,       hint_transposed, hint_scale,
-                                                  hint_attention};
+                                                  hint_attention,  hint_absent_subnorm};
     for (size_t i = 0; i < sizeof analyzers / sizeof analyzers[0] && !st; i++) st = analyzers[i](&c);
     return st;
 }

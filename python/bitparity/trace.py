@@ -312,8 +312,8 @@ class TraceWriter:
     dimension (the second for attn_scores / attn_probs) must be the evaluation's token count.
     ``close(greedy_tokens=None)`` writes meta.yaml and renames the temporary file onto ``path``;
     ``abort()`` removes it, so an older file at ``path`` is never half-replaced. As a context
-    manager it closes on success and aborts on an exception. ``strict`` (default) refuses tap names
-    that are not in docs/taps.md. ``producer`` needs a ``name``; the name ``bitparity`` is refused
+    manager it closes on success (unless closed inside the block) and aborts on an exception.
+    ``strict`` (default) refuses tap names that are not in docs/taps.md. ``producer`` needs a ``name``; the name ``bitparity`` is refused
     unless ``reserved_ok`` (it tells ``compare --replay`` that the trace came from bitparity's
     engine). ``dump`` replaces the meta.yaml emitter."""
 
@@ -339,10 +339,10 @@ class TraceWriter:
         return self
 
     def __exit__(self, kind, value, tb):
-        if kind is None:
-            self.close()
-        else:
+        if kind is not None:
             self.abort()
+        elif self._zf is not None:       # not closed inside the block (close(greedy_tokens=...))
+            self.close()
         return False
 
     def abort(self):
