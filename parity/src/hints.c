@@ -509,6 +509,34 @@ static bn_status hint_int8(hint_ctx *c) {
 
 /* ---------------------------------------------------- transposed weight -- */
 
+/* The products, in double, of two inputs x1, x2 [T, K] with the model's
+ * projection w [K -> N] times `scale`: y1 = x1·Wᵀ (the weight as stored),
+ * y2 = x2·Wᵀ, or x2·W when `second_transposed` (a square weight used the
+ * other way round). *y1 and *y2 [T, N] are the caller's to free. */
+static bn_status project_pair(hint_ctx *c, const bn_weight *w, double scale, const float *x1, const float *x2,
+                              bool second_transposed, int64_t T, double **y1, double **y2) {
+    const int64_t K = w->k, N = w->n;
+    float *W = malloc((size_t)(N * K) * sizeof *W);
+    *y1 = malloc((size_t)(T * N) * sizeof **y1), *y2 = malloc((size_t)(T * N) * sizeof **y2);
+    bn_status st = BN_OK;
+    if (!W || !*y1 || !*y2)
+        st = bn_error_nomem(c->err, (size_t)(N * K) * sizeof *W + 2 * (size_t)(T * N) * sizeof **y1,
+                            "hints: the products of %s with its weight", c->tap);
+    if (!st) st = bn_dequantize_rows(w->type, w->data, K, N, 0, N, W, c->err);
+    for (int64_t t = 0; !st && t < T; t++)
+        for (int64_t j = 0; j < N; j++) {
+            double a = 0, b = 0;
+            for (int64_t i = 0; i < K; i++) {
+                a += (double)W[j * K + i] * x1[t * K + i]; /* row j of W: output j */
+                b += (double)(second_transposed ? W[i * K + j] : W[j * K + i]) * x2[t * K + i]; /* or column j */
+            }
+            (*y1)[t * N + j] = a * scale, (*y2)[t * N + j] = b * scale;
+        }
+    free(W);
+    if (st) free(*y1), free(*y2), *y1 = *y2 = NULL;
+    return st;
+}
+
 /* With the model: the reference's input times the weight as stored and as
  * transposed; the subject matching the transposed product (and the
  * reference the stored one) means a transposed weight. Float products: the
@@ -531,22 +559,9 @@ static bn_status hint_transposed(hint_ctx *c) {
         parity_tensor_free(&x), parity_tensor_free(&s), parity_tensor_free(&r);
         return st;
     }
-    const int64_t T = x.shape[0], n = w->k;
-    float *W = malloc((size_t)(n * n) * sizeof *W);
-    double *y = malloc((size_t)(T * n) * sizeof *y), *yt = malloc((size_t)(T * n) * sizeof *yt);
-    if (!W || !y || !yt)
-        st = bn_error_nomem(c->err, (size_t)(n * n) * sizeof *W + 2 * (size_t)(T * n) * sizeof *y,
-                            "hints: the transposed-weight check of %s", c->tap);
-    if (!st) st = bn_dequantize_rows(w->type, w->data, n, n, 0, n, W, c->err);
-    for (int64_t t = 0; !st && t < T; t++)
-        for (int64_t j = 0; j < n; j++) {
-            double a = 0, b = 0;
-            for (int64_t i = 0; i < n; i++) {
-                a += (double)W[j * n + i] * x.data[t * n + i]; /* row j of W: output j */
-                b += (double)W[i * n + j] * x.data[t * n + i]; /* column j: the transposed use */
-            }
-            y[t * n + j] = a, yt[t * n + j] = b;
-        }
+    const int64_t T = x.shape[0];
+    double *y = NULL, *yt = NULL;
+    st = project_pair(c, w, 1.0, x.data, x.data, true, T, &y, &yt);
     if (!st) {
         const double s_t = nmse_fd(s.data, yt, s.n), s_n = nmse_fd(s.data, y, s.n), r_n = nmse_fd(r.data, y, r.n);
         if (s_t < 1e-3 && r_n < 1e-3 && s_n > 1e-2) {
@@ -558,7 +573,7 @@ static bn_status hint_transposed(hint_ctx *c) {
             st = add_hint(c, "transposed-weight", msg, ev);
         }
     }
-    free(W), free(y), free(yt);
+    free(y), free(yt);
     parity_tensor_free(&x), parity_tensor_free(&s), parity_tensor_free(&r);
     return st;
 }
@@ -606,21 +621,8 @@ static bn_status hint_absent_subnorm(hint_ctx *c) {
     }
     const int64_t T = x.shape[0];
     const double scale = c->model->layers[c->layer].has_scale[p] ? c->model->layers[c->layer].w_scale[p] : 1.0;
-    float *W = malloc((size_t)(N * K) * sizeof *W);
-    double *y = malloc((size_t)(T * N) * sizeof *y), *yn = malloc((size_t)(T * N) * sizeof *yn);
-    if (!W || !y || !yn)
-        st = bn_error_nomem(c->err, (size_t)(N * K) * sizeof *W + 2 * (size_t)(T * N) * sizeof *y,
-                            "hints: the sub-norm check of %s", c->tap);
-    if (!st) st = bn_dequantize_rows(w->type, w->data, K, N, 0, N, W, c->err);
-    for (int64_t t = 0; !st && t < T; t++)
-        for (int64_t j = 0; j < N; j++) {
-            double a = 0, b = 0;
-            for (int64_t i = 0; i < K; i++) {
-                a += (double)W[j * K + i] * x.data[t * K + i];
-                b += (double)W[j * K + i] * xn.data[t * K + i];
-            }
-            y[t * N + j] = a * scale, yn[t * N + j] = b * scale;
-        }
+    double *y = NULL, *yn = NULL;
+    st = project_pair(c, w, scale, x.data, xn.data, false, T, &y, &yn);
     if (!st) {
         const double s_raw = nmse_fd(s.data, y, s.n), s_norm = nmse_fd(s.data, yn, s.n), r_norm = nmse_fd(r.data, yn, r.n);
         if (s_raw < 1e-3 && r_norm < 1e-3 && s_norm > 1e-2) {
@@ -632,7 +634,7 @@ static bn_status hint_absent_subnorm(hint_ctx *c) {
             st = add_hint(c, "subnorm-missing", msg, ev);
         }
     }
-    free(W), free(y), free(yn);
+    free(y), free(yn);
     parity_tensor_free(&x), parity_tensor_free(&xn), parity_tensor_free(&s), parity_tensor_free(&r);
     return st;
 }

@@ -36,15 +36,8 @@ PY
     fail "clean hook trace vs engine ggml-compat under quantized: $(cat "$tmp/out")"
 
 # 2. the bugs, each switched on in the PyTorch model
-while read -r bug tap hint; do
+while read -r _ bug tap hint; do
     port --bug "$bug" -o "$tmp/bug.npz" || fail "torch model --bug $bug"
     assert_bug_named "$tmp/bug.npz" "$tmp/engine-f32.npz" "$model" "$tap" "$hint" "torch --bug $bug"
-done <<'CASES'
-silu blk.0.ffn_act activation-swap
-gamma-inv-sqrt-h blk.0.attn_norm scale-factor
-layernorm blk.0.attn_norm layernorm-vs-rmsnorm
-no-subnorm blk.0.attn_sub_norm subnorm-missing
-rope-normal blk.0.attn_q_rope rope-pairing
-head-order blk.0.attn_q head-permutation
-CASES
+done < <(porting_bug_cases)
 echo "torch_hooks: clean pass, 6 bugs named"

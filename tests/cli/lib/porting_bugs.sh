@@ -25,25 +25,32 @@ PY
     [ $rc -eq 2 ] || fail "$label: --replay on a foreign trace exited $rc, not refused: $(cat "$tmp/out")"
 }
 
+# porting_bug_cases: the classic porting bugs, one per line: the engine's --fault that computes
+# what a port with it computes, the name of the bug switch of the test ports (torch_bitnet.py), the
+# tap where it first shows in a trace of b158-i2s.gguf, and the hint that must name it.
+porting_bug_cases() {
+    cat <<'CASES'
+silu silu blk.0.ffn_act activation-swap
+gamma-inv-sqrt-h gamma-inv-sqrt-h blk.0.attn_norm scale-factor
+layernorm layernorm blk.0.attn_norm layernorm-vs-rmsnorm
+no-subnorm no-subnorm blk.0.attn_sub_norm subnorm-missing
+rope-normal rope-normal blk.0.attn_q_rope rope-pairing
+qk-head-perm head-order blk.0.attn_q head-permutation
+CASES
+}
+
 # check_porting_bugs WRITER: for each bug, the engine's seeded fault gives the activations a port
 # with that bug computes; `WRITER IN.npz OUT.npz MODEL` writes them again as a foreign engine's
 # trace, which assert_bug_named checks.
 check_porting_bugs() {
     local writer=$1 model="$src/fixtures/models/b158-i2s.gguf" # 8 heads / 4 KV: head order and RoPE pairing show
-    local tokens=264,72,101,108,108,111 fault tap hint
+    local tokens=264,72,101,108,108,111 fault tap hint _
     "$bp" trace -m "$model" --tokens $tokens --decode 1 -o "$tmp/clean.npz" 2>/dev/null || fail "clean trace"
-    while read -r fault tap hint; do
+    while read -r fault _ tap hint; do
         "$bp" trace -m "$model" --tokens $tokens --decode 1 --fault "$fault" -o "$tmp/fault.npz" 2>/dev/null ||
             fail "trace --fault $fault"
         rm -f "$tmp/port.npz"
         "$writer" "$tmp/fault.npz" "$tmp/port.npz" "$model" 2>"$tmp/err" || fail "$fault: $writer: $(cat "$tmp/err")"
         assert_bug_named "$tmp/port.npz" "$tmp/clean.npz" "$model" "$tap" "$hint" "$fault ($writer)"
-    done <<'CASES'
-silu blk.0.ffn_act activation-swap
-gamma-inv-sqrt-h blk.0.attn_norm scale-factor
-layernorm blk.0.attn_norm layernorm-vs-rmsnorm
-no-subnorm blk.0.attn_sub_norm subnorm-missing
-rope-normal blk.0.attn_q_rope rope-pairing
-qk-head-perm blk.0.attn_q head-permutation
-CASES
+    done < <(porting_bug_cases)
 }
