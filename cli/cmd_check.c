@@ -3,13 +3,14 @@
 #include "commands.h"
 
 static const char check_help[] =
-    "usage: bitparity check -m MODEL --reference TRACE.npz [--numerics ggml-compat|f32] [--taps GLOBS]\n"
+    "usage: bitparity check -m MODEL --reference TRACE.npz [--numerics MODE] [--taps GLOBS]\n"
     "                       [--policy NAME|FILE] [--map M] [--replay [--replay-mode block|op]]\n"
     "                       [--keep-trace OUT.npz] [-o RECEIPT.yaml] [--format text|yaml|json] [--threads N]\n\n"
     "Runs bitparity's engine on MODEL with exactly the reference's evaluations (its prompt and the\n"
     "tokens of each of its decode steps), records every default tap, and compares the two traces as\n"
-    "`bitparity compare` does (the engine is the subject). The numerics mode defaults to ggml-compat\n"
-    "for a bitnet.cpp reference and to f32 otherwise.\n\n"
+    "`bitparity compare` does (the engine is the subject). The numerics mode (ggml-compat, f32 or\n"
+    "llama.cpp-compat) defaults to the reference's own, ggml-compat for a bitnet.cpp reference,\n"
+    "llama.cpp-compat for a llama.cpp one (then the policy is exact: bit-identical), f32 otherwise.\n\n"
     "  --reference T   the reference trace (bitnet.cpp/llama.cpp dump or a bitparity trace)\n"
     "  --keep-trace F  also write the engine's trace to F (default: it is held in memory only)\n"
     "  other options   as for `bitparity compare` and `bitparity trace`\n\n"

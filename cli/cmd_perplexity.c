@@ -19,7 +19,7 @@
 #include "parity/trace.h"
 
 static const char ppl_help[] =
-    "usage: bitparity perplexity -m MODEL -f TEXT [--ctx N] [--threads N] [--numerics ggml-compat|f32]\n"
+    "usage: bitparity perplexity -m MODEL -f TEXT [--ctx N] [--threads N] [--numerics ggml-compat|f32|llama.cpp-compat]\n"
     "                            [--save-logits OUT.npz] [--kld-base BASE.npz]\n\n"
     "Tokenizes TEXT (no BOS), cuts it into non-overlapping windows of N-1 tokens, evaluates each\n"
     "window with BOS in front and scores every window token from the tokens before it;\n"
@@ -215,7 +215,7 @@ int cmd_perplexity(int argc, char **argv) {
     cp.n_threads = (int)threads;
     cp.cancel = cli_interrupt_flag();
     if (!bn_numerics_parse(numerics, &cp.numerics))
-        return cli_usage_error("perplexity", "--numerics '%s': expected ggml-compat or f32", numerics);
+        return cli_usage_error("perplexity", "--numerics '%s': expected ggml-compat, f32 or llama.cpp-compat", numerics);
     bn_error err = {0};
     bn_model *m = NULL;
     bn_tokenizer *tok = NULL;

@@ -11,7 +11,7 @@
 
 static const char run_help[] =
     "usage: bitparity run -m MODEL (-p TEXT | --tokens 1,2,3) [-n N] [--temp T] [--top-k K] [--top-p P]\n"
-    "                     [--seed S] [--threads N] [--numerics ggml-compat|f32] [--chat] [--ids]\n\n"
+    "                     [--seed S] [--threads N] [--numerics ggml-compat|f32|llama.cpp-compat] [--chat] [--ids]\n\n"
     "Streams the generated text to stdout. With -p the prompt is tokenized and BOS added as the\n"
     "vocabulary says; with --tokens the ids are used as given (no BOS); with neither, generation\n"
     "starts from BOS alone. Stops at EOS/EOT or after N tokens.\n\n"
@@ -21,7 +21,7 @@ static const char run_help[] =
     "  --top-p P     nucleus sampling threshold in (0, 1] (default 0.95)\n"
     "  --seed S      sampling seed >= 0 (default 42)\n"
     "  --threads N   worker threads, 1..256 (default 2); results do not depend on it\n"
-    "  --numerics M  ggml-compat (default) or f32\n"
+    "  --numerics M  ggml-compat (default), f32 or llama.cpp-compat\n"
     "  --chat        wrap the prompt in the BitNet chat template (User: ...<|eot_id|>Assistant: )\n"
     "  --ids         print the generated token ids separated by spaces instead of text\n";
 
@@ -87,7 +87,7 @@ static bn_status generate(const run_opts *o, const bn_model *m, const bn_tokeniz
     sp.ctx.n_threads = (int)o->threads;
     sp.ctx.cancel = cli_interrupt_flag();
     if (!bn_numerics_parse(o->numerics, &sp.ctx.numerics))
-        return bn_error_set(err, BN_ERR_INVALID, "--numerics '%s': expected ggml-compat or f32", o->numerics);
+        return bn_error_set(err, BN_ERR_INVALID, "--numerics '%s': expected ggml-compat, f32 or llama.cpp-compat", o->numerics);
     run_state r = {.o = o, .tok = tok, .V = m->hp.n_vocab};
     sp.user = &r;
     const bn_sampler_params smp = {(float)o->temp, (int32_t)o->top_k, (float)o->top_p, (uint64_t)o->seed};

@@ -8,7 +8,7 @@
 
 static const char trace_help[] =
     "usage: bitparity trace -m MODEL (-p TEXT | --tokens IDS [--decode N] | --tokens-from TRACE) [--taps GLOB,...]\n"
-    "                       [--numerics ggml-compat|f32] [--threads N] [--fault NAME] [--compress]\n"
+    "                       [--numerics ggml-compat|f32|llama.cpp-compat] [--threads N] [--fault NAME] [--compress]\n"
     "                       -o OUT.npz\n\n"
     "Evaluates the prompt (e0) and N greedy single-token decode steps (e1..eN) and writes every\n"
     "selected tap of every evaluation to OUT.npz (numpy-loadable; meta.yaml records the producer,\n"
@@ -21,7 +21,8 @@ static const char trace_help[] =
     "                  foreign engine's trace can be compared on every evaluation\n"
     "  --taps GLOBS    comma-separated globs (blk.*.attn_norm, blk.3.*, logits); default: every\n"
     "                  tap except the opt-in attn_scores, attn_probs, *.in_q8, *.in_scale\n"
-    "  --numerics M    ggml-compat (default: f16 KV cache and bitnet.cpp's roundings) or f32\n"
+    "  --numerics M    ggml-compat (default: f16 KV cache and bitnet.cpp's roundings), f32, or\n"
+    "                  llama.cpp-compat (upstream llama.cpp's CPU roundings, f32 KV cache)\n"
     "  --threads N     worker threads, 1..256 (default 2); taps are bit-identical for every N\n"
     "  --compress      deflate the arrays (about 35 % smaller; far slower to write and read)\n"
     "  --fault NAME    seed a known bug, to prove the parity driver finds it: gamma-inv-sqrt-h, silu,\n"
@@ -60,7 +61,7 @@ int cmd_trace(int argc, char **argv) {
                             .n_threads = (int)threads, .out_path = out, .compress = compress,
                             .cancel = cli_interrupt_flag()};
     if (!bn_numerics_parse(numerics, &o.numerics))
-        return cli_usage_error("trace", "--numerics '%s': expected ggml-compat or f32", numerics);
+        return cli_usage_error("trace", "--numerics '%s': expected ggml-compat, f32 or llama.cpp-compat", numerics);
     if (!bn_fault_parse(fault, &o.fault)) return cli_usage_error("trace", "--fault '%s': unknown fault (see --help)", fault);
     bn_error err = {0};
     bn_model *m;

@@ -43,6 +43,15 @@ Numerics modes:
                token_embd used as lm_head) rounds its input to f16 on single-token decode.
                The KV length padding to a multiple of 32 adds −inf columns: they only change
                which softmax elements fall into ggml's vector chunks.
+  llama.cpp-compat  emulates upstream llama.cpp's CPU backend (AVX-512 ggml, its `bitnet` graph):
+               as ggml-compat, except that K and V stay float32 (no f16 cache, q not rounded),
+               q·kᵀ is ggml_vec_dot_f32 (64-element steps, the tail summed in float32 as rounded
+               products), p·V of a prompt is tinyBLAS (16 FMA lanes) and of a single token
+               ggml_vec_dot_f32, the KV length is padded to 256, and an F16 weight rounds its
+               input to f16 for prompts too (its sgemm takes f16 × f16). Established on the
+               shared llama.cpp traces: every node of f32, tq2_0, tq1_0 and silu-f32 bit for bit.
+  SiLU (both compat modes): ggml's vectorized silu, x / (1 + ggml_v_expf(−x)) in chunks of 16,
+               a correctly rounded expf for the tail, then · up.
 """
 
 import argparse
@@ -82,6 +91,9 @@ def f32(a):
 def f16(a):
     """Round to float16 (nearest-even) and back to float64; via float32 like ggml's FP32_TO_FP16."""
     return np.asarray(a, dtype=np.float64).astype(np.float32).astype(np.float16).astype(np.float64)
+
+
+NUMERICS = ('f32', 'ggml-compat', 'llama.cpp-compat')
 
 
 # --- int8 activation quantizers (exact emulations) -------------------------------------------
@@ -128,11 +140,28 @@ def quantize_act_q8k(x):
     return q.reshape(t, k), d
 
 
-def tq_matmul(x, w, dw):
-    """llama.cpp TQ1_0/TQ2_0 · Q8_K: w [N, K] int8 ternary, dw [N, K/256] float32 block scales."""
+def tq_matmul(x, w, dw, lanes8=False):
+    """llama.cpp TQ1_0/TQ2_0 · Q8_K: w [N, K] int8 ternary, dw [N, K/256] float32 block scales.
+    lanes8: ggml's x86 kernel order (the compat modes): per block 8 int32 lanes, lane k = Σ over
+    the elements e with (e mod 32) div 4 = k of (w+1)·q, minus the q sum of elements 32k..32k+31;
+    each lane accumulated across blocks as fma(lane, f32(d·d_w), acc), a halving tree at the end.
+    Otherwise one float32 sum of the blocks' exact integer dot products."""
     q, d = quantize_act_q8k(x)
     t, k = q.shape
     nb = k // 256
+    if lanes8:
+        n = w.shape[0]
+        acc = np.zeros((t, n, 8), dtype=np.float32)
+        for b in range(nb):
+            sl = slice(b * 256, (b + 1) * 256)
+            qb = q[:, sl].astype(np.int64).reshape(t, 8, 8, 4)            # e = 32g + 4k + r
+            cb = (w[:, sl].astype(np.int64) + 1).reshape(n, 8, 8, 4)
+            lanes = np.einsum('tgkr,ngkr->tnk', qb, cb) - q[:, sl].astype(np.int64).reshape(t, 8, 32).sum(-1)[:, None, :]
+            db = (d[:, b][:, None] * dw[:, b][None, :]).astype(np.float32)
+            acc = _fma32(lanes.astype(np.float32), db[..., None], acc)
+        h = (acc[..., :4] + acc[..., 4:]).astype(np.float32)
+        y = ((h[..., 0] + h[..., 2]).astype(np.float32) + (h[..., 1] + h[..., 3]).astype(np.float32)).astype(np.float32)
+        return y, q, d
     y = np.zeros((t, w.shape[0]), dtype=np.float32)
     for b in range(nb):
         sl = slice(b * 256, (b + 1) * 256)
@@ -155,10 +184,24 @@ def quantize_act_q8_0(x):
     return q.reshape(t, k), d.astype(np.float16).astype(np.float32)
 
 
-def q8_0_matmul(x, w, dw):
-    """Q8_0 weights (w [N,K] int8, dw [N,K/32]) times Q8_0-quantized activations."""
+def q8_0_matmul(x, w, dw, lanes8=False):
+    """Q8_0 weights (w [N,K] int8, dw [N,K/32]) times Q8_0-quantized activations. lanes8: ggml's
+    x86 order (the compat modes): per block 8 int32 lanes of 4 consecutive products each,
+    accumulated across blocks as fma(f32(d_w·d), lane, acc), a halving tree at the end.
+    Otherwise one float32 sum of the blocks' exact integer dot products."""
     q, d = quantize_act_q8_0(x)
     t, k = q.shape
+    if lanes8:
+        n = w.shape[0]
+        acc = np.zeros((t, n, 8), dtype=np.float32)
+        for b in range(k // 32):
+            sl = slice(b * 32, (b + 1) * 32)
+            lanes = np.einsum('tkr,nkr->tnk', q[:, sl].astype(np.int64).reshape(t, 8, 4),
+                              w[:, sl].astype(np.int64).reshape(n, 8, 4))
+            db = (d[:, b][:, None] * dw[:, b][None, :]).astype(np.float32)
+            acc = _fma32(lanes.astype(np.float32), db[..., None], acc)
+        h = (acc[..., :4] + acc[..., 4:]).astype(np.float32)
+        return ((h[..., 0] + h[..., 2]).astype(np.float32) + (h[..., 1] + h[..., 3]).astype(np.float32)).astype(np.float32)
     y = np.zeros((t, w.shape[0]), dtype=np.float32)
     for b in range(k // 32):
         sl = slice(b * 32, (b + 1) * 32)
@@ -223,6 +266,18 @@ def ggml_expf_avx512(x):
         return np.where(big, np.where(n <= 0, np.float32(0), np.float32(np.inf)), res).astype(np.float32)
 
 
+def ggml_silu(x, lanes=16):
+    """ggml's silu of float32 rows x [..., n]: x / (1 + ggml_v_expf(−x)) with float32 steps over
+    the first n − n mod 16 elements (its AVX-512 vector loop), a correctly rounded expf for the
+    rest (its scalar tail; the engine calls libm's expf there). Returns float64 values."""
+    x = np.asarray(x, dtype=np.float32)
+    nv = x.shape[-1] // lanes * lanes
+    e = np.empty_like(x)
+    e[..., :nv] = ggml_expf_avx512(-x[..., :nv])
+    e[..., nv:] = detmath.exp(-x[..., nv:].astype(np.float64)).astype(np.float32)
+    return (x / (np.float32(1) + e).astype(np.float32)).astype(np.float32).astype(np.float64)
+
+
 def ggml_softmax_rows(scores, n_cols):
     """ggml's soft_max_ext on float32 rows of already scaled and masked scores (AVX-512 build):
     the rows are padded with −inf to ``n_cols`` (the KV length, a multiple of 32), exponentials
@@ -252,11 +307,12 @@ def ggml_softmax_rows(scores, n_cols):
     return (e * inv).astype(np.float32)[..., :n]
 
 
-def ggml_vec_dot_f16(a, b, lanes=16):
+def ggml_vec_dot_f16(a, b, lanes=16, tail='double'):
     """Σ a·b over the last axis as ggml_vec_dot_f16 of an AVX-512 build sums it (ggml-compat
     attention products): operands are f16 values; 4 accumulators of ``lanes`` float32 FMA lanes
     take chunks of 4·lanes elements (accumulator j the j-th quarter), then acc0+acc2, acc1+acc3,
-    their sum and a halving tree; the tail (n not a multiple of 4·lanes) adds the exact f16×f16
+    their sum and a halving tree; tail='float' is ggml_vec_dot_f32 (float32 operands, the tail
+    added to the float32 sum as rounded products). Otherwise the tail (n not a multiple of 4·lanes) adds the exact f16×f16
     products in double. Below 4·lanes elements everything is tail: an exact float64 sum. Not in
     the specs: it reproduces the engine's kernel, which matches every kq/kqv node of the shared
     traces. Broadcasts a and b; returns float64 values of the float32 results."""
@@ -277,6 +333,11 @@ def ggml_vec_dot_f16(a, b, lanes=16):
             h = v.shape[-1] // 2
             v = (v[..., :h] + v[..., h:]).astype(np.float32)
         s32 = v[..., 0]
+    if tail == 'float':    # ggml_vec_dot_f32: sumf += x·y in float32, the product rounded first
+        s = s32
+        for i in range(nv, n):
+            s = (s + (a[..., i] * b[..., i]).astype(np.float32)).astype(np.float32)
+        return s.astype(np.float64)
     total = s32.astype(np.float64)
     for i in range(nv, n):
         total = total + (a[..., i] * b[..., i]).astype(np.float32).astype(np.float64)
@@ -351,17 +412,18 @@ class Linear:
     def ternary(self):
         return self.kind in ('i2s', 'tq')
 
-    def __call__(self, x, compat, single_token=False):
-        """(y float64 [T, N], q8 or None, in_scale or None)."""
+    def __call__(self, x, compat, single_token=False, f16_prompt=False):
+        """(y float64 [T, N], q8 or None, in_scale or None). f16_prompt: an F16 weight rounds
+        its input to f16 for prompts too (llama.cpp-compat)."""
         if self.kind == 'i2s':
             q, s = quantize_act_i2s(x)
             return i2s_matmul_from_q(q, s, self.w, self.scale).astype(np.float64), q, s
         if self.kind == 'tq':
-            y, q, d = tq_matmul(x, self.w, self.dw)
+            y, q, d = tq_matmul(x, self.w, self.dw, lanes8=compat)
             return y.astype(np.float64), q, d
         if self.kind == 'q8_0':
-            return q8_0_matmul(x, self.w, self.dw).astype(np.float64), None, None
-        if compat and single_token and self.type == gguf.F16:
+            return q8_0_matmul(x, self.w, self.dw, lanes8=compat).astype(np.float64), None, None
+        if compat and (single_token or f16_prompt) and self.type == gguf.F16:
             x = f16(x)
         if compat:
             return ggml_dot(x, self.w, 64 if single_token else 16).astype(np.float64), None, None
@@ -498,10 +560,11 @@ class Session:
     order of float32 / int8 arrays)."""
 
     def __init__(self, model, numerics='f32', taps=None):
-        if numerics not in ('f32', 'ggml-compat'):
-            raise RefError('numerics must be f32 or ggml-compat, not %r' % numerics)
+        if numerics not in NUMERICS:
+            raise RefError('numerics must be one of %s, not %r' % (', '.join(NUMERICS), numerics))
         self.m = model
-        self.compat = numerics == 'ggml-compat'
+        self.compat = numerics != 'f32'           # ggml's roundings (bitnet.cpp's or llama.cpp's)
+        self.lcpp = numerics == 'llama.cpp-compat'
         self.numerics = numerics
         self.select = taps if isinstance(taps, TapSelector) else TapSelector(taps)
         self.select.check(model.n_layer)
@@ -564,7 +627,7 @@ class Session:
 
     def _proj(self, taps, lay, w, x, prefix, single):
         lin = lay[w]
-        y, q, s = lin(x, self.compat, single)
+        y, q, s = lin(x, self.compat, single, f16_prompt=self.lcpp)
         if lin.ternary:
             self._tap(taps, '%s%s.in_q8' % (prefix, w), q)
             self._tap(taps, '%s%s.in_scale' % (prefix, w), s)
@@ -582,7 +645,10 @@ class Session:
         Vh = np.repeat(V.transpose(1, 0, 2), group, axis=0)
         qh = q.transpose(1, 0, 2)                              # [nh, T, D]
         mask = np.arange(n_kv)[None, :] > (p0 + np.arange(T))[:, None]     # [T, n_kv]
-        if self.compat:
+        if self.lcpp:
+            kq = ggml_vec_dot_f16(qh[:, :, None, :], Kh[:, None, :, :], tail='float')
+            scores = f32(kq * np.float64(np.float32(1.0) / np.sqrt(np.float32(m.head_dim))))
+        elif self.compat:
             kq = ggml_vec_dot_f16(f16(qh)[:, :, None, :], Kh[:, None, :, :])
             scores = f32(kq * np.float64(np.float32(1.0) / np.sqrt(np.float32(m.head_dim))))
         else:
@@ -590,8 +656,9 @@ class Session:
         scores = np.where(mask[None], -np.inf, scores)
         self._tap(taps, prefix + 'attn_scores', scores)
         mx = np.max(scores, axis=-1, keepdims=True)
-        if self.compat:  # the KV length ggml sees is padded to 32 cells (llama.cpp's kv_self.n)
-            p = ggml_softmax_rows(scores, min(-(-n_kv // 32) * 32, m.n_ctx)).astype(np.float64)
+        pad = 256 if self.lcpp else 32   # the KV length ggml sees: llama.cpp's padding, bitnet.cpp's
+        if self.compat:
+            p = ggml_softmax_rows(scores, min(-(-n_kv // pad) * pad, m.n_ctx)).astype(np.float64)
         else:
             e = detmath.exp(scores - mx)
             p = e / detmath.sequential_sum(e)[..., None]
@@ -602,12 +669,14 @@ class Session:
             # ggml sums p·V over its padded KV length: the zero columns decide which products
             # share an FMA lane. A single token rounds p to f16 (ggml_vec_dot_f16); a prompt
             # keeps it f32 (tinyBLAS, 16 lanes).
-            npad = min(-(-n_kv // 32) * 32, m.n_ctx)
+            npad = min(-(-n_kv // pad) * pad, m.n_ctx)
             pp = np.zeros(p.shape[:-1] + (npad,))
-            pp[..., :n_kv] = f16(p) if T == 1 else p
+            pp[..., :n_kv] = f16(p) if T == 1 and not self.lcpp else p
             Vp = np.zeros((Vh.shape[0], npad, Vh.shape[2]))
             Vp[:, :n_kv] = Vh
-            if T == 1:
+            if T == 1 and self.lcpp:    # llama.cpp's sgemm serves prompts only
+                ctx = ggml_vec_dot_f16(pp[:, :, None, :], Vp.transpose(0, 2, 1)[:, None, :, :], tail='float')
+            elif T == 1:
                 ctx = ggml_vec_dot_f16(pp[:, :, None, :], Vp.transpose(0, 2, 1)[:, None, :, :])
             else:
                 ctx = np.stack([ggml_dot(pp[h], Vp[h].T, 16) for h in range(m.n_head)]).astype(np.float64)
@@ -644,7 +713,7 @@ class Session:
             k = self.rope(k.reshape(T, nkv, D), cos, sin)
             self._tap(taps, pre + 'attn_q_rope', q.reshape(T, -1))
             self._tap(taps, pre + 'attn_k_rope', k.reshape(T, -1))
-            store = f16 if self.compat else (lambda a: a)
+            store = f16 if self.compat and not self.lcpp else (lambda a: a)
             self.k_cache[il] = np.concatenate([self.k_cache[il], store(k)])
             self.v_cache[il] = np.concatenate([self.v_cache[il], store(v.reshape(T, nkv, D))])
             o = self.attention(taps, pre, q, il, T, p0)
@@ -665,6 +734,8 @@ class Session:
             if m.activation == 'relu2':
                 r = np.maximum(g, 0.0)
                 a = self._r(self._r(r * r) * u)
+            elif self.compat:
+                a = self._r(ggml_silu(g) * u)
             else:
                 a = self._r(self._r(g / self._r(1.0 + self._r(detmath.exp(-g)))) * u)
             self._tap(taps, pre + 'ffn_act', a)
@@ -677,7 +748,7 @@ class Session:
             self._tap(taps, pre + 'out', x)
         h = self.rms_norm(x, m.output_norm)
         self._tap(taps, 'output_norm', h)
-        logits, _, _ = m.lm_head(h, self.compat, single)
+        logits, _, _ = m.lm_head(h, self.compat, single, f16_prompt=self.lcpp)
         logits = self._r(logits)
         self._tap(taps, 'logits', logits)
         self.n_past += T
@@ -763,7 +834,7 @@ def main(argv=None):
         p = sub.add_parser(name)
         p.add_argument('-m', '--model', required=True)
         p.add_argument('--tokens', required=True, type=_tokens, help='comma-separated ids, used as given')
-        p.add_argument('--numerics', choices=('f32', 'ggml-compat'), default='ggml-compat')
+        p.add_argument('--numerics', choices=NUMERICS, default='ggml-compat')
         if name == 'trace':
             p.add_argument('--decode', type=int, default=0, help='greedy single-token steps after the prompt')
             p.add_argument('--taps', default=None,

@@ -252,6 +252,38 @@ TEST(CompareLlamaCpp, F32PassesCrossBackend) {
     EXPECT_LT(r->evals[0].logits.kld_max, 1e-6);
 }
 
+// llama.cpp-compat numerics reproduce upstream llama.cpp bit for bit: every
+// mapped tap of every shared trace, the opt-in attention scores and
+// probabilities included, chosen automatically under the exact policy.
+TEST(CompareLlamaCpp, CompatNumericsAreBitIdentical) {
+    for (const char *name : {"f32", "tq2_0", "tq1_0", "silu-f32"}) {
+        SCOPED_TRACE(name);
+        REQUIRE_SHARED(model, std::string("models/tiny-bitnet-llamacpp-") + name + ".gguf");
+        REQUIRE_SHARED(ref, std::string("reference-traces/llamacpp/") + name + "-p1.npz");
+        for (const char *taps : {(const char *)nullptr, "blk.*"}) {
+            bptest::TempDir dir;
+            ASSERT_NO_FATAL_FAILURE(Record(model, kLlamaP1, dir.file("e.npz"), BN_NUMERICS_LLAMACPP_COMPAT,
+                                           BN_FAULT_NONE, taps));
+            Compared c;
+            ASSERT_NO_FATAL_FAILURE(Compare(dir.file("e.npz"), ref, &c));
+            const parity_compare_result *r = c.res.get();
+            EXPECT_EQ(c.policy_name, "exact");
+            EXPECT_TRUE(r->pass) << r->diagnosis;
+            EXPECT_EQ(r->counts.compared, taps ? 76 : 71);  // 2 layers x 2 opt-in (scores, probs) more
+            int identical = 0;
+            for (size_t i = 0; i < r->n_taps; i++)
+                if (r->taps[i].status == PARITY_TAP_PASS || r->taps[i].status == PARITY_TAP_FAIL) {
+                    EXPECT_TRUE(r->taps[i].m.bit_identical) << r->taps[i].name << " nmse " << r->taps[i].m.nmse;
+                    identical += r->taps[i].m.bit_identical;
+                }
+            EXPECT_EQ(identical, r->counts.compared);
+            if (!taps) {  // blk.* records no logits
+                EXPECT_EQ(r->evals[0].logits.top1_agree, 1.0);
+            }
+        }
+    }
+}
+
 TEST(CompareLlamaCpp, SiluIsLocalizedToLayer0Activation) {
     REQUIRE_SHARED(model, "models/tiny-bitnet-llamacpp-f32.gguf");
     REQUIRE_SHARED(ref, "reference-traces/llamacpp/silu-f32-p1.npz");

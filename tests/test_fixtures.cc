@@ -138,12 +138,16 @@ struct Case {
 // single-token p·V over a KV length padded to 64 (p2's decode steps): every
 // tap of every evaluation is bit-identical, for both prompts.
 //
-// ggml-compat, b158-f32 (head_dim 64, n_ff 160): the prompt (e0) is
-// bit-identical; the decode steps are not, because the F32 matmul with
-// K = 160 = 2·64 + 32 has a ggml_vec_dot_f32 tail that no bitnet.cpp trace
-// covers: the engine fuses `sumf += x*y` into a multiply-add (as compilers
-// contract it), the reference rounds the product first. Measured 1.02e-11
-// (p1, e1/e2) and 5.15e-12 (p2).
+// ggml-compat, every other model: bit-identical too, every tap of every
+// evaluation, both prompts: b158-f32's single-token F32 matmul with
+// K = 160 = 2·64 + 32 ends in a ggml_vec_dot_f32 tail, summed as rounded
+// products (no fma: established on the shared llama.cpp traces); TQ1_0/TQ2_0
+// in ggml's 8-lane Q8_K order, Q8_0 in its 8-lane order, SiLU as ggml's
+// vectorized silu (ggml_v_expf in chunks of 16, a correctly rounded tail).
+//
+// llama.cpp-compat (lcompat): upstream llama.cpp's arithmetic (f32 KV cache
+// padded to 256, tinyBLAS p·V for prompts, f16 inputs of F16 weights for
+// prompts too): bit-identical on the I2_S, TQ2_0 + SiLU and F16 models.
 //
 // f32 mode: engine float32 vs reference float64. Dense paths measure
 // 1e-14..5e-13. Models whose activations are quantized (I2_S per token, TQ via
@@ -157,22 +161,38 @@ const Case kCases[] = {
     {"b158-i2s", "p2", "compat", 3, 0},
     {"b158-i2s", "p1", "f32", 0, 1e-12},              // measured 1.05e-13
     {"b158-i2s", "p2", "f32", 0, 1e-12},              // measured 1.62e-13
-    {"b158-f32", "p1", "compat", 1, 1e-10},           // measured 1.02e-11
-    {"b158-f32", "p2", "compat", 1, 5e-11},           // measured 5.15e-12
+    {"b158-i2s", "p1", "lcompat", 3, 0},
+    {"b158-i2s", "p2", "lcompat", 3, 0},
+    {"b158-f32", "p1", "compat", 3, 0},
+    {"b158-f32", "p2", "compat", 3, 0},
     {"b158-f32", "p1", "f32", 0, 3e-12},              // measured 3.43e-13
     {"b158-f32", "p2", "f32", 0, 2e-12},              // measured 2.35e-13
     {"b25-i2s", "p1", "compat", 3, 0},
     {"b25-i2s", "p2", "compat", 3, 0},
     {"b25-i2s", "p1", "f32", 0, 1e-12},               // measured 1.51e-13
     {"b25-i2s", "p2", "f32", 0, 7e-13},               // measured 7.53e-14
+    {"bitnet-tq2-silu", "p1", "compat", 3, 0},
+    {"bitnet-tq2-silu", "p2", "compat", 3, 0},
+    {"bitnet-tq2-silu", "p1", "lcompat", 3, 0},
+    {"bitnet-tq2-silu", "p2", "lcompat", 3, 0},
     {"bitnet-tq2-silu", "p1", "f32", 0, 5e-6},        // measured 9.80e-7 (flips)
     {"bitnet-tq2-silu", "p2", "f32", 0, 1e-12},       // measured 1.14e-13
+    {"bitnet-tq1-relu2", "p1", "compat", 3, 0},
+    {"bitnet-tq1-relu2", "p2", "compat", 3, 0},
     {"bitnet-tq1-relu2", "p1", "f32", 0, 5e-4},       // measured 1.27e-4 (flip cascade)
     {"bitnet-tq1-relu2", "p2", "f32", 0, 1e-11},      // measured 1.17e-12
+    {"llama-f32", "p1", "compat", 3, 0},
+    {"llama-f32", "p2", "compat", 3, 0},
     {"llama-f32", "p1", "f32", 0, 3e-12},             // measured 4.63e-13
     {"llama-f32", "p2", "f32", 0, 2e-12},             // measured 2.44e-13
+    {"llama-f16", "p1", "compat", 3, 0},
+    {"llama-f16", "p2", "compat", 3, 0},
+    {"llama-f16", "p1", "lcompat", 3, 0},
+    {"llama-f16", "p2", "lcompat", 3, 0},
     {"llama-f16", "p1", "f32", 0, 2e-12},             // measured 2.87e-13
     {"llama-f16", "p2", "f32", 0, 2e-12},             // measured 2.70e-13
+    {"llama-q8_0", "p1", "compat", 3, 0},
+    {"llama-q8_0", "p2", "compat", 3, 0},
     {"llama-q8_0", "p1", "f32", 0, 3e-13},            // measured 3.44e-14
     {"llama-q8_0", "p2", "f32", 0, 5e-6},             // measured 1.14e-6 (flips)
 };
@@ -192,7 +212,10 @@ TEST_P(FixtureVsReference, TapsAndGreedyTokensMatch) {
     parity_trace *tp = nullptr;
     ASSERT_OK(parity_trace_open(FixturePath("expected/" + ExpectedName(c)).c_str(), &tp, &err), err);
     TracePtr trace(tp);
-    ASSERT_STREQ(parity_trace_get(trace.get(), "settings.numerics"), c.mode[0] == 'c' ? "ggml-compat" : "f32");
+    const bn_numerics numerics = !strcmp(c.mode, "compat")    ? BN_NUMERICS_GGML_COMPAT
+                                 : !strcmp(c.mode, "lcompat") ? BN_NUMERICS_LLAMACPP_COMPAT
+                                                              : BN_NUMERICS_F32;
+    ASSERT_STREQ(parity_trace_get(trace.get(), "settings.numerics"), bn_numerics_name(numerics));
     ModelPtr m = LoadModel(c.model);
     ASSERT_TRUE(m);
 
@@ -204,8 +227,7 @@ TEST_P(FixtureVsReference, TapsAndGreedyTokensMatch) {
         globs += (i ? "," : "") + std::string(parity_trace_tap_name(trace.get(), i));
     const int64_t n_evals = parity_trace_eval_count(trace.get());
     ASSERT_EQ(n_evals, 3);
-    EngineRun run = RunEngine(m.get(), prompt, (int)n_evals - 1, globs,
-                              c.mode[0] == 'c' ? BN_NUMERICS_GGML_COMPAT : BN_NUMERICS_F32);
+    EngineRun run = RunEngine(m.get(), prompt, (int)n_evals - 1, globs, numerics);
 
     int compared = 0, identical = 0;
     double worst = 0;
@@ -301,7 +323,7 @@ TEST_P(FixtureModel, ZeroEmbeddingRowStaysZero) {
     std::vector<int32_t> p1 = bptest::FixturePrompt("p1");
     ASSERT_EQ(p1[0], kZeroToken);
     const std::string globs = "*";  // every tap, opt-in ones included
-    for (bn_numerics mode : {BN_NUMERICS_GGML_COMPAT, BN_NUMERICS_F32}) {
+    for (bn_numerics mode : {BN_NUMERICS_GGML_COMPAT, BN_NUMERICS_F32, BN_NUMERICS_LLAMACPP_COMPAT}) {
         EngineRun run = RunEngine(m.get(), p1, 0, globs, mode);
         int scales = 0, rows = 0;
         for (const auto &[key, rec] : run.taps) {
@@ -385,7 +407,7 @@ void ExpectTapsIndependentOfThreadCount(const ModelInfo &mi, const std::vector<i
                                         const char *path) {
     ModelPtr m = LoadModel(mi.name);
     ASSERT_TRUE(m);
-    for (bn_numerics mode : {BN_NUMERICS_GGML_COMPAT, BN_NUMERICS_F32}) {
+    for (bn_numerics mode : {BN_NUMERICS_GGML_COMPAT, BN_NUMERICS_F32, BN_NUMERICS_LLAMACPP_COMPAT}) {
         const std::string what = std::string(path) + " path, " + bn_numerics_name(mode);
         EngineRun one = RunEngine(m.get(), prompt, n_decode, "*", mode, 1);
         ASSERT_EQ(one.greedy.size(), (size_t)n_decode + 1) << what;

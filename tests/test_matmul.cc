@@ -39,13 +39,13 @@ std::vector<bn_simd> Levels() {
 // Runs bn_matmul with its own scratch; returns y [T,n].
 std::vector<float> Matmul(bn_pool *pool, const bn_weight &w, const std::vector<float> &x, int64_t T,
                           bn_sum_order order, bn_simd simd = BN_SIMD_AUTO, bool act_f16 = false,
-                          std::vector<uint8_t> *scratch_out = nullptr) {
+                          std::vector<uint8_t> *scratch_out = nullptr, bool f16_gemm = false) {
     size_t sb = bn_matmul_scratch_bytes(&w, T);
     EXPECT_GT(sb, 0u);
     std::vector<uint64_t> scratch(sb / 8 + 1);
     std::vector<float> y((size_t)(T * w.n), -1.0f);
     bn_matmul_opts o{};
-    o.order = order, o.act_f16 = act_f16, o.simd = simd;
+    o.order = order, o.act_f16 = act_f16, o.simd = simd, o.f16_gemm = f16_gemm;
     bn_error err;
     bn_status st = bn_matmul(pool, &w, x.data(), T, y.data(), &o, scratch.data(), sb, &err);
     EXPECT_OK(st, err);
@@ -388,13 +388,14 @@ TEST(MatmulDeterminism, SimdLevelsAndThreadCountsAgreeForEveryType) {
         for (int64_t T : {1, 5}) {
             std::vector<float> x((size_t)(T * K));
             for (auto &v : x) v = nd(rng);
-            for (bn_sum_order order : {BN_SUM_PLAIN, BN_SUM_GGML, BN_SUM_GGML_AVX2}) {
-                std::vector<float> ref = Matmul(pools[0].get(), W, x, T, order, BN_SIMD_PORTABLE);
+            for (bn_sum_order order : {BN_SUM_PLAIN, BN_SUM_GGML, BN_SUM_GGML_AVX2})
+                for (bool f16_gemm : {false, true}) {  // llama.cpp-compat's f16 x f16 tinyBLAS
+                std::vector<float> ref = Matmul(pools[0].get(), W, x, T, order, BN_SIMD_PORTABLE, false, nullptr, f16_gemm);
                 for (bn_simd simd : Levels())
                     for (auto &p : pools) {
-                        std::vector<float> y = Matmul(p.get(), W, x, T, order, simd);
+                        std::vector<float> y = Matmul(p.get(), W, x, T, order, simd, false, nullptr, f16_gemm);
                         EXPECT_EQ(memcmp(y.data(), ref.data(), y.size() * 4), 0)
-                            << bn_type_name(type) << " T=" << T << " order=" << order
+                            << bn_type_name(type) << " T=" << T << " order=" << order << " f16_gemm=" << f16_gemm
                             << " simd=" << bn_simd_name(simd) << " threads=" << bn_pool_size(p.get());
                     }
                 // Sanity: every type is close to the float product of its
@@ -432,13 +433,16 @@ TEST(MatmulDot, SimdLevelsAgreeOnAttentionDots) {
             float r1 = bn_dot_f32(a.data(), b.data(), n, o, BN_SIMD_PORTABLE);
             float r2 = bn_dot_f16(a16.data(), b16.data(), n, o, BN_SIMD_PORTABLE);
             float r3 = bn_dot_f16_f32(a16.data(), b.data(), n, o, BN_SIMD_PORTABLE);
+            float r4 = bn_dot_f32_tiny(a.data(), b.data(), n, o, BN_SIMD_PORTABLE);
             double exact = 0;
             for (int64_t i = 0; i < n; i++) exact += (double)a[i] * b[i];
             EXPECT_NEAR(r1, exact, 1e-4 * n) << n;
+            EXPECT_NEAR(r4, exact, 1e-4 * n) << n;
             for (bn_simd s : Levels()) {
                 EXPECT_EQ(Bits(bn_dot_f32(a.data(), b.data(), n, o, s)), Bits(r1)) << n << " " << o;
                 EXPECT_EQ(Bits(bn_dot_f16(a16.data(), b16.data(), n, o, s)), Bits(r2)) << n << " " << o;
                 EXPECT_EQ(Bits(bn_dot_f16_f32(a16.data(), b.data(), n, o, s)), Bits(r3)) << n << " " << o;
+                EXPECT_EQ(Bits(bn_dot_f32_tiny(a.data(), b.data(), n, o, s)), Bits(r4)) << n << " " << o;
             }
         }
     }

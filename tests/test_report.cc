@@ -419,7 +419,7 @@ TEST(Report, CheckReceiptsThroughTheBinary) {
     TempDir tmp;
     auto pass = RunCli("check -m " + i2s + " --reference " + bitnetcpp + " -o " + tmp.file("pass.yaml"));
     ASSERT_EQ(pass.exit_code, 0) << pass.err;
-    auto fail = RunCli("check -m " + f32 + " --reference " + silu + " --replay -o " + tmp.file("fail.yaml"));
+    auto fail = RunCli("check -m " + f32 + " --reference " + silu + " --numerics f32 --replay -o " + tmp.file("fail.yaml"));
     ASSERT_EQ(fail.exit_code, 1) << fail.err;
 
     auto one = RunCli("report " + tmp.file("fail.yaml") + " -o " + tmp.file("fail.html"));

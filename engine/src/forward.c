@@ -65,12 +65,13 @@ struct bn_ctx {
     char tap_name[96];
 };
 
-static const char *const numerics_names[] = {"ggml-compat", "f32"};
+static const char *const numerics_names[] = {"ggml-compat", "f32", "llama.cpp-compat"};
+#define N_NUMERICS (int)(sizeof numerics_names / sizeof numerics_names[0])
 
-const char *bn_numerics_name(bn_numerics n) { return (unsigned)n < 2 ? numerics_names[n] : "?"; }
+const char *bn_numerics_name(bn_numerics n) { return (unsigned)n < N_NUMERICS ? numerics_names[n] : "?"; }
 
 bool bn_numerics_parse(const char *s, bn_numerics *out) {
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < N_NUMERICS; i++)
         if (!strcmp(s, numerics_names[i])) return *out = (bn_numerics)i, true;
     return false;
 }
@@ -122,7 +123,9 @@ static bn_status project(bn_ctx *c, int il, bn_proj p, const bn_weight *w, const
     bn_matmul_opts mo = c->mm;
     /* ggml converts activations to f16 for F16 weights when its
      * single-token path (vec_dot_f16) runs. */
-    mo.act_f16 = c->p.numerics == BN_NUMERICS_GGML_COMPAT && w->type == BN_TYPE_F16 && T == 1;
+    const bool llamacpp = c->p.numerics == BN_NUMERICS_LLAMACPP_COMPAT;
+    mo.act_f16 = (c->p.numerics == BN_NUMERICS_GGML_COMPAT || llamacpp) && w->type == BN_TYPE_F16 && T == 1;
+    mo.f16_gemm = llamacpp;
     bn_status st = bn_matmul(c->pool, &wf, x, T, y, &mo, c->r.mm_scratch, c->r.mm_scratch_bytes, err);
     if (st) return st;
     if (il >= 0 && c->m->layers[il].has_scale[p]) bn_op_scale(y, c->m->layers[il].w_scale[p], T * w->n);
@@ -165,6 +168,9 @@ static void attn_rows(void *arg, int64_t begin, int64_t end) {
     const int64_t D = hp->head_dim, nh = hp->n_head, nkv = hp->n_head_kv, T = c->T, n_kv = job->n_kv;
     const int64_t kvd = nkv * D, gqa = nh / nkv;
     const bool compat = c->kv.f16;
+    /* upstream llama.cpp: f32 cache; q·k by ggml_vec_dot_f32 (q is a strided
+     * view), p·V by tinyBLAS for a prompt (its sgemm serves n >= 2 only) */
+    const bool llamacpp = !compat && c->p.numerics == BN_NUMERICS_LLAMACPP_COMPAT;
     const bn_sum_order order = c->mm.order;
     const bn_simd simd = bn_pool_simd(c->pool);
     const float scale = 1.0f / sqrtf((float)D);
@@ -179,9 +185,9 @@ static void attn_rows(void *arg, int64_t begin, int64_t end) {
             for (int64_t j = 0; j < n_kv; j++) {
                 const int64_t off = ((int64_t)job->il * c->n_ctx + j) * kvd + g * D;
                 /* causal mask, and the padded cells of ggml-compat */
-                att[j] = j > pos    ? -INFINITY
-                         : compat ? bn_dot_f16(c->kv.k16 + off, q16, D, order, simd) * scale
-                                  : bn_dot_f32(c->kv.k32 + off, q, D, order, simd) * scale;
+                att[j] = j > pos              ? -INFINITY
+                         : compat             ? bn_dot_f16(c->kv.k16 + off, q16, D, order, simd) * scale
+                                              : bn_dot_f32(c->kv.k32 + off, q, D, order, simd) * scale;
             }
         }
         if (job->stages & ATT_SOFTMAX) bn_op_softmax_ggml(att, n_kv, 1.0f, c->lanes);
@@ -195,8 +201,9 @@ static void attn_rows(void *arg, int64_t begin, int64_t end) {
             for (int64_t j = 0; j < n_kv; j++) p16[j] = bn_f32_to_f16(att[j]);
         for (int64_t d = 0; d < D; d++) {
             const int64_t off = ((int64_t)job->il * kvd + g * D + d) * c->n_ctx;
-            out[d] = !compat ? bn_dot_f32(c->kv.v32 + off, att, n_kv, order, simd)
-                     : p_f16 ? bn_dot_f16(c->kv.v16 + off, p16, n_kv, order, simd)
+            out[d] = llamacpp && T > 1 ? bn_dot_f32_tiny(c->kv.v32 + off, att, n_kv, order, simd)
+                     : !compat ? bn_dot_f32(c->kv.v32 + off, att, n_kv, order, simd)
+                     : p_f16   ? bn_dot_f16(c->kv.v16 + off, p16, n_kv, order, simd)
                              : bn_dot_f16_f32(c->kv.v16 + off, att, n_kv, order, simd);
         }
     }
@@ -237,9 +244,11 @@ static bn_status tap_attention(bn_ctx *c, int il, bn_tap_kind kind, int64_t n_kv
 
 static bn_status attention(bn_ctx *c, int il, bn_error *err) {
     kv_store(c, il);
-    const int64_t used = c->p0 + c->T, padded = (used + 31) / 32 * 32;
-    /* ggml-compat pads the cache length to 32 cells (llama.cpp's kv_self.n). */
-    const int64_t n_kv = c->kv.f16 ? (padded < c->n_ctx ? padded : c->n_ctx) : used;
+    /* ggml-compat pads the cache length to 32 cells (bitnet.cpp's kv_self.n),
+     * llama.cpp-compat to 256 (upstream's padding); the padding decides which
+     * scores the softmax's vector lanes take and which its libm tail. */
+    const int64_t used = c->p0 + c->T, pad = c->kv.f16 ? 32 : c->p.numerics == BN_NUMERICS_LLAMACPP_COMPAT ? 256 : 1;
+    const int64_t padded = (used + pad - 1) / pad * pad, n_kv = padded < c->n_ctx ? padded : c->n_ctx;
     const int64_t rows = c->m->hp.n_head * c->T;
     const bool tap_s = TAP_ON(il, BN_TAP_ATTN_SCORES), tap_p = TAP_ON(il, BN_TAP_ATTN_PROBS);
     if (!tap_s && !tap_p) { /* one pass over each row keeps it in cache */
@@ -434,7 +443,7 @@ bn_status bn_ctx_create(const bn_model *m, const bn_ctx_params *p, bn_ctx **out,
     c->n_ctx = p->n_ctx > 0 ? p->n_ctx : bn_ctx_model_n_ctx(m);
     /* ggml-compat reproduces the AVX-512 ggml build of the shared traces;
      * f32 mode sums in plain index order (no f16 rounding anywhere). */
-    c->mm.order = p->numerics == BN_NUMERICS_GGML_COMPAT ? BN_SUM_GGML : BN_SUM_PLAIN;
+    c->mm.order = p->numerics == BN_NUMERICS_F32 ? BN_SUM_PLAIN : BN_SUM_GGML;
     c->lanes = 16;
     c->mm.act_round = p->act_round;
     const int64_t slots = (m->hp.n_layer + 1) * BN_TAP_KIND_COUNT;

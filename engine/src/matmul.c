@@ -220,9 +220,10 @@ static float op_get(const void *p, op_kind k, int64_t i) {
 /* Float dot products, portable                                        */
 /* ------------------------------------------------------------------ */
 
-/* The tail of ggml_vec_dot_*: f32 version accumulates in float (the
- * compilers fuse `sumf += x*y` into an fma; unconfirmed by traces), f16
- * version in double. */
+/* The tail of ggml_vec_dot_*: the f32 version accumulates in float, each
+ * product rounded before it is added (no fma: established on the shared
+ * llama.cpp traces, whose q·k products of 32 elements are all tail on
+ * AVX-512), the f16 version in double. */
 static float vec_tail(const void *a, op_kind ka, const void *b, op_kind kb, int64_t from, int64_t n,
                       float simd_sum, bool tail_double) {
     if (tail_double) {
@@ -231,7 +232,10 @@ static float vec_tail(const void *a, op_kind ka, const void *b, op_kind kb, int6
         return (float)s;
     }
     float s = simd_sum;
-    for (int64_t i = from; i < n; i++) s = fmaf(op_get(a, ka, i), op_get(b, kb, i), s);
+    for (int64_t i = from; i < n; i++) {
+        const float p = op_get(a, ka, i) * op_get(b, kb, i);
+        s = s + p;
+    }
     return s;
 }
 
@@ -814,7 +818,10 @@ static void dense_plan(const type_info *ti, int64_t T, int64_t K, const bn_matmu
         return;
     }
     const int L = o->order == BN_SUM_GGML ? 16 : 8;
-    if (T >= 2 && !o->act_f16 && K % L == 0) {
+    if (o->f16_gemm && w16 && T >= 2 && K % L == 0) {
+        j->alg = (dense_alg){DENSE_TINY, L, false, false};
+        j->xk = OP_F32_AS_F16;
+    } else if (T >= 2 && !o->act_f16 && K % L == 0) {
         j->alg = (dense_alg){DENSE_TINY, L, false, false};
         j->xk = OP_F32;
     } else {
@@ -919,6 +926,12 @@ float bn_dot_f32(const float *a, const float *b, int64_t n, bn_sum_order order, 
 float bn_dot_f16(const uint16_t *a, const uint16_t *b, int64_t n, bn_sum_order order, bn_simd simd) {
     dense_alg alg = dot_alg(order, true);
     return dense_dot(resolve_dot_simd(simd), a, OP_F16, b, OP_F16, n, &alg);
+}
+
+float bn_dot_f32_tiny(const float *a, const float *b, int64_t n, bn_sum_order order, bn_simd simd) {
+    dense_alg alg = dot_alg(order, false);
+    if (alg.kind == DENSE_VEC && n % alg.lanes == 0) alg = (dense_alg){DENSE_TINY, alg.lanes, false, false};
+    return dense_dot(resolve_dot_simd(simd), a, OP_F32, b, OP_F32, n, &alg);
 }
 
 float bn_dot_f16_f32(const uint16_t *a, const float *b, int64_t n, bn_sum_order order, bn_simd simd) {

@@ -60,6 +60,10 @@ const char *parity_compare_default_policy(const parity_trace *subject, const par
                (producer_is(pr, "bitparity") && producer_is(nr, "ggml-compat") && ps && !strncmp(ps, "bitnet.cpp", 10))) {
         name = "ggml-compat";
         reason = "engine in ggml-compat numerics vs bitnet.cpp";
+    } else if ((producer_is(ps, "bitparity") && producer_is(ns, "llama.cpp-compat") && pr && !strncmp(pr, "llama.cpp", 9)) ||
+               (producer_is(pr, "bitparity") && producer_is(nr, "llama.cpp-compat") && ps && !strncmp(ps, "llama.cpp", 9))) {
+        name = "exact"; /* bit-identical on every shared llama.cpp trace (tests/test_compare.cc) */
+        reason = "engine in llama.cpp-compat numerics vs llama.cpp";
     } else {
         name = "cross-backend";
         reason = "different backends or numerics";

@@ -22,7 +22,8 @@ const char *parity_driver_default_numerics(const parity_trace *reference) {
     const char *producer = parity_trace_get(reference, "producer.name");
     const char *numerics = parity_trace_get(reference, "settings.numerics");
     if (numerics) return numerics;
-    return producer && !strncmp(producer, "bitnet.cpp", 10) ? "ggml-compat" : "f32";
+    if (producer && !strncmp(producer, "bitnet.cpp", 10)) return "ggml-compat";
+    return producer && !strncmp(producer, "llama.cpp", 9) ? "llama.cpp-compat" : "f32";
 }
 
 void parity_driver_run_free(parity_driver_run *r) {
@@ -62,7 +63,7 @@ static bn_status record_subject(const parity_driver_opts *o, const bn_model *m, 
     parity_record_opts ro = {.model_path = o->model, .follow = evals, .n_follow = n, .taps = o->taps,
                              .n_threads = o->threads, .out_path = o->record_path, .cancel = o->cancel};
     if (!bn_numerics_parse(numerics, &ro.numerics))
-        st = bn_error_set(err, BN_ERR_INVALID, "--numerics '%s': expected ggml-compat or f32", numerics);
+        st = bn_error_set(err, BN_ERR_INVALID, "--numerics '%s': expected ggml-compat, f32 or llama.cpp-compat", numerics);
     if (!st) st = parity_record_open(m, &ro, subject, err);
     free(evals);
     return st;

@@ -330,9 +330,9 @@ static bn_status parse_numerics(const parse_ctx *c, const bn_yaml_node *seq, par
     for (size_t i = 0; i < n; i++) {
         const bn_yaml_node *m = bn_yaml_item(seq, i);
         const char *v = bn_yaml_str(m);
-        if (!v || (strcmp(v, "ggml-compat") && strcmp(v, "f32"))) {
+        if (!v || (strcmp(v, "ggml-compat") && strcmp(v, "f32") && strcmp(v, "llama.cpp-compat"))) {
             char buf[48];
-            return fail(c, BN_ERR_FORMAT, m, "numerics", "unknown mode '%s' (modes: ggml-compat, f32)",
+            return fail(c, BN_ERR_FORMAT, m, "numerics", "unknown mode '%s' (modes: ggml-compat, f32, llama.cpp-compat)",
                         v ? excerpt(m, buf) : "?");
         }
         bn_status st = parse_string(c, m, "numerics", &p->numerics[i]);

@@ -68,6 +68,15 @@ class LlamaCpp(unittest.TestCase):
             self.assertLessEqual(worst[1], 1e-11, (q, worst))
             self.assertEqual(br.greedy(logits['e0']), int(np.argmax(g.logits('e0')[-1])))
 
+    def test_llamacpp_compat_is_bit_identical(self):
+        # llama.cpp-compat numerics: every mapped tap of every llama.cpp trace, and the logits
+        for q in ('f32', 'tq2_0', 'tq1_0', 'silu-f32'):
+            res, logits, g = compare(shared('models/tiny-bitnet-llamacpp-%s.gguf' % q),
+                                     shared('reference-traces/llamacpp/%s-p1.npz' % q), 'llama.cpp-compat')
+            self.assertEqual(len(res), 4 * 19 + 3, q)   # every mapped tap of e0
+            self.assertEqual({k: v for k, v in res.items() if v != 0}, {}, q)
+            np.testing.assert_array_equal(logits['e0'].astype(np.float32), g.logits('e0'), q)
+
     def test_tq2_matmul_from_recorded_inputs(self):
         m = gguf.GGUFFile(shared('models/tiny-bitnet-llamacpp-tq2_0.gguf'))
         g = tr.GgmlNodesTrace(shared('reference-traces/llamacpp/tq2_0-p1.npz'))

@@ -81,6 +81,22 @@ PY
 "$bin" compare "$tmp/l.npz" "$refs/llamacpp/silu-f32-p1.npz" >"$tmp/out"
 grep -q '^first divergence: e0 blk.0.ffn_act (layer 0): nmse = ' "$tmp/out" || fail "text: $(cat "$tmp/out")"
 
+# check against llama.cpp picks llama.cpp-compat numerics and the exact policy by itself, and passes:
+# every tap of every shared llama.cpp trace bit-identical; the SiLU trace against the relu² model
+# fails at blk.0.ffn_act with the activation-swap hint.
+for t in f32 tq2_0 tq1_0 silu-f32; do
+    "$bin" check -m "$models/tiny-bitnet-llamacpp-$t.gguf" --reference "$refs/llamacpp/$t-p1.npz" >"$tmp/out" 2>&1 ||
+        fail "check vs llama.cpp $t exited $?: $(cat "$tmp/out")"
+    grep -q 'policy     exact (auto: engine in llama.cpp-compat numerics vs llama.cpp' "$tmp/out" ||
+        fail "llama.cpp $t policy: $(cat "$tmp/out")"
+    grep -q 'bitparity llama.cpp-compat' "$tmp/out" || fail "llama.cpp $t numerics: $(cat "$tmp/out")"
+    grep -q '71 compared: 71 pass (71 bit-identical)' "$tmp/out" || fail "llama.cpp $t not bit-identical: $(cat "$tmp/out")"
+done
+"$bin" check -m "$models/tiny-bitnet-llamacpp-f32.gguf" --reference "$refs/llamacpp/silu-f32-p1.npz" >"$tmp/out" 2>&1
+[ $? -eq 1 ] || fail "check relu² model vs SiLU trace did not fail: $(cat "$tmp/out")"
+grep -q '^first divergence: e0 blk.0.ffn_act ' "$tmp/out" && grep -q '^hint: activation-swap: ' "$tmp/out" ||
+    fail "SiLU vs llama.cpp-compat: $(cat "$tmp/out")"
+
 # A different token id: tokenization diagnosis, exit 1, nothing compared.
 "$bin" trace -m "$models/tiny-bitnet-i2s.gguf" --tokens 509,12,300 --decode 0 -o "$tmp/t.npz" >/dev/null
 "$bin" compare "$tmp/t.npz" "$refs/bitnetcpp/i2s/p1.npz" >"$tmp/out"

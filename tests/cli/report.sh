@@ -27,7 +27,7 @@ for opt in -o --format html markdown; do grep -q -- "$opt" "$tmp/help" || fail "
 
 "$bin" check -m "$i2s" --reference "$refs/bitnetcpp/i2s/p1.npz" -o "$tmp/pass.yaml" >/dev/null ||
     fail "check (pass) exited $?"
-"$bin" check -m "$f32" --reference "$refs/llamacpp/silu-f32-p1.npz" --replay -o "$tmp/fail.yaml" >/dev/null
+"$bin" check -m "$f32" --reference "$refs/llamacpp/silu-f32-p1.npz" --numerics f32 --replay -o "$tmp/fail.yaml" >/dev/null
 [ $? -eq 1 ] || fail "check (fail) did not exit 1"
 
 # Markdown on stdout by default; the verdict does not decide the exit code.

@@ -19,7 +19,11 @@ extern "C" {
  * q·kᵀ, p before p·V in single-token decode, lm_head input in decode), KV
  * length padded to 32 — results can match bitnet.cpp bit for bit.
  * f32: F32 KV cache, no f16 roundings, no padding. */
-typedef enum bn_numerics { BN_NUMERICS_GGML_COMPAT, BN_NUMERICS_F32 } bn_numerics;
+/* ggml-compat: bitnet.cpp's CPU arithmetic (its AVX-512 ggml build, f16 KV
+ * cache); f32: float32 in plain index order; llama.cpp-compat: upstream
+ * llama.cpp's CPU arithmetic (its AVX2 ggml build: 8-lane orders, tinyBLAS,
+ * Q8_K activations for TQ1_0/TQ2_0, f32 KV cache padded to 256 cells). */
+typedef enum bn_numerics { BN_NUMERICS_GGML_COMPAT, BN_NUMERICS_F32, BN_NUMERICS_LLAMACPP_COMPAT } bn_numerics;
 
 /* The K/V cache's element type. AUTO follows the numerics mode: f16 in
  * ggml-compat (with its KV padding and the f16 rounding of q and p), f32 in

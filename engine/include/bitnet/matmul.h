@@ -63,6 +63,10 @@ typedef struct bn_matmul_opts {
                                (always implied by GGML orders when ggml would) */
     bn_simd simd;           /* BN_SIMD_AUTO: the pool's level */
     bn_act_round act_round; /* I2_S weights; chooses the quantizer once per call */
+    bool f16_gemm;          /* F16 weights, GGML orders, T >= 2: activations
+                               rounded to f16, then tinyBLAS, as upstream
+                               llama.cpp's sgemm takes only f16 x f16 (read from
+                               its source; the shared traces have no F16 weights) */
 } bn_matmul_opts;
 
 /* Bytes of caller-owned scratch bn_matmul needs for w and T tokens: a small
@@ -105,6 +109,11 @@ float bn_dot_f16(const uint16_t *a, const uint16_t *b, int64_t n, bn_sum_order o
                  bn_simd simd);
 float bn_dot_f16_f32(const uint16_t *a, const float *b, int64_t n, bn_sum_order order,
                      bn_simd simd);
+/* f32 x f32 as ggml's tinyBLAS sums it (one FMA accumulator of the order's
+ * lanes, then the halving-tree hsum) when n is a multiple of the lanes, else
+ * as bn_dot_f32: upstream llama.cpp's p·V of a prompt, which goes through
+ * tinyBLAS (contiguous probabilities, n >= 2 tokens). */
+float bn_dot_f32_tiny(const float *a, const float *b, int64_t n, bn_sum_order order, bn_simd simd);
 
 #ifdef __cplusplus
 }
