@@ -34,9 +34,10 @@ echo "== sanitizer build (ASan+UBSan): every C suite and CLI script (hostile-inp
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DBITPARITY_SANITIZE=ON -DBITPARITY_WERROR=ON >/dev/null
 cmake --build build-asan -j"$jobs"
 # -LE: the memcheck pipeline and the memory-limit sweep ran in the release build (valgrind cannot
-# run ASan binaries; ASan reserves more address space than any limit leaves).
+# run ASan binaries; ASan reserves more address space than any limit leaves); so did the policy
+# noise calibration (numbers, not memory).
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-  ctest --test-dir build-asan --output-on-failure -j"$jobs" --timeout 900 -E '^py[.]' -LE 'valgrind|nomem|install'
+  ctest --test-dir build-asan --output-on-failure -j"$jobs" --timeout 900 -E '^py[.]' -LE 'valgrind|nomem|install|calibration'
 
 echo "== libFuzzer (ASan+UBSan, ${FUZZ_SECONDS:-20} s per target)"
 bash ci/fuzz.sh "${FUZZ_SECONDS:-20}"

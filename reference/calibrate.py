@@ -41,6 +41,7 @@ MODES = ('f32', 'ggml-compat', 'llama.cpp-compat')
 LENGTHS = (20, 64, 96)
 DECODE = 2
 DENSE = (gguf.F32, gguf.F16, gguf.BF16)
+PRE_INT8 = ('token_embd', 'blk.0.attn_norm')
 
 
 def run(cmd, ok=(0,)):
@@ -65,7 +66,8 @@ class Noise:
 
     def __init__(self):
         self.kinds = {}                    # tap kind -> [max nmse, where]
-        self.kld_max, self.top1_min, self.pairs, self.failures = 0.0, 1.0, 0, []
+        self.kld_max, self.kld_mean, self.top1_min, self.pairs, self.failures = 0.0, 0.0, 1.0, 0, []
+        self.pre_int8 = 0.0                # taps before any int8 step: token_embd, blk.0.attn_norm
 
     def add(self, receipt, where):
         self.pairs += 1
@@ -77,18 +79,23 @@ class Noise:
             if not m or t['status'] not in ('pass', 'fail'):
                 continue
             k = tap_kind(t['name'])
+            if t['name'] in PRE_INT8:
+                self.pre_int8 = max(self.pre_int8, m['nmse'])
             cur = self.kinds.setdefault(k, [0.0, None])
             if m['nmse'] > cur[0]:
                 cur[:] = [m['nmse'], '%s %s %s' % (where, t['evaluation'], t['name'])]
         for lg in receipt.get('logits') or []:
             self.kld_max = max(self.kld_max, lg.get('kld_max') or 0.0)
+            self.kld_mean = max(self.kld_mean, lg.get('kld_mean') or 0.0)
             self.top1_min = min(self.top1_min, lg.get('top1_agree', 1.0))
 
     def summary(self):
         worst = max(self.kinds.items(), key=lambda kv: kv[1][0]) if self.kinds else (None, [0.0, None])
         return {'pairs': self.pairs, 'failures': self.failures,
                 'max_tap_nmse': float('%.3g' % worst[1][0]), 'at': worst[1][1],
-                'logits_kld_max': float('%.3g' % self.kld_max), 'top1_min': round(self.top1_min, 4),
+                'before_first_int8_nmse': float('%.3g' % self.pre_int8),
+                'logits_kld_max': float('%.3g' % self.kld_max), 'logits_kld_mean_max': float('%.3g' % self.kld_mean),
+                'top1_min': round(self.top1_min, 4),
                 'per_tap_kind': {k: float('%.3g' % v[0]) for k, v in sorted(self.kinds.items())}}
 
 
@@ -161,6 +168,9 @@ def dump(d, indent=0):
             lines.append(dump(v, indent + 1).rstrip('\n'))
         elif isinstance(v, list):
             lines.append('%s%s: [%s]' % (pad, key, ', '.join(json.dumps(x) for x in v)))
+        elif isinstance(v, float):     # YAML 1.1 (PyYAML) reads 1e-06 as a string: keep a '.'
+            t = repr(v)
+            lines.append('%s%s: %s' % (pad, key, t.replace('e', '.0e', 1) if 'e' in t and '.' not in t else t))
         else:
             lines.append('%s%s: %s' % (pad, key, json.dumps(v)))
     return '\n'.join(lines) + '\n'

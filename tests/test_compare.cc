@@ -300,7 +300,7 @@ TEST(CompareLlamaCpp, SiluIsLocalizedToLayer0Activation) {
     EXPECT_EQ(r->first.layer, 0);
     EXPECT_STREQ(r->first.metric, "nmse");
     EXPECT_NEAR(r->first.value, 0.467, 0.001);
-    EXPECT_EQ(r->first.limit, 1e-6);
+    EXPECT_EQ(r->first.limit, 1e-5);  // parity/policies/cross-backend.yaml
     // Everything before the activation agrees.
     for (size_t i = 0; i < r->first.tap_index; i++) EXPECT_EQ(r->taps[i].status, PARITY_TAP_PASS) << r->taps[i].name;
     ASSERT_EQ(r->n_evals, 1u);
@@ -643,7 +643,7 @@ TEST(Receipt, YamlAndJsonLoadWithTheDocumentedKeys) {
         "s = y['summary']; assert s['verdict'] == 'fail'\n"
         "fd = s['first_divergence']\n"
         "assert (fd['evaluation'], fd['tap'], fd['layer'], fd['metric']) == ('e0', 'blk.0.ffn_act', 0, 'nmse'), fd\n"
-        "assert abs(fd['value'] - 0.467) < 1e-3 and fd['limit'] == 1e-6\n"
+        "assert abs(fd['value'] - 0.467) < 1e-3 and fd['limit'] == 1e-5\n"
         "assert s['failing_evaluations'] == ['e0'] and s['counts']['compared'] == 71\n"
         "assert s['hints'] == [{'name': 'ffn-activation', 'message': 'SiLU instead of relu\\u00b2: \"quoted\"',\n"
         "                       'evidence': 'nmse 0.47'}]\n"
@@ -655,7 +655,7 @@ TEST(Receipt, YamlAndJsonLoadWithTheDocumentedKeys) {
         "t = [t for t in y['taps'] if t['name'] == 'blk.0.ffn_act'][0]\n"
         "assert t['status'] == 'fail' and t['shape'] == [8, 512] and t['rows'] == [0, 8]\n"
         "assert set(t['metrics']) >= {'max_abs','mean_abs','rms_err','nmse','cosine','rel_rms','scale','worst'}\n"
-        "assert t['limits']['nmse_max'] == 1e-6 and t['failed']['metric'] == 'nmse'\n"
+        "assert t['limits']['nmse_max'] == 1e-5 and t['failed']['metric'] == 'nmse'\n"
         "g = y['error_growth']; assert g['layers'] == 4 and len(g['evaluations'][0]['nmse_max']) == 4\n"
         "assert g['evaluations'][0]['nmse_max'][0] >= fd['value']\n"
         "assert y['logits'][0]['evaluation'] == 'e0' and y['logits'][0]['positions'] == 8\n"
