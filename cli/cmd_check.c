@@ -3,14 +3,16 @@
 #include "commands.h"
 
 static const char check_help[] =
-    "usage: bitparity check -m MODEL --reference TRACE.npz [--numerics MODE] [--taps GLOBS]\n"
+    "usage: bitparity check -m MODEL --reference TRACE.npz [--numerics MODE] [--kv-type f16|f32] [--taps GLOBS]\n"
     "                       [--policy NAME|FILE] [--map M] [--replay [--replay-mode block|op]]\n"
     "                       [--keep-trace OUT.npz] [-o RECEIPT.yaml] [--format text|yaml|json] [--threads N]\n\n"
     "Runs bitparity's engine on MODEL with exactly the reference's evaluations (its prompt and the\n"
     "tokens of each of its decode steps), records every default tap, and compares the two traces as\n"
     "`bitparity compare` does (the engine is the subject). The numerics mode (ggml-compat, f32 or\n"
     "llama.cpp-compat) defaults to the reference's own, ggml-compat for a bitnet.cpp reference,\n"
-    "llama.cpp-compat for a llama.cpp one (then the policy is exact: bit-identical), f32 otherwise.\n\n"
+    "llama.cpp-compat for a llama.cpp one (then the policy is exact: bit-identical), f32 otherwise.\n"
+    "The K/V cache type (--kv-type) defaults to the reference's settings.kv_cache when it names one\n"
+    "(llama.cpp: \"K f16, V f16\" by default), else to the numerics mode's.\n\n"
     "  --reference T   the reference trace (bitnet.cpp/llama.cpp dump or a bitparity trace)\n"
     "  --keep-trace F  also write the engine's trace to F (default: it is held in memory only)\n"
     "  other options   as for `bitparity compare` and `bitparity trace`\n\n"
@@ -21,6 +23,7 @@ int cmd_check(int argc, char **argv) {
     const cli_opt opts[] = {CLI_STR_OPT("-m", "--model", &a.model),
                             CLI_STR_OPT("--reference", NULL, &a.reference),
                             CLI_STR_OPT("--numerics", NULL, &a.numerics),
+                            CLI_STR_OPT("--kv-type", NULL, &a.kv_type),
                             CLI_STR_OPT("--taps", NULL, &a.taps),
                             CLI_STR_OPT("--map", NULL, &a.map),
                             CLI_STR_OPT("--policy", NULL, &a.policy),

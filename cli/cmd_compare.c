@@ -134,7 +134,8 @@ int cli_compare_run(const cli_compare_args *args) {
         .replay = a.replay, .replay_mode = a.replay_mode && !strcmp(a.replay_mode, "op") ? PARITY_REPLAY_OP
                                                                                           : PARITY_REPLAY_BLOCK,
         .threads = (int)a.threads, .receipt = a.out || fmt >= 0,
-        .numerics = a.numerics, .taps = a.taps, .record_path = a.record_path, .cancel = cli_interrupt_flag()};
+        .numerics = a.numerics, .kv_cache = a.kv_type, .taps = a.taps, .record_path = a.record_path,
+        .cancel = cli_interrupt_flag()};
     bn_error err = {0};
     parity_driver_run *run = NULL;
     bn_status st = parity_driver_run_job(&o, &run, &err);

@@ -86,6 +86,7 @@ typedef struct cli_compare_args {
     const char *cmd; /* for messages: "compare" or "check" */
     const char *subject, *reference, *map, *policy, *out, *format, *model, *replay_mode;
     const char *numerics, *taps, *record_path; /* check: subject NULL, the engine is recorded (kept in record_path when set) */
+    const char *kv_type;                       /* check: the engine's K/V cache; NULL: the reference's */
     int64_t threads;
     bool replay;
 } cli_compare_args;

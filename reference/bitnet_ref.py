@@ -559,12 +559,15 @@ class Session:
     number of tokens already cached) and returns (logits float64 [T, V], taps dict in evaluation
     order of float32 / int8 arrays)."""
 
-    def __init__(self, model, numerics='f32', taps=None):
+    def __init__(self, model, numerics='f32', taps=None, kv=None):
         if numerics not in NUMERICS:
             raise RefError('numerics must be one of %s, not %r' % (', '.join(NUMERICS), numerics))
+        if kv not in (None, 'f16', 'f32') or (kv == 'f32' and numerics == 'ggml-compat') or (kv and numerics == 'f32'):
+            raise RefError('kv %r: the reference runs f16 in ggml-compat, f32 in f32, either in llama.cpp-compat' % kv)
         self.m = model
         self.compat = numerics != 'f32'           # ggml's roundings (bitnet.cpp's or llama.cpp's)
         self.lcpp = numerics == 'llama.cpp-compat'
+        self.kv16 = numerics == 'ggml-compat' or (self.lcpp and kv == 'f16')   # the K/V cache is f16
         self.numerics = numerics
         self.select = taps if isinstance(taps, TapSelector) else TapSelector(taps)
         self.select.check(model.n_layer)
@@ -645,7 +648,13 @@ class Session:
         Vh = np.repeat(V.transpose(1, 0, 2), group, axis=0)
         qh = q.transpose(1, 0, 2)                              # [nh, T, D]
         mask = np.arange(n_kv)[None, :] > (p0 + np.arange(T))[:, None]     # [T, n_kv]
-        if self.lcpp:
+        # llama.cpp-compat with an f16 cache: q is converted to f16 and a prompt's q·kᵀ goes through
+        # tinyBLAS f16 × f16 (16 lanes, when D is a multiple of 16); a single token's as bitnet.cpp's
+        gemm16 = self.lcpp and self.kv16 and T > 1 and m.head_dim % 16 == 0
+        if gemm16:
+            kq = np.stack([ggml_dot(f16(qh[h]), Kh[h], 16) for h in range(m.n_head)]).astype(np.float64)
+            scores = f32(kq * np.float64(np.float32(1.0) / np.sqrt(np.float32(m.head_dim))))
+        elif self.lcpp and not self.kv16:
             kq = ggml_vec_dot_f16(qh[:, :, None, :], Kh[:, None, :, :], tail='float')
             scores = f32(kq * np.float64(np.float32(1.0) / np.sqrt(np.float32(m.head_dim))))
         elif self.compat:
@@ -671,10 +680,10 @@ class Session:
             # keeps it f32 (tinyBLAS, 16 lanes).
             npad = min(-(-n_kv // pad) * pad, m.n_ctx)
             pp = np.zeros(p.shape[:-1] + (npad,))
-            pp[..., :n_kv] = f16(p) if T == 1 and not self.lcpp else p
+            pp[..., :n_kv] = f16(p) if (T == 1 and not (self.lcpp and not self.kv16)) or gemm16 else p
             Vp = np.zeros((Vh.shape[0], npad, Vh.shape[2]))
             Vp[:, :n_kv] = Vh
-            if T == 1 and self.lcpp:    # llama.cpp's sgemm serves prompts only
+            if T == 1 and self.lcpp and not self.kv16:    # llama.cpp's sgemm serves prompts only
                 ctx = ggml_vec_dot_f16(pp[:, :, None, :], Vp.transpose(0, 2, 1)[:, None, :, :], tail='float')
             elif T == 1:
                 ctx = ggml_vec_dot_f16(pp[:, :, None, :], Vp.transpose(0, 2, 1)[:, None, :, :])
@@ -713,7 +722,7 @@ class Session:
             k = self.rope(k.reshape(T, nkv, D), cos, sin)
             self._tap(taps, pre + 'attn_q_rope', q.reshape(T, -1))
             self._tap(taps, pre + 'attn_k_rope', k.reshape(T, -1))
-            store = f16 if self.compat and not self.lcpp else (lambda a: a)
+            store = f16 if self.kv16 else (lambda a: a)
             self.k_cache[il] = np.concatenate([self.k_cache[il], store(k)])
             self.v_cache[il] = np.concatenate([self.v_cache[il], store(v.reshape(T, nkv, D))])
             o = self.attention(taps, pre, q, il, T, p0)
@@ -760,10 +769,10 @@ def greedy(logits):
     return int(np.argmax(logits[-1]))
 
 
-def run_trace(model, tokens, decode=0, numerics='f32', taps=None, callback=None):
+def run_trace(model, tokens, decode=0, numerics='f32', taps=None, callback=None, kv=None):
     """Prompt evaluation then ``decode`` greedy single-token steps. Calls callback(k, tokens, p0,
     taps) per evaluation; returns the greedy token after each evaluation (decode+1 ids)."""
-    s = Session(model, numerics, taps)
+    s = Session(model, numerics, taps, kv)
     chosen, cur = [], list(tokens)
     for k in range(decode + 1):
         p0 = s.n_past
@@ -806,20 +815,21 @@ def _weight_type(model):
     return _TYPE_NAMES.get(info.type, 'type%d' % info.type) if info is not None else 'none'
 
 
-def write_trace(model_path, tokens, out, decode=0, numerics='ggml-compat', taps=None):
+def write_trace(model_path, tokens, out, decode=0, numerics='ggml-compat', taps=None, kv=None):
     """Run and write the canonical trace ``out``; returns the greedy tokens."""
     model = Model(model_path)
     w = TraceWriter(out, {'name': PRODUCER, 'version': VERSION, 'commit': _commit()},
                     {'path': str(model_path), 'sha256': sha256_file(model_path), 'arch': model.arch,
                      'weight_type': _weight_type(model)},
-                    {'numerics': numerics, 'threads': 1, 'fault': 'none',
-                     'activation': model.activation})
+                    {'numerics': numerics,
+                     'kv_cache': 'f16' if numerics == 'ggml-compat' or (numerics == 'llama.cpp-compat' and kv == 'f16')
+                     else 'f32', 'threads': 1, 'fault': 'none', 'activation': model.activation})
     try:
         def cb(k, toks, p0, tp):
             w.begin(toks, p0)
             for name, arr in tp.items():
                 w.add(name, arr)
-        chosen = run_trace(model, tokens, decode, numerics, taps, cb)
+        chosen = run_trace(model, tokens, decode, numerics, taps, cb, kv)
         w.close(chosen)
     except BaseException:
         w.abort()  # nothing partial: the temporary file goes, an older `out` stays
@@ -835,6 +845,8 @@ def main(argv=None):
         p.add_argument('-m', '--model', required=True)
         p.add_argument('--tokens', required=True, type=_tokens, help='comma-separated ids, used as given')
         p.add_argument('--numerics', choices=NUMERICS, default='ggml-compat')
+        p.add_argument('--kv-type', choices=('f16', 'f32'), default=None,
+                       help='the K/V cache in llama.cpp-compat (default f32; llama.cpp itself defaults to f16)')
         if name == 'trace':
             p.add_argument('--decode', type=int, default=0, help='greedy single-token steps after the prompt')
             p.add_argument('--taps', default=None,
@@ -848,7 +860,7 @@ def main(argv=None):
             if a.decode < 0:
                 ap.error('--decode must be >= 0')
             globs = [g for g in a.taps.split(',') if g] if a.taps else None
-            chosen = write_trace(a.model, a.tokens, a.output, a.decode, a.numerics, globs)
+            chosen = write_trace(a.model, a.tokens, a.output, a.decode, a.numerics, globs, a.kv_type)
             print(' '.join(str(t) for t in chosen))
         else:
             if a.n_predict < 1:

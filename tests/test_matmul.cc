@@ -434,15 +434,18 @@ TEST(MatmulDot, SimdLevelsAgreeOnAttentionDots) {
             float r2 = bn_dot_f16(a16.data(), b16.data(), n, o, BN_SIMD_PORTABLE);
             float r3 = bn_dot_f16_f32(a16.data(), b.data(), n, o, BN_SIMD_PORTABLE);
             float r4 = bn_dot_f32_tiny(a.data(), b.data(), n, o, BN_SIMD_PORTABLE);
+            float r5 = bn_dot_f16_tiny(a16.data(), b16.data(), n, o, BN_SIMD_PORTABLE);
             double exact = 0;
             for (int64_t i = 0; i < n; i++) exact += (double)a[i] * b[i];
             EXPECT_NEAR(r1, exact, 1e-4 * n) << n;
             EXPECT_NEAR(r4, exact, 1e-4 * n) << n;
+            EXPECT_NEAR(r5, r2, 1e-4 * n) << n;  // the same f16 products, another order
             for (bn_simd s : Levels()) {
                 EXPECT_EQ(Bits(bn_dot_f32(a.data(), b.data(), n, o, s)), Bits(r1)) << n << " " << o;
                 EXPECT_EQ(Bits(bn_dot_f16(a16.data(), b16.data(), n, o, s)), Bits(r2)) << n << " " << o;
                 EXPECT_EQ(Bits(bn_dot_f16_f32(a16.data(), b.data(), n, o, s)), Bits(r3)) << n << " " << o;
                 EXPECT_EQ(Bits(bn_dot_f32_tiny(a.data(), b.data(), n, o, s)), Bits(r4)) << n << " " << o;
+                EXPECT_EQ(Bits(bn_dot_f16_tiny(a16.data(), b16.data(), n, o, s)), Bits(r5)) << n << " " << o;
             }
         }
     }

@@ -76,6 +76,18 @@ bool bn_numerics_parse(const char *s, bn_numerics *out) {
     return false;
 }
 
+bn_kv_type bn_kv_type_resolve(bn_kv_type kv, bn_numerics numerics) {
+    if (kv != BN_KV_AUTO) return kv;
+    return numerics == BN_NUMERICS_GGML_COMPAT ? BN_KV_F16 : BN_KV_F32;
+}
+
+bool bn_kv_type_parse(const char *s, bn_kv_type *out) {
+    if (!strncmp(s, "K ", 2)) s += 2;
+    if (!strncmp(s, "f16", 3) && (!s[3] || s[3] == ',')) return *out = BN_KV_F16, true;
+    if (!strncmp(s, "f32", 3) && (!s[3] || s[3] == ',')) return *out = BN_KV_F32, true;
+    return false;
+}
+
 bn_ctx_params bn_ctx_params_init(void) {
     return (bn_ctx_params){.n_threads = 1, .numerics = BN_NUMERICS_GGML_COMPAT};
 }
@@ -168,9 +180,13 @@ static void attn_rows(void *arg, int64_t begin, int64_t end) {
     const int64_t D = hp->head_dim, nh = hp->n_head, nkv = hp->n_head_kv, T = c->T, n_kv = job->n_kv;
     const int64_t kvd = nkv * D, gqa = nh / nkv;
     const bool compat = c->kv.f16;
-    /* upstream llama.cpp: f32 cache; q·k by ggml_vec_dot_f32 (q is a strided
-     * view), p·V by tinyBLAS for a prompt (its sgemm serves n >= 2 only) */
-    const bool llamacpp = !compat && c->p.numerics == BN_NUMERICS_LLAMACPP_COMPAT;
+    /* upstream llama.cpp, f32 cache: q·k by ggml_vec_dot_f32 (q is a strided
+     * view), p·V by tinyBLAS for a prompt (its sgemm serves n >= 2 only).
+     * f16 cache: q and p are converted to f16 first (contiguous copies), so a
+     * prompt's q·k and p·V both go through tinyBLAS f16 x f16; a single
+     * token's through ggml_vec_dot_f16, as in bitnet.cpp. */
+    const bool lcpp = c->p.numerics == BN_NUMERICS_LLAMACPP_COMPAT, llamacpp = !compat && lcpp;
+    const bool gemm16 = compat && lcpp && T > 1;
     const bn_sum_order order = c->mm.order;
     const bn_simd simd = bn_pool_simd(c->pool);
     const float scale = 1.0f / sqrtf((float)D);
@@ -186,6 +202,7 @@ static void attn_rows(void *arg, int64_t begin, int64_t end) {
                 const int64_t off = ((int64_t)job->il * c->n_ctx + j) * kvd + g * D;
                 /* causal mask, and the padded cells of ggml-compat */
                 att[j] = j > pos              ? -INFINITY
+                         : gemm16             ? bn_dot_f16_tiny(c->kv.k16 + off, q16, D, order, simd) * scale
                          : compat             ? bn_dot_f16(c->kv.k16 + off, q16, D, order, simd) * scale
                                               : bn_dot_f32(c->kv.k32 + off, q, D, order, simd) * scale;
             }
@@ -196,13 +213,14 @@ static void attn_rows(void *arg, int64_t begin, int64_t end) {
          * ggml rounds p to f16 only on its single-token path. */
         float *out = c->r.ctxv + t * nh * D + h * D;
         uint16_t p16[4096];
-        const bool p_f16 = compat && T == 1;
+        const bool p_f16 = compat && (T == 1 || gemm16);
         if (p_f16)
             for (int64_t j = 0; j < n_kv; j++) p16[j] = bn_f32_to_f16(att[j]);
         for (int64_t d = 0; d < D; d++) {
             const int64_t off = ((int64_t)job->il * kvd + g * D + d) * c->n_ctx;
             out[d] = llamacpp && T > 1 ? bn_dot_f32_tiny(c->kv.v32 + off, att, n_kv, order, simd)
                      : !compat ? bn_dot_f32(c->kv.v32 + off, att, n_kv, order, simd)
+                     : gemm16  ? bn_dot_f16_tiny(c->kv.v16 + off, p16, n_kv, order, simd)
                      : p_f16   ? bn_dot_f16(c->kv.v16 + off, p16, n_kv, order, simd)
                              : bn_dot_f16_f32(c->kv.v16 + off, att, n_kv, order, simd);
         }
@@ -247,7 +265,7 @@ static bn_status attention(bn_ctx *c, int il, bn_error *err) {
     /* ggml-compat pads the cache length to 32 cells (bitnet.cpp's kv_self.n),
      * llama.cpp-compat to 256 (upstream's padding); the padding decides which
      * scores the softmax's vector lanes take and which its libm tail. */
-    const int64_t used = c->p0 + c->T, pad = c->kv.f16 ? 32 : c->p.numerics == BN_NUMERICS_LLAMACPP_COMPAT ? 256 : 1;
+    const int64_t used = c->p0 + c->T, pad = c->p.numerics == BN_NUMERICS_LLAMACPP_COMPAT ? 256 : c->kv.f16 ? 32 : 1;
     const int64_t padded = (used + pad - 1) / pad * pad, n_kv = padded < c->n_ctx ? padded : c->n_ctx;
     const int64_t rows = c->m->hp.n_head * c->T;
     const bool tap_s = TAP_ON(il, BN_TAP_ATTN_SCORES), tap_p = TAP_ON(il, BN_TAP_ATTN_PROBS);
@@ -404,7 +422,7 @@ bn_status bn_ctx_eval(bn_ctx *c, const int32_t *tokens, int64_t T, bn_error *err
 static bn_status kv_alloc(bn_ctx *c, bn_error *err) {
     const bn_hparams *hp = &c->m->hp;
     const size_t n = (size_t)hp->n_layer * (size_t)c->n_ctx * (size_t)(hp->n_head_kv * hp->head_dim);
-    c->kv.f16 = c->p.kv_type == BN_KV_F16 || (c->p.kv_type == BN_KV_AUTO && c->p.numerics == BN_NUMERICS_GGML_COMPAT);
+    c->kv.f16 = bn_kv_type_resolve(c->p.kv_type, c->p.numerics) == BN_KV_F16;
     const size_t elem = c->kv.f16 ? sizeof(uint16_t) : sizeof(float);
     if (c->kv.f16) {
         c->kv.k16 = calloc(n, elem);

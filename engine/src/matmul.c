@@ -934,6 +934,12 @@ float bn_dot_f32_tiny(const float *a, const float *b, int64_t n, bn_sum_order or
     return dense_dot(resolve_dot_simd(simd), a, OP_F32, b, OP_F32, n, &alg);
 }
 
+float bn_dot_f16_tiny(const uint16_t *a, const uint16_t *b, int64_t n, bn_sum_order order, bn_simd simd) {
+    dense_alg alg = dot_alg(order, true);
+    if (alg.kind == DENSE_VEC && n % alg.lanes == 0) alg = (dense_alg){DENSE_TINY, alg.lanes, false, false};
+    return dense_dot(resolve_dot_simd(simd), a, OP_F16, b, OP_F16, n, &alg);
+}
+
 float bn_dot_f16_f32(const uint16_t *a, const float *b, int64_t n, bn_sum_order order, bn_simd simd) {
     dense_alg alg = dot_alg(order, true);
     op_kind kb = order == BN_SUM_PLAIN ? OP_F32 : OP_F32_AS_F16;

@@ -51,7 +51,9 @@ bn_status bitparity_trace_writer_open(const char *path, const char *producer_nam
 /* Records one metadata value. Keys: producer.version, producer.commit,
  * model.path, model.sha256 (64 hex digits), model.arch, model.weight_type
  * (the projections' type: "i2_s", "tq2_0", "f32"...: it decides the
- * automatic policy), numerics ("f32", "ggml-compat", "llama.cpp-compat" or your own word).
+ * automatic policy), numerics ("f32", "ggml-compat", "llama.cpp-compat" or
+ * your own word), kv_cache ("f16" or "f32": your K/V cache type; the
+ * automatic policy never calls two different cache types exact).
  * Setting a key again replaces it. INVALID names an unknown key or a bad
  * value. */
 bn_status bitparity_trace_writer_set(bitparity_trace_writer *w, const char *key, const char *value, bn_error *err);

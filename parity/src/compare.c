@@ -8,6 +8,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "bitnet/forward.h"
+
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -25,6 +27,14 @@ const char *parity_tap_status_name(parity_tap_status s) {
 const char *parity_trace_weight_type(const parity_trace *t) { return parity_trace_get(t, "model.weight_type"); }
 
 static int producer_is(const char *name, const char *what) { return name && !strcmp(name, what); }
+
+/* False when both traces name their K/V cache type and the types differ: an
+ * f16 cache against an f32 one is a legitimate difference, not a bug. */
+static bool same_kv_cache(const parity_trace *a, const parity_trace *b) {
+    const char *ka = parity_trace_get(a, "settings.kv_cache"), *kb = parity_trace_get(b, "settings.kv_cache");
+    bn_kv_type ta, tb;
+    return !ka || !kb || !bn_kv_type_parse(ka, &ta) || !bn_kv_type_parse(kb, &tb) || ta == tb;
+}
 
 const char *parity_compare_default_policy(const parity_trace *subject, const parity_trace *reference, char *why,
                                           size_t why_size) {
@@ -45,7 +55,8 @@ const char *parity_compare_default_policy(const parity_trace *subject, const par
         name = "quantized";
         snprintf(buf, sizeof buf, "weight types differ (%s vs %s)", ws, wr);
         reason = buf;
-    } else if (ps && pr && !strcmp(ps, pr) && ((!ns && !nr) || (ns && nr && !strcmp(ns, nr)))) {
+    } else if (ps && pr && !strcmp(ps, pr) && ((!ns && !nr) || (ns && nr && !strcmp(ns, nr))) &&
+               same_kv_cache(subject, reference)) {
         name = "exact";
         reason = "same producer and numerics";
     } else if ((producer_is(ps, "bitparity") && producer_is(pr, "bitparity-reference")) ||
@@ -60,8 +71,9 @@ const char *parity_compare_default_policy(const parity_trace *subject, const par
                (producer_is(pr, "bitparity") && producer_is(nr, "ggml-compat") && ps && !strncmp(ps, "bitnet.cpp", 10))) {
         name = "ggml-compat";
         reason = "engine in ggml-compat numerics vs bitnet.cpp";
-    } else if ((producer_is(ps, "bitparity") && producer_is(ns, "llama.cpp-compat") && pr && !strncmp(pr, "llama.cpp", 9)) ||
-               (producer_is(pr, "bitparity") && producer_is(nr, "llama.cpp-compat") && ps && !strncmp(ps, "llama.cpp", 9))) {
+    } else if (((producer_is(ps, "bitparity") && producer_is(ns, "llama.cpp-compat") && pr && !strncmp(pr, "llama.cpp", 9)) ||
+                (producer_is(pr, "bitparity") && producer_is(nr, "llama.cpp-compat") && ps && !strncmp(ps, "llama.cpp", 9))) &&
+               same_kv_cache(subject, reference)) {
         name = "exact"; /* bit-identical on every shared llama.cpp trace (tests/test_compare.cc) */
         reason = "engine in llama.cpp-compat numerics vs llama.cpp";
     } else {

@@ -82,6 +82,7 @@ static bn_status record(const bn_model *m, const parity_record_opts *o, parity_t
     for (int64_t k = 0; k < n_evals; k++) sp.n_positions += o->follow ? o->follow[k].n_tokens : k == 0 ? o->n_tokens : 1;
     sp.ctx.n_threads = o->n_threads;
     sp.ctx.numerics = o->numerics;
+    sp.ctx.kv_type = o->kv_type;
     sp.fault = o->fault;
     sp.ctx.cancel = o->cancel;
     sp.ctx.observe = taps;
@@ -95,6 +96,7 @@ static bn_status record(const bn_model *m, const parity_record_opts *o, parity_t
             .model_path = o->model_path, .model_sha256 = sha, .model_arch = bn_arch_name(m->hp.arch),
             .model_weight_type = weight_type_name(m, wt, sizeof wt),
             .numerics = bn_numerics_name(o->numerics), .threads = o->n_threads,
+            .kv_cache = bn_kv_type_resolve(o->kv_type, o->numerics) == BN_KV_F16 ? "f16" : "f32",
             .fault = o->fault == BN_FAULT_NONE ? NULL : bn_fault_name(o->fault),
             .evals = run.evals, .n_evals = n_evals, .greedy_tokens = run.steps, .n_greedy = n_evals};
         st = out ? parity_trace_writer_finish_open(w, &meta, out, err) : parity_trace_writer_finish(w, &meta, err);

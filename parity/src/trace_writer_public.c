@@ -28,12 +28,13 @@ enum meta_key {
     KEY_MODEL_ARCH,
     KEY_MODEL_WEIGHT_TYPE,
     KEY_NUMERICS,
+    KEY_KV_CACHE,
     KEY_COUNT
 };
 
 static const char *const key_names[KEY_COUNT] = {
     "producer.version", "producer.commit", "model.path", "model.sha256", "model.arch", "model.weight_type",
-    "numerics",
+    "numerics", "kv_cache",
 };
 
 typedef struct eval_record {
@@ -122,7 +123,7 @@ bn_status bitparity_trace_writer_set(bitparity_trace_writer *w, const char *key,
     if (k == KEY_COUNT)
         return bn_error_set(err, BN_ERR_INVALID,
                             "%s: unknown metadata key '%s' (producer.version, producer.commit, model.path, "
-                            "model.sha256, model.arch, model.weight_type, numerics)",
+                            "model.sha256, model.arch, model.weight_type, numerics, kv_cache)",
                             w->path, key);
     if (!*value || strchr(value, '\n'))
         return bn_error_set(err, BN_ERR_INVALID, "%s: %s: the value must be one non-empty line", w->path, key);
@@ -274,6 +275,7 @@ bn_status bitparity_trace_writer_close(bitparity_trace_writer *w, bn_error *err)
         .model_arch = w->values[KEY_MODEL_ARCH],
         .model_weight_type = w->values[KEY_MODEL_WEIGHT_TYPE],
         .numerics = w->values[KEY_NUMERICS],
+        .kv_cache = w->values[KEY_KV_CACHE],
         .threads = -1,
         .evals = evals,
         .n_evals = w->n_evals,

@@ -21,16 +21,23 @@ extern "C" {
  * f32: F32 KV cache, no f16 roundings, no padding. */
 /* ggml-compat: bitnet.cpp's CPU arithmetic (its AVX-512 ggml build, f16 KV
  * cache); f32: float32 in plain index order; llama.cpp-compat: upstream
- * llama.cpp's CPU arithmetic (its AVX2 ggml build: 8-lane orders, tinyBLAS,
- * Q8_K activations for TQ1_0/TQ2_0, f32 KV cache padded to 256 cells). */
+ * llama.cpp's CPU arithmetic (the same ggml orders, an f32 KV cache by
+ * default, padded to 256 cells, and its sgemm rules: docs/design.md). */
 typedef enum bn_numerics { BN_NUMERICS_GGML_COMPAT, BN_NUMERICS_F32, BN_NUMERICS_LLAMACPP_COMPAT } bn_numerics;
 
 /* The K/V cache's element type. AUTO follows the numerics mode: f16 in
  * ggml-compat (with its KV padding and the f16 rounding of q and p), f32 in
- * f32 mode. An explicit type overrides the mode for the attention only. */
+ * the other modes. An explicit type overrides the mode for the attention only
+ * (llama.cpp-compat with f16: upstream's f16 cache, its default). */
 typedef enum bn_kv_type { BN_KV_AUTO, BN_KV_F16, BN_KV_F32 } bn_kv_type;
 
 const char *bn_numerics_name(bn_numerics n);
+/* The K/V cache type a context with `kv` and `numerics` uses: BN_KV_AUTO is
+ * f16 under ggml-compat (bitnet.cpp's cache), f32 otherwise. */
+bn_kv_type bn_kv_type_resolve(bn_kv_type kv, bn_numerics numerics);
+/* "f16" / "f32" -> *out (also llama.cpp's "K f16, V f16" form: the K type
+ * decides, both are emulated with one type); false for anything else. */
+bool bn_kv_type_parse(const char *s, bn_kv_type *out);
 bool bn_numerics_parse(const char *s, bn_numerics *out);
 
 typedef struct bn_ctx_params {

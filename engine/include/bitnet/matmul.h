@@ -114,6 +114,9 @@ float bn_dot_f16_f32(const uint16_t *a, const float *b, int64_t n, bn_sum_order 
  * as bn_dot_f32: upstream llama.cpp's p·V of a prompt, which goes through
  * tinyBLAS (contiguous probabilities, n >= 2 tokens). */
 float bn_dot_f32_tiny(const float *a, const float *b, int64_t n, bn_sum_order order, bn_simd simd);
+/* f16 x f16 as tinyBLAS sums it when n is a multiple of the lanes, else as
+ * bn_dot_f16: upstream llama.cpp's prompt attention over an f16 cache. */
+float bn_dot_f16_tiny(const uint16_t *a, const uint16_t *b, int64_t n, bn_sum_order order, bn_simd simd);
 
 #ifdef __cplusplus
 }

@@ -39,6 +39,7 @@ typedef struct parity_driver_opts {
     bool receipt;          /* build the receipt (parity_driver_run.receipt) */
     /* recording (subject NULL): the engine runs the reference's evaluations */
     const char *numerics;    /* NULL: the reference's settings.numerics, else ggml-compat for bitnet.cpp, else f32 */
+    const char *kv_cache;    /* "f16"/"f32"; NULL: the reference's settings.kv_cache if it names one, else the mode's */
     const char *taps;        /* tap globs; NULL: the default set */
     const char *record_path; /* where the engine's trace is kept; NULL: in memory only, never on disk */
     const volatile sig_atomic_t *cancel; /* NULL: never; polled by every stage (BN_ERR_CANCELLED) */
