@@ -9,7 +9,9 @@ parity/policies/*.yaml rest on many prompts instead of one:
   pairs     engine vs the Python reference, each numerics mode (f32, ggml-compat, llama.cpp-compat),
             on every fixture model (every architecture and weight type);
             engine ggml-compat (f16 KV cache) vs engine f32 on the dense-weight models (cross-backend);
-            engine with 2 threads vs 3 threads (exact).
+            engine with 2 threads vs 3 threads (exact);
+            one model in four weight formats (`synth --shape tiny`: the same ternary weights as F32, I2_S,
+            TQ2_0, TQ1_0), the engine in ggml-compat on each, formats against one another (quantized).
   prompts   PROMPTS random prompts per model (token ids from a seeded generator), of lengths cycling
             through LENGTHS (up to 96 tokens: longer than every shared trace), then DECODE greedy
             steps, teacher-forced on both legs (`trace --tokens-from`).
@@ -42,6 +44,7 @@ LENGTHS = (20, 64, 96)
 DECODE = 2
 DENSE = (gguf.F32, gguf.F16, gguf.BF16)
 PRE_INT8 = ('token_embd', 'blk.0.attn_norm')
+QUANT_TYPES = ('f32', 'i2_s', 'tq2_0', 'tq1_0')
 
 
 def run(cmd, ok=(0,)):
@@ -146,6 +149,22 @@ def main(argv=None):
                 run([bp, 'trace', '-m', model, '--tokens-from', traces['ggml-compat'], '--threads', '3', '-o', e3])
                 pol, rec = compare(bp, traces['ggml-compat'], e3)
                 noise.setdefault('%s (engine 2 vs 3 threads)' % pol, Noise()).add(rec, where)
+        # one model in four weight formats: what the format alone changes (the `quantized` policy)
+        synth = {}
+        for wt in QUANT_TYPES:
+            synth[wt] = os.path.join(tmp, 'synth-%s.gguf' % wt)
+            run([bp, 'synth', '--shape', 'tiny', '--type', wt, '-o', synth[wt]])
+        n_vocab = gguf.GGUFFile(synth['f32']).by_name['token_embd.weight'].ne[1]
+        for i in range(a.prompts):
+            toks = ','.join(map(str, prompt(a.seed, 'synth-tiny', i, n_vocab)))
+            where = 'synth-tiny p%d(%d)' % (i, LENGTHS[i % len(LENGTHS)])
+            f32 = os.path.join(tmp, 'q-f32.npz')
+            run([bp, 'trace', '-m', synth['f32'], '--tokens', toks, '--decode', str(DECODE), '-o', f32])
+            for wt in QUANT_TYPES[1:]:
+                q = os.path.join(tmp, 'q-%s.npz' % wt)
+                run([bp, 'trace', '-m', synth[wt], '--tokens-from', f32, '-o', q])
+                pol, rec = compare(bp, q, f32)
+                noise.setdefault('%s (weight formats vs f32, ggml-compat)' % pol, Noise()).add(rec, '%s %s' % (where, wt))
     out = {'calibration': {'seed': a.seed, 'prompts_per_model': a.prompts, 'lengths': list(LENGTHS),
                            'decode': DECODE, 'models': sorted(os.path.basename(m) for m in glob.glob(a.models))},
            'noise': {k: v.summary() for k, v in sorted(noise.items())}}

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The policies' noise model (issue 12): reference/calibrate.py re-derives the floors written in
-# parity/policies/{cross-backend,reference,reference-int8}.yaml (deterministic: the same numbers,
+# parity/policies/{cross-backend,reference,reference-int8,quantized}.yaml (deterministic: the same numbers,
 # to the 3 digits written), every limit sits at least 10x above its floor (the method the policy
 # files state), and held-out prompts (another seed, other lengths' mix) pass under the policies the
 # comparison chooses by itself, in every numerics mode.
@@ -11,7 +11,7 @@ set -u
 "$py" - "$tmp/noise.yaml" "$src/parity/policies" <<'PY' || fail "the policies' floors are not what calibrate.py measures"
 import sys, yaml
 noise = yaml.safe_load(open(sys.argv[1]))['noise']
-pol = {n: yaml.safe_load(open('%s/%s.yaml' % (sys.argv[2], n))) for n in ('cross-backend', 'reference', 'reference-int8')}
+pol = {n: yaml.safe_load(open('%s/%s.yaml' % (sys.argv[2], n))) for n in ('cross-backend', 'reference', 'reference-int8', 'quantized')}
 def same(a, b, what):
     assert abs(a - b) <= 5e-3 * max(abs(a), abs(b)), '%s: measured %g, policy floor says %g' % (what, a, b)
 
@@ -33,6 +33,16 @@ assert rules['blk.0.attn_norm']['nmse_max'] >= 10 * fl['before_first_int8_nmse']
 assert rules['blk.0.attn_norm']['nmse_max'] < 3.6e-3 / 1e6, 'a LayerNorm bug must not hide before the first int8 step'
 assert rules['logits']['nmse_max'] >= 10 * fl['logits_nmse'] and rules['logits']['kld_mean_max'] >= 10 * fl['logits_kld_mean_max']
 assert 1 - rules['logits']['top1_agree_min'] >= 9.5 * (1 - fl['top1_min'])
+
+q, fl = noise['quantized (weight formats vs f32, ggml-compat)'], pol['quantized']['floors']['noise_model']
+for k in ('max_tap_nmse', 'before_first_int8_nmse', 'logits_kld_max', 'logits_kld_mean_max', 'top1_min'):
+    same(q[k], fl[k], 'quantized ' + k)
+same(q['per_tap_kind']['logits'], fl['logits_nmse'], 'quantized logits NMSE')
+d, rules = pol['quantized'], {r['match']: r for r in pol['quantized']['rules']}
+assert d['defaults']['nmse_max'] >= 10 * fl['max_tap_nmse']
+assert 10 * fl['before_first_int8_nmse'] <= rules['blk.0.attn_norm']['nmse_max'] < 3.6e-3 / 100
+assert rules['logits']['nmse_max'] >= 10 * fl['logits_nmse'] and rules['logits']['kld_max_max'] >= 10 * fl['logits_kld_max']
+assert rules['logits']['kld_mean_max'] >= 10 * fl['logits_kld_mean_max']
 
 fl = pol['reference']['floors']['noise_model']
 for mode in ('ggml-compat', 'llama.cpp-compat'):
