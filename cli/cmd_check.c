@@ -3,7 +3,7 @@
 #include "commands.h"
 
 static const char check_help[] =
-    "usage: bitparity check -m MODEL --reference TRACE.npz [--numerics MODE] [--kv-type f16|f32] [--taps GLOBS]\n"
+    "usage: bitparity check -m MODEL --reference TRACE.npz [--numerics MODE] [--kv-type T] [--taps GLOBS]\n"
     "                       [--policy NAME|FILE] [--map M] [--replay [--replay-mode block|op]]\n"
     "                       [--keep-trace OUT.npz] [-o RECEIPT.yaml] [--format text|yaml|json] [--threads N]\n\n"
     "Runs bitparity's engine on MODEL with exactly the reference's evaluations (its prompt and the\n"

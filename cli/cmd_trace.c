@@ -8,7 +8,7 @@
 
 static const char trace_help[] =
     "usage: bitparity trace -m MODEL (-p TEXT | --tokens IDS [--decode N] | --tokens-from TRACE) [--taps GLOB,...]\n"
-    "                       [--numerics ggml-compat|f32|llama.cpp-compat] [--kv-type f16|f32] [--threads N]\n"
+    "                       [--numerics ggml-compat|f32|llama.cpp-compat] [--kv-type T] [--threads N]\n"
     "                       [--fault NAME] [--compress]\n"
     "                       -o OUT.npz\n\n"
     "Evaluates the prompt (e0) and N greedy single-token decode steps (e1..eN) and writes every\n"
@@ -24,8 +24,8 @@ static const char trace_help[] =
     "                  tap except the opt-in attn_scores, attn_probs, *.in_q8, *.in_scale\n"
     "  --numerics M    ggml-compat (default: f16 KV cache and bitnet.cpp's roundings), f32, or\n"
     "                  llama.cpp-compat (upstream llama.cpp's CPU roundings, f32 KV cache)\n"
-    "  --kv-type T     f16 or f32: the K/V cache (default: f16 in ggml-compat, else f32; recorded\n"
-    "                  as settings.kv_cache). llama.cpp's own default is f16\n"
+    "  --kv-type T     f16, f32 or K,V (f32,f16): the K/V cache (default: f16 in ggml-compat, else\n"
+    "                  f32; recorded as settings.kv_cache). llama.cpp's own default is f16\n"
     "  --threads N     worker threads, 1..256 (default 2); taps are bit-identical for every N\n"
     "  --compress      deflate the arrays (about 35 % smaller; far slower to write and read)\n"
     "  --fault NAME    seed a known bug, to prove the parity driver finds it: gamma-inv-sqrt-h, silu,\n"
@@ -67,8 +67,8 @@ int cmd_trace(int argc, char **argv) {
     if (!bn_numerics_parse(numerics, &o.numerics))
         return cli_usage_error("trace", "--numerics '%s': expected ggml-compat, f32 or llama.cpp-compat", numerics);
     if (!bn_fault_parse(fault, &o.fault)) return cli_usage_error("trace", "--fault '%s': unknown fault (see --help)", fault);
-    if (kv_type && !bn_kv_type_parse(kv_type, &o.kv_type))
-        return cli_usage_error("trace", "--kv-type '%s': expected f16 or f32", kv_type);
+    if (kv_type && !bn_kv_type_parse(kv_type, &o.kv_type, &o.v_type))
+        return cli_usage_error("trace", "--kv-type '%s': expected f16, f32 or K,V (f32,f16)", kv_type);
     bn_error err = {0};
     bn_model *m;
     bn_tokenizer *tok;

@@ -344,12 +344,14 @@ def ggml_vec_dot_f16(a, b, lanes=16, tail='double'):
     return total.astype(np.float32).astype(np.float64)
 
 
-def ggml_dot(x, w, lanes):
+def ggml_dot(x, w, lanes, tail_fma=True):
     """x [T,K] · w [N,K]ᵀ summed as ggml's x86 float kernels do (ggml-compat mode).
 
     ``lanes`` float32 FMA accumulators (lane l takes the products k ≡ l mod lanes, in order),
     folded in halves down to 8 lanes, then [l_i + l_(i+4)] and (t0 + t2) + (t1 + t3); leftover
-    products (K not a multiple of lanes) are added in order afterwards. Not in the specs: this
+    products (K not a multiple of lanes) are added in order afterwards, each as one fma
+    (bitnet.cpp's build; ``tail_fma=False``: rounded product, then add, as upstream llama.cpp's
+    build does — both established on the shared traces' q·k nodes). Not in the specs: this
     order was established on the shared bitnet.cpp traces, where it reproduces every F32/F16
     weight matmul bit for bit with lanes = 16 for prompts (T > 1) and 64 for single tokens.
     The FMA is emulated as one rounding of the exact float64 sum (a double rounding can differ
@@ -372,7 +374,10 @@ def ggml_dot(x, w, lanes):
         t4 = (acc[..., :4] + acc[..., 4:]).astype(np.float32)
         y = ((t4[..., 0] + t4[..., 2]).astype(np.float32) + (t4[..., 1] + t4[..., 3]).astype(np.float32)).astype(np.float32)
         for j in range(kl, k):
-            y = (y + (x[:, None, j] * wc[None, :, j]).astype(np.float32)).astype(np.float32)
+            if tail_fma:
+                y = (y.astype(np.longdouble) + x[:, None, j] * wc[None, :, j]).astype(np.float32)
+            else:
+                y = (y + (x[:, None, j] * wc[None, :, j]).astype(np.float32)).astype(np.float32)
         out[:, r:r + Linear.CHUNK] = y
     return out
 
@@ -412,9 +417,9 @@ class Linear:
     def ternary(self):
         return self.kind in ('i2s', 'tq')
 
-    def __call__(self, x, compat, single_token=False, f16_prompt=False):
-        """(y float64 [T, N], q8 or None, in_scale or None). f16_prompt: an F16 weight rounds
-        its input to f16 for prompts too (llama.cpp-compat)."""
+    def __call__(self, x, compat, single_token=False, lcpp=False):
+        """(y float64 [T, N], q8 or None, in_scale or None). lcpp (llama.cpp-compat): an F16
+        weight rounds its input to f16 for prompts too, and float tails are not fused."""
         if self.kind == 'i2s':
             q, s = quantize_act_i2s(x)
             return i2s_matmul_from_q(q, s, self.w, self.scale).astype(np.float64), q, s
@@ -423,10 +428,10 @@ class Linear:
             return y.astype(np.float64), q, d
         if self.kind == 'q8_0':
             return q8_0_matmul(x, self.w, self.dw, lanes8=compat).astype(np.float64), None, None
-        if compat and (single_token or f16_prompt) and self.type == gguf.F16:
+        if compat and (single_token or lcpp) and self.type == gguf.F16:
             x = f16(x)
         if compat:
-            return ggml_dot(x, self.w, 64 if single_token else 16).astype(np.float64), None, None
+            return ggml_dot(x, self.w, 64 if single_token else 16, tail_fma=not lcpp).astype(np.float64), None, None
         x = np.asarray(x, dtype=np.float64)
         out = np.empty((x.shape[0], self.n_out))
         for r in range(0, self.n_out, self.CHUNK):
@@ -630,7 +635,7 @@ class Session:
 
     def _proj(self, taps, lay, w, x, prefix, single):
         lin = lay[w]
-        y, q, s = lin(x, self.compat, single, f16_prompt=self.lcpp)
+        y, q, s = lin(x, self.compat, single, lcpp=self.lcpp)
         if lin.ternary:
             self._tap(taps, '%s%s.in_q8' % (prefix, w), q)
             self._tap(taps, '%s%s.in_scale' % (prefix, w), s)
@@ -757,7 +762,7 @@ class Session:
             self._tap(taps, pre + 'out', x)
         h = self.rms_norm(x, m.output_norm)
         self._tap(taps, 'output_norm', h)
-        logits, _, _ = m.lm_head(h, self.compat, single, f16_prompt=self.lcpp)
+        logits, _, _ = m.lm_head(h, self.compat, single, lcpp=self.lcpp)
         logits = self._r(logits)
         self._tap(taps, 'logits', logits)
         self.n_past += T

@@ -140,8 +140,9 @@ struct Case {
 //
 // ggml-compat, every other model: bit-identical too, every tap of every
 // evaluation, both prompts: b158-f32's single-token F32 matmul with
-// K = 160 = 2·64 + 32 ends in a ggml_vec_dot_f32 tail, summed as rounded
-// products (no fma: established on the shared llama.cpp traces); TQ1_0/TQ2_0
+// K = 160 = 2·64 + 32 ends in a ggml_vec_dot_f32 tail, one fma per product
+// as bitnet.cpp's build computes it (its K-f32 traces' q·k; upstream
+// llama.cpp's build rounds each product first: lcompat); TQ1_0/TQ2_0
 // in ggml's 8-lane Q8_K order, Q8_0 in its 8-lane order, SiLU as ggml's
 // vectorized silu (ggml_v_expf in chunks of 16, a correctly rounded tail).
 //

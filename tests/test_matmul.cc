@@ -284,7 +284,7 @@ TEST(MatmulDense, BF16WeightsHandComputed) {
     double want0 = 0;
     for (int i = 0; i < K; i++) want0 += ((i % 3) - 1.0) * (i + 1.0);
     for (bn_simd simd : Levels())
-        for (bn_sum_order order : {BN_SUM_PLAIN, BN_SUM_GGML, BN_SUM_GGML_AVX2}) {
+        for (bn_sum_order order : {BN_SUM_PLAIN, BN_SUM_GGML, BN_SUM_GGML_AVX2, BN_SUM_GGML_NOFMA}) {
             std::vector<float> y = Matmul(nullptr, W, x, 1, order, simd);
             EXPECT_EQ(y[0], (float)want0) << bn_simd_name(simd) << " order " << order;  // small integers: exact
             EXPECT_EQ(y[1], 6.0f * (1.0f + 1.0f / 128.0f)) << bn_simd_name(simd) << " order " << order;
@@ -388,7 +388,7 @@ TEST(MatmulDeterminism, SimdLevelsAndThreadCountsAgreeForEveryType) {
         for (int64_t T : {1, 5}) {
             std::vector<float> x((size_t)(T * K));
             for (auto &v : x) v = nd(rng);
-            for (bn_sum_order order : {BN_SUM_PLAIN, BN_SUM_GGML, BN_SUM_GGML_AVX2})
+            for (bn_sum_order order : {BN_SUM_PLAIN, BN_SUM_GGML, BN_SUM_GGML_AVX2, BN_SUM_GGML_NOFMA})
                 for (bool f16_gemm : {false, true}) {  // llama.cpp-compat's f16 x f16 tinyBLAS
                 std::vector<float> ref = Matmul(pools[0].get(), W, x, T, order, BN_SIMD_PORTABLE, false, nullptr, f16_gemm);
                 for (bn_simd simd : Levels())
@@ -429,7 +429,7 @@ TEST(MatmulDot, SimdLevelsAgreeOnAttentionDots) {
             a[i] = nd(rng), b[i] = nd(rng);
             a16[i] = bn_f32_to_f16(a[i]), b16[i] = bn_f32_to_f16(b[i]);
         }
-        for (bn_sum_order o : {BN_SUM_PLAIN, BN_SUM_GGML, BN_SUM_GGML_AVX2}) {
+        for (bn_sum_order o : {BN_SUM_PLAIN, BN_SUM_GGML, BN_SUM_GGML_AVX2, BN_SUM_GGML_NOFMA}) {
             float r1 = bn_dot_f32(a.data(), b.data(), n, o, BN_SIMD_PORTABLE);
             float r2 = bn_dot_f16(a16.data(), b16.data(), n, o, BN_SIMD_PORTABLE);
             float r3 = bn_dot_f16_f32(a16.data(), b.data(), n, o, BN_SIMD_PORTABLE);

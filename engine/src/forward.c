@@ -44,7 +44,7 @@ typedef struct bn_run {
 /* The KV cache. ggml-compat keeps f16 values (K row-major per position,
  * V transposed per dimension, as bitnet.cpp's cache); f32 mode keeps f32. */
 typedef struct bn_kv {
-    bool f16;
+    bool k_f16, v_f16;   /* which of the two arrays below each cache uses */
     uint16_t *k16, *v16; /* [L][n_ctx][nkv*D] and [L][nkv*D][n_ctx] */
     float *k32, *v32;    /* same layouts in f32 */
 } bn_kv;
@@ -81,11 +81,22 @@ bn_kv_type bn_kv_type_resolve(bn_kv_type kv, bn_numerics numerics) {
     return numerics == BN_NUMERICS_GGML_COMPAT ? BN_KV_F16 : BN_KV_F32;
 }
 
-bool bn_kv_type_parse(const char *s, bn_kv_type *out) {
-    if (!strncmp(s, "K ", 2)) s += 2;
-    if (!strncmp(s, "f16", 3) && (!s[3] || s[3] == ',')) return *out = BN_KV_F16, true;
-    if (!strncmp(s, "f32", 3) && (!s[3] || s[3] == ',')) return *out = BN_KV_F32, true;
-    return false;
+/* "f16" or "f32" at *s (after an optional "K " / "V " label) -> *t; the rest after it. */
+static const char *kv_word(const char *s, const char *label, bn_kv_type *t) {
+    while (*s == ' ') s++;
+    if (!strncmp(s, label, 2)) s += 2;
+    if (strncmp(s, "f16", 3) && strncmp(s, "f32", 3)) return NULL;
+    *t = s[1] == '1' ? BN_KV_F16 : BN_KV_F32;
+    return s + 3;
+}
+
+bool bn_kv_type_parse(const char *s, bn_kv_type *k, bn_kv_type *v) {
+    bn_kv_type a, b;
+    const char *rest = kv_word(s, "K ", &a);
+    if (!rest) return false;
+    if (!*rest) return *k = *v = a, true;
+    if (*rest != ',' || !(rest = kv_word(rest + 1, "V ", &b)) || *rest) return false;
+    return *k = a, *v = b, true;
 }
 
 bn_ctx_params bn_ctx_params_init(void) {
@@ -179,14 +190,19 @@ static void attn_rows(void *arg, int64_t begin, int64_t end) {
     const bn_hparams *hp = &c->m->hp;
     const int64_t D = hp->head_dim, nh = hp->n_head, nkv = hp->n_head_kv, T = c->T, n_kv = job->n_kv;
     const int64_t kvd = nkv * D, gqa = nh / nkv;
-    const bool compat = c->kv.f16;
-    /* upstream llama.cpp, f32 cache: q·k by ggml_vec_dot_f32 (q is a strided
-     * view), p·V by tinyBLAS for a prompt (its sgemm serves n >= 2 only).
-     * f16 cache: q and p are converted to f16 first (contiguous copies), so a
-     * prompt's q·k and p·V both go through tinyBLAS f16 x f16; a single
-     * token's through ggml_vec_dot_f16, as in bitnet.cpp. */
-    const bool lcpp = c->p.numerics == BN_NUMERICS_LLAMACPP_COMPAT, llamacpp = !compat && lcpp;
-    const bool gemm16 = compat && lcpp && T > 1;
+    /* ggml's attention products (both compat modes; f32 mode sums plainly,
+     * where every branch below is the same index-order sum):
+     *  q·k, K f32: ggml_vec_dot_f32 (q is a strided view: no sgemm);
+     *  q·k, K f16: q rounded to f16, then ggml_vec_dot_f16; upstream
+     *       llama.cpp copies q to a contiguous f16 block first, so a
+     *       prompt's goes through tinyBLAS f16 x f16;
+     *  p·V, V f32: tinyBLAS for a prompt (sgemm serves n >= 2 only), else
+     *       ggml_vec_dot_f32;
+     *  p·V, V f16: a single token's p rounded to f16 and ggml_vec_dot_f16;
+     *       a prompt's tinyBLAS f16 x f32 (bitnet.cpp) or, p rounded to
+     *       f16, f16 x f16 (upstream llama.cpp). */
+    const bool k16 = c->kv.k_f16, v16 = c->kv.v_f16, lcpp = c->p.numerics == BN_NUMERICS_LLAMACPP_COMPAT;
+    const bool k_gemm16 = k16 && lcpp && T > 1, v_gemm16 = v16 && lcpp && T > 1;
     const bn_sum_order order = c->mm.order;
     const bn_simd simd = bn_pool_simd(c->pool);
     const float scale = 1.0f / sqrtf((float)D);
@@ -196,15 +212,15 @@ static void attn_rows(void *arg, int64_t begin, int64_t end) {
         if (job->stages & ATT_SCORES) {
             const float *q = c->r.q + t * nh * D + h * D;
             uint16_t q16[1024]; /* ggml rounds q to f16 to meet the f16 K cache */
-            if (compat)
+            if (k16)
                 for (int64_t d = 0; d < D; d++) q16[d] = bn_f32_to_f16(q[d]);
             for (int64_t j = 0; j < n_kv; j++) {
                 const int64_t off = ((int64_t)job->il * c->n_ctx + j) * kvd + g * D;
                 /* causal mask, and the padded cells of ggml-compat */
-                att[j] = j > pos              ? -INFINITY
-                         : gemm16             ? bn_dot_f16_tiny(c->kv.k16 + off, q16, D, order, simd) * scale
-                         : compat             ? bn_dot_f16(c->kv.k16 + off, q16, D, order, simd) * scale
-                                              : bn_dot_f32(c->kv.k32 + off, q, D, order, simd) * scale;
+                att[j] = j > pos    ? -INFINITY
+                         : k_gemm16 ? bn_dot_f16_tiny(c->kv.k16 + off, q16, D, order, simd) * scale
+                         : k16      ? bn_dot_f16(c->kv.k16 + off, q16, D, order, simd) * scale
+                                    : bn_dot_f32(c->kv.k32 + off, q, D, order, simd) * scale;
             }
         }
         if (job->stages & ATT_SOFTMAX) bn_op_softmax_ggml(att, n_kv, 1.0f, c->lanes);
@@ -213,16 +229,16 @@ static void attn_rows(void *arg, int64_t begin, int64_t end) {
          * ggml rounds p to f16 only on its single-token path. */
         float *out = c->r.ctxv + t * nh * D + h * D;
         uint16_t p16[4096];
-        const bool p_f16 = compat && (T == 1 || gemm16);
+        const bool p_f16 = v16 && (T == 1 || v_gemm16);
         if (p_f16)
             for (int64_t j = 0; j < n_kv; j++) p16[j] = bn_f32_to_f16(att[j]);
         for (int64_t d = 0; d < D; d++) {
             const int64_t off = ((int64_t)job->il * kvd + g * D + d) * c->n_ctx;
-            out[d] = llamacpp && T > 1 ? bn_dot_f32_tiny(c->kv.v32 + off, att, n_kv, order, simd)
-                     : !compat ? bn_dot_f32(c->kv.v32 + off, att, n_kv, order, simd)
-                     : gemm16  ? bn_dot_f16_tiny(c->kv.v16 + off, p16, n_kv, order, simd)
-                     : p_f16   ? bn_dot_f16(c->kv.v16 + off, p16, n_kv, order, simd)
-                             : bn_dot_f16_f32(c->kv.v16 + off, att, n_kv, order, simd);
+            out[d] = !v16 && T > 1 ? bn_dot_f32_tiny(c->kv.v32 + off, att, n_kv, order, simd)
+                     : !v16        ? bn_dot_f32(c->kv.v32 + off, att, n_kv, order, simd)
+                     : v_gemm16    ? bn_dot_f16_tiny(c->kv.v16 + off, p16, n_kv, order, simd)
+                     : p_f16       ? bn_dot_f16(c->kv.v16 + off, p16, n_kv, order, simd)
+                                   : bn_dot_f16_f32(c->kv.v16 + off, att, n_kv, order, simd);
         }
     }
 }
@@ -237,13 +253,10 @@ static void kv_store(bn_ctx *c, int il) {
         for (int64_t i = 0; i < kvd; i++) {
             const int64_t ko = ((int64_t)il * c->n_ctx + pos) * kvd + i;
             const int64_t vo = ((int64_t)il * kvd + i) * c->n_ctx + pos;
-            if (c->kv.f16) {
-                c->kv.k16[ko] = bn_f32_to_f16(k[i]);
-                c->kv.v16[vo] = bn_f32_to_f16(v[i]);
-            } else {
-                c->kv.k32[ko] = k[i];
-                c->kv.v32[vo] = v[i];
-            }
+            if (c->kv.k_f16) c->kv.k16[ko] = bn_f32_to_f16(k[i]);
+            else c->kv.k32[ko] = k[i];
+            if (c->kv.v_f16) c->kv.v16[vo] = bn_f32_to_f16(v[i]);
+            else c->kv.v32[vo] = v[i];
         }
     }
 }
@@ -265,7 +278,9 @@ static bn_status attention(bn_ctx *c, int il, bn_error *err) {
     /* ggml-compat pads the cache length to 32 cells (bitnet.cpp's kv_self.n),
      * llama.cpp-compat to 256 (upstream's padding); the padding decides which
      * scores the softmax's vector lanes take and which its libm tail. */
-    const int64_t used = c->p0 + c->T, pad = c->p.numerics == BN_NUMERICS_LLAMACPP_COMPAT ? 256 : c->kv.f16 ? 32 : 1;
+    const int64_t used = c->p0 + c->T, pad = c->p.numerics == BN_NUMERICS_LLAMACPP_COMPAT ? 256
+                                             : c->p.numerics == BN_NUMERICS_GGML_COMPAT     ? 32
+                                                                                             : 1;
     const int64_t padded = (used + pad - 1) / pad * pad, n_kv = padded < c->n_ctx ? padded : c->n_ctx;
     const int64_t rows = c->m->hp.n_head * c->T;
     const bool tap_s = TAP_ON(il, BN_TAP_ATTN_SCORES), tap_p = TAP_ON(il, BN_TAP_ATTN_PROBS);
@@ -422,18 +437,18 @@ bn_status bn_ctx_eval(bn_ctx *c, const int32_t *tokens, int64_t T, bn_error *err
 static bn_status kv_alloc(bn_ctx *c, bn_error *err) {
     const bn_hparams *hp = &c->m->hp;
     const size_t n = (size_t)hp->n_layer * (size_t)c->n_ctx * (size_t)(hp->n_head_kv * hp->head_dim);
-    c->kv.f16 = bn_kv_type_resolve(c->p.kv_type, c->p.numerics) == BN_KV_F16;
-    const size_t elem = c->kv.f16 ? sizeof(uint16_t) : sizeof(float);
-    if (c->kv.f16) {
-        c->kv.k16 = calloc(n, elem);
-        c->kv.v16 = calloc(n, elem);
-    } else {
-        c->kv.k32 = calloc(n, elem);
-        c->kv.v32 = calloc(n, elem);
-    }
-    if ((c->kv.f16 && (!c->kv.k16 || !c->kv.v16)) || (!c->kv.f16 && (!c->kv.k32 || !c->kv.v32)))
-        return bn_error_set(err, BN_ERR_NOMEM, "KV cache: cannot allocate 2 x %zu bytes (%lld positions, %s)",
-                            n * elem, (long long)c->n_ctx, c->kv.f16 ? "f16" : "f32");
+    const bn_kv_type kt = bn_kv_type_resolve(c->p.kv_type, c->p.numerics);
+    c->kv.k_f16 = kt == BN_KV_F16;
+    c->kv.v_f16 = (c->p.v_type == BN_KV_AUTO ? kt : c->p.v_type) == BN_KV_F16;
+    const size_t ke = c->kv.k_f16 ? sizeof(uint16_t) : sizeof(float), ve = c->kv.v_f16 ? sizeof(uint16_t) : sizeof(float);
+    void *kp = calloc(n, ke), *vp = calloc(n, ve);
+    if (c->kv.k_f16) c->kv.k16 = kp;
+    else c->kv.k32 = kp;
+    if (c->kv.v_f16) c->kv.v16 = vp;
+    else c->kv.v32 = vp;
+    if (!kp || !vp)
+        return bn_error_set(err, BN_ERR_NOMEM, "KV cache: cannot allocate %zu + %zu bytes (%lld positions, K %s, V %s)",
+                            n * ke, n * ve, (long long)c->n_ctx, c->kv.k_f16 ? "f16" : "f32", c->kv.v_f16 ? "f16" : "f32");
     return BN_OK;
 }
 
@@ -451,7 +466,7 @@ bn_status bn_ctx_create(const bn_model *m, const bn_ctx_params *p, bn_ctx **out,
         return bn_error_set(err, BN_ERR_UNSUPPORTED, "head_dim %lld > 1024 is not supported", (long long)m->hp.head_dim);
     if ((p->observe && !p->observe_fn) || (p->inject && !p->inject_fn))
         return bn_error_set(err, BN_ERR_INVALID, "a tap set was given without its hook");
-    if ((unsigned)p->kv_type > BN_KV_F32 || (unsigned)p->act_round > BN_ROUND_HALF_AWAY)
+    if ((unsigned)p->kv_type > BN_KV_F32 || (unsigned)p->v_type > BN_KV_F32 || (unsigned)p->act_round > BN_ROUND_HALF_AWAY)
         return bn_error_set(err, BN_ERR_INVALID, "unknown K/V type %d or activation rounding %d", (int)p->kv_type,
                             (int)p->act_round);
     bn_ctx *c = calloc(1, sizeof *c);
@@ -461,7 +476,9 @@ bn_status bn_ctx_create(const bn_model *m, const bn_ctx_params *p, bn_ctx **out,
     c->n_ctx = p->n_ctx > 0 ? p->n_ctx : bn_ctx_model_n_ctx(m);
     /* ggml-compat reproduces the AVX-512 ggml build of the shared traces;
      * f32 mode sums in plain index order (no f16 rounding anywhere). */
-    c->mm.order = p->numerics == BN_NUMERICS_F32 ? BN_SUM_PLAIN : BN_SUM_GGML;
+    c->mm.order = p->numerics == BN_NUMERICS_F32               ? BN_SUM_PLAIN
+                  : p->numerics == BN_NUMERICS_LLAMACPP_COMPAT ? BN_SUM_GGML_NOFMA
+                                                               : BN_SUM_GGML;
     c->lanes = 16;
     c->mm.act_round = p->act_round;
     const int64_t slots = (m->hp.n_layer + 1) * BN_TAP_KIND_COUNT;

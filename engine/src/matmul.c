@@ -113,6 +113,7 @@ typedef struct dense_alg {
     int lanes;        /* 8 or 16 (TINY, VEC) */
     bool hadd_reduce; /* VEC with 8 lanes: GGML_F32x8_REDUCE's hadd pairs */
     bool tail_double; /* VEC: ggml_vec_dot_f16 sums the tail in double */
+    bool tail_fma;    /* VEC, float tail: fused `sumf += x*y` (bitnet.cpp's build) */
 } dense_alg;
 
 /* How an operand of a float dot product is read. */
@@ -220,12 +221,12 @@ static float op_get(const void *p, op_kind k, int64_t i) {
 /* Float dot products, portable                                        */
 /* ------------------------------------------------------------------ */
 
-/* The tail of ggml_vec_dot_*: the f32 version accumulates in float, each
- * product rounded before it is added (no fma: established on the shared
- * llama.cpp traces, whose q·k products of 32 elements are all tail on
- * AVX-512), the f16 version in double. */
+/* The tail of ggml_vec_dot_*: the f16 version sums in double; the f32 version
+ * in float, as one fma per product in bitnet.cpp's build and as a rounded
+ * product then an add in upstream llama.cpp's (both established on the shared
+ * traces, whose q·k products of 32 elements are all tail on AVX-512). */
 static float vec_tail(const void *a, op_kind ka, const void *b, op_kind kb, int64_t from, int64_t n,
-                      float simd_sum, bool tail_double) {
+                      float simd_sum, bool tail_double, bool tail_fma) {
     if (tail_double) {
         double s = simd_sum;
         for (int64_t i = from; i < n; i++) s += (double)(op_get(a, ka, i) * op_get(b, kb, i));
@@ -233,8 +234,12 @@ static float vec_tail(const void *a, op_kind ka, const void *b, op_kind kb, int6
     }
     float s = simd_sum;
     for (int64_t i = from; i < n; i++) {
-        const float p = op_get(a, ka, i) * op_get(b, kb, i);
-        s = s + p;
+        if (tail_fma) {
+            s = fmaf(op_get(a, ka, i), op_get(b, kb, i), s);
+        } else {
+            const float p = op_get(a, ka, i) * op_get(b, kb, i);
+            s = s + p;
+        }
     }
     return s;
 }
@@ -270,7 +275,7 @@ static float dense_dot_portable(const void *a, op_kind ka, const void *b, op_kin
         }
         for (int l = 0; l < L; l++) acc[0][l] = acc[0][l] + acc[1][l];
         float s = np ? reduce_lanes(acc[0], L, alg->hadd_reduce) : 0.0f;
-        return vec_tail(a, ka, b, kb, np, n, s, alg->tail_double);
+        return vec_tail(a, ka, b, kb, np, n, s, alg->tail_double, alg->tail_fma);
     }
     }
     return 0.0f;
@@ -408,7 +413,7 @@ AVX2_FN static float dense_dot_avx2(const void *a, op_kind ka, const void *b, op
         sum = H == 2 ? hsum8_tree(_mm256_add_ps(s[0][0], s[0][1]))
                      : alg->hadd_reduce ? hsum8_hadd(s[0][0]) : hsum8_tree(s[0][0]);
     }
-    return vec_tail(a, ka, b, kb, np, n, sum, alg->tail_double);
+    return vec_tail(a, ka, b, kb, np, n, sum, alg->tail_double, alg->tail_fma);
 }
 
 AVX2_FN static inline int32_t hsum_i32x8(__m256i v) {
@@ -813,19 +818,19 @@ size_t bn_matmul_scratch_bytes(const bn_weight *w, int64_t T) {
 static void dense_plan(const type_info *ti, int64_t T, int64_t K, const bn_matmul_opts *o, mm_job *j) {
     const bool w16 = ti->type == BN_TYPE_F16;
     if (o->order == BN_SUM_PLAIN) {
-        j->alg = (dense_alg){DENSE_SEQ, 1, false, false};
+        j->alg = (dense_alg){DENSE_SEQ, 1, false, false, false};
         j->xk = o->act_f16 ? OP_F32_AS_F16 : OP_F32;
         return;
     }
-    const int L = o->order == BN_SUM_GGML ? 16 : 8;
+    const int L = o->order == BN_SUM_GGML_AVX2 ? 8 : 16;
     if (o->f16_gemm && w16 && T >= 2 && K % L == 0) {
-        j->alg = (dense_alg){DENSE_TINY, L, false, false};
+        j->alg = (dense_alg){DENSE_TINY, L, false, false, false};
         j->xk = OP_F32_AS_F16;
     } else if (T >= 2 && !o->act_f16 && K % L == 0) {
-        j->alg = (dense_alg){DENSE_TINY, L, false, false};
+        j->alg = (dense_alg){DENSE_TINY, L, false, false, false};
         j->xk = OP_F32;
     } else {
-        j->alg = (dense_alg){DENSE_VEC, L, L == 8, w16};
+        j->alg = (dense_alg){DENSE_VEC, L, L == 8, w16, o->order != BN_SUM_GGML_NOFMA};
         j->xk = (w16 || o->act_f16) ? OP_F32_AS_F16 : OP_F32;
     }
 }
@@ -855,7 +860,7 @@ bn_status bn_matmul(bn_pool *pool, const bn_weight *w, const float *x, int64_t T
                             "matmul: bad shape %s k=%lld n=%lld T=%lld (k must be a positive multiple of %lld)",
                             ti ? bn_type_name(w->type) : "?", (long long)w->k, (long long)w->n, (long long)T,
                             (long long)ti->block);
-    if (o->order > BN_SUM_GGML_AVX2)
+    if (o->order > BN_SUM_GGML_NOFMA)
         return bn_error_set(err, BN_ERR_INVALID, "matmul: unknown summation order %d", (int)o->order);
     if ((unsigned)o->act_round >= sizeof I8_QUANTIZERS / sizeof I8_QUANTIZERS[0])
         return bn_error_set(err, BN_ERR_INVALID, "matmul: unknown activation rounding %d", (int)o->act_round);
@@ -913,9 +918,9 @@ static bool resolve_dot_simd(bn_simd simd) {
 }
 
 static dense_alg dot_alg(bn_sum_order order, bool tail_double) {
-    if (order == BN_SUM_PLAIN) return (dense_alg){DENSE_SEQ, 1, false, false};
+    if (order == BN_SUM_PLAIN) return (dense_alg){DENSE_SEQ, 1, false, false, false};
     const int L = order == BN_SUM_GGML_AVX2 ? 8 : 16;
-    return (dense_alg){DENSE_VEC, L, L == 8, tail_double};
+    return (dense_alg){DENSE_VEC, L, L == 8, tail_double, order != BN_SUM_GGML_NOFMA};
 }
 
 float bn_dot_f32(const float *a, const float *b, int64_t n, bn_sum_order order, bn_simd simd) {
@@ -930,13 +935,13 @@ float bn_dot_f16(const uint16_t *a, const uint16_t *b, int64_t n, bn_sum_order o
 
 float bn_dot_f32_tiny(const float *a, const float *b, int64_t n, bn_sum_order order, bn_simd simd) {
     dense_alg alg = dot_alg(order, false);
-    if (alg.kind == DENSE_VEC && n % alg.lanes == 0) alg = (dense_alg){DENSE_TINY, alg.lanes, false, false};
+    if (alg.kind == DENSE_VEC && n % alg.lanes == 0) alg = (dense_alg){DENSE_TINY, alg.lanes, false, false, false};
     return dense_dot(resolve_dot_simd(simd), a, OP_F32, b, OP_F32, n, &alg);
 }
 
 float bn_dot_f16_tiny(const uint16_t *a, const uint16_t *b, int64_t n, bn_sum_order order, bn_simd simd) {
     dense_alg alg = dot_alg(order, true);
-    if (alg.kind == DENSE_VEC && n % alg.lanes == 0) alg = (dense_alg){DENSE_TINY, alg.lanes, false, false};
+    if (alg.kind == DENSE_VEC && n % alg.lanes == 0) alg = (dense_alg){DENSE_TINY, alg.lanes, false, false, false};
     return dense_dot(resolve_dot_simd(simd), a, OP_F16, b, OP_F16, n, &alg);
 }
 
@@ -944,7 +949,7 @@ float bn_dot_f16_f32(const uint16_t *a, const float *b, int64_t n, bn_sum_order 
     dense_alg alg = dot_alg(order, true);
     op_kind kb = order == BN_SUM_PLAIN ? OP_F32 : OP_F32_AS_F16;
     if (alg.kind == DENSE_VEC && n % alg.lanes == 0) { /* tinyBLAS applies */
-        alg = (dense_alg){DENSE_TINY, alg.lanes, false, false};
+        alg = (dense_alg){DENSE_TINY, alg.lanes, false, false, false};
         kb = OP_F32;
     }
     return dense_dot(resolve_dot_simd(simd), a, OP_F16, b, kb, n, &alg);

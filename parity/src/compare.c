@@ -32,8 +32,9 @@ static int producer_is(const char *name, const char *what) { return name && !str
  * f16 cache against an f32 one is a legitimate difference, not a bug. */
 static bool same_kv_cache(const parity_trace *a, const parity_trace *b) {
     const char *ka = parity_trace_get(a, "settings.kv_cache"), *kb = parity_trace_get(b, "settings.kv_cache");
-    bn_kv_type ta, tb;
-    return !ka || !kb || !bn_kv_type_parse(ka, &ta) || !bn_kv_type_parse(kb, &tb) || ta == tb;
+    bn_kv_type a_k, a_v, b_k, b_v;
+    return !ka || !kb || !bn_kv_type_parse(ka, &a_k, &a_v) || !bn_kv_type_parse(kb, &b_k, &b_v) ||
+           (a_k == b_k && a_v == b_v);
 }
 
 const char *parity_compare_default_policy(const parity_trace *subject, const parity_trace *reference, char *why,

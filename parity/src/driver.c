@@ -66,8 +66,8 @@ static bn_status record_subject(const parity_driver_opts *o, const bn_model *m, 
         st = bn_error_set(err, BN_ERR_INVALID, "--numerics '%s': expected ggml-compat, f32 or llama.cpp-compat", numerics);
     /* the reference's cache type, when it says one (llama.cpp runs f16 unless told otherwise) */
     const char *kv = o->kv_cache ? o->kv_cache : parity_trace_get(ref, "settings.kv_cache");
-    if (!st && kv && !bn_kv_type_parse(kv, &ro.kv_type) && o->kv_cache)
-        st = bn_error_set(err, BN_ERR_INVALID, "--kv-type '%s': expected f16 or f32", kv);
+    if (!st && kv && !bn_kv_type_parse(kv, &ro.kv_type, &ro.v_type) && o->kv_cache)
+        st = bn_error_set(err, BN_ERR_INVALID, "--kv-type '%s': expected f16, f32 or K,V (f32,f16)", kv);
     if (!st) st = parity_record_open(m, &ro, subject, err);
     free(evals);
     return st;

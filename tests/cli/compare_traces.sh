@@ -97,6 +97,17 @@ done
 grep -q '^first divergence: e0 blk.0.ffn_act ' "$tmp/out" && grep -q '^hint: activation-swap: ' "$tmp/out" ||
     fail "SiLU vs llama.cpp-compat: $(cat "$tmp/out")"
 
+# bitnet.cpp with an f32 K cache (settings.kv_cache "K f32, V f16"): check takes the cache types from
+# the reference and reproduces every tap, scores and probabilities included.
+for t in f32 i2s; do
+    "$bin" check -m "$models/tiny-bitnet-$t.gguf" --reference "$refs/bitnetcpp/$t/p1_kf32.npz" --taps '*' --policy exact \
+        --keep-trace "$tmp/kf32.npz" >"$tmp/out" 2>&1 || fail "check vs bitnet.cpp $t K f32: $(cat "$tmp/out")"
+    grep -q '158 compared: 158 pass (158 bit-identical)' "$tmp/out" || fail "$t K f32: $(cat "$tmp/out")"
+    "$py" -c "import sys, zipfile, yaml
+s = yaml.safe_load(zipfile.ZipFile(sys.argv[1]).read('meta.yaml'))['settings']
+assert s['kv_cache'] == 'K f32, V f16', s" "$tmp/kf32.npz" || fail "$t: kv_cache not recorded as K f32, V f16"
+done
+
 # A different token id: tokenization diagnosis, exit 1, nothing compared.
 "$bin" trace -m "$models/tiny-bitnet-i2s.gguf" --tokens 509,12,300 --decode 0 -o "$tmp/t.npz" >/dev/null
 "$bin" compare "$tmp/t.npz" "$refs/bitnetcpp/i2s/p1.npz" >"$tmp/out"

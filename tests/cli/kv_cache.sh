@@ -18,7 +18,7 @@ grep -q '111 compared: 111 pass (111 bit-identical)' "$tmp/out" || fail "f16 cac
 "$bp" compare "$tmp/kv16-1.npz" "$tmp/kv32.npz" >"$tmp/out"
 grep -q 'policy     cross-backend (auto' "$tmp/out" || fail "f16 vs f32 cache judged as: $(cat "$tmp/out")"
 "$bp" trace -m "$m" --tokens 1,2 --kv-type f8 -o "$tmp/x.npz" >"$tmp/out" 2>&1
-[ $? -eq 2 ] && grep -q "kv-type 'f8': expected f16 or f32" "$tmp/out" || fail "bad --kv-type: $(cat "$tmp/out")"
+[ $? -eq 2 ] && grep -q "kv-type 'f8': expected f16, f32 or K,V (f32,f16)" "$tmp/out" || fail "bad --kv-type: $(cat "$tmp/out")"
 # The engine and the independent Python reference agree bit for bit with llama.cpp's f16 cache too:
 # a prompt's q·k and p·V through tinyBLAS f16 x f16, a single token's through ggml_vec_dot_f16.
 for name in b158-i2s llama-f16; do
@@ -29,4 +29,11 @@ for name in b158-i2s llama-f16; do
         -o "$tmp/e16.npz" 2>/dev/null || fail "engine f16 $name"
     "$bp" compare "$tmp/e16.npz" "$tmp/r16.npz" --policy exact >"$tmp/out" || fail "$name f16 cache: $(cat "$tmp/out")"
 done
+# K and V of different types ("K f32, V f16", as bitnet.cpp's p1_kf32 dumps): recorded so, and parsed
+# in both spellings
+"$bp" trace -m "$m" --tokens 1,2,3 --kv-type f32,f16 -o "$tmp/kv-mixed.npz" 2>/dev/null || fail "--kv-type f32,f16"
+"$py" -c "import sys, zipfile, yaml; s = yaml.safe_load(zipfile.ZipFile(sys.argv[1]).read('meta.yaml'))['settings']
+assert s['kv_cache'] == 'K f32, V f16', s" "$tmp/kv-mixed.npz" || fail "mixed kv_cache not recorded"
+"$bp" trace -m "$m" --tokens 1,2,3 --kv-type 'K f32, V f16' -o "$tmp/kv-mixed2.npz" 2>/dev/null || fail "--kv-type 'K f32, V f16'"
+"$bp" compare "$tmp/kv-mixed.npz" "$tmp/kv-mixed2.npz" --policy exact >/dev/null || fail "the two spellings differ"
 echo "kv_cache: ok"

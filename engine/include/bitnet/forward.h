@@ -35,16 +35,18 @@ const char *bn_numerics_name(bn_numerics n);
 /* The K/V cache type a context with `kv` and `numerics` uses: BN_KV_AUTO is
  * f16 under ggml-compat (bitnet.cpp's cache), f32 otherwise. */
 bn_kv_type bn_kv_type_resolve(bn_kv_type kv, bn_numerics numerics);
-/* "f16" / "f32" -> *out (also llama.cpp's "K f16, V f16" form: the K type
- * decides, both are emulated with one type); false for anything else. */
-bool bn_kv_type_parse(const char *s, bn_kv_type *out);
+/* The K and V cache types of "f16", "f32" (both), "K f32, V f16" (the
+ * settings.kv_cache of a bitnet.cpp / llama.cpp dump) or "f32,f16" (K, V);
+ * false for anything else. */
+bool bn_kv_type_parse(const char *s, bn_kv_type *k, bn_kv_type *v);
 bool bn_numerics_parse(const char *s, bn_numerics *out);
 
 typedef struct bn_ctx_params {
     int n_threads;             /* >= 1 */
     bn_numerics numerics;
     int64_t n_ctx;             /* KV capacity in positions; 0 = min(context_length, 4096) */
-    bn_kv_type kv_type;        /* BN_KV_AUTO: as the numerics mode says */
+    bn_kv_type kv_type;        /* the K cache; BN_KV_AUTO: as the numerics mode says */
+    bn_kv_type v_type;         /* the V cache; BN_KV_AUTO: as kv_type */
     int64_t rope_pos_offset;   /* added to every position RoPE sees (0: positions count from 0) */
     bn_act_round act_round;    /* rounding of I2_S int8 activations (bitnet/matmul.h) */
     const bn_tap_set *observe; /* NULL: nothing observed */

@@ -51,6 +51,10 @@ typedef enum bn_sum_order {
     BN_SUM_GGML_AVX2 = 2, /* ggml built for AVX2 only: as GGML but with 8 lanes
                              and the AVX2 reductions for F32/F16 (read from
                              ggml's source; no trace to confirm it) */
+    BN_SUM_GGML_NOFMA = 3, /* as GGML, but the float tail of ggml_vec_dot_f32
+                             adds rounded products: upstream llama.cpp's build
+                             (bitnet.cpp's compiler fuses `sumf += x*y` into an
+                             fma; both established on the shared traces) */
 } bn_sum_order;
 
 /* How x·s is rounded to the I2_S int8 activations: half to even as ggml

@@ -30,7 +30,8 @@ typedef struct parity_record_opts {
     int64_t n_follow;
     const char *taps;        /* comma-separated globs; NULL = the default set */
     bn_numerics numerics;
-    bn_kv_type kv_type;      /* BN_KV_AUTO: as the numerics mode says (f16 for ggml-compat, else f32) */
+    bn_kv_type kv_type;      /* the K cache; BN_KV_AUTO: as the numerics mode says (f16 for ggml-compat, else f32) */
+    bn_kv_type v_type;       /* the V cache; BN_KV_AUTO: as kv_type */
     int n_threads;
     bn_fault fault;          /* a seeded bug (bitnet/fault.h), BN_FAULT_NONE for none */
     const char *out_path;    /* the .npz to write (parity_record_open: NULL = in memory) */
