@@ -34,6 +34,8 @@ import subprocess
 import sys
 import tempfile
 
+import yaml
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
@@ -168,7 +170,7 @@ def main(argv=None):
     out = {'calibration': {'seed': a.seed, 'prompts_per_model': a.prompts, 'lengths': list(LENGTHS),
                            'decode': DECODE, 'models': sorted(os.path.basename(m) for m in glob.glob(a.models))},
            'noise': {k: v.summary() for k, v in sorted(noise.items())}}
-    text = dump(out)
+    text = yaml.safe_dump(out, sort_keys=False, default_flow_style=None, width=110)
     sys.stdout.write(text)
     if a.output:
         with open(a.output + '.tmp', 'w') as f:
@@ -176,23 +178,6 @@ def main(argv=None):
         os.replace(a.output + '.tmp', a.output)
     return 1 if any(v.failures for v in noise.values()) else 0
 
-
-def dump(d, indent=0):
-    """A small YAML emitter for this report (nested maps, flat lists, scalars)."""
-    pad, lines = '  ' * indent, []
-    for k, v in d.items():
-        key = json.dumps(k) if any(c in k for c in ':#,[]{}') else k
-        if isinstance(v, dict):
-            lines.append('%s%s:' % (pad, key))
-            lines.append(dump(v, indent + 1).rstrip('\n'))
-        elif isinstance(v, list):
-            lines.append('%s%s: [%s]' % (pad, key, ', '.join(json.dumps(x) for x in v)))
-        elif isinstance(v, float):     # YAML 1.1 (PyYAML) reads 1e-06 as a string: keep a '.'
-            t = repr(v)
-            lines.append('%s%s: %s' % (pad, key, t.replace('e', '.0e', 1) if 'e' in t and '.' not in t else t))
-        else:
-            lines.append('%s%s: %s' % (pad, key, json.dumps(v)))
-    return '\n'.join(lines) + '\n'
 
 
 if __name__ == '__main__':

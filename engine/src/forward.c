@@ -41,8 +41,8 @@ typedef struct bn_run {
     size_t mm_scratch_bytes;
 } bn_run;
 
-/* The KV cache. ggml-compat keeps f16 values (K row-major per position,
- * V transposed per dimension, as bitnet.cpp's cache); f32 mode keeps f32. */
+/* The KV cache, K row-major per position and V transposed per dimension as
+ * bitnet.cpp's cache; each in f16 or f32 (bn_ctx_params.kv_type, v_type). */
 typedef struct bn_kv {
     bool k_f16, v_f16;   /* which of the two arrays below each cache uses */
     uint16_t *k16, *v16; /* [L][n_ctx][nkv*D] and [L][nkv*D][n_ctx] */
@@ -76,9 +76,9 @@ bool bn_numerics_parse(const char *s, bn_numerics *out) {
     return false;
 }
 
-bn_kv_type bn_kv_type_resolve(bn_kv_type kv, bn_numerics numerics) {
-    if (kv != BN_KV_AUTO) return kv;
-    return numerics == BN_NUMERICS_GGML_COMPAT ? BN_KV_F16 : BN_KV_F32;
+void bn_kv_types_resolve(bn_kv_type kv_type, bn_kv_type v_type, bn_numerics numerics, bn_kv_type *k, bn_kv_type *v) {
+    *k = kv_type != BN_KV_AUTO ? kv_type : numerics == BN_NUMERICS_GGML_COMPAT ? BN_KV_F16 : BN_KV_F32;
+    *v = v_type != BN_KV_AUTO ? v_type : *k;
 }
 
 /* "f16" or "f32" at *s (after an optional "K " / "V " label) -> *t; the rest after it. */
@@ -97,6 +97,13 @@ bool bn_kv_type_parse(const char *s, bn_kv_type *k, bn_kv_type *v) {
     if (!*rest) return *k = *v = a, true;
     if (*rest != ',' || !(rest = kv_word(rest + 1, "V ", &b)) || *rest) return false;
     return *k = a, *v = b, true;
+}
+
+const char *bn_kv_cache_name(bn_kv_type kv_type, bn_kv_type v_type, bn_numerics numerics) {
+    bn_kv_type k, v;
+    bn_kv_types_resolve(kv_type, v_type, numerics, &k, &v);
+    if (k == v) return k == BN_KV_F16 ? "f16" : "f32";
+    return k == BN_KV_F16 ? "K f16, V f32" : "K f32, V f16";
 }
 
 bn_ctx_params bn_ctx_params_init(void) {
@@ -146,9 +153,8 @@ static bn_status project(bn_ctx *c, int il, bn_proj p, const bn_weight *w, const
     bn_matmul_opts mo = c->mm;
     /* ggml converts activations to f16 for F16 weights when its
      * single-token path (vec_dot_f16) runs. */
-    const bool llamacpp = c->p.numerics == BN_NUMERICS_LLAMACPP_COMPAT;
-    mo.act_f16 = (c->p.numerics == BN_NUMERICS_GGML_COMPAT || llamacpp) && w->type == BN_TYPE_F16 && T == 1;
-    mo.f16_gemm = llamacpp;
+    mo.act_f16 = c->p.numerics != BN_NUMERICS_F32 && w->type == BN_TYPE_F16 && T == 1;
+    mo.f16_gemm = c->p.numerics == BN_NUMERICS_LLAMACPP_COMPAT;
     bn_status st = bn_matmul(c->pool, &wf, x, T, y, &mo, c->r.mm_scratch, c->r.mm_scratch_bytes, err);
     if (st) return st;
     if (il >= 0 && c->m->layers[il].has_scale[p]) bn_op_scale(y, c->m->layers[il].w_scale[p], T * w->n);
@@ -437,9 +443,10 @@ bn_status bn_ctx_eval(bn_ctx *c, const int32_t *tokens, int64_t T, bn_error *err
 static bn_status kv_alloc(bn_ctx *c, bn_error *err) {
     const bn_hparams *hp = &c->m->hp;
     const size_t n = (size_t)hp->n_layer * (size_t)c->n_ctx * (size_t)(hp->n_head_kv * hp->head_dim);
-    const bn_kv_type kt = bn_kv_type_resolve(c->p.kv_type, c->p.numerics);
+    bn_kv_type kt, vt;
+    bn_kv_types_resolve(c->p.kv_type, c->p.v_type, c->p.numerics, &kt, &vt);
     c->kv.k_f16 = kt == BN_KV_F16;
-    c->kv.v_f16 = (c->p.v_type == BN_KV_AUTO ? kt : c->p.v_type) == BN_KV_F16;
+    c->kv.v_f16 = vt == BN_KV_F16;
     const size_t ke = c->kv.k_f16 ? sizeof(uint16_t) : sizeof(float), ve = c->kv.v_f16 ? sizeof(uint16_t) : sizeof(float);
     void *kp = calloc(n, ke), *vp = calloc(n, ve);
     if (c->kv.k_f16) c->kv.k16 = kp;

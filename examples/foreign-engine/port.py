@@ -159,6 +159,15 @@ class Port:
         tap('token_embd', x)
         for i, L in enumerate(self.layers):
             b = 'blk.%d.' % i
+
+            def sub_norm_then(v, sub, proj, out):
+                """BitNet's sub-norm (left out by the no-subnorm bug), then the output projection."""
+                if 'no-subnorm' not in self.bugs:
+                    v = self.norm(v, L[sub])
+                    tap(b + sub, v)
+                y = bitlinear(v, L[proj])
+                tap(b + out, y)
+                return y
             h = self.norm(x, L['attn_norm'], block=True)
             tap(b + 'attn_norm', h)
             q, k, v = (bitlinear(h, L[w]) for w in ('attn_q', 'attn_k', 'attn_v'))
@@ -176,12 +185,7 @@ class Port:
                 ctx[:, hd] = (p / p.sum(axis=1, keepdims=True)) @ V[:, kv]
             ctx = ctx.reshape(T, nh * D)
             tap(b + 'attn_ctx', ctx)
-            if 'no-subnorm' not in self.bugs:
-                ctx = self.norm(ctx, L['attn_sub_norm'])
-                tap(b + 'attn_sub_norm', ctx)
-            o = bitlinear(ctx, L['attn_output'])
-            tap(b + 'attn_out', o)
-            x = x + o
+            x = x + sub_norm_then(ctx, 'attn_sub_norm', 'attn_output', 'attn_out')
             tap(b + 'ffn_inp', x)
             h = self.norm(x, L['ffn_norm'], block=True)
             tap(b + 'ffn_norm', h)
@@ -189,12 +193,7 @@ class Port:
             tap(b + 'ffn_gate', g), tap(b + 'ffn_up', u)
             a = (g / (1 + np.exp(-g)) if 'silu' in self.bugs else np.maximum(g, 0) ** 2) * u
             tap(b + 'ffn_act', a)
-            if 'no-subnorm' not in self.bugs:
-                a = self.norm(a, L['ffn_sub_norm'])
-                tap(b + 'ffn_sub_norm', a)
-            d = bitlinear(a, L['ffn_down'])
-            tap(b + 'ffn_out', d)
-            x = x + d
+            x = x + sub_norm_then(a, 'ffn_sub_norm', 'ffn_down', 'ffn_out')
             tap(b + 'out', x)
         h = self.norm(x, self.out_norm)
         tap('output_norm', h)

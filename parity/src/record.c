@@ -12,14 +12,6 @@
 #include "parity/trace.h"
 
 /* The observe hook: each tap goes to the file the moment it fires. */
-/* settings.kv_cache: "f16" or "f32", or "K f32, V f16" when the two differ (bitnet.cpp's and
- * llama.cpp's dumps write it so). */
-static const char *kv_cache_name(const parity_record_opts *o) {
-    const bn_kv_type k = bn_kv_type_resolve(o->kv_type, o->numerics), v = o->v_type == BN_KV_AUTO ? k : o->v_type;
-    if (k == v) return k == BN_KV_F16 ? "f16" : "f32";
-    return k == BN_KV_F16 ? "K f16, V f32" : "K f32, V f16";
-}
-
 static bn_status write_tap(void *user, bn_tap *tap, bn_error *err) {
     parity_trace_writer *w = user;
     return parity_trace_writer_add_tap(w, tap->eval, tap->name, tap->dtype == BN_TAP_I8 ? NPZ_I8 : NPZ_F32, tap->shape,
@@ -105,7 +97,7 @@ static bn_status record(const bn_model *m, const parity_record_opts *o, parity_t
             .model_path = o->model_path, .model_sha256 = sha, .model_arch = bn_arch_name(m->hp.arch),
             .model_weight_type = weight_type_name(m, wt, sizeof wt),
             .numerics = bn_numerics_name(o->numerics), .threads = o->n_threads,
-            .kv_cache = kv_cache_name(o),
+            .kv_cache = bn_kv_cache_name(o->kv_type, o->v_type, o->numerics),
             .fault = o->fault == BN_FAULT_NONE ? NULL : bn_fault_name(o->fault),
             .evals = run.evals, .n_evals = n_evals, .greedy_tokens = run.steps, .n_greedy = n_evals};
         st = out ? parity_trace_writer_finish_open(w, &meta, out, err) : parity_trace_writer_finish(w, &meta, err);

@@ -15,12 +15,11 @@
 extern "C" {
 #endif
 
-/* ggml-compat: F16 KV cache, the f16 roundings bitnet.cpp applies (q before
- * q·kᵀ, p before p·V in single-token decode, lm_head input in decode), KV
- * length padded to 32 — results can match bitnet.cpp bit for bit.
- * f32: F32 KV cache, no f16 roundings, no padding. */
-/* ggml-compat: bitnet.cpp's CPU arithmetic (its AVX-512 ggml build, f16 KV
- * cache); f32: float32 in plain index order; llama.cpp-compat: upstream
+/* ggml-compat: bitnet.cpp's CPU arithmetic (its AVX-512 ggml build): F16 KV
+ * cache, the f16 roundings bitnet.cpp applies (q before q·kᵀ, p before p·V
+ * in single-token decode, lm_head input in decode), KV length padded to 32 —
+ * results can match bitnet.cpp bit for bit. f32: F32 KV cache, no f16
+ * roundings, no padding, plain index-order sums. llama.cpp-compat: upstream
  * llama.cpp's CPU arithmetic (the same ggml orders, an f32 KV cache by
  * default, padded to 256 cells, and its sgemm rules: docs/design.md). */
 typedef enum bn_numerics { BN_NUMERICS_GGML_COMPAT, BN_NUMERICS_F32, BN_NUMERICS_LLAMACPP_COMPAT } bn_numerics;
@@ -32,13 +31,18 @@ typedef enum bn_numerics { BN_NUMERICS_GGML_COMPAT, BN_NUMERICS_F32, BN_NUMERICS
 typedef enum bn_kv_type { BN_KV_AUTO, BN_KV_F16, BN_KV_F32 } bn_kv_type;
 
 const char *bn_numerics_name(bn_numerics n);
-/* The K/V cache type a context with `kv` and `numerics` uses: BN_KV_AUTO is
- * f16 under ggml-compat (bitnet.cpp's cache), f32 otherwise. */
-bn_kv_type bn_kv_type_resolve(bn_kv_type kv, bn_numerics numerics);
+/* The K and V cache types a context with bn_ctx_params' kv_type, v_type and
+ * numerics uses: K AUTO is f16 under ggml-compat (bitnet.cpp's cache), f32
+ * otherwise; V AUTO follows K. */
+void bn_kv_types_resolve(bn_kv_type kv_type, bn_kv_type v_type, bn_numerics numerics, bn_kv_type *k, bn_kv_type *v);
 /* The K and V cache types of "f16", "f32" (both), "K f32, V f16" (the
  * settings.kv_cache of a bitnet.cpp / llama.cpp dump) or "f32,f16" (K, V);
  * false for anything else. */
 bool bn_kv_type_parse(const char *s, bn_kv_type *k, bn_kv_type *v);
+/* settings.kv_cache of those parameters (resolved as above): "f16" or "f32",
+ * or "K f32, V f16" when the two differ (the form bitnet.cpp's and llama.cpp's
+ * dumps write); bn_kv_type_parse reads all three back. */
+const char *bn_kv_cache_name(bn_kv_type kv_type, bn_kv_type v_type, bn_numerics numerics);
 bool bn_numerics_parse(const char *s, bn_numerics *out);
 
 typedef struct bn_ctx_params {
