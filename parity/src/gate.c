@@ -757,12 +757,14 @@ typedef struct gate_ctx {
     bn_error *err;
 } gate_ctx;
 
-/* The first input file of s that does not exist, else NULL. */
+/* The first input file of s that does not exist, as the manifest writes
+ * it (no machine path in the summary), else NULL. */
 static const char *missing_file(const spec *s) {
     const char *files[] = {s->model, s->ref == REF_PYTHON ? NULL : s->ref_path, s->tokens_from,
                            s->policy && strchr(s->policy, '/') ? s->policy : NULL, s->text, s->base};
+    const char *written[] = {s->model_w, s->ref_w, NULL, NULL, s->text_w, s->base_w};
     for (size_t i = 0; i < sizeof files / sizeof *files; i++)
-        if (files[i] && !file_exists(files[i])) return files[i];
+        if (files[i] && !file_exists(files[i])) return written[i] ? written[i] : files[i];
     return NULL;
 }
 

@@ -63,7 +63,7 @@ grep -q 'counts: {pass: [0-9]*, fail: 0, skipped: [0-9]*, error: 0}' "$tmp/whole
 if [ "$shared" = "$tmp/no-shared" ]; then
     echo "note: ../shared absent: the 2 shared entries must be skipped"
     grep -q 'counts: {pass: 6, fail: 0, skipped: 2, error: 0}' "$tmp/whole/summary.yaml" || fail "not skipped"
-    grep -q '^  message: "skipped, missing .*/no-shared/models/tiny-bitnet-i2s.gguf"' "$tmp/whole/summary.yaml" ||
+    grep -q '^  message: "skipped, missing: ${shared}/models/tiny-bitnet-i2s.gguf"' "$tmp/whole/summary.yaml" ||
         fail "skip reason: $(cat "$tmp/whole/summary.yaml")"
 else
     grep -q 'counts: {pass: 8, fail: 0, skipped: 0, error: 0}' "$tmp/whole/summary.yaml" || fail "shared entries"
