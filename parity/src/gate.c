@@ -412,18 +412,16 @@ static bn_status read_entry(manifest *m, node *e, size_t i, bn_error *err) {
     return bn_yaml_get(e, "perplexity") ? read_ppl_entry(m, e, s, err) : read_parity_entry(m, e, s, err);
 }
 
-static bn_status read_manifest(const char *path, const char *const *sets, size_t n_sets, manifest *m, bn_error *err) {
+/* Parses and checks the manifest text (origin names it and gives the folder
+ * paths are relative to). */
+static bn_status parse_manifest(const char *path, const char *text, size_t len, const char *const *sets,
+                                size_t n_sets, manifest *m, bn_error *err) {
     memset(m, 0, sizeof *m);
     m->path = path;
-    char *text;
-    size_t len;
-    bn_status st = bn_yaml_read_file(path, MANIFEST_MAX_BYTES, "gate manifest", &text, &len, err);
-    if (st) return st;
     uint8_t d[BN_SHA256_DIGEST_SIZE];
     bn_sha256_buffer(text, len, d);
     bn_sha256_hex(d, m->sha);
-    st = bn_yaml_parse(path, text, len, MANIFEST_MAX_BYTES, "gate manifest", &m->doc, err);
-    free(text);
+    bn_status st = bn_yaml_parse(path, text, len, MANIFEST_MAX_BYTES, "gate manifest", &m->doc, err);
     if (st) return st;
     const char *slash = strrchr(path, '/');
     m->dir = slash ? strndup(path, (size_t)(slash - path + (slash == path))) : strdup("");
@@ -468,6 +466,25 @@ static bn_status read_manifest(const char *path, const char *const *sets, size_t
         m->n = i + 1;
         st = read_entry(m, bn_yaml_item(entries, i), i, err);
     }
+    return st;
+}
+
+static bn_status read_manifest(const char *path, const char *const *sets, size_t n_sets, manifest *m, bn_error *err) {
+    char *text;
+    size_t len;
+    memset(m, 0, sizeof *m);
+    bn_status st = bn_yaml_read_file(path, MANIFEST_MAX_BYTES, "gate manifest", &text, &len, err);
+    if (!st) st = parse_manifest(path, text, len, sets, n_sets, m, err);
+    free(text);
+    return st;
+}
+
+bn_status parity_gate_manifest_check(const char *origin, const char *text, size_t len, const char *const *vars,
+                                     size_t n_vars, size_t *n_entries, bn_error *err) {
+    manifest m;
+    bn_status st = parse_manifest(origin, text, len, vars, n_vars, &m, err);
+    if (!st && n_entries) *n_entries = m.n;
+    manifest_free(&m);
     return st;
 }
 
@@ -705,11 +722,26 @@ static void read_summary_entry(yreader *r, node *m, size_t i, parity_gate_entry 
                   "a path inside the output folder");
 }
 
+static bn_status read_summary(bn_yaml_doc *doc, parity_gate_summary **out, bn_error *err);
+
 bn_status parity_gate_summary_load(const char *path, parity_gate_summary **out, bn_error *err) {
     *out = NULL;
     bn_yaml_doc *doc;
     bn_status st = bn_yaml_load_file(path, SUMMARY_MAX_BYTES, "gate summary", &doc, err);
-    if (st) return st;
+    return st ? st : read_summary(doc, out, err);
+}
+
+bn_status parity_gate_summary_parse(const char *origin, const char *text, size_t len, parity_gate_summary **out,
+                                    bn_error *err) {
+    *out = NULL;
+    bn_yaml_doc *doc;
+    bn_status st = bn_yaml_parse(origin, text, len, SUMMARY_MAX_BYTES, "gate summary", &doc, err);
+    return st ? st : read_summary(doc, out, err);
+}
+
+/* Reads the summary in doc and frees doc. */
+static bn_status read_summary(bn_yaml_doc *doc, parity_gate_summary **out, bn_error *err) {
+    const char *path = bn_yaml_origin(doc);
     yreader r = {.doc = doc, .err = err};
     parity_gate_summary *s = calloc(1, sizeof *s);
     node *root = bn_yaml_root(doc);

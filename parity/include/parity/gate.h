@@ -102,11 +102,23 @@ bn_status parity_gate_run(const char *manifest, const parity_gate_opts *o, parit
 bn_status parity_gate_merge(const char *const *shard_dirs, size_t n, const char *out_dir, parity_gate_summary **out,
                             bn_error *err);
 
+/* Parses and checks a manifest held in memory as parity_gate_run does
+ * (origin stands for its path: messages name it, and relative paths are
+ * read from its folder), without running anything. *n_entries (may be
+ * NULL) gets the number of entries. FORMAT "ORIGIN:LINE: key 'K': ...",
+ * INVALID for a bad NAME=VALUE, NOMEM. */
+bn_status parity_gate_manifest_check(const char *origin, const char *text, size_t len, const char *const *vars,
+                                     size_t n_vars, size_t *n_entries, bn_error *err);
+
 /* Writes s as YAML to path (atomically). IO. */
 bn_status parity_gate_summary_save(const parity_gate_summary *s, const char *path, bn_error *err);
 
 /* Reads a summary.yaml. FORMAT "PATH:LINE: KEY: ...", IO, NOMEM. */
 bn_status parity_gate_summary_load(const char *path, parity_gate_summary **out, bn_error *err);
+
+/* parity_gate_summary_load of text[0, len) in memory; origin names it in messages. */
+bn_status parity_gate_summary_parse(const char *origin, const char *text, size_t len, parity_gate_summary **out,
+                                    bn_error *err);
 
 void parity_gate_summary_free(parity_gate_summary *s); /* NULL is fine */
 
