@@ -1095,6 +1095,7 @@ bn_status parity_gate_run(const char *path, const parity_gate_opts *o, parity_ga
     gate_ctx g = {.o = o, .m = &m, .err = err};
     for (size_t i = 0; !st && i < m.n; i++) {
         if (o->shard_count && parity_gate_shard_of(m.specs[i].name, o->shard_count) != o->shard_index) continue;
+        if ((st = bn_cancel_check(o->cancel, err))) break;
         st = run_entry(&g, &m.specs[i], (int64_t)i, &s->entries[s->n], err);
         s->n++;
         if (!st) s->counts[s->entries[s->n - 1].verdict]++;
