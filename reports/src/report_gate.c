@@ -70,7 +70,7 @@ static void render_md(const parity_gate_summary *s, FILE *f) {
 static const char gate_css[] =
     ".badge.skipped{background:#6e7781}.badge.error{background:#bf8700}"
     "tr.fail td:first-child{border-left:3px solid #cf222e}tr.error td:first-child{border-left:3px solid #bf8700}"
-    "td.msg{max-width:420px;word-break:break-word}";
+    "td.msg{min-width:220px;max-width:420px;word-break:break-word}";
 
 static void html_badge(FILE *f, const char *cls, const char *word) {
     fprintf(f, "<span class=\"badge %s\">%s</span>", cls, word);
