@@ -9,6 +9,7 @@
 #     named in summary.yaml / summary.md / summary.html;
 #   - exit 2 for a bad manifest (file, line and key named), a missing non-optional file, a merge
 #     with a shard missing;
+#   - ci/parity-gate.sh --manifest runs the same gate for CI (exit code, step summary);
 #   - ci/github-workflow-example.yml parses as YAML and runs the shards, the merge and the summary.
 set -u
 . "$(dirname "$0")/lib/common.sh"
@@ -128,6 +129,13 @@ grep -q '\[`wrong-reference`\](entries/wrong-reference/report.html) | ❌ \*\*fa
 grep -q '<a href="entries/wrong-reference/report.html"><code>wrong-reference</code></a>' "$tmp/fail/summary.html" ||
     fail "summary.html link"
 grep -q '<span class="badge fail">FAIL</span>' "$tmp/fail/summary.html" || fail "summary.html badge"
+
+# ci/parity-gate.sh --manifest: the same gate, its exit code, summary.md appended to the step summary
+GITHUB_STEP_SUMMARY=$tmp/step.md BITPARITY=$bp bash "$src/ci/parity-gate.sh" --manifest "$tmp/m/fail.yaml" \
+    --out "$tmp/pg" >"$tmp/pg.out" 2>&1
+rc=$?
+[ $rc -eq 1 ] || fail "parity-gate.sh --manifest exited $rc: $(cat "$tmp/pg.out")"
+cmp -s "$tmp/pg/summary.md" "$tmp/step.md" || fail "parity-gate.sh: the step summary is not summary.md"
 
 # input errors: exit 2, naming the file, the line and the key
 printf 'entries:\n  - name: x\n    model: a.gguf\n    perplexity: t.txt\n    ppl_max: high\n' >"$tmp/m/bad.yaml"
