@@ -7,9 +7,16 @@
 # $GITHUB_STEP_SUMMARY when that is set), and exits with the comparison's
 # code: 0 pass, 1 parity failure, 2 usage or input error (3 when the tool
 # itself failed, or the report could not be written).
+# With --manifest it runs a gate manifest instead (`bitparity gate`,
+# docs/gate.md: every entry's receipt and report, summary.yaml/.md/.html in
+# DIR), with ${shared} set to $BITPARITY_SHARED_DIR when that is set; this is
+# how ci/test.sh gates the fixtures and the shared traces (ci/gate.yaml).
 #
 # usage: ci/parity-gate.sh (-m MODEL | --subject TRACE.npz [-m MODEL]) --reference TRACE.npz
 #                          [--policy P] [--out DIR] [--bitparity PATH] [-- EXTRA OPTIONS...]
+#        ci/parity-gate.sh --manifest GATE.yaml [--shard I/N] [--out DIR] [--bitparity PATH] [-- EXTRA...]
+#   --manifest M     run the gate manifest M (-- EXTRA goes to `bitparity gate`)
+#   --shard I/N      with --manifest: only shard I of N
 #   -m MODEL         without --subject: the model bitparity's engine runs (check);
 #                    with --subject: the subject's model, for the hints (and --replay)
 #   --subject T      gate this trace (any engine's) instead of running bitparity's engine
@@ -24,7 +31,7 @@ usage() {
     exit 2
 }
 
-model= subject= reference= policy= out=parity-report
+model= subject= reference= policy= out=parity-report manifest= shard=
 bin=${BITPARITY:-bitparity}
 extra=()
 while [ $# -gt 0 ]; do
@@ -35,11 +42,31 @@ while [ $# -gt 0 ]; do
     --policy) [ $# -ge 2 ] || usage; policy=$2; shift 2 ;;
     --out) [ $# -ge 2 ] || usage; out=$2; shift 2 ;;
     --bitparity) [ $# -ge 2 ] || usage; bin=$2; shift 2 ;;
+    --manifest) [ $# -ge 2 ] || usage; manifest=$2; shift 2 ;;
+    --shard) [ $# -ge 2 ] || usage; shard=$2; shift 2 ;;
     -h | --help) usage ;;
     --) shift; extra=("$@"); break ;;
     *) echo "parity-gate: unknown argument '$1'" >&2; usage ;;
     esac
 done
+if [ -n "$manifest" ]; then
+    if ! command -v "$bin" >/dev/null 2>&1; then
+        echo "parity-gate: bitparity binary '$bin' not found (set \$BITPARITY or --bitparity)" >&2
+        exit 2
+    fi
+    args=(gate "$manifest" -o "$out")
+    [ -n "$shard" ] && args+=(--shard "$shard")
+    [ -n "${BITPARITY_SHARED_DIR:-}" ] && args+=(--set "shared=$(cd "$BITPARITY_SHARED_DIR" 2>/dev/null && pwd || echo "$BITPARITY_SHARED_DIR")")
+    args+=("${extra[@]}")
+    echo "parity-gate: $bin ${args[*]}"
+    "$bin" "${args[@]}"
+    rc=$?
+    if [ -f "$out/summary.md" ]; then
+        [ -n "${GITHUB_STEP_SUMMARY:-}" ] && cat "$out/summary.md" >>"$GITHUB_STEP_SUMMARY"
+    fi
+    echo "parity-gate: exit $rc; summary: $out/summary.html"
+    exit $rc
+fi
 if [ -z "$reference" ] || { [ -z "$model" ] && [ -z "$subject" ]; }; then
     echo "parity-gate: --reference TRACE and one of -m MODEL and --subject TRACE are required" >&2
     usage

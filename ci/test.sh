@@ -19,6 +19,10 @@ cmake --build build -j"$jobs"
 echo "== tests (numpy on Debian's reference BLAS)"
 bash ci/with-blas.sh reference ctest --test-dir build --output-on-failure -j"$jobs" --timeout 900
 
+echo "== parity gate: the fixtures and the shared reference traces (ci/gate.yaml, docs/gate.md)"
+BITPARITY_SHARED_DIR=${BITPARITY_SHARED_DIR:-../shared} bash ci/parity-gate.sh --bitparity build/bitparity \
+  --manifest ci/gate.yaml --out build/parity-gate -- --threads "$jobs"
+
 if [ "$quick" = 1 ]; then exit 0; fi
 
 # Nothing committed may depend on the BLAS or the CPU: the Python reference tests (the fixture

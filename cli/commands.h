@@ -39,6 +39,7 @@ int cmd_perplexity(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_gate(int argc, char **argv);
 
 /* Installs the SIGINT/SIGTERM handlers (interrupt.c) unless the signal is
  * ignored; main does it once, before any command runs. */

@@ -9,6 +9,7 @@ static const cli_command commands[] = {
     {"trace", cmd_trace, "record the engine's taps for a prompt and decode steps into a trace (.npz)"},
     {"compare", cmd_compare, "compare two traces tap by tap under a policy: first divergence, receipt"},
     {"check", cmd_check, "trace the engine with a reference trace's tokens and settings, then compare"},
+    {"gate", cmd_gate, "run a manifest of parity and perplexity gates (shardable): receipts and a summary"},
     {"report", cmd_report, "render receipts as an HTML page (inline SVG plots) or Markdown for CI"},
     {"perplexity", cmd_perplexity, "perplexity of a model on a text, and KL-divergence against base logits"},
     {"inspect", cmd_inspect, "show a GGUF model: hyper-parameters, tokenizer, metadata, tensors, stats"},

@@ -621,3 +621,7 @@ bn_status report_render_html(const report_receipt *const *rs, size_t n, FILE *f,
     if (fflush(f) || ferror(f)) return bn_error_set(err, BN_ERR_IO, "writing the HTML report failed");
     return BN_OK;
 }
+
+/* For the other pages of reports/ (the gate summary): the same escaping and stylesheet. */
+void report_html_text(FILE *f, const char *s) { esc(f, s); }
+const char *report_html_css(void) { return css; }

@@ -217,3 +217,7 @@ bn_status report_render_markdown(const report_receipt *const *rs, size_t n, FILE
     if (fflush(f) || ferror(f)) return bn_error_set(err, BN_ERR_IO, "writing the Markdown report failed");
     return BN_OK;
 }
+
+/* For the other pages of reports/ (the gate summary): the same escaping. */
+void report_md_text(FILE *f, const char *s) { md(f, s); }
+void report_md_code(FILE *f, const char *s) { md_code(f, s); }

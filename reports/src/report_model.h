@@ -134,4 +134,15 @@ void ink_hints(const report_ink *k, const report_receipt *r);
 /* "**bitparity** 0.1.0 (ggml-compat, i2_s) fault silu": who produced a trace. */
 void ink_side(const report_ink *k, const report_side *s);
 
+/* ---- for other pages of reports/ (report_gate.c) -------------------------- */
+
+/* HTML text (element content and quoted attributes) escaped as report_html.c
+ * escapes receipt strings; NULL is an em dash. */
+void report_html_text(FILE *f, const char *s);
+/* The stylesheet of the HTML report. */
+const char *report_html_css(void);
+/* Markdown text and code spans escaped as report_md.c escapes them. */
+void report_md_text(FILE *f, const char *s);
+void report_md_code(FILE *f, const char *s);
+
 #endif /* REPORTS_REPORT_MODEL_H */
