@@ -777,12 +777,15 @@ static bn_status hint_channel_scale(hint_ctx *c) {
     }
     const int64_t T = s.shape[0], W = s.shape[1];
     double *ratio = malloc((size_t)W * sizeof *ratio), *fit = malloc(s.n * sizeof *fit);
-    if (!ratio || !fit) st = bn_error_nomem(c->err, ((size_t)W + s.n) * sizeof *ratio, "hints: ratios of %s", c->tap);
+    bool *measured = malloc((size_t)W * sizeof *measured);
+    if (!ratio || !fit || !measured)
+        st = bn_error_nomem(c->err, ((size_t)W + s.n) * sizeof *ratio + (size_t)W, "hints: ratios of %s", c->tap);
     double lo = INFINITY, hi = -INFINITY;
     for (int64_t i = 0; !st && i < W; i++) { /* least-squares c_i per column */
         double sr = 0, rr = 0;
         for (int64_t t = 0; t < T; t++) sr += (double)s.data[t * W + i] * r.data[t * W + i], rr += (double)r.data[t * W + i] * r.data[t * W + i];
         ratio[i] = rr > 0 ? sr / rr : 0;
+        measured[i] = rr > 0;
         if (rr > 0) lo = fmin(lo, ratio[i]), hi = fmax(hi, ratio[i]);
         for (int64_t t = 0; t < T; t++) fit[t * W + i] = ratio[i] * r.data[t * W + i];
     }
@@ -802,8 +805,9 @@ static bn_status hint_channel_scale(hint_ctx *c) {
                 if (dev == 0)
                     snprintf(msg + n, sizeof msg - (size_t)n, "; the subject's model has %s.weight all ones: the ratio "
                              "is 1/γ of the reference's gamma (the norm's weights replaced by ones)", c->tap);
-                double ee = 0, dd = 0; /* the ratio against γ_s/γ_r (or γ_s/recovered γ_r: trivially 0) */
+                double ee = 0, dd = 0; /* the ratio against γ_s/γ_r, on the channels it was measured on */
                 for (int64_t i = 0; gr && i < W; i++) {
+                    if (!measured[i]) continue; /* zero on every token (a dead relu² channel): no ratio */
                     const double want = gr[i] != 0 ? (double)gs[i] / gr[i] : 0;
                     ee += (ratio[i] - want) * (ratio[i] - want), dd += want * want;
                 }
@@ -817,7 +821,7 @@ static bn_status hint_channel_scale(hint_ctx *c) {
             st = add_hint(c, "channel-scale", msg, ev);
         }
     }
-    free(ratio), free(fit);
+    free(ratio), free(fit), free(measured);
     parity_tensor_free(&s), parity_tensor_free(&r);
     return st;
 }

@@ -53,6 +53,10 @@ gen "$models/b158-i2s.gguf" subnorm-ones "$tmp/subnorm-ones.gguf" --layer 1 --wh
 case_ subnorm-ones b158-i2s blk.1.ffn_sub_norm channel-scale "leaves NMSE"
 grep -q "^hint: channel-scale: .*blk.1.ffn_sub_norm.weight all ones.*384 ones)" "$tmp/subnorm-ones.out" ||
     fail "subnorm-ones: the model's ones not named: $(grep '^hint' "$tmp/subnorm-ones.out")"
+"$bp" check -m "$tmp/subnorm-ones.gguf" --reference "$tmp/b158-i2s.npz" --reference-model "$models/b158-i2s.gguf" \
+    >"$tmp/subnorm-ones-ref.out"
+v=$(num_after "$tmp/subnorm-ones-ref.out" channel-scale "ratio vs γ_subject/γ_reference from the two models: NMSE")
+lt "$v" 1e-6 || fail "subnorm-ones: ratio vs the two models' gammas: '$v'"
 
 # Q/K rows permuted within each head (HF permute), layer 1 of the 4-head model
 gen "$models/b25-i2s.gguf" qk-permute "$tmp/qk-permute.gguf" --layer 1
