@@ -1105,8 +1105,8 @@ bn_status parity_hints_find(parity_compare_result *r, const parity_tapview *subj
                   .kind = kind_of(r->first.tap), .layer = r->first.layer, .tr = &r->taps[r->first.tap_index],
                   .model = model, .ref_model = reference_model, .err = err};
     bn_status (*const analyzers[])(hint_ctx *) = {
-        hint_nan_origin, hint_activation, hint_norm,          hint_rope,  hint_heads,     hint_qk_rows,
-        hint_equivalent_layout, hint_int8, hint_weights, hint_channel_scale, hint_scale, hint_attention,
+        hint_nan_origin, hint_activation, hint_norm,  hint_rope,          hint_heads, hint_equivalent_layout,
+        hint_weights,    hint_qk_rows,    hint_int8,  hint_channel_scale, hint_scale, hint_attention,
         hint_absent_subnorm};
     for (size_t i = 0; i < sizeof analyzers / sizeof analyzers[0] && !st; i++) st = analyzers[i](&c);
     return st;
