@@ -543,7 +543,8 @@ typedef struct wbug_def {
 } wbug_def;
 
 static const wbug_def wbugs[WB_COUNT] = {
-    [WB_TRANSPOSE] = {"transposed-weight", "transposed (Wᵀ's data under W's shape)", "the transpose of %s", "Wᵀ", "Wᵀ"},
+    [WB_TRANSPOSE] = {"transposed-weight", "transposed, mis-strided (Wᵀ's data under W's shape)", "the transpose of %s",
+                      "Wᵀ", "Wᵀ"},
     [WB_HF_PERMUTE] = {"qk-permute", "with its rows permuted within each head as HF's `permute` does (NEOX halves → "
                        "interleaved pairs)", "%s with its rows permuted within each head as HF's `permute` does",
                        "permute(W)", "unpermute(W)"},
@@ -783,7 +784,10 @@ static bn_status hint_channel_scale(hint_ctx *c) {
     double lo = INFINITY, hi = -INFINITY;
     for (int64_t i = 0; !st && i < W; i++) { /* least-squares c_i per column */
         double sr = 0, rr = 0;
-        for (int64_t t = 0; t < T; t++) sr += (double)s.data[t * W + i] * r.data[t * W + i], rr += (double)r.data[t * W + i] * r.data[t * W + i];
+        for (int64_t t = 0; t < T; t++) {
+            const double a = s.data[t * W + i], b = r.data[t * W + i];
+            sr += a * b, rr += b * b;
+        }
         ratio[i] = rr > 0 ? sr / rr : 0;
         measured[i] = rr > 0;
         if (rr > 0) lo = fmin(lo, ratio[i]), hi = fmax(hi, ratio[i]);
@@ -798,7 +802,8 @@ static bn_status hint_channel_scale(hint_ctx *c) {
                              c->tap, lo, hi, (long long)T);
             int e = snprintf(ev, sizeof ev, "one ratio per channel leaves NMSE %.3g of the %.3g before the fit",
                              e_fit, plain);
-            const float *gs = norm_gamma(c->model, c->kind, c->layer, W), *gr = norm_gamma(c->ref_model, c->kind, c->layer, W);
+            const float *gs = norm_gamma(c->model, c->kind, c->layer, W);
+            const float *gr = norm_gamma(c->ref_model, c->kind, c->layer, W);
             if (gs) {
                 double dev = 0;
                 for (int64_t i = 0; i < W; i++) dev = fmax(dev, fabs(gs[i] - 1.0));
