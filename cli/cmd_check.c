@@ -5,7 +5,8 @@
 static const char check_help[] =
     "usage: bitparity check -m MODEL --reference TRACE.npz [--numerics MODE] [--kv-type T] [--taps GLOBS]\n"
     "                       [--policy NAME|FILE] [--map M] [--replay [--replay-mode block|op]]\n"
-    "                       [--keep-trace OUT.npz] [-o RECEIPT.yaml] [--format text|yaml|json] [--threads N]\n\n"
+    "                       [--keep-trace OUT.npz] [-o RECEIPT.yaml] [--format text|yaml|json] [--threads N]\n"
+    "                       [--reference-model MODEL]\n\n"
     "Runs bitparity's engine on MODEL with exactly the reference's evaluations (its prompt and the\n"
     "tokens of each of its decode steps), records every default tap, and compares the two traces as\n"
     "`bitparity compare` does (the engine is the subject). The numerics mode (ggml-compat, f32 or\n"
@@ -15,6 +16,8 @@ static const char check_help[] =
     "(llama.cpp: \"K f16, V f16\" by default), else to the numerics mode's.\n\n"
     "  --reference T   the reference trace (bitnet.cpp/llama.cpp dump or a bitparity trace)\n"
     "  --keep-trace F  also write the engine's trace to F (default: it is held in memory only)\n"
+    "  --reference-model M  the reference's model (e.g. the original of a converted MODEL): the hints\n"
+    "                  also test MODEL's weights against it (docs/hints.md)\n"
     "  other options   as for `bitparity compare` and `bitparity trace`\n\n"
     "exit: 0 pass, 1 parity failure, 2 usage or input error, 130 interrupted\n";
 
@@ -33,6 +36,7 @@ int cmd_check(int argc, char **argv) {
                             CLI_FLAG_OPT("--replay", NULL, &a.replay),
                             CLI_STR_OPT("--replay-mode", NULL, &a.replay_mode),
                             CLI_STR_OPT("--keep-trace", NULL, &a.record_path),
+                            CLI_STR_OPT("--reference-model", NULL, &a.reference_model),
                             {0}};
     int rc = cli_parse_options("check", check_help, argc, argv, opts, NULL, 0, NULL);
     if (rc >= 0) return rc;

@@ -9,7 +9,7 @@
 static const char compare_help[] =
     "usage: bitparity compare SUBJECT.npz REFERENCE.npz [--map M] [--policy NAME|FILE]\n"
     "                         [-o RECEIPT.yaml] [--format text|yaml|json] [--threads N]\n"
-    "                         [--replay -m MODEL [--replay-mode block|op]]\n\n"
+    "                         [--replay -m MODEL [--replay-mode block|op]] [--reference-model MODEL]\n\n"
     "Compares the subject trace (the stack under test) with the reference trace, tap by tap in\n"
     "evaluation order, after checking that both were given the same tokens. Prints the first\n"
     "divergence, counts, the worst taps and the logits summary (text), or the receipt.\n\n"
@@ -26,7 +26,9 @@ static const char compare_help[] =
     "                  local or inherited; op mode injects every tap and names the op where the\n"
     "                  error is born (default block). Only for a subject bitparity recorded from\n"
     "                  MODEL: another engine's trace is refused (the verdict would be about ours)\n"
-    "  -m MODEL        the subject's model: for --replay, and lets the hints recompute projections\n\n"
+    "  -m MODEL        the subject's model: for --replay, and lets the hints recompute projections\n"
+    "  --reference-model MODEL  the reference's model: the hints also test the subject against the\n"
+    "                  classic export bugs applied to its weights (docs/hints.md)\n\n"
     "Hints (named diagnoses with their numbers) are printed and written to the receipt.\n\n"
     "exit: 0 pass, 1 parity failure (or tokens differ), 2 usage or input error, 130 interrupted\n";
 
@@ -93,6 +95,8 @@ static void print_text(const parity_driver_run *s) {
            (long long)n->shape_mismatch, "", (long long)n->missing_reference, (long long)n->missing_subject,
            (long long)n->policy_skip);
     if (r->diagnosis[0]) printf("  %-10s %s\n", "diagnosis", r->diagnosis);
+    for (size_t i = 0; i < r->n_accepted; i++)
+        printf("  %-10s %s (the policy accepts it)\n", "accepted", r->accepted[i]);
     if (r->first.found) {
         printf("first divergence: e%lld %s", (long long)r->first.eval, r->first.tap);
         if (r->first.layer >= 0) printf(" (layer %d)", r->first.layer);
@@ -131,7 +135,7 @@ int cli_compare_run(const cli_compare_args *args) {
         return cli_usage_error(a.cmd, "--replay-mode '%s': expected block or op", a.replay_mode);
     const parity_driver_opts o = {
         .subject = a.subject, .reference = a.reference, .map = a.map, .policy = a.policy, .model = a.model,
-        .replay = a.replay, .replay_mode = a.replay_mode && !strcmp(a.replay_mode, "op") ? PARITY_REPLAY_OP
+        .reference_model = a.reference_model, .replay = a.replay, .replay_mode = a.replay_mode && !strcmp(a.replay_mode, "op") ? PARITY_REPLAY_OP
                                                                                           : PARITY_REPLAY_BLOCK,
         .threads = (int)a.threads, .receipt = a.out || fmt >= 0,
         .numerics = a.numerics, .kv_cache = a.kv_type, .taps = a.taps, .record_path = a.record_path,
@@ -158,6 +162,7 @@ int cmd_compare(int argc, char **argv) {
                             CLI_FLAG_OPT("--replay", NULL, &a.replay),
                             CLI_STR_OPT("-m", "--model", &a.model),
                             CLI_STR_OPT("--replay-mode", NULL, &a.replay_mode),
+                            CLI_STR_OPT("--reference-model", NULL, &a.reference_model),
                             {0}};
     int rc = cli_parse_options("compare", compare_help, argc, argv, opts, pos, 2, &npos);
     if (rc >= 0) return rc;

@@ -14,6 +14,7 @@
 extern "C" {
 #include "bitnet/model.h"
 #include "parity/compare.h"
+#include "parity/hints.h"
 #include "parity/receipt.h"
 #include "parity/record.h"
 }
@@ -667,4 +668,127 @@ TEST(Receipt, YamlAndJsonLoadWithTheDocumentedKeys) {
                                             " " + ref);
     EXPECT_EQ(py.exit_code, 0) << py.out << py.err;
     EXPECT_EQ(py.out, "ok\n");
+}
+
+// ---- hints on hand-made traces (docs/hints.md) ----
+
+namespace {
+
+// The hints of a comparison (no model), as "name: message (evidence)" lines.
+std::string HintsOf(const Compared &c) {
+    bn_error err{};
+    parity_tapview *a = nullptr, *b = nullptr;
+    EXPECT_OK(parity_tapview_open(c.s.get(), c.ms.get(), &a, &err), err);
+    EXPECT_OK(parity_tapview_open(c.r.get(), c.mr.get(), &b, &err), err);
+    if (a && b) {
+        EXPECT_OK(parity_hints_find(c.res.get(), a, b, nullptr, nullptr, &err), err);
+    }
+    parity_tapview_free(a);
+    parity_tapview_free(b);
+    std::string out;
+    for (size_t i = 0; i < c.res->n_hints; i++)
+        out += std::string(c.res->hints[i].name) + ": " + c.res->hints[i].message + " (" + c.res->hints[i].evidence + ")\n";
+    return out;
+}
+
+// [T, W] values with no two columns alike.
+std::vector<float> Columns(int64_t T, int64_t W, float seed) {
+    std::vector<float> v((size_t)(T * W));
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t j = 0; j < W; j++) v[(size_t)(t * W + j)] = std::sin(seed + 0.37f * (float)j + 1.3f * (float)t * (float)(j % 7 + 1));
+    return v;
+}
+
+// HF's `permute` within heads of D: row q of a head takes the NEOX row (q mod 2)·D/2 + q/2.
+std::vector<float> HfInterleave(const std::vector<float> &x, int64_t T, int64_t W, int64_t D) {
+    std::vector<float> y(x.size());
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t j = 0; j < W; j++) {
+            const int64_t g = j / D, q = j % D;
+            y[(size_t)(t * W + j)] = x[(size_t)(t * W + g * D + (q % 2) * (D / 2) + q / 2)];
+        }
+    return y;
+}
+
+}  // namespace
+
+// q (2 heads of 32) and k (1 head) interleaved the HF way, the scores equal:
+// the q/k rows are named a within-head permutation (HF's), the whole an
+// equivalent rotary layout, which passes only under a policy accepting it.
+// With differing scores there is no equivalence.
+TEST(HintsSynthetic, QkRowPermutationAndEquivalentRotaryLayout) {
+    bptest::TempDir dir;
+    const int64_t T = 3;
+    const std::vector<float> q = Columns(T, 64, 0.1f), k = Columns(T, 32, 2.0f), sc = Columns(1, 18, 5.0f);
+    std::vector<float> sc_off = sc;
+    sc_off[4] += 0.5f;
+    const std::vector<Tap> ref = {{"blk.0.attn_q", {T, 64}, q}, {"blk.0.attn_k", {T, 32}, k},
+                                  {"blk.0.attn_scores", {2, 3, 3}, sc}, {"blk.0.out", {T, 4}, {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}}};
+    std::vector<Tap> sub = ref;
+    sub[0].data = HfInterleave(q, T, 64, 32);
+    sub[1].data = HfInterleave(k, T, 32, 32);
+    WriteTrace(dir.file("r.npz"), "bitparity", {1, 2, 3}, ref);
+    WriteTrace(dir.file("s.npz"), "bitparity", {1, 2, 3}, sub);
+    sub[2].data = sc_off;
+    WriteTrace(dir.file("s2.npz"), "bitparity", {1, 2, 3}, sub);
+
+    Compared c;
+    ASSERT_NO_FATAL_FAILURE(Compare(dir.file("s.npz"), dir.file("r.npz"), &c, "exact"));
+    ASSERT_FALSE(c.res->pass);
+    EXPECT_STREQ(c.res->first.tap, "blk.0.attn_q");
+    const std::string h = HintsOf(c);
+    EXPECT_NE(h.find("qk-row-permutation: blk.0.attn_q equals the reference's up to a permutation of the rows within "
+                     "each head (head_dim 32): HF's `permute` interleave"), std::string::npos) << h;
+    // 60 of 64 rows move (rows 0 and 31 of each head stay); row 1 takes NEOX row 16
+    EXPECT_NE(h.find("all 64 columns over 3 token(s) equal a column of the same head in the reference (worst NMSE 0); "
+                     "60 moved, e.g. row 1 of each head = the reference's row 16"), std::string::npos) << h;
+    EXPECT_NE(h.find("equivalent-rotary-layout: equivalent rotary layout: attention identical from attn_scores on (all "
+                     "2 failing taps are q/k"), std::string::npos) << h;
+    EXPECT_FALSE(parity_hints_accept(c.res.get(), c.policy.get()));  // exact accepts nothing
+    EXPECT_EQ(c.res->n_accepted, 0u);
+    bn_error err{};
+    parity_policy *p = nullptr;
+    const std::string text = "policy: bitparity/v1\nname: x\naccept: [equivalent-rotary-layout]\ndefaults: {bit_identical: true}\n";
+    ASSERT_OK(parity_policy_load_string(text.data(), text.size(), "accept.yaml", &p, &err), err);
+    PolicyPtr accept(p);
+    EXPECT_TRUE(parity_hints_accept(c.res.get(), accept.get()));
+    EXPECT_EQ(c.res->pass, 1);
+    ASSERT_EQ(c.res->n_accepted, 1u);
+    EXPECT_STREQ(c.res->accepted[0], "equivalent-rotary-layout");
+
+    Compared d;
+    ASSERT_NO_FATAL_FAILURE(Compare(dir.file("s2.npz"), dir.file("r.npz"), &d, "exact"));
+    const std::string h2 = HintsOf(d);
+    EXPECT_NE(h2.find("qk-row-permutation"), std::string::npos) << h2;
+    EXPECT_EQ(h2.find("equivalent-rotary-layout"), std::string::npos) << h2;
+    EXPECT_FALSE(parity_hints_accept(d.res.get(), accept.get()));
+    EXPECT_FALSE(d.res->pass);
+}
+
+// subject = c_i × reference per channel on 3 tokens (c_i = 1 + i/10): a
+// per-channel ratio; subject = −reference: a sign flip, not a scale.
+TEST(HintsSynthetic, ChannelScaleAndSignFlip) {
+    bptest::TempDir dir;
+    const int64_t T = 3, W = 8;
+    const std::vector<float> x = Columns(T, W, 0.5f);
+    std::vector<float> scaled(x.size()), neg(x.size());
+    for (size_t i = 0; i < x.size(); i++) scaled[i] = x[i] * (1.0f + 0.1f * (float)(i % W)), neg[i] = -x[i];
+    WriteTrace(dir.file("r.npz"), "bitparity", {1, 2, 3}, {{"blk.0.attn_sub_norm", {T, W}, x}});
+    WriteTrace(dir.file("s.npz"), "bitparity", {1, 2, 3}, {{"blk.0.attn_sub_norm", {T, W}, scaled}});
+    WriteTrace(dir.file("rg.npz"), "bitparity", {1, 2, 3}, {{"blk.0.ffn_gate", {T, W}, x}});
+    WriteTrace(dir.file("sg.npz"), "bitparity", {1, 2, 3}, {{"blk.0.ffn_gate", {T, W}, neg}});
+    Compared c;
+    ASSERT_NO_FATAL_FAILURE(Compare(dir.file("s.npz"), dir.file("r.npz"), &c, "exact"));
+    std::string h = HintsOf(c);
+    EXPECT_NE(h.find("channel-scale: blk.0.attn_sub_norm: subject/reference is a constant per channel (from 1 to 1.7, "
+                     "the same on all 3 tokens)"), std::string::npos) << h;
+    EXPECT_EQ(h.find("scale-factor"), std::string::npos) << h;
+    Compared g;
+    ASSERT_NO_FATAL_FAILURE(Compare(dir.file("sg.npz"), dir.file("rg.npz"), &g, "exact"));
+    h = HintsOf(g);
+    EXPECT_NE(h.find("sign-flip: subject = −reference at blk.0.ffn_gate: a sign flip (a negated weight), not a scale"),
+              std::string::npos) << h;
+    EXPECT_NE(h.find("(scale_fit -1 leaves NMSE "), std::string::npos) << h;
+    EXPECT_NE(h.find(" of the 4 before the fit)"), std::string::npos) << h;  // |−x − x|² / |x|² = 4
+    EXPECT_EQ(h.find("scale-factor"), std::string::npos) << h;
 }

@@ -330,6 +330,28 @@ TEST(PolicyBuiltin, ExactIsBitIdenticalEverywhere) {
     EXPECT_TRUE(parity_policy_calibrated_for(p.get(), "f32"));
 }
 
+// `accept:` names the equivalences that pass (docs/hints.md); none by default,
+// none in any built-in policy.
+TEST(PolicyAccept, ListedEquivalencesOnly) {
+    bn_error err;
+    bn_status st;
+    PolicyPtr p = Load("policy: bitparity/v1\nname: x\naccept: [equivalent-rotary-layout]\n", &err, &st);
+    ASSERT_EQ(st, BN_OK) << err.msg;
+    EXPECT_EQ(parity_policy_accepts(p.get(), "equivalent-rotary-layout"), 1);
+    EXPECT_EQ(parity_policy_accepts(p.get(), "equivalent-other"), 0);
+    EXPECT_EQ(parity_policy_accepts(p.get(), nullptr), 0);
+    PolicyPtr none = Load("policy: bitparity/v1\nname: x\n", &err, &st);
+    ASSERT_EQ(st, BN_OK) << err.msg;
+    EXPECT_EQ(parity_policy_accepts(none.get(), "equivalent-rotary-layout"), 0);
+    size_t n = 0;
+    const char *const *names = parity_policy_builtin_names(&n);
+    for (size_t i = 0; i < n; i++) {
+        PolicyPtr b = Builtin(names[i]);
+        ASSERT_TRUE(b) << names[i];
+        EXPECT_EQ(parity_policy_accepts(b.get(), "equivalent-rotary-layout"), 0) << names[i];
+    }
+}
+
 TEST(PolicyBuiltin, GgmlCompatRules) {
     PolicyPtr p = Builtin("ggml-compat");
     ASSERT_TRUE(p);
@@ -455,6 +477,10 @@ const BadCase kBad[] = {
      "key 'numerics': unknown mode 'bf16'"},
     {"numerics_scalar", "policy: bitparity/v1\nname: x\nnumerics: f32\n", BN_ERR_FORMAT, ":3:",
      "key 'numerics': expected a list of modes, got a scalar"},
+    {"unknown_equivalence", "policy: bitparity/v1\nname: x\naccept:\n  - equivalent-rotary-layout\n  - same-ish\n",
+     BN_ERR_FORMAT, ":5:", "key 'accept': unknown equivalence 'same-ish' (equivalences: equivalent-rotary-layout)"},
+    {"accept_scalar", "policy: bitparity/v1\nname: x\naccept: equivalent-rotary-layout\n", BN_ERR_FORMAT, ":3:",
+     "key 'accept': expected a list of equivalences, got a scalar"},
     {"floors_list", "policy: bitparity/v1\nname: x\nfloors: [1, 2]\n", BN_ERR_FORMAT, ":3:",
      "key 'floors': expected a mapping, got a list"},
     {"defaults_list", "policy: bitparity/v1\nname: x\ndefaults: [nmse_max]\n", BN_ERR_FORMAT, ":3:",

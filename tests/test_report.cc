@@ -330,7 +330,7 @@ TEST_P(ReportReceipt, LibraryReceiptOfASeededRopeFault) {
     ViewPtr view_s(vs);
     ASSERT_OK(parity_tapview_open(tr, mr, &vr, &err), err);
     ViewPtr view_r(vr);
-    ASSERT_OK(parity_hints_find(res, vs, vr, nullptr, &err), err);
+    ASSERT_OK(parity_hints_find(res, vs, vr, nullptr, nullptr, &err), err);
     ASSERT_FALSE(res->pass);
     ASSERT_TRUE(res->first.found);
     ASSERT_GE(res->n_hints, 1u);

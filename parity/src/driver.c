@@ -109,14 +109,19 @@ static bn_status check_replay(const parity_driver_opts *o, const parity_driver_r
     return parity_replay_applies(r->trace[0], sha[0] ? sha : NULL, err);
 }
 
-/* Hints, and with replay the engine re-run that says where errors are born. */
+/* Hints (an equivalence the policy accepts turns the verdict into a pass),
+ * and with replay the engine re-run that says where errors are born. */
 static bn_status localize(const parity_driver_opts *o, parity_driver_run *r, bn_model **m, const char *model_sha,
                           bn_error *err) {
     parity_tapview *v[2] = {NULL, NULL};
+    bn_model *ref_model = NULL;
     bn_status st = parity_tapview_open(r->trace[0], r->map[0], &v[0], err);
     if (!st) st = parity_tapview_open(r->trace[1], r->map[1], &v[1], err);
     if (!st && o->model && !*m && !r->result->pass) st = bn_model_load(o->model, m, err);
-    if (!st) st = parity_hints_find(r->result, v[0], v[1], *m, err);
+    if (!st && o->reference_model && !r->result->pass) st = bn_model_load(o->reference_model, &ref_model, err);
+    if (!st) st = parity_hints_find(r->result, v[0], v[1], *m, ref_model, err);
+    if (!st) parity_hints_accept(r->result, r->policy);
+    bn_model_free(ref_model);
     if (!st && o->replay && !r->result->pass && !r->result->tokenization_mismatch) {
         const parity_replay_opts ro = {.model = *m, .n_threads = bn_pool_size(r->pool), .mode = o->replay_mode,
                                        .cancel = o->cancel, .model_sha256 = model_sha};

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "bitnet/forward.h"
+#include "bitnet/matmul.h"
 #include "bitnet/quant.h"
 #include "bitnet/taps.h"
 
@@ -24,7 +25,8 @@ typedef struct hint_ctx {
     const char *kind;              /* its name after "blk.N." */
     int layer;
     const parity_tap_result *tr;
-    const bn_model *model;         /* may be NULL */
+    const bn_model *model;         /* the subject's model; may be NULL */
+    const bn_model *ref_model;     /* the reference's model; may be NULL */
     bn_error *err;
 } hint_ctx;
 
@@ -149,6 +151,15 @@ static bn_status hint_scale(hint_ctx *c) {
     double v = 0;
     const char *near = nearest_constant(m->scale, width, &v);
     char msg[512], ev[512];
+    if (near && !strcmp(near, "-1")) { /* a sign, not a scale: said once (the weights may have said it already) */
+        for (size_t i = 0; i < c->r->n_hints; i++)
+            if (!strcmp(c->r->hints[i].name, "sign-flip")) return BN_OK;
+        snprintf(msg, sizeof msg, "subject = −reference at %s: a sign flip (a negated weight), not a scale%s", c->tap,
+                 is_projection_tap(c->kind) ? "; give -m MODEL to name the weight" : "");
+        snprintf(ev, sizeof ev, "scale_fit %.9g leaves NMSE %.3g of the %.3g before the fit", m->scale, m->scale_nmse,
+                 m->nmse);
+        return add_hint(c, "sign-flip", msg, ev);
+    }
     int n = snprintf(msg, sizeof msg, "subject ≈ %.6g × reference at %s", m->scale, c->tap);
     if (near) n += snprintf(msg + n, sizeof msg - (size_t)n, " (≈ %s = %.6g, H = %lld)", near, v, (long long)width);
     if (is_norm_tap(c->kind)) snprintf(msg + n, sizeof msg - (size_t)n, ": norm weight scaling");
@@ -507,14 +518,485 @@ static bn_status hint_int8(hint_ctx *c) {
     return st;
 }
 
-/* ---------------------------------------------------- transposed weight -- */
+/* -------------------------------------------------- weight-aware hints -- */
+
+/* The classic export bugs, each a transformation B of a projection's weight
+ * W [N rows, K inputs] (flat row-major, as dequantized) with its inverse.
+ * Every one but the clamp moves elements only, so it is an index map. */
+typedef enum wbug {
+    WB_TRANSPOSE,      /* Wᵀ's data under W's shape (square: plainly transposed) */
+    WB_HF_PERMUTE,     /* q/k rows within each head: NEOX halves -> interleaved pairs (HF `permute`) */
+    WB_HF_UNPERMUTE,   /* the other way: interleaved pairs -> NEOX halves */
+    WB_NEGATE,         /* −W */
+    WB_I2S_LINEAR_HI,  /* I2_S codes packed 4 consecutive per byte, bits 7..6 first */
+    WB_I2S_LINEAR_LO,  /* the same, bits 1..0 first */
+    WB_I2S_SCALE_CLAMP,/* I2_S scale clamped to [1e-3, 1e3] (the engine's fault i2s-scale-clamp) */
+    WB_COUNT
+} wbug;
+
+typedef struct wbug_def {
+    const char *hint;   /* hint id */
+    const char *stored; /* the weight "stored ..." with the bug */
+    const char *used;   /* "the subject multiplies by " + this (%s: the weight's name) */
+    const char *label;  /* B(W) in evidence */
+    const char *undo;   /* B⁻¹(W) in evidence; NULL when B has no inverse */
+} wbug_def;
+
+static const wbug_def wbugs[WB_COUNT] = {
+    [WB_TRANSPOSE] = {"transposed-weight", "transposed, mis-strided (Wᵀ's data under W's shape)", "the transpose of %s",
+                      "Wᵀ", "Wᵀ"},
+    [WB_HF_PERMUTE] = {"qk-permute", "with its rows permuted within each head as HF's `permute` does (NEOX halves → "
+                       "interleaved pairs)", "%s with its rows permuted within each head as HF's `permute` does",
+                       "permute(W)", "unpermute(W)"},
+    [WB_HF_UNPERMUTE] = {"qk-permute", "with its rows permuted within each head the other way (interleaved pairs → "
+                         "NEOX halves: HF's `permute` undone)", "%s with HF's `permute` undone within each head",
+                         "unpermute(W)", "permute(W)"},
+    [WB_NEGATE] = {"sign-flip", "negated (sign-flipped)", "%s negated", "−W", "−W"},
+    [WB_I2S_LINEAR_HI] = {"i2s-packing", "with its I2_S codes packed 4 consecutive per byte (bits 7..6 first) "
+                          "instead of bitnet.cpp's 128-element interleave", "%s decoded as 4 consecutive I2_S codes "
+                          "per byte (bits 7..6 first)", "W packed linearly (hi-first)", "W read linearly (hi-first)"},
+    [WB_I2S_LINEAR_LO] = {"i2s-packing", "with its I2_S codes packed 4 consecutive per byte (bits 1..0 first) "
+                          "instead of bitnet.cpp's 128-element interleave", "%s decoded as 4 consecutive I2_S codes "
+                          "per byte (bits 1..0 first)", "W packed linearly (lo-first)", "W read linearly (lo-first)"},
+    [WB_I2S_SCALE_CLAMP] = {"i2s-scale-clamp", "with its I2_S scale clamped to [1e-3, 1e3]",
+                            "%s with its I2_S scale clamped to [1e-3, 1e3]", "clamp(W)", NULL},
+};
+
+/* The element of W that lands at flat position i of B(W) (inverse: of
+ * B⁻¹(W)); heads nh for the q/k permutations. */
+static int64_t wbug_source(wbug b, bool inverse, int64_t i, int64_t N, int64_t K, int64_t nh) {
+    switch (b) {
+    case WB_TRANSPOSE: return inverse ? (i % K) * N + i / K : (i % N) * K + i / N;
+    case WB_HF_PERMUTE:
+    case WB_HF_UNPERMUTE: {
+        const int64_t D = N / nh, r = i / K, g = r / D, q = r % D;
+        const bool interleave = (b == WB_HF_PERMUTE) != inverse; /* rows become interleaved pairs */
+        const int64_t src = interleave ? (q % 2) * (D / 2) + q / 2 : 2 * (q % (D / 2)) + q / (D / 2);
+        return (g * D + src) * K + i % K;
+    }
+    case WB_I2S_LINEAR_HI:
+    case WB_I2S_LINEAR_LO: {
+        /* bitnet.cpp: element s·32 + t of 128-block b sits in byte b·32 + t at bit shift 6 − 2s; a linear
+         * packing puts element j in byte j/4 at shift 6 − 2(j mod 4) (hi-first) or 2(j mod 4) (lo-first). */
+        const bool hi = b == WB_I2S_LINEAR_HI;
+        if (inverse) { /* the bytes read linearly: position i holds the interleaved element of its byte/shift */
+            const int64_t byte = i / 4, s = hi ? i % 4 : 3 - i % 4;
+            return (byte / 32) * 128 + s * 32 + byte % 32;
+        }
+        const int64_t blk = i / 128, s = (i % 128) / 32, t = i % 32; /* W packed linearly, read interleaved */
+        return (blk * 32 + t) * 4 + (hi ? s : 3 - s);
+    }
+    default: return i;
+    }
+}
+
+/* I2_S keeps its scale in the float after the codes. */
+static float i2s_scale(const bn_weight *w) {
+    float s;
+    memcpy(&s, (const uint8_t *)w->data + w->n * w->k / 4, sizeof s);
+    return s;
+}
+
+/* out = B(W) (or B⁻¹(W)); false when B does not apply to this weight. */
+static bool wbug_apply(wbug b, bool inverse, const bn_weight *w, bn_proj p, const bn_hparams *hp, const float *W,
+                       float *out) {
+    const int64_t N = w->n, K = w->k, n = N * K;
+    int64_t nh = 1;
+    double factor = 1;
+    switch (b) {
+    case WB_HF_PERMUTE:
+    case WB_HF_UNPERMUTE:
+        if (p != BN_PROJ_Q && p != BN_PROJ_K) return false;
+        nh = p == BN_PROJ_Q ? hp->n_head : hp->n_head_kv;
+        if (nh < 1 || N % nh || (N / nh) % 2) return false;
+        break;
+    case WB_NEGATE: factor = -1; break;
+    case WB_I2S_LINEAR_HI:
+    case WB_I2S_LINEAR_LO:
+        if (w->type != BN_TYPE_I2_S || n % 128) return false;
+        break;
+    case WB_I2S_SCALE_CLAMP: {
+        if (w->type != BN_TYPE_I2_S || inverse) return false;
+        const float s = i2s_scale(w);
+        if (!(s < 1e-3f || s > 1e3f)) return false;
+        factor = (double)(s < 1e-3f ? 1e-3f : 1e3f) / s;
+        break;
+    }
+    default: break;
+    }
+    for (int64_t i = 0; i < n; i++) out[i] = (float)(W[wbug_source(b, inverse, i, N, K, nh)] * factor);
+    return true;
+}
+
+/* y [T, N] = x [T, K] times the dense weight W [N, K] quantized back into
+ * w's own type, through the engine's matmul: the activations are quantized
+ * as the engine quantizes them, so a right candidate reproduces a tap to
+ * rounding (NMSE ~1e-14). scale: a `bitnet` arch's per-tensor scale. */
+static bn_status project_as_engine(hint_ctx *c, const bn_weight *w, const float *W, float scale, const float *x,
+                                   int64_t T, float *y) {
+    uint64_t nbytes = 0;
+    bn_status st = bn_type_tensor_nbytes(w->type, w->k, w->k * w->n, &nbytes, c->err);
+    if (st) return st;
+    bn_weight q = {.type = w->type, .k = w->k, .n = w->n};
+    const size_t scratch_bytes = bn_matmul_scratch_bytes(w, T);
+    void *data = malloc((size_t)nbytes), *scratch = malloc(scratch_bytes ? scratch_bytes : 1);
+    if (!data || !scratch)
+        st = bn_error_nomem(c->err, (size_t)nbytes + scratch_bytes, "hints: a candidate weight for %s", c->tap);
+    if (!st) st = bn_quantize(w->type, W, w->k, w->n, data, (size_t)nbytes, c->err);
+    q.data = data;
+    if (!st) st = bn_matmul(NULL, &q, x, T, y, NULL, scratch, scratch_bytes, c->err);
+    for (int64_t i = 0; !st && scale != 1 && i < T * w->n; i++) y[i] *= scale;
+    free(data), free(scratch);
+    return st;
+}
+
+static const char *const proj_taps[] = {"attn_q", "attn_k", "attn_v", "attn_out", "ffn_gate", "ffn_up", "ffn_out"};
+static const char *const proj_inputs[] = {"attn_norm", "attn_norm", "attn_norm", "attn_sub_norm",
+                                          "ffn_norm",  "ffn_norm",  "ffn_sub_norm"};
+
+/* What one model's weight says about the failing projection. role 0: the
+ * subject's model (the file the user has): the reference reproduced by
+ * B⁻¹(stored) means the file holds B(W); the subject reproduced by B(stored)
+ * while the reference matches the stored weight means the subject's engine
+ * uses it wrongly. role 1: the reference's model: the subject reproduced by
+ * B(W_ref). One hint at most; *found tells. */
+static bn_status weight_candidates(hint_ctx *c, const bn_model *m, int role, bn_proj p, const parity_tensor *x,
+                                   const parity_tensor *s, const parity_tensor *r, const char *in_name, bool *found) {
+    const bn_weight *w = &m->layers[c->layer].w[p];
+    const int64_t T = x->shape[0], N = w->n, K = w->k;
+    if (x->shape[1] != K || s->n != (size_t)(T * N) || r->n != s->n) return BN_OK;
+    const float scale = m->layers[c->layer].has_scale[p] ? m->layers[c->layer].w_scale[p] : 1.0f;
+    float *W = malloc((size_t)(N * K) * sizeof *W), *B = malloc((size_t)(N * K) * sizeof *B),
+          *y0 = malloc((size_t)(T * N) * sizeof *y0), *y = malloc((size_t)(T * N) * sizeof *y);
+    bn_status st = BN_OK;
+    if (!W || !B || !y0 || !y)
+        st = bn_error_nomem(c->err, 2 * (size_t)(N * K + T * N) * sizeof *W, "hints: the weights of %s", c->tap);
+    if (!st) st = bn_dequantize_rows(w->type, w->data, K, N, 0, N, W, c->err);
+    if (!st) st = project_as_engine(c, w, W, scale, x->data, T, y0);
+    const double e_s0 = st ? 0 : nmse_ff(s->data, y0, s->n), e_r0 = st ? 0 : nmse_ff(r->data, y0, r->n);
+    char wname[64];
+    snprintf(wname, sizeof wname, "blk.%d.%s.weight", c->layer, bn_proj_name(p));
+    const char *whose = role ? "the reference's model" : "the subject's model";
+    for (int b = 0; !st && !*found && b < WB_COUNT; b++)
+        for (int inverse = 0; !st && !*found && inverse < 2; inverse++) {
+            if (role == 1 && inverse) continue; /* the reference's weight: only B(W_ref) can be the subject's */
+            if (!wbug_apply((wbug)b, inverse, w, p, &m->hp, W, B)) continue;
+            st = project_as_engine(c, w, B, scale, x->data, T, y);
+            if (st) break;
+            const double e_s = nmse_ff(s->data, y, s->n), e_r = nmse_ff(r->data, y, r->n);
+            const wbug_def *d = &wbugs[b];
+            const bool square = N == K;
+            const char *stored = b == WB_TRANSPOSE && square ? "transposed" : d->stored;
+            char msg[640], ev[640], used[256];
+            if (role == 0 && inverse && explains(e_r, e_r0) && e_s0 < 1e-6) {
+                snprintf(msg, sizeof msg, "%s: the subject's model stores %s %s: the reference is reproduced from "
+                         "it with that undone", c->tap, wname, stored);
+                snprintf(ev, sizeof ev, "from the reference's %s and %s's %s: reference vs x·W as stored NMSE %.3g, "
+                         "vs x·%s %.3g; subject vs x·W as stored %.3g", in_name, whose, wname, e_r0,
+                         b == WB_TRANSPOSE && !square ? "(W's data read as [K, N], transposed)" : d->undo, e_r,
+                         e_s0);
+            } else if (role == 0 && !inverse && explains(e_s, e_s0) && e_r0 < 1e-6) {
+                snprintf(used, sizeof used, d->used, wname);
+                if (b == WB_TRANSPOSE && !square)
+                    snprintf(used, sizeof used, "%s mis-strided (Wᵀ's data under W's shape)", wname);
+                snprintf(msg, sizeof msg, "%s: the subject multiplies by %s", c->tap, used);
+                snprintf(ev, sizeof ev, "from the reference's %s and %s's %s: subject vs x·%s NMSE %.3g, vs x·W as "
+                         "stored %.3g; reference vs x·W as stored %.3g", in_name, whose, wname, d->label, e_s, e_s0,
+                         e_r0);
+            } else if (role == 1 && explains(e_s, e_s0) && e_r0 < 1e-6) {
+                snprintf(msg, sizeof msg, "%s: the subject computes with the reference model's %s %s", c->tap, wname,
+                         stored);
+                snprintf(ev, sizeof ev, "from the reference's %s and the reference's model's %s: subject vs x·%s "
+                         "NMSE %.3g, vs x·W %.3g; reference vs x·W %.3g", in_name, wname, d->label, e_s, e_s0, e_r0);
+            } else {
+                continue;
+            }
+            if (b == WB_I2S_SCALE_CLAMP) {
+                const size_t n = strlen(msg);
+                snprintf(msg + n, sizeof msg - n, " (scale %g)", (double)i2s_scale(w));
+            }
+            st = add_hint(c, d->hint, msg, ev);
+            *found = true;
+        }
+    free(W), free(B), free(y0), free(y);
+    return st;
+}
+
+/* With a model (the subject's, the reference's or both): the failing
+ * projection recomputed from the reference's recorded input with the weight
+ * as stored and with each classic export bug applied or undone (wbugs);
+ * the candidate that reproduces one side while the stored weight reproduces
+ * the other names the bug. */
+static bn_status hint_weights(hint_ctx *c) {
+    size_t p = 0;
+    while (p < BN_PROJ_COUNT && strcmp(c->kind, proj_taps[p])) p++;
+    if (p == BN_PROJ_COUNT || c->layer < 0) return BN_OK;
+    const bn_model *models[2] = {c->model, c->ref_model};
+    char in_name[64];
+    snprintf(in_name, sizeof in_name, "blk.%d.%s", c->layer, proj_inputs[p]);
+    parity_tensor x = {0}, s = {0}, r = {0};
+    bool fx, found = false;
+    bn_status st = load_tap(c->rv, c->k, in_name, &x, &fx, c->err);
+    if (!st && fx && x.ndim == 2 && load_pair(c, c->tap, &s, &r, &st))
+        for (int role = 0; !st && !found && role < 2; role++)
+            if (models[role] && c->layer < models[role]->hp.n_layer)
+                st = weight_candidates(c, models[role], role, (bn_proj)p, &x, &s, &r, in_name, &found);
+    parity_tensor_free(&x), parity_tensor_free(&s), parity_tensor_free(&r);
+    return st;
+}
+
+/* ------------------------------------------- per-channel ratio (traces) -- */
+
+/* The model's gamma of a norm tap, or NULL. */
+static const float *norm_gamma(const bn_model *m, const char *kind, int layer, int64_t width) {
+    if (!m) return NULL;
+    const float *g = NULL;
+    if (!strcmp(kind, "output_norm")) g = m->output_norm;
+    else if (layer >= 0 && layer < m->hp.n_layer) {
+        const bn_layer *l = &m->layers[layer];
+        g = !strcmp(kind, "attn_norm") ? l->attn_norm : !strcmp(kind, "ffn_norm") ? l->ffn_norm
+            : !strcmp(kind, "attn_sub_norm") ? l->attn_sub_norm : !strcmp(kind, "ffn_sub_norm") ? l->ffn_sub_norm
+            : NULL;
+    }
+    const int64_t n = !strcmp(kind, "ffn_sub_norm") ? m->hp.n_ff : !strcmp(kind, "attn_sub_norm")
+                      ? m->hp.n_head * m->hp.head_dim : m->hp.n_embd;
+    return g && n == width ? g : NULL;
+}
+
+/* subject = c_i · reference per channel i, the same c_i on every token (two
+ * or more) while no single constant fits: a per-channel weight differs —
+ * a norm's gamma. With the subject's model, a gamma of all ones says the
+ * ratio is 1/γ of the reference (a sub-norm's weights replaced by ones);
+ * with the reference's model the ratio is checked against γ_s/γ_r. */
+static bn_status hint_channel_scale(hint_ctx *c) {
+    if (c->tr->status != PARITY_TAP_FAIL) return BN_OK;
+    parity_tensor s = {0}, r = {0};
+    bn_status st = BN_OK;
+    if (!load_pair(c, c->tap, &s, &r, &st) || s.ndim != 2 || s.shape[0] < 2) {
+        parity_tensor_free(&s), parity_tensor_free(&r);
+        return st;
+    }
+    const int64_t T = s.shape[0], W = s.shape[1];
+    double *ratio = malloc((size_t)W * sizeof *ratio), *fit = malloc(s.n * sizeof *fit);
+    bool *measured = malloc((size_t)W * sizeof *measured);
+    if (!ratio || !fit || !measured)
+        st = bn_error_nomem(c->err, ((size_t)W + s.n) * sizeof *ratio + (size_t)W, "hints: ratios of %s", c->tap);
+    double lo = INFINITY, hi = -INFINITY;
+    for (int64_t i = 0; !st && i < W; i++) { /* least-squares c_i per column */
+        double sr = 0, rr = 0;
+        for (int64_t t = 0; t < T; t++) {
+            const double a = s.data[t * W + i], b = r.data[t * W + i];
+            sr += a * b, rr += b * b;
+        }
+        ratio[i] = rr > 0 ? sr / rr : 0;
+        measured[i] = rr > 0;
+        if (rr > 0) lo = fmin(lo, ratio[i]), hi = fmax(hi, ratio[i]);
+        for (int64_t t = 0; t < T; t++) fit[t * W + i] = ratio[i] * r.data[t * W + i];
+    }
+    if (!st && hi > lo && (hi - lo) > 1e-3 * fmax(fabs(hi), fabs(lo))) {
+        const double plain = nmse_ff(s.data, r.data, s.n), e_fit = nmse_fd(s.data, fit, s.n);
+        if (e_fit < 1e-10 && e_fit * 1e4 < plain) {
+            char msg[640], ev[640];
+            int n = snprintf(msg, sizeof msg, "%s: subject/reference is a constant per channel (from %.4g to %.4g, the "
+                             "same on all %lld tokens): a per-channel weight differs, a norm's gamma",
+                             c->tap, lo, hi, (long long)T);
+            int e = snprintf(ev, sizeof ev, "one ratio per channel leaves NMSE %.3g of the %.3g before the fit",
+                             e_fit, plain);
+            const float *gs = norm_gamma(c->model, c->kind, c->layer, W);
+            const float *gr = norm_gamma(c->ref_model, c->kind, c->layer, W);
+            if (gs) {
+                double dev = 0;
+                for (int64_t i = 0; i < W; i++) dev = fmax(dev, fabs(gs[i] - 1.0));
+                if (dev == 0)
+                    snprintf(msg + n, sizeof msg - (size_t)n, "; the subject's model has %s.weight all ones: the ratio "
+                             "is 1/γ of the reference's gamma (the norm's weights replaced by ones)", c->tap);
+                double ee = 0, dd = 0; /* the ratio against γ_s/γ_r, on the channels it was measured on */
+                for (int64_t i = 0; gr && i < W; i++) {
+                    if (!measured[i]) continue; /* zero on every token (a dead relu² channel): no ratio */
+                    const double want = gr[i] != 0 ? (double)gs[i] / gr[i] : 0;
+                    ee += (ratio[i] - want) * (ratio[i] - want), dd += want * want;
+                }
+                if (gr)
+                    snprintf(ev + e, sizeof ev - (size_t)e, "; ratio vs γ_subject/γ_reference from the two models: "
+                             "NMSE %.3g", dd > 0 ? ee / dd : ee);
+                else if (dev == 0)
+                    snprintf(ev + e, sizeof ev - (size_t)e, "; %s.weight in the subject's model: %lld ones",
+                             c->tap, (long long)W);
+            }
+            st = add_hint(c, "channel-scale", msg, ev);
+        }
+    }
+    free(ratio), free(fit), free(measured);
+    parity_tensor_free(&s), parity_tensor_free(&r);
+    return st;
+}
+
+/* ------------------------------------- q/k rows permuted within heads -- */
+
+static bool is_qk_tap(const char *kind) {
+    return !strcmp(kind, "attn_q") || !strcmp(kind, "attn_k") || !strcmp(kind, "attn_q_rope") ||
+           !strcmp(kind, "attn_k_rope");
+}
+
+typedef struct head_perm {
+    int64_t D;        /* head_dim the permutation stays within */
+    int64_t moved;    /* columns that are not in place */
+    int64_t from, to; /* an example: subject row `from` (within its head) = reference row `to` */
+    int hf;           /* 1: HF `permute` (subject interleaved, reference NEOX halves), 2: the other way, 0: other */
+    double worst;     /* worst NMSE of a matched column */
+} head_perm;
+
+/* Subject [T, W] equals reference up to one permutation of the columns
+ * within each head of D, for the smallest D that works (the model's head_dim
+ * first when known): every subject column equals (NMSE < 1e-10 over the
+ * tokens) a reference column of the same head. */
+static bool within_head_permutation(const parity_tensor *s, const parity_tensor *r, int64_t model_D, head_perm *out) {
+    if (s->ndim != 2 || r->n != s->n) return false;
+    const int64_t T = s->shape[0], W = s->shape[1];
+    const int64_t dims[] = {model_D, 16, 32, 64, 128, 256};
+    for (size_t di = 0; di < sizeof dims / sizeof dims[0]; di++) {
+        const int64_t D = dims[di];
+        if (D < 2 || D > W || W % D || (di > 0 && D == model_D)) continue;
+        head_perm h = {.D = D, .from = -1, .to = -1, .hf = 3};
+        bool all = true;
+        for (int64_t j = 0; all && j < W; j++) {
+            const int64_t g = j / D;
+            const int64_t q = j % D, hf = (q % 2) * (D / 2) + q / 2, unhf = 2 * (q % (D / 2)) + q / (D / 2);
+            /* the HF rows first: of columns that tie (one token, zeros), the named permutation is kept */
+            const int64_t order[3] = {hf, unhf, -1};
+            int64_t best = -1;
+            double best_e = INFINITY;
+            for (int o = 0; o < 3 && !(best_e < 1e-10); o++)
+                for (int64_t cand = o < 2 ? order[o] : 0; cand < (o < 2 ? order[o] + 1 : D); cand++) {
+                    double e = 0, d = 0;
+                    for (int64_t t = 0; t < T; t++) {
+                        const double a = s->data[t * W + j], b = r->data[t * W + g * D + cand];
+                        e += (a - b) * (a - b), d += b * b;
+                    }
+                    e = d > 0 ? e / d : e;
+                    if (e < best_e) best_e = e, best = cand;
+                }
+            all = best_e < 1e-10;
+            if (!all) break;
+            h.worst = fmax(h.worst, best_e);
+            if (best != q && h.moved++ == 0) h.from = q, h.to = best;
+            if (best != hf) h.hf &= ~1;
+            if (best != unhf) h.hf &= ~2;
+        }
+        if (all && h.moved > 0) {
+            h.hf = h.hf == 1 ? 1 : h.hf == 2 ? 2 : 0;
+            *out = h;
+            return true;
+        }
+        if (di == 0 && all) return false; /* equal at the model's head_dim: nothing moved */
+    }
+    return false;
+}
+
+static const char *head_perm_name(const head_perm *h) {
+    return h->hf == 1 ? "HF's `permute` interleave (the reference's NEOX halves as interleaved pairs)"
+           : h->hf == 2 ? "HF's `permute` undone (the reference's interleaved pairs as NEOX halves)"
+                        : "a permutation that is not HF's";
+}
+
+static bn_status hint_qk_rows(hint_ctx *c) {
+    if (!is_qk_tap(c->kind)) return BN_OK;
+    parity_tensor s = {0}, r = {0};
+    bn_status st = BN_OK;
+    head_perm h;
+    const int64_t model_D = c->model ? c->model->hp.head_dim : c->ref_model ? c->ref_model->hp.head_dim : 0;
+    if (load_pair(c, c->tap, &s, &r, &st) && within_head_permutation(&s, &r, model_D, &h)) {
+        char msg[640], ev[640];
+        snprintf(msg, sizeof msg, "%s equals the reference's up to a permutation of the rows within each head "
+                 "(head_dim %lld): %s", c->tap, (long long)h.D, head_perm_name(&h));
+        snprintf(ev, sizeof ev, "all %lld columns over %lld token(s) equal a column of the same head in the reference "
+                 "(worst NMSE %.2g); %lld moved, e.g. row %lld of each head = the reference's row %lld; NMSE as "
+                 "compared %.3g", (long long)s.shape[1], (long long)s.shape[0], h.worst, (long long)h.moved,
+                 (long long)h.from, (long long)h.to, nmse_ff(s.data, r.data, s.n));
+        st = add_hint(c, "qk-row-permutation", msg, ev);
+    }
+    parity_tensor_free(&s), parity_tensor_free(&r);
+    return st;
+}
+
+/* ------------------------------------------- equivalent rotary layout -- */
+
+static const parity_tap_result *tap_result(const parity_compare_result *r, int64_t eval, const char *name) {
+    for (size_t j = 0; j < r->n_taps; j++)
+        if (r->taps[j].eval == eval && !strcmp(r->taps[j].name, name)) return &r->taps[j];
+    return NULL;
+}
+
+/* Every failing tap is a q/k tap (before or after RoPE) equal to the
+ * reference's up to a permutation within heads, and the attention of those
+ * layers agrees from its scores on (attn_scores when recorded, else
+ * attn_ctx): the two models are the same model in the two rotary layouts
+ * (interleaved rows with normal RoPE = NEOX halves with NEOX RoPE). */
+static bn_status hint_equivalent_layout(hint_ctx *c) {
+    if (!is_qk_tap(c->kind)) return BN_OK;
+    const parity_compare_result *res = c->r;
+    const int64_t model_D = c->model ? c->model->hp.head_dim : c->ref_model ? c->ref_model->hp.head_dim : 0;
+    size_t n_fail = 0, n_scores = 0, n_ctx = 0, n_hf = 0;
+    bn_status st = BN_OK;
+    bool ok = true;
+    int64_t D = 0;
+    for (size_t i = 0; ok && !st && i < res->n_taps; i++) {
+        const parity_tap_result *t = &res->taps[i];
+        if (t->status == PARITY_TAP_PASS || t->status == PARITY_TAP_MISSING_SUBJECT ||
+            t->status == PARITY_TAP_MISSING_REFERENCE || t->status == PARITY_TAP_POLICY_SKIP)
+            continue;
+        ok = t->status == PARITY_TAP_FAIL && is_qk_tap(kind_of(t->name)) && t->layer >= 0;
+        if (!ok) break;
+        parity_tensor s = {0}, r = {0};
+        bool fs, fr;
+        head_perm h;
+        st = load_tap(c->sv, t->eval, t->name, &s, &fs, c->err);
+        if (!st) st = load_tap(c->rv, t->eval, t->name, &r, &fr, c->err);
+        ok = !st && fs && fr && within_head_permutation(&s, &r, model_D, &h) && (!D || D == h.D);
+        parity_tensor_free(&s), parity_tensor_free(&r);
+        if (!ok) break;
+        D = h.D, n_fail++, n_hf += h.hf != 0;
+        char name[64];
+        snprintf(name, sizeof name, "blk.%d.attn_scores", t->layer);
+        const parity_tap_result *sc = tap_result(res, t->eval, name);
+        snprintf(name, sizeof name, "blk.%d.attn_ctx", t->layer);
+        const parity_tap_result *cx = tap_result(res, t->eval, name);
+        const bool sc_cmp = sc && (sc->status == PARITY_TAP_PASS || sc->status == PARITY_TAP_FAIL);
+        const bool cx_cmp = cx && (cx->status == PARITY_TAP_PASS || cx->status == PARITY_TAP_FAIL);
+        ok = sc_cmp || cx_cmp; /* the attention after it must have been compared (and passed: no other fail) */
+        n_scores += sc_cmp, n_ctx += cx_cmp;
+    }
+    if (st || !ok || !n_fail) return st;
+    const bool scores = n_scores == n_fail;
+    char msg[512], ev[640];
+    snprintf(msg, sizeof msg, "equivalent rotary layout: attention identical from %s on", scores ? "attn_scores"
+             : "attn_ctx (attn_scores not recorded)");
+    snprintf(ev, sizeof ev, "all %zu failing taps are q/k (before or after RoPE), each equal to the reference's up to a "
+             "permutation of the rows within each head of %lld (%zu of them HF's `permute` interleave); %s pass%s "
+             "in every such layer and evaluation, and no other tap fails", n_fail, (long long)D, n_hf,
+             scores ? "attn_scores" : "attn_ctx", scores ? "" : "es");
+    return add_hint(c, "equivalent-rotary-layout", msg, ev);
+}
+
+bool parity_hints_accept(parity_compare_result *r, const parity_policy *policy) {
+    static const char *const equivalences[] = {"equivalent-rotary-layout"};
+    if (r->pass || r->tokenization_mismatch) return false;
+    for (size_t i = 0; i < r->n_hints; i++)
+        for (size_t e = 0; e < sizeof equivalences / sizeof equivalences[0]; e++)
+            if (!strcmp(r->hints[i].name, equivalences[e]) && parity_policy_accepts(policy, equivalences[e]) &&
+                r->n_accepted < sizeof r->accepted / sizeof r->accepted[0]) {
+                r->accepted[r->n_accepted++] = equivalences[e];
+                r->pass = 1;
+            }
+    return r->pass != 0;
+}
+
 
 /* The products, in double, of two inputs x1, x2 [T, K] with the model's
- * projection w [K -> N] times `scale`: y1 = x1·Wᵀ (the weight as stored),
- * y2 = x2·Wᵀ, or x2·W when `second_transposed` (a square weight used the
- * other way round). *y1 and *y2 [T, N] are the caller's to free. */
+ * projection w [K -> N] times `scale`: y1 = x1·Wᵀ, y2 = x2·Wᵀ. *y1 and *y2
+ * [T, N] are the caller's to free. */
 static bn_status project_pair(hint_ctx *c, const bn_weight *w, double scale, const float *x1, const float *x2,
-                              bool second_transposed, int64_t T, double **y1, double **y2) {
+                              int64_t T, double **y1, double **y2) {
     const int64_t K = w->k, N = w->n;
     float *W = malloc((size_t)(N * K) * sizeof *W);
     *y1 = malloc((size_t)(T * N) * sizeof **y1), *y2 = malloc((size_t)(T * N) * sizeof **y2);
@@ -528,53 +1010,12 @@ static bn_status project_pair(hint_ctx *c, const bn_weight *w, double scale, con
             double a = 0, b = 0;
             for (int64_t i = 0; i < K; i++) {
                 a += (double)W[j * K + i] * x1[t * K + i]; /* row j of W: output j */
-                b += (double)(second_transposed ? W[i * K + j] : W[j * K + i]) * x2[t * K + i]; /* or column j */
+                b += (double)W[j * K + i] * x2[t * K + i];
             }
             (*y1)[t * N + j] = a * scale, (*y2)[t * N + j] = b * scale;
         }
     free(W);
     if (st) free(*y1), free(*y2), *y1 = *y2 = NULL;
-    return st;
-}
-
-/* With the model: the reference's input times the weight as stored and as
- * transposed; the subject matching the transposed product (and the
- * reference the stored one) means a transposed weight. Float products: the
- * int8 step of ternary weights leaves NMSE ~1e-5, far below the 1e-2 gap. */
-static bn_status hint_transposed(hint_ctx *c) {
-    static const char *const taps[] = {"attn_q", "attn_k", "attn_v", "attn_out", "ffn_gate", "ffn_up", "ffn_out"};
-    static const char *const inputs[] = {"attn_norm", "attn_norm", "attn_norm", "attn_sub_norm", "ffn_norm", "ffn_norm", "ffn_sub_norm"};
-    if (!c->model || c->layer < 0 || c->layer >= c->model->hp.n_layer) return BN_OK;
-    size_t p = 0;
-    while (p < 7 && strcmp(c->kind, taps[p])) p++;
-    if (p == 7) return BN_OK;
-    const bn_weight *w = &c->model->layers[c->layer].w[p];
-    if (w->k != w->n) return BN_OK; /* only a square weight can be used transposed */
-    char in_name[64];
-    snprintf(in_name, sizeof in_name, "blk.%d.%s", c->layer, inputs[p]);
-    parity_tensor x = {0}, s = {0}, r = {0};
-    bool fx;
-    bn_status st = load_tap(c->rv, c->k, in_name, &x, &fx, c->err);
-    if (st || !fx || !load_pair(c, c->tap, &s, &r, &st) || x.ndim != 2 || x.shape[1] != w->k || s.n != x.n) {
-        parity_tensor_free(&x), parity_tensor_free(&s), parity_tensor_free(&r);
-        return st;
-    }
-    const int64_t T = x.shape[0];
-    double *y = NULL, *yt = NULL;
-    st = project_pair(c, w, 1.0, x.data, x.data, true, T, &y, &yt);
-    if (!st) {
-        const double s_t = nmse_fd(s.data, yt, s.n), s_n = nmse_fd(s.data, y, s.n), r_n = nmse_fd(r.data, y, r.n);
-        if (s_t < 1e-3 && r_n < 1e-3 && s_n > 1e-2) {
-            char msg[512], ev[512];
-            snprintf(msg, sizeof msg, "%s: the subject multiplies by the transpose of blk.%d.%s.weight", c->tap,
-                     c->layer, bn_proj_name((bn_proj)p));
-            snprintf(ev, sizeof ev, "from the reference's %s and the model's weight: subject vs x·W NMSE %.3g, vs "
-                     "x·Wᵀ %.3g; reference vs x·W %.3g", in_name, s_t, s_n, r_n);
-            st = add_hint(c, "transposed-weight", msg, ev);
-        }
-    }
-    free(y), free(yt);
-    parity_tensor_free(&x), parity_tensor_free(&s), parity_tensor_free(&r);
     return st;
 }
 
@@ -622,7 +1063,7 @@ static bn_status hint_absent_subnorm(hint_ctx *c) {
     const int64_t T = x.shape[0];
     const double scale = c->model->layers[c->layer].has_scale[p] ? c->model->layers[c->layer].w_scale[p] : 1.0;
     double *y = NULL, *yn = NULL;
-    st = project_pair(c, w, scale, x.data, xn.data, false, T, &y, &yn);
+    st = project_pair(c, w, scale, x.data, xn.data, T, &y, &yn);
     if (!st) {
         const double s_raw = nmse_fd(s.data, y, s.n), s_norm = nmse_fd(s.data, yn, s.n), r_norm = nmse_fd(r.data, yn, r.n);
         if (s_raw < 1e-3 && r_norm < 1e-3 && s_norm > 1e-2) {
@@ -658,8 +1099,8 @@ static bn_status hint_model_mismatch(parity_compare_result *r, const parity_trac
     return parity_compare_add_hint(r, "model-mismatch", msg, ev, err);
 }
 
-bn_status parity_hints_find(parity_compare_result *r, const parity_tapview *subject,
-                                const parity_tapview *reference, const bn_model *model, bn_error *err) {
+bn_status parity_hints_find(parity_compare_result *r, const parity_tapview *subject, const parity_tapview *reference,
+                            const bn_model *model, const bn_model *reference_model, bn_error *err) {
     bn_status st = hint_model_mismatch(r, parity_tapview_trace(subject), parity_tapview_trace(reference), err);
     if (st) return st;
     /* A token mismatch is diagnosed by the comparison itself (nothing else is compared). */
@@ -667,10 +1108,11 @@ bn_status parity_hints_find(parity_compare_result *r, const parity_tapview *subj
     if (r->pass || !r->first.found) return BN_OK;
     hint_ctx c = {.r = r, .sv = subject, .rv = reference, .k = r->first.eval, .tap = r->first.tap,
                   .kind = kind_of(r->first.tap), .layer = r->first.layer, .tr = &r->taps[r->first.tap_index],
-                  .model = model, .err = err};
-    bn_status (*const analyzers[])(hint_ctx *) = {hint_nan_origin, hint_activation, hint_norm,      hint_rope,
-                                                  hint_heads,      hint_int8,       hint_transposed, hint_scale,
-                                                  hint_attention,  hint_absent_subnorm};
+                  .model = model, .ref_model = reference_model, .err = err};
+    bn_status (*const analyzers[])(hint_ctx *) = {
+        hint_nan_origin, hint_activation, hint_norm,  hint_rope,          hint_heads, hint_equivalent_layout,
+        hint_weights,    hint_qk_rows,    hint_int8,  hint_channel_scale, hint_scale, hint_attention,
+        hint_absent_subnorm};
     for (size_t i = 0; i < sizeof analyzers / sizeof analyzers[0] && !st; i++) st = analyzers[i](&c);
     return st;
 }

@@ -24,6 +24,8 @@ struct parity_policy {
     char *name, *description;
     char **numerics;     /* [n_numerics] mode names */
     size_t n_numerics;
+    char **accept;       /* [n_accept] equivalences that pass (parity_policy_accepts) */
+    size_t n_accept;
     parity_limits defaults;
     policy_rule *rules;  /* [n_rules], file order */
     size_t n_rules;
@@ -320,30 +322,48 @@ static bn_status parse_string(const parse_ctx *c, const bn_yaml_node *n, const c
     return BN_OK;
 }
 
-static bn_status parse_numerics(const parse_ctx *c, const bn_yaml_node *seq, parity_policy *p) {
+/* A list of names, each one of `allowed` (a NULL-terminated list also
+ * spelled out in `allowed_text` for the message), into *out / *n. */
+static bn_status parse_name_list(const parse_ctx *c, const bn_yaml_node *seq, const char *key, const char *noun,
+                                 const char *const *allowed, const char *allowed_text, char ***out, size_t *n_out) {
     if (seq->kind != BN_YAML_LIST)
-        return fail(c, BN_ERR_FORMAT, seq, "numerics", "expected a list of modes, got %s", bn_yaml_kind_name(seq));
+        return fail(c, BN_ERR_FORMAT, seq, key, "expected a list of %ss, got %s", noun, bn_yaml_kind_name(seq));
     size_t n = seq->n;
-    p->numerics = calloc(n ? n : 1, sizeof *p->numerics);
-    if (!p->numerics)
-        return fail(c, BN_ERR_NOMEM, seq, "numerics", "out of memory (%zu bytes)", (n ? n : 1) * sizeof *p->numerics);
+    *out = calloc(n ? n : 1, sizeof **out);
+    if (!*out) return fail(c, BN_ERR_NOMEM, seq, key, "out of memory (%zu bytes)", (n ? n : 1) * sizeof **out);
     for (size_t i = 0; i < n; i++) {
         const bn_yaml_node *m = bn_yaml_item(seq, i);
         const char *v = bn_yaml_str(m);
-        if (!v || (strcmp(v, "ggml-compat") && strcmp(v, "f32") && strcmp(v, "llama.cpp-compat"))) {
+        size_t a = 0;
+        while (v && allowed[a] && strcmp(v, allowed[a])) a++;
+        if (!v || !allowed[a]) {
             char buf[48];
-            return fail(c, BN_ERR_FORMAT, m, "numerics", "unknown mode '%s' (modes: ggml-compat, f32, llama.cpp-compat)",
-                        v ? excerpt(m, buf) : "?");
+            return fail(c, BN_ERR_FORMAT, m, key, "unknown %s '%s' (%s)", noun, v ? excerpt(m, buf) : "?",
+                        allowed_text);
         }
-        bn_status st = parse_string(c, m, "numerics", &p->numerics[i]);
+        bn_status st = parse_string(c, m, key, &(*out)[i]);
         if (st != BN_OK) return st;
-        p->n_numerics = i + 1;
+        *n_out = i + 1;
     }
     return BN_OK;
 }
 
-static const char *const top_keys[] = {"policy", "name", "description", "numerics", "floors", "defaults", "rules"};
-enum { T_POLICY, T_NAME, T_DESCRIPTION, T_NUMERICS, T_FLOORS, T_DEFAULTS, T_RULES, N_TOP };
+static bn_status parse_numerics(const parse_ctx *c, const bn_yaml_node *seq, parity_policy *p) {
+    static const char *const modes[] = {"ggml-compat", "f32", "llama.cpp-compat", NULL};
+    return parse_name_list(c, seq, "numerics", "mode", modes, "modes: ggml-compat, f32, llama.cpp-compat", &p->numerics,
+                           &p->n_numerics);
+}
+
+/* Equivalences a comparison may pass with (hints.h: parity_hints_accept). */
+static bn_status parse_accept(const parse_ctx *c, const bn_yaml_node *seq, parity_policy *p) {
+    static const char *const known[] = {"equivalent-rotary-layout", NULL};
+    return parse_name_list(c, seq, "accept", "equivalence", known, "equivalences: equivalent-rotary-layout", &p->accept,
+                           &p->n_accept);
+}
+
+static const char *const top_keys[] = {"policy", "name", "description", "numerics", "floors", "defaults", "rules",
+                                       "accept"};
+enum { T_POLICY, T_NAME, T_DESCRIPTION, T_NUMERICS, T_FLOORS, T_DEFAULTS, T_RULES, T_ACCEPT, N_TOP };
 
 static bn_status parse_top_entry(const parse_ctx *c, int which, const bn_yaml_node *vn, parity_policy *p) {
     switch (which) {
@@ -360,6 +380,7 @@ static bn_status parse_top_entry(const parse_ctx *c, int which, const bn_yaml_no
         return BN_OK; /* recorded for humans, not interpreted */
     case T_DEFAULTS: return parse_limits(c, vn, "defaults", &p->defaults, NULL);
     case T_RULES: return parse_rules(c, vn, p);
+    case T_ACCEPT: return parse_accept(c, vn, p);
     default: return BN_OK; /* T_POLICY was checked first */
     }
 }
@@ -403,7 +424,8 @@ static bn_status parse_root(const parse_ctx *c, const bn_yaml_node *root, parity
         int which = top_key_index(name);
         if (which < 0)
             return fail(c, BN_ERR_FORMAT, kn, excerpt(kn, buf),
-                        "unknown top-level key (expected policy, name, description, numerics, floors, defaults, rules)");
+                        "unknown top-level key (expected policy, name, description, numerics, floors, defaults, rules, "
+                        "accept)");
         if (val[which])
             return fail(c, BN_ERR_FORMAT, kn, name, "duplicate key (first at line %d)", keyn[which]->line);
         val[which] = vn;
@@ -424,6 +446,8 @@ void parity_policy_free(parity_policy *p) {
     free(p->description);
     for (size_t i = 0; i < p->n_numerics; i++) free(p->numerics[i]);
     free(p->numerics);
+    for (size_t i = 0; i < p->n_accept; i++) free(p->accept[i]);
+    free(p->accept);
     for (size_t i = 0; i < p->n_rules; i++) free(p->rules[i].glob);
     free(p->rules);
     free(p);
@@ -492,6 +516,12 @@ const char *parity_policy_name(const parity_policy *p) { return p->name; }
 const char *parity_policy_description(const parity_policy *p) { return p->description; }
 const char *parity_policy_origin(const parity_policy *p) { return p->origin; }
 const char *parity_policy_sha256(const parity_policy *p) { return p->sha256; }
+int parity_policy_accepts(const parity_policy *p, const char *equivalence) {
+    for (size_t i = 0; i < p->n_accept; i++)
+        if (equivalence && !strcmp(p->accept[i], equivalence)) return 1;
+    return 0;
+}
+
 size_t parity_policy_numerics_count(const parity_policy *p) { return p->n_numerics; }
 
 const char *parity_policy_numerics(const parity_policy *p, size_t i) {

@@ -483,6 +483,8 @@ static void add_summary(build_ctx *c, rnode *root) {
         r_str(&c->b, m, PARITY_RK_HINT_MESSAGE, r->hints[i].message);
         r_str(&c->b, m, PARITY_RK_HINT_EVIDENCE, r->hints[i].evidence);
     }
+    rnode *acc = r_seq(&c->b, s, PARITY_RK_SUMMARY_ACCEPTED, 1);
+    for (size_t i = 0; i < r->n_accepted; i++) r_str(&c->b, acc, ITEM, r->accepted[i]);
 }
 
 static void add_growth(build_ctx *c, rnode *root) {

@@ -116,6 +116,9 @@ typedef struct parity_compare_result {
     char diagnosis[256];       /* one line when tokenization_mismatch or nothing compared, else "" */
     parity_hint *hints;        /* [n_hints] see parity_compare_add_hint */
     size_t n_hints;
+    const char *accepted[4];   /* [n_accepted] equivalences the policy accepted (static ids, parity_hints_accept):
+                                  the verdict is pass although `first` names where the two differ */
+    size_t n_accepted;
     double t_load, t_metrics, t_total; /* seconds: loading + layout, metrics, whole call */
 } parity_compare_result;
 

@@ -32,7 +32,8 @@ typedef struct parity_driver_opts {
     const char *reference; /* the reference's trace */
     const char *map;       /* the reference's tap map (built-in name or YAML file); NULL: from its meta.yaml */
     const char *policy;    /* built-in policy name or policy file; NULL: chosen from the two producers */
-    const char *model;     /* the subject's model: recording, the transposed-weight hint, replay; may be NULL */
+    const char *model;     /* the subject's model: recording, the weight-aware hints, replay; may be NULL */
+    const char *reference_model; /* the reference's model: the weight-aware hints only; may be NULL */
     bool replay;           /* replay a failing comparison on model (needs model) */
     parity_replay_mode replay_mode;
     int threads;           /* worker threads, >= 1; results do not depend on it */

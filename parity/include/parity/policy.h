@@ -6,6 +6,9 @@
  *   numerics: [ggml-compat, f32]    modes the limits were calibrated for
  *   floors: {...}                   free-form measured noise floors, for humans
  *   defaults: {nmse_max: 1.0e-6}    limits for every tap
+ *   accept: [equivalent-rotary-layout]  optional: equivalences that pass
+ *                                   (a hint proved the two models the same;
+ *                                   parity/hints.h parity_hints_accept)
  *   rules:                          first match wins, in file order
  *     - match: "blk.*.attn_probs"   glob: * ? [a-z] [!0-9], '.' is an ordinary character
  *       nmse_max: 1.0e-5
@@ -91,6 +94,9 @@ const char *parity_policy_origin(const parity_policy *p);      /* path or "built
 const char *parity_policy_sha256(const parity_policy *p);
 size_t parity_policy_numerics_count(const parity_policy *p);
 const char *parity_policy_numerics(const parity_policy *p, size_t i); /* NULL past the end */
+/* 1 when the policy's `accept` list names this equivalence
+ * ("equivalent-rotary-layout"), else 0. */
+int parity_policy_accepts(const parity_policy *p, const char *equivalence);
 /* 1 when the policy lists `mode` among its numerics (or lists none). */
 int parity_policy_calibrated_for(const parity_policy *p, const char *mode);
 

@@ -103,6 +103,7 @@ typedef enum parity_receipt_type {
     X(HINT_NAME, "summary.hints[]", "name", STR, "the diagnosis (activation-swap, scale-factor, ...)") \
     X(HINT_MESSAGE, "summary.hints[]", "message", STR, "what it says, in words") \
     X(HINT_EVIDENCE, "summary.hints[]", "evidence", STR, "the numbers behind it") \
+    X(SUMMARY_ACCEPTED, "summary", "accepted", LIST, "equivalences the policy accepts that made a failing comparison pass (docs/hints.md)") \
     X(GROWTH, "", "error_growth", MAP, "how the error develops layer by layer") \
     X(GROWTH_METRIC, "error_growth", "metric", STR, "nmse") \
     X(GROWTH_REDUCE, "error_growth", "reduce", STR, "how a layer's taps are reduced") \
