@@ -1,11 +1,13 @@
 /* cmd_check.c — `bitparity check`: trace bitparity's engine with a reference
  * trace's tokens and settings, then compare, in one step. */
+#include "bitnet/fault.h"
 #include "commands.h"
 
 static const char check_help[] =
     "usage: bitparity check -m MODEL --reference TRACE.npz [--numerics MODE] [--kv-type T] [--taps GLOBS]\n"
     "                       [--policy NAME|FILE] [--map M] [--replay [--replay-mode block|op]]\n"
-    "                       [--keep-trace OUT.npz] [-o RECEIPT.yaml] [--format text|yaml|json] [--threads N]\n\n"
+    "                       [--keep-trace OUT.npz] [-o RECEIPT.yaml] [--format text|yaml|json] [--threads N]\n"
+    "                       [--fault NAME]\n\n"
     "Runs bitparity's engine on MODEL with exactly the reference's evaluations (its prompt and the\n"
     "tokens of each of its decode steps), records every default tap, and compares the two traces as\n"
     "`bitparity compare` does (the engine is the subject). The numerics mode (ggml-compat, f32 or\n"
@@ -14,7 +16,8 @@ static const char check_help[] =
     "The K/V cache type (--kv-type) defaults to the reference's settings.kv_cache when it names one\n"
     "(llama.cpp: \"K f16, V f16\" by default), else to the numerics mode's.\n\n"
     "  --reference T   the reference trace (bitnet.cpp/llama.cpp dump or a bitparity trace)\n"
-    "  --keep-trace F  also write the engine's trace to F (default: it is held in memory only)\n"
+    "  --keep-trace F  also write the engine's trace to F (default: it is held in memory only)\n"    "  --fault NAME    record the engine with a seeded bug (as `bitparity trace --fault`), to see the\n"
+    "                  driver localize it; the receipt's subject records the fault\n"
     "  other options   as for `bitparity compare` and `bitparity trace`\n\n"
     "exit: 0 pass, 1 parity failure, 2 usage or input error, 130 interrupted\n";
 
@@ -33,9 +36,13 @@ int cmd_check(int argc, char **argv) {
                             CLI_FLAG_OPT("--replay", NULL, &a.replay),
                             CLI_STR_OPT("--replay-mode", NULL, &a.replay_mode),
                             CLI_STR_OPT("--keep-trace", NULL, &a.record_path),
+                            CLI_STR_OPT("--fault", NULL, &a.fault),
                             {0}};
     int rc = cli_parse_options("check", check_help, argc, argv, opts, NULL, 0, NULL);
     if (rc >= 0) return rc;
     if (!a.model || !a.reference) return cli_usage_error("check", "-m MODEL and --reference TRACE are required");
+    bn_fault fault;
+    if (a.fault && !bn_fault_parse(a.fault, &fault))
+        return cli_usage_error("check", "--fault '%s': unknown fault (see bitparity trace --help)", a.fault);
     return cli_compare_run(&a);
 }

@@ -134,7 +134,7 @@ int cli_compare_run(const cli_compare_args *args) {
         .replay = a.replay, .replay_mode = a.replay_mode && !strcmp(a.replay_mode, "op") ? PARITY_REPLAY_OP
                                                                                           : PARITY_REPLAY_BLOCK,
         .threads = (int)a.threads, .receipt = a.out || fmt >= 0,
-        .numerics = a.numerics, .kv_cache = a.kv_type, .taps = a.taps, .record_path = a.record_path,
+        .numerics = a.numerics, .kv_cache = a.kv_type, .taps = a.taps, .record_path = a.record_path, .fault = a.fault,
         .cancel = cli_interrupt_flag()};
     bn_error err = {0};
     parity_driver_run *run = NULL;

@@ -87,6 +87,7 @@ typedef struct cli_compare_args {
     const char *subject, *reference, *map, *policy, *out, *format, *model, *replay_mode;
     const char *numerics, *taps, *record_path; /* check: subject NULL, the engine is recorded (kept in record_path when set) */
     const char *kv_type;                       /* check: the engine's K/V cache; NULL: the reference's */
+    const char *fault;                         /* check: a seeded bug the engine records with; NULL: none */
     int64_t threads;
     bool replay;
 } cli_compare_args;

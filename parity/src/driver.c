@@ -64,6 +64,8 @@ static bn_status record_subject(const parity_driver_opts *o, const bn_model *m, 
                              .n_threads = o->threads, .out_path = o->record_path, .cancel = o->cancel};
     if (!bn_numerics_parse(numerics, &ro.numerics))
         st = bn_error_set(err, BN_ERR_INVALID, "--numerics '%s': expected ggml-compat, f32 or llama.cpp-compat", numerics);
+    if (!st && o->fault && !bn_fault_parse(o->fault, &ro.fault))
+        st = bn_error_set(err, BN_ERR_INVALID, "--fault '%s': unknown fault", o->fault);
     /* the reference's cache type, when it says one (llama.cpp runs f16 unless told otherwise) */
     const char *kv = o->kv_cache ? o->kv_cache : parity_trace_get(ref, "settings.kv_cache");
     if (!st && kv && !bn_kv_type_parse(kv, &ro.kv_type, &ro.v_type) && o->kv_cache)
@@ -140,6 +142,8 @@ bn_status parity_driver_run_job(const parity_driver_opts *o, parity_driver_run *
     if (!o->subject && !o->model)
         return bn_error_set(err, BN_ERR_INVALID, "parity driver: recording the subject needs a model");
     if (o->replay && !o->model) return bn_error_set(err, BN_ERR_INVALID, "--replay needs -m MODEL (the subject's model)");
+    if (o->fault && o->subject)
+        return bn_error_set(err, BN_ERR_INVALID, "parity driver: a fault is seeded only into a subject it records");
     parity_driver_run *r = calloc(1, sizeof *r);
     if (!r) return bn_error_nomem(err, sizeof *r, "parity driver: the run");
     bn_model *m = NULL; /* loaded once: recording, hints and replay share it */

@@ -42,6 +42,8 @@ typedef struct parity_driver_opts {
     const char *kv_cache;    /* "f16"/"f32"; NULL: the reference's settings.kv_cache if it names one, else the mode's */
     const char *taps;        /* tap globs; NULL: the default set */
     const char *record_path; /* where the engine's trace is kept; NULL: in memory only, never on disk */
+    const char *fault;       /* a seeded bug the engine records with (bitnet/fault.h name); NULL: none.
+                                The subject trace's settings.fault, so the receipt and a replay carry it */
     const volatile sig_atomic_t *cancel; /* NULL: never; polled by every stage (BN_ERR_CANCELLED) */
 } parity_driver_opts;
 
