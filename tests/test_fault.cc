@@ -156,14 +156,14 @@ class FaultFirstShows : public ::testing::TestWithParam<bn_fault> {};
 
 // Every tap before the table's tap is bit-identical to the unfaulted run, that
 // tap differs, and the faulted run fires the same taps in the same order.
-TEST_P(FaultFirstShows, AtTheTapItsTableNames) {
-    const bn_fault fault = GetParam();
+void ExpectFirstChangeAtTheTableTap(const std::string &model, bn_fault fault, const std::vector<int32_t> &prompt) {
     int layer;
     bn_tap_kind kind;
     ASSERT_TRUE(bn_tap_parse(bn_fault_first_tap(fault), &layer, &kind)) << bn_fault_first_tap(fault);
-    ModelPtr m = Load(SynthModel());
+    ModelPtr m = Load(model);
     ASSERT_TRUE(m);
-    const std::vector<Tap> base = RunWithFault(m.get(), BN_FAULT_NONE), bad = RunWithFault(m.get(), fault);
+    const std::vector<Tap> base = RunWithFault(m.get(), BN_FAULT_NONE, "*", nullptr, nullptr, prompt);
+    const std::vector<Tap> bad = RunWithFault(m.get(), fault, "*", nullptr, nullptr, prompt);
     ASSERT_EQ(base.size(), bad.size());
     ASSERT_FALSE(base.empty());
     size_t first = base.size();
@@ -172,22 +172,26 @@ TEST_P(FaultFirstShows, AtTheTapItsTableNames) {
         ASSERT_EQ(base[i].eval, bad[i].eval) << i;
         if (first == base.size() && base[i].bytes != bad[i].bytes) first = i;
     }
-    ASSERT_LT(first, base.size()) << "the fault changed nothing";
+    ASSERT_LT(first, base.size()) << bn_fault_name(fault) << " changed nothing on " << model;
     EXPECT_EQ(base[first].eval, 0);
     EXPECT_EQ(base[first].name, bn_fault_first_tap(fault));
 }
+
+std::string FaultTestName(const ::testing::TestParamInfo<bn_fault> &info) {
+    std::string s = bn_fault_name(info.param);
+    for (char &c : s)
+        if (c == '-') c = '_';
+    return s;
+}
+
+TEST_P(FaultFirstShows, AtTheTapItsTableNames) { ExpectFirstChangeAtTheTableTap(SynthModel(), GetParam(), kPrompt); }
 
 INSTANTIATE_TEST_SUITE_P(Faults, FaultFirstShows,
                          ::testing::Values(BN_FAULT_GAMMA_INV_SQRT_H, BN_FAULT_SILU, BN_FAULT_LAYERNORM,
                                            BN_FAULT_NO_SUBNORM, BN_FAULT_ROPE_NORMAL, BN_FAULT_ROPE_POS_SHIFT,
                                            BN_FAULT_QK_HEAD_PERM, BN_FAULT_KV_F32, BN_FAULT_NAN,
                                            BN_FAULT_TRANSPOSE_WO),
-                         [](const auto &info) {
-                             std::string s = bn_fault_name(info.param);
-                             for (char &c : s)
-                                 if (c == '-') c = '_';
-                             return s;
-                         });
+                         FaultTestName);
 
 // ---- every fault bites on a shipped fixture ---------------------------------------
 
@@ -205,25 +209,7 @@ const std::string &EdgeFixture() {
 }
 
 TEST_P(FaultBitesOnFixture, FirstAtTheDocumentedTap) {
-    const bn_fault fault = GetParam();
-    int layer;
-    bn_tap_kind kind;
-    ASSERT_TRUE(bn_tap_parse(bn_fault_first_tap(fault), &layer, &kind)) << bn_fault_first_tap(fault);
-    ModelPtr m = Load(EdgeFixture());
-    ASSERT_TRUE(m);
-    const std::vector<int32_t> p1 = bptest::FixturePrompt("p1");
-    const std::vector<Tap> base = RunWithFault(m.get(), BN_FAULT_NONE, "*", nullptr, nullptr, p1);
-    const std::vector<Tap> bad = RunWithFault(m.get(), fault, "*", nullptr, nullptr, p1);
-    ASSERT_EQ(base.size(), bad.size());
-    ASSERT_FALSE(base.empty());
-    size_t first = base.size();
-    for (size_t i = 0; i < base.size() && first == base.size(); i++) {
-        ASSERT_EQ(base[i].name, bad[i].name) << i;
-        if (base[i].bytes != bad[i].bytes) first = i;
-    }
-    ASSERT_LT(first, base.size()) << bn_fault_name(fault) << " changed nothing on " << EdgeFixture();
-    EXPECT_EQ(base[first].eval, 0);
-    EXPECT_EQ(base[first].name, bn_fault_first_tap(fault));
+    ExpectFirstChangeAtTheTableTap(EdgeFixture(), GetParam(), bptest::FixturePrompt("p1"));
 }
 
 std::vector<bn_fault> EveryFault() {
@@ -232,13 +218,7 @@ std::vector<bn_fault> EveryFault() {
     return all;
 }
 
-INSTANTIATE_TEST_SUITE_P(Faults, FaultBitesOnFixture, ::testing::ValuesIn(EveryFault()),
-                         [](const auto &info) {
-                             std::string s = bn_fault_name(info.param);
-                             for (char &c : s)
-                                 if (c == '-') c = '_';
-                             return s;
-                         });
+INSTANTIATE_TEST_SUITE_P(Faults, FaultBitesOnFixture, ::testing::ValuesIn(EveryFault()), FaultTestName);
 
 // What the fixture was made for, in numbers: blk.0.attn_q's stored scale is
 // 5e-4, clamped to 1e-3, so the faulted attn_q is the clean one times

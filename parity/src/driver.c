@@ -30,6 +30,7 @@ void parity_driver_run_free(parity_driver_run *r) {
     if (!r) return;
     parity_receipt_free(r->receipt);
     parity_replay_result_free(r->replay);
+    parity_arbiter_result_free(r->arbiter);
     parity_compare_result_free(r->result);
     bn_pool_destroy(r->pool);
     parity_policy_free(r->policy);
@@ -119,6 +120,8 @@ static bn_status localize(const parity_driver_opts *o, parity_driver_run *r, bn_
     if (!st) st = parity_tapview_open(r->trace[1], r->map[1], &v[1], err);
     if (!st && o->model && !*m && !r->result->pass) st = bn_model_load(o->model, m, err);
     if (!st) st = parity_hints_find(r->result, v[0], v[1], *m, err);
+    if (!st && o->arbiter && !r->result->pass && r->result->first.found && !r->result->tokenization_mismatch)
+        st = parity_arbiter_run(o->arbiter, r->result, v[0], v[1], *m, o->model, NULL, &r->arbiter, err);
     if (!st && o->replay && !r->result->pass && !r->result->tokenization_mismatch) {
         const parity_replay_opts ro = {.model = *m, .n_threads = bn_pool_size(r->pool), .mode = o->replay_mode,
                                        .cancel = o->cancel, .model_sha256 = model_sha};
@@ -132,7 +135,7 @@ static bn_status localize(const parity_driver_opts *o, parity_driver_run *r, bn_
 static bn_status build_receipt(const parity_driver_opts *o, parity_driver_run *r, bn_error *err) {
     const parity_receipt_input in = {r->trace[0], r->trace[1], r->map[0], r->map[1], r->policy, r->policy_choice,
                                      r->result, bn_pool_size(r->pool), bn_pool_simd(r->pool), 1, r->pool, r->t_open,
-                                     r->replay, o->model, o->cancel};
+                                     r->replay, o->model, o->cancel, r->arbiter};
     return parity_receipt_build(&in, &r->receipt, err);
 }
 
@@ -142,6 +145,8 @@ bn_status parity_driver_run_job(const parity_driver_opts *o, parity_driver_run *
     if (!o->subject && !o->model)
         return bn_error_set(err, BN_ERR_INVALID, "parity driver: recording the subject needs a model");
     if (o->replay && !o->model) return bn_error_set(err, BN_ERR_INVALID, "--replay needs -m MODEL (the subject's model)");
+    if (o->arbiter && !o->model)
+        return bn_error_set(err, BN_ERR_INVALID, "--arbiter needs -m MODEL (the subject's model: its declared math)");
     if (o->fault && o->subject)
         return bn_error_set(err, BN_ERR_INVALID, "parity driver: a fault is seeded only into a subject it records");
     parity_driver_run *r = calloc(1, sizeof *r);

@@ -12,23 +12,19 @@
 #   - an unknown fault is a usage error (exit 2), and check --help shows it.
 # $1 = the bitparity binary; BITPARITY_SOURCE_DIR = the source tree.
 set -u
-bin=$1
-src=${BITPARITY_SOURCE_DIR:?BITPARITY_SOURCE_DIR is not set}
+. "$(dirname "$0")/lib/common.sh"
 fx=$src/fixtures
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
 model=$fx/models/b158-i2s-edge.gguf
 expected=$fx/expected/b158-i2s-edge.p1.compat.npz
 
-"$bin" check --help | grep -q -- '--fault NAME' || fail "check --help does not describe --fault"
+"$bp" check --help | grep -q -- '--fault NAME' || fail "check --help does not describe --fault"
 
-"$bin" check -m "$model" --reference "$expected" --taps '*' >"$tmp/clean" 2>&1
+"$bp" check -m "$model" --reference "$expected" --taps '*' >"$tmp/clean" 2>&1
 rc=$?
 [ $rc -eq 0 ] || fail "clean check exited $rc: $(cat "$tmp/clean")"
 grep -q '72 compared: 72 pass (72 bit-identical)' "$tmp/clean" || fail "clean counts: $(cat "$tmp/clean")"
 
-"$bin" check -m "$model" --reference "$expected" --taps '*' --fault round-away -o "$tmp/away.yaml" >"$tmp/away" 2>&1
+"$bp" check -m "$model" --reference "$expected" --taps '*' --fault round-away -o "$tmp/away.yaml" >"$tmp/away" 2>&1
 rc=$?
 [ $rc -eq 1 ] || fail "round-away check exited $rc (want 1): $(cat "$tmp/away")"
 grep -q 'fault round-away' "$tmp/away" || fail "the subject line does not name the fault: $(cat "$tmp/away")"
@@ -39,14 +35,14 @@ grep -q '^hint: int8-rounding: .*rounds halves away from zero where the referenc
 awk '/^subject:/{s=1} /^reference:/{s=0} s && /fault: round-away/{f=1} END{exit !f}' "$tmp/away.yaml" ||
     fail "receipt subject has no fault: round-away: $(grep -n fault "$tmp/away.yaml")"
 
-"$bin" check -m "$model" --reference "$expected" --fault i2s-scale-clamp >"$tmp/clamp" 2>&1
+"$bp" check -m "$model" --reference "$expected" --fault i2s-scale-clamp >"$tmp/clamp" 2>&1
 rc=$?
 [ $rc -eq 1 ] || fail "i2s-scale-clamp check exited $rc (want 1): $(cat "$tmp/clamp")"
 grep -q '^first divergence: e0 blk.0.attn_q_rope ' "$tmp/clamp" || fail "clamp first tap: $(cat "$tmp/clamp")"
 grep -q '^hint: scale-factor: subject ≈ 2 × reference at blk.0.attn_q_rope' "$tmp/clamp" ||
     fail "clamp: no scale-factor hint of 2 (1e-3 / 5e-4): $(cat "$tmp/clamp")"
 
-"$bin" check -m "$model" --reference "$expected" --fault bogus >"$tmp/bad" 2>&1
+"$bp" check -m "$model" --reference "$expected" --fault bogus >"$tmp/bad" 2>&1
 rc=$?
 [ $rc -eq 2 ] || fail "unknown fault exited $rc (want 2)"
 grep -q "fault 'bogus': unknown fault" "$tmp/bad" || fail "unknown fault message: $(cat "$tmp/bad")"
