@@ -8,7 +8,8 @@
 #     bn_fault_first_tap names), the int8-rounding hint names the mode, and
 #     the receipt's subject records `fault: round-away`;
 #   - i2s-scale-clamp: exit 1, the first recorded tap after the projection
-#     (the expected trace has attn_q_rope, not attn_q) is 2x the reference;
+#     (the expected trace has attn_q_rope, not attn_q) is 2x the reference
+#     (receipt: metrics.scale 2, nothing left after the fit);
 #   - an unknown fault is a usage error (exit 2), and check --help shows it.
 # $1 = the bitparity binary; BITPARITY_SOURCE_DIR = the source tree.
 set -u
@@ -35,12 +36,17 @@ grep -q '^hint: int8-rounding: .*rounds halves away from zero where the referenc
 awk '/^subject:/{s=1} /^reference:/{s=0} s && /fault: round-away/{f=1} END{exit !f}' "$tmp/away.yaml" ||
     fail "receipt subject has no fault: round-away: $(grep -n fault "$tmp/away.yaml")"
 
-"$bp" check -m "$model" --reference "$expected" --fault i2s-scale-clamp >"$tmp/clamp" 2>&1
+"$bp" check -m "$model" --reference "$expected" --fault i2s-scale-clamp -o "$tmp/clamp.yaml" >"$tmp/clamp" 2>&1
 rc=$?
 [ $rc -eq 1 ] || fail "i2s-scale-clamp check exited $rc (want 1): $(cat "$tmp/clamp")"
 grep -q '^first divergence: e0 blk.0.attn_q_rope ' "$tmp/clamp" || fail "clamp first tap: $(cat "$tmp/clamp")"
-grep -q '^hint: scale-factor: subject ≈ 2 × reference at blk.0.attn_q_rope' "$tmp/clamp" ||
-    fail "clamp: no scale-factor hint of 2 (1e-3 / 5e-4): $(cat "$tmp/clamp")"
+# the clamped scale is 1e-3 for 5e-4: q, hence q after RoPE, is 2x the reference's, and nothing is left
+"$py" - "$tmp/clamp.yaml" <<'PY' || fail "clamp: e0 blk.0.attn_q_rope is not 2x the reference"
+import sys, yaml
+r = yaml.safe_load(open(sys.argv[1]))
+t = [t for t in r['taps'] if t['evaluation'] == 'e0' and t['name'] == 'blk.0.attn_q_rope'][0]
+assert abs(t['metrics']['scale'] - 2.0) < 1e-6 and t['metrics']['scale_nmse'] < 1e-12, t['metrics']
+PY
 
 "$bp" check -m "$model" --reference "$expected" --fault bogus >"$tmp/bad" 2>&1
 rc=$?
