@@ -1,12 +1,14 @@
 /* cmd_check.c — `bitparity check`: trace bitparity's engine with a reference
  * trace's tokens and settings, then compare, in one step. */
+#include "bitnet/fault.h"
 #include "commands.h"
 
 static const char check_help[] =
     "usage: bitparity check -m MODEL --reference TRACE.npz [--numerics MODE] [--kv-type T] [--taps GLOBS]\n"
     "                       [--policy NAME|FILE] [--map M] [--replay [--replay-mode block|op]]\n"
     "                       [--keep-trace OUT.npz] [-o RECEIPT.yaml] [--format text|yaml|json] [--threads N]\n"
-    "                       [--reference-model MODEL]\n\n"
+    "                       [--reference-model MODEL] [--fault NAME]\n"
+    "                       [--arbiter python [--python PATH] [--arbiter-script PATH]]\n\n"
     "Runs bitparity's engine on MODEL with exactly the reference's evaluations (its prompt and the\n"
     "tokens of each of its decode steps), records every default tap, and compares the two traces as\n"
     "`bitparity compare` does (the engine is the subject). The numerics mode (ggml-compat, f32 or\n"
@@ -18,6 +20,17 @@ static const char check_help[] =
     "  --keep-trace F  also write the engine's trace to F (default: it is held in memory only)\n"
     "  --reference-model M  the reference's model (e.g. the original of a converted MODEL): the hints\n"
     "                  also test MODEL's weights against it (docs/hints.md)\n"
+    "  --fault NAME    record the engine with a seeded bug (as `bitparity trace --fault`), to see the\n"
+    "                  driver localize it; the receipt's subject records the fault\n"
+    "  --arbiter python  when the check fails, ask a third opinion: the independent Python reference\n"
+    "                  (reference/bitnet_ref.py) runs MODEL's declared math (its metadata: arch,\n"
+    "                  hidden_activation, ...) on the same evaluations in the engine's numerics, and\n"
+    "                  the output and the receipt (`arbiter`) say which side agrees with it at the\n"
+    "                  first divergent tap, with the metric. The reference can be the broken side\n"
+    "                  (bitnet.cpp runs SiLU for a model that declares relu²). Agreeing with it means\n"
+    "                  computing what MODEL declares: a broken export declares the wrong math\n"
+    "  --python PATH   the interpreter (default /usr/bin/python3, else python3 on PATH; needs numpy)\n"
+    "  --arbiter-script S  the reference script (default: the source tree's reference/bitnet_ref.py)\n"
     "  other options   as for `bitparity compare` and `bitparity trace`\n\n"
     "exit: 0 pass, 1 parity failure, 2 usage or input error, 130 interrupted\n";
 
@@ -37,9 +50,16 @@ int cmd_check(int argc, char **argv) {
                             CLI_STR_OPT("--replay-mode", NULL, &a.replay_mode),
                             CLI_STR_OPT("--keep-trace", NULL, &a.record_path),
                             CLI_STR_OPT("--reference-model", NULL, &a.reference_model),
+                            CLI_STR_OPT("--fault", NULL, &a.fault),
+                            CLI_STR_OPT("--arbiter", NULL, &a.arbiter),
+                            CLI_STR_OPT("--python", NULL, &a.python),
+                            CLI_STR_OPT("--arbiter-script", NULL, &a.arbiter_script),
                             {0}};
     int rc = cli_parse_options("check", check_help, argc, argv, opts, NULL, 0, NULL);
     if (rc >= 0) return rc;
     if (!a.model || !a.reference) return cli_usage_error("check", "-m MODEL and --reference TRACE are required");
+    bn_fault fault;
+    if (a.fault && !bn_fault_parse(a.fault, &fault))
+        return cli_usage_error("check", "--fault '%s': unknown fault (see bitparity trace --help)", a.fault);
     return cli_compare_run(&a);
 }

@@ -2,6 +2,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "commands.h"
 #include "parity/driver.h"
@@ -104,6 +105,10 @@ static void print_text(const parity_driver_run *s) {
         else printf(": %s = %.6g, limit %.6g\n", r->first.metric, r->first.value, r->first.limit);
     }
     for (size_t i = 0; i < r->n_hints; i++) printf("hint: %s: %s (%s)\n", r->hints[i].name, r->hints[i].message, r->hints[i].evidence);
+    if (s->arbiter) {
+        printf("arbiter: %s\n", s->arbiter->summary);
+        printf("  what this shows: %s\n", s->arbiter->shows);
+    }
     print_worst(r, 5);
     print_logits(r);
 }
@@ -124,6 +129,21 @@ static bn_status write_receipts(const compare_args *a, const parity_receipt *rc,
     return st;
 }
 
+/* The interpreter for --arbiter python: --python, else /usr/bin/python3,
+ * else python3 on PATH (the CLI, not the library, reads the environment). */
+static const char *find_python(const char *given, char *buf, size_t size) {
+    if (given) return given;
+    if (!access("/usr/bin/python3", X_OK)) return "/usr/bin/python3";
+    const char *path = getenv("PATH");
+    while (path && *path) {
+        const size_t n = strcspn(path, ":");
+        snprintf(buf, size, "%.*s/python3", (int)n, path);
+        if (n && !access(buf, X_OK)) return buf;
+        path += n + (path[n] == ':');
+    }
+    return "/usr/bin/python3"; /* the arbiter then says it cannot run it */
+}
+
 int cli_compare_run(const cli_compare_args *args) {
     compare_args a = *args;
     int fmt = !strcmp(a.format, "text") ? -1 : !strcmp(a.format, "yaml") ? PARITY_RECEIPT_YAML
@@ -133,12 +153,22 @@ int cli_compare_run(const cli_compare_args *args) {
     if (a.replay && !a.model) return cli_usage_error(a.cmd, "--replay needs -m MODEL (the subject's model)");
     if (a.replay_mode && strcmp(a.replay_mode, "block") && strcmp(a.replay_mode, "op"))
         return cli_usage_error(a.cmd, "--replay-mode '%s': expected block or op", a.replay_mode);
+    if (a.arbiter && strcmp(a.arbiter, "python"))
+        return cli_usage_error(a.cmd, "--arbiter '%s': expected python (the independent reference)", a.arbiter);
+    if (!a.arbiter && (a.python || a.arbiter_script))
+        return cli_usage_error(a.cmd, "--python and --arbiter-script go with --arbiter python");
+    char python[4096];
+    const char *tmp = getenv("TMPDIR");
+    const parity_arbiter_opts arbiter = {.python = find_python(a.python, python, sizeof python),
+                                         .script = a.arbiter_script ? a.arbiter_script : BITPARITY_REFERENCE_SCRIPT,
+                                         .tmp_dir = tmp && *tmp ? tmp : "/tmp", .cancel = cli_interrupt_flag()};
     const parity_driver_opts o = {
         .subject = a.subject, .reference = a.reference, .map = a.map, .policy = a.policy, .model = a.model,
         .reference_model = a.reference_model, .replay = a.replay, .replay_mode = a.replay_mode && !strcmp(a.replay_mode, "op") ? PARITY_REPLAY_OP
                                                                                           : PARITY_REPLAY_BLOCK,
         .threads = (int)a.threads, .receipt = a.out || fmt >= 0,
-        .numerics = a.numerics, .kv_cache = a.kv_type, .taps = a.taps, .record_path = a.record_path,
+        .numerics = a.numerics, .kv_cache = a.kv_type, .taps = a.taps, .record_path = a.record_path, .fault = a.fault,
+        .arbiter = a.arbiter ? &arbiter : NULL,
         .cancel = cli_interrupt_flag()};
     bn_error err = {0};
     parity_driver_run *run = NULL;

@@ -30,7 +30,10 @@ static const char trace_help[] =
     "  --compress      deflate the arrays (about 35 % smaller; far slower to write and read)\n"
     "  --fault NAME    seed a known bug, to prove the parity driver finds it: gamma-inv-sqrt-h, silu,\n"
     "                  layernorm, no-subnorm, i2s-scale-clamp, rope-normal, rope-pos-shift,\n"
-    "                  qk-head-perm, round-away, kv-f32, nan, transpose-wo (recorded in meta.yaml)\n\n"
+    "                  qk-head-perm, round-away, kv-f32, nan, transpose-wo (recorded in meta.yaml).\n"
+    "                  Two change nothing on most models: i2s-scale-clamp bites only where an I2_S\n"
+    "                  scale lies outside [1e-3, 1e3], round-away only where some x*127/amax is\n"
+    "                  exactly k+0.5 with k even; fixtures/models/b158-i2s-edge.gguf has both\n\n"
     "OUT.npz appears only when complete (written to .OUT.npz.tmp.XXXXXX, then renamed): an error\n"
     "or an interrupt (SIGINT/SIGTERM: exit 130) leaves an older OUT.npz as it was.\n";
 

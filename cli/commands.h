@@ -89,6 +89,8 @@ typedef struct cli_compare_args {
     const char *numerics, *taps, *record_path; /* check: subject NULL, the engine is recorded (kept in record_path when set) */
     const char *kv_type;                       /* check: the engine's K/V cache; NULL: the reference's */
     const char *reference_model;               /* the reference's model, for the weight-aware hints */
+    const char *fault;                         /* check: a seeded bug the engine records with; NULL: none */
+    const char *arbiter, *python, *arbiter_script; /* check --arbiter python [--python P] [--arbiter-script S] */
     int64_t threads;
     bool replay;
 } cli_compare_args;

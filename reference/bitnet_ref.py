@@ -774,18 +774,22 @@ def greedy(logits):
     return int(np.argmax(logits[-1]))
 
 
-def run_trace(model, tokens, decode=0, numerics='f32', taps=None, callback=None, kv=None):
-    """Prompt evaluation then ``decode`` greedy single-token steps. Calls callback(k, tokens, p0,
-    taps) per evaluation; returns the greedy token after each evaluation (decode+1 ids)."""
+def run_trace(model, tokens, decode=0, numerics='f32', taps=None, callback=None, kv=None, follow=None):
+    """Prompt evaluation then ``decode`` greedy single-token steps, or (``follow``: a list of token
+    lists) exactly those evaluations after the prompt, whatever greedy would choose (teacher
+    forcing, to follow another trace's evaluations). Calls callback(k, tokens, p0, taps) per
+    evaluation; returns the greedy token after each evaluation."""
     s = Session(model, numerics, taps, kv)
     chosen, cur = [], list(tokens)
-    for k in range(decode + 1):
+    steps = decode if follow is None else len(follow)
+    for k in range(steps + 1):
         p0 = s.n_past
         logits, tp = s.eval(cur)
         if callback:
             callback(k, cur, p0, tp)
         chosen.append(greedy(logits))
-        cur = [chosen[-1]]
+        if k < steps:
+            cur = [chosen[-1]] if follow is None else list(follow[k])
     return chosen
 
 
@@ -810,6 +814,11 @@ def _tokens(s):
     return toks
 
 
+def _evals(s):
+    """'1,2;3;4' -> [[1, 2], [3], [4]]; '' -> [] (the prompt alone)."""
+    return [_tokens(e) for e in s.split(';') if e.strip() != '']
+
+
 _TYPE_NAMES = {0: 'f32', 1: 'f16', 8: 'q8_0', 30: 'bf16', 34: 'tq1_0', 35: 'tq2_0', 36: 'i2_s'}
 
 
@@ -820,9 +829,14 @@ def _weight_type(model):
     return _TYPE_NAMES.get(info.type, 'type%d' % info.type) if info is not None else 'none'
 
 
-def write_trace(model_path, tokens, out, decode=0, numerics='ggml-compat', taps=None, kv=None):
-    """Run and write the canonical trace ``out``; returns the greedy tokens."""
+def write_trace(model_path, tokens, out, decode=0, numerics='ggml-compat', taps=None, kv=None, follow=None,
+                activation=None):
+    """Run and write the canonical trace ``out``; returns the greedy tokens. ``follow``: see
+    run_trace; ``activation``: run this FFN activation instead of the one the model declares
+    (recorded as settings.activation)."""
     model = Model(model_path)
+    if activation is not None:
+        model.activation = activation
     w = TraceWriter(out, {'name': PRODUCER, 'version': VERSION, 'commit': _commit()},
                     {'path': str(model_path), 'sha256': sha256_file(model_path), 'arch': model.arch,
                      'weight_type': _weight_type(model)},
@@ -834,7 +848,7 @@ def write_trace(model_path, tokens, out, decode=0, numerics='ggml-compat', taps=
             w.begin(toks, p0)
             for name, arr in tp.items():
                 w.add(name, arr)
-        chosen = run_trace(model, tokens, decode, numerics, taps, cb, kv)
+        chosen = run_trace(model, tokens, decode, numerics, taps, cb, kv, follow)
         w.close(chosen)
     except BaseException:
         w.abort()  # nothing partial: the temporary file goes, an older `out` stays
@@ -854,6 +868,11 @@ def main(argv=None):
                        help='the K/V cache in llama.cpp-compat (default f32; llama.cpp itself defaults to f16)')
         if name == 'trace':
             p.add_argument('--decode', type=int, default=0, help='greedy single-token steps after the prompt')
+            p.add_argument('--evals', type=_evals, default=None,
+                           help='instead of --decode: the evaluations after the prompt, each a comma-separated '
+                                'token list, separated by ";" (teacher-forced, e.g. another trace\'s steps)')
+            p.add_argument('--activation', choices=('relu2', 'silu'), default=None,
+                           help='run this FFN activation instead of the one the model declares')
             p.add_argument('--taps', default=None,
                            help='comma-separated globs; without it every tap but the opt-in ones')
             p.add_argument('-o', '--output', required=True)
@@ -865,7 +884,10 @@ def main(argv=None):
             if a.decode < 0:
                 ap.error('--decode must be >= 0')
             globs = [g for g in a.taps.split(',') if g] if a.taps else None
-            chosen = write_trace(a.model, a.tokens, a.output, a.decode, a.numerics, globs, a.kv_type)
+            if a.evals is not None and a.decode:
+                ap.error('--evals and --decode exclude each other')
+            chosen = write_trace(a.model, a.tokens, a.output, a.decode, a.numerics, globs, a.kv_type, a.evals,
+                                 a.activation)
             print(' '.join(str(t) for t in chosen))
         else:
             if a.n_predict < 1:

@@ -1,5 +1,6 @@
 // test_fault.cc — the seeded faults as transforms outside the forward pass
-// (bitnet/fault.h), on a model bitparity synthesizes itself (no ../shared):
+// (bitnet/fault.h), on a model bitparity synthesizes itself and on the
+// fixture fixtures/models/b158-i2s-edge.gguf (no ../shared):
 // each fault first shows at the tap its table names and nowhere before, the
 // source model is never changed, the transforms change exactly the numbers
 // they say (checked against hand-computed values), and the tap edits keep
@@ -81,7 +82,7 @@ bn_status InjectOnes(void *user, bn_tap *tap, bn_error *) {
 // The prompt and two greedy decode steps with `fault`; every tap the
 // `observe` globs select, in firing order.
 std::vector<Tap> RunWithFault(const bn_model *m, bn_fault fault, const char *observe = "*", const char *inject = nullptr,
-                     int *injected = nullptr) {
+                              int *injected = nullptr, const std::vector<int32_t> &prompt = kPrompt) {
     std::vector<Tap> taps;
     bn_error err{};
     bn_tap_set *obs = nullptr, *inj = nullptr;
@@ -103,7 +104,7 @@ std::vector<Tap> RunWithFault(const bn_model *m, bn_fault fault, const char *obs
     EXPECT_OK(bn_ctx_create(bn_faulted_model(f), &p, &c, &err), err);
     CtxPtr ctx(c);
     if (!c) return taps;
-    std::vector<int32_t> toks = kPrompt;
+    std::vector<int32_t> toks = prompt;
     for (int k = 0; k < 3; k++) {
         EXPECT_OK(bn_ctx_eval(c, toks.data(), (int64_t)toks.size(), &err), err);
         const float *logits = bn_ctx_logits(c) + (toks.size() - 1) * m->hp.n_vocab;
@@ -155,14 +156,14 @@ class FaultFirstShows : public ::testing::TestWithParam<bn_fault> {};
 
 // Every tap before the table's tap is bit-identical to the unfaulted run, that
 // tap differs, and the faulted run fires the same taps in the same order.
-TEST_P(FaultFirstShows, AtTheTapItsTableNames) {
-    const bn_fault fault = GetParam();
+void ExpectFirstChangeAtTheTableTap(const std::string &model, bn_fault fault, const std::vector<int32_t> &prompt) {
     int layer;
     bn_tap_kind kind;
     ASSERT_TRUE(bn_tap_parse(bn_fault_first_tap(fault), &layer, &kind)) << bn_fault_first_tap(fault);
-    ModelPtr m = Load(SynthModel());
+    ModelPtr m = Load(model);
     ASSERT_TRUE(m);
-    const std::vector<Tap> base = RunWithFault(m.get(), BN_FAULT_NONE), bad = RunWithFault(m.get(), fault);
+    const std::vector<Tap> base = RunWithFault(m.get(), BN_FAULT_NONE, "*", nullptr, nullptr, prompt);
+    const std::vector<Tap> bad = RunWithFault(m.get(), fault, "*", nullptr, nullptr, prompt);
     ASSERT_EQ(base.size(), bad.size());
     ASSERT_FALSE(base.empty());
     size_t first = base.size();
@@ -171,22 +172,118 @@ TEST_P(FaultFirstShows, AtTheTapItsTableNames) {
         ASSERT_EQ(base[i].eval, bad[i].eval) << i;
         if (first == base.size() && base[i].bytes != bad[i].bytes) first = i;
     }
-    ASSERT_LT(first, base.size()) << "the fault changed nothing";
+    ASSERT_LT(first, base.size()) << bn_fault_name(fault) << " changed nothing on " << model;
     EXPECT_EQ(base[first].eval, 0);
     EXPECT_EQ(base[first].name, bn_fault_first_tap(fault));
 }
+
+std::string FaultTestName(const ::testing::TestParamInfo<bn_fault> &info) {
+    std::string s = bn_fault_name(info.param);
+    for (char &c : s)
+        if (c == '-') c = '_';
+    return s;
+}
+
+TEST_P(FaultFirstShows, AtTheTapItsTableNames) { ExpectFirstChangeAtTheTableTap(SynthModel(), GetParam(), kPrompt); }
 
 INSTANTIATE_TEST_SUITE_P(Faults, FaultFirstShows,
                          ::testing::Values(BN_FAULT_GAMMA_INV_SQRT_H, BN_FAULT_SILU, BN_FAULT_LAYERNORM,
                                            BN_FAULT_NO_SUBNORM, BN_FAULT_ROPE_NORMAL, BN_FAULT_ROPE_POS_SHIFT,
                                            BN_FAULT_QK_HEAD_PERM, BN_FAULT_KV_F32, BN_FAULT_NAN,
                                            BN_FAULT_TRANSPOSE_WO),
-                         [](const auto &info) {
-                             std::string s = bn_fault_name(info.param);
-                             for (char &c : s)
-                                 if (c == '-') c = '_';
-                             return s;
-                         });
+                         FaultTestName);
+
+// ---- every fault bites on a shipped fixture ---------------------------------------
+
+// fixtures/models/b158-i2s-edge.gguf (fixtures/make_models.py) is made for the
+// faults that change nothing on most models: its blk.0.attn_q scale is 5e-4
+// and its block 0 int8 input has exact ties. Every fault, traced on it with
+// fixture prompt p1 (plus 2 greedy steps, every tap including the opt-in
+// in_q8/in_scale), leaves every tap before bn_fault_first_tap bit-identical
+// and changes that tap.
+class FaultBitesOnFixture : public ::testing::TestWithParam<bn_fault> {};
+
+const std::string &EdgeFixture() {
+    static const std::string path = bptest::SourcePath("fixtures/models/b158-i2s-edge.gguf");
+    return path;
+}
+
+TEST_P(FaultBitesOnFixture, FirstAtTheDocumentedTap) {
+    ExpectFirstChangeAtTheTableTap(EdgeFixture(), GetParam(), bptest::FixturePrompt("p1"));
+}
+
+std::vector<bn_fault> EveryFault() {
+    std::vector<bn_fault> all;
+    for (int f = BN_FAULT_NONE + 1; f < BN_FAULT_COUNT; f++) all.push_back((bn_fault)f);
+    return all;
+}
+
+INSTANTIATE_TEST_SUITE_P(Faults, FaultBitesOnFixture, ::testing::ValuesIn(EveryFault()), FaultTestName);
+
+// What the fixture was made for, in numbers: blk.0.attn_q's stored scale is
+// 5e-4, clamped to 1e-3, so the faulted attn_q is the clean one times
+// f32(1e-3)/f32(5e-4) (each element once rounded); block 0's attn_q.in_q8
+// changes only at the ties (x*s = j/2 with j = 1 mod 4, so half away from
+// zero moves it by one code away from zero), and those exist.
+TEST(FaultBitesOnFixture, ClampAndTiesHaveTheFixturesNumbers) {
+    ModelPtr m = Load(EdgeFixture());
+    ASSERT_TRUE(m);
+    const std::vector<int32_t> p1 = bptest::FixturePrompt("p1");
+    const char *taps = "blk.0.attn_norm,blk.0.attn_q.in_q8,blk.0.attn_q";
+    const std::vector<Tap> base = RunWithFault(m.get(), BN_FAULT_NONE, taps, nullptr, nullptr, p1);
+    const std::vector<Tap> clamp = RunWithFault(m.get(), BN_FAULT_I2S_SCALE_CLAMP, taps, nullptr, nullptr, p1);
+    const std::vector<Tap> away = RunWithFault(m.get(), BN_FAULT_ROUND_AWAY, taps, nullptr, nullptr, p1);
+    const Tap *q0 = Find(base, 0, "blk.0.attn_q"), *q1 = Find(clamp, 0, "blk.0.attn_q");
+    ASSERT_TRUE(q0 && q1);
+    const std::vector<float> a = Floats(*q0), b = Floats(*q1);
+    int nonzero = 0;
+    for (size_t i = 0; i < a.size(); i++) {
+        // y = f32(f32(acc/s) * scale): the clean run's y / 5e-4 is acc/s up to one rounding
+        const double acc_over_s = (double)a[i] / (double)5e-4f;
+        ASSERT_NEAR((double)b[i], acc_over_s * (double)1e-3f, 1e-6 * std::fabs(b[i]) + 1e-30) << i;
+        nonzero += a[i] != 0;
+    }
+    EXPECT_GT(nonzero, 0);
+
+    const Tap *n0 = Find(base, 0, "blk.0.attn_norm"), *c0 = Find(base, 0, "blk.0.attn_q.in_q8"),
+              *c1 = Find(away, 0, "blk.0.attn_q.in_q8");
+    ASSERT_TRUE(n0 && c0 && c1);
+    const std::vector<float> x = Floats(*n0);
+    ASSERT_EQ(c0->bytes.size(), x.size());
+    const int64_t T = n0->shape[0], H = n0->shape[1];
+    int ties_moved = 0;
+    for (int64_t t = 1; t < T; t++) {  // row 0 is the zero token's: all codes 0
+        float amax = 0;
+        for (int64_t i = 0; i < H; i++) amax = std::fmax(amax, std::fabs(x[t * H + i]));
+        ASSERT_EQ(amax, 127.0f / 128.0f) << t;  // so s = 128 exactly and x*s = x*128
+        for (int64_t i = 0; i < H; i++) {
+            const float v = x[t * H + i] * 128.0f;
+            const int8_t even = (int8_t)c0->bytes[t * H + i], away_code = (int8_t)c1->bytes[t * H + i];
+            ASSERT_EQ(even, (int8_t)std::nearbyint(v)) << t << " " << i;
+            ASSERT_EQ(away_code, (int8_t)std::round(v)) << t << " " << i;
+            ties_moved += even != away_code;
+        }
+    }
+    EXPECT_GT(ties_moved, (T - 1) * H / 10);  // about a quarter of the gammas are j = 1 mod 4
+}
+
+// The other shipped I2_S fixtures have every scale inside [1e-3, 1e3] and no
+// tie the rounding mode decides: the two faults change none of their taps,
+// as their descriptions say.
+TEST(FaultBitesOnFixture, ClampAndRoundAwayDoNothingOnTheOtherI2sFixtures) {
+    for (const char *name : {"b158-i2s", "b25-i2s"}) {
+        ModelPtr m = Load(bptest::SourcePath(std::string("fixtures/models/") + name + ".gguf"));
+        ASSERT_TRUE(m);
+        const std::vector<int32_t> p1 = bptest::FixturePrompt("p1");
+        const std::vector<Tap> base = RunWithFault(m.get(), BN_FAULT_NONE, "*", nullptr, nullptr, p1);
+        for (bn_fault fault : {BN_FAULT_I2S_SCALE_CLAMP, BN_FAULT_ROUND_AWAY}) {
+            const std::vector<Tap> bad = RunWithFault(m.get(), fault, "*", nullptr, nullptr, p1);
+            ASSERT_EQ(base.size(), bad.size());
+            for (size_t i = 0; i < base.size(); i++)
+                ASSERT_EQ(base[i].bytes, bad[i].bytes) << name << " " << bn_fault_name(fault) << " " << base[i].name;
+        }
+    }
+}
 
 // ---- the transforms ------------------------------------------------------------
 

@@ -68,7 +68,11 @@ static apply_fn model_scale_norm_weights, model_use_silu, model_use_layernorm, m
 /* How each fault is applied shows in its applier's prefix: model_ (a
  * transform of the bound model), option_ (a context option), edit_ (a tap
  * edit). `bites` is where it first shows in a trace of a model with
- * sub-norms and every tap selected (tests/test_fault.cc checks the taps). */
+ * sub-norms and every tap selected, opt-in ones included; for the two
+ * faults that bite only on some models (`what` says which), where it shows
+ * on a model it bites at block 0's first projection, as on the fixture
+ * b158-i2s-edge (tests/test_fault.cc checks the taps on it and on a
+ * synthesized model). */
 static const struct {
     const char *name;  /* --fault NAME */
     const char *what;  /* the porting mistake */
@@ -82,17 +86,22 @@ static const struct {
     [BN_FAULT_LAYERNORM] = {"layernorm", "LayerNorm (mean subtracted) instead of RMSNorm in the blocks",
                             "blk.0.attn_norm", model_use_layernorm},
     [BN_FAULT_NO_SUBNORM] = {"no-subnorm", "the sub-norms skipped", "blk.0.attn_sub_norm", model_drop_sub_norms},
-    [BN_FAULT_I2S_SCALE_CLAMP] = {"i2s-scale-clamp", "I2_S weight scales clamped to [1e-3, 1e3]",
-                                  "the first projection whose scale is outside the range; nowhere when none is",
-                                  model_clamp_i2s_scales},
+    [BN_FAULT_I2S_SCALE_CLAMP] = {"i2s-scale-clamp",
+                                  "I2_S weight scales clamped to [1e-3, 1e3]; changes nothing unless a scale lies "
+                                  "outside (none does in the shipped models but fixtures/models/b158-i2s-edge.gguf, "
+                                  "whose blk.0.attn_q scale is 5e-4)",
+                                  "blk.0.attn_q", model_clamp_i2s_scales},
     [BN_FAULT_ROPE_NORMAL] = {"rope-normal", "RoPE pairing swapped (NEOX <-> normal)", "blk.0.attn_q_rope",
                               model_swap_rope_pairing},
     [BN_FAULT_ROPE_POS_SHIFT] = {"rope-pos-shift", "RoPE positions off by one (counted from 1)", "blk.0.attn_q_rope",
                                  option_shift_rope_positions},
     [BN_FAULT_QK_HEAD_PERM] = {"qk-head-perm", "Q and K heads 2i and 2i+1 swapped (a wrong head permutation)",
                                "blk.0.attn_q", edit_permute_qk_heads},
-    [BN_FAULT_ROUND_AWAY] = {"round-away", "I2_S int8 activations rounded half away from zero, not to even",
-                             "the first in_q8 with an exact tie; rare", option_round_half_away},
+    [BN_FAULT_ROUND_AWAY] = {"round-away",
+                             "I2_S int8 activations rounded half away from zero, not to even; changes nothing "
+                             "unless some x*127/amax is exactly k+0.5 with k even (rare: none is in the shipped "
+                             "models but fixtures/models/b158-i2s-edge.gguf, whose block 0 input has such ties)",
+                             "blk.0.attn_q.in_q8", option_round_half_away},
     [BN_FAULT_KV_F32] = {"kv-f32", "K/V cache kept in f32 under ggml-compat", "blk.0.attn_scores",
                          option_kv_cache_f32},
     [BN_FAULT_NAN] = {"nan", "one NaN in blk.1's FFN activation, after its tap", "blk.1.ffn_sub_norm",

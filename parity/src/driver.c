@@ -30,6 +30,7 @@ void parity_driver_run_free(parity_driver_run *r) {
     if (!r) return;
     parity_receipt_free(r->receipt);
     parity_replay_result_free(r->replay);
+    parity_arbiter_result_free(r->arbiter);
     parity_compare_result_free(r->result);
     bn_pool_destroy(r->pool);
     parity_policy_free(r->policy);
@@ -64,6 +65,8 @@ static bn_status record_subject(const parity_driver_opts *o, const bn_model *m, 
                              .n_threads = o->threads, .out_path = o->record_path, .cancel = o->cancel};
     if (!bn_numerics_parse(numerics, &ro.numerics))
         st = bn_error_set(err, BN_ERR_INVALID, "--numerics '%s': expected ggml-compat, f32 or llama.cpp-compat", numerics);
+    if (!st && o->fault && !bn_fault_parse(o->fault, &ro.fault))
+        st = bn_error_set(err, BN_ERR_INVALID, "--fault '%s': unknown fault", o->fault);
     /* the reference's cache type, when it says one (llama.cpp runs f16 unless told otherwise) */
     const char *kv = o->kv_cache ? o->kv_cache : parity_trace_get(ref, "settings.kv_cache");
     if (!st && kv && !bn_kv_type_parse(kv, &ro.kv_type, &ro.v_type) && o->kv_cache)
@@ -121,6 +124,8 @@ static bn_status localize(const parity_driver_opts *o, parity_driver_run *r, bn_
     if (!st && o->reference_model && !r->result->pass) st = bn_model_load(o->reference_model, &ref_model, err);
     if (!st) st = parity_hints_find(r->result, v[0], v[1], *m, ref_model, err);
     if (!st) parity_hints_accept(r->result, r->policy);
+    if (!st && o->arbiter && !r->result->pass && r->result->first.found && !r->result->tokenization_mismatch)
+        st = parity_arbiter_run(o->arbiter, r->result, v[0], v[1], *m, o->model, NULL, &r->arbiter, err);
     bn_model_free(ref_model);
     if (!st && o->replay && !r->result->pass && !r->result->tokenization_mismatch) {
         const parity_replay_opts ro = {.model = *m, .n_threads = bn_pool_size(r->pool), .mode = o->replay_mode,
@@ -135,7 +140,7 @@ static bn_status localize(const parity_driver_opts *o, parity_driver_run *r, bn_
 static bn_status build_receipt(const parity_driver_opts *o, parity_driver_run *r, bn_error *err) {
     const parity_receipt_input in = {r->trace[0], r->trace[1], r->map[0], r->map[1], r->policy, r->policy_choice,
                                      r->result, bn_pool_size(r->pool), bn_pool_simd(r->pool), 1, r->pool, r->t_open,
-                                     r->replay, o->model, o->cancel};
+                                     r->replay, o->model, o->cancel, r->arbiter};
     return parity_receipt_build(&in, &r->receipt, err);
 }
 
@@ -145,6 +150,10 @@ bn_status parity_driver_run_job(const parity_driver_opts *o, parity_driver_run *
     if (!o->subject && !o->model)
         return bn_error_set(err, BN_ERR_INVALID, "parity driver: recording the subject needs a model");
     if (o->replay && !o->model) return bn_error_set(err, BN_ERR_INVALID, "--replay needs -m MODEL (the subject's model)");
+    if (o->arbiter && !o->model)
+        return bn_error_set(err, BN_ERR_INVALID, "--arbiter needs -m MODEL (the subject's model: its declared math)");
+    if (o->fault && o->subject)
+        return bn_error_set(err, BN_ERR_INVALID, "parity driver: a fault is seeded only into a subject it records");
     parity_driver_run *r = calloc(1, sizeof *r);
     if (!r) return bn_error_nomem(err, sizeof *r, "parity driver: the run");
     bn_model *m = NULL; /* loaded once: recording, hints and replay share it */

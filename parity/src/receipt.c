@@ -3,6 +3,7 @@
 #include "parity/receipt.h"
 
 #include "parity/receipt_schema.h"
+#include "parity/arbiter.h"
 #include "parity/replay.h"
 
 #include <math.h>
@@ -662,6 +663,45 @@ static void add_replay(build_ctx *c, rnode *root) {
     }
 }
 
+/* `arbiter`: which side the independent reference agrees with (arbiter.h). */
+static void add_arbiter_side(build_ctx *c, rnode *a, rkey section, const rkey keys[3], const parity_arbiter_side *s) {
+    rnode *m = r_map(&c->b, a, section);
+    r_bool(&c->b, m, keys[0], s->compared && s->check.pass);
+    r_num_or_null(&c->b, m, keys[1], s->compared ? s->m.nmse : NAN);
+    r_num_or_null(&c->b, m, keys[2], s->compared ? s->m.max_abs : NAN);
+}
+
+static void add_arbiter(build_ctx *c, rnode *root) {
+    const parity_arbiter_result *a = c->in->arbiter;
+    if (!a) return;
+    char id[24];
+    rnode *m = r_map(&c->b, root, PARITY_RK_ARBITER);
+    r_str(&c->b, m, PARITY_RK_AR_VERDICT, parity_arbiter_verdict_name(a->verdict));
+    r_str(&c->b, m, PARITY_RK_AR_SUMMARY, a->summary);
+    r_str(&c->b, m, PARITY_RK_AR_SHOWS, a->shows);
+    r_str(&c->b, m, PARITY_RK_AR_EVALUATION, eval_id(a->eval, id, sizeof id));
+    r_str(&c->b, m, PARITY_RK_AR_TAP, a->tap);
+    r_str(&c->b, m, PARITY_RK_AR_MODEL, a->model);
+    r_str(&c->b, m, PARITY_RK_AR_ARCH, a->arch);
+    r_str(&c->b, m, PARITY_RK_AR_ACTIVATION, a->activation);
+    r_str(&c->b, m, PARITY_RK_AR_ACTIVATION_KEY, a->activation_key);
+    r_str(&c->b, m, PARITY_RK_AR_NUMERICS, a->numerics);
+    r_str(&c->b, m, PARITY_RK_AR_POLICY, a->policy);
+    static const rkey subj[3] = {PARITY_RK_AR_S_AGREES, PARITY_RK_AR_S_NMSE, PARITY_RK_AR_S_MAX_ABS};
+    static const rkey ref[3] = {PARITY_RK_AR_R_AGREES, PARITY_RK_AR_R_NMSE, PARITY_RK_AR_R_MAX_ABS};
+    add_arbiter_side(c, m, PARITY_RK_AR_SUBJECT, subj, &a->subject);
+    add_arbiter_side(c, m, PARITY_RK_AR_REFERENCE, ref, &a->reference);
+    if (a->other_activation[0] && a->other.compared) {
+        rnode *o = r_map(&c->b, m, PARITY_RK_AR_OTHER);
+        r_str(&c->b, o, PARITY_RK_AR_O_ACTIVATION, a->other_activation);
+        r_str(&c->b, o, PARITY_RK_AR_O_SIDE, a->verdict == PARITY_ARBITER_REFERENCE ? "subject" : "reference");
+        r_bool(&c->b, o, PARITY_RK_AR_O_AGREES, a->other.check.pass);
+        r_num(&c->b, o, PARITY_RK_AR_O_NMSE, a->other.m.nmse);
+    } else {
+        r_str(&c->b, m, PARITY_RK_AR_OTHER, NULL);
+    }
+}
+
 static double microseconds(double s) { return round(s * 1e6) / 1e6; } /* clock noise is not data */
 
 static void add_timings(build_ctx *c, rnode *root) {
@@ -701,6 +741,7 @@ bn_status parity_receipt_build(const parity_receipt_input *in, parity_receipt **
         for (size_t i = 0; i < c.r->n_taps; i++) add_tap(&c, taps, &c.r->taps[i]);
         add_logits(&c, root);
         add_replay(&c, root);
+        add_arbiter(&c, root);
         add_timings(&c, root);
         if (c.b.oom) st = bn_error_nomem(err, c.b.oom_bytes, "receipt: a node of the document");
         else if (c.b.bad_key != ITEM)

@@ -153,6 +153,31 @@ class Cli(unittest.TestCase):
             np.testing.assert_array_equal(t.get('e0', 'logits'), tp['logits'])
             np.testing.assert_array_equal(t.get('e0', 'blk.0.attn_q'), tp['blk.0.attn_q'])
 
+    def test_trace_cli_follows_given_evaluations_and_forces_an_activation(self):
+        # --evals teacher-forces the steps (what `bitparity check --arbiter` asks for), --activation overrides the
+        # declared one: the fixture b158-i2s declares relu² (bitnet-b1.58's default)
+        model = os.path.join(REPO, 'fixtures', 'models', 'b158-i2s.gguf')
+        with tempfile.TemporaryDirectory() as d:
+            outs = {}
+            for act in (None, 'silu'):
+                out = os.path.join(d, '%s.npz' % act)
+                cmd = [sys.executable, os.path.join(REPO, 'reference', 'bitnet_ref.py'), 'trace', '-m', model,
+                       '--tokens', '39,72,11', '--evals', '258;220,259', '--taps', 'blk.0.ffn_gate,blk.0.ffn_up,'
+                       'blk.0.ffn_act', '-o', out] + (['--activation', act] if act else [])
+                r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                outs[act] = tr.CanonicalTrace(out)
+            t, s = outs[None], outs['silu']
+            self.assertEqual([(e['tokens'], e['p0']) for e in t.evaluations],
+                             [([39, 72, 11], 0), ([258], 3), ([220, 259], 4)])
+            self.assertEqual((t.meta['settings']['activation'], s.meta['settings']['activation']), ('relu2', 'silu'))
+            for e in ('e0', 'e1', 'e2'):
+                g, u = t.get(e, 'blk.0.ffn_gate'), t.get(e, 'blk.0.ffn_up')
+                np.testing.assert_array_equal(g, s.get(e, 'blk.0.ffn_gate'))   # the same up to the activation
+                r2 = np.maximum(g, 0)
+                np.testing.assert_array_equal(t.get(e, 'blk.0.ffn_act'), (r2 * r2).astype(np.float32) * u)
+                self.assertFalse(np.array_equal(s.get(e, 'blk.0.ffn_act'), t.get(e, 'blk.0.ffn_act')))
+
     def test_cli_errors(self):
         r = subprocess.run([sys.executable, os.path.join(REPO, 'reference', 'bitnet_ref.py'), 'run',
                             '-m', '/nonexistent.gguf', '--tokens', '1'], capture_output=True, text=True, timeout=60)

@@ -60,14 +60,18 @@ const char *bn_fault_name(bn_fault f);
 /* Parses a CLI name; false (and *out untouched) when it names no fault. */
 bool bn_fault_parse(const char *s, bn_fault *out);
 
-/* One line saying what the fault does, for help texts; "?" when f is out
+/* One line saying what the fault does, for help texts, and where it does
+ * nothing when that can be (i2s-scale-clamp, round-away); "?" when f is out
  * of range. */
 const char *bn_fault_description(bn_fault f);
 
 /* Where the fault first shows in a trace of a model with sub-norms and every
- * tap selected: a tap name ("blk.0.ffn_act", "blk.1.ffn_sub_norm"), or words
- * when that depends on the model ("the first projection whose scale ...").
- * "?" when f is out of range. */
+ * tap selected (opt-in ones included): a tap name ("blk.0.ffn_act",
+ * "blk.1.ffn_sub_norm"). For a fault that bites only on some models
+ * (i2s-scale-clamp, round-away: the description says which), the tap where
+ * it shows on a model it bites at block 0's first projection, as on
+ * fixtures/models/b158-i2s-edge.gguf; "nowhere" for BN_FAULT_NONE, "?" when f
+ * is out of range. */
 const char *bn_fault_first_tap(bn_fault f);
 
 /* A fault applied to one model: owns the transformed copy of the model and

@@ -16,6 +16,7 @@
 #include "bitnet/model.h"
 #include "bitnet/status.h"
 #include "bitnet/threads.h"
+#include "parity/arbiter.h"
 #include "parity/compare.h"
 #include "parity/policy.h"
 #include "parity/receipt.h"
@@ -43,6 +44,11 @@ typedef struct parity_driver_opts {
     const char *kv_cache;    /* "f16"/"f32"; NULL: the reference's settings.kv_cache if it names one, else the mode's */
     const char *taps;        /* tap globs; NULL: the default set */
     const char *record_path; /* where the engine's trace is kept; NULL: in memory only, never on disk */
+    const parity_arbiter_opts *arbiter; /* non-NULL: when the comparison fails, the independent Python
+                                           reference runs the model's declared math and says which side
+                                           agrees with it (parity_driver_run.arbiter; needs model) */
+    const char *fault;       /* a seeded bug the engine records with (bitnet/fault.h name); NULL: none.
+                                The subject trace's settings.fault, so the receipt and a replay carry it */
     const volatile sig_atomic_t *cancel; /* NULL: never; polled by every stage (BN_ERR_CANCELLED) */
 } parity_driver_opts;
 
@@ -56,6 +62,7 @@ typedef struct parity_driver_run {
     bn_pool *pool;
     parity_compare_result *result;  /* with hints (and the replay's hint) */
     parity_replay_result *replay;   /* NULL unless replayed */
+    parity_arbiter_result *arbiter; /* NULL unless opts.arbiter and the comparison failed */
     parity_receipt *receipt;        /* NULL unless opts.receipt */
     double t_open;                  /* seconds spent opening traces, maps and policy */
 } parity_driver_run;

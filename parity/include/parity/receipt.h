@@ -44,6 +44,7 @@ typedef struct parity_receipt_input {
     const struct parity_replay_result *replay; /* --replay: the `replay` section; NULL = none */
     const char *replay_model;            /* the model replayed */
     const volatile sig_atomic_t *cancel; /* NULL: never; polled while hashing (BN_ERR_CANCELLED) */
+    const struct parity_arbiter_result *arbiter; /* --arbiter: the `arbiter` section; NULL = none */
 } parity_receipt_input;
 
 typedef struct parity_receipt parity_receipt;

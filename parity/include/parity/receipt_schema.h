@@ -201,6 +201,31 @@ typedef enum parity_receipt_type {
     X(RT_EVALUATION, "replay.failing_taps[]", "evaluation", STR, "its evaluation") \
     X(RT_TAP, "replay.failing_taps[]", "tap", STR, "its tap") \
     X(RT_NMSE, "replay.failing_taps[]", "nmse", NUM, "its nmse") \
+    X(ARBITER, "", "arbiter", MAP, "--arbiter only, when the comparison fails: which side the independent reference agrees with") \
+    X(AR_VERDICT, "arbiter", "verdict", STR, "subject, reference, both or neither: the side(s) that agree with it") \
+    X(AR_SUMMARY, "arbiter", "summary", STR, "one line: who agrees with whom, at which tap, by which metric") \
+    X(AR_SHOWS, "arbiter", "shows", STR, "what agreeing with it shows, and what it does not") \
+    X(AR_EVALUATION, "arbiter", "evaluation", STR, "the first divergent tap's evaluation") \
+    X(AR_TAP, "arbiter", "tap", STR, "the first divergent tap") \
+    X(AR_MODEL, "arbiter", "model", STR, "the model file it ran: the subject's") \
+    X(AR_ARCH, "arbiter", "arch", STR, "that file's general.architecture") \
+    X(AR_ACTIVATION, "arbiter", "activation", STR, "the FFN activation the file declares, as it ran: relu2 or silu") \
+    X(AR_ACTIVATION_KEY, "arbiter", "activation_key", STR, "where that comes from: the hidden_activation key, or its absence") \
+    X(AR_NUMERICS, "arbiter", "numerics", STR, "the numerics mode it ran in (the subject's)") \
+    X(AR_POLICY, "arbiter", "policy", STR, "the built-in policy agreement is judged by") \
+    X(AR_SUBJECT, "arbiter", "subject", MAP, "the subject against it at the tap") \
+    X(AR_S_AGREES, "arbiter.subject", "agrees", BOOL, "within the policy's limits") \
+    X(AR_S_NMSE, "arbiter.subject", "nmse", NUM, "its nmse; null when the shapes differ") \
+    X(AR_S_MAX_ABS, "arbiter.subject", "max_abs", NUM, "its largest absolute difference; null when the shapes differ") \
+    X(AR_REFERENCE, "arbiter", "reference", MAP, "the reference trace against it at the tap") \
+    X(AR_R_AGREES, "arbiter.reference", "agrees", BOOL, "within the policy's limits") \
+    X(AR_R_NMSE, "arbiter.reference", "nmse", NUM, "its nmse; null when the shapes differ") \
+    X(AR_R_MAX_ABS, "arbiter.reference", "max_abs", NUM, "its largest absolute difference; null when the shapes differ") \
+    X(AR_OTHER, "arbiter", "other_activation", MAP, "FFN activation tap, one side disagreeing: that side against it with the other activation forced; null when not run") \
+    X(AR_O_ACTIVATION, "arbiter.other_activation", "activation", STR, "the activation forced") \
+    X(AR_O_SIDE, "arbiter.other_activation", "side", STR, "subject or reference: the side that disagreed") \
+    X(AR_O_AGREES, "arbiter.other_activation", "agrees", BOOL, "that side computes the forced activation, within the policy's limits") \
+    X(AR_O_NMSE, "arbiter.other_activation", "nmse", NUM, "its nmse") \
     X(TIMINGS, "", "timings", MAP, "seconds, rounded to microseconds") \
     X(T_OPEN, "timings", "open_s", NUM, "opening the traces") \
     X(T_LOAD, "timings", "load_s", NUM, "loading arrays") \
