@@ -54,8 +54,21 @@ static void md_code(FILE *f, const char *s) {
     fputc('`', f);
 }
 
-static const char *verdict(int pass) {
-    return pass ? "\xe2\x9c\x85 PASS" : "\xe2\x9d\x8c FAIL"; /* ✅ / ❌ */
+/* v a report_verdict */
+/* A link target: everything but unreserved URL characters percent-encoded,
+ * so that neither a space, a parenthesis nor a '|' can end it or the table. */
+static void md_link(FILE *f, const char *s) {
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (isalnum(c) || strchr("-._~/#:?=&%", c)) fputc(c, f);
+        else fprintf(f, "%%%02X", c);
+    }
+}
+
+static const char *verdict(long long v) {
+    return v == REPORT_VERDICT_PASS   ? "\xe2\x9c\x85 PASS"                /* ✅ */
+           : v == REPORT_VERDICT_FAIL ? "\xe2\x9d\x8c FAIL"                /* ❌ */
+                                      : "\xe2\x9a\xa0\xef\xb8\x8f ERROR"; /* ⚠️ */
 }
 
 static report_ink ink(FILE *f) {
@@ -63,7 +76,8 @@ static report_ink ink(FILE *f) {
                         .head_on = "**", .head_off = "**: ",
                         .hints_on = "**Hints**\n\n", .hints_off = "\n", .hint_on = "", .hint_off = "",
                         .name_on = "- **", .name_off = "**: ", .message_on = "", .message_off = "\n",
-                        .evidence_on = "  - evidence: ", .evidence_off = "\n"};
+                        .evidence_on = "  - evidence: ", .evidence_off = "\n", .list_on = "\n\n",
+                        .list_off = "\n", .item_on = "- ", .item_off = "\n"};
 }
 
 static void md_cell(FILE *f, const cell *c) {
@@ -71,12 +85,16 @@ static void md_cell(FILE *f, const cell *c) {
     if (c->kind == CELL_CODE) {
         md_code(f, c->text);
     } else if (c->kind == CELL_TEXT) {
+        if (c->strong) fputs("**", f);
+        if (c->href) fputc('[', f);
         md(f, c->text);
+        if (c->href) fputs("](", f), md_link(f, c->href), fputc(')', f);
+        if (c->strong) fputs("**", f);
         if (c->code) fputc(' ', f), md_code(f, c->code);
     } else if (c->kind == CELL_VERDICT) {
-        fputs(verdict((int)c->i), f);
+        fputs(verdict(c->i), f);
     } else {
-        fputs(cell_number(c, b), f);
+        fprintf(f, c->strong ? "**%s**" : "%s", cell_number(c, b));
     }
 }
 
@@ -170,6 +188,17 @@ static void replay(FILE *f, const report_model *m) {
     fputs("\n\n", f);
 }
 
+/* "What to check next" from the first divergent tap's kind: a paragraph
+ * when no hint fired, folded in <details> when some did. */
+static void next_checks(FILE *f, const report_receipt *r) {
+    if (!report_wants_next_checks(r)) return;
+    const report_ink k = ink(f);
+    fputs(r->n_hints ? "<details><summary>What to check next (beyond the hints)</summary>\n\n"
+                     : "**What to check next:** ", f);
+    ink_next_checks(&k, r);
+    fputs(r->n_hints ? "\n</details>\n\n" : "\n", f);
+}
+
 static void section(FILE *f, const report_model *m, int idx, int numbered) {
     const report_receipt *r = m->r;
     const report_ink k = ink(f);
@@ -196,6 +225,7 @@ static void section(FILE *f, const report_model *m, int idx, int numbered) {
             (long long)c->shape_mismatch, (long long)c->missing_reference, (long long)c->missing_subject,
             (long long)c->policy_skip);
     ink_hints(&k, r);
+    next_checks(f, r);
     growth(f, r);
     tables(f, m);
     replay(f, m);
@@ -215,5 +245,72 @@ bn_status report_render_markdown(const report_receipt *const *rs, size_t n, FILE
     for (size_t i = 0; i < n; i++) section(f, &d.models[i], (int)i + 1, n > 1);
     report_doc_free(&d);
     if (fflush(f) || ferror(f)) return bn_error_set(err, BN_ERR_IO, "writing the Markdown report failed");
+    return BN_OK;
+}
+
+/* ---- against a baseline ------------------------------------------------------
+ * Compact, for a pull-request comment and a CI step summary: the headline,
+ * the entries (several), the most severe changed taps, then each current
+ * receipt's full report folded in <details>. */
+
+enum { MD_CHANGE_ROWS = 20 };
+
+static const char *diff_emoji(const char *word) {
+    return !strcmp(word, "REGRESSION") ? "\xe2\x9d\x8c"                      /* ❌ */
+           : !strcmp(word, "DEGRADED") ? "\xe2\x9a\xa0\xef\xb8\x8f"          /* ⚠️ */
+           : !strcmp(word, "FIXED") || !strcmp(word, "IMPROVED") ? "\xe2\x9c\x85" /* ✅ */
+                                                                 : "\xe2\x9e\x96"; /* ➖ */
+}
+
+bn_status md_render_baseline(const report_diff *d, FILE *f, bn_error *err) {
+    static const int entry_cols[] = {ENT_ENTRY, ENT_CHANGE, ENT_VERDICT, ENT_DIV_BEFORE, ENT_DIV_AFTER,
+                                     ENT_REGRESSED, ENT_DEGRADED, ENT_FIXED, ENT_IMPROVED};
+    static const int change_cols[] = {CHG_ENTRY,       CHG_EVAL,       CHG_TAP,   CHG_CHANGE,        CHG_VERDICT,
+                                      CHG_NMSE_BEFORE, CHG_NMSE_AFTER, CHG_RATIO, CHG_MAX_ABS_AFTER, CHG_COSINE_AFTER};
+    size_t n = 0;
+    report_doc doc;
+    bn_status st = diff_current_doc(d, &doc, &n, err);
+    if (st) return st;
+    const char *word = diff_verdict(d);
+    const report_ink k = ink(f);
+    fprintf(f, "## %s %s against the baseline", diff_emoji(word), word);
+    if (d->n == 1) fputs(" \xe2\x80\x94 ", f), md(f, d->entries[0].name);
+    fputs("\n\n", f);
+    ink_diff_headline(&k, d);
+    fputs("\n\n", f);
+    if (d->n > 1) md_table(f, &d->entry_table, entry_cols, sizeof entry_cols / sizeof *entry_cols, d->n, "");
+    if (d->change_table.n_rows) {
+        char detail[64];
+        snprintf(detail, sizeof detail, " (%zu, most severe first)", d->change_table.n_rows);
+        const int skip = d->n == 1; /* one entry: no entry column */
+        md_table(f, &d->change_table, change_cols + skip, sizeof change_cols / sizeof *change_cols - (size_t)skip,
+                 MD_CHANGE_ROWS, detail);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const report_receipt *r = doc.models[i].r;
+        fprintf(f, "<details><summary>Full report: %s ", r->pass ? "PASS" : "FAIL");
+        md(f, report_base_name(r->model_path ? r->model_path : r->file));
+        fputs("</summary>\n\n", f);
+        section(f, &doc.models[i], (int)i + 1, n > 1);
+        fputs("</details>\n\n", f);
+    }
+    report_doc_free(&doc);
+    if (fflush(f) || ferror(f)) return bn_error_set(err, BN_ERR_IO, "writing the Markdown report failed");
+    return BN_OK;
+}
+
+/* ---- the gate matrix ------------------------------------------------------------ */
+
+bn_status md_render_gate(const table *t, const char *title, FILE *f, bn_error *err) {
+    static const int cols[] = {GATE_ENTRY, GATE_VERDICT, GATE_NOTE};
+    size_t pass = 0, fail = 0;
+    for (size_t i = 0; i < t->n_rows; i++) pass += table_cell(t, i, GATE_VERDICT)->i == REPORT_VERDICT_PASS,
+                                          fail += table_cell(t, i, GATE_VERDICT)->i == REPORT_VERDICT_FAIL;
+    fprintf(f, "## %s ", verdict(pass == t->n_rows));
+    md(f, title);
+    fprintf(f, "\n\n%zu entries: %zu pass, %zu fail, %zu could not run\n\n", t->n_rows, pass, fail,
+            t->n_rows - pass - fail);
+    md_table(f, t, cols, 3, t->n_rows, "");
+    if (fflush(f) || ferror(f)) return bn_error_set(err, BN_ERR_IO, "writing the Markdown gate summary failed");
     return BN_OK;
 }

@@ -21,7 +21,9 @@ typedef enum cell_kind {
     CELL_G6,      /* a number to 6 significant digits (cosine) */
     CELL_PCT,     /* a fraction as a percentage, 1 decimal */
     CELL_INT,     /* a count */
-    CELL_VERDICT, /* i: 1 pass, 0 fail */
+    CELL_VERDICT, /* i: a report_verdict (1 pass, 0 fail, 2 error) */
+    CELL_RATIO,   /* a factor: "x4.7e+08" (inf: from exactly 0, nan: unknown) */
+    CELL_DELTA,   /* a signed difference: "+0.467" */
     CELL_INDEX,   /* i: the 1-based number of a receipt in a multi-receipt report */
 } cell_kind;
 
@@ -31,6 +33,7 @@ typedef struct cell {
     const char *text; /* TEXT, CODE: into the receipt or `owned` */
     const char *code; /* TEXT: a name written after the text ("e0" then `blk.0.ffn_act`) */
     const char *note; /* TEXT: a second, quieter line where there is room (the receipt's file) */
+    const char *href; /* TEXT: where the text links to (report_safe_link), NULL: nowhere */
     double v;         /* NUM, G6, PCT */
     long long i;      /* INT, VERDICT, INDEX */
     char *owned;      /* text made here ("blk.3", joined hint names); freed with the table */
@@ -56,6 +59,12 @@ enum { LG_EVAL, LG_STATUS, LG_POSITIONS, LG_TOP1, LG_TOP5, LG_KLD_MEAN, LG_KLD_M
 enum { BLOCK_EVAL, BLOCK_NAME, BLOCK_ERROR, BLOCK_NMSE_COMPARED, BLOCK_NMSE_REPLAYED, BLOCK_COLS };
 enum { SUM_INDEX, SUM_VERDICT, SUM_MODEL, SUM_SIDES, SUM_POLICY, SUM_COMPARED, SUM_FAIL, SUM_DIVERGENCE, SUM_HINTS,
        SUM_KLD_MEAN, SUM_COLS };
+
+enum { CHG_ENTRY, CHG_EVAL, CHG_TAP, CHG_CHANGE, CHG_VERDICT, CHG_NMSE_BEFORE, CHG_NMSE_AFTER, CHG_RATIO,
+       CHG_DELTA, CHG_MAX_ABS_BEFORE, CHG_MAX_ABS_AFTER, CHG_COSINE_BEFORE, CHG_COSINE_AFTER, CHG_COLS };
+enum { ENT_ENTRY, ENT_CHANGE, ENT_VERDICT, ENT_DIV_BEFORE, ENT_DIV_AFTER, ENT_REGRESSED, ENT_DEGRADED, ENT_FIXED,
+       ENT_IMPROVED, ENT_COLS };
+enum { GATE_ENTRY, GATE_VERDICT, GATE_NOTE, GATE_COLS };
 
 enum { MODEL_WORST_ROWS = 10 };
 
@@ -118,6 +127,7 @@ typedef struct report_ink {
     /* the hint list: before and after it, each hint, its name, its message, its evidence */
     const char *hints_on, *hints_off, *hint_on, *hint_off, *name_on, *name_off, *message_on, *message_off,
         *evidence_on, *evidence_off;
+    const char *list_on, *list_off, *item_on, *item_off; /* a bulleted list and its items */
 } report_ink;
 
 /* "e0 `blk.0.ffn_act` (layer 0): nmse = **0.467**, limit 1e-06" */
@@ -133,5 +143,93 @@ void ink_hints(const report_ink *k, const report_receipt *r);
 
 /* "**bitparity** 0.1.0 (ggml-compat, i2_s) fault silu": who produced a trace. */
 void ink_side(const report_ink *k, const report_side *s);
+
+
+/* ---- regression against a baseline (report_diff.c) ------------------------ */
+
+/* The verdict of a change, most severe first (the order the tables sort by). */
+typedef enum change_kind {
+    CHANGE_REGRESSED, /* pass -> fail */
+    CHANGE_DEGRADED,  /* same verdict, NMSE x factor or more */
+    CHANGE_ADDED,     /* only now */
+    CHANGE_REMOVED,   /* only in the baseline */
+    CHANGE_FIXED,     /* fail -> pass */
+    CHANGE_IMPROVED,  /* same verdict, NMSE / factor or less */
+    CHANGE_SAME,
+    CHANGE_KINDS
+} change_kind;
+
+/* "regression", "degraded", "new", "gone", "fixed", "improved", "unchanged". */
+const char *change_name(change_kind k);
+
+/* One tap of one entry, before and after (either NULL when absent). */
+typedef struct tap_change {
+    const report_tap *before, *after;
+    change_kind kind;
+    double ratio;   /* after's NMSE / before's: inf from 0 (or to NaN), 0 to 0 (or from NaN), nan unknown */
+    size_t entry;   /* index of its entry */
+    size_t order;   /* receipt order (after's, else before's): ties keep it */
+} tap_change;
+
+typedef struct entry_diff {
+    const char *name;
+    const report_receipt *before, *after;
+    change_kind kind;
+    size_t n_kind[CHANGE_KINDS]; /* taps per kind */
+    const tap_change *worst;     /* its most severe changed tap, NULL when none changed */
+} entry_diff;
+
+typedef struct report_diff {
+    double factor;
+    entry_diff *entries;   /* [n] in the given order */
+    size_t n;
+    tap_change *changes;   /* [n_changes] every changed tap of every entry, most severe first */
+    size_t n_changes;
+    report_diff_counts counts;
+    table entry_table;     /* ENT_* one row per entry */
+    table change_table;    /* CHG_* one row per change, in changes' order */
+} report_diff;
+
+/* Builds the diff of pairs[0..n) (whose receipts must outlive it): INVALID
+ * when n is 0, a pair is empty or factor <= 1; NOMEM. */
+bn_status report_diff_build(const report_pair *pairs, size_t n, double factor, report_diff *d, bn_error *err);
+void report_diff_free(report_diff *d);
+
+/* The one-word verdict of the whole diff: "REGRESSION", "DEGRADED", "FIXED", "IMPROVED",
+ * "UNCHANGED" (new/removed entries alone: "CHANGED"). */
+const char *diff_verdict(const report_diff *d);
+
+/* The report document of d's current receipts (the entries that have one),
+ * *n of them; nothing is built when *n is 0. NOMEM. */
+bn_status diff_current_doc(const report_diff *d, report_doc *doc, size_t *n, bn_error *err);
+
+/* The renderers of a diff and of a gate table (report_html.c, report_md.c);
+ * report_render_baseline and report_render_gate_matrix dispatch to them. */
+bn_status html_render_baseline(const report_diff *d, FILE *f, bn_error *err);
+bn_status md_render_baseline(const report_diff *d, FILE *f, bn_error *err);
+bn_status html_render_gate(const table *t, const char *title, FILE *f, bn_error *err);
+bn_status md_render_gate(const table *t, const char *title, FILE *f, bn_error *err);
+
+/* "1 regression, 2 degraded (taps: ...); worst: e0 `blk.0.ffn_act` pass -> fail, nmse 0 -> 0.467" */
+void ink_diff_headline(const report_ink *k, const report_diff *d);
+
+/* ---- gate matrix ------------------------------------------------------------ */
+
+/* The GATE_* table of entries (which must outlive it). NOMEM. */
+bn_status gate_table_build(const report_gate_entry *e, size_t n, table *t, bn_error *err);
+
+/* link when it is safe to write as an href (no scheme, or http, https,
+ * file), else NULL. */
+const char *report_safe_link(const char *link);
+
+/* ---- what to check next ------------------------------------------------------ */
+
+/* Whether r gets a "what to check next" section: it fails at a first divergence. */
+int report_wants_next_checks(const report_receipt *r);
+
+/* "`blk.0.attn_q` is the query projection (before RoPE). Check:" then the
+ * checklist of the first divergent tap's kind (parity/next_checks.h) as a
+ * list of the ink. */
+void ink_next_checks(const report_ink *k, const report_receipt *r);
 
 #endif /* REPORTS_REPORT_MODEL_H */
