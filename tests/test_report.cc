@@ -604,40 +604,6 @@ TEST(ReportBaseline, EntriesPairedByName) {
     free(buf);
 }
 
-// The gate matrix: a row per entry with its verdict, names escaped, safe
-// links kept and others written as text.
-TEST(ReportGate, MatrixOfEntries) {
-    const report_gate_entry e[] = {
-        {"tiny <b>p1</b>", REPORT_VERDICT_PASS, "tiny-p1/report.html#r1", nullptr},
-        {"evil", REPORT_VERDICT_FAIL, "javascript:alert(1)", "e0 blk.0.ffn_act"},
-        {"broken", REPORT_VERDICT_ERROR, nullptr, "model.gguf: no such file"},
-    };
-    for (report_format fmt : {REPORT_HTML, REPORT_MARKDOWN}) {
-        char *buf = nullptr;
-        size_t len = 0;
-        FILE *f = open_memstream(&buf, &len);
-        bn_error err{};
-        EXPECT_OK(report_render_gate_matrix(e, 3, nullptr, fmt, f, &err), err);
-        fclose(f);
-        std::string out(buf, len);
-        free(buf);
-        EXPECT_NE(out.find("3 entries: 1 pass, 1 fail, 1 could not run"), std::string::npos) << out;
-        EXPECT_EQ(Lower(out).find("javascript:"), std::string::npos) << out;
-        if (fmt == REPORT_HTML) {
-            EXPECT_NE(out.find("<a href=\"tiny-p1/report.html#r1\">tiny &lt;b&gt;p1&lt;/b&gt;</a>"), std::string::npos);
-            EXPECT_NE(out.find("<td>evil</td><td><span class=\"badge fail small\">FAIL</span></td>"), std::string::npos);
-            EXPECT_NE(out.find("<span class=\"badge error small\">ERROR</span>"), std::string::npos);
-        } else {
-            std::vector<std::string> rows = MdRows(out, "| entry |");
-            ASSERT_EQ(rows.size(), 3u) << out;
-            EXPECT_EQ(rows[0], "| [tiny &lt;b&gt;p1&lt;/b&gt;](tiny-p1/report.html#r1) | \xe2\x9c\x85 PASS | \xe2\x80\x94 |");
-            EXPECT_EQ(rows[1], "| evil | \xe2\x9d\x8c FAIL | e0 blk.0.ffn_act |");
-        }
-    }
-    bn_error err{};
-    EXPECT_EQ(report_render_gate_matrix(e, 0, nullptr, REPORT_HTML, stdout, &err), BN_ERR_INVALID);
-}
-
 // What to check next: one checklist per tap kind, every norm sharing one.
 TEST(ReportNextChecks, ByTapKind) {
     EXPECT_STREQ(parity_next_checks_for("blk.3.attn_q")->kind, "attn_q");

@@ -25,7 +25,7 @@ static const char css[] =
     ".file{color:#57606a;font-size:12.5px;word-break:break-all}"
     ".badge{display:inline-block;padding:2px 10px;border-radius:5px;font-weight:700;font-size:13px;"
     "letter-spacing:.05em;color:#fff}"
-    ".badge.pass{background:#1a7f37}.badge.fail{background:#cf222e}.badge.error{background:#9a6700}"
+    ".badge.pass{background:#1a7f37}.badge.fail{background:#cf222e}"
     ".badge.regression{background:#cf222e}.badge.degraded{background:#bf8700}.badge.fixed,.badge.improved"
     "{background:#1a7f37}.badge.unchanged,.badge.changed{background:#57606a}"
     ".next ul{margin:4px 0 0;padding-left:22px}.next li{margin:2px 0}"
@@ -93,11 +93,8 @@ static void esc(FILE *f, const char *s) {
 }
 
 
-/* A verdict badge: v a report_verdict. */
-static void badge(FILE *f, long long v, const char *extra) {
-    static const char *const cls[3] = {"fail", "pass", "error"}, *const word[3] = {"FAIL", "PASS", "ERROR"};
-    int i = v >= 0 && v <= 2 ? (int)v : 2;
-    fprintf(f, "<span class=\"badge %s%s\">%s</span>", cls[i], extra, word[i]);
+static void badge(FILE *f, int pass, const char *extra) {
+    fprintf(f, "<span class=\"badge %s%s\">%s</span>", pass ? "pass" : "fail", extra, pass ? "PASS" : "FAIL");
 }
 
 static void code(FILE *f, const char *s) {
@@ -113,7 +110,11 @@ static report_ink ink(FILE *f) {
                         .hint_off = "</div>", .name_on = "<span class=\"name\">", .name_off = "</span>",
                         .message_on = "<p>", .message_off = "</p>", .evidence_on = "<p class=\"ev\">",
                         .evidence_off = "</p>", .list_on = "<ul>", .list_off = "</ul>", .item_on = "<li>",
-                        .item_off = "</li>"};
+                        .item_off = "</li>", .next_on = "<div class=\"next\"><h3>What to check next</h3><p>",
+                        .next_off = "</p></div>",
+                        .next_folded_on = "<details class=\"next\"><summary><b>What to check next</b> (beyond the "
+                                          "hints)</summary><p>",
+                        .next_folded_off = "</p></details>"};
 }
 
 /* One cell: strings as text (the row's news in bold, a note under it),
@@ -123,15 +124,11 @@ static void html_cell(FILE *f, const cell *c) {
     switch (c->kind) {
     case CELL_CODE: fputs("<td>", f), code(f, c->text); break;
     case CELL_TEXT:
-        fputs(c->strong ? "<td><b>" : "<td>", f);
-        if (c->href) fputs("<a href=\"", f), esc(f, c->href), fputs("\">", f);
-        esc(f, c->text);
-        if (c->href) fputs("</a>", f);
-        fputs(c->strong ? "</b>" : "", f);
+        fputs(c->strong ? "<td><b>" : "<td>", f), esc(f, c->text), fputs(c->strong ? "</b>" : "", f);
         if (c->code) fputc(' ', f), code(f, c->code);
         if (c->note) fputs("<br><span class=\"muted small\">", f), esc(f, c->note), fputs("</span>", f);
         break;
-    case CELL_VERDICT: fputs("<td>", f), badge(f, c->i, " small"); break;
+    case CELL_VERDICT: fputs("<td>", f), badge(f, (int)c->i, " small"); break;
     case CELL_INDEX: fprintf(f, "<td class=\"num\"><a href=\"#r%lld\">%lld</a>", c->i, c->i); break;
     default: fprintf(f, c->strong ? "<td class=\"num\"><b>%s</b>" : "<td class=\"num\">%s", cell_number(c, b));
     }
@@ -641,17 +638,6 @@ static void divergence(FILE *f, const report_receipt *r) {
     fputs("</div>", f);
 }
 
-/* "What to check next" from the first divergent tap's kind: open when no
- * hint fired, folded under the hints when some did. */
-static void next_checks(FILE *f, const report_receipt *r) {
-    if (!report_wants_next_checks(r)) return;
-    const report_ink k = ink(f);
-    fputs(r->n_hints ? "<details class=\"next\"><summary><b>What to check next</b> (beyond the hints)</summary><p>"
-                     : "<div class=\"next\"><h3>What to check next</h3><p>", f);
-    ink_next_checks(&k, r);
-    fputs(r->n_hints ? "</p></details>" : "</p></div>", f);
-}
-
 static void replay(FILE *f, const report_model *m) {
     const report_replay *p = &m->r->replay;
     if (!p->present) return;
@@ -707,7 +693,7 @@ static void section(FILE *f, const report_model *m, int idx) {
     divergence(f, r);
     const report_ink k = ink(f);
     ink_hints(&k, r);
-    next_checks(f, r);
+    ink_next_checks(&k, r);
     fputs("<h3>Error growth: max NMSE per layer</h3>", f);
     plot_growth(f, r, idx);
     fputs("<h3>Taps of ", f);
@@ -812,24 +798,5 @@ bn_status html_render_baseline(const report_diff *d, FILE *f, bn_error *err) {
     fputs("</section>\n", f);
     if (n) receipts_body(f, &doc);
     report_doc_free(&doc);
-    return page_close(f, err);
-}
-
-/* ---- the gate matrix ---------------------------------------------------------- */
-
-bn_status html_render_gate(const table *t, const char *title, FILE *f, bn_error *err) {
-    size_t pass = 0, fail = 0;
-    for (size_t i = 0; i < t->n_rows; i++) pass += table_cell(t, i, GATE_VERDICT)->i == REPORT_VERDICT_PASS,
-                                          fail += table_cell(t, i, GATE_VERDICT)->i == REPORT_VERDICT_FAIL;
-    page_open(f, "gate", pass == t->n_rows ? "PASS" : "FAIL", title);
-    fputs("<h1>", f);
-    esc(f, title);
-    fprintf(f, "</h1><p class=\"sub\">%zu entries: %zu pass, %zu fail, %zu could not run</p>\n", t->n_rows, pass, fail,
-            t->n_rows - pass - fail);
-    fputs("<section class=\"receipt\" id=\"gate\"><div class=\"head\">", f);
-    badge(f, pass == t->n_rows, "");
-    fputs("<h2>Entries &#215; verdict</h2></div>", f);
-    html_table(f, t, NULL);
-    fputs("</section>\n", f);
     return page_close(f, err);
 }

@@ -54,21 +54,8 @@ static void md_code(FILE *f, const char *s) {
     fputc('`', f);
 }
 
-/* v a report_verdict */
-/* A link target: everything but unreserved URL characters percent-encoded,
- * so that neither a space, a parenthesis nor a '|' can end it or the table. */
-static void md_link(FILE *f, const char *s) {
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (isalnum(c) || strchr("-._~/#:?=&%", c)) fputc(c, f);
-        else fprintf(f, "%%%02X", c);
-    }
-}
-
-static const char *verdict(long long v) {
-    return v == REPORT_VERDICT_PASS   ? "\xe2\x9c\x85 PASS"                /* ✅ */
-           : v == REPORT_VERDICT_FAIL ? "\xe2\x9d\x8c FAIL"                /* ❌ */
-                                      : "\xe2\x9a\xa0\xef\xb8\x8f ERROR"; /* ⚠️ */
+static const char *verdict(int pass) {
+    return pass ? "\xe2\x9c\x85 PASS" : "\xe2\x9d\x8c FAIL"; /* ✅ / ❌ */
 }
 
 static report_ink ink(FILE *f) {
@@ -77,7 +64,10 @@ static report_ink ink(FILE *f) {
                         .hints_on = "**Hints**\n\n", .hints_off = "\n", .hint_on = "", .hint_off = "",
                         .name_on = "- **", .name_off = "**: ", .message_on = "", .message_off = "\n",
                         .evidence_on = "  - evidence: ", .evidence_off = "\n", .list_on = "\n\n",
-                        .list_off = "\n", .item_on = "- ", .item_off = "\n"};
+                        .list_off = "\n", .item_on = "- ", .item_off = "\n", .next_on = "**What to check next:** ",
+                        .next_off = "\n", .next_folded_on = "<details><summary>What to check next (beyond the hints)"
+                                                           "</summary>\n\n",
+                        .next_folded_off = "\n</details>\n\n"};
 }
 
 static void md_cell(FILE *f, const cell *c) {
@@ -86,13 +76,11 @@ static void md_cell(FILE *f, const cell *c) {
         md_code(f, c->text);
     } else if (c->kind == CELL_TEXT) {
         if (c->strong) fputs("**", f);
-        if (c->href) fputc('[', f);
         md(f, c->text);
-        if (c->href) fputs("](", f), md_link(f, c->href), fputc(')', f);
         if (c->strong) fputs("**", f);
         if (c->code) fputc(' ', f), md_code(f, c->code);
     } else if (c->kind == CELL_VERDICT) {
-        fputs(verdict(c->i), f);
+        fputs(verdict((int)c->i), f);
     } else {
         fprintf(f, c->strong ? "**%s**" : "%s", cell_number(c, b));
     }
@@ -188,17 +176,6 @@ static void replay(FILE *f, const report_model *m) {
     fputs("\n\n", f);
 }
 
-/* "What to check next" from the first divergent tap's kind: a paragraph
- * when no hint fired, folded in <details> when some did. */
-static void next_checks(FILE *f, const report_receipt *r) {
-    if (!report_wants_next_checks(r)) return;
-    const report_ink k = ink(f);
-    fputs(r->n_hints ? "<details><summary>What to check next (beyond the hints)</summary>\n\n"
-                     : "**What to check next:** ", f);
-    ink_next_checks(&k, r);
-    fputs(r->n_hints ? "\n</details>\n\n" : "\n", f);
-}
-
 static void section(FILE *f, const report_model *m, int idx, int numbered) {
     const report_receipt *r = m->r;
     const report_ink k = ink(f);
@@ -225,7 +202,7 @@ static void section(FILE *f, const report_model *m, int idx, int numbered) {
             (long long)c->shape_mismatch, (long long)c->missing_reference, (long long)c->missing_subject,
             (long long)c->policy_skip);
     ink_hints(&k, r);
-    next_checks(f, r);
+    ink_next_checks(&k, r);
     growth(f, r);
     tables(f, m);
     replay(f, m);
@@ -296,21 +273,5 @@ bn_status md_render_baseline(const report_diff *d, FILE *f, bn_error *err) {
     }
     report_doc_free(&doc);
     if (fflush(f) || ferror(f)) return bn_error_set(err, BN_ERR_IO, "writing the Markdown report failed");
-    return BN_OK;
-}
-
-/* ---- the gate matrix ------------------------------------------------------------ */
-
-bn_status md_render_gate(const table *t, const char *title, FILE *f, bn_error *err) {
-    static const int cols[] = {GATE_ENTRY, GATE_VERDICT, GATE_NOTE};
-    size_t pass = 0, fail = 0;
-    for (size_t i = 0; i < t->n_rows; i++) pass += table_cell(t, i, GATE_VERDICT)->i == REPORT_VERDICT_PASS,
-                                          fail += table_cell(t, i, GATE_VERDICT)->i == REPORT_VERDICT_FAIL;
-    fprintf(f, "## %s ", verdict(pass == t->n_rows));
-    md(f, title);
-    fprintf(f, "\n\n%zu entries: %zu pass, %zu fail, %zu could not run\n\n", t->n_rows, pass, fail,
-            t->n_rows - pass - fail);
-    md_table(f, t, cols, 3, t->n_rows, "");
-    if (fflush(f) || ferror(f)) return bn_error_set(err, BN_ERR_IO, "writing the Markdown gate summary failed");
     return BN_OK;
 }

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "parity/next_checks.h"
 
@@ -331,10 +330,10 @@ const char *cell_number(const cell *c, char buf[32]) {
 
 /* ---- what to check next ---------------------------------------------------- */
 
-int report_wants_next_checks(const report_receipt *r) { return !r->pass && r->has_divergence && r->div_tap; }
-
 void ink_next_checks(const report_ink *k, const report_receipt *r) {
+    if (r->pass || !r->has_divergence || !r->div_tap) return;
     const parity_next_checks *n = parity_next_checks_for(r->div_tap);
+    fputs(r->n_hints ? k->next_folded_on : k->next_on, k->f);
     k->code(k->f, r->div_tap);
     fputs(" is ", k->f);
     fputs(strcmp(n->kind, "?") ? n->computes : "a tap of no kind bitparity knows", k->f);
@@ -343,42 +342,5 @@ void ink_next_checks(const report_ink *k, const report_receipt *r) {
     for (size_t i = 0; i < PARITY_NEXT_CHECKS_MAX && n->checks[i]; i++)
         fputs(k->item_on, k->f), fputs(n->checks[i], k->f), fputs(k->item_off, k->f);
     fputs(k->list_off, k->f);
-}
-
-/* ---- gate matrix ------------------------------------------------------------ */
-
-static const column gate_cols[GATE_COLS] = {{"entry", 0}, {"verdict", 0}, {"detail", 0}};
-
-const char *report_safe_link(const char *link) {
-    if (!link || !*link) return NULL;
-    size_t scheme = strcspn(link, ":/?#");
-    if (link[scheme] != ':') return link; /* relative: no scheme */
-    static const char *const ok[] = {"http", "https", "file"};
-    for (size_t i = 0; i < 3; i++)
-        if (scheme == strlen(ok[i]) && !strncasecmp(link, ok[i], scheme)) return link;
-    return NULL;
-}
-
-bn_status gate_table_build(const report_gate_entry *e, size_t n, table *t, bn_error *err) {
-    bn_status st = BN_OK;
-    cell *c = table_alloc(t, "Gate", gate_cols, n, GATE_COLS, err, &st);
-    for (size_t i = 0; c && i < n; i++, c += GATE_COLS) {
-        c[GATE_ENTRY] = text(e[i].name);
-        c[GATE_ENTRY].href = report_safe_link(e[i].link);
-        c[GATE_VERDICT] = (cell){.kind = CELL_VERDICT, .i = e[i].verdict};
-        c[GATE_NOTE] = text(e[i].note);
-    }
-    return st;
-}
-
-bn_status report_render_gate_matrix(const report_gate_entry *entries, size_t n, const char *title,
-                                    report_format fmt, FILE *f, bn_error *err) {
-    if (!entries || !n || !f) return bn_error_set(err, BN_ERR_INVALID, "report_render_gate_matrix: no entries");
-    table t;
-    bn_status st = gate_table_build(entries, n, &t, err);
-    if (st) return st;
-    if (!title) title = "Parity gate";
-    st = fmt == REPORT_HTML ? html_render_gate(&t, title, f, err) : md_render_gate(&t, title, f, err);
-    report_table_free(&t);
-    return st;
+    fputs(r->n_hints ? k->next_folded_off : k->next_off, k->f);
 }

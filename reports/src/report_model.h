@@ -21,7 +21,7 @@ typedef enum cell_kind {
     CELL_G6,      /* a number to 6 significant digits (cosine) */
     CELL_PCT,     /* a fraction as a percentage, 1 decimal */
     CELL_INT,     /* a count */
-    CELL_VERDICT, /* i: a report_verdict (1 pass, 0 fail, 2 error) */
+    CELL_VERDICT, /* i: 1 pass, 0 fail */
     CELL_RATIO,   /* a factor: "x4.7e+08" (inf: from exactly 0, nan: unknown) */
     CELL_DELTA,   /* a signed difference: "+0.467" */
     CELL_INDEX,   /* i: the 1-based number of a receipt in a multi-receipt report */
@@ -33,7 +33,6 @@ typedef struct cell {
     const char *text; /* TEXT, CODE: into the receipt or `owned` */
     const char *code; /* TEXT: a name written after the text ("e0" then `blk.0.ffn_act`) */
     const char *note; /* TEXT: a second, quieter line where there is room (the receipt's file) */
-    const char *href; /* TEXT: where the text links to (report_safe_link), NULL: nowhere */
     double v;         /* NUM, G6, PCT */
     long long i;      /* INT, VERDICT, INDEX */
     char *owned;      /* text made here ("blk.3", joined hint names); freed with the table */
@@ -64,7 +63,6 @@ enum { CHG_ENTRY, CHG_EVAL, CHG_TAP, CHG_CHANGE, CHG_VERDICT, CHG_NMSE_BEFORE, C
        CHG_DELTA, CHG_MAX_ABS_BEFORE, CHG_MAX_ABS_AFTER, CHG_COSINE_BEFORE, CHG_COSINE_AFTER, CHG_COLS };
 enum { ENT_ENTRY, ENT_CHANGE, ENT_VERDICT, ENT_DIV_BEFORE, ENT_DIV_AFTER, ENT_REGRESSED, ENT_DEGRADED, ENT_FIXED,
        ENT_IMPROVED, ENT_COLS };
-enum { GATE_ENTRY, GATE_VERDICT, GATE_NOTE, GATE_COLS };
 
 enum { MODEL_WORST_ROWS = 10 };
 
@@ -128,6 +126,8 @@ typedef struct report_ink {
     const char *hints_on, *hints_off, *hint_on, *hint_off, *name_on, *name_off, *message_on, *message_off,
         *evidence_on, *evidence_off;
     const char *list_on, *list_off, *item_on, *item_off; /* a bulleted list and its items */
+    /* "What to check next" around its checklist: open (no hint fired) or folded under the hints */
+    const char *next_on, *next_off, *next_folded_on, *next_folded_off;
 } report_ink;
 
 /* "e0 `blk.0.ffn_act` (layer 0): nmse = **0.467**, limit 1e-06" */
@@ -203,33 +203,20 @@ const char *diff_verdict(const report_diff *d);
  * *n of them; nothing is built when *n is 0. NOMEM. */
 bn_status diff_current_doc(const report_diff *d, report_doc *doc, size_t *n, bn_error *err);
 
-/* The renderers of a diff and of a gate table (report_html.c, report_md.c);
- * report_render_baseline and report_render_gate_matrix dispatch to them. */
+/* The renderers of a diff (report_html.c, report_md.c); report_render_baseline
+ * dispatches to them. */
 bn_status html_render_baseline(const report_diff *d, FILE *f, bn_error *err);
 bn_status md_render_baseline(const report_diff *d, FILE *f, bn_error *err);
-bn_status html_render_gate(const table *t, const char *title, FILE *f, bn_error *err);
-bn_status md_render_gate(const table *t, const char *title, FILE *f, bn_error *err);
 
 /* "1 regression, 2 degraded (taps: ...); worst: e0 `blk.0.ffn_act` pass -> fail, nmse 0 -> 0.467" */
 void ink_diff_headline(const report_ink *k, const report_diff *d);
 
-/* ---- gate matrix ------------------------------------------------------------ */
-
-/* The GATE_* table of entries (which must outlive it). NOMEM. */
-bn_status gate_table_build(const report_gate_entry *e, size_t n, table *t, bn_error *err);
-
-/* link when it is safe to write as an href (no scheme, or http, https,
- * file), else NULL. */
-const char *report_safe_link(const char *link);
-
 /* ---- what to check next ------------------------------------------------------ */
 
-/* Whether r gets a "what to check next" section: it fails at a first divergence. */
-int report_wants_next_checks(const report_receipt *r);
-
-/* "`blk.0.attn_q` is the query projection (before RoPE). Check:" then the
- * checklist of the first divergent tap's kind (parity/next_checks.h) as a
- * list of the ink. */
+/* When r fails at a first divergence: "What to check next" (the ink's
+ * next_on/off, or next_folded_on/off when hints fired) around "`blk.0.attn_q`
+ * is the query projection (before RoPE). ... check:" and the checklist of
+ * that tap's kind (parity/next_checks.h) as a list of the ink; else nothing. */
 void ink_next_checks(const report_ink *k, const report_receipt *r);
 
 #endif /* REPORTS_REPORT_MODEL_H */

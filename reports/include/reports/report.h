@@ -218,30 +218,6 @@ typedef struct report_diff_counts {
 bn_status report_render_baseline(const report_pair *pairs, size_t n, double factor, report_format fmt, FILE *f,
                                  report_diff_counts *counts, bn_error *err);
 
-/* ---- gate matrix -------------------------------------------------------- */
-
-typedef enum report_verdict {
-    REPORT_VERDICT_FAIL = 0,
-    REPORT_VERDICT_PASS = 1,
-    REPORT_VERDICT_ERROR = 2, /* the entry could not be run (input error): no receipt */
-} report_verdict;
-
-/* One row of a gate matrix. */
-typedef struct report_gate_entry {
-    const char *name;       /* the entry */
-    report_verdict verdict;
-    const char *link;       /* its detail (a report page, a receipt), relative to the matrix; NULL: none.
-                               A link with a scheme other than http(s) or file is written as text */
-    const char *note;       /* one line (the first divergence, an error), NULL: none */
-} report_gate_entry;
-
-/* The gate matrix, entries x verdict: a headline with the counts, then one
- * row per entry with its verdict and a link to its detail, as a page of its
- * own (HTML) or a table (Markdown). title NULL: "Parity gate". IO, NOMEM;
- * INVALID when n is 0. */
-bn_status report_render_gate_matrix(const report_gate_entry *entries, size_t n, const char *title,
-                                    report_format fmt, FILE *f, bn_error *err);
-
 #ifdef __cplusplus
 }
 #endif
