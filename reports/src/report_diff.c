@@ -114,61 +114,47 @@ static change_kind entry_kind(const entry_diff *e) {
     return CHANGE_SAME;
 }
 
-static cell text(const char *s) { return (cell){.kind = CELL_TEXT, .text = s}; }
-static cell num(cell_kind kind, double v) { return (cell){.kind = kind, .v = v}; }
-
 /* "pass -> fail" for a tap or a receipt; "—" for an absent side. */
-static const char *verdict_of_tap(const report_tap *t) { return !present(t) ? NULL : t->failed ? "fail" : "pass"; }
-
 static char *arrow(const char *before, const char *after) {
-    const char *b = before ? before : "\xe2\x80\x94", *a = after ? after : "\xe2\x80\x94";
-    size_t n = strlen(b) + strlen(a) + 8;
-    char *s = malloc(n);
-    if (s) snprintf(s, n, "%s \xe2\x86\x92 %s", b, a);
-    return s;
+    return report_format2("%s \xe2\x86\x92 %s", before ? before : "\xe2\x80\x94", after ? after : "\xe2\x80\x94");
 }
 
-static void own(cell *c, char *s, bn_error *err, bn_status *st) {
-    c->owned = s;
-    c->text = s;
-    if (!s && !*st) *st = bn_error_nomem(err, 64, "report: the text of a table cell");
-}
-
-static const char *entry_name(const entry_diff *e) { return e->name; }
+/* A tap's verdict, NULL when it has none. */
+static const char *verdict_of_tap(const report_tap *t) { return !present(t) ? NULL : t->failed ? "fail" : "pass"; }
 
 static void change_row(cell *c, const report_diff *d, const tap_change *t, bn_error *err, bn_status *st) {
     const report_tap *b = t->before, *a = t->after, *any = a ? a : b;
     int bad = t->kind == CHANGE_REGRESSED || t->kind == CHANGE_DEGRADED;
-    c[CHG_ENTRY] = text(entry_name(&d->entries[t->entry]));
-    c[CHG_EVAL] = text(any->evaluation);
+    c[CHG_ENTRY] = cell_text(d->entries[t->entry].name);
+    c[CHG_EVAL] = cell_text(any->evaluation);
     c[CHG_TAP] = (cell){.kind = CELL_CODE, .text = any->name};
     c[CHG_CHANGE] = (cell){.kind = CELL_TEXT, .text = change_name(t->kind), .strong = t->kind == CHANGE_REGRESSED};
     c[CHG_VERDICT] = (cell){.kind = CELL_TEXT, .strong = bad};
-    own(&c[CHG_VERDICT], arrow(verdict_of_tap(b), verdict_of_tap(a)), err, st);
+    cell_own(&c[CHG_VERDICT], arrow(verdict_of_tap(b), verdict_of_tap(a)), err, st);
     double nb = b && b->compared ? b->nmse : NAN, na = a && a->compared ? a->nmse : NAN;
-    c[CHG_NMSE_BEFORE] = b && b->compared ? num(CELL_NUM, nb) : text(NULL);
-    c[CHG_NMSE_AFTER] = a && a->compared ? num(CELL_NUM, na) : text(NULL);
+    c[CHG_NMSE_BEFORE] = b && b->compared ? cell_num(CELL_NUM, nb) : cell_text(NULL);
+    c[CHG_NMSE_AFTER] = a && a->compared ? cell_num(CELL_NUM, na) : cell_text(NULL);
     /* a ratio only between two numbers: a NaN or a shape mismatch has none */
-    c[CHG_RATIO] = isnan(t->ratio) || isnan(nb) || isnan(na) ? text(NULL) : num(CELL_RATIO, t->ratio);
+    c[CHG_RATIO] = isnan(t->ratio) || isnan(nb) || isnan(na) ? cell_text(NULL) : cell_num(CELL_RATIO, t->ratio);
     c[CHG_RATIO].strong = bad;
-    c[CHG_DELTA] = isnan(nb) || isnan(na) ? text(NULL) : num(CELL_DELTA, na - nb);
-    c[CHG_MAX_ABS_BEFORE] = b && b->compared ? num(CELL_NUM, b->max_abs) : text(NULL);
-    c[CHG_MAX_ABS_AFTER] = a && a->compared ? num(CELL_NUM, a->max_abs) : text(NULL);
-    c[CHG_COSINE_BEFORE] = b && b->compared ? num(CELL_G6, b->cosine) : text(NULL);
-    c[CHG_COSINE_AFTER] = a && a->compared ? num(CELL_G6, a->cosine) : text(NULL);
+    c[CHG_DELTA] = isnan(nb) || isnan(na) ? cell_text(NULL) : cell_num(CELL_DELTA, na - nb);
+    c[CHG_MAX_ABS_BEFORE] = b && b->compared ? cell_num(CELL_NUM, b->max_abs) : cell_text(NULL);
+    c[CHG_MAX_ABS_AFTER] = a && a->compared ? cell_num(CELL_NUM, a->max_abs) : cell_text(NULL);
+    c[CHG_COSINE_BEFORE] = b && b->compared ? cell_num(CELL_G6, b->cosine) : cell_text(NULL);
+    c[CHG_COSINE_AFTER] = a && a->compared ? cell_num(CELL_G6, a->cosine) : cell_text(NULL);
 }
 
 static cell divergence_cell(const report_receipt *r) {
-    if (!r) return text(NULL);
-    if (!r->has_divergence) return text(r->pass ? "none" : r->diagnosis ? r->diagnosis : NULL);
+    if (!r) return cell_text(NULL);
+    if (!r->has_divergence) return cell_text(r->pass ? "none" : r->diagnosis ? r->diagnosis : NULL);
     return (cell){.kind = CELL_TEXT, .text = r->div_evaluation, .code = r->div_tap};
 }
 
 static void entry_row(cell *c, const entry_diff *e, bn_error *err, bn_status *st) {
-    c[ENT_ENTRY] = text(e->name);
+    c[ENT_ENTRY] = cell_text(e->name);
     c[ENT_CHANGE] = (cell){.kind = CELL_TEXT, .text = change_name(e->kind), .strong = e->kind == CHANGE_REGRESSED};
-    c[ENT_VERDICT] = text(NULL);
-    own(&c[ENT_VERDICT],
+    c[ENT_VERDICT] = cell_text(NULL);
+    cell_own(&c[ENT_VERDICT],
         arrow(e->before ? (e->before->pass ? "pass" : "fail") : NULL, e->after ? (e->after->pass ? "pass" : "fail") : NULL),
         err, st);
     c[ENT_DIV_BEFORE] = divergence_cell(e->before);
@@ -226,18 +212,10 @@ bn_status report_diff_build(const report_pair *pairs, size_t n, double factor, r
     for (size_t k = d->n_changes; k-- > 0;) d->entries[d->changes[k].entry].worst = &d->changes[k];
     for (size_t i = 0; i < n; i++) d->entries[i].kind = entry_kind(&d->entries[i]);
     count(d);
-    cell *c = NULL;
-    if (!st) {
-        d->entry_table = (table){.title = "Entries", .cols = entry_cols, .n_cols = ENT_COLS, .n_rows = n};
-        d->change_table = (table){.title = "Changed taps", .cols = change_cols, .n_cols = CHG_COLS, .n_rows = d->n_changes};
-        d->entry_table.cells = calloc(n * ENT_COLS, sizeof *c);
-        d->change_table.cells = d->n_changes ? calloc(d->n_changes * CHG_COLS, sizeof *c) : NULL;
-        if (!d->entry_table.cells || (d->n_changes && !d->change_table.cells))
-            st = bn_error_nomem(err, (n * ENT_COLS + d->n_changes * CHG_COLS) * sizeof *c, "report: the change tables");
-    }
-    for (size_t i = 0; !st && i < n; i++) entry_row(&d->entry_table.cells[i * ENT_COLS], &d->entries[i], err, &st);
-    for (size_t k = 0; !st && k < d->n_changes; k++)
-        change_row(&d->change_table.cells[k * CHG_COLS], d, &d->changes[k], err, &st);
+    cell *ce = table_alloc(&d->entry_table, "Entries", entry_cols, n, ENT_COLS, err, &st);
+    cell *cc = table_alloc(&d->change_table, "Changed taps", change_cols, d->n_changes, CHG_COLS, err, &st);
+    for (size_t i = 0; ce && !st && i < n; i++) entry_row(&ce[i * ENT_COLS], &d->entries[i], err, &st);
+    for (size_t k = 0; cc && !st && k < d->n_changes; k++) change_row(&cc[k * CHG_COLS], d, &d->changes[k], err, &st);
     if (st) report_diff_free(d);
     return st;
 }

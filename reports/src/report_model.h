@@ -75,6 +75,21 @@ typedef struct report_model {
     table blocks;     /* replay: one row per failing block */
 } report_model;
 
+/* ---- building tables (report_model.c, report_diff.c) ---- */
+
+/* *t titled title with cols and n_rows x n_cols zeroed cells; returns the
+ * cells, NULL when n_rows is 0, *st is already set, or out of memory (then
+ * *st = NOMEM naming the table). */
+cell *table_alloc(table *t, const char *title, const column *cols, size_t n_rows, size_t n_cols, bn_error *err,
+                  bn_status *st);
+static inline cell cell_text(const char *s) { return (cell){.kind = CELL_TEXT, .text = s}; }
+static inline cell cell_num(cell_kind kind, double v) { return (cell){.kind = kind, .v = v}; }
+/* c's text becomes the malloc'ed s (NULL: out of memory, reported in *st
+ * unless it already holds an error). */
+void cell_own(cell *c, char *s, bn_error *err, bn_status *st);
+/* fmt (two %s) with a and b, malloc'ed; NULL when out of memory. */
+char *report_format2(const char *fmt, const char *a, const char *b);
+
 /* Builds the model of r (which must outlive it). NOMEM. */
 bn_status report_model_build(const report_receipt *r, report_model *m, bn_error *err);
 void report_model_free(report_model *m);
