@@ -85,6 +85,8 @@ int cmd_report(int argc, char **argv) {
     report_format fmt = report_format_for_path(out);
     if (format && !report_format_parse(format, &fmt))
         return cli_usage_error("report", "--format '%s': expected html or markdown", format);
+    if (!baseline && factor != REPORT_DEFAULT_FACTOR)
+        return cli_usage_error("report", "--factor applies to a comparison with --baseline");
     if (baseline && n != 1)
         return cli_usage_error("report", "--baseline compares one receipt with it, got %d receipts", n);
 

@@ -2,7 +2,8 @@
 // test (the library for a seeded RoPE fault, the binary for a llama.cpp
 // SiLU trace with replay and a bitnet.cpp pass), a hostile hand-written
 // receipt that must come out escaped, and malformed receipts that must be
-// refused with file:line and key.
+// refused with file:line and key; receipts against a baseline (every kind of
+// change, entries paired by name) and what to check next.
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>

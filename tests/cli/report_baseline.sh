@@ -65,6 +65,8 @@ grep -q '<td class="num">+3.9e-11</td>' "$tmp/deg.html" || fail "HTML: the NMSE 
 [ $? -eq 2 ] || fail "two receipts with --baseline did not exit 2"
 "$bp" report "$tmp/new.yaml" --baseline "$tmp/old.yaml" --factor 1 >/dev/null 2>&1
 [ $? -eq 2 ] || fail "--factor 1 did not exit 2"
+"$bp" report "$tmp/new.yaml" --factor 4 >/dev/null 2>&1
+[ $? -eq 2 ] || fail "--factor without --baseline did not exit 2"
 sed 's/^  verdict: pass$/  verdict: maybe/' "$tmp/old.yaml" >"$tmp/bad.yaml"
 "$bp" report "$tmp/new.yaml" --baseline "$tmp/bad.yaml" >/dev/null 2>"$tmp/err"
 [ $? -eq 2 ] || fail "a malformed baseline did not exit 2"
