@@ -332,11 +332,11 @@ void ink_next_checks(const report_ink *k, const report_receipt *r) {
     fputs(r->n_hints ? k->next_folded_on : k->next_on, k->f);
     k->code(k->f, r->div_tap);
     fputs(" is ", k->f);
-    fputs(strcmp(n->kind, "?") ? n->computes : "a tap of no kind bitparity knows", k->f);
+    k->text(k->f, strcmp(n->kind, "?") ? n->computes : "a tap of no kind bitparity knows");
     fputs(". No hint explained it; check, most likely first:", k->f);
     fputs(k->list_on, k->f);
     for (size_t i = 0; i < PARITY_NEXT_CHECKS_MAX && n->checks[i]; i++)
-        fputs(k->item_on, k->f), fputs(n->checks[i], k->f), fputs(k->item_off, k->f);
+        fputs(k->item_on, k->f), k->text(k->f, n->checks[i]), fputs(k->item_off, k->f);
     fputs(k->list_off, k->f);
     fputs(r->n_hints ? k->next_folded_off : k->next_off, k->f);
 }
