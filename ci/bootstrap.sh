@@ -6,8 +6,10 @@ set -euo pipefail
 packages=(cmake make gcc g++ pkg-config git libgtest-dev zlib1g-dev libyaml-dev libpcre2-dev
           python3 python3-numpy python3-yaml python3-venv python3-setuptools python3-wheel python3-torch
           clang libclang-rt-14-dev valgrind
-          libblas3 liblapack3 libopenblas0-pthread)
+          libblas3 liblapack3 libopenblas0-pthread
+          chromium)
 # Both BLAS builds on purpose: ci/test.sh runs the Python reference on each (ci/with-blas.sh).
+# chromium: tests/cli/report_screenshots.sh renders the HTML reports headless and checks the screenshots.
 
 missing=()
 for p in "${packages[@]}"; do

@@ -2,12 +2,14 @@
 // test (the library for a seeded RoPE fault, the binary for a llama.cpp
 // SiLU trace with replay and a bitnet.cpp pass), a hostile hand-written
 // receipt that must come out escaped, and malformed receipts that must be
-// refused with file:line and key.
+// refused with file:line and key; receipts against a baseline (every kind of
+// change, entries paired by name) and what to check next.
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "test_helpers.h"
@@ -16,6 +18,7 @@ extern "C" {
 #include "bitnet/model.h"
 #include "parity/compare.h"
 #include "parity/hints.h"
+#include "parity/next_checks.h"
 #include "parity/replay.h"
 #include "parity/receipt.h"
 #include "parity/record.h"
@@ -381,7 +384,7 @@ TEST_P(ReportReceipt, LibraryReceiptOfASeededRopeFault) {
     std::string growth = Svg(html, "growth-1");
     ASSERT_FALSE(growth.empty());
     EXPECT_EQ(Count(growth, "<polyline"), res->n_evals); // e0, e1, e2
-    EXPECT_EQ(Count(growth, "<circle"), res->n_evals * (size_t)res->n_layer);
+    EXPECT_EQ(Count(growth, "<title>"), res->n_evals * (size_t)res->n_layer); // a marker per point
     EXPECT_EQ(Count(html, "<tr class=\"failrow\">"), (size_t)failing);
     EXPECT_EQ(Count(html, "<tr class=\"worstrow\">"), 10u);
     EXPECT_EQ(Count(Svg(html, "taps-1"), "<rect"), res->n_taps / res->n_evals); // e0's taps, one bar each
@@ -458,6 +461,171 @@ TEST(Report, CheckReceiptsThroughTheBinary) {
     EXPECT_EQ(Count(html, "<tr class=\"failrow\">"), 57u); // the pass adds none
     EXPECT_NE(html.find("Every compared tap is within the policy's limits."), std::string::npos);
     EXPECT_EQ(Count(Svg(html, "growth-1"), "<polyline"), 3u); // the pass receipt: e0, e1, e2
+}
+
+// ---- regression against a baseline -------------------------------------------------
+
+// A receipt by hand: verdict, and taps of e0 as "name nmse status" (status
+// pass or fail; nmse_max 1e-06 for all).
+std::string HandReceipt(const char *verdict, const std::vector<std::tuple<std::string, double, std::string>> &taps) {
+    std::string t;
+    size_t fail = 0;
+    char num[64];
+    for (const auto &[name, nmse, status] : taps) {
+        snprintf(num, sizeof num, "%.17g", nmse);
+        t += "- {evaluation: e0, name: " + name + ", layer: 0, status: " + status + ", metrics: {nmse: " + num +
+             ", cosine: 0.99, max_abs: " + num + "}, limits: {nmse_max: 1.0e-06}";
+        if (status == "fail") t += std::string(", failed: {metric: nmse, value: ") + num + ", limit: 1.0e-06}", fail++;
+        t += "}\n";
+    }
+    char counts[256];
+    snprintf(counts, sizeof counts,
+             "{taps: %zu, compared: %zu, pass: %zu, fail: %zu, bit_identical: 0, shape_mismatch: 0, "
+             "missing_reference: 0, missing_subject: 0, skipped: 0}",
+             taps.size(), taps.size(), taps.size() - fail, fail);
+    return std::string("receipt: bitparity/v1\nmodel: {path: /m/tiny.gguf}\nsummary:\n  verdict: ") + verdict +
+           "\n  counts: " + counts + "\n  first_divergence: null\n  hints: []\nerror_growth: {layers: 1, evaluations: "
+           "[{evaluation: e0, nmse_max: [0.001]}]}\ntaps:\n" + t + "logits: []\n";
+}
+
+std::string RenderBaseline(const std::vector<report_pair> &pairs, report_format fmt, report_diff_counts *c,
+                           bn_status *st = nullptr) {
+    char *buf = nullptr;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    bn_error err{};
+    bn_status s = report_render_baseline(pairs.data(), pairs.size(), REPORT_DEFAULT_FACTOR, fmt, f, c, &err);
+    if (st) *st = s;
+    else EXPECT_OK(s, err);
+    fclose(f);
+    std::string out(buf, len);
+    free(buf);
+    return out;
+}
+
+// Every kind of change, with numbers worked out by hand: attn_q 1e-8 -> 5e-7
+// (x50, same verdict: degraded), ffn_act 2e-7 -> 4e-6 (x20 across the 1e-6
+// limit: a regression), out 1e-3 -> 5e-7 (fixed, x0.0005), attn_v only before
+// (gone), ffn_up only after (new), token_embd 0 -> 0 (unchanged, not listed).
+TEST(ReportBaseline, EveryKindOfChangeWithItsNumbers) {
+    const std::string before = HandReceipt("fail", {{"token_embd", 0, "pass"}, {"blk.0.attn_q", 1e-8, "pass"},
+                                                    {"blk.0.attn_v", 3e-8, "pass"}, {"blk.0.ffn_act", 2e-7, "pass"},
+                                                    {"blk.0.out", 1e-3, "fail"}});
+    const std::string after = HandReceipt("fail", {{"token_embd", 0, "pass"}, {"blk.0.attn_q", 5e-7, "pass"},
+                                                   {"blk.0.ffn_up", 1e-9, "pass"}, {"blk.0.ffn_act", 4e-6, "fail"},
+                                                   {"blk.0.out", 5e-7, "pass"}});
+    bn_error err{};
+    bn_status st;
+    ReportPtr b = Parse(before, &err, &st, "old.yaml");
+    ASSERT_OK(st, err);
+    ReportPtr a = Parse(after, &err, &st, "new.yaml");
+    ASSERT_OK(st, err);
+    report_diff_counts c{};
+    const std::string md = RenderBaseline({{nullptr, b.get(), a.get()}}, REPORT_MARKDOWN, &c);
+    EXPECT_EQ(c.entries, 1u);
+    EXPECT_EQ(c.regressed, 1u); // fail -> fail, but a tap crossed its verdict
+    EXPECT_EQ(c.taps_regressed, 1u);
+    EXPECT_EQ(c.taps_degraded, 1u);
+    EXPECT_EQ(c.taps_fixed, 1u);
+    EXPECT_EQ(c.taps_improved, 0u);
+    EXPECT_EQ(c.taps_added, 1u);
+    EXPECT_EQ(c.taps_removed, 1u);
+    EXPECT_EQ(md.find("## \xe2\x9d\x8c REGRESSION against the baseline \xe2\x80\x94 tiny.gguf\n"), 0u) << md;
+    EXPECT_NE(md.find("**Regressed**: 1 tap went from pass to fail, 1 degraded (NMSE \xc3\x97" "10 or more), 1 fixed, "
+                      "0 improved, 1 new, 1 gone. Most severe: e0 `blk.0.ffn_act`: **pass \xe2\x86\x92 fail**, NMSE "
+                      "2e-07 \xe2\x86\x92 4e-06 (\xc3\x97" "20)."),
+              std::string::npos)
+        << md;
+    std::vector<std::string> rows = MdRows(md, "**Changed taps** (5, most severe first)");
+    ASSERT_EQ(rows.size(), 5u) << md;
+    const char *arrow = " \xe2\x86\x92 ", *dash = "\xe2\x80\x94";
+    EXPECT_EQ(rows[0], std::string("| e0 | `blk.0.ffn_act` | **regression** | **pass") + arrow +
+                           "fail** | 2e-07 | 4e-06 | **\xc3\x97" "20** | 4e-06 | 0.99 |");
+    EXPECT_EQ(rows[1], std::string("| e0 | `blk.0.attn_q` | degraded | **pass") + arrow +
+                           "pass** | 1e-08 | 5e-07 | **\xc3\x97" "50** | 5e-07 | 0.99 |");
+    EXPECT_EQ(rows[2], std::string("| e0 | `blk.0.ffn_up` | new | ") + dash + arrow + "pass | " + dash +
+                           " | 1e-09 | " + dash + " | 1e-09 | 0.99 |");
+    EXPECT_EQ(rows[3], std::string("| e0 | `blk.0.attn_v` | gone | pass") + arrow + dash + " | 3e-08 | " + dash +
+                           " | " + dash + " | " + dash + " | " + dash + " |");
+    EXPECT_EQ(rows[4], std::string("| e0 | `blk.0.out` | fixed | fail") + arrow + "pass | 0.001 | 5e-07 | \xc3\x97" +
+                           "0.0005 | 5e-07 | 0.99 |");
+    EXPECT_NE(md.find("<details><summary>Full report: FAIL tiny.gguf</summary>"), std::string::npos);
+
+    const std::string html = RenderBaseline({{nullptr, b.get(), a.get()}}, REPORT_HTML, &c);
+    EXPECT_EQ(Count(html, "<tr class=\"change\">"), 5u);
+    EXPECT_NE(html.find("<td class=\"num\">-0.000999</td>"), std::string::npos); // out: the NMSE difference
+    EXPECT_NE(html.find("<span class=\"badge regression\">REGRESSION</span>"), std::string::npos);
+
+    // Swapped: ffn_act is fixed, and out (fixed before) now regresses, attn_q improves.
+    RenderBaseline({{nullptr, a.get(), b.get()}}, REPORT_MARKDOWN, &c);
+    EXPECT_EQ(c.regressed, 1u);
+    EXPECT_EQ(c.taps_fixed, 1u);
+    EXPECT_EQ(c.taps_regressed, 1u);
+    EXPECT_EQ(c.taps_improved, 1u);
+    // Against itself: unchanged.
+    const std::string same = RenderBaseline({{nullptr, a.get(), a.get()}}, REPORT_MARKDOWN, &c);
+    EXPECT_EQ(c.taps_regressed + c.taps_degraded + c.taps_fixed + c.taps_improved, 0u);
+    EXPECT_EQ(same.find("## \xe2\x9e\x96 UNCHANGED against the baseline"), 0u) << same;
+}
+
+// Entries of two gate runs paired by name: one entry new, one gone, the
+// entry table in the given order; bad arguments are refused.
+TEST(ReportBaseline, EntriesPairedByName) {
+    bn_error err{};
+    bn_status st;
+    ReportPtr pass = Parse(HandReceipt("pass", {{"blk.0.attn_q", 1e-8, "pass"}}), &err, &st);
+    ASSERT_OK(st, err);
+    ReportPtr fail = Parse(HandReceipt("fail", {{"blk.0.attn_q", 1e-5, "fail"}}), &err, &st);
+    ASSERT_OK(st, err);
+    report_diff_counts c{};
+    const std::string md = RenderBaseline({{"fixtures/b158 p1", pass.get(), fail.get()},
+                                           {"shared/p2", nullptr, pass.get()},
+                                           {"shared/p3", fail.get(), nullptr}},
+                                          REPORT_MARKDOWN, &c);
+    EXPECT_EQ(c.entries, 3u);
+    EXPECT_EQ(c.regressed, 1u);
+    EXPECT_EQ(c.added, 1u);
+    EXPECT_EQ(c.removed, 1u);
+    std::vector<std::string> rows = MdRows(md, "**Entries**");
+    ASSERT_EQ(rows.size(), 3u) << md;
+    EXPECT_EQ(rows[0].rfind("| fixtures/b158 p1 | **regression** | pass \xe2\x86\x92 fail | none | ", 0), 0u) << rows[0];
+    EXPECT_EQ(rows[1].rfind("| shared/p2 | new | ", 0), 0u) << rows[1];
+    EXPECT_EQ(rows[2].rfind("| shared/p3 | gone | ", 0), 0u) << rows[2];
+    EXPECT_NE(md.find("**1 of 3 entries regressed**"), std::string::npos) << md;
+
+    st = BN_OK;
+    RenderBaseline({{"x", nullptr, nullptr}}, REPORT_MARKDOWN, &c, &st);
+    EXPECT_EQ(st, BN_ERR_INVALID);
+    char *buf = nullptr;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    const report_pair p = {nullptr, pass.get(), fail.get()};
+    EXPECT_EQ(report_render_baseline(&p, 1, 1.0, REPORT_HTML, f, &c, &err), BN_ERR_INVALID);
+    fclose(f);
+    free(buf);
+}
+
+// What to check next: one checklist per tap kind, every norm sharing one.
+TEST(ReportNextChecks, ByTapKind) {
+    EXPECT_STREQ(parity_next_checks_for("blk.3.attn_q")->kind, "attn_q");
+    EXPECT_NE(std::string(parity_next_checks_for("blk.3.attn_q")->checks[0]).find("layout"), std::string::npos);
+    EXPECT_STREQ(parity_next_checks_for("blk.0.ffn_act")->kind, "ffn_act");
+    EXPECT_STREQ(parity_next_checks_for("blk.0.ffn_sub_norm")->kind, "*_norm");
+    EXPECT_STREQ(parity_next_checks_for("output_norm")->kind, "*_norm");
+    EXPECT_STREQ(parity_next_checks_for("blk.1.ffn_down.in_q8")->kind, "in_q8");
+    EXPECT_STREQ(parity_next_checks_for("logits")->kind, "logits");
+    EXPECT_STREQ(parity_next_checks_for("blk.0.mystery")->kind, "?");
+    EXPECT_STREQ(parity_next_checks_for(nullptr)->kind, "?");
+    // Only a failing receipt whose first divergence names a tap gets the section.
+    bn_error err{};
+    bn_status st;
+    ReportPtr r = Parse(kHostile, &err, &st);
+    ASSERT_OK(st, err);
+    const std::string md = Render({r.get()}, REPORT_MARKDOWN);
+    EXPECT_NE(md.find("<details><summary>What to check next (beyond the hints)</summary>"), std::string::npos) << md;
+    ReportPtr p = Parse(HandReceipt("pass", {{"blk.0.attn_q", 1e-8, "pass"}}), &err, &st);
+    ASSERT_OK(st, err);
+    EXPECT_EQ(Render({p.get()}, REPORT_HTML).find("What to check next"), std::string::npos);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
  * input, and a report is opened in a browser. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "report_model.h"
@@ -25,6 +26,10 @@ static const char css[] =
     ".badge{display:inline-block;padding:2px 10px;border-radius:5px;font-weight:700;font-size:13px;"
     "letter-spacing:.05em;color:#fff}"
     ".badge.pass{background:#1a7f37}.badge.fail{background:#cf222e}"
+    ".badge.regression{background:#cf222e}.badge.degraded{background:#bf8700}.badge.fixed,.badge.improved"
+    "{background:#1a7f37}.badge.unchanged,.badge.changed{background:#57606a}"
+    ".next ul{margin:4px 0 0;padding-left:22px}.next li{margin:2px 0}"
+    "tr.change td{white-space:nowrap}"
     ".badge.small{font-size:11px;padding:1px 6px}"
     ".facts{display:grid;grid-template-columns:max-content 1fr;gap:3px 16px;margin:12px 0 4px}"
     ".facts dt{color:#57606a;font-weight:600}.facts dd{margin:0;word-break:break-word}"
@@ -52,6 +57,8 @@ static const char css[] =
     ".legend{font-size:12px;color:#57606a;margin:2px 0 0}"
     ".legend i{display:inline-block;width:14px;height:3px;margin:0 4px 3px 10px;vertical-align:middle}"
     ".legend i.sq{height:10px;width:10px;margin-bottom:1px}"
+    ".legend svg.key{display:inline-block;width:44px;height:16px;margin:0 4px 0 12px;vertical-align:middle;"
+    "background:none}"
     "footer{color:#6e7781;font-size:12px;margin-top:16px}"
     "a{color:#0969da}";
 
@@ -64,7 +71,7 @@ static const char *const palette[] = {"#4e79a7", "#f28e2b", "#e15759", "#59a14f"
 #define LIMIT_COLOR "#24292f"
 
 /* Plot geometry (SVG user units; the SVG scales to the page width). */
-enum { PLOT_W = 1080, PLOT_LEFT = 58, PLOT_RIGHT = 14, PLOT_TOP = 18, PLOT_BOTTOM = 34 };
+enum { PLOT_W = 1080, PLOT_LEFT = 84, PLOT_RIGHT = 14, PLOT_TOP = 18, PLOT_BOTTOM = 34 };
 
 /* Escapes text for both element content and quoted attributes; NULL is an
  * em dash. Control characters become spaces (one line per field). */
@@ -102,7 +109,12 @@ static report_ink ink(FILE *f) {
                         .hints_on = "<h3>Hints</h3>", .hints_off = "", .hint_on = "<div class=\"hint\">",
                         .hint_off = "</div>", .name_on = "<span class=\"name\">", .name_off = "</span>",
                         .message_on = "<p>", .message_off = "</p>", .evidence_on = "<p class=\"ev\">",
-                        .evidence_off = "</p>"};
+                        .evidence_off = "</p>", .list_on = "<ul>", .list_off = "</ul>", .item_on = "<li>",
+                        .item_off = "</li>", .next_on = "<div class=\"next\"><h3>What to check next</h3><p>",
+                        .next_off = "</p></div>",
+                        .next_folded_on = "<details class=\"next\"><summary><b>What to check next</b> (beyond the "
+                                          "hints)</summary><p>",
+                        .next_folded_off = "</p></details>"};
 }
 
 /* One cell: strings as text (the row's news in bold, a note under it),
@@ -118,33 +130,40 @@ static void html_cell(FILE *f, const cell *c) {
         break;
     case CELL_VERDICT: fputs("<td>", f), badge(f, (int)c->i, " small"); break;
     case CELL_INDEX: fprintf(f, "<td class=\"num\"><a href=\"#r%lld\">%lld</a>", c->i, c->i); break;
-    default: fprintf(f, "<td class=\"num\">%s", cell_number(c, b));
+    default: fprintf(f, c->strong ? "<td class=\"num\"><b>%s</b>" : "<td class=\"num\">%s", cell_number(c, b));
     }
     fputs("</td>", f);
 }
 
-/* Table t whole: its headings, then every row (of class cls when set). */
-static void html_table(FILE *f, const table *t, const char *cls) {
+/* The columns cols[0..n_cols) of table t (NULL: all): its headings, then
+ * every row (of class cls when set). */
+static void html_table_cols(FILE *f, const table *t, const int *cols, size_t n_cols, const char *cls) {
+    if (!cols) n_cols = t->n_cols;
     fputs("<table><tr>", f);
-    for (size_t col = 0; col < t->n_cols; col++) {
-        fputs(t->cols[col].num ? "<th class=\"num\">" : "<th>", f);
-        esc(f, t->cols[col].label);
+    for (size_t k = 0; k < n_cols; k++) {
+        const column *c = &t->cols[cols ? (size_t)cols[k] : k];
+        fputs(c->num ? "<th class=\"num\">" : "<th>", f);
+        esc(f, c->label);
         fputs("</th>", f);
     }
     fputs("</tr>", f);
     for (size_t row = 0; row < t->n_rows; row++) {
         if (cls) fprintf(f, "<tr class=\"%s\">", cls);
         else fputs("<tr>", f);
-        for (size_t col = 0; col < t->n_cols; col++) html_cell(f, table_cell(t, row, col));
+        for (size_t k = 0; k < n_cols; k++) html_cell(f, table_cell(t, row, cols ? (size_t)cols[k] : k));
         fputs("</tr>", f);
     }
     fputs("</table>", f);
 }
 
+static void html_table(FILE *f, const table *t, const char *cls) { html_table_cols(f, t, NULL, 0, cls); }
+
 /* ---- log-scale plots ---------------------------------------------------- */
 
-/* A log10 y axis over [lo, hi] decades; values <= 0 sit on a bottom row
- * labelled "0", +inf on a top row labelled "inf" (each only when present). */
+/* A log10 y axis over [lo, hi] decades. A log axis has no 0: values <= 0
+ * are clamped to a floor row one empty decade below the data, labelled
+ * "0 (exact)" and set off by a break mark; +inf sits on a top row labelled
+ * "inf" (each row only when such values occur). */
 typedef struct axis {
     double lo, hi;
     int zero_row, inf_row;
@@ -167,7 +186,7 @@ static void span_add(span *s, double v) {
     else s->mn = fmin(s->mn, v), s->mx = fmax(s->mx, v);
 }
 
-static axis axis_make(span s, double height) {
+static axis axis_make(span s, double height, double bottom) {
     axis a = {0};
     double mn = s.mn, mx = s.mx;
     if (mx <= 0) mn = mx = 1e-1; /* nothing finite and positive: one decade */
@@ -178,7 +197,7 @@ static axis axis_make(span s, double height) {
     if (s.zero) a.lo -= 1, a.zero_row = 1;
     if (s.inf) a.hi += 1, a.inf_row = 1;
     a.y0 = PLOT_TOP;
-    a.y1 = height - PLOT_BOTTOM;
+    a.y1 = height - bottom;
     return a;
 }
 
@@ -212,8 +231,13 @@ static void axis_draw(FILE *f, const axis *a, const char *title) {
                        "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%de%d</text>",
                     PLOT_LEFT, ym, PLOT_W - PLOT_RIGHT, ym, PLOT_LEFT - 6, ym + 4, m ? 5 : 2, (int)d);
         }
-        if (a->zero_row && d <= a->lo + 1e-9)
-            fprintf(f, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">0</text>", PLOT_LEFT - 6, y + 4);
+        if (a->zero_row && d <= a->lo + 1e-9) {
+            /* the floor: "0 (exact)", and a dotted break across the empty decade above it */
+            double yb = y - (a->y1 - a->y0) / (a->hi - a->lo) / 2;
+            fprintf(f, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\" style=\"font-weight:600\">0 (exact)</text>"
+                       "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#8c959f\" stroke-dasharray=\"1 4\"/>",
+                    PLOT_LEFT - 6, y + 4, PLOT_LEFT, yb, PLOT_W - PLOT_RIGHT, yb);
+        }
         else if (a->inf_row && d >= a->hi - 1e-9)
             fprintf(f, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">inf</text>", PLOT_LEFT - 6, y + 4);
         else
@@ -236,6 +260,34 @@ static void limit_line(FILE *f, const axis *a, double limit, const char *what) {
             PLOT_LEFT, y, PLOT_W - PLOT_RIGHT, y, PLOT_W - PLOT_RIGHT - 2, y - 4, what, report_num(b, limit));
 }
 
+/* How evaluation e's line looks: colour, dash, marker and width all differ
+ * from its neighbours', so lines stay apart in a grey-scale print too. */
+typedef struct line_style {
+    const char *color, *dash;
+    double width, opacity, size; /* size: the marker's radius */
+    int shape;                   /* 0 circle, 1 square, 2 triangle, 3 diamond */
+} line_style;
+
+static line_style growth_style(size_t e) {
+    static const char *const dashes[] = {"none", "9 4", "2 3", "10 3 2 3", "5 5"};
+    double shrink = e < 4 ? (double)e : 4;
+    return (line_style){.color = palette[e % PALETTE_N], .dash = dashes[e % 5], .width = 6 - 1.1 * shrink,
+                        .opacity = e ? 1 : 0.6, .size = 7 - 1.2 * shrink, .shape = (int)(e % 4)};
+}
+
+/* Opens a <g> holding the marker of style ls at (x, y); the caller adds a
+ * <title> and closes it. */
+static void marker(FILE *f, const line_style *ls, double x, double y) {
+    double r = ls->size;
+    fprintf(f, "<g fill=\"%s\" stroke=\"#fff\" stroke-width=\"1\">", ls->color);
+    switch (ls->shape) {
+    case 0: fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%.1f\"/>", x, y, r); break;
+    case 1: fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\"/>", x - r * .85, y - r * .85, r * 1.7, r * 1.7); break;
+    case 2: fprintf(f, "<path d=\"M%.1f %.1f l%.1f %.1f h%.1f z\"/>", x, y - r, r, r * 1.7, -2 * r); break;
+    default: fprintf(f, "<path d=\"M%.1f %.1f l%.1f %.1f l%.1f %.1f l%.1f %.1f z\"/>", x, y - r, r, r, -r, r, -r, -r);
+    }
+}
+
 /* (1) log10 NMSE per layer, one polyline per evaluation. */
 static void plot_growth(FILE *f, const report_receipt *r, int idx) {
     if (!r->n_growth || r->layers <= 0) {
@@ -248,8 +300,8 @@ static void plot_growth(FILE *f, const report_receipt *r, int idx) {
         for (int l = 0; l < r->layers; l++) span_add(&sp, r->growth[e].nmse_max[l]);
     int all_zero = sp.zero && sp.mx <= 0 && !sp.inf;
     span_add(&sp, isinf(limit) ? NAN : limit);
-    double height = 270, span = (PLOT_W - PLOT_LEFT - PLOT_RIGHT) / (double)r->layers;
-    axis a = axis_make(sp, height);
+    double height = 290, span = (PLOT_W - PLOT_LEFT - PLOT_RIGHT) / (double)r->layers;
+    axis a = axis_make(sp, height, PLOT_BOTTOM);
     char id[32];
     snprintf(id, sizeof id, "growth-%d", idx);
     svg_open(f, id, height, "error growth: max NMSE per layer for each evaluation (log scale)");
@@ -260,9 +312,14 @@ static void plot_growth(FILE *f, const report_receipt *r, int idx) {
                 a.y1 + 16, l);
     limit_line(f, &a, limit, "limit");
     char b[32];
+    /* Drawn widest first: where lines coincide, each later (narrower, dashed)
+     * line and its smaller marker sit inside the earlier one, so e0 stays
+     * visible under all the others. */
     for (size_t e = 0; e < r->n_growth; e++) {
-        const char *c = palette[e % PALETTE_N];
-        fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"", c);
+        const line_style ls = growth_style(e);
+        fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"%.1f\" stroke-opacity=\"%.2f\" "
+                   "stroke-dasharray=\"%s\" stroke-linejoin=\"round\" points=\"",
+                ls.color, ls.width, ls.opacity, ls.dash);
         for (int l = 0; l < r->layers; l++)
             if (!isnan(r->growth[e].nmse_max[l]))
                 fprintf(f, "%.1f,%.1f ", PLOT_LEFT + (l + 0.5) * span, axis_y(&a, r->growth[e].nmse_max[l]));
@@ -270,18 +327,24 @@ static void plot_growth(FILE *f, const report_receipt *r, int idx) {
         for (int l = 0; l < r->layers; l++) {
             double v = r->growth[e].nmse_max[l];
             if (isnan(v)) continue;
-            fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"><title>", PLOT_LEFT + (l + 0.5) * span,
-                    axis_y(&a, v), c);
+            marker(f, &ls, PLOT_LEFT + (l + 0.5) * span, axis_y(&a, v));
+            fputs("<title>", f);
             esc(f, r->growth[e].evaluation);
-            fprintf(f, " blk.%d: max NMSE %s</title></circle>", l, report_num(b, v));
+            fprintf(f, " blk.%d: max NMSE %s</title></g>", l, report_num(b, v));
         }
     }
     fputs("</svg><p class=\"legend\">", f);
     for (size_t e = 0; e < r->n_growth; e++) {
-        fprintf(f, "<i style=\"background:%s\"></i>", palette[e % PALETTE_N]);
+        const line_style ls = growth_style(e);
+        fprintf(f, "<svg class=\"key\" viewBox=\"0 0 44 16\" width=\"44\" height=\"16\"><line x1=\"2\" y1=\"8\" "
+                   "x2=\"42\" y2=\"8\" stroke=\"%s\" stroke-width=\"%.1f\" stroke-opacity=\"%.2f\" stroke-dasharray=\"%s\"/>",
+                ls.color, ls.width > 4 ? 4 : ls.width, ls.opacity, ls.dash);
+        marker(f, &ls, 22, 8);
+        fputs("</g></svg>", f);
         esc(f, r->growth[e].evaluation);
     }
     if (all_zero) fputs(" &#183; <b>NMSE 0 in every compared layer of every evaluation</b>", f);
+    if (r->n_growth > 1) fputs(" &#183; lines drawn widest first: where they coincide, each shows inside the one before", f);
     if (!isnan(limit)) fputs("<i style=\"background:" LIMIT_COLOR "\"></i>policy limit (nmse_max, dashed)", f);
     else fputs(" &#183; the nmse limit differs between taps (or is not set): no limit line", f);
     fputs("</p>", f);
@@ -291,7 +354,12 @@ static int tap_in(const report_tap *t, const char *eval) {
     return eval && t->evaluation && !strcmp(t->evaluation, eval) && (t->compared || t->failed);
 }
 
-/* Vertical separators and "blk.N" labels under runs of taps of one layer. */
+/* The tap-name band under the taps plot: room for a rotated name
+ * (TAP_LABEL_ROOM units) and the block row under it. */
+enum { TAP_LABEL_ROOM = 104, TAP_LABEL_PITCH = 12 };
+
+/* Vertical separators and "blk.N" labels under runs of taps of one layer
+ * (under the name band). */
 static void layer_marks(FILE *f, const report_receipt *r, const char *eval, double bw, const axis *a) {
     size_t k = 0, start = 0;
     int layer = -2;
@@ -301,11 +369,11 @@ static void layer_marks(FILE *f, const report_receipt *r, const char *eval, doub
         if (end || r->taps[i].layer != layer) {
             double x0 = PLOT_LEFT + start * bw, x1 = PLOT_LEFT + k * bw;
             if (layer >= 0 && x1 - x0 >= 26)
-                fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">blk.%d</text>", (x0 + x1) / 2,
-                        a->y1 + 16, layer);
+                fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" style=\"font-weight:600\">blk.%d</text>",
+                        (x0 + x1) / 2, a->y1 + TAP_LABEL_ROOM + 16, layer);
             if (!end && k > 0)
                 fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#d0d7de\"/>", x1, a->y0,
-                        x1, a->y1 + 6);
+                        x1, a->y1 + TAP_LABEL_ROOM + 4);
             if (end) break;
             layer = r->taps[i].layer;
             start = k;
@@ -348,6 +416,48 @@ static void divergence_mark(FILE *f, const report_tap *t, const axis *a, double 
     fputs("</text>", f);
 }
 
+/* A tap's name without its block ("blk.3.attn_q" -> "attn_q"): the block
+ * is written once under its run of bars. */
+static const char *short_name(const report_tap *t) {
+    const char *s = t->name;
+    if (t->layer >= 0 && !strncmp(s, "blk.", 4) && strchr(s + 4, '.')) s = strchr(s + 4, '.') + 1;
+    return s;
+}
+
+/* Names under the bars, rotated to read bottom-up. Where bars are too
+ * narrow for every name, names are placed greedily at least a text height
+ * apart: first the first divergence, then the failing taps, then the rest
+ * in order; returns how many were written. */
+static size_t tap_labels(FILE *f, const report_receipt *r, const char *eval, size_t m, double bw, const axis *a,
+                         const report_tap *first) {
+    double *placed = malloc(m * sizeof *placed);
+    const report_tap **taps = malloc(m * sizeof *taps);
+    size_t n_placed = 0, k = 0;
+    if (!placed || !taps) { /* labels are a nicety: without memory, the hover titles remain */
+        free(placed), free(taps);
+        return 0;
+    }
+    for (size_t i = 0; i < r->n_taps; i++)
+        if (tap_in(&r->taps[i], eval)) taps[k++] = &r->taps[i];
+    for (int pass = 0; pass < 3; pass++) {
+        for (k = 0; k < m; k++) {
+            const report_tap *t = taps[k];
+            if ((pass == 0) != (t == first) || (pass == 1 && !t->failed) || (pass == 2 && t->failed)) continue;
+            double x = PLOT_LEFT + (k + 0.5) * bw;
+            int room = 1;
+            for (size_t j = 0; j < n_placed && room; j++) room = fabs(placed[j] - x) >= TAP_LABEL_PITCH;
+            if (!room) continue;
+            placed[n_placed++] = x;
+            fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\" transform=\"rotate(-90 %.1f %.1f)\"%s>", x + 4,
+                    a->y1 + 6, x + 4, a->y1 + 6, t->failed ? " style=\"fill:" FAIL_COLOR ";font-weight:600\"" : "");
+            esc(f, short_name(t));
+            fputs("</text>", f);
+        }
+    }
+    free(placed), free(taps);
+    return n_placed;
+}
+
 /* (2) per-tap NMSE of one evaluation in evaluation order, failures in red. */
 static void plot_taps(FILE *f, const report_receipt *r, int idx) {
     const char *eval = report_focus_evaluation(r);
@@ -363,9 +473,9 @@ static void plot_taps(FILE *f, const report_receipt *r, int idx) {
         fputs("<p class=\"muted\">No tap was compared.</p>", f);
         return;
     }
-    double height = 260, bw = (PLOT_W - PLOT_LEFT - PLOT_RIGHT) / (double)m;
+    double height = 240 + TAP_LABEL_ROOM, bw = (PLOT_W - PLOT_LEFT - PLOT_RIGHT) / (double)m;
     double limit = report_uniform_nmse_limit(r);
-    axis a = axis_make(sp, height);
+    axis a = axis_make(sp, height, PLOT_BOTTOM + TAP_LABEL_ROOM);
     char id[32];
     snprintf(id, sizeof id, "taps-%d", idx);
     svg_open(f, id, height, "NMSE of every compared tap of one evaluation, in evaluation order");
@@ -385,6 +495,7 @@ static void plot_taps(FILE *f, const report_receipt *r, int idx) {
     }
     limit_line(f, &a, limit, "limit");
     if (first) divergence_mark(f, first, &a, first_x, bw);
+    size_t labelled = tap_labels(f, r, eval, m, bw, &a, first);
     fputs("</svg><p class=\"legend\"><i class=\"sq\" style=\"background:" PASS_COLOR "\"></i>pass"
           "<i class=\"sq\" style=\"background:" FAIL_COLOR "\"></i>fail (pale: shape mismatch)",
           f);
@@ -397,7 +508,8 @@ static void plot_taps(FILE *f, const report_receipt *r, int idx) {
               f);
     else
         fputs(" &#183; no nmse limit in this policy", f);
-    fprintf(f, " &#183; %zu taps; hover a bar for its name</p>", m);
+    if (labelled == m) fprintf(f, " &#183; %zu taps, each named under its bar</p>", m);
+    else fprintf(f, " &#183; %zu taps, %zu named under their bars (failing ones first; hover a bar for the others)</p>", m, labelled);
 }
 
 static double logits_limit(const report_receipt *r) {
@@ -425,7 +537,7 @@ static void plot_kld(FILE *f, const report_receipt *r, int idx) {
     double gw = width / (double)r->n_logits;
     if (gw > 120) gw = 120;
     double x0 = PLOT_LEFT + (width - gw * (double)r->n_logits) / 2;
-    axis a = axis_make(sp, height);
+    axis a = axis_make(sp, height, PLOT_BOTTOM);
     char id[32], b[32];
     snprintf(id, sizeof id, "kld-%d", idx);
     svg_open(f, id, height, "KL divergence of the logits per evaluation: mean, p99 and max");
@@ -581,6 +693,7 @@ static void section(FILE *f, const report_model *m, int idx) {
     divergence(f, r);
     const report_ink k = ink(f);
     ink_hints(&k, r);
+    ink_next_checks(&k, r);
     fputs("<h3>Error growth: max NMSE per layer</h3>", f);
     plot_growth(f, r, idx);
     fputs("<h3>Taps of ", f);
@@ -596,30 +709,96 @@ static void section(FILE *f, const report_model *m, int idx) {
     fputs("</section>", f);
 }
 
+/* The page around the sections: a CSP that forbids scripts and loads, the
+ * styles, and the title "bitparity <what>: <verdict>[ — name]". */
+static void page_open(FILE *f, const char *what, const char *verdict, const char *name) {
+    fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+          "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">"
+          "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>bitparity ",
+          f);
+    fprintf(f, "%s: %s", what, verdict);
+    if (name) fputs(" \xe2\x80\x94 ", f), esc(f, name);
+    fprintf(f, "</title><style>%s</style></head>\n<body><main>", css);
+}
+
+static bn_status page_close(FILE *f, bn_error *err) {
+    fputs("</main></body></html>\n", f);
+    if (fflush(f) || ferror(f)) return bn_error_set(err, BN_ERR_IO, "writing the HTML report failed");
+    return BN_OK;
+}
+
+/* The summary table (several receipts) and one section per receipt. */
+static void receipts_body(FILE *f, const report_doc *d) {
+    if (d->n > 1) {
+        fprintf(f, "<section class=\"receipt\"><h2>%s</h2>", d->summary.title);
+        html_table(f, &d->summary, "sumrow");
+        fputs("</section>", f);
+    }
+    for (size_t i = 0; i < d->n; i++) section(f, &d->models[i], (int)i + 1), fputc('\n', f);
+}
+
 bn_status report_render_html(const report_receipt *const *rs, size_t n, FILE *f, bn_error *err) {
     if (!f) return bn_error_set(err, BN_ERR_INVALID, "report_render_html: no output stream");
     report_doc d;
     bn_status st = report_doc_build(rs, n, "report_render_html", &d, err);
     if (st) return st;
-    fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-          "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">"
-          "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>bitparity report: ",
-          f);
-    fputs(d.pass == n ? "PASS" : "FAIL", f);
-    if (n == 1) fputs(" \xe2\x80\x94 ", f), esc(f, report_base_name(rs[0]->model_path ? rs[0]->model_path : rs[0]->file));
-    fprintf(f, "</title><style>%s</style></head>\n<body><main><h1>bitparity parity report</h1>", css);
+    page_open(f, "report", d.pass == n ? "PASS" : "FAIL",
+              n == 1 ? report_base_name(rs[0]->model_path ? rs[0]->model_path : rs[0]->file) : NULL);
+    fputs("<h1>bitparity parity report</h1>", f);
     fprintf(f, "<p class=\"sub\">%zu receipt(s): %zu pass, %zu fail &#183; ", n, d.pass, n - d.pass);
     fputs("subject = the stack under test, reference = what it should agree with</p>\n", f);
-    if (n > 1) {
-        fprintf(f, "<section class=\"receipt\"><h2>%s</h2>", d.summary.title);
-        html_table(f, &d.summary, "sumrow");
-        fputs("</section>", f);
-    }
-    for (size_t i = 0; i < n; i++) section(f, &d.models[i], (int)i + 1), fputc('\n', f);
-    fputs("</main></body></html>\n", f);
+    receipts_body(f, &d);
     report_doc_free(&d);
-    if (fflush(f) || ferror(f)) return bn_error_set(err, BN_ERR_IO, "writing the HTML report failed");
-    return BN_OK;
+    return page_close(f, err);
+}
+
+/* ---- against a baseline ----------------------------------------------------- */
+
+static void diff_badge(FILE *f, const char *word) {
+    fputs("<span class=\"badge ", f);
+    for (const char *c = word; *c; c++) fputc(*c >= 'A' && *c <= 'Z' ? *c - 'A' + 'a' : *c, f);
+    fprintf(f, "\">%s</span>", word);
+}
+
+bn_status html_render_baseline(const report_diff *d, FILE *f, bn_error *err) {
+    size_t n = 0;
+    report_doc doc = {0};
+    bn_status st = diff_current_doc(d, &doc, &n, err);
+    if (st) return st;
+    const char *word = diff_verdict(d);
+    page_open(f, "regression report", word, d->n == 1 ? d->entries[0].name : NULL);
+    fputs("<h1>bitparity regression report</h1><p class=\"sub\">", f);
+    if (d->n == 1) {
+        fputs("baseline <span class=\"mono\">", f);
+        esc(f, d->entries[0].before ? d->entries[0].before->file : NULL);
+        fputs("</span> &#8594; now <span class=\"mono\">", f);
+        esc(f, d->entries[0].after ? d->entries[0].after->file : NULL);
+        fputs("</span>", f);
+    } else {
+        fprintf(f, "%zu entries compared with their baselines", d->n);
+    }
+    fputs("</p>\n<section class=\"receipt\" id=\"changes\"><div class=\"head\">", f);
+    diff_badge(f, word);
+    fputs("<h2>Changes against the baseline</h2></div>", f);
+    const report_ink k = ink(f);
+    fprintf(f, "<div class=\"callout%s\">", d->counts.regressed ? "" : d->counts.degraded ? " warn" : " ok");
+    ink_diff_headline(&k, d);
+    fputs("</div>", f);
+    if (d->n > 1) fprintf(f, "<h3>%s</h3>", d->entry_table.title), html_table(f, &d->entry_table, NULL);
+    if (d->change_table.n_rows) {
+        fprintf(f, "<h3>%s (%zu, most severe first)</h3><div class=\"scroll\">", d->change_table.title,
+                d->change_table.n_rows);
+        /* before and after of the secondary metrics would not fit beside the tap names */
+        static const int cols[] = {CHG_ENTRY,      CHG_EVAL,  CHG_TAP,   CHG_CHANGE,        CHG_VERDICT,      CHG_NMSE_BEFORE,
+                                   CHG_NMSE_AFTER, CHG_RATIO, CHG_DELTA, CHG_MAX_ABS_AFTER, CHG_COSINE_AFTER};
+        const size_t skip = d->n == 1; /* one entry: no entry column */
+        html_table_cols(f, &d->change_table, cols + skip, sizeof cols / sizeof *cols - skip, "change");
+        fputs("</div>", f);
+    }
+    fputs("</section>\n", f);
+    if (n) receipts_body(f, &doc);
+    report_doc_free(&doc);
+    return page_close(f, err);
 }
 
 /* For the other pages of reports/ (the gate summary): the same escaping and stylesheet. */

@@ -63,7 +63,11 @@ static report_ink ink(FILE *f) {
                         .head_on = "**", .head_off = "**: ",
                         .hints_on = "**Hints**\n\n", .hints_off = "\n", .hint_on = "", .hint_off = "",
                         .name_on = "- **", .name_off = "**: ", .message_on = "", .message_off = "\n",
-                        .evidence_on = "  - evidence: ", .evidence_off = "\n"};
+                        .evidence_on = "  - evidence: ", .evidence_off = "\n", .list_on = "\n\n",
+                        .list_off = "\n", .item_on = "- ", .item_off = "\n", .next_on = "**What to check next:** ",
+                        .next_off = "\n", .next_folded_on = "<details><summary>What to check next (beyond the hints)"
+                                                           "</summary>\n\n",
+                        .next_folded_off = "\n</details>\n\n"};
 }
 
 static void md_cell(FILE *f, const cell *c) {
@@ -71,12 +75,14 @@ static void md_cell(FILE *f, const cell *c) {
     if (c->kind == CELL_CODE) {
         md_code(f, c->text);
     } else if (c->kind == CELL_TEXT) {
+        if (c->strong) fputs("**", f);
         md(f, c->text);
+        if (c->strong) fputs("**", f);
         if (c->code) fputc(' ', f), md_code(f, c->code);
     } else if (c->kind == CELL_VERDICT) {
         fputs(verdict((int)c->i), f);
     } else {
-        fputs(cell_number(c, b), f);
+        fprintf(f, c->strong ? "**%s**" : "%s", cell_number(c, b));
     }
 }
 
@@ -196,6 +202,7 @@ static void section(FILE *f, const report_model *m, int idx, int numbered) {
             (long long)c->shape_mismatch, (long long)c->missing_reference, (long long)c->missing_subject,
             (long long)c->policy_skip);
     ink_hints(&k, r);
+    ink_next_checks(&k, r);
     growth(f, r);
     tables(f, m);
     replay(f, m);
@@ -221,3 +228,53 @@ bn_status report_render_markdown(const report_receipt *const *rs, size_t n, FILE
 /* For the other pages of reports/ (the gate summary): the same escaping. */
 void report_md_text(FILE *f, const char *s) { md(f, s); }
 void report_md_code(FILE *f, const char *s) { md_code(f, s); }
+/* ---- against a baseline ------------------------------------------------------
+ * Compact, for a pull-request comment and a CI step summary: the headline,
+ * the entries (several), the most severe changed taps, then each current
+ * receipt's full report folded in <details>. */
+
+enum { MD_CHANGE_ROWS = 20 };
+
+static const char *diff_emoji(const char *word) {
+    return !strcmp(word, "REGRESSION") ? "\xe2\x9d\x8c"                      /* ❌ */
+           : !strcmp(word, "DEGRADED") ? "\xe2\x9a\xa0\xef\xb8\x8f"          /* ⚠️ */
+           : !strcmp(word, "FIXED") || !strcmp(word, "IMPROVED") ? "\xe2\x9c\x85" /* ✅ */
+                                                                 : "\xe2\x9e\x96"; /* ➖ */
+}
+
+bn_status md_render_baseline(const report_diff *d, FILE *f, bn_error *err) {
+    static const int entry_cols[] = {ENT_ENTRY, ENT_CHANGE, ENT_VERDICT, ENT_DIV_BEFORE, ENT_DIV_AFTER,
+                                     ENT_REGRESSED, ENT_DEGRADED, ENT_FIXED, ENT_IMPROVED};
+    static const int change_cols[] = {CHG_ENTRY,       CHG_EVAL,       CHG_TAP,   CHG_CHANGE,        CHG_VERDICT,
+                                      CHG_NMSE_BEFORE, CHG_NMSE_AFTER, CHG_RATIO, CHG_MAX_ABS_AFTER, CHG_COSINE_AFTER};
+    size_t n = 0;
+    report_doc doc;
+    bn_status st = diff_current_doc(d, &doc, &n, err);
+    if (st) return st;
+    const char *word = diff_verdict(d);
+    const report_ink k = ink(f);
+    fprintf(f, "## %s %s against the baseline", diff_emoji(word), word);
+    if (d->n == 1) fputs(" \xe2\x80\x94 ", f), md(f, d->entries[0].name);
+    fputs("\n\n", f);
+    ink_diff_headline(&k, d);
+    fputs("\n\n", f);
+    if (d->n > 1) md_table(f, &d->entry_table, entry_cols, sizeof entry_cols / sizeof *entry_cols, d->n, "");
+    if (d->change_table.n_rows) {
+        char detail[64];
+        snprintf(detail, sizeof detail, " (%zu, most severe first)", d->change_table.n_rows);
+        const int skip = d->n == 1; /* one entry: no entry column */
+        md_table(f, &d->change_table, change_cols + skip, sizeof change_cols / sizeof *change_cols - (size_t)skip,
+                 MD_CHANGE_ROWS, detail);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const report_receipt *r = doc.models[i].r;
+        fprintf(f, "<details><summary>Full report: %s ", r->pass ? "PASS" : "FAIL");
+        md(f, report_base_name(r->model_path ? r->model_path : r->file));
+        fputs("</summary>\n\n", f);
+        section(f, &doc.models[i], (int)i + 1, n > 1);
+        fputs("</details>\n\n", f);
+    }
+    report_doc_free(&doc);
+    if (fflush(f) || ferror(f)) return bn_error_set(err, BN_ERR_IO, "writing the Markdown report failed");
+    return BN_OK;
+}

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "parity/next_checks.h"
+
 /* Headings, shared by every renderer (a renderer may show fewer columns). */
 static const column failing_cols[FAIL_COLS] = {
     {"eval", 0}, {"tap", 0}, {"status", 0}, {"metric", 0}, {"value", 1}, {"limit", 1}};
@@ -24,8 +26,8 @@ static const column summary_cols[SUM_COLS] = {
     {"#", 1},      {"verdict", 0}, {"model", 0},            {"subject \xe2\x86\x92 reference", 0}, {"policy", 0},
     {"compared", 1}, {"fail", 1},  {"first divergence", 0}, {"hints", 0},                          {"max KLD mean", 1}};
 
-static cell *table_alloc(table *t, const char *title, const column *cols, size_t n_rows, size_t n_cols,
-                         bn_error *err, bn_status *st) {
+cell *table_alloc(table *t, const char *title, const column *cols, size_t n_rows, size_t n_cols, bn_error *err,
+                  bn_status *st) {
     *t = (table){.title = title, .cols = cols, .n_cols = n_cols, .n_rows = n_rows};
     if (!n_rows || *st) return NULL;
     t->cells = calloc(n_rows * n_cols, sizeof *t->cells);
@@ -39,17 +41,13 @@ void report_table_free(table *t) {
     t->cells = NULL;
 }
 
-/* c's text becomes the malloc'ed s (NULL: out of memory, reported in *st). */
-static void own_text(cell *c, char *s, bn_error *err, bn_status *st) {
+void cell_own(cell *c, char *s, bn_error *err, bn_status *st) {
     c->owned = s;
     c->text = s;
     if (!s && !*st) *st = bn_error_nomem(err, 64, "report: the text of a table cell");
 }
 
-static cell text(const char *s) { return (cell){.kind = CELL_TEXT, .text = s}; }
-static cell number(cell_kind kind, double v) { return (cell){.kind = kind, .v = v}; }
-
-static char *format(const char *fmt, const char *a, const char *b) {
+char *report_format2(const char *fmt, const char *a, const char *b) {
     int n = snprintf(NULL, 0, fmt, a, b);
     char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
     if (s) snprintf(s, (size_t)n + 1, fmt, a, b);
@@ -63,12 +61,12 @@ static void failing_rows(const report_receipt *r, table *t, bn_error *err, bn_st
     for (size_t i = 0; c && i < r->n_taps; i++) {
         const report_tap *tp = &r->taps[i];
         if (!tp->failed) continue;
-        c[FAIL_EVAL] = text(tp->evaluation);
+        c[FAIL_EVAL] = cell_text(tp->evaluation);
         c[FAIL_TAP] = (cell){.kind = CELL_CODE, .text = tp->name};
-        c[FAIL_STATUS] = text(tp->status);
-        c[FAIL_METRIC] = text(tp->failed_metric);
-        c[FAIL_VALUE] = number(CELL_NUM, tp->failed_value);
-        c[FAIL_LIMIT] = number(CELL_NUM, tp->failed_limit);
+        c[FAIL_STATUS] = cell_text(tp->status);
+        c[FAIL_METRIC] = cell_text(tp->failed_metric);
+        c[FAIL_VALUE] = cell_num(CELL_NUM, tp->failed_value);
+        c[FAIL_LIMIT] = cell_num(CELL_NUM, tp->failed_limit);
         c += FAIL_COLS;
     }
 }
@@ -79,13 +77,13 @@ static void worst_rows(const report_receipt *r, report_model *m, bn_error *err, 
     cell *c = table_alloc(&m->worst, "Worst taps by NMSE", worst_cols, m->all_zero ? 0 : n, WORST_COLS, err, st);
     for (size_t k = 0; c && k < m->worst.n_rows; k++, c += WORST_COLS) {
         const report_tap *tp = &r->taps[idx[k]];
-        c[WORST_EVAL] = text(tp->evaluation);
+        c[WORST_EVAL] = cell_text(tp->evaluation);
         c[WORST_TAP] = (cell){.kind = CELL_CODE, .text = tp->name};
         c[WORST_STATUS] = (cell){.kind = CELL_TEXT, .text = tp->failed ? "fail" : "pass", .strong = tp->failed};
-        c[WORST_NMSE] = number(CELL_NUM, tp->nmse);
-        c[WORST_COSINE] = number(CELL_G6, tp->cosine);
-        c[WORST_MAX_ABS] = number(CELL_NUM, tp->max_abs);
-        c[WORST_SCALE] = number(CELL_NUM, tp->scale);
+        c[WORST_NMSE] = cell_num(CELL_NUM, tp->nmse);
+        c[WORST_COSINE] = cell_num(CELL_G6, tp->cosine);
+        c[WORST_MAX_ABS] = cell_num(CELL_NUM, tp->max_abs);
+        c[WORST_SCALE] = cell_num(CELL_NUM, tp->scale);
     }
 }
 
@@ -93,15 +91,15 @@ static void logits_rows(const report_receipt *r, table *t, bn_error *err, bn_sta
     cell *c = table_alloc(t, "Logits", logits_cols, r->n_logits, LG_COLS, err, st);
     for (size_t i = 0; c && i < r->n_logits; i++, c += LG_COLS) {
         const report_logits *l = &r->logits[i];
-        c[LG_EVAL] = text(l->evaluation);
-        c[LG_STATUS] = text(l->status);
+        c[LG_EVAL] = cell_text(l->evaluation);
+        c[LG_STATUS] = cell_text(l->status);
         c[LG_POSITIONS] = (cell){.kind = CELL_INT, .i = (long long)l->positions};
-        c[LG_TOP1] = number(CELL_PCT, l->top1_agree);
-        c[LG_TOP5] = number(CELL_PCT, l->top5_overlap);
-        c[LG_KLD_MEAN] = number(CELL_NUM, l->kld_mean);
-        c[LG_KLD_MEDIAN] = number(CELL_NUM, l->kld_median);
-        c[LG_KLD_P99] = number(CELL_NUM, l->kld_p99);
-        c[LG_KLD_MAX] = number(CELL_NUM, l->kld_max);
+        c[LG_TOP1] = cell_num(CELL_PCT, l->top1_agree);
+        c[LG_TOP5] = cell_num(CELL_PCT, l->top5_overlap);
+        c[LG_KLD_MEAN] = cell_num(CELL_NUM, l->kld_mean);
+        c[LG_KLD_MEDIAN] = cell_num(CELL_NUM, l->kld_median);
+        c[LG_KLD_P99] = cell_num(CELL_NUM, l->kld_p99);
+        c[LG_KLD_MAX] = cell_num(CELL_NUM, l->kld_max);
     }
 }
 
@@ -110,14 +108,14 @@ static void block_rows(const report_receipt *r, table *t, bn_error *err, bn_stat
     cell *c = table_alloc(t, "Replayed blocks", block_cols, p->present ? p->n_blocks : 0, BLOCK_COLS, err, st);
     for (size_t i = 0; c && i < t->n_rows; i++, c += BLOCK_COLS) {
         const report_block *b = &p->blocks[i];
-        c[BLOCK_EVAL] = text(b->evaluation);
+        c[BLOCK_EVAL] = cell_text(b->evaluation);
         char name[24];
         snprintf(name, sizeof name, "blk.%d", b->layer);
-        c[BLOCK_NAME] = text(NULL);
-        own_text(&c[BLOCK_NAME], strdup(name), err, st);
+        c[BLOCK_NAME] = cell_text(NULL);
+        cell_own(&c[BLOCK_NAME], strdup(name), err, st);
         c[BLOCK_ERROR] = (cell){.kind = CELL_TEXT, .text = b->local ? "local" : "inherited", .strong = b->local};
-        c[BLOCK_NMSE_COMPARED] = number(CELL_NUM, b->nmse_compared);
-        c[BLOCK_NMSE_REPLAYED] = number(CELL_NUM, b->nmse_replayed);
+        c[BLOCK_NMSE_COMPARED] = cell_num(CELL_NUM, b->nmse_compared);
+        c[BLOCK_NMSE_REPLAYED] = cell_num(CELL_NUM, b->nmse_replayed);
     }
 }
 
@@ -161,20 +159,20 @@ static bn_status summary_build(const report_receipt *const *rs, size_t n, table 
             if (isnan(kld) || r->logits[k].kld_mean > kld) kld = r->logits[k].kld_mean;
         c[SUM_INDEX] = (cell){.kind = CELL_INDEX, .i = (long long)i + 1};
         c[SUM_VERDICT] = (cell){.kind = CELL_VERDICT, .i = r->pass};
-        c[SUM_MODEL] = text(report_base_name(r->model_path ? r->model_path : r->file));
+        c[SUM_MODEL] = cell_text(report_base_name(r->model_path ? r->model_path : r->file));
         c[SUM_MODEL].note = report_base_name(r->file);
-        c[SUM_SIDES] = text(NULL);
-        own_text(&c[SUM_SIDES], format("%s \xe2\x86\x92 %s", r->subject.producer ? r->subject.producer : "?",
+        c[SUM_SIDES] = cell_text(NULL);
+        cell_own(&c[SUM_SIDES], report_format2("%s \xe2\x86\x92 %s", r->subject.producer ? r->subject.producer : "?",
                                        r->reference.producer ? r->reference.producer : "?"),
                  err, &st);
-        c[SUM_POLICY] = text(r->policy_name);
+        c[SUM_POLICY] = cell_text(r->policy_name);
         c[SUM_COMPARED] = (cell){.kind = CELL_INT, .i = (long long)r->counts.compared};
         c[SUM_FAIL] = (cell){.kind = CELL_INT, .i = (long long)(r->counts.fail + r->counts.shape_mismatch)};
         c[SUM_DIVERGENCE] = r->has_divergence ? (cell){.kind = CELL_TEXT, .text = r->div_evaluation, .code = r->div_tap}
-                                              : text(r->diagnosis ? "see diagnosis" : NULL);
-        c[SUM_HINTS] = text(NULL);
-        own_text(&c[SUM_HINTS], hint_names(r), err, &st);
-        c[SUM_KLD_MEAN] = isnan(kld) ? text(NULL) : number(CELL_NUM, kld);
+                                              : cell_text(r->diagnosis ? "see diagnosis" : NULL);
+        c[SUM_HINTS] = cell_text(NULL);
+        cell_own(&c[SUM_HINTS], hint_names(r), err, &st);
+        c[SUM_KLD_MEAN] = isnan(kld) ? cell_text(NULL) : cell_num(CELL_NUM, kld);
     }
     if (st) report_table_free(t);
     return st;
@@ -312,9 +310,33 @@ const char *cell_number(const cell *c, char buf[32]) {
     switch (c->kind) {
     case CELL_NUM: return report_num(buf, c->v);
     case CELL_G6: snprintf(buf, 32, "%.6g", c->v); return buf;
+    case CELL_RATIO:
+        if (isnan(c->v)) return strcpy(buf, "\xe2\x80\x94");
+        if (isinf(c->v)) return strcpy(buf, "from 0");
+        if (c->v == 0) return strcpy(buf, "to 0");
+        snprintf(buf, 32, "\xc3\x97%.3g", c->v);
+        return buf;
+    case CELL_DELTA: snprintf(buf, 32, "%+.3g", c->v); return buf;
     case CELL_PCT: snprintf(buf, 32, "%.1f%%", 100 * c->v); return buf;
     case CELL_INT:
     case CELL_INDEX: snprintf(buf, 32, "%lld", c->i); return buf;
     default: return NULL;
     }
+}
+
+/* ---- what to check next ---------------------------------------------------- */
+
+void ink_next_checks(const report_ink *k, const report_receipt *r) {
+    if (r->pass || !r->has_divergence || !r->div_tap) return;
+    const parity_next_checks *n = parity_next_checks_for(r->div_tap);
+    fputs(r->n_hints ? k->next_folded_on : k->next_on, k->f);
+    k->code(k->f, r->div_tap);
+    fputs(" is ", k->f);
+    k->text(k->f, strcmp(n->kind, "?") ? n->computes : "a tap of no kind bitparity knows");
+    fputs(". No hint explained it; check, most likely first:", k->f);
+    fputs(k->list_on, k->f);
+    for (size_t i = 0; i < PARITY_NEXT_CHECKS_MAX && n->checks[i]; i++)
+        fputs(k->item_on, k->f), k->text(k->f, n->checks[i]), fputs(k->item_off, k->f);
+    fputs(k->list_off, k->f);
+    fputs(r->n_hints ? k->next_folded_off : k->next_off, k->f);
 }

@@ -179,6 +179,45 @@ size_t report_worst_taps(const report_receipt *r, size_t *idx, size_t max);
  * it is uniform), else NAN. */
 double report_uniform_nmse_limit(const report_receipt *r);
 
+
+/* ---- regression against a baseline -------------------------------------
+ * Two runs of the same entries (one receipt each, or the entries of two
+ * gate summaries paired by name) compared tap by tap: which taps got worse
+ * or better, by how much (NMSE ratio and difference, max |a-b|, cosine),
+ * and the verdict of each change (docs/report.md, "Regression reports"). */
+
+/* One entry compared: its receipts before (the baseline) and now. */
+typedef struct report_pair {
+    const char *entry;               /* the entry's name; NULL: the current receipt's model file */
+    const report_receipt *baseline;  /* NULL: the entry is new */
+    const report_receipt *current;   /* NULL: the entry is gone */
+} report_pair;
+
+/* What changed, counted; an entry counts once, under its most severe change. */
+typedef struct report_diff_counts {
+    size_t entries;
+    size_t regressed;  /* entries whose verdict, or a tap's, went pass -> fail */
+    size_t degraded;   /* entries with a tap worse by the factor, no verdict crossed */
+    size_t fixed;      /* entries that went fail -> pass */
+    size_t improved;   /* entries with a tap better by the factor or fixed, still failing */
+    size_t added, removed;
+    size_t taps_regressed, taps_degraded, taps_fixed, taps_improved, taps_added, taps_removed;
+} report_diff_counts;
+
+/* A tap whose NMSE grew (or shrank) by this factor with its verdict the
+ * same is degraded (improved): one decade on the report's log plots. */
+#define REPORT_DEFAULT_FACTOR 10.0
+
+/* Renders what changed from each pair's baseline to its current receipt:
+ * a headline, the entries (more than one pair), the changed taps sorted by
+ * severity, then the current receipts' full reports (Markdown: collapsed in
+ * <details>, fit for a pull-request comment or a CI step summary). factor
+ * > 1 (else INVALID). *counts (may be NULL) receives the changes; a caller
+ * exits 1 when counts->regressed > 0. IO on a write error; INVALID when n
+ * is 0 or a pair has neither receipt; NOMEM. */
+bn_status report_render_baseline(const report_pair *pairs, size_t n, double factor, report_format fmt, FILE *f,
+                                 report_diff_counts *counts, bn_error *err);
+
 #ifdef __cplusplus
 }
 #endif
