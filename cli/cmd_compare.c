@@ -26,7 +26,8 @@ static const char compare_help[] =
     "                  local or inherited; op mode injects every tap and names the op where the\n"
     "                  error is born (default block). Only for a subject bitparity recorded from\n"
     "                  MODEL: another engine's trace is refused (the verdict would be about ours)\n"
-    "  -m MODEL        the subject's model: for --replay, and lets the hints recompute projections\n\n"
+    "  -m MODEL        the subject's model: for --replay, lets the hints recompute projections, and\n"
+    "                  gives the receipt its model.hparams, model.tensors and model.tokenizer_sha256\n\n"
     "Hints (named diagnoses with their numbers) are printed and written to the receipt.\n\n"
     "exit: 0 pass, 1 parity failure (or tokens differ), 2 usage or input error, 130 interrupted\n";
 
