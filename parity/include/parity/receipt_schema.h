@@ -241,7 +241,7 @@ typedef enum parity_receipt_type {
  * (the value may still be null where the table says so); the others appear
  * only when they apply. docs/receipt.schema.json requires exactly these: it is
  * generated from this header (tests/python/receipt_schema.py --write), and
- * tests/python/test_receipt_schema.py fails when the two disagree. New keys
+ * tests/python/check_receipts.py fails when the two disagree. New keys
  * are optional until listed here. */
 #define PARITY_RECEIPT_REQUIRED(R) \
     R(RECEIPT) R(CREATED) R(TOOL) R(TOOL_NAME) R(TOOL_VERSION) R(TOOL_COMMIT) R(HOST) R(HOST_CPU) R(HOST_SIMD) \
