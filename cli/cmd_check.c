@@ -1,6 +1,7 @@
 /* cmd_check.c — `bitparity check`: trace bitparity's engine with a reference
  * trace's tokens and settings, then compare, in one step. */
 #include "commands.h"
+#include "progress.h"
 
 static const char check_help[] =
     "usage: bitparity check -m MODEL --reference TRACE.npz [--numerics MODE] [--kv-type T] [--taps GLOBS]\n"
@@ -15,11 +16,13 @@ static const char check_help[] =
     "(llama.cpp: \"K f16, V f16\" by default), else to the numerics mode's.\n\n"
     "  --reference T   the reference trace (bitnet.cpp/llama.cpp dump or a bitparity trace)\n"
     "  --keep-trace F  also write the engine's trace to F (default: it is held in memory only)\n"
-    "  other options   as for `bitparity compare` and `bitparity trace`\n\n"
+    "  other options   as for `bitparity compare` and `bitparity trace`\n"
+    CLI_PROGRESS_HELP "\n"
     "exit: 0 pass, 1 parity failure, 2 usage or input error, 130 interrupted\n";
 
 int cmd_check(int argc, char **argv) {
     cli_compare_args a = {.cmd = "check", .format = "text", .threads = 2};
+    cli_progress prog = {0};
     const cli_opt opts[] = {CLI_STR_OPT("-m", "--model", &a.model),
                             CLI_STR_OPT("--reference", NULL, &a.reference),
                             CLI_STR_OPT("--numerics", NULL, &a.numerics),
@@ -33,9 +36,11 @@ int cmd_check(int argc, char **argv) {
                             CLI_FLAG_OPT("--replay", NULL, &a.replay),
                             CLI_STR_OPT("--replay-mode", NULL, &a.replay_mode),
                             CLI_STR_OPT("--keep-trace", NULL, &a.record_path),
+                            CLI_PROGRESS_OPTS(&prog),
                             {0}};
     int rc = cli_parse_options("check", check_help, argc, argv, opts, NULL, 0, NULL);
-    if (rc >= 0) return rc;
+    if (rc >= 0 || (rc = cli_progress_start(&prog, "check")) >= 0) return rc;
+    a.progress = &prog;
     if (!a.model || !a.reference) return cli_usage_error("check", "-m MODEL and --reference TRACE are required");
     return cli_compare_run(&a);
 }

@@ -10,11 +10,11 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "bitnet/forward.h"
 #include "bitnet/session.h"
 #include "commands.h"
+#include "progress.h"
 #include "parity/metrics.h"
 #include "parity/trace.h"
 
@@ -30,7 +30,8 @@ static const char ppl_help[] =
     "                    appears only when complete, an older F stays as it was otherwise)\n"
     "  --kld-base F      compare with logits saved by --save-logits from a base model: KL(base||this)\n"
     "                    mean/median/p99/max, same top token, RMS delta-p, as llama.cpp's\n"
-    "                    perplexity --kl-divergence reports them\n";
+    "                    perplexity --kl-divergence reports them\n"
+    CLI_PROGRESS_HELP;
 
 enum { PPL_MAX_CTX = 4096 };
 
@@ -42,6 +43,8 @@ typedef struct ppl_state {
     int64_t n_kld, cap_kld, same_top;
     parity_trace *base; /* --kld-base */
     parity_trace_writer *save;
+    bn_progress_sink progress; /* --progress */
+    uint64_t bytes_saved;      /* --save-logits: logits bytes written, for progress */
 } ppl_state;
 
 /* Negative log-likelihood of `target` under one row of logits. */
@@ -113,7 +116,16 @@ typedef struct ppl_run {
     int32_t *win;       /* [chunk + 1]: the window being evaluated */
     int64_t len;        /* its tokens after BOS */
     parity_eval *evals; /* [n_windows], for --save-logits */
+    int64_t k, n_layer; /* the window being evaluated and the model's blocks, for progress */
 } ppl_run;
+
+/* The engine's per-block report, as layers of all windows. */
+static void ppl_progress(void *user, const bn_progress *p) {
+    const ppl_run *r = user;
+    const bn_progress all = {"evaluating", "layers", r->k * r->n_layer + p->done, r->n_windows * r->n_layer,
+                             r->s->bytes_saved};
+    bn_progress_report(&r->s->progress, &all);
+}
 
 /* Scores window k (its logits are in c): NLL, --save-logits, --kld-base. */
 static bn_status score_window(ppl_run *r, int64_t k, const bn_ctx *c, bn_error *err) {
@@ -127,16 +139,16 @@ static bn_status score_window(ppl_run *r, int64_t k, const bn_ctx *c, bn_error *
     if (s->save) {
         const int64_t shape[2] = {T, V};
         st = parity_trace_writer_add_tap(s->save, k, "logits", NPZ_F32, shape, 2, logits, err);
+        s->bytes_saved += (uint64_t)(T * V) * sizeof *logits;
     }
     if (!st && s->base) st = kld_window(s, k, logits, T, V, err);
-    if (!st && isatty(2)) fprintf(stderr, "\rwindow %lld/%lld  ppl %.4f", (long long)k + 1, (long long)r->n_windows,
-                                  exp(s->nll_sum / (double)s->n_scored));
     return st;
 }
 
 static bn_status ppl_step(void *user, int64_t k, const bn_ctx *c, bn_session_step *step, bn_error *err) {
     ppl_run *r = user;
     bn_status st = k > 0 ? score_window(r, k - 1, c, err) : BN_OK;
+    r->k = k;
     if (st || k == r->n_windows) return st;
     const int64_t off = k * r->chunk;
     r->len = r->n_ids - off < r->chunk ? r->n_ids - off : r->chunk;
@@ -148,19 +160,21 @@ static bn_status ppl_step(void *user, int64_t k, const bn_ctx *c, bn_session_ste
 
 static bn_status evaluate(const bn_model *m, const bn_tokenizer *tok, const int32_t *ids, int64_t n_ids, int64_t ctx,
                           const bn_ctx_params *cp, ppl_state *s, bn_error *err) {
-    ppl_run r = {.s = s, .ids = ids, .n_ids = n_ids, .chunk = ctx - 1, .V = m->hp.n_vocab, .bos = bn_token_bos(tok)};
+    ppl_run r = {.s = s, .ids = ids, .n_ids = n_ids, .chunk = ctx - 1, .V = m->hp.n_vocab, .bos = bn_token_bos(tok),
+                 .n_layer = m->hp.n_layer};
     if (r.bos < 0) return bn_error_set(err, BN_ERR_INVALID, "the vocabulary has no BOS token");
     r.n_windows = (n_ids + r.chunk - 1) / r.chunk;
     bn_session_params sp = {.ctx = *cp, .step = ppl_step, .user = &r};
     sp.ctx.n_ctx = ctx;
     sp.ctx.cancel = cli_interrupt_flag();
+    if (s->progress.fn) sp.ctx.progress = (bn_progress_sink){ppl_progress, &r};
     r.win = malloc((size_t)ctx * sizeof *r.win);
     r.evals = calloc((size_t)r.n_windows, sizeof *r.evals);
     bn_status st = r.win && r.evals ? bn_session_run(m, &sp, err)
                                     : bn_error_nomem(err, (size_t)ctx * sizeof *r.win + (size_t)r.n_windows * sizeof *r.evals,
                                                      "perplexity: %lld windows of %lld tokens", (long long)r.n_windows,
                                                      (long long)ctx);
-    if (isatty(2)) fputc('\n', stderr);
+    if (!st) ppl_progress(&r, &(bn_progress){.done = 0}); /* k = n_windows: all done */
     if (!st && s->save) {
         const parity_trace_meta meta = {.producer_name = "bitparity-perplexity", .producer_version = BITPARITY_VERSION,
                                         .producer_commit = BITPARITY_COMMIT, .model_arch = bn_arch_name(m->hp.arch),
@@ -200,6 +214,7 @@ static bn_status read_text(const char *path, char **text, size_t *len, bn_error 
 int cmd_perplexity(int argc, char **argv) {
     const char *model = NULL, *file = NULL, *save = NULL, *base = NULL, *numerics = "ggml-compat";
     int64_t ctx = 128, threads = 2;
+    cli_progress prog = {0};
     const cli_opt opts[] = {CLI_STR_OPT("-m", "--model", &model),
                             CLI_STR_OPT("-f", "--file", &file),
                             CLI_INT_OPT("--ctx", "-c", &ctx, 2, PPL_MAX_CTX),
@@ -207,9 +222,10 @@ int cmd_perplexity(int argc, char **argv) {
                             CLI_STR_OPT("--numerics", NULL, &numerics),
                             CLI_STR_OPT("--save-logits", NULL, &save),
                             CLI_STR_OPT("--kld-base", NULL, &base),
+                            CLI_PROGRESS_OPTS(&prog),
                             {0}};
     int rc = cli_parse_options("perplexity", ppl_help, argc, argv, opts, NULL, 0, NULL);
-    if (rc >= 0) return rc;
+    if (rc >= 0 || (rc = cli_progress_start(&prog, "perplexity")) >= 0) return rc;
     if (!model || !file) return cli_usage_error("perplexity", "-m MODEL and -f TEXT are required");
     bn_ctx_params cp = bn_ctx_params_init();
     cp.n_threads = (int)threads;
@@ -230,7 +246,9 @@ int cmd_perplexity(int argc, char **argv) {
     if (!st && base) st = parity_trace_open(base, &s.base, &err);
     if (!st && save) st = parity_trace_writer_open(save, NPZ_DEFLATE_FAST, &s.save, &err);
     if (!st && save) parity_trace_writer_set_cancel(s.save, cp.cancel);
+    s.progress = cli_progress_sink(&prog);
     if (!st) st = evaluate(m, tok, ids, (int64_t)n_ids, ctx, &cp, &s, &err);
+    cli_progress_end(&prog);
     if (!st) {
         const double nll = s.nll_sum / (double)s.n_scored;
         printf("tokens = %lld\nwindows = %lld\nctx = %lld\nnll_per_token = %.6f\nperplexity = %.6f\n",

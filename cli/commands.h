@@ -89,6 +89,7 @@ typedef struct cli_compare_args {
     const char *kv_type;                       /* check: the engine's K/V cache; NULL: the reference's */
     int64_t threads;
     bool replay;
+    struct cli_progress *progress; /* --progress/--quiet (cli/progress.h); NULL: none */
 } cli_compare_args;
 int cli_compare_run(const cli_compare_args *a);
 

@@ -965,9 +965,9 @@ char *bn_matmul_kernel_name(uint32_t type, bn_simd want, char *buf, size_t size)
                                        [ACT_Q8_K] = "q8_k", [ACT_Q8_0] = "q8_0"};
     const type_info *ti = find_type(type);
     const bn_simd s = want == BN_SIMD_AUTO ? bn_simd_best() : want;
-    if (!ti) snprintf(buf, size, "%s: no kernel", bn_type_name(type));
-    else snprintf(buf, size, "%s x %s, %s", bn_type_name(type), acts[ti->act], bn_simd_name(s));
-    for (char *p = buf; *p && *p != ' '; p++) /* the type as ggml_type_name spells it */
-        if (*p >= 'A' && *p <= 'Z') *p = (char)(*p - 'A' + 'a');
+    char name[32];
+    bn_type_name_lower(type, name, sizeof name);
+    if (!ti) snprintf(buf, size, "%s: no kernel", name);
+    else snprintf(buf, size, "%s x %s, %s", name, acts[ti->act], bn_simd_name(s));
     return buf;
 }

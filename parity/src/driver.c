@@ -61,7 +61,8 @@ static bn_status record_subject(const parity_driver_opts *o, const bn_model *m, 
     if (st) return st;
     const char *numerics = o->numerics ? o->numerics : parity_driver_default_numerics(ref);
     parity_record_opts ro = {.model_path = o->model, .follow = evals, .n_follow = n, .taps = o->taps,
-                             .n_threads = o->threads, .out_path = o->record_path, .cancel = o->cancel};
+                             .n_threads = o->threads, .out_path = o->record_path, .cancel = o->cancel,
+                             .progress = o->progress};
     if (!bn_numerics_parse(numerics, &ro.numerics))
         st = bn_error_set(err, BN_ERR_INVALID, "--numerics '%s': expected ggml-compat, f32 or llama.cpp-compat", numerics);
     /* the reference's cache type, when it says one (llama.cpp runs f16 unless told otherwise) */
@@ -153,7 +154,7 @@ bn_status parity_driver_run_job(const parity_driver_opts *o, parity_driver_run *
     char sha[BN_SHA256_HEX_SIZE];
     bn_status st = open_all(o, r, &m, err);
     if (!st) st = check_replay(o, r, sha, err);
-    const parity_compare_opts co = {.pool = r->pool, .cancel = o->cancel};
+    const parity_compare_opts co = {.pool = r->pool, .cancel = o->cancel, .progress = o->progress};
     if (!st) st = parity_compare(r->trace[0], r->map[0], r->trace[1], r->map[1], r->policy, &co, &r->result, err);
     if (!st) st = localize(o, r, &m, sha[0] ? sha : NULL, err);
     if (!st && o->receipt) st = build_receipt(o, r, &m, err);

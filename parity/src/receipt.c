@@ -467,14 +467,6 @@ bool parity_tokenizer_sha256(const bn_gguf *g, char hex[BN_SHA256_HEX_SIZE]) {
     return true;
 }
 
-/* A tensor type as ggml's ggml_type_name spells it: lowercase (i2_s, f16). */
-static const char *type_lower(uint32_t type, char *buf, size_t size) {
-    snprintf(buf, size, "%s", bn_type_name(type));
-    for (char *p = buf; *p; p++)
-        if (*p >= 'A' && *p <= 'Z') *p = (char)(*p - 'A' + 'a');
-    return buf;
-}
-
 static void add_hparams(build_ctx *c, rnode *model, const bn_model *m) {
     const bn_hparams *hp = &m->hp;
     rnode *h = r_map(&c->b, model, PARITY_RK_MODEL_HPARAMS);
@@ -497,7 +489,7 @@ static void add_hparams(build_ctx *c, rnode *model, const bn_model *m) {
     r_bool(&c->b, h, PARITY_RK_HP_SUB_NORMS, hp->sub_norms);
     r_str(&c->b, h, PARITY_RK_HP_LM_HEAD, m->tied_output ? "tied" : "output");
     char type[32];
-    r_str(&c->b, h, PARITY_RK_HP_LM_HEAD_TYPE, type_lower(m->lm_head.type, type, sizeof type));
+    r_str(&c->b, h, PARITY_RK_HP_LM_HEAD_TYPE, bn_type_name_lower(m->lm_head.type, type, sizeof type));
 }
 
 /* The tensor-type histogram, in ggml type id order. */
@@ -519,7 +511,7 @@ static void add_tensor_types(build_ctx *c, rnode *model, const bn_gguf *g) {
         rnode *m = r_map(&c->b, types, ITEM);
         if (m) m->flow = 1;
         char type[32];
-        r_str(&c->b, m, PARITY_RK_TT_TYPE, type_lower(k, type, sizeof type));
+        r_str(&c->b, m, PARITY_RK_TT_TYPE, bn_type_name_lower(k, type, sizeof type));
         r_int(&c->b, m, PARITY_RK_TT_COUNT, count[k]);
         r_int(&c->b, m, PARITY_RK_TT_BYTES, bytes[k]);
     }

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 
 #include "bitnet/model.h"
+#include "bitnet/progress.h"
 #include "bitnet/status.h"
 #include "bitnet/threads.h"
 #include "parity/compare.h"
@@ -43,6 +44,7 @@ typedef struct parity_driver_opts {
     const char *taps;        /* tap globs; NULL: the default set */
     const char *record_path; /* where the engine's trace is kept; NULL: in memory only, never on disk */
     const volatile sig_atomic_t *cancel; /* NULL: never; polled by every stage (BN_ERR_CANCELLED) */
+    bn_progress_sink progress; /* told by the recording ("recording" layers) and the comparison ("comparing" taps) */
 } parity_driver_opts;
 
 /* What one run opened and found. trace/map [0] is the subject, [1] the
