@@ -397,15 +397,6 @@ static void add_evals(build_ctx *c, rnode *p, rkey key, const parity_trace *t) {
 
 /* ---- the model file and the engine run ------------------------------------------ */
 
-/* Bytes of one element of a GGUF value type (0: strings and arrays). */
-static size_t gguf_elem_size(bn_gguf_vtype t) {
-    static const size_t sizes[BN_GGUF_VTYPE_COUNT] = {
-        [BN_GGUF_UINT8] = 1,   [BN_GGUF_INT8] = 1,  [BN_GGUF_UINT16] = 2, [BN_GGUF_INT16] = 2,
-        [BN_GGUF_UINT32] = 4,  [BN_GGUF_INT32] = 4, [BN_GGUF_FLOAT32] = 4, [BN_GGUF_BOOL] = 1,
-        [BN_GGUF_UINT64] = 8,  [BN_GGUF_INT64] = 8, [BN_GGUF_FLOAT64] = 8};
-    return (unsigned)t < BN_GGUF_VTYPE_COUNT ? sizes[t] : 0;
-}
-
 static void sha_u32(bn_sha256 *h, uint32_t v) {
     uint8_t b[4];
     for (int i = 0; i < 4; i++) b[i] = (uint8_t)(v >> (8 * i));
@@ -458,8 +449,8 @@ bool parity_tokenizer_sha256(const bn_gguf *g, char hex[BN_SHA256_HEX_SIZE]) {
                 const bn_gguf_str s = bn_gguf_kv_str(g, i, j);
                 sha_str(&h, s.ptr, s.len);
             }
-        else if (gguf_elem_size(et)) /* scalars and numeric arrays: their little-endian bytes as stored */
-            bn_sha256_update(&h, bn_gguf_kv_data(g, i), (size_t)(count * gguf_elem_size(et)));
+        else if (bn_gguf_vtype_size(et)) /* scalars and numeric arrays: their little-endian bytes as stored */
+            bn_sha256_update(&h, bn_gguf_kv_data(g, i), (size_t)(count * bn_gguf_vtype_size(et)));
     }
     uint8_t dg[BN_SHA256_DIGEST_SIZE];
     bn_sha256_final(&h, dg);
