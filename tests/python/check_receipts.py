@@ -248,6 +248,22 @@ class Receipts(unittest.TestCase):
             self.assertIsNone(r['model']['tensors'], name)
         self.assertEqual(self.receipts['compare_replay']['model']['tokenizer_sha256'], c['model']['tokenizer_sha256'])
 
+    def test_check_against_bitnet_cpp(self):
+        """A foreign reference (a bitnet.cpp ggml-nodes dump) and a real vocabulary (BPE merges, token types)."""
+        shared = os.environ.get('BITPARITY_SHARED_DIR') or os.path.join(os.path.dirname(ROOT), 'shared')
+        model = os.path.join(shared, 'models', 'tiny-bitnet-i2s.gguf')
+        ref = os.path.join(shared, 'reference-traces', 'bitnetcpp', 'i2s', 'p1.npz')
+        if not (os.path.isfile(model) and os.path.isfile(ref)):
+            self.skipTest(f'{shared}: shared models/reference traces absent')
+        out = os.path.join(self.tmp.name, 'bitnetcpp.json')
+        run('check', '-m', model, '--reference', ref, '-o', out)
+        r = load(out)
+        self.assertEqual([f'{list(e.path)}: {e.message}' for e in self.validator.iter_errors(r)], [])
+        self.assertEqual(key_paths(r) - doc_keys(), set())
+        self.assertEqual(r['reference']['layout'], 'ggml-nodes')
+        self.assertEqual(r['model']['tokenizer_sha256'], tokenizer_sha256(model))
+        self.assertEqual((r['model']['hparams']['n_layer'], r['model']['hparams']['n_head_kv']), (4, 2))
+
     def test_receipts_are_deterministic_but_for_the_runs_own_keys(self):
         a, b = self.receipts['check'], self.receipts['check_again']
         strip = lambda r: {k: v for k, v in r.items() if k not in VOLATILE}
