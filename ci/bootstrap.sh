@@ -5,6 +5,7 @@ set -euo pipefail
 
 packages=(cmake make gcc g++ pkg-config git libgtest-dev zlib1g-dev libyaml-dev libpcre2-dev
           python3 python3-numpy python3-yaml python3-venv python3-setuptools python3-wheel python3-torch
+          python3-jsonschema
           clang libclang-rt-14-dev valgrind
           libblas3 liblapack3 libopenblas0-pthread
           chromium)

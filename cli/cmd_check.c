@@ -2,6 +2,7 @@
  * trace's tokens and settings, then compare, in one step. */
 #include "bitnet/fault.h"
 #include "commands.h"
+#include "progress.h"
 
 static const char check_help[] =
     "usage: bitparity check -m MODEL --reference TRACE.npz [--numerics MODE] [--kv-type T] [--taps GLOBS]\n"
@@ -31,11 +32,13 @@ static const char check_help[] =
     "                  computing what MODEL declares: a broken export declares the wrong math\n"
     "  --python PATH   the interpreter (default /usr/bin/python3, else python3 on PATH; needs numpy)\n"
     "  --arbiter-script S  the reference script (default: the source tree's reference/bitnet_ref.py)\n"
-    "  other options   as for `bitparity compare` and `bitparity trace`\n\n"
+    "  other options   as for `bitparity compare` and `bitparity trace`\n"
+    CLI_PROGRESS_HELP "\n"
     "exit: 0 pass, 1 parity failure, 2 usage or input error, 130 interrupted\n";
 
 int cmd_check(int argc, char **argv) {
     cli_compare_args a = {.cmd = "check", .format = "text", .threads = 2};
+    cli_progress prog = {0};
     const cli_opt opts[] = {CLI_STR_OPT("-m", "--model", &a.model),
                             CLI_STR_OPT("--reference", NULL, &a.reference),
                             CLI_STR_OPT("--numerics", NULL, &a.numerics),
@@ -54,9 +57,11 @@ int cmd_check(int argc, char **argv) {
                             CLI_STR_OPT("--arbiter", NULL, &a.arbiter),
                             CLI_STR_OPT("--python", NULL, &a.python),
                             CLI_STR_OPT("--arbiter-script", NULL, &a.arbiter_script),
+                            CLI_PROGRESS_OPTS(&prog),
                             {0}};
     int rc = cli_parse_options("check", check_help, argc, argv, opts, NULL, 0, NULL);
-    if (rc >= 0) return rc;
+    if (rc >= 0 || (rc = cli_progress_start(&prog, "check")) >= 0) return rc;
+    a.progress = &prog;
     if (!a.model || !a.reference) return cli_usage_error("check", "-m MODEL and --reference TRACE are required");
     bn_fault fault;
     if (a.fault && !bn_fault_parse(a.fault, &fault))

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "progress.h"
 #include "parity/driver.h"
 
 static const char compare_help[] =
@@ -27,9 +28,11 @@ static const char compare_help[] =
     "                  local or inherited; op mode injects every tap and names the op where the\n"
     "                  error is born (default block). Only for a subject bitparity recorded from\n"
     "                  MODEL: another engine's trace is refused (the verdict would be about ours)\n"
-    "  -m MODEL        the subject's model: for --replay, and lets the hints recompute projections\n"
+    "  -m MODEL        the subject's model: for --replay, lets the hints recompute projections, and\n"
+    "                  gives the receipt its model.hparams, model.tensors and model.tokenizer_sha256\n"
     "  --reference-model MODEL  the reference's model: the hints also test the subject against the\n"
-    "                  classic export bugs applied to its weights (docs/hints.md)\n\n"
+    "                  classic export bugs applied to its weights (docs/hints.md)\n"
+    CLI_PROGRESS_HELP "\n"
     "Hints (named diagnoses with their numbers) are printed and written to the receipt.\n\n"
     "exit: 0 pass, 1 parity failure (or tokens differ), 2 usage or input error, 130 interrupted\n";
 
@@ -169,10 +172,11 @@ int cli_compare_run(const cli_compare_args *args) {
         .threads = (int)a.threads, .receipt = a.out || fmt >= 0,
         .numerics = a.numerics, .kv_cache = a.kv_type, .taps = a.taps, .record_path = a.record_path, .fault = a.fault,
         .arbiter = a.arbiter ? &arbiter : NULL,
-        .cancel = cli_interrupt_flag()};
+        .cancel = cli_interrupt_flag(), .progress = a.progress ? cli_progress_sink(a.progress) : (bn_progress_sink){0}};
     bn_error err = {0};
     parity_driver_run *run = NULL;
     bn_status st = parity_driver_run_job(&o, &run, &err);
+    if (a.progress) cli_progress_end(a.progress);
     if (!st && run->receipt) st = write_receipts(&a, run->receipt, fmt, &err);
     if (!st && fmt < 0) print_text(run);
     int code = st ? cli_fail(a.cmd, &err) : run->result->pass ? 0 : EXIT_PARITY;
@@ -182,6 +186,7 @@ int cli_compare_run(const cli_compare_args *args) {
 
 int cmd_compare(int argc, char **argv) {
     compare_args a = {.cmd = "compare", .format = "text", .threads = 2};
+    cli_progress prog = {0};
     const char *pos[2];
     int npos = 0;
     const cli_opt opts[] = {CLI_STR_OPT("--map", NULL, &a.map),
@@ -193,9 +198,11 @@ int cmd_compare(int argc, char **argv) {
                             CLI_STR_OPT("-m", "--model", &a.model),
                             CLI_STR_OPT("--replay-mode", NULL, &a.replay_mode),
                             CLI_STR_OPT("--reference-model", NULL, &a.reference_model),
+                            CLI_PROGRESS_OPTS(&prog),
                             {0}};
     int rc = cli_parse_options("compare", compare_help, argc, argv, opts, pos, 2, &npos);
-    if (rc >= 0) return rc;
+    if (rc >= 0 || (rc = cli_progress_start(&prog, "compare")) >= 0) return rc;
+    a.progress = &prog;
     if (npos != 2) return cli_usage_error("compare", "give SUBJECT.npz and REFERENCE.npz");
     a.subject = pos[0];
     a.reference = pos[1];

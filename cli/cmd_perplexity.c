@@ -10,11 +10,11 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "bitnet/yaml_doc.h"
 #include "commands.h"
 #include "parity/perplexity.h"
+#include "progress.h"
 
 static const char ppl_help[] =
     "usage: bitparity perplexity -m MODEL -f TEXT [--ctx N] [--threads N] [--numerics ggml-compat|f32|llama.cpp-compat]\n"
@@ -28,14 +28,8 @@ static const char ppl_help[] =
     "                    appears only when complete, an older F stays as it was otherwise)\n"
     "  --kld-base F      compare with logits saved by --save-logits from a base model: KL(base||this)\n"
     "                    mean/median/p99/max, same top token, RMS delta-p, as llama.cpp's\n"
-    "                    perplexity --kl-divergence reports them\n";
-
-/* Progress on a terminal: the window and the perplexity so far. */
-static void show_window(void *user, int64_t done, int64_t n_windows, double ppl) {
-    (void)user;
-    fprintf(stderr, "\rwindow %lld/%lld  ppl %.4f", (long long)done, (long long)n_windows, ppl);
-    if (done == n_windows) fputc('\n', stderr);
-}
+    "                    perplexity --kl-divergence reports them\n"
+    CLI_PROGRESS_HELP;
 
 static void print_kld(const parity_ppl_result *r) {
     if (!r->n_kld) return;
@@ -48,6 +42,7 @@ static void print_kld(const parity_ppl_result *r) {
 int cmd_perplexity(int argc, char **argv) {
     const char *model = NULL, *file = NULL, *save = NULL, *base = NULL, *numerics = "ggml-compat";
     int64_t ctx = 128, threads = 2;
+    cli_progress prog = {0};
     const cli_opt opts[] = {CLI_STR_OPT("-m", "--model", &model),
                             CLI_STR_OPT("-f", "--file", &file),
                             CLI_INT_OPT("--ctx", "-c", &ctx, 2, PARITY_PPL_MAX_CTX),
@@ -55,12 +50,13 @@ int cmd_perplexity(int argc, char **argv) {
                             CLI_STR_OPT("--numerics", NULL, &numerics),
                             CLI_STR_OPT("--save-logits", NULL, &save),
                             CLI_STR_OPT("--kld-base", NULL, &base),
+                            CLI_PROGRESS_OPTS(&prog),
                             {0}};
     int rc = cli_parse_options("perplexity", ppl_help, argc, argv, opts, NULL, 0, NULL);
-    if (rc >= 0) return rc;
+    if (rc >= 0 || (rc = cli_progress_start(&prog, "perplexity")) >= 0) return rc;
     if (!model || !file) return cli_usage_error("perplexity", "-m MODEL and -f TEXT are required");
     parity_ppl_opts po = {.ctx = ctx, .params = bn_ctx_params_init(), .save_logits = save,
-                          .progress = isatty(2) ? show_window : NULL};
+                          .progress = cli_progress_sink(&prog)};
     po.params.n_threads = (int)threads;
     po.params.cancel = cli_interrupt_flag();
     if (!bn_numerics_parse(numerics, &po.params.numerics))
@@ -77,6 +73,7 @@ int cmd_perplexity(int argc, char **argv) {
     if (!st && base) st = parity_trace_open(base, &kld_base, &err);
     po.kld_base = kld_base;
     if (!st) st = parity_perplexity(m, tok, text, len, &po, &r, &err);
+    cli_progress_end(&prog);
     if (st == BN_ERR_INVALID && !strcmp(err.msg, "no tokens to score")) bn_error_prefix(&err, file);
     if (!st) {
         printf("tokens = %lld\nwindows = %lld\nctx = %lld\nnll_per_token = %.6f\nperplexity = %.6f\n",

@@ -4,6 +4,7 @@
 #include "bitnet/quant.h"
 #include "bitnet/synth.h"
 #include "commands.h"
+#include "progress.h"
 
 static const char synth_help[] =
     "usage: bitparity synth --shape SHAPE --type f32|bf16|i2_s|tq2_0|tq1_0 [--arch bitnet-b1.58|bitnet|llama]\n"
@@ -17,7 +18,8 @@ static const char synth_help[] =
     "  --type T    projection type; token_embd is F16 for i2_s (as bitnet.cpp), F32 otherwise\n"
     "  --arch A    bitnet-b1.58 (default), bitnet (adds hidden_activation = relu2) or llama (f32)\n"
     "  --seed S    PRNG seed >= 0 (default 1)\n"
-    "  -o FILE     output path (appears only when complete; an older FILE stays otherwise)\n";
+    "  -o FILE     output path (appears only when complete; an older FILE stays otherwise)\n"
+    CLI_PROGRESS_HELP;
 
 static bool parse_type(const char *s, uint32_t *t) {
     static const struct {
@@ -40,14 +42,16 @@ int cmd_synth(int argc, char **argv) {
     bn_synth_params p = {.arch = BN_ARCH_BITNET_B158, .cancel = cli_interrupt_flag()};
     const char *out = NULL, *shape = "tiny", *type = NULL, *arch = NULL;
     int64_t seed = 1;
+    cli_progress prog = {0};
     const cli_opt opts[] = {CLI_STR_OPT("--shape", NULL, &shape),
                             CLI_STR_OPT("--type", NULL, &type),
                             CLI_STR_OPT("--arch", NULL, &arch),
                             CLI_INT_OPT("--seed", NULL, &seed, 0, INT64_MAX),
                             CLI_STR_OPT("-o", "--output", &out),
+                            CLI_PROGRESS_OPTS(&prog),
                             {0}};
     int rc = cli_parse_options("synth", synth_help, argc, argv, opts, NULL, 0, NULL);
-    if (rc >= 0) return rc;
+    if (rc >= 0 || (rc = cli_progress_start(&prog, "synth")) >= 0) return rc;
     if (!(p.shape = bn_synth_shape_find(shape)))
         return cli_usage_error("synth", "unknown shape '%s' (known: %s)", shape, bn_synth_shape_names());
     if (!type) return cli_usage_error("synth", "--type is required");
@@ -58,7 +62,9 @@ int cmd_synth(int argc, char **argv) {
     if (!out) return cli_usage_error("synth", "-o MODEL.gguf is required");
     p.seed = (uint64_t)seed;
     bn_error err = {0};
+    p.progress = cli_progress_sink(&prog);
     bn_status st = bn_synth_write(&p, out, &err);
+    cli_progress_end(&prog);
     if (st) return cli_fail("synth", &err);
     fprintf(stderr, "bitparity synth: wrote %s (%s, %s, %s, seed %llu)\n", out, p.shape->name, bn_arch_name(p.arch),
             bn_type_name(p.type), (unsigned long long)p.seed);

@@ -4,6 +4,7 @@
 
 #include "bitnet/forward.h"
 #include "commands.h"
+#include "progress.h"
 #include "parity/record.h"
 
 static const char trace_help[] =
@@ -33,7 +34,8 @@ static const char trace_help[] =
     "                  qk-head-perm, round-away, kv-f32, nan, transpose-wo (recorded in meta.yaml).\n"
     "                  Two change nothing on most models: i2s-scale-clamp bites only where an I2_S\n"
     "                  scale lies outside [1e-3, 1e3], round-away only where some x*127/amax is\n"
-    "                  exactly k+0.5 with k even; fixtures/models/b158-i2s-edge.gguf has both\n\n"
+    "                  exactly k+0.5 with k even; fixtures/models/b158-i2s-edge.gguf has both\n"
+    CLI_PROGRESS_HELP "\n"
     "OUT.npz appears only when complete (written to .OUT.npz.tmp.XXXXXX, then renamed): an error\n"
     "or an interrupt (SIGINT/SIGTERM: exit 130) leaves an older OUT.npz as it was.\n";
 
@@ -42,6 +44,7 @@ int cmd_trace(int argc, char **argv) {
                *numerics = "ggml-compat", *fault = "none", *out = NULL, *kv_type = NULL;
     int64_t decode = -1, threads = 2; /* decode -1: not given (2 by default) */
     bool compress = false;
+    cli_progress prog = {0};
     const cli_opt opts[] = {CLI_STR_OPT("-m", "--model", &model),
                             CLI_STR_OPT("-p", "--prompt", &prompt),
                             CLI_STR_OPT("--tokens", NULL, &tokens),
@@ -54,9 +57,10 @@ int cmd_trace(int argc, char **argv) {
                             CLI_STR_OPT("--fault", NULL, &fault),
                             CLI_STR_OPT("-o", "--output", &out),
                             CLI_FLAG_OPT("--compress", NULL, &compress),
+                            CLI_PROGRESS_OPTS(&prog),
                             {0}};
     int rc = cli_parse_options("trace", trace_help, argc, argv, opts, NULL, 0, NULL);
-    if (rc >= 0) return rc;
+    if (rc >= 0 || (rc = cli_progress_start(&prog, "trace")) >= 0) return rc;
     if (!model) return cli_usage_error("trace", "-m MODEL is required");
     if (!out) return cli_usage_error("trace", "-o OUT.npz is required");
     if ((prompt != NULL) + (tokens != NULL) + (tokens_from != NULL) != 1)
@@ -66,7 +70,7 @@ int cmd_trace(int argc, char **argv) {
                                         "are the steps");
     parity_record_opts o = {.model_path = model, .n_decode = decode < 0 ? 2 : decode, .taps = taps,
                             .n_threads = (int)threads, .out_path = out, .compress = compress,
-                            .cancel = cli_interrupt_flag()};
+                            .cancel = cli_interrupt_flag(), .progress = cli_progress_sink(&prog)};
     if (!bn_numerics_parse(numerics, &o.numerics))
         return cli_usage_error("trace", "--numerics '%s': expected ggml-compat, f32 or llama.cpp-compat", numerics);
     if (!bn_fault_parse(fault, &o.fault)) return cli_usage_error("trace", "--fault '%s': unknown fault (see --help)", fault);
@@ -87,6 +91,7 @@ int cmd_trace(int argc, char **argv) {
     o.tokens = ids;
     o.n_tokens = n;
     if (!st) st = parity_record(m, &o, &err);
+    cli_progress_end(&prog);
     free(evals);
     parity_trace_close(from);
     free(ids);

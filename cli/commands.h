@@ -93,6 +93,7 @@ typedef struct cli_compare_args {
     const char *arbiter, *python, *arbiter_script; /* check --arbiter python [--python P] [--arbiter-script S] */
     int64_t threads;
     bool replay;
+    struct cli_progress *progress; /* --progress/--quiet (cli/progress.h); NULL: none */
 } cli_compare_args;
 int cli_compare_run(const cli_compare_args *a);
 

@@ -626,7 +626,7 @@ TEST(Receipt, YamlAndJsonLoadWithTheDocumentedKeys) {
     bn_error err{};
     ASSERT_OK(parity_compare_add_hint(c.res.get(), "ffn-activation", "SiLU instead of relu²: \"quoted\"", "nmse 0.47", &err), err);
     parity_receipt_input in{c.s.get(), c.r.get(), c.ms.get(), c.mr.get(), c.policy.get(), "auto: test", c.res.get(),
-                            2, BN_SIMD_PORTABLE, 1, nullptr, 0.25, nullptr, nullptr, nullptr, nullptr};
+                            2, BN_SIMD_PORTABLE, 1, nullptr, 0.25, nullptr, nullptr, nullptr, nullptr, nullptr, PARITY_STORAGE_FILE};
     parity_receipt *rc;
     ASSERT_OK(parity_receipt_build(&in, &rc, &err), err);
     Handle<parity_receipt, parity_receipt_free> hold(rc);

@@ -426,8 +426,10 @@ bn_status bn_ctx_eval(bn_ctx *c, const int32_t *tokens, int64_t T, bn_error *err
         if ((st = bn_dequantize_rows(m->token_embd->type, m->token_embd->data, H, V, tokens[t], 1, r->x + t * H, err)))
             return st;
     TAP(-1, BN_TAP_TOKEN_EMBD, r->x, T, H);
-    for (int il = 0; il < hp->n_layer; il++)
+    for (int il = 0; il < hp->n_layer; il++) {
+        bn_progress_report(&c->p.progress, &(bn_progress){"evaluating", "layers", il, hp->n_layer, 0});
         if ((st = bn_cancel_check(c->p.cancel, err)) || (st = forward_block(c, il, err))) return st;
+    }
     bn_op_rms_norm(r->xn, r->x, T, H, hp->norm_eps, false);
     bn_op_mul_rows(r->xn, m->output_norm, T, H);
     TAP(-1, BN_TAP_OUTPUT_NORM, r->xn, T, H);

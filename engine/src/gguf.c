@@ -56,6 +56,8 @@ static const char *const vtype_names[BN_GGUF_VTYPE_COUNT] = {
     "BOOL",  "STRING", "ARRAY",  "UINT64", "INT64",  "FLOAT64",
 };
 
+size_t bn_gguf_vtype_size(bn_gguf_vtype t) { return (unsigned)t < BN_GGUF_VTYPE_COUNT ? vtype_size[t] : 0; }
+
 const char *bn_gguf_vtype_name(bn_gguf_vtype t) {
     return (unsigned)t < BN_GGUF_VTYPE_COUNT ? vtype_names[t] : "unknown";
 }

@@ -48,6 +48,7 @@
 #include "bitnet/matmul.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "bitnet/quant.h"
@@ -953,4 +954,20 @@ float bn_dot_f16_f32(const uint16_t *a, const float *b, int64_t n, bn_sum_order 
         kb = OP_F32;
     }
     return dense_dot(resolve_dot_simd(simd), a, OP_F16, b, kb, n, &alg);
+}
+
+/* ------------------------------------------------------------------ */
+/* What runs, for receipts                                             */
+/* ------------------------------------------------------------------ */
+
+char *bn_matmul_kernel_name(uint32_t type, bn_simd want, char *buf, size_t size) {
+    static const char *const acts[] = {[ACT_DENSE] = "f32", [ACT_I8_TOKEN] = "int8/token",
+                                       [ACT_Q8_K] = "q8_k", [ACT_Q8_0] = "q8_0"};
+    const type_info *ti = find_type(type);
+    const bn_simd s = want == BN_SIMD_AUTO ? bn_simd_best() : want;
+    char name[32];
+    bn_type_name_lower(type, name, sizeof name);
+    if (!ti) snprintf(buf, size, "%s: no kernel", name);
+    else snprintf(buf, size, "%s x %s, %s", name, acts[ti->act], bn_simd_name(s));
+    return buf;
 }

@@ -2,6 +2,8 @@
  * quant_rows.c (dequantize/quantize). */
 #include "bitnet/quant.h"
 
+#include <ctype.h>
+#include <stdio.h>
 #include <string.h>
 
 static const bn_type_traits type_table[] = {
@@ -51,6 +53,12 @@ const char *bn_type_name(uint32_t type) {
     for (size_t i = 0; i < COUNT(unsupported_table); i++)
         if (unsupported_table[i].id == type) return unsupported_table[i].name;
     return "unknown";
+}
+
+char *bn_type_name_lower(uint32_t type, char *buf, size_t size) {
+    snprintf(buf, size, "%s", bn_type_name(type));
+    for (char *p = buf; *p; p++) *p = (char)tolower((unsigned char)*p);
+    return buf;
 }
 
 const char *bn_type_unsupported_reason(uint32_t type) {

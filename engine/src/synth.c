@@ -307,7 +307,9 @@ static bn_status write_tensors(bn_gguf_writer *w, const bn_synth_params *p, cons
         const int64_t ne[2] = {ts[i].ne0, ts[i].ne1};
         st = bn_gguf_writer_add_tensor(w, ts[i].name, ts[i].type, ts[i].ne1 > 1 ? 2 : 1, ne, err);
     }
+    uint64_t written = 0;
     for (int i = 0; i < n && !st; i++) {
+        bn_progress_report(&p->progress, &(bn_progress){"writing", "tensors", i, n, written});
         const int64_t nel = ts[i].ne0 * ts[i].ne1;
         uint64_t nbytes;
         if ((st = bn_type_tensor_nbytes(ts[i].type, ts[i].ne0, nel, &nbytes, err))) break;
@@ -321,8 +323,10 @@ static bn_status write_tensors(bn_gguf_writer *w, const bn_synth_params *p, cons
             st = bn_quantize(ts[i].type, vals, ts[i].ne0, ts[i].ne1, bytes, (size_t)nbytes, err);
         }
         if (!st) st = bn_gguf_writer_write_tensor(w, bytes, nbytes, err);
+        written += nbytes;
         free(vals), free(bytes);
     }
+    if (!st) bn_progress_report(&p->progress, &(bn_progress){"writing", "tensors", n, n, written});
     return st;
 }
 

@@ -124,6 +124,8 @@ typedef struct cmp_ctx {
     parity_compare_result *r;
     size_t cap_taps;
     bn_error *err;
+    bn_progress_sink progress; /* told per subject tap: stage "comparing" */
+    int64_t taps_done, taps_total;
 } cmp_ctx;
 
 static parity_tap_result *new_tap(cmp_ctx *c, int64_t k, const char *name, parity_tap_status status) {
@@ -312,8 +314,10 @@ static bn_status compare_eval(cmp_ctx *c, int64_t k) {
     c->r->n_evals++;
     size_t first_tap = c->r->n_taps;
     bn_status st = BN_OK;
-    for (int64_t i = 0; i < parity_tapview_count(c->view[0], k) && !st; i++)
+    for (int64_t i = 0; i < parity_tapview_count(c->view[0], k) && !st; i++) {
+        bn_progress_report(&c->progress, &(bn_progress){"comparing", "taps", c->taps_done++, c->taps_total, 0});
         if (!(st = bn_cancel_check(c->cancel, c->err))) st = compare_tap(c, ev, k, i);
+    }
     for (int64_t j = 0; j < parity_tapview_count(c->view[1], k) && !st; j++) {
         const char *name = parity_tapview_name(c->view[1], k, j);
         if (parity_tapview_find(c->view[0], k, name) >= 0) continue;
@@ -395,8 +399,12 @@ bn_status parity_compare(const parity_trace *subject, const parity_tapmap *subje
             snprintf(r->diagnosis, sizeof r->diagnosis, "decode diverged: %s (greedy choices differ; later "
                      "evaluations not compared)", diag);
         }
-        cmp_ctx c = {{vs, vr}, policy, opts ? opts->pool : NULL, opts ? opts->cancel : NULL, r, 0, err};
+        cmp_ctx c = {.view = {vs, vr}, .policy = policy, .pool = opts ? opts->pool : NULL,
+                     .cancel = opts ? opts->cancel : NULL, .r = r, .err = err};
+        if (opts) c.progress = opts->progress;
+        for (int64_t k = 0; k < upto; k++) c.taps_total += parity_tapview_count(vs, k);
         for (int64_t k = 0; k < upto && !st; k++) st = compare_eval(&c, k);
+        if (!st) bn_progress_report(&c.progress, &(bn_progress){"comparing", "taps", c.taps_done, c.taps_total, 0});
     }
     parity_tapview_free(vs);
     parity_tapview_free(vr);

@@ -62,7 +62,8 @@ static bn_status record_subject(const parity_driver_opts *o, const bn_model *m, 
     if (st) return st;
     const char *numerics = o->numerics ? o->numerics : parity_driver_default_numerics(ref);
     parity_record_opts ro = {.model_path = o->model, .follow = evals, .n_follow = n, .taps = o->taps,
-                             .n_threads = o->threads, .out_path = o->record_path, .cancel = o->cancel};
+                             .n_threads = o->threads, .out_path = o->record_path, .cancel = o->cancel,
+                             .progress = o->progress};
     if (!bn_numerics_parse(numerics, &ro.numerics))
         st = bn_error_set(err, BN_ERR_INVALID, "--numerics '%s': expected ggml-compat, f32 or llama.cpp-compat", numerics);
     if (!st && o->fault && !bn_fault_parse(o->fault, &ro.fault))
@@ -137,10 +138,17 @@ static bn_status localize(const parity_driver_opts *o, parity_driver_run *r, bn_
     return st;
 }
 
-static bn_status build_receipt(const parity_driver_opts *o, parity_driver_run *r, bn_error *err) {
+/* The receipt names the subject's model file's facts (hyper-parameters,
+ * tensor types, tokenizer hash) whenever a model was given: a compare with
+ * -m loads it here if hints and replay did not need it. */
+static bn_status build_receipt(const parity_driver_opts *o, parity_driver_run *r, bn_model **m, bn_error *err) {
+    bn_status st = o->model && !*m ? bn_model_load(o->model, m, err) : BN_OK;
+    if (st) return st;
+    const parity_receipt_storage storage =
+        o->subject ? PARITY_STORAGE_FILE : o->record_path ? PARITY_STORAGE_KEPT : PARITY_STORAGE_MEMORY;
     const parity_receipt_input in = {r->trace[0], r->trace[1], r->map[0], r->map[1], r->policy, r->policy_choice,
                                      r->result, bn_pool_size(r->pool), bn_pool_simd(r->pool), 1, r->pool, r->t_open,
-                                     r->replay, o->model, o->cancel, r->arbiter};
+                                     r->replay, o->model, o->cancel, r->arbiter, *m, storage};
     return parity_receipt_build(&in, &r->receipt, err);
 }
 
@@ -160,10 +168,10 @@ bn_status parity_driver_run_job(const parity_driver_opts *o, parity_driver_run *
     char sha[BN_SHA256_HEX_SIZE];
     bn_status st = open_all(o, r, &m, err);
     if (!st) st = check_replay(o, r, sha, err);
-    const parity_compare_opts co = {.pool = r->pool, .cancel = o->cancel};
+    const parity_compare_opts co = {.pool = r->pool, .cancel = o->cancel, .progress = o->progress};
     if (!st) st = parity_compare(r->trace[0], r->map[0], r->trace[1], r->map[1], r->policy, &co, &r->result, err);
     if (!st) st = localize(o, r, &m, sha[0] ? sha : NULL, err);
-    if (!st && o->receipt) st = build_receipt(o, r, err);
+    if (!st && o->receipt) st = build_receipt(o, r, &m, err);
     bn_model_free(m);
     if (st) {
         parity_driver_run_free(r);

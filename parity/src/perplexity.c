@@ -94,7 +94,17 @@ typedef struct ppl_run {
     int32_t *win;       /* [chunk + 1]: the window being evaluated */
     int64_t len;        /* its tokens after BOS */
     parity_eval *evals; /* [n_windows], for the saved logits */
+    int64_t k, n_layer; /* the window being evaluated and the model's blocks, for progress */
+    uint64_t bytes_saved; /* logits written so far, for progress */
 } ppl_run;
+
+/* The engine's per-block report, as layers of all windows. */
+static void ppl_progress(void *user, const bn_progress *p) {
+    const ppl_run *r = user;
+    const bn_progress all = {"evaluating", "layers", r->k * r->n_layer + p->done, r->n_windows * r->n_layer,
+                             r->bytes_saved};
+    bn_progress_report(&r->o->progress, &all);
+}
 
 /* Scores window k (its logits are in c): NLL, saved logits, KLD. */
 static bn_status score_window(ppl_run *r, int64_t k, const bn_ctx *c, bn_error *err) {
@@ -108,16 +118,16 @@ static bn_status score_window(ppl_run *r, int64_t k, const bn_ctx *c, bn_error *
     if (s->save) {
         const int64_t shape[2] = {T, V};
         st = parity_trace_writer_add_tap(s->save, k, "logits", NPZ_F32, shape, 2, logits, err);
+        r->bytes_saved += (uint64_t)(T * V) * sizeof *logits;
     }
     if (!st && s->base) st = kld_window(s, k, logits, T, V, err);
-    if (!st && r->o->progress)
-        r->o->progress(r->o->progress_user, k + 1, r->n_windows, exp(s->nll_sum / (double)s->n_scored));
     return st;
 }
 
 static bn_status ppl_step(void *user, int64_t k, const bn_ctx *c, bn_session_step *step, bn_error *err) {
     ppl_run *r = user;
     bn_status st = k > 0 ? score_window(r, k - 1, c, err) : BN_OK;
+    r->k = k;
     if (st || k == r->n_windows) return st;
     const int64_t off = k * r->chunk;
     r->len = r->n_ids - off < r->chunk ? r->n_ids - off : r->chunk;
@@ -130,17 +140,19 @@ static bn_status ppl_step(void *user, int64_t k, const bn_ctx *c, bn_session_ste
 static bn_status evaluate(const bn_model *m, const bn_tokenizer *tok, const int32_t *ids, int64_t n_ids,
                           const parity_ppl_opts *o, ppl_state *s, bn_error *err) {
     ppl_run r = {.s = s, .o = o, .ids = ids, .n_ids = n_ids, .chunk = o->ctx - 1, .V = m->hp.n_vocab,
-                 .bos = bn_token_bos(tok)};
+                 .bos = bn_token_bos(tok), .n_layer = m->hp.n_layer};
     if (r.bos < 0) return bn_error_set(err, BN_ERR_INVALID, "the vocabulary has no BOS token");
     r.n_windows = (n_ids + r.chunk - 1) / r.chunk;
     bn_session_params sp = {.ctx = o->params, .step = ppl_step, .user = &r};
     sp.ctx.n_ctx = o->ctx;
+    if (o->progress.fn) sp.ctx.progress = (bn_progress_sink){ppl_progress, &r};
     r.win = malloc((size_t)o->ctx * sizeof *r.win);
     r.evals = calloc((size_t)r.n_windows, sizeof *r.evals);
     bn_status st = r.win && r.evals ? bn_session_run(m, &sp, err)
                                     : bn_error_nomem(err, (size_t)o->ctx * sizeof *r.win + (size_t)r.n_windows * sizeof *r.evals,
                                                      "perplexity: %lld windows of %lld tokens", (long long)r.n_windows,
                                                      (long long)o->ctx);
+    if (!st && o->progress.fn) ppl_progress(&r, &(bn_progress){.done = 0}); /* k = n_windows: all done */
     if (!st && s->save) {
         const parity_trace_meta meta = {.producer_name = "bitparity-perplexity", .producer_version = BITPARITY_VERSION,
                                         .producer_commit = BITPARITY_COMMIT, .model_arch = bn_arch_name(m->hp.arch),

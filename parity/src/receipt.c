@@ -15,6 +15,8 @@
 #include <yaml.h>
 
 #include "bitnet/atomic_file.h"
+#include "bitnet/matmul.h"
+#include "bitnet/quant.h"
 #include "bitnet/sha256.h"
 
 #ifndef BITPARITY_VERSION
@@ -315,14 +317,18 @@ static const char *model_path(const parity_trace *t) {
     return p ? p : parity_trace_get(t, "model.file");
 }
 
+static const char *const storage_names[] = {[PARITY_STORAGE_FILE] = "file", [PARITY_STORAGE_KEPT] = "kept",
+                                            [PARITY_STORAGE_MEMORY] = "memory"};
+
 static void add_side(build_ctx *c, rnode *root, rkey key, const parity_trace *t, const parity_tapmap *m,
-                     const char *hex) {
+                     const char *hex, parity_receipt_storage storage) {
     rnode *s = r_map(&c->b, root, key);
     add_producer(c, s, t);
     r_str(&c->b, s, PARITY_RK_SIDE_NUMERICS, parity_trace_get(t, "settings.numerics"));
     r_str(&c->b, s, PARITY_RK_SIDE_WEIGHT_TYPE, parity_trace_weight_type(t));
     r_str(&c->b, s, PARITY_RK_SIDE_FAULT, parity_trace_get(t, "settings.fault"));
     r_str(&c->b, s, PARITY_RK_SIDE_TRACE, parity_trace_path(t));
+    r_str(&c->b, s, PARITY_RK_SIDE_STORAGE, (unsigned)storage < 3 ? storage_names[storage] : NULL);
     r_int(&c->b, s, PARITY_RK_SIDE_SIZE_BYTES, (int64_t)npz_file_size(parity_trace_npz(t)));
     r_str(&c->b, s, PARITY_RK_SIDE_SHA256, hex[0] ? hex : NULL);
     r_str(&c->b, s, PARITY_RK_SIDE_LAYOUT, parity_trace_layout_name(parity_trace_layout(t)));
@@ -390,6 +396,151 @@ static void add_evals(build_ctx *c, rnode *p, rkey key, const parity_trace *t) {
     }
 }
 
+/* ---- the model file and the engine run ------------------------------------------ */
+
+static void sha_u32(bn_sha256 *h, uint32_t v) {
+    uint8_t b[4];
+    for (int i = 0; i < 4; i++) b[i] = (uint8_t)(v >> (8 * i));
+    bn_sha256_update(h, b, sizeof b);
+}
+
+static void sha_u64(bn_sha256 *h, uint64_t v) {
+    uint8_t b[8];
+    for (int i = 0; i < 8; i++) b[i] = (uint8_t)(v >> (8 * i));
+    bn_sha256_update(h, b, sizeof b);
+}
+
+static void sha_str(bn_sha256 *h, const char *p, uint64_t n) {
+    sha_u64(h, n);
+    bn_sha256_update(h, p, (size_t)n);
+}
+
+static void sort_keys(const bn_gguf *g, int64_t *idx, int64_t n) {
+    /* insertion sort: a tokenizer has a dozen keys, and qsort's comparator
+     * could not reach g without a global */
+    for (int64_t i = 1; i < n; i++)
+        for (int64_t j = i; j > 0 && strcmp(bn_gguf_kv_key(g, idx[j - 1]), bn_gguf_kv_key(g, idx[j])) > 0; j--) {
+            int64_t t = idx[j];
+            idx[j] = idx[j - 1], idx[j - 1] = t;
+        }
+}
+
+bool parity_tokenizer_sha256(const bn_gguf *g, char hex[BN_SHA256_HEX_SIZE]) {
+    static const char prefix[] = "tokenizer.ggml.";
+    int64_t idx[64], n = 0;
+    for (int64_t i = 0; i < bn_gguf_kv_count(g); i++) {
+        if (strncmp(bn_gguf_kv_key(g, i), prefix, sizeof prefix - 1)) continue;
+        if (n == (int64_t)(sizeof idx / sizeof idx[0])) return false; /* no tokenizer has so many keys */
+        idx[n++] = i;
+    }
+    if (!n) return false;
+    sort_keys(g, idx, n);
+    bn_sha256 h;
+    bn_sha256_init(&h);
+    for (int64_t k = 0; k < n; k++) {
+        const int64_t i = idx[k];
+        const char *key = bn_gguf_kv_key(g, i);
+        sha_str(&h, key, strlen(key));
+        const bn_gguf_vtype t = bn_gguf_kv_type(g, i), et = bn_gguf_kv_elem_type(g, i);
+        const uint64_t count = bn_gguf_kv_count_elems(g, i);
+        sha_u32(&h, (uint32_t)t);
+        if (t == BN_GGUF_ARRAY) sha_u32(&h, (uint32_t)et), sha_u64(&h, count);
+        if (et == BN_GGUF_STRING)
+            for (uint64_t j = 0; j < count; j++) {
+                const bn_gguf_str s = bn_gguf_kv_str(g, i, j);
+                sha_str(&h, s.ptr, s.len);
+            }
+        else if (bn_gguf_vtype_size(et)) /* scalars and numeric arrays: their little-endian bytes as stored */
+            bn_sha256_update(&h, bn_gguf_kv_data(g, i), (size_t)(count * bn_gguf_vtype_size(et)));
+    }
+    uint8_t dg[BN_SHA256_DIGEST_SIZE];
+    bn_sha256_final(&h, dg);
+    bn_sha256_hex(dg, hex);
+    return true;
+}
+
+static void add_hparams(build_ctx *c, rnode *model, const bn_model *m) {
+    const bn_hparams *hp = &m->hp;
+    rnode *h = r_map(&c->b, model, PARITY_RK_MODEL_HPARAMS);
+    r_str(&c->b, h, PARITY_RK_HP_ARCH, bn_arch_name(hp->arch));
+    static const struct { rkey key; size_t off; } ints[] = {
+        {PARITY_RK_HP_N_VOCAB, offsetof(bn_hparams, n_vocab)},   {PARITY_RK_HP_N_EMBD, offsetof(bn_hparams, n_embd)},
+        {PARITY_RK_HP_N_LAYER, offsetof(bn_hparams, n_layer)},   {PARITY_RK_HP_N_FF, offsetof(bn_hparams, n_ff)},
+        {PARITY_RK_HP_N_HEAD, offsetof(bn_hparams, n_head)},     {PARITY_RK_HP_N_HEAD_KV, offsetof(bn_hparams, n_head_kv)},
+        {PARITY_RK_HP_HEAD_DIM, offsetof(bn_hparams, head_dim)}, {PARITY_RK_HP_N_CTX_TRAIN, offsetof(bn_hparams, n_ctx_train)},
+    };
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        int64_t v;
+        memcpy(&v, (const char *)hp + ints[i].off, sizeof v);
+        r_int(&c->b, h, ints[i].key, v);
+    }
+    r_str(&c->b, h, PARITY_RK_HP_ROPE_TYPE, hp->rope_neox ? "neox" : "normal");
+    r_num(&c->b, h, PARITY_RK_HP_ROPE_BASE, hp->rope_base); /* floats: widened exactly */
+    r_num(&c->b, h, PARITY_RK_HP_RMS_EPS, hp->norm_eps);
+    r_str(&c->b, h, PARITY_RK_HP_ACTIVATION, bn_act_name(hp->act));
+    r_bool(&c->b, h, PARITY_RK_HP_SUB_NORMS, hp->sub_norms);
+    r_str(&c->b, h, PARITY_RK_HP_LM_HEAD, m->tied_output ? "tied" : "output");
+    char type[32];
+    r_str(&c->b, h, PARITY_RK_HP_LM_HEAD_TYPE, bn_type_name_lower(m->lm_head.type, type, sizeof type));
+}
+
+/* The tensor-type histogram, in ggml type id order. */
+static void add_tensor_types(build_ctx *c, rnode *model, const bn_gguf *g) {
+    enum { MAX_TYPE = 64 };
+    int64_t count[MAX_TYPE] = {0}, bytes[MAX_TYPE] = {0}, total = 0;
+    const int64_t n = bn_gguf_tensor_count(g);
+    for (int64_t i = 0; i < n; i++) {
+        const bn_gguf_tensor *t = bn_gguf_tensor_at(g, i);
+        const uint32_t k = t->type < MAX_TYPE ? t->type : MAX_TYPE - 1; /* bound types are all < 64 */
+        count[k]++, bytes[k] += (int64_t)t->nbytes, total += (int64_t)t->nbytes;
+    }
+    rnode *s = r_map(&c->b, model, PARITY_RK_MODEL_TENSORS);
+    r_int(&c->b, s, PARITY_RK_TENSORS_COUNT, n);
+    r_int(&c->b, s, PARITY_RK_TENSORS_BYTES, total);
+    rnode *types = r_seq(&c->b, s, PARITY_RK_TENSORS_TYPES, 0);
+    for (uint32_t k = 0; k < MAX_TYPE; k++) {
+        if (!count[k]) continue;
+        rnode *m = r_map(&c->b, types, ITEM);
+        if (m) m->flow = 1;
+        char type[32];
+        r_str(&c->b, m, PARITY_RK_TT_TYPE, bn_type_name_lower(k, type, sizeof type));
+        r_int(&c->b, m, PARITY_RK_TT_COUNT, count[k]);
+        r_int(&c->b, m, PARITY_RK_TT_BYTES, bytes[k]);
+    }
+}
+
+/* What only the model file says: null without it. */
+static void add_model_file(build_ctx *c, rnode *model) {
+    const bn_model *m = c->in->model;
+    if (!m) {
+        r_str(&c->b, model, PARITY_RK_MODEL_HPARAMS, NULL);
+        r_str(&c->b, model, PARITY_RK_MODEL_TENSORS, NULL);
+        r_str(&c->b, model, PARITY_RK_MODEL_TOKENIZER_SHA256, NULL);
+        return;
+    }
+    add_hparams(c, model, m);
+    add_tensor_types(c, model, m->gguf);
+    char hex[BN_SHA256_HEX_SIZE];
+    r_str(&c->b, model, PARITY_RK_MODEL_TOKENIZER_SHA256, parity_tokenizer_sha256(m->gguf, hex) ? hex : NULL);
+}
+
+/* The engine run that recorded the subject: which kernels and instruction
+ * set. The recording's pool detects the level as the comparison's does
+ * (bn_pool_simd), so in->simd is the level the engine ran. */
+static void add_engine(build_ctx *c, rnode *root) {
+    const bn_model *m = c->in->model;
+    if (c->in->subject_storage == PARITY_STORAGE_FILE || !m) {
+        r_str(&c->b, root, PARITY_RK_ENGINE, NULL);
+        return;
+    }
+    char buf[96];
+    rnode *e = r_map(&c->b, root, PARITY_RK_ENGINE);
+    r_str(&c->b, e, PARITY_RK_ENGINE_SIMD, bn_simd_name(c->in->simd == BN_SIMD_AUTO ? bn_simd_best() : c->in->simd));
+    const uint32_t proj = m->hp.n_layer > 0 ? m->layers[0].w[BN_PROJ_Q].type : m->lm_head.type;
+    r_str(&c->b, e, PARITY_RK_ENGINE_MATMUL, bn_matmul_kernel_name(proj, c->in->simd, buf, sizeof buf));
+    r_str(&c->b, e, PARITY_RK_ENGINE_LM_HEAD, bn_matmul_kernel_name(m->lm_head.type, c->in->simd, buf, sizeof buf));
+}
+
 static void add_header(build_ctx *c, rnode *root) {
     char buf[256];
     time_t now = time(NULL);
@@ -412,6 +563,7 @@ static void add_header(build_ctx *c, rnode *root) {
     r_str(&c->b, model, PARITY_RK_MODEL_PATH, model_path(mt));
     r_str(&c->b, model, PARITY_RK_MODEL_SHA256, parity_trace_get(mt, "model.sha256"));
     r_str(&c->b, model, PARITY_RK_MODEL_ARCH, parity_trace_get(mt, "model.arch"));
+    add_model_file(c, model);
 }
 
 static void add_policy(build_ctx *c, rnode *root) {
@@ -729,8 +881,9 @@ bn_status parity_receipt_build(const parity_receipt_input *in, parity_receipt **
     bn_status st = hash_traces(&c, &hashes);
     if (!st) {
         add_header(&c, root);
-        add_side(&c, root, PARITY_RK_SUBJECT, in->subject, in->subject_map, hashes.hex[0]);
-        add_side(&c, root, PARITY_RK_REFERENCE, in->reference, in->reference_map, hashes.hex[1]);
+        add_engine(&c, root);
+        add_side(&c, root, PARITY_RK_SUBJECT, in->subject, in->subject_map, hashes.hex[0], in->subject_storage);
+        add_side(&c, root, PARITY_RK_REFERENCE, in->reference, in->reference_map, hashes.hex[1], PARITY_STORAGE_FILE);
         rnode *input = r_map(&c.b, root, PARITY_RK_INPUT);
         add_evals(&c, input, PARITY_RK_INPUT_EVALUATIONS, in->subject);
         if (c.r->tokenization_mismatch || c.r->diagnosis[0]) add_evals(&c, input, PARITY_RK_INPUT_REFERENCE_EVALUATIONS, in->reference);

@@ -1,7 +1,6 @@
 /* record.c — engine → canonical trace (see record.h). */
 #include "parity/record.h"
 
-#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,20 +10,10 @@
 #include "bitnet/sha256.h"
 #include "parity/trace.h"
 
-/* The observe hook: each tap goes to the file the moment it fires. */
-static bn_status write_tap(void *user, bn_tap *tap, bn_error *err) {
-    parity_trace_writer *w = user;
-    return parity_trace_writer_add_tap(w, tap->eval, tap->name, tap->dtype == BN_TAP_I8 ? NPZ_I8 : NPZ_F32, tap->shape,
-                                       tap->ndim, tap->data, err);
-}
 
 /* The projections' weight type, lower case as in file names ("i2_s"). */
 static const char *weight_type_name(const bn_model *m, char *buf, size_t size) {
-    const char *name = m->hp.n_layer > 0 ? bn_type_name(m->layers[0].w[BN_PROJ_Q].type) : "none";
-    size_t i = 0;
-    for (; name[i] && i + 1 < size; i++) buf[i] = (char)tolower((unsigned char)name[i]);
-    buf[i] = '\0';
-    return buf;
+    return m->hp.n_layer > 0 ? bn_type_name_lower(m->layers[0].w[BN_PROJ_Q].type, buf, size) : "none";
 }
 
 /* The evaluations as they are run: the prompt then greedy steps, or the
@@ -34,12 +23,34 @@ typedef struct record_run {
     parity_eval *evals;  /* [n_evals]: what was evaluated */
     int32_t *steps;      /* [n_evals]: the greedy token after each evaluation */
     int64_t n_evals, V;
+    parity_trace_writer *w;
+    int64_t k;           /* the evaluation running, for progress */
+    int64_t n_layer;
+    uint64_t bytes;      /* tap bytes written so far, for progress */
 } record_run;
+
+/* The observe hook: each tap goes to the file the moment it fires. */
+static bn_status write_tap(void *user, bn_tap *tap, bn_error *err) {
+    record_run *r = user;
+    uint64_t n = tap->dtype == BN_TAP_I8 ? 1 : 4;
+    for (int d = 0; d < tap->ndim; d++) n *= (uint64_t)tap->shape[d];
+    r->bytes += n;
+    return parity_trace_writer_add_tap(r->w, tap->eval, tap->name, tap->dtype == BN_TAP_I8 ? NPZ_I8 : NPZ_F32,
+                                       tap->shape, tap->ndim, tap->data, err);
+}
+
+/* The engine's per-block report, as layers of the whole recording. */
+static void record_progress(void *user, const bn_progress *p) {
+    const record_run *r = user;
+    const bn_progress all = {"recording", "layers", r->k * r->n_layer + p->done, r->n_evals * r->n_layer, r->bytes};
+    bn_progress_report(&r->o->progress, &all);
+}
 
 static bn_status record_step(void *user, int64_t k, const bn_ctx *c, bn_session_step *step, bn_error *err) {
     record_run *r = user;
     const parity_record_opts *o = r->o;
     if (k > 0) r->steps[k - 1] = bn_argmax(bn_ctx_logits(c) + (r->evals[k - 1].n_tokens - 1) * r->V, r->V);
+    r->k = k;
     if (k == r->n_evals) return BN_OK;
     const int32_t *toks = o->follow ? o->follow[k].tokens : k == 0 ? o->tokens : &r->steps[k - 1];
     const int64_t n = o->follow ? o->follow[k].n_tokens : k == 0 ? o->n_tokens : 1;
@@ -65,7 +76,7 @@ static bn_status record(const bn_model *m, const parity_record_opts *o, parity_t
     char sha[BN_SHA256_HEX_SIZE], wt[16];
     bn_tap_set *taps = NULL;
     parity_trace_writer *w = NULL;
-    record_run run = {.o = o, .n_evals = n_evals, .V = m->hp.n_vocab,
+    record_run run = {.o = o, .n_evals = n_evals, .V = m->hp.n_vocab, .n_layer = m->hp.n_layer,
                       .evals = calloc((size_t)n_evals, sizeof *run.evals),
                       .steps = calloc((size_t)n_evals, sizeof *run.steps)};
     bn_status st = run.evals && run.steps ? BN_OK
@@ -88,8 +99,11 @@ static bn_status record(const bn_model *m, const parity_record_opts *o, parity_t
     sp.ctx.cancel = o->cancel;
     sp.ctx.observe = taps;
     sp.ctx.observe_fn = write_tap;
-    sp.ctx.observe_user = w;
+    sp.ctx.observe_user = &run;
+    run.w = w;
+    if (o->progress.fn) sp.ctx.progress = (bn_progress_sink){record_progress, &run};
     if (!st) st = bn_session_run(m, &sp, err);
+    if (!st) record_progress(&run, &(bn_progress){.done = 0}); /* k = n_evals: all layers done */
     if (!st) {
         bn_sha256_hex(digest, sha);
         const parity_trace_meta meta = {

@@ -8,6 +8,7 @@
 
 #include "bitnet/matmul.h"
 #include "bitnet/model.h"
+#include "bitnet/progress.h"
 #include "bitnet/status.h"
 #include "bitnet/taps.h"
 
@@ -60,6 +61,8 @@ typedef struct bn_ctx_params {
     bn_tap_fn inject_fn;
     void *inject_user;
     const volatile sig_atomic_t *cancel; /* NULL: never; polled before every block (status.h) */
+    bn_progress_sink progress; /* told before every block: stage "evaluating", done = blocks of this
+                                  evaluation finished, total = n_layer, unit "layers" */
 } bn_ctx_params;
 
 /* Defaults: 1 thread, ggml-compat, no taps, the K/V type of the mode, ggml's

@@ -110,6 +110,9 @@ bn_status bn_gguf_get_arr(const bn_gguf *g, const char *key, bn_gguf_vtype elem_
                           int64_t *kv_index, uint64_t *count, bn_error *err);
 
 const char *bn_gguf_vtype_name(bn_gguf_vtype t);
+/* Bytes of one element of a numeric or bool type as stored (little-endian);
+ * 0 for STRING, ARRAY and unknown types. */
+size_t bn_gguf_vtype_size(bn_gguf_vtype t);
 
 /* --- tensors ---------------------------------------------------------- */
 int64_t bn_gguf_tensor_count(const bn_gguf *g);

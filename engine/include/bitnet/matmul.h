@@ -122,6 +122,13 @@ float bn_dot_f32_tiny(const float *a, const float *b, int64_t n, bn_sum_order or
  * bn_dot_f16: upstream llama.cpp's prompt attention over an f16 cache. */
 float bn_dot_f16_tiny(const uint16_t *a, const uint16_t *b, int64_t n, bn_sum_order order, bn_simd simd);
 
+/* The kernel bn_matmul runs for weights of `type` at SIMD level `want`
+ * (AUTO: this CPU's best, as the pool detects it), for receipts:
+ * "<weight> x <activations>, <level>" with the weight type as ggml spells it,
+ * e.g. "i2_s x int8/token, avx2", "f32 x f32, portable"; "<type>: no kernel"
+ * for a type bn_matmul refuses. Writes at most size bytes to buf; returns buf. */
+char *bn_matmul_kernel_name(uint32_t type, bn_simd want, char *buf, size_t size);
+
 #ifdef __cplusplus
 }
 #endif

@@ -49,6 +49,9 @@ const bn_type_traits *bn_type_traits_get(uint32_t type);
 /* Printable name of any id: supported, known-but-unsupported ("TL1") or
  * "unknown" (messages print the numeric id beside it). Never NULL. */
 const char *bn_type_name(uint32_t type);
+/* The same name in lower case, as ggml_type_name and file names spell it
+ * ("i2_s", "f16"), into buf (at most size bytes); returns buf. */
+char *bn_type_name_lower(uint32_t type, char *buf, size_t size);
 
 /* Why `type` is not supported, for error messages; NULL when supported. */
 const char *bn_type_unsupported_reason(uint32_t type);

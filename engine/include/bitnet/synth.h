@@ -12,6 +12,7 @@
 
 #include <stdint.h>
 
+#include "bitnet/progress.h"
 #include "bitnet/model.h"
 #include "bitnet/status.h"
 
@@ -30,6 +31,7 @@ typedef struct bn_synth_params {
     uint32_t type;               /* projection type: F32, I2_S, TQ2_0, TQ1_0 */
     uint64_t seed;
     const volatile sig_atomic_t *cancel; /* NULL: never; polled per tensor and per MiB written */
+    bn_progress_sink progress;   /* told per tensor and at the end: stage "writing", tensors, bytes */
 } bn_synth_params;
 
 /* Known shapes by name ("tiny": 512 vocab, 256 embd, 4 layers, 8 heads of

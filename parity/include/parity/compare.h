@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bitnet/progress.h"
 #include "bitnet/status.h"
 #include "bitnet/threads.h"
 #include "parity/metrics.h"
@@ -125,6 +126,7 @@ typedef struct parity_compare_result {
 typedef struct parity_compare_opts {
     bn_pool *pool; /* NULL: everything on the caller's thread */
     const volatile sig_atomic_t *cancel; /* NULL: never; polled per tap (BN_ERR_CANCELLED) */
+    bn_progress_sink progress; /* told per subject tap and at the end: stage "comparing", unit "taps" */
 } parity_compare_opts;
 
 /* Compares subject with reference, each read through its map (maps' layouts

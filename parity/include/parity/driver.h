@@ -14,6 +14,7 @@
 #include <stdbool.h>
 
 #include "bitnet/model.h"
+#include "bitnet/progress.h"
 #include "bitnet/status.h"
 #include "bitnet/threads.h"
 #include "parity/arbiter.h"
@@ -50,6 +51,7 @@ typedef struct parity_driver_opts {
     const char *fault;       /* a seeded bug the engine records with (bitnet/fault.h name); NULL: none.
                                 The subject trace's settings.fault, so the receipt and a replay carry it */
     const volatile sig_atomic_t *cancel; /* NULL: never; polled by every stage (BN_ERR_CANCELLED) */
+    bn_progress_sink progress; /* told by the recording ("recording" layers) and the comparison ("comparing" taps) */
 } parity_driver_opts;
 
 /* What one run opened and found. trace/map [0] is the subject, [1] the

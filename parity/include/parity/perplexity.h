@@ -17,6 +17,7 @@
 #include "bitnet/forward.h"
 #include "bitnet/model.h"
 #include "bitnet/status.h"
+#include "bitnet/progress.h"
 #include "bitnet/tokenizer.h"
 #include "parity/trace.h"
 
@@ -27,16 +28,12 @@ extern "C" {
 /* The longest window, BOS included. */
 #define PARITY_PPL_MAX_CTX 4096
 
-/* Called after each window: windows done of n_windows, the perplexity so far. */
-typedef void (*parity_ppl_progress_fn)(void *user, int64_t done, int64_t n_windows, double ppl);
-
 typedef struct parity_ppl_opts {
     int64_t ctx;                     /* window length including BOS, 2..PARITY_PPL_MAX_CTX */
     bn_ctx_params params;            /* threads, numerics, cache, cancel (n_ctx is set to ctx) */
     const parity_trace *kld_base;    /* logits saved from a base model (save_logits); NULL: no KLD */
     const char *save_logits;         /* write every window's logits as a trace here; NULL: none */
-    parity_ppl_progress_fn progress; /* NULL: none */
-    void *progress_user;
+    bn_progress_sink progress;       /* "evaluating" layers of all windows, logits bytes saved; zeroed: none */
 } parity_ppl_opts;
 
 typedef struct parity_ppl_result {

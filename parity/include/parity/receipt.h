@@ -9,8 +9,12 @@
 #ifndef PARITY_RECEIPT_H
 #define PARITY_RECEIPT_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
+#include "bitnet/gguf.h"
+#include "bitnet/model.h"
+#include "bitnet/sha256.h"
 #include "bitnet/status.h"
 #include "bitnet/threads.h"
 #include "parity/compare.h"
@@ -30,6 +34,14 @@ typedef enum parity_receipt_format {
 } parity_receipt_format;
 
 /* Everything a receipt is made from; nothing is copied until build. */
+/* Where the subject trace lives (subject.storage): a file given to compare,
+ * or recorded by this run (check) and then kept in a file or held in memory. */
+typedef enum parity_receipt_storage {
+    PARITY_STORAGE_FILE = 0,   /* read from a trace file */
+    PARITY_STORAGE_KEPT = 1,   /* recorded now and written to a file (check --keep-trace) */
+    PARITY_STORAGE_MEMORY = 2, /* recorded now, never on disk */
+} parity_receipt_storage;
+
 typedef struct parity_receipt_input {
     const parity_trace *subject, *reference;
     const parity_tapmap *subject_map, *reference_map;
@@ -45,6 +57,9 @@ typedef struct parity_receipt_input {
     const char *replay_model;            /* the model replayed */
     const volatile sig_atomic_t *cancel; /* NULL: never; polled while hashing (BN_ERR_CANCELLED) */
     const struct parity_arbiter_result *arbiter; /* --arbiter: the `arbiter` section; NULL = none */
+    /* the model and the engine (model.hparams, model.tensors, model.tokenizer_sha256, engine) */
+    const bn_model *model;               /* the subject's model file as bound; NULL: those keys are null */
+    parity_receipt_storage subject_storage; /* where the subject trace is (subject.storage) */
 } parity_receipt_input;
 
 typedef struct parity_receipt parity_receipt;
@@ -63,6 +78,11 @@ bn_status parity_receipt_emit(const parity_receipt *r, parity_receipt_format fmt
 bn_status parity_receipt_save(const parity_receipt *r, parity_receipt_format fmt, const char *path, bn_error *err);
 
 void parity_receipt_free(parity_receipt *r); /* NULL is fine */
+
+/* The tokenizer hash (docs/receipt.md, "Tokenizer hash"): sha256 over the
+ * GGUF encoding of every tokenizer.ggml.* key/value of g, keys in ascending
+ * byte order. False (hex untouched) when g has no such key (or more than 64). */
+bool parity_tokenizer_sha256(const bn_gguf *g, char hex[BN_SHA256_HEX_SIZE]);
 
 /* The CPU's model name from /proc/cpuinfo into buf ("unknown" when absent). */
 void parity_host_cpu(char *buf, size_t size);

@@ -41,6 +41,35 @@ typedef enum parity_receipt_type {
     X(MODEL_PATH, "model", "path", STR, "its path as recorded") \
     X(MODEL_SHA256, "model", "sha256", STR, "its sha256") \
     X(MODEL_ARCH, "model", "arch", STR, "general.architecture, null when the trace does not say") \
+    X(MODEL_HPARAMS, "model", "hparams", MAP, "the hyper-parameters the engine bound; null without the model file (compare without -m)") \
+    X(HP_ARCH, "model.hparams", "arch", STR, "bitnet-b1.58, bitnet-25, bitnet or llama") \
+    X(HP_N_VOCAB, "model.hparams", "n_vocab", INT, "vocabulary size (rows of token_embd)") \
+    X(HP_N_EMBD, "model.hparams", "n_embd", INT, "hidden size") \
+    X(HP_N_LAYER, "model.hparams", "n_layer", INT, "blocks") \
+    X(HP_N_FF, "model.hparams", "n_ff", INT, "feed-forward size") \
+    X(HP_N_HEAD, "model.hparams", "n_head", INT, "attention heads") \
+    X(HP_N_HEAD_KV, "model.hparams", "n_head_kv", INT, "key/value heads") \
+    X(HP_HEAD_DIM, "model.hparams", "head_dim", INT, "per-head size (= rope dimension)") \
+    X(HP_N_CTX_TRAIN, "model.hparams", "n_ctx_train", INT, "context_length") \
+    X(HP_ROPE_TYPE, "model.hparams", "rope_type", STR, "neox (pairs i, i+D/2) or normal (pairs 2i, 2i+1)") \
+    X(HP_ROPE_BASE, "model.hparams", "rope_base", NUM, "rope.freq_base") \
+    X(HP_RMS_EPS, "model.hparams", "rms_eps", NUM, "attention.layer_norm_rms_epsilon") \
+    X(HP_ACTIVATION, "model.hparams", "activation", STR, "relu2 or silu") \
+    X(HP_SUB_NORMS, "model.hparams", "sub_norms", BOOL, "the blocks have attn/ffn sub-norms") \
+    X(HP_LM_HEAD, "model.hparams", "lm_head", STR, "tied (token_embd) or output (output.weight)") \
+    X(HP_LM_HEAD_TYPE, "model.hparams", "lm_head_type", STR, "the lm_head's tensor type") \
+    X(MODEL_TENSORS, "model", "tensors", MAP, "the model file's tensors by type; null without the model file") \
+    X(TENSORS_COUNT, "model.tensors", "count", INT, "tensors in the file") \
+    X(TENSORS_BYTES, "model.tensors", "bytes", INT, "their data bytes") \
+    X(TENSORS_TYPES, "model.tensors", "types", LIST, "one entry per tensor type, in ggml type id order") \
+    X(TT_TYPE, "model.tensors.types[]", "type", STR, "the type (f32, f16, i2_s, tq2_0, ...)") \
+    X(TT_COUNT, "model.tensors.types[]", "count", INT, "tensors of that type") \
+    X(TT_BYTES, "model.tensors.types[]", "bytes", INT, "their data bytes") \
+    X(MODEL_TOKENIZER_SHA256, "model", "tokenizer_sha256", STR, "sha256 of the tokenizer metadata (Tokenizer hash below); null without the model file or tokenizer keys") \
+    X(ENGINE, "", "engine", MAP, "the engine run that recorded the subject (check); null when the subject was read from a file") \
+    X(ENGINE_SIMD, "engine", "simd", STR, "instruction set the engine's kernels ran with (portable, avx2, ...)") \
+    X(ENGINE_MATMUL, "engine", "matmul", STR, "the projections' matmul kernel: weight x activations, instruction set") \
+    X(ENGINE_LM_HEAD, "engine", "lm_head", STR, "the lm_head's matmul kernel") \
     X(SUBJECT, "", "subject", MAP, "the trace under test (the same keys as reference)") \
     X(REFERENCE, "", "reference", MAP, "the trace compared against") \
     X(SIDE_PRODUCER, "subject", "producer", MAP, "meta.yaml producer") \
@@ -52,6 +81,7 @@ typedef enum parity_receipt_type {
     X(SIDE_WEIGHT_TYPE, "subject", "weight_type", STR, "model.weight_type as the trace records it; null") \
     X(SIDE_FAULT, "subject", "fault", STR, "settings.fault (seeded bug), null when absent") \
     X(SIDE_TRACE, "subject", "trace", STR, "the trace path as given; (engine trace in memory) for check's own trace when not kept") \
+    X(SIDE_STORAGE, "subject", "storage", STR, "file (read from the trace file), kept (recorded now, written to trace by --keep-trace) or memory (recorded now, never on disk)") \
     X(SIDE_SIZE_BYTES, "subject", "size_bytes", INT, "the trace's size (file or memory)") \
     X(SIDE_SHA256, "subject", "sha256", STR, "of the trace's bytes (file or memory); null when not hashed") \
     X(SIDE_LAYOUT, "subject", "layout", STR, "canonical or ggml-nodes") \
@@ -232,6 +262,42 @@ typedef enum parity_receipt_type {
     X(T_METRICS, "timings", "metrics_s", NUM, "computing metrics") \
     X(T_COMPARE, "timings", "compare_s", NUM, "the whole comparison") \
     X(T_HASH, "timings", "hash_s", NUM, "hashing the trace files")
+
+/* R(ID) for every key a receipt always writes where its section is written
+ * (the value may still be null where the table says so); the others appear
+ * only when they apply. docs/receipt.schema.json requires exactly these: it is
+ * generated from this header (tests/python/receipt_schema.py --write), and
+ * tests/python/check_receipts.py fails when the two disagree. New keys
+ * are optional until listed here. */
+#define PARITY_RECEIPT_REQUIRED(R) \
+    R(RECEIPT) R(CREATED) R(TOOL) R(TOOL_NAME) R(TOOL_VERSION) R(TOOL_COMMIT) R(HOST) R(HOST_CPU) R(HOST_SIMD) \
+    R(HOST_THREADS) R(MODEL) R(MODEL_PATH) R(MODEL_SHA256) R(MODEL_ARCH) R(MODEL_HPARAMS) R(HP_ARCH) \
+    R(HP_N_VOCAB) R(HP_N_EMBD) R(HP_N_LAYER) R(HP_N_FF) R(HP_N_HEAD) R(HP_N_HEAD_KV) R(HP_HEAD_DIM) \
+    R(HP_N_CTX_TRAIN) R(HP_ROPE_TYPE) R(HP_ROPE_BASE) R(HP_RMS_EPS) R(HP_ACTIVATION) R(HP_SUB_NORMS) \
+    R(HP_LM_HEAD) R(HP_LM_HEAD_TYPE) R(MODEL_TENSORS) R(TENSORS_COUNT) R(TENSORS_BYTES) R(TENSORS_TYPES) \
+    R(TT_TYPE) R(TT_COUNT) R(TT_BYTES) R(MODEL_TOKENIZER_SHA256) R(ENGINE) R(ENGINE_SIMD) R(ENGINE_MATMUL) \
+    R(ENGINE_LM_HEAD) R(SUBJECT) R(REFERENCE) R(SIDE_PRODUCER) R(SIDE_PRODUCER_NAME) R(SIDE_NUMERICS) \
+    R(SIDE_WEIGHT_TYPE) R(SIDE_FAULT) R(SIDE_TRACE) R(SIDE_STORAGE) R(SIDE_SIZE_BYTES) R(SIDE_SHA256) \
+    R(SIDE_LAYOUT) R(SIDE_MAP) R(SIDE_MAP_NAME) R(SIDE_MAP_ORIGIN) R(SIDE_MAP_SHA256) R(SIDE_EVALUATIONS) \
+    R(SIDE_MODEL) R(SIDE_MODEL_PATH) R(SIDE_MODEL_SHA256) R(INPUT) R(INPUT_EVALUATIONS) R(EVAL_ID) \
+    R(EVAL_TOKENS) R(EVAL_P0) R(POLICY) R(POLICY_NAME) R(POLICY_ORIGIN) R(POLICY_SHA256) R(POLICY_CHOICE) \
+    R(SUMMARY) R(SUMMARY_VERDICT) R(SUMMARY_DIAGNOSIS) R(SUMMARY_COUNTS) R(COUNTS_TAPS) R(COUNTS_COMPARED) \
+    R(COUNTS_PASS) R(COUNTS_FAIL) R(COUNTS_BIT_IDENTICAL) R(COUNTS_SHAPE_MISMATCH) R(COUNTS_MISSING_REFERENCE) \
+    R(COUNTS_MISSING_SUBJECT) R(COUNTS_SKIPPED) R(SUMMARY_EVALUATIONS) R(EVALS_SUBJECT) R(EVALS_REFERENCE) \
+    R(EVALS_COMPARED) R(SUMMARY_FIRST_DIVERGENCE) R(DIV_EVALUATION) R(DIV_TAP) R(DIV_LAYER) R(DIV_METRIC) \
+    R(DIV_VALUE) R(DIV_LIMIT) R(SUMMARY_FAILING_EVALUATIONS) R(SUMMARY_HINTS) R(HINT_NAME) R(HINT_MESSAGE) \
+    R(HINT_EVIDENCE) R(GROWTH) R(GROWTH_METRIC) R(GROWTH_REDUCE) R(GROWTH_LAYERS) R(GROWTH_EVALUATIONS) \
+    R(GROWTH_EVALUATION) R(GROWTH_NMSE_MAX) R(TAPS) R(TAP_EVALUATION) R(TAP_NAME) R(TAP_LAYER) R(TAP_STATUS) \
+    R(M_N) R(M_N_FINITE) R(M_BIT_IDENTICAL) R(M_N_BITDIFF) R(M_MAX_ABS) R(M_MEAN_ABS) R(M_RMS_ERR) R(M_NMSE) \
+    R(M_NMSE_LLAMA) R(M_NMSE_VAR) R(M_COSINE) R(M_REL_RMS) R(M_SCALE) R(M_SCALE_NMSE) R(M_ULP_MEAN) \
+    R(M_ULP_MAX) R(M_NAN) R(M_INF) R(M_NAN_MISMATCH) R(M_INF_MISMATCH) R(WORST_AT) R(WORST_SUBJECT) \
+    R(WORST_REFERENCE) R(L_RULE) R(L_RULE_LINE) R(F_METRIC) R(F_VALUE) R(F_LIMIT) R(LOGITS) R(LG_EVALUATION) \
+    R(LG_POSITIONS) R(LG_INVALID) R(LG_TOP1_AGREE) R(LG_SAME_TOP_P) R(LG_TOP5_OVERLAP) R(LG_TOP10_OVERLAP) \
+    R(LG_KLD_MEAN) R(LG_KLD_MEDIAN) R(LG_KLD_P99) R(LG_KLD_MAX) R(LG_DP_MEAN) R(LG_DP_RMS) R(LG_DP_MAX_ABS) \
+    R(RP_MODE) R(RP_MODEL) R(RP_FIRST_LOCAL) R(FL_EVALUATION) R(FL_TAP) R(FL_METRIC) R(FL_VALUE) R(FL_LIMIT) \
+    R(RP_BLOCKS) R(RB_EVALUATION) R(RB_LAYER) R(RB_ERROR) R(RB_NMSE_COMPARED) R(RB_NMSE_REPLAYED) \
+    R(RP_FAILING_TAPS) R(RT_EVALUATION) R(RT_TAP) R(RT_NMSE) R(TIMINGS) R(T_OPEN) R(T_LOAD) R(T_METRICS) \
+    R(T_COMPARE) R(T_HASH)
 
 typedef enum parity_receipt_key_id {
 #define PARITY_RK_ENUM(id, section, key, type, doc) PARITY_RK_##id,

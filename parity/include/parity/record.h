@@ -10,6 +10,7 @@
 #include "bitnet/fault.h"
 #include "bitnet/forward.h"
 #include "bitnet/model.h"
+#include "bitnet/progress.h"
 #include "bitnet/status.h"
 #include "parity/trace.h"
 
@@ -37,6 +38,8 @@ typedef struct parity_record_opts {
     const char *out_path;    /* the .npz to write (parity_record_open: NULL = in memory) */
     bool compress;           /* deflate members (smaller, ~30x slower to write, ~20x slower to read) */
     const volatile sig_atomic_t *cancel; /* NULL: never; polled per block and per MiB written */
+    bn_progress_sink progress; /* told before every block and once at the end: stage "recording", layers of
+                                  all evaluations, tap bytes written */
 } parity_record_opts;
 
 /* Evaluates the prompt (e0) and n_decode greedy steps (or the `follow`
