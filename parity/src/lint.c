@@ -73,7 +73,11 @@ typedef struct lint_ctx {
     bool hp_ok;      /* every hyper-parameter below read and consistent */
     int64_t H, L, F, nh, nkv, D;
     unsigned char *used; /* per tensor (file order) */
+    int64_t n_missing;   /* tensor-missing findings, listed up to MISSING_LISTED */
 } lint_ctx;
+
+/* More missing tensors than this are counted in one last finding. */
+#define MISSING_LISTED 16
 
 static void add(lint_ctx *c, int rule, const char *subject, const char *fmt, ...) BN_PRINTF(4, 5);
 static void add(lint_ctx *c, int rule, const char *subject, const char *fmt, ...) {
@@ -207,7 +211,8 @@ static bool is_norm(const char *name) {
 static void expect(lint_ctx *c, const char *name, int64_t ne0, int64_t ne1, bool optional) {
     int64_t i = tensor_index(c, name);
     if (i < 0) {
-        if (!optional) add(c, R_TENSOR_MISSING, name, "tensor %s is missing (the %s architecture needs it)", name, c->arch);
+        if (!optional && c->n_missing++ < MISSING_LISTED)
+            add(c, R_TENSOR_MISSING, name, "tensor %s is missing (the %s architecture needs it)", name, c->arch);
         return;
     }
     c->used[i] = 1;
@@ -224,6 +229,10 @@ static void expect(lint_ctx *c, const char *name, int64_t ne0, int64_t ne1, bool
 }
 
 static void check_shapes(lint_ctx *c) {
+    if (bn_gguf_tensor_count(c->g) == 0) {
+        add(c, R_TENSOR_MISSING, "(tensors)", "the file holds no tensors: a vocabulary-only GGUF, not a model");
+        return;
+    }
     const int64_t H = c->H, F = c->F, Dq = c->nh * c->D, Dkv = c->nkv * c->D;
     int64_t iemb = tensor_index(c, "token_embd.weight");
     int64_t V = iemb >= 0 ? bn_gguf_tensor_at(c->g, iemb)->ne[1] : 0;
@@ -255,6 +264,9 @@ static void check_shapes(lint_ctx *c) {
         }
 #undef NAME
     }
+    if (c->n_missing > MISSING_LISTED)
+        add(c, R_TENSOR_MISSING, "(tensors)", "%lld more tensors the %s architecture needs are missing",
+            (long long)(c->n_missing - MISSING_LISTED), c->arch);
     for (int64_t i = 0; i < bn_gguf_tensor_count(c->g); i++) {
         const char *n = bn_gguf_tensor_at(c->g, i)->name;
         if (!c->used[i] && !(c->tied_only && !strcmp(n, "output.weight")))

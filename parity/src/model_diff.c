@@ -235,6 +235,13 @@ static bn_status find_relation(diff_ctx *c, parity_tensor_diff *t, const bn_gguf
                  bn_type_name(tn->type));
         return BN_OK;
     }
+    bool all_zero = true;
+    for (int64_t i = 0; i < N && all_zero; i++) all_zero = n[i] == 0;
+    if (all_zero) {
+        t->relation = PARITY_REL_SCALED;
+        snprintf(t->detail, sizeof t->detail, "NEW = 0 x OLD: every value is zero (a zero scale or an unwritten tensor)");
+        return BN_OK;
+    }
     if (m->scale != 0 && m->scale_nmse < 1e-9) {
         t->factor = m->scale;
         t->relation = fabs(m->scale + 1) < 1e-6 ? PARITY_REL_SIGN_FLIPPED : PARITY_REL_SCALED;
