@@ -96,6 +96,9 @@ static void add(lint_ctx *c, int rule, const char *subject, const char *fmt, ...
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    /* one line whatever the file's strings hold (keys and the architecture name are the file's bytes) */
+    for (char *p = msg; *p; p++)
+        if ((unsigned char)*p < 0x20) *p = '?';
     parity_lint_finding *f = &c->r->findings[c->r->n];
     f->rule = &rules[rule];
     f->subject = strdup(subject);
@@ -105,6 +108,8 @@ static void add(lint_ctx *c, int rule, const char *subject, const char *fmt, ...
         c->oom = true;
         return;
     }
+    for (char *p = f->subject; *p; p++)
+        if ((unsigned char)*p < 0x20) *p = '?';
     c->r->n++;
     c->r->count[rules[rule].severity]++;
 }
@@ -515,29 +520,30 @@ static void check_i2s_all(lint_ctx *c, const volatile sig_atomic_t *cancel, bn_s
 
 /* ------------------------------------------------------------- driver -- */
 
-static void check_bind(lint_ctx *c, const char *path) {
-    bn_gguf *g2;
+/* The engine's verdict on a second handle of the same bytes (the binder
+ * takes ownership of the handle it is given). */
+static void check_bind(lint_ctx *c, bn_gguf *g2) {
     bn_model *m = NULL;
     bn_error e;
-    bn_status st = bn_gguf_open(path, &g2, &e);
-    if (!st) st = bn_model_from_gguf(g2, &m, &e);
-    if (st && st != BN_ERR_NOMEM) add(c, R_ENGINE_BIND, path, "the engine refuses the model: %s", e.msg);
+    bn_status st = bn_model_from_gguf(g2, &m, &e);
+    if (st && st != BN_ERR_NOMEM) add(c, R_ENGINE_BIND, c->r->path, "the engine refuses the model: %s", e.msg);
     if (st == BN_ERR_NOMEM) c->oom = true;
     bn_model_free(m);
 }
 
-bn_status parity_lint_gguf(const bn_gguf *g, const volatile sig_atomic_t *cancel, parity_lint_result **out,
+/* Lints g; g2 is a second handle of the same file for the binder (taken). */
+static bn_status lint_gguf(const bn_gguf *g, bn_gguf *g2, const volatile sig_atomic_t *cancel, parity_lint_result **out,
                            bn_error *err) {
     *out = NULL;
     parity_lint_result *r = calloc(1, sizeof *r);
     lint_ctx c = {.g = g, .r = r};
-    if (!r || !(r->path = strdup(bn_gguf_path(g))) ||
-        !(c.used = calloc((size_t)bn_gguf_tensor_count(g) + 1, 1))) {
+    if (!r || !(r->path = strdup(bn_gguf_path(g))) || !(c.used = calloc((size_t)bn_gguf_tensor_count(g) + 1, 1))) {
+        bn_gguf_close(g2);
         parity_lint_result_free(r);
         return bn_error_nomem(err, sizeof *r, "lint: the result");
     }
     bn_status st = BN_OK;
-    check_bind(&c, r->path);
+    check_bind(&c, g2);
     read_hparams(&c);
     if (c.hp_ok) check_shapes(&c);
     check_vocab(&c);
@@ -562,11 +568,30 @@ bn_status parity_lint_gguf(const bn_gguf *g, const volatile sig_atomic_t *cancel
 
 bn_status parity_lint_file(const char *path, const volatile sig_atomic_t *cancel, parity_lint_result **out,
                            bn_error *err) {
-    bn_gguf *g;
+    bn_gguf *g, *g2;
     *out = NULL;
     bn_status st = bn_gguf_open(path, &g, err);
     if (st) return st;
-    st = parity_lint_gguf(g, cancel, out, err);
+    if ((st = bn_gguf_open(path, &g2, err))) {
+        bn_gguf_close(g);
+        return st;
+    }
+    st = lint_gguf(g, g2, cancel, out, err);
+    bn_gguf_close(g);
+    return st;
+}
+
+bn_status parity_lint_memory(const void *data, size_t size, const char *name, parity_lint_result **out,
+                             bn_error *err) {
+    bn_gguf *g, *g2;
+    *out = NULL;
+    bn_status st = bn_gguf_open_memory(data, size, name, &g, err);
+    if (st) return st;
+    if ((st = bn_gguf_open_memory(data, size, name, &g2, err))) {
+        bn_gguf_close(g);
+        return st;
+    }
+    st = lint_gguf(g, g2, NULL, out, err);
     bn_gguf_close(g);
     return st;
 }

@@ -52,16 +52,17 @@ typedef struct parity_lint_result {
     size_t count[3];               /* by severity: info, warning, error */
 } parity_lint_result;
 
-/* Lints the open file g (named path in the result). The result holds every
- * finding whatever their severity; errors are input problems only (NOMEM,
- * CANCELLED when *cancel is set: polled per tensor). */
-bn_status parity_lint_gguf(const bn_gguf *g, const volatile sig_atomic_t *cancel, parity_lint_result **out,
-                           bn_error *err);
-
 /* Opens path (IO/FORMAT from the GGUF reader for an unreadable or invalid
- * file: those are input errors, not findings) and lints it. */
+ * file: those are input errors, not findings) and lints it. The result
+ * holds every finding whatever their severity; other errors: NOMEM,
+ * CANCELLED when *cancel (NULL: never) is found set (polled per tensor). */
 bn_status parity_lint_file(const char *path, const volatile sig_atomic_t *cancel, parity_lint_result **out,
                            bn_error *err);
+
+/* The same for a GGUF in memory (fuzzing, tests); `name` is used in
+ * messages; the buffer is only read during the call. */
+bn_status parity_lint_memory(const void *data, size_t size, const char *name, parity_lint_result **out,
+                             bn_error *err);
 
 /* The result as a document: {lint: bitparity/lint-v1, model, summary {error,
  * warning, info}, findings [{rule, severity, subject, message}]} under
