@@ -114,9 +114,15 @@ static void add(lint_ctx *c, int rule, const char *subject, const char *fmt, ...
     c->r->count[rules[rule].severity]++;
 }
 
+/* The file-order index of tensor `name`, or -1 (a name search, then the
+ * position, checked, so that a large file costs no linear scan per name). */
 static int64_t tensor_index(const lint_ctx *c, const char *name) {
-    for (int64_t i = 0; i < bn_gguf_tensor_count(c->g); i++)
-        if (!strcmp(bn_gguf_tensor_at(c->g, i)->name, name)) return i;
+    const bn_gguf_tensor *t = bn_gguf_find_tensor(c->g, name), *first = bn_gguf_tensor_at(c->g, 0);
+    if (!t) return -1;
+    const int64_t i = t - first;
+    if (bn_gguf_tensor_at(c->g, i) == t) return i;
+    for (int64_t k = 0; k < bn_gguf_tensor_count(c->g); k++)
+        if (bn_gguf_tensor_at(c->g, k) == t) return k;
     return -1;
 }
 
