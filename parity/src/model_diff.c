@@ -235,6 +235,13 @@ static bn_status find_relation(diff_ctx *c, parity_tensor_diff *t, const bn_gguf
                  bn_type_name(tn->type));
         return BN_OK;
     }
+    if (m->nan_a + m->inf_a > m->nan_b + m->inf_b) {
+        /* values the candidates could match by their NaN payloads alone */
+        t->relation = PARITY_REL_DIFFERENT;
+        snprintf(t->detail, sizeof t->detail, "NEW holds %zu NaN and %zu inf, OLD %zu and %zu (a non-finite scale?)",
+                 m->nan_a, m->inf_a, m->nan_b, m->inf_b);
+        return BN_OK;
+    }
     bool all_zero = true;
     for (int64_t i = 0; i < N && all_zero; i++) all_zero = n[i] == 0;
     if (all_zero) {
