@@ -205,22 +205,23 @@ static void permute_heads(const float *src, int64_t rows, int64_t cols, int64_t 
             }
 }
 
-static int64_t head_count(const diff_ctx *c, const char *name) {
-    const bool k = strstr(name, ".attn_k.") != NULL;
-    if (!k && !strstr(name, ".attn_q.")) return 0;
+/* OLD's <arch>.<suffix> as an integer, or 0. */
+static int64_t arch_int(const diff_ctx *c, const char *suffix) {
     bn_gguf_str arch;
     bn_error e;
-    if (bn_gguf_get_str(c->g[0], "general.architecture", &arch, &e)) return 0;
     char key[160];
     int64_t n = 0;
-    snprintf(key, sizeof key, "%.*s.attention.head_count", (int)(arch.len > 64 ? 64 : arch.len), arch.ptr);
-    if (bn_gguf_get_int(c->g[0], key, &n, &e)) return 0;
-    if (k) {
-        snprintf(key, sizeof key, "%.*s.attention.head_count_kv", (int)(arch.len > 64 ? 64 : arch.len), arch.ptr);
-        int64_t nkv;
-        if (!bn_gguf_get_int(c->g[0], key, &nkv, &e)) n = nkv;
-    }
-    return n;
+    if (bn_gguf_get_str(c->g[0], "general.architecture", &arch, &e)) return 0;
+    snprintf(key, sizeof key, "%.*s.%s", (int)(arch.len > 64 ? 64 : arch.len), arch.ptr, suffix);
+    return bn_gguf_get_int(c->g[0], key, &n, &e) ? 0 : n;
+}
+
+/* The heads whose rows an attn_q / attn_k tensor holds (0 for other tensors). */
+static int64_t head_count(const diff_ctx *c, const char *name) {
+    if (strstr(name, ".attn_q.")) return arch_int(c, "attention.head_count");
+    if (!strstr(name, ".attn_k.")) return 0;
+    const int64_t nkv = arch_int(c, "attention.head_count_kv");
+    return nkv ? nkv : arch_int(c, "attention.head_count");
 }
 
 /* Tries the candidate relations on dense values; the first that reproduces
@@ -252,8 +253,9 @@ static bn_status find_relation(diff_ctx *c, parity_tensor_diff *t, const bn_gguf
     if (m->scale != 0 && m->scale_nmse < 1e-9) {
         t->factor = m->scale;
         t->relation = fabs(m->scale + 1) < 1e-6 ? PARITY_REL_SIGN_FLIPPED : PARITY_REL_SCALED;
+        const double H = (double)arch_int(c, "embedding_length");
         snprintf(t->detail, sizeof t->detail, "NEW = %.6g x OLD (residual NMSE %.3g after the scale)%s", m->scale,
-                 m->scale_nmse, fabs(m->scale * m->scale - (double)cols) < 0.01 * cols ? " (the factor is sqrt(H))" : "");
+                 m->scale_nmse, H > 0 && fabs(m->scale * m->scale - H) < 0.01 * H ? " (the factor is sqrt(H))" : "");
         return BN_OK;
     }
     float *cand = malloc((size_t)N * sizeof *cand);
@@ -422,16 +424,29 @@ static bn_status diff_activations(diff_ctx *c, const parity_model_diff_opts *o, 
     parity_tapmap *map[2] = {NULL, NULL};
     parity_tapview *v[2] = {NULL, NULL};
     bn_status st = BN_OK;
-    for (int s = 0; s < 2 && !st; s++) st = record(o, d->path[s], m[s], &t[s], err);
-    for (int s = 0; s < 2 && !st; s++) st = parity_tapmap_for_trace(t[s], &map[s], err);
-    const char *policy = o->policy ? o->policy : parity_compare_default_policy(t[1], t[0], NULL, 0);
-    if (!st) snprintf(d->policy, sizeof d->policy, "%s", policy);
-    if (!st) st = parity_policy_load_builtin(policy, &d->act_policy, err);
+    for (int s = 0; s < 2 && !st; s++) {
+        bn_error e;
+        st = record(o, d->path[s], m[s], &t[s], &e);
+        /* tokens the model cannot run (an id past its vocabulary): the weight part still stands */
+        if (st == BN_ERR_INVALID) {
+            snprintf(d->act_skipped, sizeof d->act_skipped, "the engine cannot run the tokens: %s", e.msg);
+            st = BN_OK;
+            break;
+        }
+        if (st) *err = e;
+    }
+    const bool run = !st && !d->act_skipped[0];
+    for (int s = 0; s < 2 && run && !st; s++) st = parity_tapmap_for_trace(t[s], &map[s], err);
+    if (run && !st) {
+        const char *policy = o->policy ? o->policy : parity_compare_default_policy(t[1], t[0], NULL, 0);
+        snprintf(d->policy, sizeof d->policy, "%s", policy);
+        st = parity_policy_load_builtin(policy, &d->act_policy, err);
+    }
     const parity_compare_opts co = {.pool = c->pool, .cancel = o->cancel};
-    if (!st) st = parity_compare(t[1], map[1], t[0], map[0], d->act_policy, &co, &d->act, err);
-    for (int s = 0; s < 2 && !st; s++) st = parity_tapview_open(t[1 - s], map[1 - s], &v[s], err);
-    if (!st) st = parity_hints_find(d->act, v[0], v[1], m[1], err);
-    if (!st) d->act_ran = true;
+    if (run && !st) st = parity_compare(t[1], map[1], t[0], map[0], d->act_policy, &co, &d->act, err);
+    for (int s = 0; s < 2 && run && !st; s++) st = parity_tapview_open(t[1 - s], map[1 - s], &v[s], err);
+    if (run && !st) st = parity_hints_find(d->act, v[0], v[1], m[1], err);
+    if (run && !st) d->act_ran = true;
     for (int s = 0; s < 2; s++) {
         parity_tapview_free(v[s]);
         parity_tapmap_free(map[s]);

@@ -177,6 +177,10 @@ rc=0; "$bp" diff "$b25" "$tmp/vocab.gguf" > "$tmp/diff.txt" || rc=$?
 grep -q 'verdict: equivalent' "$tmp/diff.txt" || fail "diff of a model with itself"
 "$bp" diff "$kjv" "$tmp/extra.gguf" -p "In the beginning" > "$tmp/diff.txt" || fail "diff extra tensor: exit $?"
 grep -q '+ blk.3.attn_rot.weight (F32)' "$tmp/diff.txt" || fail "diff extra tensor: not listed"
+# tokens the model cannot run: the weight part stands, the activation part says why it was skipped
+rc=0; "$bp" diff "$b25" "$tmp/ns-all.gguf" --tokens 1,99999 > "$tmp/diff.txt" || rc=$?
+[ $rc = 1 ] && grep -q "activations: skipped: the engine cannot run the tokens: token id 99999" "$tmp/diff.txt" \
+    && grep -q "~ blk.1.ffn_sub_norm.weight: scaled: .*(the factor is sqrt(H))" "$tmp/diff.txt" || fail "diff with bad tokens"
 # usage and input errors: exit 2
 for args in "$kjv" "$kjv $tmp/none.gguf" "$kjv $tmp/trunc.gguf" "$kjv $kjv --tokens 1 -p x" "$kjv $kjv --tokens x,y"; do
     rc=0; "$bp" diff $args > /dev/null 2>&1 || rc=$?
