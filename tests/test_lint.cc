@@ -160,4 +160,16 @@ TEST(Doc, YamlQuotesWhatAReaderWouldMisreadAndJsonEscapes) {
     parity_doc_free(root);
 }
 
+// Strings from files may hold any bytes: what is not UTF-8 becomes '?', so
+// that both writers produce a valid document (libyaml's emitter would fail).
+TEST(Doc, BytesThatAreNotUtf8BecomeQuestionMarks) {
+    parity_doc_builder b = {0, 0};
+    parity_doc_node *root = parity_doc_root(&b);
+    parity_doc_str(&b, root, "s", "a\xff\xc3\xa9\xed\xa0\x80\xf4\x90\x80\x80z\xe2\x82");
+    ASSERT_FALSE(b.oom);
+    EXPECT_STREQ(root->head->str, "a?\xc3\xa9???????z??");
+    EXPECT_EQ(Emit(root, PARITY_DOC_YAML), "s: a?\xc3\xa9???????z??\n");
+    parity_doc_free(root);
+}
+
 }  // namespace

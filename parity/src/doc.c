@@ -56,9 +56,36 @@ parity_doc_node *parity_doc_list(parity_doc_builder *b, parity_doc_node *p, cons
     return n;
 }
 
+/* Length of the valid UTF-8 sequence at p, or 0 (overlong forms, surrogates
+ * and code points past U+10FFFF are invalid). */
+static int utf8_len(const unsigned char *p) {
+    const unsigned c = p[0];
+    if (c < 0x80) return 1;
+    int n = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+    for (int i = 1; i < n; i++)
+        if ((p[i] & 0xC0) != 0x80) return 0;
+    if ((c == 0xE0 && p[1] < 0xA0) || (c == 0xED && p[1] >= 0xA0) || (c == 0xF0 && p[1] < 0x90) ||
+        (c == 0xF4 && p[1] >= 0x90))
+        return 0;
+    return n;
+}
+
+/* Strings come from files (tensor names, keys, messages quoting them): a
+ * byte that is not part of valid UTF-8 becomes '?', since neither a YAML
+ * nor a JSON document may hold it (libyaml's emitter fails on it, and its
+ * error path frees the event twice). */
 void parity_doc_str(parity_doc_builder *b, parity_doc_node *p, const char *key, const char *s) {
     parity_doc_node *n = parity_doc_add(b, p, key, s ? PARITY_DOC_STR : PARITY_DOC_NULL);
-    if (n && s && !(n->str = strdup(s))) b->oom = 1, b->oom_bytes = strlen(s) + 1;
+    if (!n || !s) return;
+    if (!(n->str = strdup(s))) {
+        b->oom = 1, b->oom_bytes = strlen(s) + 1;
+        return;
+    }
+    for (unsigned char *q = (unsigned char *)n->str; *q;) {
+        const int len = utf8_len(q);
+        if (len) q += len;
+        else *q++ = '?';
+    }
 }
 
 void parity_doc_int(parity_doc_builder *b, parity_doc_node *p, const char *key, int64_t v) {
