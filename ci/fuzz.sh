@@ -54,6 +54,7 @@ for t in "${targets[@]}"; do
   [ -d "$seeds" ] || seeds=""
   case $t in
     fuzz_model) seeds="$seeds fixtures/models" ;; # every architecture and weight type, not copied
+    fuzz_lint) seeds="tests/fuzz/seeds/gguf fixtures/models" ;; # broken and good models
   esac
   # -close_fd_mask=3: the targets' own stdout/stderr (CLI usage errors) are
   # silenced; libFuzzer's and the sanitizers' reports still reach the log.

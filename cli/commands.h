@@ -31,6 +31,8 @@ typedef struct cli_command {
 
 int cmd_inspect(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
+int cmd_lint(int argc, char **argv);
+int cmd_diff(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 
 int cmd_run(int argc, char **argv);

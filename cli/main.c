@@ -13,6 +13,8 @@ static const cli_command commands[] = {
     {"report", cmd_report, "render receipts as an HTML page (inline SVG plots) or Markdown for CI"},
     {"perplexity", cmd_perplexity, "perplexity of a model on a text, and KL-divergence against base logits"},
     {"inspect", cmd_inspect, "show a GGUF model: hyper-parameters, tokenizer, metadata, tensors, stats"},
+    {"lint", cmd_lint, "check a GGUF export for converter bugs (norms, I2_S codes, shapes, metadata)"},
+    {"diff", cmd_diff, "compare two GGUF models: metadata, tensors (the relation found) and activations"},
     {"convert", cmd_convert, "convert foreign files to GGUF (llama2.c checkpoints, tiktoken vocabularies)"},
     {"synth", cmd_synth, "write a small deterministic BitNet model (the demo's and the fixtures')"},
 };

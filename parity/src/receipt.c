@@ -2,6 +2,7 @@
  * comparison, written as YAML (libyaml emitter) or JSON (docs/receipt.md). */
 #include "parity/receipt.h"
 
+#include "parity/doc.h"
 #include "parity/receipt_schema.h"
 #include "parity/arbiter.h"
 #include "parity/replay.h"
@@ -10,9 +11,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
-#include <yaml.h>
 
 #include "bitnet/atomic_file.h"
 #include "bitnet/matmul.h"
@@ -26,32 +25,19 @@
 #define BITPARITY_COMMIT "unknown"
 #endif
 
-/* ---- the tree ------------------------------------------------------------------ */
+/* ---- the tree (parity/doc.h, keys checked against the schema) -------------------- */
 
 /* Keys are ids into the schema table (receipt_schema.h); ITEM is a list item. */
 typedef parity_receipt_key_id rkey;
 #define ITEM PARITY_RK_COUNT
 
-typedef enum rkind { R_MAP, R_SEQ, R_STR, R_INT, R_NUM, R_BOOL, R_NULL } rkind;
+typedef parity_doc_node rnode;
 
-typedef struct rnode {
-    rkind kind;
-    int flow;                  /* maps and lists: written on one line */
-    const char *key;           /* set when the parent is a map: the schema's name */
-    char *str;                 /* R_STR */
-    int64_t i;                 /* R_INT, R_BOOL */
-    double d;                  /* R_NUM */
-    struct rnode *head, *tail; /* children in order */
-    struct rnode *next;
-} rnode;
-
-/* The builder: an allocation failure anywhere sets oom and makes every later
- * call a no-op, so the building code needs no error checks of its own. A key
- * written with a type other than the schema's sets bad_key (a bug, reported
- * as INTERNAL). */
+/* The builder: the document's sticky allocation failure, and a key written
+ * with a type other than the schema's in bad_key (a bug, reported as
+ * INTERNAL). */
 typedef struct rb {
-    int oom;
-    size_t oom_bytes; /* the allocation that failed */
+    parity_doc_builder doc;
     rkey bad_key;
 } rb;
 
@@ -59,218 +45,39 @@ struct parity_receipt {
     rnode *root;
 };
 
-static void rnode_free(rnode *n) {
-    while (n) {
-        rnode *next = n->next;
-        rnode_free(n->head);
-        free(n->str);
-        free(n);
-        n = next;
-    }
+/* The schema's name of key (NULL for a list item), after checking that a
+ * node of kind fits its type (null fits every type). */
+static const char *key_name(rb *b, rkey key, parity_doc_kind kind) {
+    static const parity_receipt_type fits[] = {[PARITY_DOC_MAP] = PARITY_RT_MAP, [PARITY_DOC_LIST] = PARITY_RT_LIST,
+                                               [PARITY_DOC_STR] = PARITY_RT_STR, [PARITY_DOC_INT] = PARITY_RT_INT,
+                                               [PARITY_DOC_NUM] = PARITY_RT_NUM, [PARITY_DOC_BOOL] = PARITY_RT_BOOL};
+    if (key == ITEM) return NULL;
+    if (kind != PARITY_DOC_NULL && fits[kind] != parity_receipt_keys[key].type) b->bad_key = key;
+    return parity_receipt_keys[key].key;
 }
 
-/* The schema's type for each node kind (null fits every type). */
-static int kind_fits(rkind kind, parity_receipt_type type) {
-    static const parity_receipt_type fits[] = {[R_MAP] = PARITY_RT_MAP, [R_SEQ] = PARITY_RT_LIST,
-                                               [R_STR] = PARITY_RT_STR, [R_INT] = PARITY_RT_INT,
-                                               [R_NUM] = PARITY_RT_NUM, [R_BOOL] = PARITY_RT_BOOL};
-    return kind == R_NULL || fits[kind] == type;
-}
-
-static rnode *add(rb *b, rnode *parent, rkey key, rkind kind) {
-    if (!parent || b->oom) return NULL;
-    if (key != ITEM && !kind_fits(kind, parity_receipt_keys[key].type)) b->bad_key = key;
-    rnode *n = calloc(1, sizeof *n);
-    if (!n) {
-        b->oom = 1;
-        b->oom_bytes = sizeof *n;
-        return NULL;
-    }
-    n->kind = kind;
-    n->key = key == ITEM ? NULL : parity_receipt_keys[key].key;
-    if (parent->tail) parent->tail->next = n;
-    else parent->head = n;
-    parent->tail = n;
-    return n;
-}
-
-static rnode *r_map(rb *b, rnode *p, rkey key) { return add(b, p, key, R_MAP); }
+static rnode *r_map(rb *b, rnode *p, rkey key) { return parity_doc_map(&b->doc, p, key_name(b, key, PARITY_DOC_MAP)); }
 
 static rnode *r_seq(rb *b, rnode *p, rkey key, int flow) {
-    rnode *n = add(b, p, key, R_SEQ);
-    if (n) n->flow = flow;
-    return n;
+    return parity_doc_list(&b->doc, p, key_name(b, key, PARITY_DOC_LIST), flow);
 }
 
 static void r_str(rb *b, rnode *p, rkey key, const char *s) {
-    rnode *n = add(b, p, key, s ? R_STR : R_NULL);
-    if (n && s && !(n->str = strdup(s))) b->oom = 1, b->oom_bytes = strlen(s) + 1;
+    parity_doc_str(&b->doc, p, key_name(b, key, s ? PARITY_DOC_STR : PARITY_DOC_NULL), s);
 }
 
-static void r_int(rb *b, rnode *p, rkey key, int64_t v) {
-    rnode *n = add(b, p, key, R_INT);
-    if (n) n->i = v;
-}
+static void r_int(rb *b, rnode *p, rkey key, int64_t v) { parity_doc_int(&b->doc, p, key_name(b, key, PARITY_DOC_INT), v); }
 
-static void r_num(rb *b, rnode *p, rkey key, double v) {
-    rnode *n = add(b, p, key, R_NUM);
-    if (n) n->d = v;
-}
+static void r_num(rb *b, rnode *p, rkey key, double v) { parity_doc_num(&b->doc, p, key_name(b, key, PARITY_DOC_NUM), v); }
 
-static void r_bool(rb *b, rnode *p, rkey key, int v) {
-    rnode *n = add(b, p, key, R_BOOL);
-    if (n) n->i = v != 0;
-}
+static void r_bool(rb *b, rnode *p, rkey key, int v) { parity_doc_bool(&b->doc, p, key_name(b, key, PARITY_DOC_BOOL), v); }
 
-/* A number that is NAN means "not measured": null. */
 static void r_num_or_null(rb *b, rnode *p, rkey key, double v) {
-    if (isnan(v)) add(b, p, key, R_NULL);
-    else r_num(b, p, key, v);
+    parity_doc_num_or_null(&b->doc, p, key_name(b, key, isnan(v) ? PARITY_DOC_NULL : PARITY_DOC_NUM), v);
 }
 
 static void r_shape(rb *b, rnode *p, rkey key, int ndim, const int64_t *shape) {
-    rnode *s = r_seq(b, p, key, 1);
-    for (int d = 0; d < ndim; d++) r_int(b, s, ITEM, shape[d]);
-}
-
-/* ---- scalars as text -------------------------------------------------------------- */
-
-/* Shortest text that reads back as the same double, always with a '.' so
- * YAML 1.1 readers (PyYAML) take it as a float: 1e-06 -> 1.0e-06. */
-static void format_double(double d, char *buf, size_t size) {
-    if (isnan(d)) {
-        snprintf(buf, size, ".nan");
-        return;
-    }
-    if (isinf(d)) {
-        snprintf(buf, size, d > 0 ? ".inf" : "-.inf");
-        return;
-    }
-    char tmp[40];
-    for (int p = 1; p <= 17; p++) {
-        snprintf(tmp, sizeof tmp, "%.*g", p, d);
-        if (strtod(tmp, NULL) == d) break;
-    }
-    char *e = strchr(tmp, 'e');
-    if (strchr(tmp, '.')) snprintf(buf, size, "%s", tmp);
-    else if (e) snprintf(buf, size, "%.*s.0%s", (int)(e - tmp), tmp, e);
-    else snprintf(buf, size, "%s.0", tmp);
-}
-
-static void scalar_text(const rnode *n, char *buf, size_t size) {
-    switch (n->kind) {
-    case R_INT: snprintf(buf, size, "%lld", (long long)n->i); break;
-    case R_NUM: format_double(n->d, buf, size); break;
-    case R_BOOL: snprintf(buf, size, n->i ? "true" : "false"); break;
-    default: snprintf(buf, size, "null"); break;
-    }
-}
-
-/* A string a YAML 1.1 reader would take for something else when plain. */
-static int needs_quotes(const char *s) {
-    static const char *const words[] = {"y", "n", "yes", "no", "on", "off", "true", "false", "null", "~", NULL};
-    if (!*s || strchr("0123456789+-.", *s)) return 1;
-    for (int i = 0; words[i]; i++)
-        if (!strcasecmp(s, words[i])) return 1;
-    return 0;
-}
-
-/* ---- YAML ------------------------------------------------------------------------ */
-
-static int yaml_scalar(yaml_emitter_t *e, const char *text, int is_string) {
-    yaml_event_t ev;
-    int quote = is_string && needs_quotes(text);
-    yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)text, (int)strlen(text), !quote, 1,
-                                 quote ? YAML_DOUBLE_QUOTED_SCALAR_STYLE : YAML_ANY_SCALAR_STYLE);
-    return yaml_emitter_emit(e, &ev);
-}
-
-static int yaml_node(yaml_emitter_t *e, const rnode *n) {
-    yaml_event_t ev;
-    char buf[64];
-    if (n->kind == R_STR) return yaml_scalar(e, n->str, 1);
-    if (n->kind != R_MAP && n->kind != R_SEQ) {
-        scalar_text(n, buf, sizeof buf);
-        return yaml_scalar(e, buf, 0);
-    }
-    if (n->kind == R_MAP)
-        yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1, n->flow ? YAML_FLOW_MAPPING_STYLE : YAML_BLOCK_MAPPING_STYLE);
-    else
-        yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1, n->flow ? YAML_FLOW_SEQUENCE_STYLE : YAML_BLOCK_SEQUENCE_STYLE);
-    if (!yaml_emitter_emit(e, &ev)) return 0;
-    for (const rnode *c = n->head; c; c = c->next) {
-        if (n->kind == R_MAP && !yaml_scalar(e, c->key, 1)) return 0;
-        if (!yaml_node(e, c)) return 0;
-    }
-    if (n->kind == R_MAP) yaml_mapping_end_event_initialize(&ev);
-    else yaml_sequence_end_event_initialize(&ev);
-    return yaml_emitter_emit(e, &ev);
-}
-
-static bn_status emit_yaml(const rnode *root, FILE *f, bn_error *err) {
-    yaml_emitter_t e;
-    yaml_event_t ev;
-    if (!yaml_emitter_initialize(&e)) return bn_error_nomem(err, sizeof e, "receipt: the YAML emitter");
-    yaml_emitter_set_output_file(&e, f);
-    yaml_emitter_set_unicode(&e, 1);
-    yaml_emitter_set_width(&e, -1); /* never fold long strings */
-    yaml_emitter_set_indent(&e, 2);
-    int ok = 1;
-    yaml_stream_start_event_initialize(&ev, YAML_UTF8_ENCODING);
-    ok = ok && yaml_emitter_emit(&e, &ev);
-    yaml_document_start_event_initialize(&ev, NULL, NULL, NULL, 1);
-    ok = ok && yaml_emitter_emit(&e, &ev);
-    ok = ok && yaml_node(&e, root);
-    yaml_document_end_event_initialize(&ev, 1);
-    ok = ok && yaml_emitter_emit(&e, &ev);
-    yaml_stream_end_event_initialize(&ev);
-    ok = ok && yaml_emitter_emit(&e, &ev);
-    ok = ok && yaml_emitter_flush(&e);
-    bn_status st = ok ? BN_OK
-                      : bn_error_set(err, BN_ERR_IO, "receipt: YAML emitter: %s", e.problem ? e.problem : "write error");
-    yaml_emitter_delete(&e);
-    return st;
-}
-
-/* ---- JSON ------------------------------------------------------------------------ */
-
-static void json_string(FILE *f, const char *s) {
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
-        else if (*p == '\n') fputs("\\n", f);
-        else if (*p == '\t') fputs("\\t", f);
-        else if (*p < 0x20) fprintf(f, "\\u%04x", *p);
-        else fputc(*p, f);
-    }
-    fputc('"', f);
-}
-
-static void json_node(FILE *f, const rnode *n, int depth) {
-    char buf[64];
-    if (n->kind == R_STR) return json_string(f, n->str);
-    if (n->kind == R_NUM && !isfinite(n->d)) {
-        format_double(n->d, buf, sizeof buf);
-        return json_string(f, buf);
-    }
-    if (n->kind != R_MAP && n->kind != R_SEQ) {
-        scalar_text(n, buf, sizeof buf);
-        fputs(buf, f);
-        return;
-    }
-    int map = n->kind == R_MAP, flow = n->flow || !n->head;
-    fputc(map ? '{' : '[', f);
-    for (const rnode *c = n->head; c; c = c->next) {
-        if (flow) fputs(c == n->head ? "" : ", ", f);
-        else fprintf(f, "%s\n%*s", c == n->head ? "" : ",", 2 * (depth + 1), "");
-        if (map) {
-            json_string(f, c->key);
-            fputs(": ", f);
-        }
-        json_node(f, c, depth + 1);
-    }
-    if (!flow) fprintf(f, "\n%*s", 2 * depth, "");
-    fputc(map ? '}' : ']', f);
+    parity_doc_shape(&b->doc, p, key_name(b, key, PARITY_DOC_LIST), ndim, shape);
 }
 
 /* ---- content ---------------------------------------------------------------------- */
@@ -869,14 +676,13 @@ bn_status parity_receipt_build(const parity_receipt_input *in, parity_receipt **
     *out = NULL;
     if (!in || !in->subject || !in->reference || !in->subject_map || !in->reference_map || !in->policy || !in->result)
         return bn_error_set(err, BN_ERR_INVALID, "receipt: incomplete input");
-    build_ctx c = {{0, 0, ITEM}, in, in->result, 0, err};
+    build_ctx c = {{{0, 0}, ITEM}, in, in->result, 0, err};
     parity_receipt *r = calloc(1, sizeof *r);
-    if (!r || !(r->root = calloc(1, sizeof *r->root))) {
+    if (!r || !(r->root = parity_doc_root(&c.b.doc))) {
         free(r);
         return bn_error_nomem(err, sizeof *r + sizeof *r->root, "receipt: the document");
     }
     rnode *root = r->root;
-    root->kind = R_MAP;
     hash_job hashes;
     bn_status st = hash_traces(&c, &hashes);
     if (!st) {
@@ -896,7 +702,7 @@ bn_status parity_receipt_build(const parity_receipt_input *in, parity_receipt **
         add_replay(&c, root);
         add_arbiter(&c, root);
         add_timings(&c, root);
-        if (c.b.oom) st = bn_error_nomem(err, c.b.oom_bytes, "receipt: a node of the document");
+        if (c.b.doc.oom) st = bn_error_nomem(err, c.b.doc.oom_bytes, "receipt: a node of the document");
         else if (c.b.bad_key != ITEM)
             st = bn_error_set(err, BN_ERR_INTERNAL, "receipt: key %s.%s written with a type other than the schema's (%s)",
                               parity_receipt_keys[c.b.bad_key].section, parity_receipt_keys[c.b.bad_key].key,
@@ -911,27 +717,17 @@ bn_status parity_receipt_build(const parity_receipt_input *in, parity_receipt **
 }
 
 bn_status parity_receipt_emit(const parity_receipt *r, parity_receipt_format fmt, FILE *f, bn_error *err) {
-    if (fmt == PARITY_RECEIPT_YAML) return emit_yaml(r->root, f, err);
-    json_node(f, r->root, 0);
-    fputc('\n', f);
-    return ferror(f) ? bn_error_set(err, BN_ERR_IO, "receipt: write error") : BN_OK;
+    bn_status st = parity_doc_emit(r->root, fmt == PARITY_RECEIPT_JSON ? PARITY_DOC_JSON : PARITY_DOC_YAML, f, err);
+    if (st) bn_error_prefix(err, "receipt");
+    return st;
 }
 
 bn_status parity_receipt_save(const parity_receipt *r, parity_receipt_format fmt, const char *path, bn_error *err) {
-    bn_atomic_file *f;
-    bn_status st = bn_atomic_file_open(path, &f, err);
-    if (st) return st;
-    st = parity_receipt_emit(r, fmt, bn_atomic_file_stream(f), err);
-    if (st) {
-        bn_error_prefix(err, path);
-        bn_atomic_file_abort(f);
-        return st;
-    }
-    return bn_atomic_file_commit(f, err);
+    return parity_doc_save(r->root, fmt == PARITY_RECEIPT_JSON ? PARITY_DOC_JSON : PARITY_DOC_YAML, path, err);
 }
 
 void parity_receipt_free(parity_receipt *r) {
     if (!r) return;
-    rnode_free(r->root);
+    parity_doc_free(r->root);
     free(r);
 }
