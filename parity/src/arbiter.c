@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "bitnet/forward.h"
+#include "child_process.h"
 
 extern char **environ;
 
@@ -75,58 +76,6 @@ static bn_status token_args(const parity_tapview *subject, int64_t last, sbuf *p
     if (!prompt->s) sb_add(prompt, "", 0);
     if (!rest->s) sb_add(rest, "", 0);
     return prompt->oom || rest->oom ? bn_error_nomem(err, prompt->cap + rest->cap, "arbiter: the token lists") : BN_OK;
-}
-
-/* The last line of the child's stderr, for the error message. */
-static void last_line(const char *path, char *buf, size_t size) {
-    buf[0] = '\0';
-    FILE *f = fopen(path, "r");
-    if (!f) return;
-    char line[512];
-    while (fgets(line, sizeof line, f))
-        if (line[0] != '\n') {
-            size_t n = strlen(line);
-            if (n >= size) n = size - 1;
-            memcpy(buf, line, n);
-            buf[n] = '\0';
-        }
-    fclose(f);
-    buf[strcspn(buf, "\n")] = '\0';
-}
-
-/* Runs argv (argv[0] a path) with stdout and stderr into log; waits,
- * polling cancel. */
-static bn_status run_child(char *const argv[], const char *log, const volatile sig_atomic_t *cancel, bn_error *err) {
-    posix_spawn_file_actions_t fa;
-    if (posix_spawn_file_actions_init(&fa)) return bn_error_nomem(err, sizeof fa, "arbiter: spawn actions");
-    posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    pid_t pid;
-    const int rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc)
-        return bn_error_set(err, BN_ERR_NOT_FOUND, "arbiter: cannot run %s: %s (give the interpreter with --python)",
-                            argv[0], strerror(rc));
-    int status = 0;
-    for (;;) {
-        const pid_t w = waitpid(pid, &status, WNOHANG);
-        if (w == pid) break;
-        if (w < 0 && errno != EINTR) return bn_error_set(err, BN_ERR_IO, "arbiter: waiting for %s: %s", argv[0], strerror(errno));
-        if (cancel && *cancel) {
-            kill(pid, SIGTERM);
-            waitpid(pid, &status, 0);
-            return bn_error_set(err, BN_ERR_CANCELLED, "interrupted");
-        }
-        const struct timespec ts = {0, 20 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return BN_OK;
-    char why[400];
-    last_line(log, why, sizeof why);
-    if (WIFEXITED(status))
-        return bn_error_set(err, BN_ERR_IO, "arbiter: %s %s exited %d: %s", argv[0], argv[1], WEXITSTATUS(status),
-                            why[0] ? why : "(no message)");
-    return bn_error_set(err, BN_ERR_IO, "arbiter: %s %s killed by signal %d", argv[0], argv[1], WTERMSIG(status));
 }
 
 /* ---- comparing at the tap ------------------------------------------------------ */
@@ -192,7 +141,7 @@ static bn_status trace_arbiter(run_ctx *c, const char *activation, const char *n
     if (c->kv) argv[n++] = "--kv-type", argv[n++] = c->kv;
     if (activation) argv[n++] = "--activation", argv[n++] = activation;
     argv[n++] = "-o", argv[n++] = out, argv[n] = NULL;
-    bn_status st = run_child((char *const *)argv, log, c->o->cancel, err);
+    bn_status st = parity_run_child("arbiter", (char *const *)argv, log, c->o->cancel, err);
     remove(log);
     if (!st) st = parity_trace_open(out, &at->trace, err);
     if (!st) st = parity_tapmap_for_trace(at->trace, &at->map, err);

@@ -7,13 +7,11 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include <yaml.h>
 
@@ -25,7 +23,8 @@
 #include "parity/perplexity.h"
 #include "parity/record.h"
 
-extern char **environ;
+#include "child_process.h"
+
 
 #define MANIFEST_MAX_BYTES (4u << 20)
 #define SUMMARY_MAX_BYTES (64u << 20)
@@ -885,22 +884,7 @@ static bn_status trace_python(gate_ctx *g, const spec *s, const char *out, const
     if (s->numerics) argv[argc++] = "--numerics", argv[argc++] = (char *)s->numerics;
     if (s->taps) argv[argc++] = "--taps", argv[argc++] = (char *)s->taps;
     argv[argc] = NULL;
-    posix_spawn_file_actions_t fa;
-    pid_t pid;
-    int status = 0, rc = 0;
-    if (!st) {
-        posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0666);
-        posix_spawn_file_actions_adddup2(&fa, 1, 2);
-        rc = posix_spawn(&pid, o->python, &fa, NULL, argv, environ);
-        posix_spawn_file_actions_destroy(&fa);
-        if (rc) st = bn_error_set(err, BN_ERR_IO, "%s: cannot run: %s", o->python, strerror(rc));
-        while (!st && waitpid(pid, &status, 0) < 0)
-            if (errno != EINTR) st = bn_error_set(err, BN_ERR_IO, "waiting for the Python reference: %s", strerror(errno));
-        if (!st && (!WIFEXITED(status) || WEXITSTATUS(status)))
-            st = bn_error_set(err, BN_ERR_INVALID, "the Python reference failed (exit %d; see %s)",
-                              WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), log);
-    }
+    if (!st) st = parity_run_child("reference: python", argv, log, o->cancel, err);
     free(list), free(evals), free(ids);
     parity_trace_close(from);
     bn_tokenizer_free(tok);
