@@ -817,6 +817,7 @@ size_t bn_matmul_scratch_bytes(const bn_weight *w, int64_t T) {
 /* The summation of dense rows for an order (see the top comment). */
 static void dense_plan(const type_info *ti, int64_t T, int64_t K, const bn_matmul_opts *o, mm_job *j) {
     const bool w16 = ti->type == BN_TYPE_F16;
+    if (o->graph_T > 0) T = o->graph_T;
     if (o->order == BN_SUM_PLAIN) {
         j->alg = (dense_alg){DENSE_SEQ, 1, false, false, false};
         j->xk = o->act_f16 ? OP_F32_AS_F16 : OP_F32;

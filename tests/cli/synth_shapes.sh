@@ -3,8 +3,8 @@
 # piece by piece — what inspect reads back (hyper-parameters, vocabulary
 # size, special ids, tensor shapes and sizes), the I2_S tensors' one scale
 # and ternary codes as the whole-tensor quantizer would write them (checked
-# in numpy), determinism, and a short greedy run. (2b4t has the same code
-# path at 4x the size: bench/run.sh writes it.)
+# in numpy), and a short greedy run. (2b4t has the same code path at 4x the
+# size: bench/run.sh writes it.)
 set -euo pipefail
 bp=$1
 py=${BITPARITY_PYTHON:-/usr/bin/python3}
@@ -21,7 +21,6 @@ grep -q "vocab 32002  embd 1536  layers 24  ff 4096  heads 16 (kv 16, head_dim 9
 grep -q "32002 tokens  253 merges  bos 31999  eos 32000  eot 32001" "$tmp/inspect.txt" || fail "700m vocabulary"
 "$bp" inspect "$tmp/m.gguf" --json > "$tmp/m.json"
 "$bp" inspect "$tmp/m.gguf" --tensor blk.23.ffn_down.weight --dump "$tmp/down.npy"
-"$bp" inspect "$tmp/m.gguf" --tensor token_embd.weight --dump "$tmp/embd.npy"
 "$py" - "$tmp" <<'PY'
 import json, sys, numpy as np
 d = sys.argv[1]
@@ -40,14 +39,8 @@ vals = np.unique(w)
 assert len(vals) == 3 and vals[0] == -vals[2] and vals[1] == 0 and 0.02 <= vals[2] <= 0.05, vals
 zeros = float((w == 0).mean())
 assert 0.30 < zeros < 0.32, zeros
-e = np.load(f"{d}/embd.npy")
-assert e.shape == (32002, 1536), e.shape
-assert abs(float(e.std()) - 0.5) < 0.01 and abs(float(e.mean())) < 0.01, (e.mean(), e.std())
 print("700m shapes ok")
 PY
-"$bp" synth --shape 700m --type i2_s --seed 5 -o "$tmp/m2.gguf" 2>/dev/null
-cmp -s "$tmp/m.gguf" "$tmp/m2.gguf" || fail "synth 700m is not deterministic"
-rm -f "$tmp/m2.gguf"
 out=$("$bp" run -m "$tmp/m.gguf" --tokens 1,2,3 -n 2 --temp 0 --ids -t 2) || fail "run on 700m"
 [ "$(echo "$out" | wc -w)" -eq 2 ] || fail "run on 700m printed '$out'"
 echo "synth shapes: ok"

@@ -71,6 +71,11 @@ typedef struct bn_matmul_opts {
                                rounded to f16, then tinyBLAS, as upstream
                                llama.cpp's sgemm takes only f16 x f16 (read from
                                its source; the shared traces have no F16 weights) */
+    int64_t graph_T;        /* the batch size the references' graph has, which
+                               picks the F32/F16 summation (tinyBLAS for >= 2):
+                               a caller computing only some rows of a batch
+                               (the last position's logits) passes the whole
+                               batch's T so those rows keep their bits; 0: T */
 } bn_matmul_opts;
 
 /* Bytes of caller-owned scratch bn_matmul needs for w and T tokens: a small
