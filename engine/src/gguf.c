@@ -1169,22 +1169,16 @@ static bn_status io_status(bn_gguf_writer *w, bn_error *err) {
 }
 
 bn_status bn_gguf_writer_write_tensor(bn_gguf_writer *w, const void *data, uint64_t nbytes, bn_error *err) {
-    if (!w) return bn_error_set(err, BN_ERR_INVALID, "<writer>: NULL writer");
-    if (w->n_written >= w->n_tensors)
-        return wfail(w, err, BN_ERR_INVALID, "tensor data beyond the %lld declared tensors",
-                     (long long)w->n_tensors);
-    const wtensor *t = &w->tensors[w->n_written];
-    if (w->part_written)
-        return wfail(w, err, BN_ERR_INVALID, "tensor '%s': whole data given after %llu partial bytes", t->name,
-                     (unsigned long long)w->part_written);
-    if (nbytes != t->nbytes || (!data && nbytes))
-        return wfail(w, err, BN_ERR_INVALID, "tensor '%s': %llu bytes given, %llu declared", t->name,
-                     (unsigned long long)nbytes, (unsigned long long)t->nbytes);
-    if (!w->header_done) write_header(w);
-    wwrite(w, data, nbytes);
-    wpad(w);
-    w->n_written++;
-    return io_status(w, err);
+    if (w && w->n_written < w->n_tensors) { /* the rest is write_tensor_part's to check */
+        const wtensor *t = &w->tensors[w->n_written];
+        if (w->part_written)
+            return wfail(w, err, BN_ERR_INVALID, "tensor '%s': whole data given after %llu partial bytes", t->name,
+                         (unsigned long long)w->part_written);
+        if (nbytes != t->nbytes || (!data && nbytes))
+            return wfail(w, err, BN_ERR_INVALID, "tensor '%s': %llu bytes given, %llu declared", t->name,
+                         (unsigned long long)nbytes, (unsigned long long)t->nbytes);
+    }
+    return bn_gguf_writer_write_tensor_part(w, data, nbytes, err);
 }
 
 bn_status bn_gguf_writer_write_tensor_part(bn_gguf_writer *w, const void *data, uint64_t nbytes, bn_error *err) {
