@@ -13,6 +13,16 @@
 #    and of two synthetic 1 GB traces (target: <= 5 s on 2 cores).
 # 5. tokenizer: converting the LLaMA-3 tiktoken vocabulary (when ../shared
 #    or $BITPARITY_SHARED_DIR has it); the unit tests only check its output.
+# 6. 2B-4T scale (`synth --shape 2b4t`: the exact shapes, I2_S, tied F16
+#    embeddings), 2 threads: a STREAM-like read bandwidth (bench/stream.c),
+#    the bytes a decoded token reads (every tensor once: the tied lm_head
+#    reads the whole embedding), hence the decode bound; decode tok/s (64
+#    tokens after a 16-token prompt), prefill tok/s (128-token prompt), peak
+#    RSS, trace write and compare throughput. Decode and prefill times are
+#    differences of whole-process runs (the same run with -n 0, and a 1-token
+#    prompt), so loading the model is not counted. Ends with the lines
+#    bandwidth_gb_s, decode_bound_tok_s, decode_tok_s, prefill_tok_s,
+#    decode_fraction_of_bound.
 # Each measurement is the median of N whole-process runs (N = 7, 3 with --quick).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -116,3 +126,61 @@ if [ -f "$shared/tokenizers/llama3/tokenizer.model" ]; then
   conv=$(median "$bp" convert tiktoken "$shared/tokenizers/llama3/tokenizer.model" -o "$out/llama3-vocab.gguf")
   echo "| convert the 128256-token LLaMA-3 tiktoken vocabulary | - | $conv | - |"
 fi
+
+# ------------------------------------------------------------ 2B-4T scale --
+echo "== 2B-4T scale: synth --shape 2b4t, stream bandwidth" >&2
+cmake -S bench -B build-bench-tools -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build-bench-tools -j"$jobs" --target stream >/dev/null
+bw=$(build-bench-tools/stream 2 1024 10 2>/dev/null | awk '/^bandwidth_gb_s:/ {print $2}')
+m2b="$out/2b4t.gguf"
+synth_t0=$(date +%s%N)
+"$bp" synth --shape 2b4t --type i2_s -o "$m2b" 2>/dev/null
+synth_s=$(awk -v a="$synth_t0" -v b="$(date +%s%N)" 'BEGIN {printf "%.1f", (b - a) / 1e9}')
+# every tensor is read once per decoded token (token_embd as the tied lm_head)
+bytes_tok=$("$bp" inspect "$m2b" --json | /usr/bin/python3 -c '
+import json, sys
+print(sum(t["nbytes"] for t in json.load(sys.stdin)["tensors"]))')
+gen=(run -m "$m2b" --temp 0 --threads 2)
+p16=$(seq -s, 100 115)
+p128=$(seq -s, 100 227)
+t_load=$(median "$bp" "${gen[@]}" --tokens 100 -n 0)
+t_p16=$(median "$bp" "${gen[@]}" --tokens "$p16" -n 0)
+t_dec=$(median "$bp" "${gen[@]}" --tokens "$p16" -n 64)
+t_p128=$(median "$bp" "${gen[@]}" --tokens "$p128" -n 0)
+# peak RSS of the decode run (the mapped weights count once they are read)
+rss_kb=$(/usr/bin/python3 -c '
+import resource, subprocess, sys
+subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)' "$bp" "${gen[@]}" --tokens "$p16" -n 64)
+# tracing every default tap (prompt 32 + 4 decode steps), then comparing the trace with a copy
+tr_t=$(median "$bp" trace -m "$m2b" --tokens "$(seq -s, 100 131)" --decode 4 --threads 2 -o "$out/t2b.npz")
+cp "$out/t2b.npz" "$out/t2b-copy.npz"
+tr_mb=$(du -m "$out/t2b.npz" | cut -f1)
+cmp2_t=$(median "$bp" compare "$out/t2b.npz" "$out/t2b-copy.npz" --policy exact --threads 2)
+rm -f "$out/t2b.npz" "$out/t2b-copy.npz"
+/usr/bin/python3 - "$bw" "$bytes_tok" "$t_load" "$t_p16" "$t_dec" "$t_p128" "$rss_kb" "$tr_mb" "$tr_t" "$cmp2_t" \
+  "$synth_s" <<'PY'
+import sys
+bw, bytes_tok, t_load, t_p16, t_dec, t_p128, rss_kb, tr_mb, tr_t, cmp_t, synth_s = map(float, sys.argv[1:])
+bound = bw * 1e9 / bytes_tok
+decode = 64 / max(t_dec - t_p16, 1e-9)
+prefill = 127 / max(t_p128 - t_load, 1e-9)  # the 1-token run evaluates one of the 128
+print()
+print("| 2B-4T shape (synth, I2_S, tied F16 lm_head), 2 threads | value |")
+print("|---|---:|")
+print(f"| synth --shape 2b4t (write {bytes_tok / 1e9:.2f} GB) | {synth_s:.1f} s |")
+print(f"| read bandwidth (stream, 2 threads, best of 10) | {bw:.2f} GB/s |")
+print(f"| bytes read per decoded token | {bytes_tok / 1e9:.3f} GB |")
+print(f"| decode bound (bandwidth / bytes per token) | {bound:.2f} tok/s |")
+print(f"| decode, 64 tokens after a 16-token prompt | {decode:.2f} tok/s ({decode / bound:.2f} of the bound) |")
+print(f"| prefill, 128-token prompt | {prefill:.2f} tok/s |")
+print(f"| peak RSS of the decode run | {rss_kb / 1024:.0f} MiB |")
+print(f"| trace every default tap, 32 + 4 tokens ({tr_mb:.0f} MB) | {tr_mb / tr_t:.0f} MB/s ({tr_t:.2f} s) |")
+print(f"| compare that trace with a copy | {tr_mb / cmp_t:.0f} MB/s per side ({cmp_t:.2f} s) |")
+print()
+print(f"bandwidth_gb_s: {bw:.2f}")
+print(f"decode_bound_tok_s: {bound:.2f}")
+print(f"decode_tok_s: {decode:.2f}")
+print(f"prefill_tok_s: {prefill:.2f}")
+print(f"decode_fraction_of_bound: {decode / bound:.3f}")
+PY

@@ -66,12 +66,14 @@ static bn_status print_token(run_state *r, int32_t next, bn_error *err) {
 static bn_status run_step(void *user, int64_t k, const bn_ctx *c, bn_session_step *step, bn_error *err) {
     run_state *r = user;
     if (k == 0) {
-        *step = (bn_session_step){.tokens = r->prompt, .n_tokens = r->n_prompt};
+        /* only the last position's logits are sampled from */
+        *step = (bn_session_step){.tokens = r->prompt, .n_tokens = r->n_prompt, .logits_first = r->n_prompt - 1,
+                                  .n_logits = 1};
         return BN_OK;
     }
     if (r->n_gen >= r->o->n_predict) return BN_OK;
     const int64_t last = k == 1 ? r->n_prompt - 1 : 0;
-    const int32_t next = bn_sampler_sample(r->s, bn_ctx_logits(c) + last * r->V);
+    const int32_t next = bn_sampler_sample(r->s, bn_ctx_logits_row(c, last));
     if (bn_token_is_eog(r->tok, next)) return BN_OK;
     r->gen[r->n_gen++] = next;
     bn_status st = print_token(r, next, err);

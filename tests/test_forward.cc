@@ -295,12 +295,66 @@ TEST_P(Forward, RejectsOutOfRangeTokensAndFullContext) {
     EXPECT_EQ(bn_ctx_n_past(ctx.get()), 0);
 }
 
+// Logits of a range of a batch (the last prompt position, as run asks) are
+// the rows of the full batch's logits bit for bit in every numerics mode:
+// the lm_head's summation order stays the whole batch's (tinyBLAS for T >= 2,
+// vec_dot with f16 activations for T = 1) although it runs on fewer rows.
+// Both models: the I2_S one has an F16 lm_head, the F32 one an F32 lm_head.
+class ForwardLogitRange : public Forward {};
+
+TEST_P(ForwardLogitRange, RowsEqualTheFullBatchRows) {
+    REQUIRE_MODEL(model_path, GetParam());
+    const std::vector<int32_t> &kP1 = GetParam().prompt;
+    ModelPtr m;
+    ASSERT_NO_FATAL_FAILURE(LoadModel(model_path, &m));
+    const int64_t T = (int64_t)kP1.size(), V = m->hp.n_vocab;
+    ASSERT_GE(T, 3);
+    for (bn_numerics num : {BN_NUMERICS_GGML_COMPAT, BN_NUMERICS_F32, BN_NUMERICS_LLAMACPP_COMPAT}) {
+        SCOPED_TRACE(bn_numerics_name(num));
+        bn_error err{};
+        bn_ctx_params p = bn_ctx_params_init();
+        p.numerics = num;
+        p.n_threads = 2;
+        bn_ctx *a = nullptr, *b = nullptr;
+        ASSERT_OK(bn_ctx_create(m.get(), &p, &a, &err), err);
+        ASSERT_OK(bn_ctx_create(m.get(), &p, &b, &err), err);
+        CtxPtr full(a), part(b);
+        ASSERT_OK(bn_ctx_eval(full.get(), kP1.data(), T, &err), err);
+        ASSERT_OK(bn_ctx_eval_logits(part.get(), kP1.data(), T, T - 1, 1, &err), err);
+        EXPECT_EQ(bn_ctx_logits_first(part.get()), T - 1);
+        EXPECT_EQ(bn_ctx_n_logits(part.get()), 1);
+        EXPECT_EQ(bn_ctx_logits_row(part.get(), T - 2), nullptr);
+        const float *want = bn_ctx_logits(full.get()) + (T - 1) * V, *got = bn_ctx_logits_row(part.get(), T - 1);
+        ASSERT_NE(got, nullptr);
+        EXPECT_EQ(0, memcmp(want, got, (size_t)V * sizeof(float))) << "last prompt row differs";
+        // a middle range, then a decode step (T = 1) in both contexts
+        bn_ctx_reset(part.get());
+        ASSERT_OK(bn_ctx_eval_logits(part.get(), kP1.data(), T, 1, 2, &err), err);
+        bn_ctx_reset(full.get());
+        ASSERT_OK(bn_ctx_eval(full.get(), kP1.data(), T, &err), err);
+        EXPECT_EQ(0, memcmp(bn_ctx_logits(full.get()) + V, bn_ctx_logits(part.get()), (size_t)(2 * V) * sizeof(float)));
+        ASSERT_OK(bn_ctx_eval_logits(part.get(), kP1.data(), 1, 0, 1, &err), err);
+        ASSERT_OK(bn_ctx_eval(full.get(), kP1.data(), 1, &err), err);
+        EXPECT_EQ(0, memcmp(bn_ctx_logits(full.get()), bn_ctx_logits(part.get()), (size_t)V * sizeof(float)));
+        // ranges outside the batch are refused
+        EXPECT_EQ(bn_ctx_eval_logits(part.get(), kP1.data(), T, T - 1, 2, &err), BN_ERR_INVALID);
+        EXPECT_NE(std::string(err.msg).find("logits of tokens [" + std::to_string(T - 1) + ", +2)"), std::string::npos)
+            << err.msg;
+        EXPECT_EQ(bn_ctx_eval_logits(part.get(), kP1.data(), T, 0, 0, &err), BN_ERR_INVALID);
+    }
+}
+
 INSTANTIATE_TEST_SUITE_P(Models, Forward, ::testing::Values(bptest::SharedTinyI2s(), bptest::FixtureB158I2s()),
                          bptest::ModelCaseName());
 // F32 projections: the injection test's models
 INSTANTIATE_TEST_SUITE_P(Models, ForwardInjection,
                          ::testing::Values(bptest::ModelCase{"shared_f32", true, "tiny-bitnet-f32.gguf",
                                                              bptest::SharedTinyI2s().prompt},
+                                           bptest::ModelCase{"fixture_b158_f32", false, "b158-f32.gguf",
+                                                             bptest::FixturePrompt("p1")}),
+                         bptest::ModelCaseName());
+INSTANTIATE_TEST_SUITE_P(Models, ForwardLogitRange,
+                         ::testing::Values(bptest::SharedTinyI2s(), bptest::FixtureB158I2s(),
                                            bptest::ModelCase{"fixture_b158_f32", false, "b158-f32.gguf",
                                                              bptest::FixturePrompt("p1")}),
                          bptest::ModelCaseName());

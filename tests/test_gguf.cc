@@ -106,6 +106,54 @@ TEST(GgufWriter, ByteLayoutOfAMinimalFile) {
     EXPECT_EQ(memcmp(t->data, data, 4), 0);
 }
 
+// Pieces of a tensor give the bytes of one whole write (synth streams big
+// tensors this way); more than the declared size or a whole write after a
+// piece is refused, and close refuses an unfinished tensor.
+TEST(GgufWriter, TensorWrittenInPiecesEqualsOneWrite) {
+    TempDir tmp;
+    bn_error err;
+    auto expect = [&](bn_status got, bn_status want, const char *sub) {
+        EXPECT_EQ(got, want) << err.msg;
+        EXPECT_NE(std::string(err.msg).find(sub), std::string::npos) << err.msg;
+    };
+    const int64_t ne[2] = {128, 3};  // I2_S: 96 code bytes + 32
+    std::vector<uint8_t> d = Pattern(128 * 3 / 4 + 32, 9);
+    auto write = [&](const std::string &path, bool pieces) {
+        bn_gguf_writer *w = nullptr;
+        ASSERT_OK(bn_gguf_writer_open(path.c_str(), 3, &w, &err), err);
+        ASSERT_OK(bn_gguf_writer_add_tensor(w, "a", BN_TYPE_I2_S, 2, ne, &err), err);
+        ASSERT_OK(bn_gguf_writer_add_tensor(w, "b", BN_TYPE_F32, 1, ne, &err), err);
+        if (pieces) {
+            ASSERT_OK(bn_gguf_writer_write_tensor_part(w, d.data(), 32, &err), err);
+            expect(bn_gguf_writer_write_tensor(w, d.data(), 128, &err), BN_ERR_INVALID,
+                   "whole data given after 32 partial bytes");
+            expect(bn_gguf_writer_write_tensor_part(w, d.data() + 32, 97, &err), BN_ERR_INVALID,
+                   "97 more bytes given after 32, 128 declared");
+            ASSERT_OK(bn_gguf_writer_write_tensor_part(w, d.data() + 32, 64, &err), err);
+            ASSERT_OK(bn_gguf_writer_write_tensor_part(w, d.data() + 96, 32, &err), err);
+            ASSERT_OK(bn_gguf_writer_write_tensor_part(w, d.data(), 500, &err), err);
+            ASSERT_OK(bn_gguf_writer_write_tensor_part(w, d.data(), 12, &err), err);
+        } else {
+            ASSERT_OK(bn_gguf_writer_write_tensor(w, d.data(), 128, &err), err);
+            std::vector<uint8_t> b(d.begin(), d.begin() + 500);
+            b.insert(b.end(), d.begin(), d.begin() + 12);
+            ASSERT_OK(bn_gguf_writer_write_tensor(w, b.data(), b.size(), &err), err);
+        }
+        ASSERT_OK(bn_gguf_writer_close(w, &err), err);
+    };
+    d.resize(512);
+    write(tmp.file("whole.gguf"), false);
+    write(tmp.file("pieces.gguf"), true);
+    EXPECT_EQ(bptest::ReadFile(tmp.file("whole.gguf")), bptest::ReadFile(tmp.file("pieces.gguf")));
+
+    bn_gguf_writer *w = nullptr;
+    std::string p3 = tmp.file("unfinished.gguf");
+    ASSERT_OK(bn_gguf_writer_open(p3.c_str(), 3, &w, &err), err);
+    ASSERT_OK(bn_gguf_writer_add_tensor(w, "a", BN_TYPE_I2_S, 2, ne, &err), err);
+    ASSERT_OK(bn_gguf_writer_write_tensor_part(w, d.data(), 100, &err), err);
+    expect(bn_gguf_writer_close(w, &err), BN_ERR_INVALID, "only 0 of 1 declared tensors were written");
+}
+
 // ---------------------------------------------------------------------------
 // Round trip of every value type and four tensor types
 

@@ -419,6 +419,79 @@ TEST(MatmulDeterminism, SimdLevelsAndThreadCountsAgreeForEveryType) {
     }
 }
 
+// In the style of bitnet.cpp's scalar-vs-AVX2 check: every I2_S integer
+// kernel this CPU has (portable, AVX2 maddubs, AVX-512 VNNI, AVX-VNNI),
+// forced in turn, gives the portable kernel's bits — on thousands of random
+// blocks and rows, all-zero rows and rows of one sign, activations at the
+// int8 extremes, batch 1 and batches around the 4-token tile, several K
+// (1, 8, 9 and 20 blocks: across the maddubs kernel's 8-block widening) and
+// thread counts. The integer dot products are exact, so any difference is a
+// kernel bug, not rounding.
+TEST(MatmulI2S, EveryInt8KernelEqualsPortableBitForBit) {
+    std::mt19937 rng(77);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    std::uniform_int_distribution<int> code(-1, 1);
+    std::vector<std::pair<bn_simd, bn_i8dot>> paths;
+    if (bn_simd_best() == BN_SIMD_AVX2)
+        for (bn_i8dot k : {BN_I8DOT_MADDUBS, BN_I8DOT_AVX512_VNNI, BN_I8DOT_AVX_VNNI})
+            if (bn_i8dot_supported(k)) paths.push_back({BN_SIMD_AVX2, k});
+    if (paths.empty()) GTEST_SKIP() << "no SIMD int8 kernel on this CPU (portable only)";
+    std::vector<PoolPtr> pools;
+    for (int t : {1, 2, 3}) {
+        bn_pool *p = nullptr;
+        bn_error err;
+        ASSERT_OK(bn_pool_create(t, &p, &err), err);
+        pools.emplace_back(p);
+    }
+    int64_t blocks_checked = 0;
+    for (int64_t K : {128, 1024, 1152, 2560}) {
+        const int64_t N = 67;  // not a multiple of the 8-row tile
+        std::vector<int> w((size_t)(K * N));
+        for (int64_t r = 0; r < N; r++)
+            for (int64_t i = 0; i < K; i++)
+                w[(size_t)(r * K + i)] = r == 3 ? 0 : r == 4 ? 1 : r == 5 ? -1 : code(rng);  // zero / +1 / -1 rows
+        std::vector<uint8_t> bytes = PackI2S(w, 0.75f);
+        bn_weight W = {BN_TYPE_I2_S, bytes.data(), K, N};
+        for (int64_t T : {1, 3, 4, 5, 8, 11}) {
+            std::vector<float> x((size_t)(T * K));
+            for (auto &v : x) v = nd(rng);
+            for (int64_t i = 0; i < K; i += 7) x[(size_t)i] = 40.0f;          // token 0 saturates to +127 there
+            if (T > 1)
+                for (int64_t i = 0; i < K; i++) x[(size_t)(K + i)] = -1.0f;  // token 1: all -127
+            std::vector<float> ref = Matmul(pools[0].get(), W, x, T, BN_SUM_GGML, BN_SIMD_PORTABLE);
+            EXPECT_EQ(Bits(ref[3]), Bits(0.0f));  // the all-zero row (token 0)
+            for (auto [simd, k] : paths)
+                for (auto &p : pools) {
+                    size_t sb = bn_matmul_scratch_bytes(&W, T);
+                    std::vector<uint64_t> scratch(sb / 8 + 1);
+                    std::vector<float> y((size_t)(T * N), -1.0f);
+                    bn_matmul_opts o{};
+                    o.order = BN_SUM_GGML, o.simd = simd, o.i8dot = k;
+                    bn_error err;
+                    ASSERT_OK(bn_matmul(p.get(), &W, x.data(), T, y.data(), &o, scratch.data(), sb, &err), err);
+                    EXPECT_EQ(memcmp(y.data(), ref.data(), y.size() * 4), 0)
+                        << "K=" << K << " T=" << T << " kernel=" << bn_i8dot_name(k)
+                        << " threads=" << bn_pool_size(p.get());
+                    blocks_checked += T * N * K / 128;
+                }
+        }
+    }
+    EXPECT_GT(blocks_checked, 10000);
+    // a kernel the CPU lacks, or an unknown one, is refused
+    std::vector<uint8_t> one = PackI2S(std::vector<int>(128, 1), 1.0f);
+    bn_weight W1 = {BN_TYPE_I2_S, one.data(), 128, 1};
+    std::vector<float> x(128, 1.0f), y(1);
+    std::vector<uint64_t> scratch(bn_matmul_scratch_bytes(&W1, 1) / 8 + 1);
+    bn_matmul_opts o{};
+    o.i8dot = (bn_i8dot)9;
+    bn_error err;
+    EXPECT_EQ(bn_matmul(nullptr, &W1, x.data(), 1, y.data(), &o, scratch.data(), scratch.size() * 8, &err),
+              BN_ERR_INVALID);
+    EXPECT_NE(std::string(err.msg).find("unknown int8 dot kernel 9"), std::string::npos) << err.msg;
+    EXPECT_STREQ(bn_i8dot_name(BN_I8DOT_AVX512_VNNI), "avx512-vnni");
+    EXPECT_TRUE(bn_i8dot_supported(bn_i8dot_best()));
+}
+
 TEST(MatmulDot, SimdLevelsAgreeOnAttentionDots) {
     std::mt19937 rng(7);
     std::normal_distribution<float> nd(0.0f, 1.0f);

@@ -36,7 +36,8 @@ typedef struct bn_run {
     float *up;        /* [T, F] */
     float *att;       /* [nh, T, n_kv] scores, then probs (n_kv = cache length, padded in ggml-compat) */
     float *tapbuf;    /* [nh, T, p0+T] compact copy for the attn_scores/probs taps */
-    float *logits;    /* [T, V] */
+    float *logits;    /* [logits_cap, V]: the rows of bn_ctx_eval_logits' range */
+    int64_t logits_cap;
     void *mm_scratch; /* matmul scratch (int8 activations, scales, f16 copies) */
     size_t mm_scratch_bytes;
 } bn_run;
@@ -57,6 +58,7 @@ struct bn_ctx {
     int64_t n_past;    /* positions filled */
     int64_t n_eval;    /* evaluations since reset (tap `eval` index) */
     int64_t T, p0;     /* current evaluation: tokens, first position */
+    int64_t logits_first, n_logits; /* its tokens whose logits were computed */
     bn_kv kv;
     bn_run r;
     bool *tap_on;      /* [(L+1) * BN_TAP_KIND_COUNT]: observe or inject selected */
@@ -146,15 +148,16 @@ static bn_status fire_tap(bn_ctx *c, int layer, bn_tap_kind kind, void *data, bn
 
 /* y[T, w.n] = x[T, w.k] · Wᵀ, then the optional `bitnet` per-tensor scale,
  * with the int8 input taps of ternary projections. */
-static bn_status project(bn_ctx *c, int il, bn_proj p, const bn_weight *w, const float *x, float *y,
-                         bn_error *err) {
-    const int64_t T = c->T;
+static bn_status project_rows(bn_ctx *c, int il, bn_proj p, const bn_weight *w, const float *x, int64_t T,
+                              float *y, bn_error *err) {
     bn_weight wf = *w;
     bn_matmul_opts mo = c->mm;
     /* ggml converts activations to f16 for F16 weights when its
-     * single-token path (vec_dot_f16) runs. */
-    mo.act_f16 = c->p.numerics != BN_NUMERICS_F32 && w->type == BN_TYPE_F16 && T == 1;
+     * single-token path (vec_dot_f16) runs; the path is the whole batch's
+     * (c->T) even when only some of its rows are computed. */
+    mo.act_f16 = c->p.numerics != BN_NUMERICS_F32 && w->type == BN_TYPE_F16 && c->T == 1;
     mo.f16_gemm = c->p.numerics == BN_NUMERICS_LLAMACPP_COMPAT;
+    mo.graph_T = c->T;
     bn_status st = bn_matmul(c->pool, &wf, x, T, y, &mo, c->r.mm_scratch, c->r.mm_scratch_bytes, err);
     if (st) return st;
     if (il >= 0 && c->m->layers[il].has_scale[p]) bn_op_scale(y, c->m->layers[il].w_scale[p], T * w->n);
@@ -168,6 +171,11 @@ static bn_status project(bn_ctx *c, int il, bn_proj p, const bn_weight *w, const
             return st;
     }
     return BN_OK;
+}
+
+static bn_status project(bn_ctx *c, int il, bn_proj p, const bn_weight *w, const float *x, float *y,
+                         bn_error *err) {
+    return project_rows(c, il, p, w, x, c->T, y, err);
 }
 
 /* Per-block norm: rms_norm(x) * gamma (or LayerNorm, as hp.block_norm says). */
@@ -368,7 +376,7 @@ static bn_status run_alloc(bn_ctx *c, int64_t T, bn_error *err) {
     if (T <= c->r.cap) return BN_OK;
     const bn_hparams *hp = &c->m->hp;
     const int64_t H = hp->n_embd, F = hp->n_ff, Dq = hp->n_head * hp->head_dim,
-                  Dkv = hp->n_head_kv * hp->head_dim, V = hp->n_vocab;
+                  Dkv = hp->n_head_kv * hp->head_dim;
     const int64_t n_kv = c->n_ctx;
     bn_run *r = &c->r;
     struct {
@@ -378,8 +386,7 @@ static bn_status run_alloc(bn_ctx *c, int64_t T, bn_error *err) {
     } bufs[] = {{&r->x, T * H, "x"},         {&r->xn, T * H, "xn"},     {&r->q, T * Dq, "q"},
                 {&r->k, T * Dkv, "k"},       {&r->v, T * Dkv, "v"},     {&r->ctxv, T * Dq, "ctxv"},
                 {&r->proj, T * H, "proj"},   {&r->gate, T * F, "gate"}, {&r->up, T * F, "up"},
-                {&r->att, hp->n_head * T * n_kv, "att"}, {&r->tapbuf, hp->n_head * T * n_kv, "tapbuf"},
-                {&r->logits, T * V, "logits"}};
+                {&r->att, hp->n_head * T * n_kv, "att"}, {&r->tapbuf, hp->n_head * T * n_kv, "tapbuf"}};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
         free(*bufs[i].p);
         *bufs[i].p = malloc((size_t)bufs[i].n * sizeof(float));
@@ -405,7 +412,25 @@ static bn_status run_alloc(bn_ctx *c, int64_t T, bn_error *err) {
     return BN_OK;
 }
 
+/* The logits buffer holds n rows (it is [T, V] only when every row is asked for). */
+static bn_status logits_alloc(bn_ctx *c, int64_t n, bn_error *err) {
+    bn_run *r = &c->r;
+    if (n <= r->logits_cap) return BN_OK;
+    const size_t bytes = (size_t)n * (size_t)c->m->hp.n_vocab * sizeof(float);
+    free(r->logits);
+    r->logits = malloc(bytes);
+    r->logits_cap = r->logits ? n : 0;
+    if (!r->logits)
+        return bn_error_set(err, BN_ERR_NOMEM, "logits of %lld tokens: cannot allocate %zu bytes", (long long)n, bytes);
+    return BN_OK;
+}
+
 bn_status bn_ctx_eval(bn_ctx *c, const int32_t *tokens, int64_t T, bn_error *err) {
+    return bn_ctx_eval_logits(c, tokens, T, 0, T, err);
+}
+
+bn_status bn_ctx_eval_logits(bn_ctx *c, const int32_t *tokens, int64_t T, int64_t logits_first, int64_t n_logits,
+                             bn_error *err) {
     const bn_model *m = c->m;
     const bn_hparams *hp = &m->hp;
     const int64_t H = hp->n_embd, V = hp->n_vocab;
@@ -417,7 +442,12 @@ bn_status bn_ctx_eval(bn_ctx *c, const int32_t *tokens, int64_t T, bn_error *err
         if (tokens[t] < 0 || tokens[t] >= V)
             return bn_error_set(err, BN_ERR_INVALID, "token id %d at index %lld is outside the vocabulary [0, %lld)",
                                 tokens[t], (long long)t, (long long)V);
+    if (T > 0 && (logits_first < 0 || n_logits < 1 || logits_first > T - n_logits))
+        return bn_error_set(err, BN_ERR_INVALID, "logits of tokens [%lld, +%lld) asked of a batch of %lld tokens",
+                            (long long)logits_first, (long long)n_logits, (long long)T);
+    if (TAP_ON(-1, BN_TAP_LOGITS)) logits_first = 0, n_logits = T; /* the tap is the whole batch's */
     bn_status st = run_alloc(c, T, err);
+    if (!st) st = logits_alloc(c, n_logits, err);
     if (st) return st;
     c->T = T;
     c->p0 = c->n_past;
@@ -433,7 +463,10 @@ bn_status bn_ctx_eval(bn_ctx *c, const int32_t *tokens, int64_t T, bn_error *err
     bn_op_rms_norm(r->xn, r->x, T, H, hp->norm_eps, false);
     bn_op_mul_rows(r->xn, m->output_norm, T, H);
     TAP(-1, BN_TAP_OUTPUT_NORM, r->xn, T, H);
-    if ((st = project(c, -1, BN_PROJ_COUNT, &m->lm_head, r->xn, r->logits, err))) return st;
+    /* only the rows asked for: a prompt's lm_head is most of its cost */
+    if ((st = project_rows(c, -1, BN_PROJ_COUNT, &m->lm_head, r->xn + logits_first * H, n_logits, r->logits, err)))
+        return st;
+    c->logits_first = logits_first, c->n_logits = n_logits;
     TAP(-1, BN_TAP_LOGITS, r->logits, T, V);
     c->n_past += T;
     c->n_eval++;
@@ -520,6 +553,13 @@ void bn_ctx_free(bn_ctx *c) {
 }
 
 const float *bn_ctx_logits(const bn_ctx *c) { return c->r.logits; }
+int64_t bn_ctx_logits_first(const bn_ctx *c) { return c->logits_first; }
+int64_t bn_ctx_n_logits(const bn_ctx *c) { return c->n_logits; }
+
+const float *bn_ctx_logits_row(const bn_ctx *c, int64_t t) {
+    if (t < c->logits_first || t >= c->logits_first + c->n_logits) return NULL;
+    return c->r.logits + (t - c->logits_first) * c->m->hp.n_vocab;
+}
 int64_t bn_ctx_n_past(const bn_ctx *c) { return c->n_past; }
 int64_t bn_ctx_n_ctx(const bn_ctx *c) { return c->n_ctx; }
 

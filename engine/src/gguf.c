@@ -857,6 +857,7 @@ struct bn_gguf_writer {
     wtensor *tensors;         /* [n_tensors] declaration order */
     int64_t n_tensors, tensors_cap;
     int64_t n_written;        /* tensors whose data is written */
+    uint64_t part_written;    /* bytes of tensor n_written given so far by write_tensor_part */
     bool header_done;
     uint64_t pos;             /* bytes written to the file */
     bn_error io_error;        /* the first failed write (or cancellation); reported at the next call */
@@ -1170,18 +1171,36 @@ static bn_status io_status(bn_gguf_writer *w, bn_error *err) {
 }
 
 bn_status bn_gguf_writer_write_tensor(bn_gguf_writer *w, const void *data, uint64_t nbytes, bn_error *err) {
+    if (w && w->n_written < w->n_tensors) { /* the rest is write_tensor_part's to check */
+        const wtensor *t = &w->tensors[w->n_written];
+        if (w->part_written)
+            return wfail(w, err, BN_ERR_INVALID, "tensor '%s': whole data given after %llu partial bytes", t->name,
+                         (unsigned long long)w->part_written);
+        if (nbytes != t->nbytes || (!data && nbytes))
+            return wfail(w, err, BN_ERR_INVALID, "tensor '%s': %llu bytes given, %llu declared", t->name,
+                         (unsigned long long)nbytes, (unsigned long long)t->nbytes);
+    }
+    return bn_gguf_writer_write_tensor_part(w, data, nbytes, err);
+}
+
+bn_status bn_gguf_writer_write_tensor_part(bn_gguf_writer *w, const void *data, uint64_t nbytes, bn_error *err) {
     if (!w) return bn_error_set(err, BN_ERR_INVALID, "<writer>: NULL writer");
     if (w->n_written >= w->n_tensors)
         return wfail(w, err, BN_ERR_INVALID, "tensor data beyond the %lld declared tensors",
                      (long long)w->n_tensors);
     const wtensor *t = &w->tensors[w->n_written];
-    if (nbytes != t->nbytes || (!data && nbytes))
-        return wfail(w, err, BN_ERR_INVALID, "tensor '%s': %llu bytes given, %llu declared", t->name,
-                     (unsigned long long)nbytes, (unsigned long long)t->nbytes);
+    if (nbytes > t->nbytes - w->part_written || (!data && nbytes))
+        return wfail(w, err, BN_ERR_INVALID, "tensor '%s': %llu more bytes given after %llu, %llu declared", t->name,
+                     (unsigned long long)nbytes, (unsigned long long)w->part_written,
+                     (unsigned long long)t->nbytes);
     if (!w->header_done) write_header(w);
     wwrite(w, data, nbytes);
-    wpad(w);
-    w->n_written++;
+    w->part_written += nbytes;
+    if (w->part_written == t->nbytes) {
+        wpad(w);
+        w->n_written++;
+        w->part_written = 0;
+    }
     return io_status(w, err);
 }
 

@@ -57,6 +57,8 @@
 #define MM_X86 1
 #include <immintrin.h>
 #define AVX2_FN __attribute__((target("avx2,fma,f16c")))
+#define VNNI512_FN __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512vnni")))
+#define AVXVNNI_FN __attribute__((target("avx2,fma,f16c,avxvnni")))
 #endif
 
 #define QK_K 256
@@ -134,6 +136,7 @@ struct mm_job {
     float *y;           /* [T,N] */
     bn_sum_order order;
     bool avx2;
+    bn_i8dot i8dot;     /* resolved (never AUTO): the I2_S integer kernel of the AVX2 level */
     float w_scale;      /* I2_S tensor scale */
     i8_token_fn *quant_i8; /* I2_S activation quantizer, by bn_act_round */
     int8_t *q8;         /* [T,K] */
@@ -161,8 +164,12 @@ static bool scratch_layout(const type_info *ti, int64_t T, int64_t K, scratch_hd
     h->T = T;
     h->K = K;
     size_t off = align_up(sizeof *h);
-    if (ti->act == ACT_DENSE) {
-        h->total = off;
+    if (ti->act == ACT_DENSE) { /* [T,K] floats: the activations rounded to f16 once per call */
+        size_t bytes;
+        h->f_off = off;
+        if (!size_mul_add((size_t)T, (size_t)K * sizeof(float), off, &bytes) || bytes > SIZE_MAX - SCRATCH_ALIGN)
+            return false;
+        h->total = align_up(bytes);
         return true;
     }
     size_t nf = (size_t)K / QK8_0, ni = 0, isz = 0; /* Q8_0 */
@@ -385,9 +392,8 @@ AVX2_FN static inline float hsum8_hadd(__m256 v) {
 
 /* A 16-lane accumulator is two __m256 (lanes 0-7, 8-15); its first halving
  * step is their sum. */
-AVX2_FN static float dense_dot_avx2(const void *a, op_kind ka, const void *b, op_kind kb, int64_t n,
-                                    const dense_alg *alg) {
-    const int H = alg->lanes / 8; /* __m256 per lane group */
+AVX2_FN static inline __attribute__((always_inline)) float
+dense_dot_avx2_impl(const void *a, op_kind ka, const void *b, op_kind kb, int64_t n, const dense_alg *alg, int H) {
     if (alg->kind == DENSE_SEQ) return dense_dot_portable(a, ka, b, kb, n, alg);
     if (alg->kind == DENSE_TINY) {
         __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
@@ -415,6 +421,17 @@ AVX2_FN static float dense_dot_avx2(const void *a, op_kind ka, const void *b, op
                      : alg->hadd_reduce ? hsum8_hadd(s[0][0]) : hsum8_tree(s[0][0]);
     }
     return vec_tail(a, ka, b, kb, np, n, sum, alg->tail_double, alg->tail_fma);
+}
+
+/* dense_dot_avx2_impl with the operand kinds and the lane count as
+ * constants for the common cases (the F16 lm_head, F32 weights), so that
+ * their loops carry no switch on the operand kind: the same operations. */
+AVX2_FN static float dense_dot_avx2(const void *a, op_kind ka, const void *b, op_kind kb, int64_t n,
+                                    const dense_alg *alg) {
+    const int H = alg->lanes / 8; /* __m256 per lane group */
+    if (H == 2 && kb == OP_F32 && ka == OP_F16) return dense_dot_avx2_impl(a, OP_F16, b, OP_F32, n, alg, 2);
+    if (H == 2 && kb == OP_F32 && ka == OP_F32) return dense_dot_avx2_impl(a, OP_F32, b, OP_F32, n, alg, 2);
+    return dense_dot_avx2_impl(a, ka, b, kb, n, alg, H);
 }
 
 AVX2_FN static inline int32_t hsum_i32x8(__m256i v) {
@@ -476,6 +493,50 @@ AVX2_FN static void i2s_dot4_avx2(const uint8_t *w, const int8_t *q, int64_t K, 
     }
     for (int u = 0; u < 4; u++) out[u] = hsum_i32x8(acc32[u]);
 }
+
+/* The I2_S kernels with vpdpbusd (AVX-512 VNNI on 256-bit registers, or
+ * AVX-VNNI): each code·q quadruple is summed straight into an int32 lane, so
+ * the int16 stage and its periodic widening go away. The products and sums
+ * are exact integers, so the results equal the maddubs kernels' and the
+ * portable one's; independent accumulators (per group of 32 / per token
+ * pair) only reorder integer additions. */
+#define I2S_VNNI_KERNELS(sfx, ATTR, DPBUSD)                                                                  \
+    ATTR static int32_t i2s_dot_##sfx(const uint8_t *w, const int8_t *q, int64_t K) {                        \
+        const __m256i lut = _mm256_setr_epi8(0, 1, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 1, 0, 0, \
+                                             0, 0, 0, 0, 0, 0, 0, 0, 0, 0);                                    \
+        const __m256i m3 = _mm256_set1_epi8(3);                                                              \
+        __m256i acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),            \
+                          _mm256_setzero_si256()};                                                           \
+        for (int64_t b = 0; b < K / QK_I2S; b++) {                                                           \
+            const __m256i raw = _mm256_loadu_si256((const __m256i *)(w + 32 * b));                         \
+            for (int g = 0; g < 4; g++) {                                                                    \
+                __m256i c = _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(raw, 6 - 2 * g), m3)); \
+                acc[g] = DPBUSD(acc[g], c, _mm256_loadu_si256((const __m256i *)(q + QK_I2S * b + 32 * g))); \
+            }                                                                                                \
+        }                                                                                                    \
+        return hsum_i32x8(_mm256_add_epi32(_mm256_add_epi32(acc[0], acc[1]), _mm256_add_epi32(acc[2], acc[3]))); \
+    }                                                                                                        \
+    ATTR static void i2s_dot4_##sfx(const uint8_t *w, const int8_t *q, int64_t K, int32_t out[4]) {          \
+        const __m256i lut = _mm256_setr_epi8(0, 1, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 1, 0, 0, \
+                                             0, 0, 0, 0, 0, 0, 0, 0, 0, 0);                                    \
+        const __m256i m3 = _mm256_set1_epi8(3);                                                              \
+        __m256i acc[4][2];                                                                                   \
+        for (int u = 0; u < 4; u++) acc[u][0] = acc[u][1] = _mm256_setzero_si256();                          \
+        for (int64_t b = 0; b < K / QK_I2S; b++) {                                                           \
+            const __m256i raw = _mm256_loadu_si256((const __m256i *)(w + 32 * b));                         \
+            for (int g = 0; g < 4; g++) {                                                                    \
+                __m256i c = _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(raw, 6 - 2 * g), m3)); \
+                for (int u = 0; u < 4; u++)                                                                  \
+                    acc[u][g & 1] = DPBUSD(acc[u][g & 1], c,                                                 \
+                                           _mm256_loadu_si256((const __m256i *)(q + u * K + QK_I2S * b + 32 * g))); \
+            }                                                                                                \
+        }                                                                                                    \
+        for (int u = 0; u < 4; u++) out[u] = hsum_i32x8(_mm256_add_epi32(acc[u][0], acc[u][1]));            \
+    }
+
+I2S_VNNI_KERNELS(vnni512, VNNI512_FN, _mm256_dpbusd_epi32)
+I2S_VNNI_KERNELS(avxvnni, AVXVNNI_FN, _mm256_dpbusd_avx_epi32)
+#undef I2S_VNNI_KERNELS
 
 /* acc16 holds Σ code·q per int16 lane (byte pairs); subtracting bsums lane
  * by lane and pairing with madd gives ggml's 8 int32 lanes. */
@@ -557,11 +618,15 @@ static float dense_dot(bool avx2, const void *a, op_kind ka, const void *b, op_k
     return dense_dot_portable(a, ka, b, kb, n, alg);
 }
 
-static int32_t i2s_dot(bool avx2, const uint8_t *w, const int8_t *q, int64_t K) {
+static int32_t i2s_dot(const mm_job *j, const uint8_t *w, const int8_t *q, int64_t K) {
 #ifdef MM_X86
-    if (avx2) return i2s_dot_avx2(w, q, K);
+    if (j->avx2) switch (j->i8dot) {
+        case BN_I8DOT_AVX512_VNNI: return i2s_dot_vnni512(w, q, K);
+        case BN_I8DOT_AVX_VNNI: return i2s_dot_avxvnni(w, q, K);
+        default: return i2s_dot_avx2(w, q, K);
+        }
 #endif
-    (void)avx2;
+    (void)j;
     return i2s_dot_portable(w, q, K);
 }
 
@@ -597,7 +662,7 @@ static void q8_0_lanes(bool avx2, const int8_t *x, const int8_t *y, int32_t lane
 
 /* docs/specs/i2s.md: y = ((float)acc / s) · scale. */
 static float elem_i2s(const mm_job *j, int64_t r, int64_t t) {
-    int32_t acc = i2s_dot(j->avx2, j->w + (size_t)r * j->row_bytes, j->q8 + t * j->K, j->K) - j->ai32[t];
+    int32_t acc = i2s_dot(j, j->w + (size_t)r * j->row_bytes, j->q8 + t * j->K, j->K) - j->ai32[t];
     return ((float)acc / j->af[t]) * j->w_scale;
 }
 
@@ -605,7 +670,9 @@ static void elem4_i2s(const mm_job *j, int64_t r, int64_t t, float out[4]) {
     int32_t acc[4];
     const uint8_t *w = j->w + (size_t)r * j->row_bytes;
 #ifdef MM_X86
-    if (j->avx2) i2s_dot4_avx2(w, j->q8 + t * j->K, j->K, acc);
+    if (j->avx2 && j->i8dot == BN_I8DOT_AVX512_VNNI) i2s_dot4_vnni512(w, j->q8 + t * j->K, j->K, acc);
+    else if (j->avx2 && j->i8dot == BN_I8DOT_AVX_VNNI) i2s_dot4_avxvnni(w, j->q8 + t * j->K, j->K, acc);
+    else if (j->avx2) i2s_dot4_avx2(w, j->q8 + t * j->K, j->K, acc);
     else
 #endif
         for (int u = 0; u < 4; u++) acc[u] = i2s_dot_portable(w, j->q8 + (t + u) * j->K, j->K);
@@ -785,6 +852,13 @@ static void quant_task(void *ctx, int64_t t0, int64_t t1) {
     }
 }
 
+/* Tokens [t0, t1) of x rounded to f16 and back into the scratch (af): what
+ * OP_F32_AS_F16 reads element by element. */
+static void round_f16_task(void *ctx, int64_t t0, int64_t t1) {
+    const mm_job *j = ctx;
+    for (int64_t i = t0 * j->K; i < t1 * j->K; i++) j->af[i] = bn_f16_to_f32(bn_f32_to_f16(j->x[i]));
+}
+
 /* Rows [r0, r1): ROW_TILE rows at a time see every token, so each weight
  * row is read from memory once per matmul. */
 static void rows_task(void *ctx, int64_t r0, int64_t r1) {
@@ -818,6 +892,7 @@ size_t bn_matmul_scratch_bytes(const bn_weight *w, int64_t T) {
 /* The summation of dense rows for an order (see the top comment). */
 static void dense_plan(const type_info *ti, int64_t T, int64_t K, const bn_matmul_opts *o, mm_job *j) {
     const bool w16 = ti->type == BN_TYPE_F16;
+    if (o->graph_T > 0) T = o->graph_T;
     if (o->order == BN_SUM_PLAIN) {
         j->alg = (dense_alg){DENSE_SEQ, 1, false, false, false};
         j->xk = o->act_f16 ? OP_F32_AS_F16 : OP_F32;
@@ -874,6 +949,12 @@ bn_status bn_matmul(bn_pool *pool, const bn_weight *w, const float *x, int64_t T
                 .K = w->k, .N = w->n, .T = T, .x = x, .y = y, .order = o->order};
     bn_status st = resolve_simd(pool, o->simd, &j.avx2, err);
     if (st != BN_OK) return st;
+    if ((unsigned)o->i8dot > BN_I8DOT_AVX_VNNI)
+        return bn_error_set(err, BN_ERR_INVALID, "matmul: unknown int8 dot kernel %d", (int)o->i8dot);
+    if (o->i8dot != BN_I8DOT_AUTO && !bn_i8dot_supported(o->i8dot))
+        return bn_error_set(err, BN_ERR_INVALID, "matmul: int8 dot kernel %s requested but this CPU lacks it",
+                            bn_i8dot_name(o->i8dot));
+    j.i8dot = o->i8dot != BN_I8DOT_AUTO ? o->i8dot : bn_i8dot_best();
 
     uint8_t *base = scratch;
     memcpy(base, &h, sizeof h);
@@ -885,8 +966,16 @@ bn_status bn_matmul(bn_pool *pool, const bn_weight *w, const float *x, int64_t T
         memcpy(&j.w_scale, j.w + (size_t)(w->n * w->k / 4), sizeof j.w_scale);
         j.quant_i8 = I8_QUANTIZERS[o->act_round];
     }
-    if (ti->act == ACT_DENSE) dense_plan(ti, T, w->k, o, &j);
-    else bn_pool_parallel_for(pool, T, 1, quant_task, &j);
+    if (ti->act == ACT_DENSE) {
+        dense_plan(ti, T, w->k, o, &j);
+        if (j.xk == OP_F32_AS_F16) { /* round once here, not once per weight row: the same values */
+            bn_pool_parallel_for(pool, T, 1, round_f16_task, &j);
+            j.x = j.af;
+            j.xk = OP_F32;
+        }
+    } else {
+        bn_pool_parallel_for(pool, T, 1, quant_task, &j);
+    }
 
     const int64_t threads = bn_pool_size(pool);
     int64_t grain = (w->n + threads * 4 - 1) / (threads * 4);
@@ -911,6 +1000,40 @@ const int8_t *bn_matmul_scratch_q8(const void *scratch, int64_t *T, int64_t *K) 
 const float *bn_matmul_scratch_act_scales(const void *scratch) {
     const scratch_hdr *h = last_hdr(scratch);
     return h ? (const float *)((const uint8_t *)scratch + h->f_off) : NULL;
+}
+
+bool bn_i8dot_supported(bn_i8dot k) {
+    switch (k) {
+    case BN_I8DOT_AUTO: case BN_I8DOT_MADDUBS: return true;
+#ifdef MM_X86
+    case BN_I8DOT_AVX512_VNNI:
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avx512vnni") &&
+               __builtin_cpu_supports("avx512vl");
+    case BN_I8DOT_AVX_VNNI:
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avxvnni");
+#else
+    case BN_I8DOT_AVX512_VNNI: case BN_I8DOT_AVX_VNNI: return false;
+#endif
+    }
+    return false;
+}
+
+bn_i8dot bn_i8dot_best(void) {
+    if (bn_i8dot_supported(BN_I8DOT_AVX512_VNNI)) return BN_I8DOT_AVX512_VNNI;
+    if (bn_i8dot_supported(BN_I8DOT_AVX_VNNI)) return BN_I8DOT_AVX_VNNI;
+    return BN_I8DOT_MADDUBS;
+}
+
+const char *bn_i8dot_name(bn_i8dot k) {
+    switch (k) {
+    case BN_I8DOT_AUTO: return "auto";
+    case BN_I8DOT_MADDUBS: return "maddubs";
+    case BN_I8DOT_AVX512_VNNI: return "avx512-vnni";
+    case BN_I8DOT_AVX_VNNI: return "avx-vnni";
+    }
+    return "unknown";
 }
 
 static bool resolve_dot_simd(bn_simd simd) {

@@ -362,17 +362,23 @@ static void q_tq1_0(const float *src, int64_t n, uint8_t *dst) {
 /* bitnet.cpp quantize_i2_s (x86 ACT_PARALLEL layout): scale = max|w| in
  * double (fmax skips NaN); code 1 when |w| < 1e-6, else 2 when w * scale > 0,
  * else 0; the float scale follows the codes, then 28 zero bytes. */
+static unsigned i2s_code(float w, double max) {
+    const double x = (double)w;
+    const unsigned tiny = fabs(x) < 1e-6, positive = x * max > 0; /* arithmetic, not branches: random signs */
+    return tiny | (positive & !tiny) << 1;
+}
+
 static void q_i2s(const float *src, int64_t n, uint8_t *dst) {
     const size_t ncode = (size_t)n / 4;
     double max = 0;
-    for (int64_t i = 0; i < n; i++) max = fmax(max, fabs((double)src[i]));
-    memset(dst, 0, ncode);
-    for (int64_t i = 0; i < n; i++) {
-        double x = (double)src[i];
-        unsigned code = fabs(x) < 1e-6 ? 1u : (x * max > 0 ? 2u : 0u);
-        int64_t j = i % QK_I2S;
-        dst[(i / QK_I2S) * 32 + j % 32] |= (uint8_t)(code << (6 - 2 * (j / 32)));
+    for (int64_t i = 0; i < n; i++) { /* fmax(max, |w|) without the libm call: a NaN never wins either way */
+        const double a = fabs((double)src[i]);
+        if (a > max) max = a;
     }
+    for (int64_t b = 0; b < n; b += QK_I2S) /* byte j of a block: elements j, j+32, j+64, j+96 from the top bits */
+        for (int j = 0; j < 32; j++)
+            dst[b / 4 + j] = (uint8_t)(i2s_code(src[b + j], max) << 6 | i2s_code(src[b + 32 + j], max) << 4 |
+                                       i2s_code(src[b + 64 + j], max) << 2 | i2s_code(src[b + 96 + j], max));
     float scale = (float)max;
     memcpy(dst + ncode, &scale, sizeof scale);
     memset(dst + ncode + 4, 0, 28);

@@ -24,7 +24,8 @@ bn_status bn_session_run(const bn_model *m, const bn_session_params *p, bn_error
         st = p->step(p->user, k, c, &step, err);
         if (st || step.n_tokens <= 0) break;
         if (step.reset) bn_ctx_reset(c);
-        st = bn_ctx_eval(c, step.tokens, step.n_tokens, err);
+        st = step.n_logits ? bn_ctx_eval_logits(c, step.tokens, step.n_tokens, step.logits_first, step.n_logits, err)
+                           : bn_ctx_eval(c, step.tokens, step.n_tokens, err);
     }
     bn_ctx_free(c);
     bn_faulted_free(faulted);

@@ -10,11 +10,15 @@
 #include "bitnet/quant.h"
 
 static const bn_synth_shape shapes[] = {
-    {"tiny", 512, 256, 4, 512, 8, 2, 256},
+    {"tiny", 512, 256, 4, 512, 8, 2, 256, false},
     /* GQA 1:1, head_dim 64, n_ff not a multiple of 256 (F32 / I2_S only) */
-    {"tiny-mha", 512, 256, 2, 384, 4, 4, 256},
+    {"tiny-mha", 512, 256, 2, 384, 4, 4, 256, false},
     /* benchmarks: big enough that the matmuls dominate */
-    {"bench", 512, 1024, 8, 2816, 16, 4, 512},
+    {"bench", 512, 1024, 8, 2816, 16, 4, 512, false},
+    /* 1bitLLM bitnet_b1_58-large (~700M): MHA, 16 heads of 96 */
+    {"700m", 32002, 1536, 24, 4096, 16, 16, 2048, true},
+    /* microsoft BitNet b1.58 2B-4T: 20 heads of 128, 5 kv heads, Llama-3 vocabulary size */
+    {"2b4t", 128256, 2560, 30, 6912, 20, 5, 4096, true},
 };
 
 const bn_synth_shape *bn_synth_shape_find(const char *name) {
@@ -23,7 +27,7 @@ const bn_synth_shape *bn_synth_shape_find(const char *name) {
     return NULL;
 }
 
-const char *bn_synth_shape_names(void) { return "tiny, tiny-mha, bench"; }
+const char *bn_synth_shape_names(void) { return "tiny, tiny-mha, bench, 700m, 2b4t"; }
 
 /* ------------------------------------------------------------ numbers -- */
 
@@ -52,7 +56,7 @@ static float rng_normal(rng *r) {
 
 /* ---------------------------------------------------------- vocabulary -- */
 
-#define SYNTH_VOCAB 512
+#define SYNTH_VOCAB 512 /* bytes + merges + 3 specials; larger shapes add fillers */
 #define SYNTH_BYTES 256
 #define SYNTH_MERGES 253
 
@@ -107,15 +111,17 @@ static int char_class(char ch) {
 }
 
 typedef struct vocab {
-    char *tokens[SYNTH_VOCAB];  /* token strings in GPT-2 unicode form */
+    int64_t n;                  /* the shape's n_vocab (>= SYNTH_VOCAB) */
+    char **tokens;              /* [n] token strings in GPT-2 unicode form */
     char *merges[SYNTH_MERGES]; /* "left right" in rank order */
-    int32_t types[SYNTH_VOCAB]; /* 1 normal, 3 control */
+    int32_t *types;             /* [n] 1 normal, 3 control */
     int n_merges;
 } vocab;
 
 static void vocab_free(vocab *v) {
-    for (int i = 0; i < SYNTH_VOCAB; i++) free(v->tokens[i]);
+    for (int64_t i = 0; v->tokens && i < v->n; i++) free(v->tokens[i]);
     for (int i = 0; i < SYNTH_MERGES; i++) free(v->merges[i]);
+    free(v->tokens), free(v->types);
 }
 
 static char *str_cat3(const char *a, const char *sep, const char *b) {
@@ -128,7 +134,13 @@ static char *str_cat3(const char *a, const char *sep, const char *b) {
 /* Learns SYNTH_MERGES merges over words of the corpus (a word keeps its
  * leading space, as the GPT-2 pre-split does): each step merges the most
  * frequent adjacent pair, ties to the smallest ids. */
-static bn_status vocab_build(vocab *v, bn_error *err) {
+static bn_status vocab_build(vocab *v, int64_t n_vocab, bn_error *err) {
+    v->n = n_vocab;
+    v->tokens = calloc((size_t)n_vocab, sizeof *v->tokens);
+    v->types = calloc((size_t)n_vocab, sizeof *v->types);
+    if (!v->tokens || !v->types)
+        return bn_error_nomem(err, (unsigned long long)n_vocab * (sizeof *v->tokens + sizeof *v->types),
+                              "synth: a vocabulary of %lld tokens", (long long)n_vocab);
     uint8_t order[256];
     uint32_t cp[256];
     int id_of_byte[256];
@@ -185,13 +197,23 @@ static bn_status vocab_build(vocab *v, bn_error *err) {
     free(sym), free(count), free(start);
     if (v->n_merges != SYNTH_MERGES)
         return bn_error_set(err, BN_ERR_INTERNAL, "synth: the corpus yields only %d merges", v->n_merges);
+    /* Larger vocabularies (the real models' sizes) are filled with normal
+     * tokens no merge produces ('<' is not in the corpus): the embedding and
+     * lm_head get their real shapes while tokenization stays the 512-token one. */
+    const int64_t first_special = n_vocab - 3;
+    for (int64_t i = SYNTH_BYTES + SYNTH_MERGES; i < first_special; i++) {
+        char buf[32];
+        snprintf(buf, sizeof buf, "<filler%lld>", (long long)i);
+        v->tokens[i] = strdup(buf);
+        v->types[i] = 1;
+    }
     static const char *const specials[3] = {"<|begin_of_text|>", "<|end_of_text|>", "<|eot_id|>"};
     for (int i = 0; i < 3; i++) {
-        v->tokens[509 + i] = strdup(specials[i]);
-        v->types[509 + i] = 3;
+        v->tokens[first_special + i] = strdup(specials[i]);
+        v->types[first_special + i] = 3;
     }
-    for (int i = 0; i < SYNTH_VOCAB; i++)
-        if (!v->tokens[i]) return bn_error_nomem(err, 16, "synth: token text %d", i);
+    for (int64_t i = 0; i < n_vocab; i++)
+        if (!v->tokens[i]) return bn_error_nomem(err, 16, "synth: token text %lld", (long long)i);
     return BN_OK;
 }
 
@@ -206,20 +228,62 @@ typedef struct tensor_spec {
     int64_t ne0, ne1; /* ne1 = 1 for vectors */
 } tensor_spec;
 
-static void fill(const tensor_spec *t, uint64_t seed, uint64_t index, float *w) {
-    rng r = rng_for(seed, index);
-    const int64_t n = t->ne0 * t->ne1;
-    const float beta = 0.02f + 0.03f * rng_uniform(&r); /* per-tensor scale */
+/* The values of one tensor, generated in order a piece at a time: the
+ * per-tensor scale is drawn first, then every element from the same stream,
+ * so the pieces concatenate to the values of one whole-tensor pass. */
+typedef struct filler {
+    rng r;
+    float beta;
+    wkind kind;
+    bool dense;     /* bn_synth_shape.dense_draws */
+    uint64_t lanes; /* dense: the unused 16-bit lanes of the last draw */
+    int n_lanes;
+} filler;
+
+/* Uniform in [0, 1) with 16 bits, four from each draw (dense shapes). */
+static inline float filler_u16(filler *f) {
+    if (f->n_lanes == 0) f->lanes = rng_next(&f->r), f->n_lanes = 4;
+    const float u = (float)(f->lanes & 0xffff) * (1.0f / 65536.0f);
+    f->lanes >>= 16, f->n_lanes--;
+    return u;
+}
+
+static filler filler_start(const tensor_spec *t, uint64_t seed, uint64_t index, bool dense) {
+    filler f = {rng_for(seed, index), 0, t->kind, dense, 0, 0};
+    f.beta = 0.02f + 0.03f * rng_uniform(&f.r); /* per-tensor scale */
+    return f;
+}
+
+static void fill_next(filler *f, int64_t n, float *w) {
+    if (f->dense) {
+        for (int64_t i = 0; i < n; i++) {
+            switch (f->kind) {
+            case W_TERNARY: { /* selects, not branches: the draws are random */
+                const float u = filler_u16(f), signed_beta = u < 0.655f ? -f->beta : f->beta;
+                w[i] = u < 0.31f ? 0.0f : signed_beta;
+                break;
+            }
+            case W_GAMMA: w[i] = 0.9f + 0.2f * filler_u16(f); break;
+            case W_SUBNORM: w[i] = 0.5f + filler_u16(f); break;
+            case W_EMBED: { /* Irwin–Hall of 4 (variance 1/3) scaled to N(0, 0.5²) */
+                const float a = filler_u16(f), b = filler_u16(f), c = filler_u16(f), d = filler_u16(f);
+                w[i] = (((a + b) + (c + d)) - 2.0f) * (0.5f * 1.7320508f);
+                break;
+            }
+            }
+        }
+        return;
+    }
     for (int64_t i = 0; i < n; i++) {
-        switch (t->kind) {
+        switch (f->kind) {
         case W_TERNARY: {
-            const float u = rng_uniform(&r);
-            w[i] = u < 0.31f ? 0.0f : (u < 0.655f ? -beta : beta);
+            const float u = rng_uniform(&f->r);
+            w[i] = u < 0.31f ? 0.0f : (u < 0.655f ? -f->beta : f->beta);
             break;
         }
-        case W_GAMMA: w[i] = 0.9f + 0.2f * rng_uniform(&r); break;
-        case W_SUBNORM: w[i] = 0.5f + rng_uniform(&r); break;
-        case W_EMBED: w[i] = 0.5f * rng_normal(&r); break;
+        case W_GAMMA: w[i] = 0.9f + 0.2f * rng_uniform(&f->r); break;
+        case W_SUBNORM: w[i] = 0.5f + rng_uniform(&f->r); break;
+        case W_EMBED: w[i] = 0.5f * rng_normal(&f->r); break;
         }
     }
 }
@@ -268,8 +332,10 @@ static bn_status write_metadata(bn_gguf_writer *w, const bn_synth_params *p, con
     char key[128];
     bn_status st;
 #define KEY(suffix) (snprintf(key, sizeof key, "%s.%s", a, suffix), key)
+    char name[64];
+    snprintf(name, sizeof name, "bitparity-synth-%s", s->name);
     if ((st = bn_gguf_writer_add_str(w, "general.architecture", a, err)) ||
-        (st = bn_gguf_writer_add_str(w, "general.name", "bitparity-synth-tiny", err)) ||
+        (st = bn_gguf_writer_add_str(w, "general.name", name, err)) ||
         (st = bn_gguf_writer_add_u32(w, "general.file_type", file_type_of(p->type), err)) ||
         (st = bn_gguf_writer_add_u32(w, KEY("vocab_size"), (uint32_t)s->n_vocab, err)) ||
         (st = bn_gguf_writer_add_u32(w, KEY("context_length"), (uint32_t)s->n_ctx, err)) ||
@@ -287,17 +353,60 @@ static bn_status write_metadata(bn_gguf_writer *w, const bn_synth_params *p, con
 #undef KEY
     if ((st = bn_gguf_writer_add_str(w, "tokenizer.ggml.model", "gpt2", err)) ||
         (st = bn_gguf_writer_add_str(w, "tokenizer.ggml.pre", "llama-bpe", err)) ||
-        (st = bn_gguf_writer_add_str_arr(w, "tokenizer.ggml.tokens", (const char *const *)v->tokens, SYNTH_VOCAB, err)) ||
-        (st = bn_gguf_writer_add_arr(w, "tokenizer.ggml.token_type", BN_GGUF_INT32, v->types, SYNTH_VOCAB, err)) ||
+        (st = bn_gguf_writer_add_str_arr(w, "tokenizer.ggml.tokens", (const char *const *)v->tokens, (uint64_t)v->n,
+                                         err)) ||
+        (st = bn_gguf_writer_add_arr(w, "tokenizer.ggml.token_type", BN_GGUF_INT32, v->types, (uint64_t)v->n, err)) ||
         (st = bn_gguf_writer_add_str_arr(w, "tokenizer.ggml.merges", (const char *const *)v->merges,
                                          (uint64_t)v->n_merges, err)) ||
-        (st = bn_gguf_writer_add_u32(w, "tokenizer.ggml.bos_token_id", 509, err)) ||
-        (st = bn_gguf_writer_add_u32(w, "tokenizer.ggml.eos_token_id", 510, err)) ||
-        (st = bn_gguf_writer_add_u32(w, "tokenizer.ggml.eot_token_id", 511, err)) ||
+        (st = bn_gguf_writer_add_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)v->n - 3, err)) ||
+        (st = bn_gguf_writer_add_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)v->n - 2, err)) ||
+        (st = bn_gguf_writer_add_u32(w, "tokenizer.ggml.eot_token_id", (uint32_t)v->n - 1, err)) ||
         (st = bn_gguf_writer_add_bool(w, "tokenizer.ggml.add_bos_token", true, err)) ||
         (st = bn_gguf_writer_add_u32(w, "general.quantization_version", 2, err)))
         return st;
     return BN_OK;
+}
+
+/* Elements generated and quantized per piece: bounds the memory of a
+ * 2B-4T-sized model to a few MiB whatever its tensors' sizes. */
+#define SYNTH_PIECE_ELEMS ((int64_t)1 << 20)
+
+/* Streams one tensor in pieces of whole rows. Every type but I2_S quantizes
+ * row by row, so a piece's bytes are the tensor's bytes of those rows. I2_S
+ * keeps one scale (max|w|) after all the codes, and its codes depend only on
+ * each weight's sign and |w| < 1e-6 (never on the scale's value, when it is
+ * not 0: docs/specs/i2s.md): a piece is quantized alone, its codes written,
+ * and the tensor's scale — the largest of the pieces' — written last with
+ * the 28 padding bytes, giving the whole-tensor quantizer's bytes. */
+static bn_status write_tensor_streamed(bn_gguf_writer *w, const bn_synth_params *p, const tensor_spec *t,
+                                       uint64_t index, float *vals, uint8_t *bytes, size_t bytes_cap,
+                                       bn_error *err) {
+    const int64_t rows_per_piece = t->ne0 >= SYNTH_PIECE_ELEMS ? 1 : SYNTH_PIECE_ELEMS / t->ne0;
+    const bool i2s = t->type == BN_TYPE_I2_S;
+    filler f = filler_start(t, p->seed, index, p->shape->dense_draws);
+    float scale = 0.0f;
+    bn_status st = BN_OK;
+    for (int64_t row = 0; row < t->ne1 && !st; row += rows_per_piece) {
+        const int64_t rows = t->ne1 - row < rows_per_piece ? t->ne1 - row : rows_per_piece;
+        uint64_t nbytes;
+        if ((st = bn_type_tensor_nbytes(t->type, t->ne0, rows * t->ne0, &nbytes, err))) break;
+        if ((st = bn_cancel_check(p->cancel, err))) break;
+        fill_next(&f, rows * t->ne0, vals);
+        if ((st = bn_quantize(t->type, vals, t->ne0, rows, bytes, bytes_cap, err))) break;
+        if (i2s) {
+            float piece_scale;
+            nbytes = (uint64_t)(rows * t->ne0 / 4);
+            memcpy(&piece_scale, bytes + nbytes, sizeof piece_scale);
+            if (piece_scale > scale) scale = piece_scale;
+        }
+        st = bn_gguf_writer_write_tensor_part(w, bytes, nbytes, err);
+    }
+    if (!st && i2s) {
+        uint8_t tail[32] = {0};
+        memcpy(tail, &scale, sizeof scale);
+        st = bn_gguf_writer_write_tensor_part(w, tail, sizeof tail, err);
+    }
+    return st;
 }
 
 static bn_status write_tensors(bn_gguf_writer *w, const bn_synth_params *p, const tensor_spec *ts, int n,
@@ -307,26 +416,27 @@ static bn_status write_tensors(bn_gguf_writer *w, const bn_synth_params *p, cons
         const int64_t ne[2] = {ts[i].ne0, ts[i].ne1};
         st = bn_gguf_writer_add_tensor(w, ts[i].name, ts[i].type, ts[i].ne1 > 1 ? 2 : 1, ne, err);
     }
+    int64_t max_ne0 = 0;
+    for (int i = 0; i < n; i++)
+        if (ts[i].ne0 > max_ne0) max_ne0 = ts[i].ne0;
+    /* a piece holds at most max(SYNTH_PIECE_ELEMS, one row) elements; 4 bytes
+     * each is more than any type needs, + the I2_S tail */
+    const size_t piece = (size_t)(max_ne0 > SYNTH_PIECE_ELEMS ? max_ne0 : SYNTH_PIECE_ELEMS);
+    float *vals = st ? NULL : malloc(piece * sizeof *vals);
+    const size_t bytes_cap = piece * sizeof(float) + 32;
+    uint8_t *bytes = st ? NULL : malloc(bytes_cap);
+    if (!st && (!vals || !bytes))
+        st = bn_error_nomem(err, (unsigned long long)(piece * sizeof *vals + bytes_cap), "synth: the tensor pieces");
     uint64_t written = 0;
     for (int i = 0; i < n && !st; i++) {
         bn_progress_report(&p->progress, &(bn_progress){"writing", "tensors", i, n, written});
-        const int64_t nel = ts[i].ne0 * ts[i].ne1;
-        uint64_t nbytes;
-        if ((st = bn_type_tensor_nbytes(ts[i].type, ts[i].ne0, nel, &nbytes, err))) break;
-        float *vals = malloc((size_t)nel * sizeof *vals);
-        void *bytes = malloc((size_t)nbytes);
-        if (!vals || !bytes)
-            st = bn_error_nomem(err, (unsigned long long)nel * sizeof *vals + nbytes, "synth: tensor %s", ts[i].name);
-        if (!st) st = bn_cancel_check(p->cancel, err);
-        if (!st) {
-            fill(&ts[i], p->seed, (uint64_t)i, vals);
-            st = bn_quantize(ts[i].type, vals, ts[i].ne0, ts[i].ne1, bytes, (size_t)nbytes, err);
-        }
-        if (!st) st = bn_gguf_writer_write_tensor(w, bytes, nbytes, err);
+        uint64_t nbytes = 0;
+        st = bn_type_tensor_nbytes(ts[i].type, ts[i].ne0, ts[i].ne0 * ts[i].ne1, &nbytes, err);
+        if (!st) st = write_tensor_streamed(w, p, &ts[i], (uint64_t)i, vals, bytes, bytes_cap, err);
         written += nbytes;
-        free(vals), free(bytes);
     }
     if (!st) bn_progress_report(&p->progress, &(bn_progress){"writing", "tensors", n, n, written});
+    free(vals), free(bytes);
     return st;
 }
 
@@ -344,7 +454,7 @@ bn_status bn_synth_write(const bn_synth_params *p, const char *path, bn_error *e
     vocab v = {0};
     tensor_spec *ts = calloc((size_t)(2 + 11 * s->n_layer), sizeof *ts);
     bn_gguf_writer *w = NULL;
-    bn_status st = ts ? vocab_build(&v, err)
+    bn_status st = ts ? vocab_build(&v, s->n_vocab, err)
                       : bn_error_nomem(err, (unsigned long long)(2 + 11 * s->n_layer) * sizeof *ts, "synth: the tensor list");
     if (!st) st = bn_gguf_writer_open(path, 3, &w, err);
     if (!st) bn_gguf_writer_set_cancel(w, p->cancel);

@@ -134,6 +134,9 @@ static bn_status ppl_step(void *user, int64_t k, const bn_ctx *c, bn_session_ste
     r->win[0] = r->bos;
     memcpy(r->win + 1, r->ids + off, (size_t)r->len * sizeof *r->win);
     *step = (bn_session_step){.tokens = r->win, .n_tokens = r->len + 1, .reset = true};
+    /* the window's last token predicts nothing scored: its logits are
+     * computed only when saved logits or a KLD base keep every row */
+    if (!r->s->save && !r->s->base) step->logits_first = 0, step->n_logits = r->len;
     return BN_OK;
 }
 

@@ -91,7 +91,22 @@ void bn_ctx_free(bn_ctx *c);
  * cancel flag is found set before a block. */
 bn_status bn_ctx_eval(bn_ctx *c, const int32_t *tokens, int64_t T, bn_error *err);
 
-const float *bn_ctx_logits(const bn_ctx *c); /* [T, V] of the last evaluation */
+/* As bn_ctx_eval, but the lm_head runs only for tokens [logits_first,
+ * logits_first + n_logits) of the batch (generation needs the last one):
+ * those rows have the bits bn_ctx_eval gives them (the summation order stays
+ * the whole batch's), and bn_ctx_logits holds just them, [n_logits, V].
+ * When the logits tap is observed or injected every row is computed (the tap
+ * is the batch's). The range must lie in [0, T) with n_logits >= 1. */
+bn_status bn_ctx_eval_logits(bn_ctx *c, const int32_t *tokens, int64_t T, int64_t logits_first, int64_t n_logits,
+                             bn_error *err);
+
+/* The logits of the last evaluation: rows for tokens bn_ctx_logits_first ..
+ * + bn_ctx_n_logits - 1 ([T, V] after bn_ctx_eval). */
+const float *bn_ctx_logits(const bn_ctx *c);
+int64_t bn_ctx_logits_first(const bn_ctx *c);
+int64_t bn_ctx_n_logits(const bn_ctx *c);
+/* Token t's row of the last evaluation's logits; NULL when not computed. */
+const float *bn_ctx_logits_row(const bn_ctx *c, int64_t t);
 int64_t bn_ctx_n_past(const bn_ctx *c);
 int64_t bn_ctx_n_ctx(const bn_ctx *c);
 /* Empties the KV cache and the evaluation counter. */

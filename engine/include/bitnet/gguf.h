@@ -156,6 +156,11 @@ bn_status bn_gguf_writer_add_tensor(bn_gguf_writer *w, const char *name, uint32_
 /* Next declared tensor's bytes; nbytes must equal its declared size. */
 bn_status bn_gguf_writer_write_tensor(bn_gguf_writer *w, const void *data, uint64_t nbytes,
                                       bn_error *err);
+/* Streams the next declared tensor's bytes in pieces (large tensors never
+ * held whole): the tensor is complete, and padded, once the pieces add up to
+ * its declared size; more than that fails. */
+bn_status bn_gguf_writer_write_tensor_part(bn_gguf_writer *w, const void *data, uint64_t nbytes,
+                                           bn_error *err);
 /* Finishes the file (fails if declared tensors were not all written),
  * renames it onto the path and frees w in every case; on failure nothing is
  * published. */

@@ -61,6 +61,24 @@ typedef enum bn_sum_order {
  * (nearest_int), or half away from zero as a port using lroundf does. */
 typedef enum bn_act_round { BN_ROUND_HALF_EVEN = 0, BN_ROUND_HALF_AWAY = 1 } bn_act_round;
 
+/* The int8 dot-product instructions of the AVX2 level's I2_S kernels. All
+ * give the same integers (exact sums), hence the same bits; AUTO takes the
+ * best the CPU has (bn_i8dot_best). The portable level ignores it. */
+typedef enum bn_i8dot {
+    BN_I8DOT_AUTO = 0,
+    BN_I8DOT_MADDUBS = 1,      /* AVX2 vpmaddubsw + vpmaddwd */
+    BN_I8DOT_AVX512_VNNI = 2,  /* vpdpbusd, AVX-512 VNNI + VL, 256-bit */
+    BN_I8DOT_AVX_VNNI = 3,     /* vpdpbusd, AVX-VNNI (VEX) */
+} bn_i8dot;
+
+/* Whether this CPU runs kernel k (AUTO and MADDUBS: always; the VNNI ones
+ * need the AVX2 level too). */
+bool bn_i8dot_supported(bn_i8dot k);
+/* AVX512_VNNI, else AVX_VNNI, else MADDUBS. */
+bn_i8dot bn_i8dot_best(void);
+/* "auto", "maddubs", "avx512-vnni", "avx-vnni" ("unknown" otherwise). */
+const char *bn_i8dot_name(bn_i8dot k);
+
 typedef struct bn_matmul_opts {
     bn_sum_order order;     /* see above */
     bool act_f16;           /* F32/F16 weights: round activations to f16 first
@@ -71,6 +89,12 @@ typedef struct bn_matmul_opts {
                                rounded to f16, then tinyBLAS, as upstream
                                llama.cpp's sgemm takes only f16 x f16 (read from
                                its source; the shared traces have no F16 weights) */
+    bn_i8dot i8dot;         /* I2_S integer kernel of the AVX2 level; AUTO: the best */
+    int64_t graph_T;        /* the batch size the references' graph has, which
+                               picks the F32/F16 summation (tinyBLAS for >= 2):
+                               a caller computing only some rows of a batch
+                               (the last position's logits) passes the whole
+                               batch's T so those rows keep their bits; 0: T */
 } bn_matmul_opts;
 
 /* Bytes of caller-owned scratch bn_matmul needs for w and T tokens: a small

@@ -29,6 +29,9 @@ typedef struct bn_session_step {
     const int32_t *tokens; /* must stay valid until the next callback */
     int64_t n_tokens;
     bool reset;
+    /* Logits of tokens [logits_first, logits_first + n_logits) only
+     * (bn_ctx_eval_logits); n_logits = 0: every token's. */
+    int64_t logits_first, n_logits;
 } bn_session_step;
 
 /* Called before evaluation k (k = 0, 1, ...) and once after the last: c is

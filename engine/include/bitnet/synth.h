@@ -10,6 +10,7 @@
 #ifndef BITNET_SYNTH_H
 #define BITNET_SYNTH_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "bitnet/progress.h"
@@ -23,6 +24,10 @@ extern "C" {
 typedef struct bn_synth_shape {
     const char *name;
     int64_t n_vocab, n_embd, n_layer, n_ff, n_head, n_head_kv, n_ctx;
+    /* true: four 16-bit uniforms per 64-bit draw, and embeddings from a sum
+     * of four (not twelve): the real models' shapes (2B-4T: 2.4 G weights)
+     * written in seconds; the small shapes keep their original numbers. */
+    bool dense_draws;
 } bn_synth_shape;
 
 typedef struct bn_synth_params {
@@ -35,7 +40,9 @@ typedef struct bn_synth_params {
 } bn_synth_params;
 
 /* Known shapes by name ("tiny": 512 vocab, 256 embd, 4 layers, 8 heads of
- * 32, 2 kv heads, 512 ff, ctx 256); NULL when unknown. */
+ * 32, 2 kv heads, 512 ff, ctx 256; "700m" and "2b4t": bitnet_b1_58-large's
+ * and BitNet b1.58 2B-4T's exact shapes, the vocabulary padded to the real
+ * size with tokens no merge produces); NULL when unknown. */
 const bn_synth_shape *bn_synth_shape_find(const char *name);
 /* Comma-separated names of the known shapes, for help texts. */
 const char *bn_synth_shape_names(void);
