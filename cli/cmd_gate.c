@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "progress.h"
 #include "parity/gate.h"
 #include "reports/gate_report.h"
 
@@ -25,22 +26,23 @@ static const char gate_help[] =
     "  --reference-script F  the Python reference (default reference/bitnet_ref.py of the source)\n"
     "  --threads N        worker threads, 1..256 (default 2); results do not depend on N\n"
     "  --merge            join the summaries (and entry folders) of shard folders into DIR: the\n"
-    "                     summary is the one an unsharded run writes\n\n"
-    "Optional entries (optional: true) whose files are missing are skipped, not failed.\n\n"
+    "                     summary is the one an unsharded run writes\n"
+    CLI_PROGRESS_HELP "\n"
+    "Optional entries (optional: true) whose files are missing are skipped, not failed. An entry\n"
+    "with `arbiter: python` asks the independent Python reference which side is wrong when it fails.\n\n"
     "exit: 0 every entry passes or is skipped, 1 a parity failure or threshold missed,\n"
     "      2 usage or input error (a bad manifest, or an entry that could not be judged),\n"
     "      130 interrupted\n";
 
 enum { GATE_MAX_ARGS = 1024 };
 
+/* One line per entry when it is judged (the progress line, if shown, is
+ * cleared first: it shares the terminal). */
 static void show_entry(void *user, const parity_gate_entry *e, int done) {
-    (void)user;
-    if (!done) {
-        printf("%-28s ", e->name);
-        fflush(stdout);
-        return;
-    }
-    printf("%-7s %s\n", parity_gate_verdict_name(e->verdict), e->message ? e->message : "");
+    if (!done) return;
+    cli_progress_end(user);
+    printf("%-28s %-7s %s\n", e->name, parity_gate_verdict_name(e->verdict), e->message ? e->message : "");
+    fflush(stdout);
 }
 
 static int finish(const parity_gate_summary *s, const char *out, bn_error *err) {
@@ -79,18 +81,22 @@ int cmd_gate(int argc, char **argv) {
     int npos = 0;
     int64_t threads = 2;
     bool merge = false;
+    cli_progress prog = {0};
     const cli_opt opts[] = {CLI_STR_OPT("-o", "--output", &out),
                             CLI_STR_OPT("--shard", NULL, &shard),
                             CLI_FLAG_OPT("--merge", NULL, &merge),
                             CLI_STR_OPT("--python", NULL, &python),
                             CLI_STR_OPT("--reference-script", NULL, &script),
                             CLI_THREADS_OPT(&threads),
+                            CLI_PROGRESS_OPTS(&prog),
                             {0}};
     if (rc < 0) rc = cli_parse_options("gate", gate_help, n_rest, rest, opts, pos, GATE_MAX_ARGS, &npos);
+    if (rc < 0) rc = cli_progress_start(&prog, "gate");
     parity_gate_opts o = {.out_dir = out, .vars = sets, .n_vars = (size_t)n_sets,
                           .python = python ? python : "/usr/bin/python3",
                           .python_script = script ? script : BITPARITY_SOURCE_DIR "/reference/bitnet_ref.py",
-                          .threads = (int)threads, .cancel = cli_interrupt_flag(), .on_entry = show_entry};
+                          .threads = (int)threads, .cancel = cli_interrupt_flag(), .on_entry = show_entry, .user = &prog,
+                          .progress = cli_progress_sink(&prog)};
     if (rc >= 0) {
     } else if (merge && (shard || n_sets)) {
         rc = cli_usage_error("gate", "--merge takes shard folders and -o only");
@@ -105,6 +111,7 @@ int cmd_gate(int argc, char **argv) {
         bn_error err = {0};
         parity_gate_summary *s = NULL;
         bn_status st = merge ? parity_gate_merge(pos, (size_t)npos, out, &s, &err) : parity_gate_run(pos[0], &o, &s, &err);
+        cli_progress_end(&prog);
         if (st) {
             rc = cli_fail("gate", &err);
         } else {

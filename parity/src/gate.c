@@ -145,6 +145,7 @@ typedef struct spec {
     char *text_w, *text, *base_w, *base; /* perplexity */
     int64_t ctx, bytes;
     double ppl_max, kld_mean_max, top1_min;
+    int arbiter; /* arbiter: python (parity entries) */
 } spec;
 
 typedef struct manifest {
@@ -276,7 +277,7 @@ static bn_status check_keys(const manifest *m, node *e, const char *const *allow
 }
 
 static const char *const parity_keys[] = {"name", "model", "reference", "prompt", "tokens", "tokens-from", "decode",
-                                          "policy", "numerics", "kv-type", "map", "taps", "optional", NULL};
+                                          "policy", "numerics", "kv-type", "map", "taps", "optional", "arbiter", NULL};
 static const char *const ppl_keys[] = {"name", "model", "perplexity", "ctx", "bytes", "base", "ppl_max",
                                        "kld_mean_max", "top1_min", "numerics", "optional", NULL};
 
@@ -343,6 +344,10 @@ static bn_status read_parity_entry(const manifest *m, node *e, spec *s, bn_error
         else if (p && (strchr(p, '/') || strstr(p, ".yaml"))) st = get_path(m, e, "policy", NULL, &s->policy, err);
         else if (p && !(s->policy = strdup(p))) st = bn_error_nomem(err, strlen(p), "%s", m->path);
     }
+    node *arb = bn_yaml_get(e, "arbiter");
+    if (!st && arb && !(bn_yaml_str(arb) && !strcmp(bn_yaml_str(arb), "python")))
+        st = key_fail(m, err, arb, "arbiter", "expected python (the independent reference as a third opinion)");
+    s->arbiter = arb != NULL;
     if (!st) st = get_str(m, e, "numerics", &s->numerics, err);
     if (!st) st = get_str(m, e, "kv-type", &s->kv_type, err);
     if (!st) st = get_str(m, e, "map", &s->map, err);
@@ -831,7 +836,8 @@ static bn_status trace_other_model(gate_ctx *g, const spec *s, const char *out, 
     parity_trace *from = NULL;
     parity_eval *evals = NULL;
     parity_record_opts ro = {.model_path = s->ref_path, .n_decode = s->decode, .taps = s->taps,
-                             .n_threads = g->o->threads, .out_path = out, .cancel = g->o->cancel};
+                             .n_threads = g->o->threads, .out_path = out, .cancel = g->o->cancel,
+                             .progress = g->o->progress};
     bn_status st = load_model(s->ref_path, &m, &tok, err);
     if (!st && !bn_numerics_parse(s->numerics ? s->numerics : "ggml-compat", &ro.numerics))
         st = bn_error_set(err, BN_ERR_INVALID, "numerics '%s': expected ggml-compat, f32 or llama.cpp-compat", s->numerics);
@@ -907,10 +913,15 @@ static bn_status run_parity(gate_ctx *g, const spec *s, const char *dir, parity_
         else if (s->ref == REF_MODEL) st = trace_other_model(g, s, ref, err);
         else st = trace_python(g, s, ref, log, err);
     }
-    const parity_driver_opts d = {.reference = ref ? ref : s->ref_path, .map = s->map, .policy = s->policy,
+    parity_driver_opts d = {.reference = ref ? ref : s->ref_path, .map = s->map, .policy = s->policy,
                                   .model = s->model, .threads = g->o->threads, .receipt = true,
                                   .numerics = s->numerics, .kv_cache = s->kv_type, .taps = s->taps,
-                                  .cancel = g->o->cancel};
+                                  .cancel = g->o->cancel, .progress = g->o->progress};
+    const parity_arbiter_opts arbiter = {.python = g->o->python, .script = g->o->python_script, .tmp_dir = dir,
+                                         .cancel = g->o->cancel};
+    if (s->arbiter && !(g->o->python && g->o->python_script))
+        st = bn_error_set(err, BN_ERR_INVALID, "arbiter: python needs the Python reference (--python)");
+    if (s->arbiter) d.arbiter = &arbiter;
     parity_driver_run *run = NULL;
     if (!st) st = parity_driver_run_job(&d, &run, err);
     char *receipt = st ? NULL : fmt_alloc("%s/receipt.yaml", dir);
@@ -963,6 +974,7 @@ static bn_status run_ppl(gate_ctx *g, const spec *s, const char *dir, parity_gat
     parity_ppl_opts po = {.ctx = s->ctx, .params = bn_ctx_params_init()};
     po.params.n_threads = g->o->threads;
     po.params.cancel = g->o->cancel;
+    po.progress = g->o->progress;
     bn_status st = BN_OK;
     if (!bn_numerics_parse(s->numerics ? s->numerics : "ggml-compat", &po.params.numerics))
         st = bn_error_set(err, BN_ERR_INVALID, "numerics '%s': expected ggml-compat, f32 or llama.cpp-compat", s->numerics);

@@ -114,7 +114,7 @@ run merge1 --merge "$tmp/s1" -o "$tmp/m1"
 cat >"$tmp/m/fail.yaml" <<YAML
 entries:
   - {name: ok, model: "$fx/models/b158-i2s.gguf", reference: "$fx/expected/b158-i2s.p1.compat.npz"}
-  - {name: wrong-reference, model: "$fx/models/llama-f32.gguf", reference: "$fx/expected/llama-f16.p1.f32.npz"}
+  - {name: wrong-reference, model: "$fx/models/llama-f32.gguf", reference: "$fx/expected/llama-f16.p1.f32.npz", arbiter: python}
   - {name: ppl-too-high, model: "$fx/trained/tiny-kjv-i2s.gguf", perplexity: "$fx/trained/heldout.txt", bytes: 500, ppl_max: 2.5}
 YAML
 run fail "$tmp/m/fail.yaml" -o "$tmp/fail"
@@ -122,6 +122,9 @@ run fail "$tmp/m/fail.yaml" -o "$tmp/fail"
 grep -q 'counts: {pass: 1, fail: 2, skipped: 0, error: 0}' "$tmp/fail/summary.yaml" || fail "fail counts"
 grep -A12 'name: wrong-reference' "$tmp/fail/summary.yaml" | grep -q 'message: "first divergence: e0 ' ||
     fail "wrong-reference message: $(cat "$tmp/fail/summary.yaml")"
+# arbiter: python: the independent reference runs llama-f32's declared math: the subject agrees with it
+grep -A3 '^arbiter:' "$tmp/fail/entries/wrong-reference/receipt.yaml" | grep -q '^  verdict: subject$' ||
+    fail "arbiter: $(grep -A3 '^arbiter:' "$tmp/fail/entries/wrong-reference/receipt.yaml")"
 grep -q '^  message: "\{0,1\}ppl [0-9.]* > ppl_max 2.5"\{0,1\}$' "$tmp/fail/summary.yaml" || fail "ppl message"
 grep -q '^## bitparity gate: .* FAIL' "$tmp/fail/summary.md" || fail "summary.md: $(head -3 "$tmp/fail/summary.md")"
 grep -q '\[`wrong-reference`\](entries/wrong-reference/report.html) | ❌ \*\*fail\*\*' "$tmp/fail/summary.md" ||

@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bitnet/progress.h"
 #include "bitnet/status.h"
 
 #ifdef __cplusplus
@@ -77,6 +78,7 @@ typedef struct parity_gate_opts {
     const char *python_script;  /* reference/bitnet_ref.py */
     int threads;                /* >= 1; results do not depend on it */
     const volatile sig_atomic_t *cancel; /* NULL: never */
+    bn_progress_sink progress;  /* each entry's recording, comparison and perplexity; zeroed: none */
     /* called before and after each entry run (not for entries of other shards); NULL: none */
     void (*on_entry)(void *user, const parity_gate_entry *e, int done);
     void *user;
