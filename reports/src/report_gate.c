@@ -70,7 +70,24 @@ static void render_md(const parity_gate_summary *s, FILE *f) {
 static const char gate_css[] =
     ".badge.skipped{background:#6e7781}.badge.error{background:#bf8700}"
     "tr.fail td:first-child{border-left:3px solid #cf222e}tr.error td:first-child{border-left:3px solid #bf8700}"
-    "td.msg{min-width:220px;max-width:420px;word-break:break-word}";
+    "td.msg{min-width:220px;max-width:420px;word-break:break-word}"
+    /* entry names and verdicts read whole; long paths break after a '/' (<wbr>) before a '-' */
+    "td.entry,td.verdict{white-space:nowrap}";
+
+/* A path, escaped, with a break opportunity after each '/'. */
+static void html_path(FILE *f, const char *path) {
+    if (!path) return;
+    char seg[256];
+    for (const char *p = path; *p;) {
+        size_t n = strcspn(p, "/");
+        n += p[n] == '/';
+        if (n >= sizeof seg) n = sizeof seg - 1; /* a long segment: split, still escaped */
+        memcpy(seg, p, n), seg[n] = '\0';
+        report_html_text(f, seg);
+        p += n;
+        if (seg[n - 1] == '/') fputs("<wbr>", f);
+    }
+}
 
 static void html_badge(FILE *f, const char *cls, const char *word) {
     fprintf(f, "<span class=\"badge %s\">%s</span>", cls, word);
@@ -105,14 +122,14 @@ static void render_html(const parity_gate_summary *s, FILE *f) {
         limits_text(e, lim, sizeof lim);
         snprintf(word, sizeof word, "%s", v);
         for (char *p = word; *p; p++) *p = (char)(*p - 32 * (*p >= 'a' && *p <= 'z'));
-        fprintf(f, "<tr class=\"%s\"><td class=\"num\">%lld</td><td>", v, (long long)e->index + 1);
+        fprintf(f, "<tr class=\"%s\"><td class=\"num\">%lld</td><td class=\"entry\">", v, (long long)e->index + 1);
         if (link) fputs("<a href=\"", f), report_html_text(f, link), fputs("\">", f);
         fputs("<code>", f), report_html_text(f, e->name), fputs("</code>", f);
         if (link) fputs("</a>", f);
-        fputs("</td><td>", f);
+        fputs("</td><td class=\"verdict\">", f);
         html_badge(f, v, word);
-        fputs("</td><td><code>", f), report_html_text(f, e->model);
-        fputs("</code></td><td><code>", f), report_html_text(f, e->reference);
+        fputs("</td><td><code>", f), html_path(f, e->model);
+        fputs("</code></td><td><code>", f), html_path(f, e->reference);
         fputs("</code></td><td>", f), report_html_text(f, lim[0] ? lim : NULL);
         fputs("</td><td class=\"msg\">", f), report_html_text(f, e->message);
         fputs("</td></tr>\n", f);
