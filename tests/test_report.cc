@@ -521,7 +521,7 @@ TEST(ReportBaseline, EveryKindOfChangeWithItsNumbers) {
     ReportPtr a = Parse(after, &err, &st, "new.yaml");
     ASSERT_OK(st, err);
     report_diff_counts c{};
-    const std::string md = RenderBaseline({{nullptr, b.get(), a.get()}}, REPORT_MARKDOWN, &c);
+    const std::string md = RenderBaseline({{nullptr, b.get(), a.get(), nullptr, nullptr, nullptr, nullptr}}, REPORT_MARKDOWN, &c);
     EXPECT_EQ(c.entries, 1u);
     EXPECT_EQ(c.regressed, 1u); // fail -> fail, but a tap crossed its verdict
     EXPECT_EQ(c.taps_regressed, 1u);
@@ -551,19 +551,19 @@ TEST(ReportBaseline, EveryKindOfChangeWithItsNumbers) {
                            "0.0005 | 5e-07 | 0.99 |");
     EXPECT_NE(md.find("<details><summary>Full report: FAIL tiny.gguf</summary>"), std::string::npos);
 
-    const std::string html = RenderBaseline({{nullptr, b.get(), a.get()}}, REPORT_HTML, &c);
+    const std::string html = RenderBaseline({{nullptr, b.get(), a.get(), nullptr, nullptr, nullptr, nullptr}}, REPORT_HTML, &c);
     EXPECT_EQ(Count(html, "<tr class=\"change\">"), 5u);
     EXPECT_NE(html.find("<td class=\"num\">-0.000999</td>"), std::string::npos); // out: the NMSE difference
     EXPECT_NE(html.find("<span class=\"badge regression\">REGRESSION</span>"), std::string::npos);
 
     // Swapped: ffn_act is fixed, and out (fixed before) now regresses, attn_q improves.
-    RenderBaseline({{nullptr, a.get(), b.get()}}, REPORT_MARKDOWN, &c);
+    RenderBaseline({{nullptr, a.get(), b.get(), nullptr, nullptr, nullptr, nullptr}}, REPORT_MARKDOWN, &c);
     EXPECT_EQ(c.regressed, 1u);
     EXPECT_EQ(c.taps_fixed, 1u);
     EXPECT_EQ(c.taps_regressed, 1u);
     EXPECT_EQ(c.taps_improved, 1u);
     // Against itself: unchanged.
-    const std::string same = RenderBaseline({{nullptr, a.get(), a.get()}}, REPORT_MARKDOWN, &c);
+    const std::string same = RenderBaseline({{nullptr, a.get(), a.get(), nullptr, nullptr, nullptr, nullptr}}, REPORT_MARKDOWN, &c);
     EXPECT_EQ(c.taps_regressed + c.taps_degraded + c.taps_fixed + c.taps_improved, 0u);
     EXPECT_EQ(same.find("## \xe2\x9e\x96 UNCHANGED against the baseline"), 0u) << same;
 }
@@ -578,9 +578,9 @@ TEST(ReportBaseline, EntriesPairedByName) {
     ReportPtr fail = Parse(HandReceipt("fail", {{"blk.0.attn_q", 1e-5, "fail"}}), &err, &st);
     ASSERT_OK(st, err);
     report_diff_counts c{};
-    const std::string md = RenderBaseline({{"fixtures/b158 p1", pass.get(), fail.get()},
-                                           {"shared/p2", nullptr, pass.get()},
-                                           {"shared/p3", fail.get(), nullptr}},
+    const std::string md = RenderBaseline({{"fixtures/b158 p1", pass.get(), fail.get(), nullptr, nullptr, nullptr, nullptr},
+                                           {"shared/p2", nullptr, pass.get(), nullptr, nullptr, nullptr, nullptr},
+                                           {"shared/p3", fail.get(), nullptr, nullptr, nullptr, nullptr, nullptr}},
                                           REPORT_MARKDOWN, &c);
     EXPECT_EQ(c.entries, 3u);
     EXPECT_EQ(c.regressed, 1u);
@@ -594,12 +594,26 @@ TEST(ReportBaseline, EntriesPairedByName) {
     EXPECT_NE(md.find("**1 of 3 entries regressed**"), std::string::npos) << md;
 
     st = BN_OK;
-    RenderBaseline({{"x", nullptr, nullptr}}, REPORT_MARKDOWN, &c, &st);
+    RenderBaseline({{"x", nullptr, nullptr, nullptr, nullptr, nullptr, nullptr}}, REPORT_MARKDOWN, &c, &st);
     EXPECT_EQ(st, BN_ERR_INVALID);
+
+    // An entry without receipts (a gate's perplexity entry): judged by its verdicts, its figures shown.
+    const std::string ppl = RenderBaseline({{"kjv.ppl", nullptr, nullptr, "pass", "fail", "ppl 3.7", "ppl 3.8"},
+                                            {"opt", nullptr, nullptr, "skipped", "error", nullptr, "no model"},
+                                            {"back", nullptr, nullptr, "fail", "pass", nullptr, nullptr}},
+                                           REPORT_MARKDOWN, &c);
+    EXPECT_EQ(c.regressed, 2u);
+    EXPECT_EQ(c.fixed, 1u);
+    rows = MdRows(ppl, "**Entries**");
+    ASSERT_EQ(rows.size(), 3u) << ppl;
+    EXPECT_EQ(rows[0], "| kjv.ppl | **regression** | pass \xe2\x86\x92 fail | ppl 3.7 | ppl 3.8 | 0 | 0 | 0 | 0 |");
+    EXPECT_EQ(rows[1].rfind("| opt | **regression** | skipped \xe2\x86\x92 error | \xe2\x80\x94 | no model |", 0), 0u)
+        << rows[1];
+    EXPECT_EQ(rows[2].rfind("| back | fixed | fail \xe2\x86\x92 pass |", 0), 0u) << rows[2];
     char *buf = nullptr;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
-    const report_pair p = {nullptr, pass.get(), fail.get()};
+    const report_pair p = {nullptr, pass.get(), fail.get(), nullptr, nullptr, nullptr, nullptr};
     EXPECT_EQ(report_render_baseline(&p, 1, 1.0, REPORT_HTML, f, &c, &err), BN_ERR_INVALID);
     fclose(f);
     free(buf);

@@ -103,11 +103,14 @@ static void pair_taps(report_diff *d, size_t e, const report_tap **b, size_t nb,
     }
 }
 
+/* pass and skipped are good verdicts, fail and error bad ones. */
+static int bad_verdict(const char *v) { return !strcmp(v, "fail") || !strcmp(v, "error"); }
+
 static change_kind entry_kind(const entry_diff *e) {
-    if (!e->before) return CHANGE_ADDED;
-    if (!e->after) return CHANGE_REMOVED;
-    if (e->before->pass && !e->after->pass) return CHANGE_REGRESSED;
-    if (!e->before->pass && e->after->pass) return CHANGE_FIXED;
+    if (!e->verdict_before) return CHANGE_ADDED;
+    if (!e->verdict_after) return CHANGE_REMOVED;
+    if (!bad_verdict(e->verdict_before) && bad_verdict(e->verdict_after)) return CHANGE_REGRESSED;
+    if (bad_verdict(e->verdict_before) && !bad_verdict(e->verdict_after)) return CHANGE_FIXED;
     if (e->n_kind[CHANGE_REGRESSED]) return CHANGE_REGRESSED; /* a tap crossed its verdict */
     if (e->n_kind[CHANGE_DEGRADED]) return CHANGE_DEGRADED;
     if (e->n_kind[CHANGE_FIXED] || e->n_kind[CHANGE_IMPROVED]) return CHANGE_IMPROVED;
@@ -144,8 +147,8 @@ static void change_row(cell *c, const report_diff *d, const tap_change *t, bn_er
     c[CHG_COSINE_AFTER] = a && a->compared ? cell_num(CELL_G6, a->cosine) : cell_text(NULL);
 }
 
-static cell divergence_cell(const report_receipt *r) {
-    if (!r) return cell_text(NULL);
+static cell divergence_cell(const report_receipt *r, const char *note) {
+    if (!r) return cell_text(note);
     if (!r->has_divergence) return cell_text(r->pass ? "none" : r->diagnosis ? r->diagnosis : NULL);
     return (cell){.kind = CELL_TEXT, .text = r->div_evaluation, .code = r->div_tap};
 }
@@ -154,11 +157,9 @@ static void entry_row(cell *c, const entry_diff *e, bn_error *err, bn_status *st
     c[ENT_ENTRY] = cell_text(e->name);
     c[ENT_CHANGE] = (cell){.kind = CELL_TEXT, .text = change_name(e->kind), .strong = e->kind == CHANGE_REGRESSED};
     c[ENT_VERDICT] = cell_text(NULL);
-    cell_own(&c[ENT_VERDICT],
-        arrow(e->before ? (e->before->pass ? "pass" : "fail") : NULL, e->after ? (e->after->pass ? "pass" : "fail") : NULL),
-        err, st);
-    c[ENT_DIV_BEFORE] = divergence_cell(e->before);
-    c[ENT_DIV_AFTER] = divergence_cell(e->after);
+    cell_own(&c[ENT_VERDICT], arrow(e->verdict_before, e->verdict_after), err, st);
+    c[ENT_DIV_BEFORE] = divergence_cell(e->before, e->note_before);
+    c[ENT_DIV_AFTER] = divergence_cell(e->after, e->note_after);
     c[ENT_REGRESSED] = (cell){.kind = CELL_INT, .i = (long long)e->n_kind[CHANGE_REGRESSED]};
     c[ENT_DEGRADED] = (cell){.kind = CELL_INT, .i = (long long)e->n_kind[CHANGE_DEGRADED]};
     c[ENT_FIXED] = (cell){.kind = CELL_INT, .i = (long long)e->n_kind[CHANGE_FIXED]};
@@ -185,8 +186,11 @@ bn_status report_diff_build(const report_pair *pairs, size_t n, double factor, r
         return bn_error_set(err, BN_ERR_INVALID, "report: the degradation factor must be a number above 1, got %g", factor);
     size_t cap = 0;
     for (size_t i = 0; i < n; i++) {
-        if (!pairs[i].baseline && !pairs[i].current)
+        const report_pair *p = &pairs[i];
+        if (!p->baseline && !p->current && !p->baseline_verdict && !p->current_verdict)
             return bn_error_set(err, BN_ERR_INVALID, "report: entry %zu has neither a baseline nor a current receipt", i);
+        if (!p->baseline && !p->current && !p->entry)
+            return bn_error_set(err, BN_ERR_INVALID, "report: entry %zu has no receipt and no name", i);
         cap += (pairs[i].baseline ? pairs[i].baseline->n_taps : 0) + (pairs[i].current ? pairs[i].current->n_taps : 0);
     }
     d->entries = calloc(n, sizeof *d->entries);
@@ -198,9 +202,13 @@ bn_status report_diff_build(const report_pair *pairs, size_t n, double factor, r
     bn_status st = BN_OK;
     for (size_t i = 0; i < n && !st; i++) {
         entry_diff *e = &d->entries[i];
-        e->before = pairs[i].baseline, e->after = pairs[i].current;
+        const report_pair *p = &pairs[i];
+        e->before = p->baseline, e->after = p->current;
+        e->verdict_before = e->before ? (e->before->pass ? "pass" : "fail") : p->baseline_verdict;
+        e->verdict_after = e->after ? (e->after->pass ? "pass" : "fail") : p->current_verdict;
+        e->note_before = e->before ? NULL : p->baseline_note, e->note_after = e->after ? NULL : p->current_note;
         const report_receipt *r = e->after ? e->after : e->before;
-        e->name = pairs[i].entry ? pairs[i].entry : report_base_name(r->model_path ? r->model_path : r->file);
+        e->name = p->entry ? p->entry : report_base_name(r->model_path ? r->model_path : r->file);
         size_t nb, na;
         int nomem = 0;
         const report_tap **b = sorted_taps(e->before, &nb, &nomem), **a = sorted_taps(e->after, &na, &nomem);

@@ -70,7 +70,24 @@ static void render_md(const parity_gate_summary *s, FILE *f) {
 static const char gate_css[] =
     ".badge.skipped{background:#6e7781}.badge.error{background:#bf8700}"
     "tr.fail td:first-child{border-left:3px solid #cf222e}tr.error td:first-child{border-left:3px solid #bf8700}"
-    "td.msg{min-width:220px;max-width:420px;word-break:break-word}";
+    "td.msg{min-width:220px;max-width:420px;word-break:break-word}"
+    /* entry names and verdicts read whole; long paths break after a '/' (<wbr>) before a '-' */
+    "td.entry,td.verdict{white-space:nowrap}";
+
+/* A path, escaped, with a break opportunity after each '/'. */
+static void html_path(FILE *f, const char *path) {
+    if (!path) return;
+    char seg[256];
+    for (const char *p = path; *p;) {
+        size_t n = strcspn(p, "/");
+        n += p[n] == '/';
+        if (n >= sizeof seg) n = sizeof seg - 1; /* a long segment: split, still escaped */
+        memcpy(seg, p, n), seg[n] = '\0';
+        report_html_text(f, seg);
+        p += n;
+        if (seg[n - 1] == '/') fputs("<wbr>", f);
+    }
+}
 
 static void html_badge(FILE *f, const char *cls, const char *word) {
     fprintf(f, "<span class=\"badge %s\">%s</span>", cls, word);
@@ -105,14 +122,14 @@ static void render_html(const parity_gate_summary *s, FILE *f) {
         limits_text(e, lim, sizeof lim);
         snprintf(word, sizeof word, "%s", v);
         for (char *p = word; *p; p++) *p = (char)(*p - 32 * (*p >= 'a' && *p <= 'z'));
-        fprintf(f, "<tr class=\"%s\"><td class=\"num\">%lld</td><td>", v, (long long)e->index + 1);
+        fprintf(f, "<tr class=\"%s\"><td class=\"num\">%lld</td><td class=\"entry\">", v, (long long)e->index + 1);
         if (link) fputs("<a href=\"", f), report_html_text(f, link), fputs("\">", f);
         fputs("<code>", f), report_html_text(f, e->name), fputs("</code>", f);
         if (link) fputs("</a>", f);
-        fputs("</td><td>", f);
+        fputs("</td><td class=\"verdict\">", f);
         html_badge(f, v, word);
-        fputs("</td><td><code>", f), report_html_text(f, e->model);
-        fputs("</code></td><td><code>", f), report_html_text(f, e->reference);
+        fputs("</td><td><code>", f), html_path(f, e->model);
+        fputs("</code></td><td><code>", f), html_path(f, e->reference);
         fputs("</code></td><td>", f), report_html_text(f, lim[0] ? lim : NULL);
         fputs("</td><td class=\"msg\">", f), report_html_text(f, e->message);
         fputs("</td></tr>\n", f);
@@ -172,4 +189,93 @@ bn_status report_gate_write(const parity_gate_summary *s, const char *out_dir, i
         free(p);
     }
     return st;
+}
+
+/* ---- two summaries against each other ------------------------------------ */
+
+/* path's folder with a trailing '/', "" for a bare file name. */
+static char *folder_of(const char *path) {
+    const char *slash = strrchr(path, '/');
+    const size_t n = slash ? (size_t)(slash - path + 1) : 0;
+    char *dir = malloc(n + 1);
+    if (dir) memcpy(dir, path, n), dir[n] = '\0';
+    return dir;
+}
+
+/* One side of a pair: the entry's receipt (a parity entry that has one), or
+ * its verdict and figures. */
+static bn_status gate_side(const parity_gate_entry *e, const char *folder, report_receipt **receipt,
+                           const char **verdict, char **note, bn_error *err) {
+    if (!e) return BN_OK;
+    *verdict = parity_gate_verdict_name(e->verdict);
+    if (e->kind == PARITY_GATE_PARITY && e->receipt) {
+        char *path = report_format2("%s%s", folder, e->receipt);
+        if (!path) return bn_error_nomem(err, strlen(folder) + strlen(e->receipt), "report: a receipt's path");
+        bn_status st = report_load(path, receipt, err);
+        free(path);
+        return st;
+    }
+    char buf[160] = "";
+    if (e->kind == PARITY_GATE_PERPLEXITY && !isnan(e->ppl)) {
+        int at = snprintf(buf, sizeof buf, "ppl %.6g", e->ppl); /* the figures measured: KLD and top-1 need a base */
+        if (!isnan(e->kld_mean)) at += snprintf(buf + at, sizeof buf - (size_t)at, ", kld_mean %.3g", e->kld_mean);
+        if (!isnan(e->top1)) snprintf(buf + at, sizeof buf - (size_t)at, ", top1 %.4g", e->top1);
+    } else if (e->message) {
+        snprintf(buf, sizeof buf, "%s", e->message);
+    }
+    if (buf[0] && !(*note = report_format2("%s%s", buf, ""))) return bn_error_nomem(err, sizeof buf, "report: a note");
+    return BN_OK;
+}
+
+static const parity_gate_entry *gate_find(const parity_gate_summary *s, const char *name) {
+    for (size_t i = 0; i < s->n; i++)
+        if (!strcmp(s->entries[i].name, name)) return &s->entries[i];
+    return NULL;
+}
+
+bn_status report_gate_baseline_load(const char *old_path, const char *new_path, report_gate_baseline *b,
+                                    bn_error *err) {
+    *b = (report_gate_baseline){0};
+    bn_status st = parity_gate_summary_load(old_path, &b->old, err);
+    if (!st) st = parity_gate_summary_load(new_path, &b->now, err);
+    if (st) {
+        report_gate_baseline_free(b);
+        return st;
+    }
+    const size_t cap = b->old->n + b->now->n;
+    char *old_dir = folder_of(old_path), *new_dir = folder_of(new_path);
+    b->pairs = calloc(cap ? cap : 1, sizeof *b->pairs);
+    b->receipts = calloc(2 * cap + 1, sizeof *b->receipts);
+    b->notes = calloc(2 * cap + 1, sizeof *b->notes);
+    if (!old_dir || !new_dir || !b->pairs || !b->receipts || !b->notes)
+        st = bn_error_nomem(err, cap * (sizeof *b->pairs + 4 * sizeof(void *)), "report: the gate comparison");
+    for (size_t i = 0; !st && i < cap; i++) {
+        const parity_gate_entry *now = i < b->now->n ? &b->now->entries[i] : NULL, *old;
+        if (now) {
+            old = gate_find(b->old, now->name);
+        } else { /* the baseline's entries that are gone */
+            old = &b->old->entries[i - b->now->n];
+            if (gate_find(b->now, old->name)) continue;
+        }
+        report_pair *p = &b->pairs[b->n];
+        const size_t k = 2 * b->n++;
+        p->entry = now ? now->name : old->name;
+        st = gate_side(old, old_dir, &b->receipts[k], &p->baseline_verdict, &b->notes[k], err);
+        if (!st) st = gate_side(now, new_dir, &b->receipts[k + 1], &p->current_verdict, &b->notes[k + 1], err);
+        p->baseline = b->receipts[k], p->current = b->receipts[k + 1];
+        p->baseline_note = b->notes[k], p->current_note = b->notes[k + 1];
+    }
+    free(old_dir), free(new_dir);
+    if (!st && !b->n) st = bn_error_set(err, BN_ERR_FORMAT, "%s: the gate summaries have no entries", new_path);
+    if (st) report_gate_baseline_free(b);
+    return st;
+}
+
+void report_gate_baseline_free(report_gate_baseline *b) {
+    if (!b) return;
+    for (size_t i = 0; b->receipts && i < 2 * b->n; i++) report_receipt_free(b->receipts[i]);
+    for (size_t i = 0; b->notes && i < 2 * b->n; i++) free(b->notes[i]);
+    free(b->receipts), free(b->notes), free(b->pairs);
+    parity_gate_summary_free(b->old), parity_gate_summary_free(b->now);
+    *b = (report_gate_baseline){0};
 }

@@ -199,6 +199,8 @@ typedef struct tap_change {
 typedef struct entry_diff {
     const char *name;
     const report_receipt *before, *after;
+    const char *verdict_before, *verdict_after; /* "pass", "fail", "skipped", "error"; NULL: absent */
+    const char *note_before, *note_after;       /* a side without a receipt: its figures */
     change_kind kind;
     size_t n_kind[CHANGE_KINDS]; /* taps per kind */
     const tap_change *worst;     /* its most severe changed tap, NULL when none changed */

@@ -21,7 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         const report_receipt *one[1] = {r};
         CHECK(report_render_html(one, 1, sink, &err) == BN_OK);
         CHECK(report_render_markdown(one, 1, sink, &err) == BN_OK);
-        const report_pair pairs[2] = {{"self", r, r}, {"new", NULL, r}};
+        const report_pair pairs[2] = {{.entry = "self", .baseline = r, .current = r}, {.entry = "new", .current = r}};
         report_diff_counts c;
         CHECK(report_render_baseline(pairs, 2, REPORT_DEFAULT_FACTOR, REPORT_HTML, sink, &c, &err) == BN_OK);
         CHECK(c.regressed == 0 && c.added == 1);

@@ -191,6 +191,14 @@ typedef struct report_pair {
     const char *entry;               /* the entry's name; NULL: the current receipt's model file */
     const report_receipt *baseline;  /* NULL: the entry is new */
     const report_receipt *current;   /* NULL: the entry is gone */
+    /* An entry judged without a parity receipt (a gate's perplexity entry,
+     * or one skipped or in error): each side's verdict ("pass", "fail",
+     * "skipped", "error"; NULL: absent) and its figures in one line (shown
+     * where a receipt's first divergence goes; NULL: none). A side with a
+     * receipt ignores these. Good (pass, skipped) -> bad (fail, error) is
+     * a regression, bad -> good a fix. */
+    const char *baseline_verdict, *current_verdict;
+    const char *baseline_note, *current_note;
 } report_pair;
 
 /* What changed, counted; an entry counts once, under its most severe change. */
