@@ -20,6 +20,32 @@ static int cpu_has_f16c(void) {
 }
 #endif
 
+int bn_cpu_has_avx512_vnni(void) {
+#ifdef BN_HAVE_X86
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl");
+#else
+    return 0;
+#endif
+}
+
+/* GCC 12 knows the "avxvnni" feature string, clang 14 does not: cpuid leaf 7
+ * sub-leaf 1, EAX bit 4 (as for f16c above, only clang builds ask cpuid). */
+int bn_cpu_has_avx_vnni(void) {
+#ifdef BN_HAVE_X86
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx2")) return 0;
+#if defined(__clang__)
+    unsigned eax = 0, ebx, ecx, edx;
+    return __get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx) && (eax & (1u << 4));
+#else
+    return __builtin_cpu_supports("avxvnni");
+#endif
+#else
+    return 0;
+#endif
+}
+
 bn_simd_level bn_simd_best(void) {
 #ifdef BN_HAVE_X86
     __builtin_cpu_init();

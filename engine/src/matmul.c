@@ -1006,13 +1006,8 @@ bool bn_i8dot_supported(bn_i8dot k) {
     switch (k) {
     case BN_I8DOT_AUTO: case BN_I8DOT_MADDUBS: return true;
 #ifdef MM_X86
-    case BN_I8DOT_AVX512_VNNI:
-        __builtin_cpu_init();
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avx512vnni") &&
-               __builtin_cpu_supports("avx512vl");
-    case BN_I8DOT_AVX_VNNI:
-        __builtin_cpu_init();
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avxvnni");
+    case BN_I8DOT_AVX512_VNNI: return bn_cpu_has_avx512_vnni();
+    case BN_I8DOT_AVX_VNNI: return bn_cpu_has_avx_vnni();
 #else
     case BN_I8DOT_AVX512_VNNI: case BN_I8DOT_AVX_VNNI: return false;
 #endif

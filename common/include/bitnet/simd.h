@@ -24,6 +24,12 @@ typedef bn_simd_level bn_simd;
 /* The best level this CPU supports (never BN_SIMD_AUTO). */
 bn_simd_level bn_simd_best(void);
 
+/* Whether the CPU has the int8 dot-product extensions the ternary kernels
+ * can use on top of AVX2: AVX-512 VNNI with AVX-512 VL (256-bit vpdpbusd),
+ * and AVX-VNNI (its VEX encoding). Both 0 off x86. */
+int bn_cpu_has_avx512_vnni(void);
+int bn_cpu_has_avx_vnni(void);
+
 /* Printable name: "auto", "portable", "avx2" ("unknown" otherwise). */
 const char *bn_simd_name(bn_simd s);
 
