@@ -1191,7 +1191,7 @@ bn_status parity_gate_merge(const char *const *dirs, size_t n, const char *out_d
         for (size_t k = 0; k < parts[i]->n; k++) s->entries[s->n++] = parts[i]->entries[k];
         parts[i]->n = 0;
     }
-    if (!st) qsort(s->entries, s->n, sizeof *s->entries, cmp_index);
+    if (!st && s->n) qsort(s->entries, s->n, sizeof *s->entries, cmp_index); /* entries may be NULL */
     for (size_t i = 0; !st && i < s->n; i++) {
         if (s->entries[i].index != (int64_t)i)
             st = bn_error_set(err, BN_ERR_INVALID, "gate --merge: entry %zu of the manifest is %s", i,

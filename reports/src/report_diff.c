@@ -216,7 +216,7 @@ bn_status report_diff_build(const report_pair *pairs, size_t n, double factor, r
         else pair_taps(d, i, b, nb, a, na);
         free(b), free(a);
     }
-    if (!st) qsort(d->changes, d->n_changes, sizeof *d->changes, by_severity);
+    if (!st && d->n_changes) qsort(d->changes, d->n_changes, sizeof *d->changes, by_severity); /* changes may be NULL */
     for (size_t k = d->n_changes; k-- > 0;) d->entries[d->changes[k].entry].worst = &d->changes[k];
     for (size_t i = 0; i < n; i++) d->entries[i].kind = entry_kind(&d->entries[i]);
     count(d);
