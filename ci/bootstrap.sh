@@ -4,11 +4,13 @@
 set -euo pipefail
 
 packages=(cmake make gcc g++ pkg-config git libgtest-dev zlib1g-dev libyaml-dev libpcre2-dev
+          nettle-dev libdeflate-dev
           python3 python3-numpy python3-yaml python3-venv python3-setuptools python3-wheel python3-torch
           python3-jsonschema
           clang libclang-rt-14-dev valgrind
           libblas3 liblapack3 libopenblas0-pthread
           chromium)
+# nettle: SHA-256 (SHA-NI where the CPU has it); libdeflate: CRC-32 (PCLMUL) of NPZ members.
 # Both BLAS builds on purpose: ci/test.sh runs the Python reference on each (ci/with-blas.sh).
 # chromium: tests/cli/report_screenshots.sh renders the HTML reports headless and checks the screenshots.
 

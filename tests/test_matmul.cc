@@ -444,15 +444,17 @@ TEST(MatmulI2S, EveryInt8KernelEqualsPortableBitForBit) {
         pools.emplace_back(p);
     }
     int64_t blocks_checked = 0;
-    for (int64_t K : {128, 1024, 1152, 2560}) {
-        const int64_t N = 67;  // not a multiple of the 8-row tile
+    // N: the 8-row tile of the AVX2 kernels and the 4-row tile of the
+    // AVX-512 ones end with 1, 2 and 3 rows; T: their 4-token tile with 1-3
+    for (int64_t K : {128, 1024, 1152, 2560})
+    for (int64_t N : {65, 66, 67}) {
         std::vector<int> w((size_t)(K * N));
         for (int64_t r = 0; r < N; r++)
             for (int64_t i = 0; i < K; i++)
                 w[(size_t)(r * K + i)] = r == 3 ? 0 : r == 4 ? 1 : r == 5 ? -1 : code(rng);  // zero / +1 / -1 rows
         std::vector<uint8_t> bytes = PackI2S(w, 0.75f);
         bn_weight W = {BN_TYPE_I2_S, bytes.data(), K, N};
-        for (int64_t T : {1, 3, 4, 5, 8, 11}) {
+        for (int64_t T : {1, 2, 3, 4, 5, 6, 8, 11}) {
             std::vector<float> x((size_t)(T * K));
             for (auto &v : x) v = nd(rng);
             for (int64_t i = 0; i < K; i += 7) x[(size_t)i] = 40.0f;          // token 0 saturates to +127 there
@@ -470,7 +472,7 @@ TEST(MatmulI2S, EveryInt8KernelEqualsPortableBitForBit) {
                     bn_error err;
                     ASSERT_OK(bn_matmul(p.get(), &W, x.data(), T, y.data(), &o, scratch.data(), sb, &err), err);
                     EXPECT_EQ(memcmp(y.data(), ref.data(), y.size() * 4), 0)
-                        << "K=" << K << " T=" << T << " kernel=" << bn_i8dot_name(k)
+                        << "K=" << K << " N=" << N << " T=" << T << " kernel=" << bn_i8dot_name(k)
                         << " threads=" << bn_pool_size(p.get());
                     blocks_checked += T * N * K / 128;
                 }

@@ -28,6 +28,8 @@ struct bn_atomic_file {
     bool in_place; /* destination is a device, FIFO, ...: no rename */
     bool anonymous; /* a memfd: no name, nothing to rename or remove */
     const volatile sig_atomic_t *cancel;
+    uint64_t written;  /* bytes through bn_atomic_file_write */
+    uint64_t kicked;   /* of which the kernel was asked to start writing back */
 };
 
 static void atomic_free(bn_atomic_file *f) {
@@ -174,6 +176,20 @@ const char *bn_atomic_file_path(const bn_atomic_file *f) { return f->path; }
 const char *bn_atomic_file_temp_path(const bn_atomic_file *f) { return f->tmp; }
 void bn_atomic_file_set_cancel(bn_atomic_file *f, const volatile sig_atomic_t *cancel) { f->cancel = cancel; }
 
+/* Every WRITEBACK_STEP bytes the kernel is asked to start writing the file
+ * back (sync_file_range, which does not wait): the disk then works while
+ * the caller computes, and commit's fsync of a trace of gigabytes finds
+ * little left to do. A failure only means no head start: fsync decides. */
+#define WRITEBACK_STEP ((uint64_t)64 << 20)
+
+static void start_writeback(bn_atomic_file *f) {
+    if (f->in_place || f->anonymous || f->written - f->kicked < WRITEBACK_STEP || fflush(f->f) != 0) return;
+#ifdef SYNC_FILE_RANGE_WRITE
+    (void)sync_file_range(fileno(f->f), 0, 0, SYNC_FILE_RANGE_WRITE);
+#endif
+    f->kicked = f->written;
+}
+
 bn_status bn_atomic_file_write(bn_atomic_file *f, const void *data, size_t n, bn_error *err) {
     const uint8_t *p = data;
     while (n) {
@@ -184,7 +200,9 @@ bn_status bn_atomic_file_write(bn_atomic_file *f, const void *data, size_t n, bn
             return bn_error_set(err, BN_ERR_IO, "%s: write failed: %s", f->path, strerror(errno));
         p += k;
         n -= k;
+        f->written += k;
     }
+    start_writeback(f);
     return BN_OK;
 }
 

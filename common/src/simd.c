@@ -23,7 +23,8 @@ static int cpu_has_f16c(void) {
 int bn_cpu_has_avx512_vnni(void) {
 #ifdef BN_HAVE_X86
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl");
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
 #else
     return 0;
 #endif
@@ -44,6 +45,10 @@ int bn_cpu_has_avx_vnni(void) {
 #else
     return 0;
 #endif
+}
+
+unsigned bn_cpu_int8_dot(void) {
+    return (bn_cpu_has_avx512_vnni() ? BN_CPU_AVX512_VNNI : 0u) | (bn_cpu_has_avx_vnni() ? BN_CPU_AVX_VNNI : 0u);
 }
 
 bn_simd_level bn_simd_best(void) {

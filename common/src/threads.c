@@ -21,6 +21,7 @@
 struct bn_pool {
     int n_threads;            /* caller + workers */
     bn_simd simd;             /* decided at creation (bn_simd_best) */
+    unsigned int8_dot;        /* bn_cpu_int8_dot at creation */
     pthread_t *workers;       /* [n_threads - 1] */
     int n_started;            /* workers actually running (for cleanup) */
     pthread_mutex_t mu;
@@ -97,6 +98,7 @@ bn_status bn_pool_create(int n_threads, bn_pool **out, bn_error *err) {
     if (!p) return bn_error_nomem(err, sizeof *p, "threads: the pool");
     p->n_threads = n_threads;
     p->simd = bn_simd_best();
+    p->int8_dot = bn_cpu_int8_dot();
     atomic_init(&p->next_chunk, 0);
     atomic_init(&p->generation, 0);
     atomic_init(&p->busy, 0);
@@ -137,6 +139,8 @@ void bn_pool_destroy(bn_pool *p) {
 int bn_pool_size(const bn_pool *p) { return p ? p->n_threads : 1; }
 
 bn_simd bn_pool_simd(const bn_pool *p) { return p ? p->simd : bn_simd_best(); }
+
+unsigned bn_pool_cpu_int8_dot(const bn_pool *p) { return p ? p->int8_dot : bn_cpu_int8_dot(); }
 
 bn_status bn_pool_set_simd(bn_pool *p, bn_simd s, bn_error *err) {
     if (s != BN_SIMD_PORTABLE && s != BN_SIMD_AVX2)

@@ -57,14 +57,15 @@
 #define MM_X86 1
 #include <immintrin.h>
 #define AVX2_FN __attribute__((target("avx2,fma,f16c")))
-#define VNNI512_FN __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512vnni")))
+#define VNNI512_FN __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
 #define AVXVNNI_FN __attribute__((target("avx2,fma,f16c,avxvnni")))
 #endif
 
 #define QK_K 256
 #define QK8_0 32
 #define QK_I2S 128
-#define ROW_TILE 8 /* rows kept hot in L1 while every token passes over them */
+#define ROW_TILE 8 /* the grain of the row partition */
+#define TILE_BYTES (256 << 10) /* weight rows kept hot in L2 while every token passes over them */
 
 /* ------------------------------------------------------------------ */
 /* Types, activation layouts, scratch                                  */
@@ -81,8 +82,9 @@ typedef struct mm_job mm_job;
 /* Quantizes one token of K activations to int8 q, its scale and Σq. */
 typedef void i8_token_fn(const float *x, int64_t K, int8_t *q, float *s_out, int32_t *sum_out);
 typedef float elem_fn(const mm_job *j, int64_t row, int64_t t);
-/* Tokens t..t+3 of one row at once, or NULL: exact integer kernels only, so
- * the results equal four elem_fn calls. */
+/* Tokens t..t+3 of one row at once, or NULL: each output is computed by
+ * exactly the operations of an elem_fn call (integer kernels, or the same
+ * per-output fma chain), so the results equal four elem_fn calls. */
 typedef void elem4_fn(const mm_job *j, int64_t row, int64_t t, float out[4]);
 
 typedef struct type_info {
@@ -374,6 +376,40 @@ AVX2_FN static inline __m256 ld8(const void *p, op_kind k, int64_t i) {
     return _mm256_loadu_ps((const float *)p + i);
 }
 
+AVX2_FN static inline float ld1(const void *p, op_kind k, int64_t i) {
+    switch (k) {
+    case OP_F16: return _cvtsh_ss(((const uint16_t *)p)[i]);
+    case OP_BF16: return op_get(p, k, i);
+    case OP_F32_AS_F16: return _cvtsh_ss(_cvtss_sh(((const float *)p)[i], _MM_FROUND_TO_NEAREST_INT));
+    case OP_F32: break;
+    }
+    return ((const float *)p)[i];
+}
+
+/* vec_tail with the operand kinds inlined (hardware f16 conversion): the
+ * same operations in the same order. Attention's p·V over fewer than 64
+ * cached positions is all tail. */
+AVX2_FN static inline __attribute__((always_inline)) float vec_tail_avx2(const void *a, op_kind ka, const void *b,
+                                                                         op_kind kb, int64_t from, int64_t n,
+                                                                         float simd_sum, bool tail_double,
+                                                                         bool tail_fma) {
+    if (tail_double) {
+        double s = simd_sum;
+        for (int64_t i = from; i < n; i++) s += (double)(ld1(a, ka, i) * ld1(b, kb, i));
+        return (float)s;
+    }
+    float s = simd_sum;
+    for (int64_t i = from; i < n; i++) {
+        if (tail_fma) {
+            s = _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(ld1(a, ka, i)), _mm_set_ss(ld1(b, kb, i)), _mm_set_ss(s)));
+        } else {
+            const float p = ld1(a, ka, i) * ld1(b, kb, i);
+            s = s + p;
+        }
+    }
+    return s;
+}
+
 /* Halving tree of 8 lanes: hsum_float_8 / tinyBLAS hsum. */
 AVX2_FN static inline float hsum8_tree(__m256 v) {
     __m128 t = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
@@ -398,14 +434,18 @@ dense_dot_avx2_impl(const void *a, op_kind ka, const void *b, op_kind kb, int64_
     if (alg->kind == DENSE_TINY) {
         __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
         for (int64_t l = 0; l < n; l += 8 * H)
+#pragma GCC unroll 2
             for (int h = 0; h < H; h++) acc[h] = _mm256_fmadd_ps(ld8(a, ka, l + 8 * h), ld8(b, kb, l + 8 * h), acc[h]);
         return hsum8_tree(H == 2 ? _mm256_add_ps(acc[0], acc[1]) : acc[0]);
     }
     __m256 s[4][2];
     for (int j = 0; j < 4; j++) s[j][0] = s[j][1] = _mm256_setzero_ps();
     const int64_t step = 32 * H, np = n & ~(int64_t)(step - 1);
+    /* unrolled so that the 4·H accumulators stay in registers */
     for (int64_t i = 0; i < np; i += step)
+#pragma GCC unroll 4
         for (int j = 0; j < 4; j++)
+#pragma GCC unroll 2
             for (int h = 0; h < H; h++) {
                 int64_t e = i + 8 * (j * H + h);
                 s[j][h] = _mm256_fmadd_ps(ld8(a, ka, e), ld8(b, kb, e), s[j][h]);
@@ -420,7 +460,7 @@ dense_dot_avx2_impl(const void *a, op_kind ka, const void *b, op_kind kb, int64_
         sum = H == 2 ? hsum8_tree(_mm256_add_ps(s[0][0], s[0][1]))
                      : alg->hadd_reduce ? hsum8_hadd(s[0][0]) : hsum8_tree(s[0][0]);
     }
-    return vec_tail(a, ka, b, kb, np, n, sum, alg->tail_double, alg->tail_fma);
+    return vec_tail_avx2(a, ka, b, kb, np, n, sum, alg->tail_double, alg->tail_fma);
 }
 
 /* dense_dot_avx2_impl with the operand kinds and the lane count as
@@ -431,7 +471,33 @@ AVX2_FN static float dense_dot_avx2(const void *a, op_kind ka, const void *b, op
     const int H = alg->lanes / 8; /* __m256 per lane group */
     if (H == 2 && kb == OP_F32 && ka == OP_F16) return dense_dot_avx2_impl(a, OP_F16, b, OP_F32, n, alg, 2);
     if (H == 2 && kb == OP_F32 && ka == OP_F32) return dense_dot_avx2_impl(a, OP_F32, b, OP_F32, n, alg, 2);
+    if (H == 2 && kb == OP_F16 && ka == OP_F16) return dense_dot_avx2_impl(a, OP_F16, b, OP_F16, n, alg, 2);
     return dense_dot_avx2_impl(a, ka, b, kb, n, alg, H);
+}
+
+/* DENSE_TINY for one weight row and 4 tokens: each weight vector is loaded
+ * (and widened) once for the 4 tokens; per token the same fma chain and
+ * halving tree as dense_dot_avx2_impl, hence the same bits. */
+AVX2_FN static inline __attribute__((always_inline)) void dense_tiny4_impl(const void *a, op_kind ka, const float *x,
+                                                                           int64_t K, int H, float out[4]) {
+    __m256 acc[4][2];
+#pragma GCC unroll 4
+    for (int u = 0; u < 4; u++) acc[u][0] = acc[u][1] = _mm256_setzero_ps();
+    for (int64_t l = 0; l < K; l += 8 * H)
+#pragma GCC unroll 2
+        for (int h = 0; h < H; h++) {
+            const __m256 wv = ld8(a, ka, l + 8 * h);
+#pragma GCC unroll 4
+            for (int u = 0; u < 4; u++) acc[u][h] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + u * K + l + 8 * h), acc[u][h]);
+        }
+#pragma GCC unroll 4
+    for (int u = 0; u < 4; u++) out[u] = hsum8_tree(H == 2 ? _mm256_add_ps(acc[u][0], acc[u][1]) : acc[u][0]);
+}
+
+AVX2_FN static void dense_tiny4_avx2(const void *a, op_kind ka, const float *x, int64_t K, int lanes, float out[4]) {
+    if (lanes == 16 && ka == OP_F16) dense_tiny4_impl(a, OP_F16, x, K, 2, out);
+    else if (lanes == 16 && ka == OP_F32) dense_tiny4_impl(a, OP_F32, x, K, 2, out);
+    else dense_tiny4_impl(a, ka, x, K, lanes / 8, out);
 }
 
 AVX2_FN static inline int32_t hsum_i32x8(__m256i v) {
@@ -534,9 +600,103 @@ AVX2_FN static void i2s_dot4_avx2(const uint8_t *w, const int8_t *q, int64_t K, 
         for (int u = 0; u < 4; u++) out[u] = hsum_i32x8(_mm256_add_epi32(acc[u][0], acc[u][1]));            \
     }
 
-I2S_VNNI_KERNELS(vnni512, VNNI512_FN, _mm256_dpbusd_epi32)
 I2S_VNNI_KERNELS(avxvnni, AVXVNNI_FN, _mm256_dpbusd_avx_epi32)
 #undef I2S_VNNI_KERNELS
+
+/* The AVX-512 VNNI level: 512-bit registers, so one load holds two 128-code
+ * blocks (64 weight bytes) and each code vector meets a 64-byte activation
+ * vector built from the same group of both blocks. A tile of R rows x U
+ * tokens (R, U <= 4) shares every unpacked code vector among the U tokens
+ * and every activation vector among the R rows: the prefill GEMM's register
+ * block, and with U = 1 the decode matrix-vector product (4 rows at once,
+ * two accumulators per row to hide vpdpbusd's latency). Integer sums only,
+ * so the results equal every other kernel's. An odd last block takes the
+ * 256-bit form. R and U are constants at every call (I2S_TILE512_CASES), so
+ * the loops unroll and the accumulators live in registers. */
+/* I2S_W1 applied to a nibble's two codes: table t[g & 1] maps a nibble to
+ * the mapped code of its high (g even) or low (g odd) 2-bit field, so the
+ * low nibble of every byte (groups 2, 3) and its high nibble (groups 0, 1)
+ * each need one mask and two vpshufb, not one shift, mask and vpshufb per group. */
+#define I2S_NIB_HI 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 1, 1, 1, 1
+#define I2S_NIB_LO 0, 1, 2, 1, 0, 1, 2, 1, 0, 1, 2, 1, 0, 1, 2, 1
+VNNI512_FN static inline __attribute__((always_inline)) void
+i2s_tile512_impl(const uint8_t *w, size_t row_bytes, const int8_t *q, int64_t K, int R, int U, int32_t out[4][4]) {
+    const __m512i lut = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0));
+    const __m512i t_hi = _mm512_broadcast_i32x4(_mm_setr_epi8(I2S_NIB_HI));
+    const __m512i t_lo = _mm512_broadcast_i32x4(_mm_setr_epi8(I2S_NIB_LO));
+    const __m512i m15 = _mm512_set1_epi8(15);
+    const int A = U == 1 ? 2 : U; /* accumulators per row: tokens, or group parities for one token */
+    __m512i acc[4][4];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int a = 0; a < A; a++) acc[r][a] = _mm512_setzero_si512();
+    const int64_t nb = K / QK_I2S;
+    for (int64_t p = 0; p + 2 <= nb; p += 2) {
+        __m512i nib[4][2]; /* per row: high nibbles (groups 0, 1), low nibbles (groups 2, 3) */
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const __m512i raw = _mm512_loadu_si512((const void *)(w + (size_t)r * row_bytes + 32 * p));
+            nib[r][0] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), m15);
+            nib[r][1] = _mm512_and_si512(raw, m15);
+        }
+#pragma GCC unroll 4
+        for (int g = 0; g < 4; g++) {
+            __m512i c[4];
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++) c[r] = _mm512_shuffle_epi8(g & 1 ? t_lo : t_hi, nib[r][g >> 1]);
+#pragma GCC unroll 4
+            for (int u = 0; u < U; u++) {
+                const int8_t *qu = q + u * K + QK_I2S * p + 32 * g;
+                const __m512i qv = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)qu)),
+                                                      _mm256_loadu_si256((const __m256i *)(qu + QK_I2S)), 1);
+                const int a = U == 1 ? (g & 1) : u;
+#pragma GCC unroll 4
+                for (int r = 0; r < R; r++) acc[r][a] = _mm512_dpbusd_epi32(acc[r][a], c[r], qv);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) {
+        if (U == 1) acc[r][0] = _mm512_add_epi32(acc[r][0], acc[r][1]);
+#pragma GCC unroll 4
+        for (int u = 0; u < U; u++) out[r][u] = _mm512_reduce_add_epi32(acc[r][u]);
+    }
+    if (nb % 2) { /* the odd last block */
+        const __m256i lut8 = _mm512_castsi512_si256(lut), m3h = _mm256_set1_epi8(3);
+        const int64_t b = nb - 1;
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const __m256i raw = _mm256_loadu_si256((const __m256i *)(w + (size_t)r * row_bytes + 32 * b));
+#pragma GCC unroll 4
+            for (int u = 0; u < U; u++) {
+                __m256i s = _mm256_setzero_si256();
+#pragma GCC unroll 4
+                for (int g = 0; g < 4; g++) {
+                    const __m256i c = _mm256_shuffle_epi8(
+                        lut8, _mm256_and_si256(_mm256_srli_epi16(raw, (unsigned)(6 - 2 * g)), m3h));
+                    s = _mm256_dpbusd_epi32(s, c, _mm256_loadu_si256((const __m256i *)(q + u * K + QK_I2S * b + 32 * g)));
+                }
+                out[r][u] += hsum_i32x8(s);
+            }
+        }
+    }
+}
+
+#define I2S_TILE512_CASE(R, U)                                                                                 \
+    case (R) * 8 + (U): i2s_tile512_impl(w, row_bytes, q, K, R, U, out); break;
+/* Rows [r, r+R) x tokens [t, t+U) of the exact sums Σ (w+1)·q, R, U in 1..4. */
+VNNI512_FN static void i2s_tile512(const uint8_t *w, size_t row_bytes, const int8_t *q, int64_t K, int R, int U,
+                                   int32_t out[4][4]) {
+    switch (R * 8 + U) {
+        I2S_TILE512_CASE(4, 4) I2S_TILE512_CASE(4, 3) I2S_TILE512_CASE(4, 2) I2S_TILE512_CASE(4, 1)
+        I2S_TILE512_CASE(3, 4) I2S_TILE512_CASE(3, 3) I2S_TILE512_CASE(3, 2) I2S_TILE512_CASE(3, 1)
+        I2S_TILE512_CASE(2, 4) I2S_TILE512_CASE(2, 3) I2S_TILE512_CASE(2, 2) I2S_TILE512_CASE(2, 1)
+        I2S_TILE512_CASE(1, 4) I2S_TILE512_CASE(1, 3) I2S_TILE512_CASE(1, 2) I2S_TILE512_CASE(1, 1)
+    default: break;
+    }
+}
+#undef I2S_TILE512_CASE
 
 /* acc16 holds Σ code·q per int16 lane (byte pairs); subtracting bsums lane
  * by lane and pairing with madd gives ggml's 8 int32 lanes. */
@@ -621,7 +781,11 @@ static float dense_dot(bool avx2, const void *a, op_kind ka, const void *b, op_k
 static int32_t i2s_dot(const mm_job *j, const uint8_t *w, const int8_t *q, int64_t K) {
 #ifdef MM_X86
     if (j->avx2) switch (j->i8dot) {
-        case BN_I8DOT_AVX512_VNNI: return i2s_dot_vnni512(w, q, K);
+        case BN_I8DOT_AVX512_VNNI: {
+            int32_t out[4][4];
+            i2s_tile512(w, 0, q, K, 1, 1, out);
+            return out[0][0];
+        }
         case BN_I8DOT_AVX_VNNI: return i2s_dot_avxvnni(w, q, K);
         default: return i2s_dot_avx2(w, q, K);
         }
@@ -670,8 +834,11 @@ static void elem4_i2s(const mm_job *j, int64_t r, int64_t t, float out[4]) {
     int32_t acc[4];
     const uint8_t *w = j->w + (size_t)r * j->row_bytes;
 #ifdef MM_X86
-    if (j->avx2 && j->i8dot == BN_I8DOT_AVX512_VNNI) i2s_dot4_vnni512(w, j->q8 + t * j->K, j->K, acc);
-    else if (j->avx2 && j->i8dot == BN_I8DOT_AVX_VNNI) i2s_dot4_avxvnni(w, j->q8 + t * j->K, j->K, acc);
+    if (j->avx2 && j->i8dot == BN_I8DOT_AVX512_VNNI) {
+        int32_t o[4][4];
+        i2s_tile512(w, 0, j->q8 + t * j->K, j->K, 1, 4, o);
+        for (int u = 0; u < 4; u++) acc[u] = o[0][u];
+    } else if (j->avx2 && j->i8dot == BN_I8DOT_AVX_VNNI) i2s_dot4_avxvnni(w, j->q8 + t * j->K, j->K, acc);
     else if (j->avx2) i2s_dot4_avx2(w, j->q8 + t * j->K, j->K, acc);
     else
 #endif
@@ -736,11 +903,23 @@ static float elem_dense(const mm_job *j, int64_t r, int64_t t) {
     return dense_dot(j->avx2, j->w + (size_t)r * j->row_bytes, wk, j->x + t * j->K, j->xk, j->K, &j->alg);
 }
 
+static void elem4_dense(const mm_job *j, int64_t r, int64_t t, float out[4]) {
+    const op_kind wk = j->ti->type == BN_TYPE_F16 ? OP_F16 : j->ti->type == BN_TYPE_BF16 ? OP_BF16 : OP_F32;
+    const void *w = j->w + (size_t)r * j->row_bytes;
+#ifdef MM_X86
+    if (j->avx2 && j->alg.kind == DENSE_TINY && j->xk == OP_F32) {
+        dense_tiny4_avx2(w, wk, j->x + t * j->K, j->K, j->alg.lanes, out);
+        return;
+    }
+#endif
+    for (int u = 0; u < 4; u++) out[u] = dense_dot(j->avx2, w, wk, j->x + (t + u) * j->K, j->xk, j->K, &j->alg);
+}
+
 static const type_info TYPES[] = {
-    {BN_TYPE_F32, 1, 4, ACT_DENSE, elem_dense, NULL},
-    {BN_TYPE_F16, 1, 2, ACT_DENSE, elem_dense, NULL},
+    {BN_TYPE_F32, 1, 4, ACT_DENSE, elem_dense, elem4_dense},
+    {BN_TYPE_F16, 1, 2, ACT_DENSE, elem_dense, elem4_dense},
     /* BF16 weights widen exactly and meet f32 activations in the dense orders */
-    {BN_TYPE_BF16, 1, 2, ACT_DENSE, elem_dense, NULL},
+    {BN_TYPE_BF16, 1, 2, ACT_DENSE, elem_dense, elem4_dense},
     {BN_TYPE_Q8_0, QK8_0, 34, ACT_Q8_0, elem_q8_0, NULL},
     {BN_TYPE_TQ1_0, QK_K, 54, ACT_Q8_K, elem_tq, NULL},
     {BN_TYPE_TQ2_0, QK_K, 66, ACT_Q8_K, elem_tq, NULL},
@@ -859,12 +1038,41 @@ static void round_f16_task(void *ctx, int64_t t0, int64_t t1) {
     for (int64_t i = t0 * j->K; i < t1 * j->K; i++) j->af[i] = bn_f16_to_f32(bn_f32_to_f16(j->x[i]));
 }
 
-/* Rows [r0, r1): ROW_TILE rows at a time see every token, so each weight
- * row is read from memory once per matmul. */
+#ifdef MM_X86
+/* I2_S on the AVX-512 VNNI level: tiles of 4 rows x 4 tokens (i2s_tile512);
+ * the 4 rows stay in L1 while every token passes over them. */
+static void rows_i2s_tile512(const mm_job *j, int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r += 4) {
+        const int R = r1 - r < 4 ? (int)(r1 - r) : 4;
+        for (int64_t t = 0; t < j->T; t += 4) {
+            const int U = j->T - t < 4 ? (int)(j->T - t) : 4;
+            int32_t acc[4][4];
+            i2s_tile512(j->w + (size_t)r * j->row_bytes, j->row_bytes, j->q8 + t * j->K, j->K, R, U, acc);
+            for (int u = 0; u < U; u++)
+                for (int i = 0; i < R; i++)
+                    j->y[(t + u) * j->N + r + i] =
+                        ((float)(acc[i][u] - j->ai32[t + u]) / j->af[t + u]) * j->w_scale;
+        }
+    }
+}
+#endif
+
+/* Rows [r0, r1): TILE_BYTES of weight rows at a time see every token, so
+ * each weight row is read from memory once per matmul and the tokens'
+ * activations once per tile (not once per 8 rows: a 256-token prompt's
+ * 2.6 MB of activations against the 128256-row lm_head). */
 static void rows_task(void *ctx, int64_t r0, int64_t r1) {
     const mm_job *j = ctx;
-    for (int64_t rb = r0; rb < r1; rb += ROW_TILE) {
-        const int64_t re = r1 - rb < ROW_TILE ? r1 : rb + ROW_TILE;
+#ifdef MM_X86
+    if (j->avx2 && j->i8dot == BN_I8DOT_AVX512_VNNI && j->ti->act == ACT_I8_TOKEN) {
+        rows_i2s_tile512(j, r0, r1);
+        return;
+    }
+#endif
+    int64_t tile = (int64_t)(TILE_BYTES / j->row_bytes) / ROW_TILE * ROW_TILE;
+    if (tile < ROW_TILE) tile = ROW_TILE;
+    for (int64_t rb = r0; rb < r1; rb += tile) {
+        const int64_t re = r1 - rb < tile ? r1 : rb + tile;
         int64_t t = 0;
         if (j->ti->dot4)
             for (; t + 4 <= j->T; t += 4)
@@ -954,7 +1162,14 @@ bn_status bn_matmul(bn_pool *pool, const bn_weight *w, const float *x, int64_t T
     if (o->i8dot != BN_I8DOT_AUTO && !bn_i8dot_supported(o->i8dot))
         return bn_error_set(err, BN_ERR_INVALID, "matmul: int8 dot kernel %s requested but this CPU lacks it",
                             bn_i8dot_name(o->i8dot));
-    j.i8dot = o->i8dot != BN_I8DOT_AUTO ? o->i8dot : bn_i8dot_best();
+    if (o->i8dot != BN_I8DOT_AUTO) {
+        j.i8dot = o->i8dot;
+    } else { /* the pool's record of the CPU: no feature query per matmul */
+        const unsigned cpu = bn_pool_cpu_int8_dot(pool);
+        j.i8dot = cpu & BN_CPU_AVX512_VNNI ? BN_I8DOT_AVX512_VNNI
+                  : cpu & BN_CPU_AVX_VNNI  ? BN_I8DOT_AVX_VNNI
+                                           : BN_I8DOT_MADDUBS;
+    }
 
     uint8_t *base = scratch;
     memcpy(base, &h, sizeof h);
@@ -977,6 +1192,9 @@ bn_status bn_matmul(bn_pool *pool, const bn_weight *w, const float *x, int64_t T
         bn_pool_parallel_for(pool, T, 1, quant_task, &j);
     }
 
+    /* chunks of ~1/32 of a thread's share: claimed dynamically, they keep
+     * both threads busy to the end of a matmul (every output element is
+     * computed alone, so the partition never changes a bit) */
     const int64_t threads = bn_pool_size(pool);
     int64_t grain = (w->n + threads * 4 - 1) / (threads * 4);
     grain = (grain + ROW_TILE - 1) / ROW_TILE * ROW_TILE;

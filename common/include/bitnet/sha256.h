@@ -19,11 +19,13 @@ extern "C" {
 #define BN_SHA256_DIGEST_SIZE 32
 #define BN_SHA256_HEX_SIZE 65 /* 64 lowercase hex digits + NUL */
 
+/* The running hash: nettle's sha256_ctx (sha256.c checks that it fits),
+ * kept opaque so that includers need no nettle headers. */
 typedef struct bn_sha256 {
-    uint32_t state[8];  /* running hash H0..H7 */
-    uint64_t total;     /* bytes absorbed so far (the length field is bits = 8·total) */
-    uint8_t block[64];  /* pending partial block */
-    size_t block_len;   /* bytes used in block, 0..63 */
+    union {
+        uint64_t align;
+        unsigned char bytes[160];
+    } impl;
 } bn_sha256;
 
 /* Starts a new hash. */

@@ -25,10 +25,14 @@ typedef bn_simd_level bn_simd;
 bn_simd_level bn_simd_best(void);
 
 /* Whether the CPU has the int8 dot-product extensions the ternary kernels
- * can use on top of AVX2: AVX-512 VNNI with AVX-512 VL (256-bit vpdpbusd),
- * and AVX-VNNI (its VEX encoding). Both 0 off x86. */
+ * can use on top of AVX2: AVX-512 F/BW/VL with VNNI (512-bit tiles with
+ * vpdpbusd), and AVX-VNNI (256-bit vpdpbusd, VEX encoding). Both 0 off x86. */
 int bn_cpu_has_avx512_vnni(void);
 int bn_cpu_has_avx_vnni(void);
+
+/* Both facts as bits, asked once (the thread pool records them). */
+enum { BN_CPU_AVX512_VNNI = 1u, BN_CPU_AVX_VNNI = 2u };
+unsigned bn_cpu_int8_dot(void);
 
 /* Printable name: "auto", "portable", "avx2" ("unknown" otherwise). */
 const char *bn_simd_name(bn_simd s);

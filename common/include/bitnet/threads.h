@@ -43,6 +43,10 @@ int bn_pool_size(const bn_pool *p);
 /* The pool's SIMD level (never AUTO); bn_simd_best() for a NULL pool. */
 bn_simd bn_pool_simd(const bn_pool *p);
 
+/* The CPU's int8 dot-product extensions (bn_cpu_int8_dot), recorded when
+ * the pool was created; bn_cpu_int8_dot() for a NULL pool. */
+unsigned bn_pool_cpu_int8_dot(const bn_pool *p);
+
 /* Overrides the pool's SIMD level (tests, benchmarks). INVALID when the CPU
  * does not support `s` or `s` is BN_SIMD_AUTO. */
 bn_status bn_pool_set_simd(bn_pool *p, bn_simd s, bn_error *err);

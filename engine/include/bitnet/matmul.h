@@ -67,7 +67,8 @@ typedef enum bn_act_round { BN_ROUND_HALF_EVEN = 0, BN_ROUND_HALF_AWAY = 1 } bn_
 typedef enum bn_i8dot {
     BN_I8DOT_AUTO = 0,
     BN_I8DOT_MADDUBS = 1,      /* AVX2 vpmaddubsw + vpmaddwd */
-    BN_I8DOT_AVX512_VNNI = 2,  /* vpdpbusd, AVX-512 VNNI + VL, 256-bit */
+    BN_I8DOT_AVX512_VNNI = 2,  /* vpdpbusd on 512-bit tiles of 4 rows x 4 tokens
+                                  (AVX-512 F/BW/VL + VNNI) */
     BN_I8DOT_AVX_VNNI = 3,     /* vpdpbusd, AVX-VNNI (VEX) */
 } bn_i8dot;
 
