@@ -178,11 +178,39 @@ static bn_status project(bn_ctx *c, int il, bn_proj p, const bn_weight *w, const
     return project_rows(c, il, p, w, x, c->T, y, err);
 }
 
+/* A row-wise op over the batch's T rows of n: each row is computed alone,
+ * so a prompt's rows are split over the pool (the bits do not depend on the
+ * split); a single token runs in the caller. */
+typedef struct rows_op {
+    bn_ctx *c;
+    bool glu;          /* true: y = glu(x, u); false: y = norm(x) * gamma */
+    float *y;
+    const float *x, *u, *gamma;
+    int64_t n;
+} rows_op;
+
+static void rows_op_task(void *ctx, int64_t t0, int64_t t1) {
+    const rows_op *o = ctx;
+    const bn_hparams *hp = &o->c->m->hp;
+    float *y = o->y + t0 * o->n;
+    const float *x = o->x + t0 * o->n;
+    if (o->glu) {
+        bn_op_glu(y, x, o->u + t0 * o->n, t1 - t0, o->n, hp->act == BN_ACT_RELU2, o->c->lanes);
+    } else {
+        bn_op_rms_norm(y, x, t1 - t0, o->n, hp->norm_eps, hp->block_norm == BN_NORM_LAYER);
+        bn_op_mul_rows(y, o->gamma, t1 - t0, o->n);
+    }
+}
+
+static void run_rows_op(bn_ctx *c, rows_op *o) {
+    if (c->T == 1) rows_op_task(o, 0, 1);
+    else bn_pool_parallel_for(c->pool, c->T, 1, rows_op_task, o);
+}
+
 /* Per-block norm: rms_norm(x) * gamma (or LayerNorm, as hp.block_norm says). */
 static void norm(bn_ctx *c, float *y, const float *x, const float *gamma, int64_t n) {
-    const bn_hparams *hp = &c->m->hp;
-    bn_op_rms_norm(y, x, c->T, n, hp->norm_eps, hp->block_norm == BN_NORM_LAYER);
-    bn_op_mul_rows(y, gamma, c->T, n);
+    rows_op o = {.c = c, .glu = false, .y = y, .x = x, .gamma = gamma, .n = n};
+    run_rows_op(c, &o);
 }
 
 /* ----------------------------------------------------------- attention -- */
@@ -261,16 +289,23 @@ static void attn_rows(void *arg, int64_t begin, int64_t end) {
 static void kv_store(bn_ctx *c, int il) {
     const bn_hparams *hp = &c->m->hp;
     const int64_t kvd = hp->n_head_kv * hp->head_dim;
-    for (int64_t t = 0; t < c->T; t++) {
+    for (int64_t t = 0; t < c->T; t++) { /* K: one row of kvd per position */
         const int64_t pos = c->p0 + t;
-        const float *k = c->r.k + t * kvd, *v = c->r.v + t * kvd;
+        const float *k = c->r.k + t * kvd;
         for (int64_t i = 0; i < kvd; i++) {
             const int64_t ko = ((int64_t)il * c->n_ctx + pos) * kvd + i;
-            const int64_t vo = ((int64_t)il * kvd + i) * c->n_ctx + pos;
             if (c->kv.k_f16) c->kv.k16[ko] = bn_f32_to_f16(k[i]);
             else c->kv.k32[ko] = k[i];
-            if (c->kv.v_f16) c->kv.v16[vo] = bn_f32_to_f16(v[i]);
-            else c->kv.v32[vo] = v[i];
+        }
+    }
+    /* V is transposed (one row of n_ctx positions per dim): dim-major, so a
+     * prompt's T positions of a dim land in one run of memory */
+    for (int64_t i = 0; i < kvd; i++) {
+        const int64_t vo = ((int64_t)il * kvd + i) * c->n_ctx + c->p0;
+        for (int64_t t = 0; t < c->T; t++) {
+            const float v = c->r.v[t * kvd + i];
+            if (c->kv.v_f16) c->kv.v16[vo + t] = bn_f32_to_f16(v);
+            else c->kv.v32[vo + t] = v;
         }
     }
 }
@@ -359,7 +394,8 @@ static bn_status forward_block(bn_ctx *c, int il, bn_error *err) {
     TAP(il, BN_TAP_FFN_GATE, r->gate, T, F);
     if ((st = project(c, il, BN_PROJ_UP, &L->w[BN_PROJ_UP], r->xn, r->up, err))) return st;
     TAP(il, BN_TAP_FFN_UP, r->up, T, F);
-    bn_op_glu(r->gate, r->gate, r->up, T, F, hp->act == BN_ACT_RELU2, c->lanes);
+    rows_op glu = {.c = c, .glu = true, .y = r->gate, .x = r->gate, .u = r->up, .n = F};
+    run_rows_op(c, &glu);
     TAP(il, BN_TAP_FFN_ACT, r->gate, T, F);
     if (hp->sub_norms && L->ffn_sub_norm) norm(c, r->gate, r->gate, L->ffn_sub_norm, F);
     if (hp->sub_norms) TAP(il, BN_TAP_FFN_SUB_NORM, r->gate, T, F);

@@ -442,7 +442,8 @@ dense_dot_avx2_impl(const void *a, op_kind ka, const void *b, op_kind kb, int64_
     for (int j = 0; j < 4; j++) s[j][0] = s[j][1] = _mm256_setzero_ps();
     const int64_t step = 32 * H, np = n & ~(int64_t)(step - 1);
     /* unrolled so that the 4·H accumulators stay in registers */
-    for (int64_t i = 0; i < np; i += step)
+    for (int64_t i = 0; i < np; i += step) {
+        if (ka == OP_F16) _mm_prefetch((const char *)((const uint16_t *)a + i) + 2048, _MM_HINT_T0);
 #pragma GCC unroll 4
         for (int j = 0; j < 4; j++)
 #pragma GCC unroll 2
@@ -450,6 +451,7 @@ dense_dot_avx2_impl(const void *a, op_kind ka, const void *b, op_kind kb, int64_
                 int64_t e = i + 8 * (j * H + h);
                 s[j][h] = _mm256_fmadd_ps(ld8(a, ka, e), ld8(b, kb, e), s[j][h]);
             }
+    }
     float sum = 0.0f;
     if (np) {
         for (int h = 0; h < H; h++) {
@@ -636,6 +638,8 @@ i2s_tile512_impl(const uint8_t *w, size_t row_bytes, const int8_t *q, int64_t K,
         __m512i nib[4][2]; /* per row: high nibbles (groups 0, 1), low nibbles (groups 2, 3) */
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
+            /* decode: the same bytes of the row two tiles on (a prefetch never faults) */
+            if (U == 1) _mm_prefetch((const char *)(w + (size_t)(r + 8) * row_bytes + 32 * p), _MM_HINT_T0);
             const __m512i raw = _mm512_loadu_si512((const void *)(w + (size_t)r * row_bytes + 32 * p));
             nib[r][0] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), m15);
             nib[r][1] = _mm512_and_si512(raw, m15);
@@ -1249,9 +1253,11 @@ const char *bn_i8dot_name(bn_i8dot k) {
     return "unknown";
 }
 
+/* A concrete level is the caller's promise (bn_pool_simd checked it once):
+ * attention calls these millions of times per prompt, so no CPU query here. */
 static bool resolve_dot_simd(bn_simd simd) {
     if (simd == BN_SIMD_AUTO) simd = bn_simd_best();
-    return simd == BN_SIMD_AVX2 && bn_simd_best() == BN_SIMD_AVX2;
+    return simd == BN_SIMD_AVX2;
 }
 
 static dense_alg dot_alg(bn_sum_order order, bool tail_double) {
