@@ -419,6 +419,37 @@ TEST(MatmulDeterminism, SimdLevelsAndThreadCountsAgreeForEveryType) {
     }
 }
 
+// The F16 lm_head of a decode step (ggml_vec_dot_f16: 4 x 16 lanes over
+// steps of 64, the tail in double) on every kernel the CPU has, with K
+// below, at and past multiples of 64: the tail and the register-held
+// accumulators (and, on AVX-512 VNNI CPUs, the zmm kernel) must give the
+// portable kernel's bits.
+TEST(MatmulF16, DecodeRowsEqualPortableForEveryTail) {
+    std::mt19937 rng(91);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    bn_pool *raw = nullptr;
+    bn_error perr;
+    ASSERT_OK(bn_pool_create(2, &raw, &perr), perr);
+    PoolPtr pool(raw);
+    for (int64_t K : {16, 40, 64, 100, 1000, 2560, 2600}) {
+        const int64_t N = 37;
+        std::vector<uint16_t> w((size_t)(K * N));
+        for (auto &h : w) h = bn_f32_to_f16(nd(rng));
+        std::vector<float> x((size_t)K);
+        for (auto &v : x) v = nd(rng) * 4.0f;
+        bn_weight W = {BN_TYPE_F16, w.data(), K, N};
+        std::vector<float> ref = Matmul(pool.get(), W, x, 1, BN_SUM_GGML, BN_SIMD_PORTABLE);
+        for (bn_simd simd : Levels()) {
+            std::vector<float> y = Matmul(pool.get(), W, x, 1, BN_SUM_GGML, simd);
+            EXPECT_EQ(memcmp(y.data(), ref.data(), y.size() * 4), 0) << "K=" << K << " simd=" << bn_simd_name(simd);
+        }
+        double s = 0;  // row 0 by hand: f16 products summed in double (the tail's rule) is within float rounding
+        for (int64_t i = 0; i < K; i++)
+            s += (double)bn_f16_to_f32(w[(size_t)i]) * bn_f16_to_f32(bn_f32_to_f16(x[(size_t)i]));
+        EXPECT_NEAR(ref[0], s, 1e-4 * (1 + std::fabs(s))) << "K=" << K;
+    }
+}
+
 // In the style of bitnet.cpp's scalar-vs-AVX2 check: every I2_S integer
 // kernel this CPU has (portable, AVX2 maddubs, AVX-512 VNNI, AVX-VNNI),
 // forced in turn, gives the portable kernel's bits — on thousands of random

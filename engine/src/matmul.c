@@ -477,6 +477,32 @@ AVX2_FN static float dense_dot_avx2(const void *a, op_kind ka, const void *b, op
     return dense_dot_avx2_impl(a, ka, b, kb, n, alg, H);
 }
 
+/* DENSE_VEC with 16 lanes (ggml_vec_dot_f16 as the AVX-512 build sums it)
+ * for F16 weights and f32 (already f16-rounded) activations on the AVX-512
+ * level: each 16-lane accumulator is one zmm instead of two ymm, the same
+ * fma per lane, the same s0+s2, s1+s3, s0+s1, the same halving tree and
+ * tail: the decode lm_head at half the instructions. */
+VNNI512_FN static float dense_vec16_f16_512(const uint16_t *a, const float *b, int64_t n, const dense_alg *alg) {
+    __m512 s[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    const int64_t np = n & ~(int64_t)63;
+    for (int64_t i = 0; i < np; i += 64) {
+        _mm_prefetch((const char *)(a + i) + 2048, _MM_HINT_T0);
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++)
+            s[j] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(a + i + 16 * j))),
+                                   _mm512_loadu_ps(b + i + 16 * j), s[j]);
+    }
+    float sum = 0.0f;
+    if (np) {
+        s[0] = _mm512_add_ps(s[0], s[2]);
+        s[1] = _mm512_add_ps(s[1], s[3]);
+        s[0] = _mm512_add_ps(s[0], s[1]);
+        sum = hsum8_tree(_mm256_add_ps(_mm512_castps512_ps256(s[0]),
+                                       _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(s[0]), 1))));
+    }
+    return vec_tail_avx2(a, OP_F16, b, OP_F32, np, n, sum, alg->tail_double, alg->tail_fma);
+}
+
 /* DENSE_TINY for one weight row and 4 tokens: each weight vector is loaded
  * (and widened) once for the 4 tokens; per token the same fma chain and
  * halving tree as dense_dot_avx2_impl, hence the same bits. */
@@ -904,6 +930,13 @@ static float elem_q8_0(const mm_job *j, int64_t r, int64_t t) {
 
 static float elem_dense(const mm_job *j, int64_t r, int64_t t) {
     const op_kind wk = j->ti->type == BN_TYPE_F16 ? OP_F16 : j->ti->type == BN_TYPE_BF16 ? OP_BF16 : OP_F32;
+#ifdef MM_X86
+    /* the AVX-512 level (i8dot AVX512_VNNI implies AVX-512 F/BW/VL) */
+    if (j->avx2 && j->i8dot == BN_I8DOT_AVX512_VNNI && wk == OP_F16 && j->xk == OP_F32 &&
+        j->alg.kind == DENSE_VEC && j->alg.lanes == 16)
+        return dense_vec16_f16_512((const uint16_t *)(j->w + (size_t)r * j->row_bytes), j->x + t * j->K, j->K,
+                                   &j->alg);
+#endif
     return dense_dot(j->avx2, j->w + (size_t)r * j->row_bytes, wk, j->x + t * j->K, j->xk, j->K, &j->alg);
 }
 
