@@ -256,14 +256,15 @@ static void attn_rows(void *arg, int64_t begin, int64_t end) {
             uint16_t q16[1024]; /* ggml rounds q to f16 to meet the f16 K cache */
             if (k16)
                 for (int64_t d = 0; d < D; d++) q16[d] = bn_f32_to_f16(q[d]);
-            for (int64_t j = 0; j < n_kv; j++) {
-                const int64_t off = ((int64_t)job->il * c->n_ctx + j) * kvd + g * D;
-                /* causal mask, and the padded cells of ggml-compat */
-                att[j] = j > pos    ? -INFINITY
-                         : k_gemm16 ? bn_dot_f16_tiny(c->kv.k16 + off, q16, D, order, simd) * scale
-                         : k16      ? bn_dot_f16(c->kv.k16 + off, q16, D, order, simd) * scale
-                                    : bn_dot_f32(c->kv.k32 + off, q, D, order, simd) * scale;
-            }
+            /* cells 0..pos: q against each cached k row; later cells are the
+             * causal mask (and the padded cells of ggml-compat) */
+            const int64_t n_vis = pos + 1 < n_kv ? pos + 1 : n_kv;
+            const int64_t off = (int64_t)job->il * c->n_ctx * kvd + g * D;
+            if (k16) bn_dot_rows(k_gemm16 ? BN_DOT_F16_TINY : BN_DOT_F16, c->kv.k16 + off, kvd, n_vis, q16, D, order,
+                                 simd, att);
+            else bn_dot_rows(BN_DOT_F32, c->kv.k32 + off, kvd, n_vis, q, D, order, simd, att);
+            for (int64_t j = 0; j < n_vis; j++) att[j] *= scale;
+            for (int64_t j = n_vis; j < n_kv; j++) att[j] = -INFINITY;
         }
         if (job->stages & ATT_SOFTMAX) bn_op_softmax_ggml(att, n_kv, 1.0f, c->lanes);
         if (!(job->stages & ATT_PV)) continue;
@@ -274,14 +275,13 @@ static void attn_rows(void *arg, int64_t begin, int64_t end) {
         const bool p_f16 = v16 && (T == 1 || v_gemm16);
         if (p_f16)
             for (int64_t j = 0; j < n_kv; j++) p16[j] = bn_f32_to_f16(att[j]);
-        for (int64_t d = 0; d < D; d++) {
-            const int64_t off = ((int64_t)job->il * kvd + g * D + d) * c->n_ctx;
-            out[d] = !v16 && T > 1 ? bn_dot_f32_tiny(c->kv.v32 + off, att, n_kv, order, simd)
-                     : !v16        ? bn_dot_f32(c->kv.v32 + off, att, n_kv, order, simd)
-                     : v_gemm16    ? bn_dot_f16_tiny(c->kv.v16 + off, p16, n_kv, order, simd)
-                     : p_f16       ? bn_dot_f16(c->kv.v16 + off, p16, n_kv, order, simd)
-                                   : bn_dot_f16_f32(c->kv.v16 + off, att, n_kv, order, simd);
-        }
+        /* one dot per dim d: row g·D + d of the transposed V cache */
+        const int64_t off = ((int64_t)job->il * kvd + g * D) * c->n_ctx;
+        if (!v16) bn_dot_rows(T > 1 ? BN_DOT_F32_TINY : BN_DOT_F32, c->kv.v32 + off, c->n_ctx, D, att, n_kv, order,
+                              simd, out);
+        else if (v_gemm16 || p_f16) bn_dot_rows(v_gemm16 ? BN_DOT_F16_TINY : BN_DOT_F16, c->kv.v16 + off, c->n_ctx, D,
+                                                p16, n_kv, order, simd, out);
+        else bn_dot_rows(BN_DOT_F16_F32, c->kv.v16 + off, c->n_ctx, D, att, n_kv, order, simd, out);
     }
 }
 

@@ -1331,6 +1331,22 @@ float bn_dot_f16_f32(const uint16_t *a, const float *b, int64_t n, bn_sum_order 
     return dense_dot(resolve_dot_simd(simd), a, OP_F16, b, kb, n, &alg);
 }
 
+void bn_dot_rows(bn_dot_kind kind, const void *a, int64_t stride, int64_t count, const void *b, int64_t n,
+                 bn_sum_order order, bn_simd simd, float *out) {
+    const bool f16 = kind != BN_DOT_F32 && kind != BN_DOT_F32_TINY;
+    dense_alg alg = dot_alg(order, f16);
+    op_kind kb = kind == BN_DOT_F32 || kind == BN_DOT_F32_TINY ? OP_F32 : OP_F16;
+    if (kind == BN_DOT_F16_F32) kb = order == BN_SUM_PLAIN ? OP_F32 : OP_F32_AS_F16;
+    if (kind != BN_DOT_F32 && kind != BN_DOT_F16 && alg.kind == DENSE_VEC && n % alg.lanes == 0) {
+        alg = (dense_alg){DENSE_TINY, alg.lanes, false, false, false}; /* tinyBLAS applies */
+        if (kind == BN_DOT_F16_F32) kb = OP_F32;
+    }
+    const bool avx2 = resolve_dot_simd(simd);
+    const size_t row = (size_t)stride * (f16 ? sizeof(uint16_t) : sizeof(float));
+    for (int64_t i = 0; i < count; i++)
+        out[i] = dense_dot(avx2, (const uint8_t *)a + (size_t)i * row, f16 ? OP_F16 : OP_F32, b, kb, n, &alg);
+}
+
 /* ------------------------------------------------------------------ */
 /* What runs, for receipts                                             */
 /* ------------------------------------------------------------------ */

@@ -147,6 +147,22 @@ float bn_dot_f32_tiny(const float *a, const float *b, int64_t n, bn_sum_order or
  * bn_dot_f16: upstream llama.cpp's prompt attention over an f16 cache. */
 float bn_dot_f16_tiny(const uint16_t *a, const uint16_t *b, int64_t n, bn_sum_order order, bn_simd simd);
 
+/* Which of the dot products above bn_dot_rows computes. */
+typedef enum bn_dot_kind {
+    BN_DOT_F32,      /* bn_dot_f32 */
+    BN_DOT_F16,      /* bn_dot_f16 */
+    BN_DOT_F32_TINY, /* bn_dot_f32_tiny */
+    BN_DOT_F16_TINY, /* bn_dot_f16_tiny */
+    BN_DOT_F16_F32,  /* bn_dot_f16_f32 (b is float) */
+} bn_dot_kind;
+
+/* out[i] = the `kind` dot product of row i of a (rows `stride` elements
+ * apart, f32 or f16 as the kind says) with b, for i < count: the bits of
+ * count separate calls, with the SIMD level and summation resolved once
+ * (attention's q·k over the cache and p·V over the dims). */
+void bn_dot_rows(bn_dot_kind kind, const void *a, int64_t stride, int64_t count, const void *b, int64_t n,
+                 bn_sum_order order, bn_simd simd, float *out);
+
 /* The kernel bn_matmul runs for weights of `type` at SIMD level `want`
  * (AUTO: this CPU's best, as the pool detects it), for receipts:
  * "<weight> x <activations>, <level>" with the weight type as ggml spells it,
