@@ -494,7 +494,7 @@ static bn_status extract_stored(const npz_reader *r, const npz_member *m, const 
                                 bn_error *err) {
     uint32_t crc = 0;
     for (uint64_t pos = 0; pos < s->want;) {
-        size_t n = (size_t)min64(s->want - pos, 4 * CHUNK);
+        size_t n = (size_t)min64(s->want - pos, CHUNK); /* checksummed, then copied while in L2 */
         if (s->full) crc = libdeflate_crc32(crc, data + pos, n);
         bn_status st = deliver(s, pos, data + pos, n, err);
         if (st) return st;

@@ -664,8 +664,8 @@ i2s_tile512_impl(const uint8_t *w, size_t row_bytes, const int8_t *q, int64_t K,
         __m512i nib[4][2]; /* per row: high nibbles (groups 0, 1), low nibbles (groups 2, 3) */
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
-            /* decode: the same bytes of the row two tiles on (a prefetch never faults) */
-            if (U == 1) _mm_prefetch((const char *)(w + (size_t)(r + 8) * row_bytes + 32 * p), _MM_HINT_T0);
+            /* decode: the same bytes of the row four tiles on, into L2 (a prefetch never faults) */
+            if (U == 1) _mm_prefetch((const char *)(w + (size_t)(r + 16) * row_bytes + 32 * p), _MM_HINT_T1);
             const __m512i raw = _mm512_loadu_si512((const void *)(w + (size_t)r * row_bytes + 32 * p));
             nib[r][0] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), m15);
             nib[r][1] = _mm512_and_si512(raw, m15);
@@ -1008,6 +1008,51 @@ static void quant_i8_token_away(const float *x, int64_t K, int8_t *q, float *s_o
     quant_i8_token_with(round_half_away, x, K, q, s_out, sum_out);
 }
 
+#ifdef MM_X86
+/* quant_i8_token_even, 8 floats at a time: |x| max in float (exact, and
+ * converted to double it is the same amax; vmaxps returns its second
+ * operand for a NaN, so a NaN is skipped as `a > amax` skips it), then
+ * nearest_int's very operations (x·s, + 1.5·2^23, the low mantissa bits),
+ * the clamp and the sum: the same codes, scale and Σq. */
+AVX2_FN static void quant_i8_token_even_avx2(const float *x, int64_t K, int8_t *q, float *s_out, int32_t *sum_out) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 vmax = _mm256_set1_ps(0.0f);
+    int64_t i = 0;
+    for (; i + 8 <= K; i += 8) vmax = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + i)), vmax);
+    float lanes[8];
+    _mm256_storeu_ps(lanes, vmax);
+    double amax = 1e-5;
+    for (int l = 0; l < 8; l++)
+        if ((double)lanes[l] > amax) amax = lanes[l];
+    for (; i < K; i++) {
+        const double a = fabs((double)x[i]);
+        if (a > amax) amax = a;
+    }
+    const float s = (float)(127.0 / amax);
+    const __m256 vs = _mm256_set1_ps(s), magic = _mm256_set1_ps(12582912.f);
+    const __m256i mant = _mm256_set1_epi32(0x007fffff), half = _mm256_set1_epi32(0x00400000);
+    const __m256i hi = _mm256_set1_epi32(127), lo = _mm256_set1_epi32(-128);
+    __m256i vsum = _mm256_setzero_si256();
+    for (i = 0; i + 8 <= K; i += 8) {
+        const __m256 f = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), vs), magic);
+        __m256i v = _mm256_sub_epi32(_mm256_and_si256(_mm256_castps_si256(f), mant), half);
+        v = _mm256_max_epi32(_mm256_min_epi32(v, hi), lo);
+        vsum = _mm256_add_epi32(vsum, v);
+        const __m128i w16 = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+        _mm_storel_epi64((__m128i *)(q + i), _mm_packs_epi16(w16, w16));
+    }
+    int32_t sum = hsum_i32x8(vsum);
+    for (; i < K; i++) {
+        int v = nearest_int(x[i] * s);
+        v = v > 127 ? 127 : v < -128 ? -128 : v;
+        q[i] = (int8_t)v;
+        sum += v;
+    }
+    *s_out = s;
+    *sum_out = sum;
+}
+#endif
+
 static i8_token_fn *const I8_QUANTIZERS[] = {
     [BN_ROUND_HALF_EVEN] = quant_i8_token_even,
     [BN_ROUND_HALF_AWAY] = quant_i8_token_away,
@@ -1217,6 +1262,9 @@ bn_status bn_matmul(bn_pool *pool, const bn_weight *w, const float *x, int64_t T
     if (ti->act == ACT_I8_TOKEN) { /* one float right after all the codes */
         memcpy(&j.w_scale, j.w + (size_t)(w->n * w->k / 4), sizeof j.w_scale);
         j.quant_i8 = I8_QUANTIZERS[o->act_round];
+#ifdef MM_X86
+        if (j.avx2 && o->act_round == BN_ROUND_HALF_EVEN) j.quant_i8 = quant_i8_token_even_avx2;
+#endif
     }
     if (ti->act == ACT_DENSE) {
         dense_plan(ti, T, w->k, o, &j);
