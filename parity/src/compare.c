@@ -126,6 +126,7 @@ typedef struct cmp_ctx {
     bn_error *err;
     bn_progress_sink progress; /* told per subject tap: stage "comparing" */
     int64_t taps_done, taps_total;
+    parity_f32_buf buf[2]; /* each side's arrays, reused tap after tap */
 } cmp_ctx;
 
 static parity_tap_result *new_tap(cmp_ctx *c, int64_t k, const char *name, parity_tap_status status) {
@@ -154,6 +155,7 @@ typedef struct load_job {
     const parity_tapview *view[2];
     int64_t k, idx[2];
     parity_tensor tensor[2];
+    parity_f32_buf *buf; /* [2] the comparison's buffers, one per side */
     bn_status st[2];
     bn_error err[2];
 } load_job;
@@ -161,7 +163,7 @@ typedef struct load_job {
 static void load_side(void *ctx, int64_t begin, int64_t end) {
     load_job *j = ctx;
     for (int64_t s = begin; s < end; s++)
-        j->st[s] = parity_tapview_load(j->view[s], j->k, j->idx[s], &j->tensor[s], &j->err[s]);
+        j->st[s] = parity_tapview_load_into(j->view[s], j->k, j->idx[s], &j->tensor[s], &j->buf[s], &j->err[s]);
 }
 
 /* ---- one tap ---------------------------------------------------------------- */
@@ -242,7 +244,7 @@ static bn_status compare_tap(cmp_ctx *c, parity_eval_result *ev, int64_t k, int6
         t->check.skipped = 1;
         return BN_OK;
     }
-    load_job job = {{c->view[0], c->view[1]}, k, {i, j}, {{0}}, {BN_OK, BN_OK}, {{0}}};
+    load_job job = {{c->view[0], c->view[1]}, k, {i, j}, {{0}}, c->buf, {BN_OK, BN_OK}, {{0}}};
     double t0 = now_s();
     bn_pool_parallel_for(c->pool, 2, 1, load_side, &job);
     c->r->t_load += now_s() - t0;
@@ -405,6 +407,8 @@ bn_status parity_compare(const parity_trace *subject, const parity_tapmap *subje
         for (int64_t k = 0; k < upto; k++) c.taps_total += parity_tapview_count(vs, k);
         for (int64_t k = 0; k < upto && !st; k++) st = compare_eval(&c, k);
         if (!st) bn_progress_report(&c.progress, &(bn_progress){"comparing", "taps", c.taps_done, c.taps_total, 0});
+        parity_f32_buf_free(&c.buf[0]);
+        parity_f32_buf_free(&c.buf[1]);
     }
     parity_tapview_free(vs);
     parity_tapview_free(vr);

@@ -685,7 +685,7 @@ int64_t parity_tapview_find(const parity_tapview *v, int64_t k, const char *name
 
 void parity_tensor_free(parity_tensor *t) {
     if (!t) return;
-    free(t->data);
+    if (!t->borrowed) free(t->data);
     memset(t, 0, sizeof *t);
 }
 
@@ -783,13 +783,16 @@ static bn_status transform_node(const parity_tapview *v, int64_t k, const view_t
     return bn_error_set(err, BN_ERR_INTERNAL, "%s: unknown layout", what);
 }
 
-bn_status parity_tapview_load(const parity_tapview *v, int64_t k, int64_t i, parity_tensor *out, bn_error *err) {
+static bn_status tapview_load(const parity_tapview *v, int64_t k, int64_t i, parity_tensor *out, parity_f32_buf *buf,
+                              bn_error *err) {
     memset(out, 0, sizeof *out);
     const view_tap *vt = view_at(v, k, i);
     if (!vt) return bn_error_set(err, BN_ERR_INVALID, "%s: no tap %lld in evaluation %lld", parity_trace_path(v->t), (long long)i, (long long)k);
     npz_array_info info;
-    bn_status st = parity_trace_load_f32(v->t, k, vt->member, &out->data, &info, err);
+    bn_status st = buf ? parity_trace_load_f32_into(v->t, k, vt->member, buf, &info, err)
+                       : parity_trace_load_f32(v->t, k, vt->member, &out->data, &info, err);
     if (st) return st;
+    if (buf) out->data = buf->data, out->borrowed = true;
     out->n = (size_t)info.nelem;
     char what[400];
     snprintf(what, sizeof what, "%s: %s", parity_trace_path(v->t), vt->source);
@@ -802,4 +805,13 @@ bn_status parity_tapview_load(const parity_tapview *v, int64_t k, int64_t i, par
     }
     if (st) parity_tensor_free(out);
     return st;
+}
+
+bn_status parity_tapview_load(const parity_tapview *v, int64_t k, int64_t i, parity_tensor *out, bn_error *err) {
+    return tapview_load(v, k, i, out, NULL, err);
+}
+
+bn_status parity_tapview_load_into(const parity_tapview *v, int64_t k, int64_t i, parity_tensor *out,
+                                   parity_f32_buf *buf, bn_error *err) {
+    return tapview_load(v, k, i, out, buf, err);
 }

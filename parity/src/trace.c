@@ -685,6 +685,16 @@ static void *alloc_tap(size_t bytes) {
     return p;
 }
 
+/* Array `name` of evaluation k (info already read) as floats into out. */
+static bn_status read_f32(const parity_trace *t, int64_t idx, const npz_array_info *info, float *out, bn_error *err) {
+    if (info->dtype == NPZ_F32) return npz_read_array_data(t->npz, idx, info, out, err); /* straight into out */
+    npz_array raw;
+    bn_status st = npz_load_array(t->npz, idx, &raw, err);
+    if (!st) to_f32(&raw, out);
+    npz_array_free(&raw);
+    return st;
+}
+
 bn_status parity_trace_load_f32(const parity_trace *t, int64_t k, const char *name, float **data,
                                 npz_array_info *info, bn_error *err) {
     int64_t idx;
@@ -694,19 +704,34 @@ bn_status parity_trace_load_f32(const parity_trace *t, int64_t k, const char *na
     if (st) return st;
     float *out = alloc_tap((size_t)(info->nelem ? info->nelem : 1) * sizeof *out);
     if (!out) return oom(t, (size_t)(info->nelem ? info->nelem : 1) * sizeof *out, name, err);
-    if (info->dtype == NPZ_F32) {
-        st = npz_read_array_data(t->npz, idx, info, out, err); /* straight into the result */
-    } else {
-        npz_array raw;
-        st = npz_load_array(t->npz, idx, &raw, err);
-        if (!st) to_f32(&raw, out);
-        npz_array_free(&raw);
-    }
-    if (st)
+    if ((st = read_f32(t, idx, info, out, err)))
         free(out);
     else
         *data = out;
     return st;
+}
+
+bn_status parity_trace_load_f32_into(const parity_trace *t, int64_t k, const char *name, parity_f32_buf *buf,
+                                     npz_array_info *info, bn_error *err) {
+    int64_t idx;
+    bn_status st = resolve_or_fail(t, k, name, &idx, err);
+    if (!st) st = npz_array_info_at(t->npz, idx, info, err);
+    if (st) return st;
+    const size_t need = (size_t)(info->nelem ? info->nelem : 1);
+    if (need > buf->cap) {
+        free(buf->data);
+        buf->cap = 0;
+        if (!(buf->data = alloc_tap(need * sizeof *buf->data))) return oom(t, need * sizeof *buf->data, name, err);
+        buf->cap = need;
+    }
+    return read_f32(t, idx, info, buf->data, err);
+}
+
+void parity_f32_buf_free(parity_f32_buf *buf) {
+    if (!buf) return;
+    free(buf->data);
+    buf->data = NULL;
+    buf->cap = 0;
 }
 
 /* --- canonical writer ------------------------------------------------------- */

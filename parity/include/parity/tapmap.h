@@ -118,9 +118,10 @@ typedef struct parity_tensor {
     int ndim;         /* 1..3 */
     int64_t shape[3]; /* canonical numpy order */
     int64_t row0;     /* token index of row 0: T - rows for a pruned row subset, else 0 */
+    bool borrowed;    /* data is a caller's parity_f32_buf (parity_tapview_load_into): not freed here */
 } parity_tensor;
 
-void parity_tensor_free(parity_tensor *t); /* frees data and zeroes t; NULL is fine */
+void parity_tensor_free(parity_tensor *t); /* frees data (unless borrowed) and zeroes t; NULL is fine */
 
 typedef struct parity_tapview parity_tapview;
 
@@ -152,6 +153,12 @@ const char *parity_tapview_source(const parity_tapview *v, int64_t k, int64_t i)
  * the comparison reports the shape mismatch. Thread-safe for distinct out. */
 bn_status parity_tapview_load(const parity_tapview *v, int64_t k, int64_t i, parity_tensor *out,
                               bn_error *err);
+
+/* As parity_tapview_load, with the array in buf (reused across calls):
+ * out->data is buf->data and out->borrowed is set, so parity_tensor_free
+ * leaves it to the caller's parity_f32_buf_free. */
+bn_status parity_tapview_load_into(const parity_tapview *v, int64_t k, int64_t i, parity_tensor *out,
+                                   parity_f32_buf *buf, bn_error *err);
 
 /* Layer of a canonical tap name ("blk.3.attn_q" -> 3), -1 for global taps. */
 int parity_tap_layer(const char *name);

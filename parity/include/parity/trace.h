@@ -124,6 +124,21 @@ int64_t parity_trace_resolve(const parity_trace *t, int64_t k, const char *name)
 bn_status parity_trace_load_f32(const parity_trace *t, int64_t k, const char *name, float **data,
                                 npz_array_info *info, bn_error *err);
 
+/* A float buffer that successive loads reuse (grown as needed, never
+ * shrunk): comparing gigabyte traces tap by tap then costs no fresh pages
+ * (zeroed by the kernel) per tap. Zero-initialize; free with
+ * parity_f32_buf_free. */
+typedef struct parity_f32_buf {
+    float *data;
+    size_t cap; /* floats */
+} parity_f32_buf;
+void parity_f32_buf_free(parity_f32_buf *buf);
+
+/* As parity_trace_load_f32, into buf (its data is replaced; the previous
+ * contents are lost, and a grown buffer moves). */
+bn_status parity_trace_load_f32_into(const parity_trace *t, int64_t k, const char *name, parity_f32_buf *buf,
+                                     npz_array_info *info, bn_error *err);
+
 /* Same without conversion: int8 stays int8 (release with npz_array_free). */
 bn_status parity_trace_load_raw(const parity_trace *t, int64_t k, const char *name, npz_array *out,
                                 bn_error *err);
