@@ -471,7 +471,7 @@ TEST(OpSoftmax, BitExactWithTheGgmlOrderAndNearDouble) {
             for (float scale : {1.0f, 0.17677669f}) {
                 const std::vector<float> x = Random((size_t)n, (uint32_t)(n + lanes), -12.0f, 12.0f);
                 std::vector<float> y = x, want = x;
-                bn_op_softmax_ggml(y.data(), n, scale, lanes);
+                bn_op_softmax_ggml(y.data(), n, scale, lanes, BN_SIMD_AUTO);
                 SoftmaxGgmlOrder(want.data(), n, scale, lanes);
                 double max = -INFINITY, sum = 0;
                 for (float v : x) max = std::max(max, (double)v * scale);
@@ -503,24 +503,65 @@ TEST(OpSoftmax, MaskedColumnsHugeLogitsAndOneElement) {
     for (int lanes : {8, 16}) {
         // one element: exactly 1
         std::vector<float> x = {-3.5f};
-        bn_op_softmax_ggml(x.data(), 1, 1.0f, lanes);
+        bn_op_softmax_ggml(x.data(), 1, 1.0f, lanes, BN_SIMD_AUTO);
         EXPECT_EQ(x[0], 1.0f);
         // -inf columns (the causal mask) get exactly 0; one survivor gets 1
         x.assign(20, -kInf);
         x[13] = 2.0f;
-        bn_op_softmax_ggml(x.data(), 20, 0.125f, lanes);
+        bn_op_softmax_ggml(x.data(), 20, 0.125f, lanes, BN_SIMD_AUTO);
         for (int i = 0; i < 20; i++) EXPECT_EQ(Bits(x[i]), Bits(i == 13 ? 1.0f : 0.0f)) << i;
         // huge logits: the max is subtracted first, so no overflow
         x = {1e30f, 1e30f, -1e30f, 1e30f};
-        bn_op_softmax_ggml(x.data(), 4, 1.0f, lanes);
+        bn_op_softmax_ggml(x.data(), 4, 1.0f, lanes, BN_SIMD_AUTO);
         EXPECT_LE(UlpDistance(x[0], 1.0f / 3.0f), 2) << x[0];
         EXPECT_EQ(x[1], x[0]);
         EXPECT_EQ(x[2], 0.0f);
         // equal logits: uniform, to the ulp
         x.assign(17, 0.25f);
-        bn_op_softmax_ggml(x.data(), 17, 1.0f, lanes);
+        bn_op_softmax_ggml(x.data(), 17, 1.0f, lanes, BN_SIMD_AUTO);
         for (float v : x) EXPECT_LE(UlpFromExact(v, 1.0 / 17.0), 2) << v;
     }
+}
+
+// The 16-lane ggml expf as first written here (libm fmaf and ldexpf): the
+// engine's replaces ldexpf by one rounding of an exact double product.
+float ExpfAvx512LaneWithLdexp(float x) {
+    const float r = 0x1.8p23f;
+    const float z = std::fma(x, 0x1.715476p+0f, r);
+    const float n = z - r;
+    const float b = std::fma(-n, 0x1.7f7d1cp-20f, std::fma(-n, 0x1.62e4p-1f, x));
+    const float u = b * b;
+    const float j = std::fma(std::fma(std::fma(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u,
+                                      std::fma(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)),
+                             u, std::fma(0x1.ffffecp-1f, b, 1.0f));
+    if (std::fabs(n) > 192.0f) return n <= 0.0f ? 0.0f : kInf;
+    if (std::isnan(n)) return kNaN;
+    return std::ldexp(j, (int)n);
+}
+
+// Every x from -110 to 90 in steps of 2^-10 (subnormal and overflowing
+// results included) gives ldexpf's bits; softmax and SiLU give the same
+// bits with the FMA instruction (AVX2 level) and with libm's fmaf.
+TEST(OpSoftmax, FmaAndPortableLevelsAgreeBitForBit) {
+    int64_t checked = 0;
+    for (float x = -110.0f; x <= 90.0f; x += 0x1p-10f, checked++)
+        ASSERT_EQ(Bits(bn_op_ggml_expf(x, 16)), Bits(ExpfAvx512LaneWithLdexp(x))) << x;
+    EXPECT_GT(checked, 200000);
+    if (bn_simd_best() != BN_SIMD_AVX2) GTEST_SKIP() << "CPU without AVX2/FMA: portable only";
+    for (int lanes : {8, 16})
+        for (int64_t n : kWidths) {
+            std::vector<float> x = Random((size_t)n, (uint32_t)(7 * n + lanes), -90.0f, 90.0f);
+            if (n > 3) x[1] = -kInf, x[2] = 1e30f;
+            std::vector<float> a = x, b = x;
+            bn_op_softmax_ggml(a.data(), n, 0.5f, lanes, BN_SIMD_PORTABLE);
+            bn_op_softmax_ggml(b.data(), n, 0.5f, lanes, BN_SIMD_AVX2);
+            EXPECT_EQ(memcmp(a.data(), b.data(), a.size() * 4), 0) << "softmax n=" << n << " lanes=" << lanes;
+            const std::vector<float> u = Random((size_t)n, (uint32_t)(3 * n + lanes), -4.0f, 4.0f);
+            std::vector<float> ya(x.size()), yb(x.size());
+            bn_op_glu(ya.data(), x.data(), u.data(), 1, n, false, lanes, BN_SIMD_PORTABLE);
+            bn_op_glu(yb.data(), x.data(), u.data(), 1, n, false, lanes, BN_SIMD_AVX2);
+            EXPECT_EQ(memcmp(ya.data(), yb.data(), ya.size() * 4), 0) << "silu n=" << n << " lanes=" << lanes;
+        }
 }
 
 // ----------------------------------------------------------------- glu
@@ -530,7 +571,7 @@ TEST(OpGlu, Relu2IsTwoCorrectlyRoundedProducts) {
         const int64_t T = 2;
         const std::vector<float> g = Random((size_t)(T * n), (uint32_t)n * 3), u = Random((size_t)(T * n), (uint32_t)n * 5);
         std::vector<float> y(g.size());
-        bn_op_glu(y.data(), g.data(), u.data(), T, n, true, 16);
+        bn_op_glu(y.data(), g.data(), u.data(), T, n, true, 16, BN_SIMD_AUTO);
         for (size_t k = 0; k < y.size(); k++) {
             const float r = g[k] > 0 ? g[k] : 0.0f;
             ASSERT_TRUE(SameFloat(y[k], (float)((double)(float)((double)r * r) * u[k]))) << "n=" << n << " k=" << k;
@@ -545,7 +586,7 @@ TEST(OpGlu, Relu2IsTwoCorrectlyRoundedProducts) {
 TEST(OpGlu, Relu2EdgeInputs) {
     const std::vector<float> g = {-0.0f, -1.0f, kNaN, 1e20f, 1e-30f, kInf, 2.0f}, u = {3.0f, -2.0f, 1.0f, 1.0f, 1.0f, 1.0f, kNaN};
     std::vector<float> y(g.size());
-    bn_op_glu(y.data(), g.data(), u.data(), 1, (int64_t)g.size(), true, 8);
+    bn_op_glu(y.data(), g.data(), u.data(), 1, (int64_t)g.size(), true, 8, BN_SIMD_AUTO);
     EXPECT_EQ(Bits(y[0]), Bits(0.0f));
     EXPECT_EQ(Bits(y[1]), Bits(-0.0f));  // 0 * -2
     EXPECT_EQ(Bits(y[2]), Bits(0.0f));   // relu(NaN) = 0 in ggml's definition
@@ -565,7 +606,7 @@ TEST(OpGlu, SiluBitExactWithTheGgmlOrderAndNearDouble) {
             const std::vector<float> g = Random((size_t)(T * n), (uint32_t)n * 11, -20.0f, 20.0f);
             const std::vector<float> u = Random((size_t)(T * n), (uint32_t)n * 13);
             std::vector<float> y(g.size());
-            bn_op_glu(y.data(), g.data(), u.data(), T, n, false, lanes);
+            bn_op_glu(y.data(), g.data(), u.data(), T, n, false, lanes, BN_SIMD_AUTO);
             const int64_t vec_end = n / lanes * lanes;
             int64_t worst = 0;
             for (int64_t t = 0; t < T; t++)
@@ -597,7 +638,7 @@ TEST(OpGlu, SiluEdgeInputs) {
             auto silu = [&](float g) {
                 std::vector<float> row((size_t)n, 1.0f), up((size_t)n, 1.0f), y((size_t)n);
                 row[0] = g;
-                bn_op_glu(y.data(), row.data(), up.data(), 1, n, false, lanes);
+                bn_op_glu(y.data(), row.data(), up.data(), 1, n, false, lanes, BN_SIMD_AUTO);
                 return y[0];
             };
             const std::string where = std::to_string(lanes) + (vector ? " lanes, vector" : " lanes, libm tail");

@@ -195,7 +195,7 @@ static void rows_op_task(void *ctx, int64_t t0, int64_t t1) {
     float *y = o->y + t0 * o->n;
     const float *x = o->x + t0 * o->n;
     if (o->glu) {
-        bn_op_glu(y, x, o->u + t0 * o->n, t1 - t0, o->n, hp->act == BN_ACT_RELU2, o->c->lanes);
+        bn_op_glu(y, x, o->u + t0 * o->n, t1 - t0, o->n, hp->act == BN_ACT_RELU2, o->c->lanes, bn_pool_simd(o->c->pool));
     } else {
         bn_op_rms_norm(y, x, t1 - t0, o->n, hp->norm_eps, hp->block_norm == BN_NORM_LAYER);
         bn_op_mul_rows(y, o->gamma, t1 - t0, o->n);
@@ -266,7 +266,7 @@ static void attn_rows(void *arg, int64_t begin, int64_t end) {
             for (int64_t j = 0; j < n_vis; j++) att[j] *= scale;
             for (int64_t j = n_vis; j < n_kv; j++) att[j] = -INFINITY;
         }
-        if (job->stages & ATT_SOFTMAX) bn_op_softmax_ggml(att, n_kv, 1.0f, c->lanes);
+        if (job->stages & ATT_SOFTMAX) bn_op_softmax_ggml(att, n_kv, 1.0f, c->lanes, simd);
         if (!(job->stages & ATT_PV)) continue;
         /* p·V: V is stored transposed, one row of n_ctx positions per dim;
          * ggml rounds p to f16 only on its single-token path. */

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "bitnet/quant.h"
+#include "bitnet/simd.h"
 
 void bn_op_rms_norm(float *y, const float *x, int64_t T, int64_t n, float eps, bool layernorm) {
     for (int64_t t = 0; t < T; t++) {
@@ -76,7 +77,15 @@ void bn_op_rope(float *x, int64_t T, int64_t n_heads, int64_t D, int64_t pos0, f
 /* One lane of ggml_v_expf for 8-lane (AVX2) builds of ggml (ARM optimized-
  * routines expf as adapted by ggml): the same fused multiply-adds and bit
  * manipulations, in the same order. */
-static float expf_avx2_lane(float x) {
+/* (always inlined: the softmax and GLU bodies below are compiled twice,
+ * once with the FMA instruction set, where fmaf is one instruction, and
+ * once portable, where it is libm's exact fmaf: the same bits.) */
+#if defined(__GNUC__)
+#define OPS_INLINE static inline __attribute__((always_inline))
+#else
+#define OPS_INLINE static inline
+#endif
+OPS_INLINE float expf_avx2_lane(float x) {
     const float r = 0x1.8p23f;
     const float z = fmaf(x, 0x1.715476p+0f, r);
     const float n = z - r;
@@ -97,7 +106,7 @@ static float expf_avx2_lane(float x) {
 /* One lane of ggml_v_expf for 16-lane (AVX-512) builds: the polynomial
  * includes the leading 1 and the result is scaled with scalef (exact
  * ldexp); |n| > 192 saturates to 0 or inf. */
-static float expf_avx512_lane(float x) {
+OPS_INLINE float expf_avx512_lane(float x) {
     const float r = 0x1.8p23f;
     const float z = fmaf(x, 0x1.715476p+0f, r);
     const float n = z - r;
@@ -107,10 +116,20 @@ static float expf_avx512_lane(float x) {
                          u, fmaf(0x1.ffffecp-1f, b, 1.0f));
     if (fabsf(n) > 192.0f) return n <= 0.0f ? 0.0f : INFINITY;
     if (isnan(n)) return NAN;
-    return ldexpf(j, (int)n);
+    /* ldexpf(j, n) without the libm call: j·2^n is exact in double for
+     * |n| <= 192, so its one rounding to float is ldexpf's (subnormal and
+     * overflowing results included) */
+    uint64_t pow2;
+    const uint64_t e = (uint64_t)((int)n + 1023) << 52;
+    memcpy(&pow2, &e, sizeof pow2);
+    double p;
+    memcpy(&p, &pow2, sizeof p);
+    return (float)((double)j * p);
 }
 
-float bn_op_ggml_expf(float x, int lanes) { return lanes == 16 ? expf_avx512_lane(x) : expf_avx2_lane(x); }
+OPS_INLINE float ggml_expf(float x, int lanes) { return lanes == 16 ? expf_avx512_lane(x) : expf_avx2_lane(x); }
+
+float bn_op_ggml_expf(float x, int lanes) { return ggml_expf(x, lanes); }
 
 /* ggml's horizontal sum of one vector of 8 or 16 lanes: halving tree. */
 static float hsum_tree(const float *v, int lanes) {
@@ -121,7 +140,7 @@ static float hsum_tree(const float *v, int lanes) {
     return a[0];
 }
 
-void bn_op_softmax_ggml(float *x, int64_t n, float scale, int lanes) {
+OPS_INLINE void softmax_body(float *x, int64_t n, float scale, int lanes) {
     float max = -INFINITY;
     for (int64_t i = 0; i < n; i++) {
         x[i] *= scale;
@@ -130,7 +149,7 @@ void bn_op_softmax_ggml(float *x, int64_t n, float scale, int lanes) {
     double sum = 0;
     int64_t i = 0;
     for (; i + lanes <= n; i += lanes) {
-        for (int l = 0; l < lanes; l++) x[i + l] = bn_op_ggml_expf(x[i + l] - max, lanes);
+        for (int l = 0; l < lanes; l++) x[i + l] = ggml_expf(x[i + l] - max, lanes);
         sum += (double)hsum_tree(x + i, lanes);
     }
     for (; i < n; i++) { /* ggml's scalar tail uses libm */
@@ -141,7 +160,7 @@ void bn_op_softmax_ggml(float *x, int64_t n, float scale, int lanes) {
     for (int64_t k = 0; k < n; k++) x[k] *= inv;
 }
 
-void bn_op_glu(float *y, const float *g, const float *u, int64_t T, int64_t n, bool relu2, int lanes) {
+OPS_INLINE void glu_body(float *y, const float *g, const float *u, int64_t T, int64_t n, bool relu2, int lanes) {
     const int64_t vec_end = n / lanes * lanes; /* ggml's silu: vector lanes, then a libm tail */
     for (int64_t t = 0; t < T; t++)
         for (int64_t i = 0; i < n; i++) {
@@ -151,8 +170,39 @@ void bn_op_glu(float *y, const float *g, const float *u, int64_t T, int64_t n, b
                 const float r = g[k] > 0.0f ? g[k] : 0.0f;
                 a = r * r;
             } else {
-                a = g[k] / (1.0f + (i < vec_end ? bn_op_ggml_expf(-g[k], lanes) : expf(-g[k])));
+                a = g[k] / (1.0f + (i < vec_end ? ggml_expf(-g[k], lanes) : expf(-g[k])));
             }
             y[k] = a * u[k];
         }
+}
+
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+#define OPS_FMA_FN __attribute__((target("avx2,fma")))
+OPS_FMA_FN static void softmax_fma(float *x, int64_t n, float scale, int lanes) { softmax_body(x, n, scale, lanes); }
+OPS_FMA_FN static void glu_fma(float *y, const float *g, const float *u, int64_t T, int64_t n, bool relu2, int lanes) {
+    glu_body(y, g, u, T, n, relu2, lanes);
+}
+#endif
+
+static bool use_fma(bn_simd simd) { return (simd == BN_SIMD_AUTO ? bn_simd_best() : simd) == BN_SIMD_AVX2; }
+
+void bn_op_softmax_ggml(float *x, int64_t n, float scale, int lanes, bn_simd simd) {
+#ifdef OPS_FMA_FN
+    if (use_fma(simd)) {
+        softmax_fma(x, n, scale, lanes);
+        return;
+    }
+#endif
+    (void)use_fma;
+    softmax_body(x, n, scale, lanes);
+}
+
+void bn_op_glu(float *y, const float *g, const float *u, int64_t T, int64_t n, bool relu2, int lanes, bn_simd simd) {
+#ifdef OPS_FMA_FN
+    if (use_fma(simd)) {
+        glu_fma(y, g, u, T, n, relu2, lanes);
+        return;
+    }
+#endif
+    glu_body(y, g, u, T, n, relu2, lanes);
 }

@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "bitnet/simd.h"
+
 /* y[t] = x[t] / sqrt(mean(x[t]^2) + eps) for T rows of n; sum of float
  * squares accumulated in double, scale = 1.0f/sqrtf((float)mean + eps).
  * layernorm = true subtracts the row mean first (hp.block_norm = BN_NORM_LAYER). */
@@ -35,11 +37,14 @@ float bn_op_ggml_expf(float x, int lanes);
  * (+ mask, already -inf in x for masked columns), max, exp via
  * ggml_v_expf in chunks of `lanes` (libm expf for the tail), each chunk's
  * tree sum added in double,
- * then multiplied by (float)(1/sum). */
-void bn_op_softmax_ggml(float *x, int64_t n, float scale, int lanes);
+ * then multiplied by (float)(1/sum). simd: AVX2 (or AUTO on such a CPU) runs
+ * the same code with fmaf as the FMA instruction; PORTABLE calls libm's
+ * fmaf; the bits are the same. */
+void bn_op_softmax_ggml(float *x, int64_t n, float scale, int lanes, bn_simd simd);
 
 /* y = relu(g)^2 * u (relu2) or silu(g) * u (silu: ggml_v_silu on full
- * vectors of `lanes`, libm expf on each row's tail), T rows of n. */
-void bn_op_glu(float *y, const float *g, const float *u, int64_t T, int64_t n, bool relu2, int lanes);
+ * vectors of `lanes`, libm expf on each row's tail), T rows of n; simd as
+ * for bn_op_softmax_ggml. */
+void bn_op_glu(float *y, const float *g, const float *u, int64_t T, int64_t n, bool relu2, int lanes, bn_simd simd);
 
 #endif
