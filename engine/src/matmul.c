@@ -107,6 +107,7 @@ typedef struct scratch_hdr {
     size_t q8_off;   /* int8 [T,K] */
     size_t f_off;    /* float: I2_S [T] s; Q8_K [T,K/256] d; Q8_0 [T,K/32] d */
     size_t i_off;    /* I2_S int32 [T] Σq; Q8_K int16 [T,K/16] bsums */
+    size_t il_off;   /* I2_S int8 [T,K]: the codes with each block pair's groups interleaved (i2s_tile512) */
     size_t total;    /* bytes needed */
 } scratch_hdr;
 
@@ -142,6 +143,7 @@ struct mm_job {
     float w_scale;      /* I2_S tensor scale */
     i8_token_fn *quant_i8; /* I2_S activation quantizer, by bn_act_round */
     int8_t *q8;         /* [T,K] */
+    int8_t *q8il;       /* [T,K] q8 interleaved for i2s_tile512, or NULL */
     float *af;          /* per token / per block scales (scratch_hdr.f_off) */
     int32_t *ai32;      /* I2_S Σq per token */
     int16_t *ai16;      /* Q8_K bsums */
@@ -190,6 +192,10 @@ static bool scratch_layout(const type_info *ti, int64_t T, int64_t K, scratch_hd
     if (!size_mul_add(1, f, off, &off) || off > SIZE_MAX - SCRATCH_ALIGN) return false;
     h->i_off = off = align_up(off);
     if (!size_mul_add(1, i, off, &off) || off > SIZE_MAX - SCRATCH_ALIGN) return false;
+    if (ti->act == ACT_I8_TOKEN) {
+        h->il_off = off = align_up(off);
+        if (!size_mul_add(1, q8, off, &off) || off > SIZE_MAX - SCRATCH_ALIGN) return false;
+    }
     h->total = align_up(off);
     return true;
 }
@@ -313,6 +319,21 @@ static int32_t i2s_dot_portable(const uint8_t *w, const int8_t *q, int64_t K) {
 }
 
 /* Codes (0..3) of one TQ2_0 / TQ1_0 block in element order. */
+/* The activations of one token for i2s_tile512: in each pair of 128-code
+ * blocks, group g of the first block and group g of the second side by side
+ * (64 bytes per g), so that one 64-byte load meets the codes of group g of
+ * both blocks; an odd last block stays as it is. */
+static void i2s_interleave(const int8_t *q, int64_t K, int8_t *out) {
+    const int64_t nb = K / QK_I2S;
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2)
+        for (int g = 0; g < 4; g++) {
+            memcpy(out + QK_I2S * b + 64 * g, q + QK_I2S * b + 32 * g, 32);
+            memcpy(out + QK_I2S * b + 64 * g + 32, q + QK_I2S * (b + 1) + 32 * g, 32);
+        }
+    if (b < nb) memcpy(out + QK_I2S * b, q + QK_I2S * b, QK_I2S);
+}
+
 static void tq2_codes(const uint8_t *blk, uint8_t c[QK_K]) {
     for (int b = 0; b < 64; b++)
         for (int n = 0; n < 4; n++) c[(b / 32) * 128 + n * 32 + b % 32] = (blk[b] >> (2 * n)) & 3;
@@ -633,7 +654,7 @@ I2S_VNNI_KERNELS(avxvnni, AVXVNNI_FN, _mm256_dpbusd_avx_epi32)
 
 /* The AVX-512 VNNI level: 512-bit registers, so one load holds two 128-code
  * blocks (64 weight bytes) and each code vector meets a 64-byte activation
- * vector built from the same group of both blocks. A tile of R rows x U
+ * vector of the same group of both blocks (i2s_interleave's layout). A tile of R rows x U
  * tokens (R, U <= 4) shares every unpacked code vector among the U tokens
  * and every activation vector among the R rows: the prefill GEMM's register
  * block, and with U = 1 the decode matrix-vector product (4 rows at once,
@@ -677,9 +698,7 @@ i2s_tile512_impl(const uint8_t *w, size_t row_bytes, const int8_t *q, int64_t K,
             for (int r = 0; r < R; r++) c[r] = _mm512_shuffle_epi8(g & 1 ? t_lo : t_hi, nib[r][g >> 1]);
 #pragma GCC unroll 4
             for (int u = 0; u < U; u++) {
-                const int8_t *qu = q + u * K + QK_I2S * p + 32 * g;
-                const __m512i qv = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)qu)),
-                                                      _mm256_loadu_si256((const __m256i *)(qu + QK_I2S)), 1);
+                const __m512i qv = _mm512_loadu_si512((const void *)(q + u * K + QK_I2S * p + 64 * g));
                 const int a = U == 1 ? (g & 1) : u;
 #pragma GCC unroll 4
                 for (int r = 0; r < R; r++) acc[r][a] = _mm512_dpbusd_epi32(acc[r][a], c[r], qv);
@@ -715,7 +734,8 @@ i2s_tile512_impl(const uint8_t *w, size_t row_bytes, const int8_t *q, int64_t K,
 
 #define I2S_TILE512_CASE(R, U)                                                                                 \
     case (R) * 8 + (U): i2s_tile512_impl(w, row_bytes, q, K, R, U, out); break;
-/* Rows [r, r+R) x tokens [t, t+U) of the exact sums Σ (w+1)·q, R, U in 1..4. */
+/* Rows [r, r+R) x tokens [t, t+U) of the exact sums Σ (w+1)·q, R, U in 1..4;
+ * q in the interleaved layout of i2s_interleave. */
 VNNI512_FN static void i2s_tile512(const uint8_t *w, size_t row_bytes, const int8_t *q, int64_t K, int R, int U,
                                    int32_t out[4][4]) {
     switch (R * 8 + U) {
@@ -811,11 +831,6 @@ static float dense_dot(bool avx2, const void *a, op_kind ka, const void *b, op_k
 static int32_t i2s_dot(const mm_job *j, const uint8_t *w, const int8_t *q, int64_t K) {
 #ifdef MM_X86
     if (j->avx2) switch (j->i8dot) {
-        case BN_I8DOT_AVX512_VNNI: {
-            int32_t out[4][4];
-            i2s_tile512(w, 0, q, K, 1, 1, out);
-            return out[0][0];
-        }
         case BN_I8DOT_AVX_VNNI: return i2s_dot_avxvnni(w, q, K);
         default: return i2s_dot_avx2(w, q, K);
         }
@@ -864,11 +879,7 @@ static void elem4_i2s(const mm_job *j, int64_t r, int64_t t, float out[4]) {
     int32_t acc[4];
     const uint8_t *w = j->w + (size_t)r * j->row_bytes;
 #ifdef MM_X86
-    if (j->avx2 && j->i8dot == BN_I8DOT_AVX512_VNNI) {
-        int32_t o[4][4];
-        i2s_tile512(w, 0, j->q8 + t * j->K, j->K, 1, 4, o);
-        for (int u = 0; u < 4; u++) acc[u] = o[0][u];
-    } else if (j->avx2 && j->i8dot == BN_I8DOT_AVX_VNNI) i2s_dot4_avxvnni(w, j->q8 + t * j->K, j->K, acc);
+    if (j->avx2 && j->i8dot == BN_I8DOT_AVX_VNNI) i2s_dot4_avxvnni(w, j->q8 + t * j->K, j->K, acc);
     else if (j->avx2) i2s_dot4_avx2(w, j->q8 + t * j->K, j->K, acc);
     else
 #endif
@@ -1105,7 +1116,10 @@ static void quant_task(void *ctx, int64_t t0, int64_t t1) {
         const float *x = j->x + t * K;
         int8_t *q = j->q8 + t * K;
         switch (j->ti->act) {
-        case ACT_I8_TOKEN: j->quant_i8(x, K, q, j->af + t, j->ai32 + t); break;
+        case ACT_I8_TOKEN:
+            j->quant_i8(x, K, q, j->af + t, j->ai32 + t);
+            if (j->q8il) i2s_interleave(q, K, j->q8il + t * K);
+            break;
         case ACT_Q8_K: quant_q8_k(x, K, q, j->af + t * (K / QK_K), j->ai16 + t * (K / 16)); break;
         case ACT_Q8_0: quant_q8_0(x, K, q, j->af + t * (K / QK8_0)); break;
         case ACT_DENSE: break;
@@ -1129,7 +1143,7 @@ static void rows_i2s_tile512(const mm_job *j, int64_t r0, int64_t r1) {
         for (int64_t t = 0; t < j->T; t += 4) {
             const int U = j->T - t < 4 ? (int)(j->T - t) : 4;
             int32_t acc[4][4];
-            i2s_tile512(j->w + (size_t)r * j->row_bytes, j->row_bytes, j->q8 + t * j->K, j->K, R, U, acc);
+            i2s_tile512(j->w + (size_t)r * j->row_bytes, j->row_bytes, j->q8il + t * j->K, j->K, R, U, acc);
             for (int u = 0; u < U; u++)
                 for (int i = 0; i < R; i++)
                     j->y[(t + u) * j->N + r + i] =
@@ -1146,7 +1160,7 @@ static void rows_i2s_tile512(const mm_job *j, int64_t r0, int64_t r1) {
 static void rows_task(void *ctx, int64_t r0, int64_t r1) {
     const mm_job *j = ctx;
 #ifdef MM_X86
-    if (j->avx2 && j->i8dot == BN_I8DOT_AVX512_VNNI && j->ti->act == ACT_I8_TOKEN) {
+    if (j->q8il) { /* I2_S on the AVX-512 VNNI level */
         rows_i2s_tile512(j, r0, r1);
         return;
     }
@@ -1259,6 +1273,9 @@ bn_status bn_matmul(bn_pool *pool, const bn_weight *w, const float *x, int64_t T
     j.af = (float *)(base + h.f_off);
     j.ai32 = (int32_t *)(base + h.i_off);
     j.ai16 = (int16_t *)(base + h.i_off);
+#ifdef MM_X86
+    if (ti->act == ACT_I8_TOKEN && j.avx2 && j.i8dot == BN_I8DOT_AVX512_VNNI) j.q8il = (int8_t *)(base + h.il_off);
+#endif
     if (ti->act == ACT_I8_TOKEN) { /* one float right after all the codes */
         memcpy(&j.w_scale, j.w + (size_t)(w->n * w->k / 4), sizeof j.w_scale);
         j.quant_i8 = I8_QUANTIZERS[o->act_round];
