@@ -215,7 +215,7 @@ static void norm(bn_ctx *c, float *y, const float *x, const float *gamma, int64_
 
 /* ----------------------------------------------------------- attention -- */
 
-enum { ATT_SCORES = 1, ATT_SOFTMAX = 2, ATT_PV = 4 };
+enum { ATT_SCORES = 1, ATT_SOFTMAX = 2, ATT_PV = 4, ATT_PV4 = 8 /* rows are (head, 4 tokens) */ };
 
 typedef struct attn_job {
     bn_ctx *c;
@@ -248,6 +248,25 @@ static void attn_rows(void *arg, int64_t begin, int64_t end) {
     const bn_sum_order order = c->mm.order;
     const bn_simd simd = bn_pool_simd(c->pool);
     const float scale = 1.0f / sqrtf((float)D);
+    if (job->stages & ATT_PV4) { /* p·V of 4 positions of a head at once: a prompt's tinyBLAS kinds only */
+        const int64_t quads = (T + 3) / 4;
+        for (int64_t row = begin; row < end; row++) {
+            const int64_t h = row / quads, t0 = row % quads * 4, g = h / gqa;
+            const int64_t off = ((int64_t)job->il * kvd + g * D) * c->n_ctx;
+            for (int64_t t = t0; t < t0 + 4 && t < T; t++) {
+                const float *att = c->r.att + (h * T + t) * n_kv;
+                float *out = c->r.ctxv + t * nh * D + h * D;
+                if (t == t0 && t0 + 4 <= T) { /* the 4 probability rows lie n_kv apart */
+                    bn_dot_rows4(v16 ? BN_DOT_F16_F32 : BN_DOT_F32_TINY, v16 ? (const void *)(c->kv.v16 + off)
+                                 : (const void *)(c->kv.v32 + off), c->n_ctx, D, att, n_kv, order, simd, out, nh * D);
+                    break;
+                }
+                if (v16) bn_dot_rows(BN_DOT_F16_F32, c->kv.v16 + off, c->n_ctx, D, att, n_kv, order, simd, out);
+                else bn_dot_rows(BN_DOT_F32_TINY, c->kv.v32 + off, c->n_ctx, D, att, n_kv, order, simd, out);
+            }
+        }
+        return;
+    }
     for (int64_t row = begin; row < end; row++) {
         const int64_t h = row / T, t = row % T, g = h / gqa, pos = c->p0 + t;
         float *att = c->r.att + (h * T + t) * n_kv;
@@ -333,9 +352,16 @@ static bn_status attention(bn_ctx *c, int il, bn_error *err) {
     const int64_t padded = (used + pad - 1) / pad * pad, n_kv = padded < c->n_ctx ? padded : c->n_ctx;
     const int64_t rows = c->m->hp.n_head * c->T;
     const bool tap_s = TAP_ON(il, BN_TAP_ATTN_SCORES), tap_p = TAP_ON(il, BN_TAP_ATTN_PROBS);
+    /* a prompt's p·V with float probabilities (tinyBLAS f16 x f32 or f32 x
+     * f32; not upstream llama.cpp's f16 x f16) takes 4 positions per V row */
+    const bool pv4 = c->T >= 4 && !(c->kv.v_f16 && c->p.numerics == BN_NUMERICS_LLAMACPP_COMPAT);
     if (!tap_s && !tap_p) { /* one pass over each row keeps it in cache */
-        attn_job job = {c, il, n_kv, ATT_SCORES | ATT_SOFTMAX | ATT_PV};
+        attn_job job = {c, il, n_kv, ATT_SCORES | ATT_SOFTMAX | (pv4 ? 0 : ATT_PV)};
         bn_pool_parallel_for(c->pool, rows, 1, attn_rows, &job);
+        if (pv4) {
+            attn_job pv = {c, il, n_kv, ATT_PV4};
+            bn_pool_parallel_for(c->pool, c->m->hp.n_head * ((c->T + 3) / 4), 1, attn_rows, &pv);
+        }
         return BN_OK;
     }
     static const int steps[3] = {ATT_SCORES, ATT_SOFTMAX, ATT_PV};

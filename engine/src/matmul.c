@@ -1412,6 +1412,25 @@ void bn_dot_rows(bn_dot_kind kind, const void *a, int64_t stride, int64_t count,
         out[i] = dense_dot(avx2, (const uint8_t *)a + (size_t)i * row, f16 ? OP_F16 : OP_F32, b, kb, n, &alg);
 }
 
+void bn_dot_rows4(bn_dot_kind kind, const void *a, int64_t stride, int64_t count, const float *b, int64_t n,
+                  bn_sum_order order, bn_simd simd, float *out, int64_t out_stride) {
+    const bool f16 = kind == BN_DOT_F16_F32;
+#ifdef MM_X86
+    dense_alg alg = dot_alg(order, f16);
+    if ((kind == BN_DOT_F16_F32 || kind == BN_DOT_F32_TINY) && alg.kind == DENSE_VEC && n % alg.lanes == 0 &&
+        resolve_dot_simd(simd)) { /* tinyBLAS, b as float: one row x 4 vectors (dense_tiny4_avx2) */
+        const size_t row = (size_t)stride * (f16 ? sizeof(uint16_t) : sizeof(float));
+        for (int64_t i = 0; i < count; i++) {
+            float o[4];
+            dense_tiny4_avx2((const uint8_t *)a + (size_t)i * row, f16 ? OP_F16 : OP_F32, b, n, alg.lanes, o);
+            for (int u = 0; u < 4; u++) out[u * out_stride + i] = o[u];
+        }
+        return;
+    }
+#endif
+    for (int u = 0; u < 4; u++) bn_dot_rows(kind, a, stride, count, b + u * n, n, order, simd, out + u * out_stride);
+}
+
 /* ------------------------------------------------------------------ */
 /* What runs, for receipts                                             */
 /* ------------------------------------------------------------------ */

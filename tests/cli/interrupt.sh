@@ -22,11 +22,14 @@ no_leftovers() {
 "$bp" synth --shape bench --type i2_s -o "$tmp/bench.gguf" 2>/dev/null || fail "synth bench"
 "$bp" trace -m "$tmp/tiny.gguf" --tokens 509,12,300 --decode 1 -o "$tmp/good.npz" || fail "the good trace"
 
-# A long trace: 500 greedy steps on the 8-layer bench model, one thread, only
-# the logits recorded (seconds of work, about 1 MB written one step at a time).
+# A long trace: 500 greedy steps on the 8-layer bench model, one thread, every
+# default tap (seconds of work, ~0.75 MB per step). The writer's 1 MiB stdio
+# buffer reaches the file after the first steps: with the logits alone (2 KB
+# a step) the first bytes appeared only near the end, and the signal could
+# come after the commit.
 # exec: the background job's pid is bitparity's own, so the signal reaches it.
 long_trace() {
-    exec "$bp" trace -m "$tmp/bench.gguf" --tokens 509,12,300 --decode 500 --taps logits --threads 1 -o "$1"
+    exec "$bp" trace -m "$tmp/bench.gguf" --tokens 509,12,300 --decode 500 --threads 1 -o "$1"
 }
 
 for sig in INT TERM; do

@@ -163,6 +163,13 @@ typedef enum bn_dot_kind {
 void bn_dot_rows(bn_dot_kind kind, const void *a, int64_t stride, int64_t count, const void *b, int64_t n,
                  bn_sum_order order, bn_simd simd, float *out);
 
+/* bn_dot_rows for four vectors b + u·n (u < 4, floats: BN_DOT_F32_TINY or
+ * BN_DOT_F16_F32) into out + u·out_stride: the bits of four bn_dot_rows
+ * calls; where tinyBLAS applies, each row of a is loaded once for the four
+ * (a prompt's p·V, four query positions of one head at a time). */
+void bn_dot_rows4(bn_dot_kind kind, const void *a, int64_t stride, int64_t count, const float *b, int64_t n,
+                  bn_sum_order order, bn_simd simd, float *out, int64_t out_stride);
+
 /* The kernel bn_matmul runs for weights of `type` at SIMD level `want`
  * (AUTO: this CPU's best, as the pool detects it), for receipts:
  * "<weight> x <activations>, <level>" with the weight type as ggml spells it,
