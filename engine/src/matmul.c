@@ -1215,6 +1215,11 @@ static void dense_plan(const type_info *ti, int64_t T, int64_t K, const bn_matmu
     }
 }
 
+/* The best int8 dot kernel for a CPU's bn_cpu_int8_dot bits. */
+static bn_i8dot i8dot_of(unsigned cpu) {
+    return cpu & BN_CPU_AVX512_VNNI ? BN_I8DOT_AVX512_VNNI : cpu & BN_CPU_AVX_VNNI ? BN_I8DOT_AVX_VNNI : BN_I8DOT_MADDUBS;
+}
+
 static bn_status resolve_simd(bn_pool *pool, bn_simd want, bool *avx2, bn_error *err) {
     bn_simd s = want == BN_SIMD_AUTO ? bn_pool_simd(pool) : want;
     if (s != BN_SIMD_PORTABLE && s != BN_SIMD_AVX2)
@@ -1261,10 +1266,7 @@ bn_status bn_matmul(bn_pool *pool, const bn_weight *w, const float *x, int64_t T
     if (o->i8dot != BN_I8DOT_AUTO) {
         j.i8dot = o->i8dot;
     } else { /* the pool's record of the CPU: no feature query per matmul */
-        const unsigned cpu = bn_pool_cpu_int8_dot(pool);
-        j.i8dot = cpu & BN_CPU_AVX512_VNNI ? BN_I8DOT_AVX512_VNNI
-                  : cpu & BN_CPU_AVX_VNNI  ? BN_I8DOT_AVX_VNNI
-                                           : BN_I8DOT_MADDUBS;
+        j.i8dot = i8dot_of(bn_pool_cpu_int8_dot(pool));
     }
 
     uint8_t *base = scratch;
@@ -1335,11 +1337,7 @@ bool bn_i8dot_supported(bn_i8dot k) {
     return false;
 }
 
-bn_i8dot bn_i8dot_best(void) {
-    if (bn_i8dot_supported(BN_I8DOT_AVX512_VNNI)) return BN_I8DOT_AVX512_VNNI;
-    if (bn_i8dot_supported(BN_I8DOT_AVX_VNNI)) return BN_I8DOT_AVX_VNNI;
-    return BN_I8DOT_MADDUBS;
-}
+bn_i8dot bn_i8dot_best(void) { return i8dot_of(bn_cpu_int8_dot()); }
 
 const char *bn_i8dot_name(bn_i8dot k) {
     switch (k) {
@@ -1364,61 +1362,67 @@ static dense_alg dot_alg(bn_sum_order order, bool tail_double) {
     return (dense_alg){DENSE_VEC, L, L == 8, tail_double, order != BN_SUM_GGML_NOFMA};
 }
 
-float bn_dot_f32(const float *a, const float *b, int64_t n, bn_sum_order order, bn_simd simd) {
-    dense_alg alg = dot_alg(order, false);
-    return dense_dot(resolve_dot_simd(simd), a, OP_F32, b, OP_F32, n, &alg);
-}
-
-float bn_dot_f16(const uint16_t *a, const uint16_t *b, int64_t n, bn_sum_order order, bn_simd simd) {
-    dense_alg alg = dot_alg(order, true);
-    return dense_dot(resolve_dot_simd(simd), a, OP_F16, b, OP_F16, n, &alg);
-}
-
-float bn_dot_f32_tiny(const float *a, const float *b, int64_t n, bn_sum_order order, bn_simd simd) {
-    dense_alg alg = dot_alg(order, false);
-    if (alg.kind == DENSE_VEC && n % alg.lanes == 0) alg = (dense_alg){DENSE_TINY, alg.lanes, false, false, false};
-    return dense_dot(resolve_dot_simd(simd), a, OP_F32, b, OP_F32, n, &alg);
-}
-
-float bn_dot_f16_tiny(const uint16_t *a, const uint16_t *b, int64_t n, bn_sum_order order, bn_simd simd) {
-    dense_alg alg = dot_alg(order, true);
-    if (alg.kind == DENSE_VEC && n % alg.lanes == 0) alg = (dense_alg){DENSE_TINY, alg.lanes, false, false, false};
-    return dense_dot(resolve_dot_simd(simd), a, OP_F16, b, OP_F16, n, &alg);
-}
-
-float bn_dot_f16_f32(const uint16_t *a, const float *b, int64_t n, bn_sum_order order, bn_simd simd) {
-    dense_alg alg = dot_alg(order, true);
-    op_kind kb = order == BN_SUM_PLAIN ? OP_F32 : OP_F32_AS_F16;
-    if (alg.kind == DENSE_VEC && n % alg.lanes == 0) { /* tinyBLAS applies */
-        alg = (dense_alg){DENSE_TINY, alg.lanes, false, false, false};
-        kb = OP_F32;
+/* How a bn_dot_kind sums and reads b: ggml_vec_dot order, or tinyBLAS
+ * when the kind may take it and n is a multiple of the lanes. */
+static void dot_plan(bn_dot_kind kind, bn_sum_order order, int64_t n, dense_alg *alg, op_kind *kb) {
+    const bool f16 = kind != BN_DOT_F32 && kind != BN_DOT_F32_TINY;
+    *alg = dot_alg(order, f16);
+    *kb = kind == BN_DOT_F32 || kind == BN_DOT_F32_TINY ? OP_F32 : OP_F16;
+    if (kind == BN_DOT_F16_F32) *kb = order == BN_SUM_PLAIN ? OP_F32 : OP_F32_AS_F16;
+    if (kind != BN_DOT_F32 && kind != BN_DOT_F16 && alg->kind == DENSE_VEC && n % alg->lanes == 0) {
+        *alg = (dense_alg){DENSE_TINY, alg->lanes, false, false, false}; /* tinyBLAS applies */
+        if (kind == BN_DOT_F16_F32) *kb = OP_F32;
     }
-    return dense_dot(resolve_dot_simd(simd), a, OP_F16, b, kb, n, &alg);
 }
 
 void bn_dot_rows(bn_dot_kind kind, const void *a, int64_t stride, int64_t count, const void *b, int64_t n,
                  bn_sum_order order, bn_simd simd, float *out) {
     const bool f16 = kind != BN_DOT_F32 && kind != BN_DOT_F32_TINY;
-    dense_alg alg = dot_alg(order, f16);
-    op_kind kb = kind == BN_DOT_F32 || kind == BN_DOT_F32_TINY ? OP_F32 : OP_F16;
-    if (kind == BN_DOT_F16_F32) kb = order == BN_SUM_PLAIN ? OP_F32 : OP_F32_AS_F16;
-    if (kind != BN_DOT_F32 && kind != BN_DOT_F16 && alg.kind == DENSE_VEC && n % alg.lanes == 0) {
-        alg = (dense_alg){DENSE_TINY, alg.lanes, false, false, false}; /* tinyBLAS applies */
-        if (kind == BN_DOT_F16_F32) kb = OP_F32;
-    }
+    dense_alg alg;
+    op_kind kb;
+    dot_plan(kind, order, n, &alg, &kb);
     const bool avx2 = resolve_dot_simd(simd);
     const size_t row = (size_t)stride * (f16 ? sizeof(uint16_t) : sizeof(float));
     for (int64_t i = 0; i < count; i++)
         out[i] = dense_dot(avx2, (const uint8_t *)a + (size_t)i * row, f16 ? OP_F16 : OP_F32, b, kb, n, &alg);
 }
 
+/* The single dot products: one row of bn_dot_rows. */
+static float dot1(bn_dot_kind kind, const void *a, const void *b, int64_t n, bn_sum_order order, bn_simd simd) {
+    float out;
+    bn_dot_rows(kind, a, 0, 1, b, n, order, simd, &out);
+    return out;
+}
+
+float bn_dot_f32(const float *a, const float *b, int64_t n, bn_sum_order order, bn_simd simd) {
+    return dot1(BN_DOT_F32, a, b, n, order, simd);
+}
+
+float bn_dot_f16(const uint16_t *a, const uint16_t *b, int64_t n, bn_sum_order order, bn_simd simd) {
+    return dot1(BN_DOT_F16, a, b, n, order, simd);
+}
+
+float bn_dot_f32_tiny(const float *a, const float *b, int64_t n, bn_sum_order order, bn_simd simd) {
+    return dot1(BN_DOT_F32_TINY, a, b, n, order, simd);
+}
+
+float bn_dot_f16_tiny(const uint16_t *a, const uint16_t *b, int64_t n, bn_sum_order order, bn_simd simd) {
+    return dot1(BN_DOT_F16_TINY, a, b, n, order, simd);
+}
+
+float bn_dot_f16_f32(const uint16_t *a, const float *b, int64_t n, bn_sum_order order, bn_simd simd) {
+    return dot1(BN_DOT_F16_F32, a, b, n, order, simd);
+}
+
 void bn_dot_rows4(bn_dot_kind kind, const void *a, int64_t stride, int64_t count, const float *b, int64_t n,
                   bn_sum_order order, bn_simd simd, float *out, int64_t out_stride) {
-    const bool f16 = kind == BN_DOT_F16_F32;
 #ifdef MM_X86
-    dense_alg alg = dot_alg(order, f16);
-    if ((kind == BN_DOT_F16_F32 || kind == BN_DOT_F32_TINY) && alg.kind == DENSE_VEC && n % alg.lanes == 0 &&
-        resolve_dot_simd(simd)) { /* tinyBLAS, b as float: one row x 4 vectors (dense_tiny4_avx2) */
+    dense_alg alg;
+    op_kind kb;
+    dot_plan(kind, order, n, &alg, &kb);
+    const bool f16 = kind == BN_DOT_F16_F32;
+    if ((f16 || kind == BN_DOT_F32_TINY) && alg.kind == DENSE_TINY && kb == OP_F32 && resolve_dot_simd(simd)) {
+        /* tinyBLAS, b as float: one row x 4 vectors (dense_tiny4_avx2) */
         const size_t row = (size_t)stride * (f16 ? sizeof(uint16_t) : sizeof(float));
         for (int64_t i = 0; i < count; i++) {
             float o[4];
