@@ -450,6 +450,103 @@ TEST(MatmulF16, DecodeRowsEqualPortableForEveryTail) {
     }
 }
 
+// bn_matmul_n (Q, K, V or gate and up: one quantization, one pass over the
+// pool) against one bn_matmul per weight, for 1 to 4 weights of different
+// row counts (tile remainders included), batch 1 and 5, every SIMD level.
+TEST(MatmulN, EqualsOneMatmulPerWeight) {
+    std::mt19937 rng(77);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    bn_pool *raw = nullptr;
+    bn_error err;
+    ASSERT_OK(bn_pool_create(2, &raw, &err), err);
+    PoolPtr pool(raw);
+    const int64_t K = 512, rows[4] = {37, 64, 9, 130};
+    for (uint32_t type : {BN_TYPE_I2_S, BN_TYPE_TQ2_0, BN_TYPE_Q8_0, BN_TYPE_F16, BN_TYPE_F32}) {
+        std::vector<RandomWeight> rw;
+        bn_weight W[4];
+        for (int i = 0; i < 4; i++) {
+            rw.push_back(MakeRandom(type, K, rows[i], rng));
+            W[i] = {type, rw.back().bytes.data(), K, rows[i]};
+        }
+        for (int64_t T : {1, 5}) {
+            std::vector<float> x((size_t)(T * K));
+            for (auto &v : x) v = nd(rng);
+            for (bn_simd simd : Levels())
+                for (int n = 1; n <= 4; n++) {
+                    size_t sb = bn_matmul_scratch_bytes(&W[0], T);
+                    std::vector<uint64_t> scratch(sb / 8 + 1);
+                    std::vector<std::vector<float>> y(4);
+                    float *out[4];
+                    for (int i = 0; i < n; i++) y[i].assign((size_t)(T * rows[i]), -1.0f), out[i] = y[i].data();
+                    bn_matmul_opts o{};
+                    o.order = BN_SUM_GGML, o.simd = simd;
+                    ASSERT_OK(bn_matmul_n(pool.get(), n, W, x.data(), T, out, &o, scratch.data(), sb, &err), err);
+                    for (int i = 0; i < n; i++) {
+                        std::vector<float> want = Matmul(pool.get(), W[i], x, T, BN_SUM_GGML, simd);
+                        EXPECT_EQ(memcmp(y[i].data(), want.data(), want.size() * 4), 0)
+                            << bn_type_name(type) << " T=" << T << " n=" << n << " weight " << i << " "
+                            << bn_simd_name(simd);
+                    }
+                }
+        }
+    }
+    // one type and one k per call; 1..BN_MATMUL_MAX_WEIGHTS weights
+    std::vector<float> x(K, 1.0f), y0(64), y1(64);
+    float *out[2] = {y0.data(), y1.data()};
+    RandomWeight a = MakeRandom(BN_TYPE_I2_S, K, 64, rng), b = MakeRandom(BN_TYPE_TQ2_0, K, 64, rng);
+    bn_weight mixed[2] = {{BN_TYPE_I2_S, a.bytes.data(), K, 64}, {BN_TYPE_TQ2_0, b.bytes.data(), K, 64}};
+    std::vector<uint64_t> scratch(bn_matmul_scratch_bytes(&mixed[1], 1) / 8 + 1);
+    EXPECT_EQ(bn_matmul_n(pool.get(), 2, mixed, x.data(), 1, out, nullptr, scratch.data(), scratch.size() * 8, &err),
+              BN_ERR_INVALID);
+    EXPECT_NE(std::string(err.msg).find("weight 1 is TQ2_0"), std::string::npos) << err.msg;
+    EXPECT_EQ(bn_matmul_n(pool.get(), 0, mixed, x.data(), 1, out, nullptr, scratch.data(), scratch.size() * 8, &err),
+              BN_ERR_INVALID);
+    EXPECT_EQ(bn_matmul_n(pool.get(), BN_MATMUL_MAX_WEIGHTS + 1, mixed, x.data(), 1, out, nullptr, scratch.data(),
+                          scratch.size() * 8, &err),
+              BN_ERR_INVALID);
+}
+
+// The last prompt position's logits: one token in the batch's tinyBLAS order
+// (graph_T = the whole prompt), several rows side by side (4 on AVX2, 8 F16
+// rows on AVX-512 VNNI CPUs), every row count remainder: the portable bits.
+TEST(MatmulDense, OneTokenOfABatchEqualsPortableForEveryRowCount) {
+    std::mt19937 rng(19);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    for (uint32_t type : {BN_TYPE_F16, BN_TYPE_F32, BN_TYPE_BF16})
+        for (int64_t K : {16, 64, 2560})
+            for (int64_t N : {1, 3, 4, 7, 8, 9, 15, 17, 130}) {
+                RandomWeight rw = MakeRandom(type, K, N, rng);
+                bn_weight W = {type, rw.bytes.data(), K, N};
+                std::vector<float> x((size_t)K);
+                for (auto &v : x) v = nd(rng);
+                std::vector<float> ref;
+                for (bn_simd simd : Levels())
+                    for (bn_i8dot i8 : {BN_I8DOT_AUTO, BN_I8DOT_MADDUBS}) {
+                        size_t sb = bn_matmul_scratch_bytes(&W, 1);
+                        std::vector<uint64_t> scratch(sb / 8 + 1);
+                        std::vector<float> y((size_t)N, -1.0f);
+                        bn_matmul_opts o{};
+                        o.order = BN_SUM_GGML, o.simd = simd, o.graph_T = 8, o.i8dot = i8;
+                        bn_error err;
+                        ASSERT_OK(bn_matmul(nullptr, &W, x.data(), 1, y.data(), &o, scratch.data(), sb, &err), err);
+                        if (ref.empty()) {
+                            ref = y;
+                            // row 0 by hand: one 16-lane fma chain, then the halving tree
+                            std::vector<float> wf((size_t)K);
+                            ASSERT_OK(bn_dequantize_rows(type, rw.bytes.data(), K, N, 0, 1, wf.data(), &err), err);
+                            float lane[16] = {0};
+                            for (int64_t i = 0; i < K; i++) lane[i % 16] = std::fma(wf[i], x[i], lane[i % 16]);
+                            for (int w = 8; w >= 1; w /= 2)
+                                for (int l = 0; l < w; l++) lane[l] += lane[l + w];
+                            EXPECT_EQ(Bits(ref[0]), Bits(lane[0])) << bn_type_name(type) << " K=" << K;
+                        }
+                        EXPECT_EQ(memcmp(y.data(), ref.data(), y.size() * 4), 0)
+                            << bn_type_name(type) << " K=" << K << " N=" << N << " " << bn_simd_name(simd)
+                            << " i8dot=" << bn_i8dot_name(i8);
+                    }
+            }
+}
+
 // In the style of bitnet.cpp's scalar-vs-AVX2 check: every I2_S integer
 // kernel this CPU has (portable, AVX2 maddubs, AVX-512 VNNI, AVX-VNNI),
 // forced in turn, gives the portable kernel's bits — on thousands of random
@@ -555,6 +652,54 @@ TEST(MatmulDot, SimdLevelsAgreeOnAttentionDots) {
             }
         }
     }
+}
+
+// bn_dot_rows (rows a stride apart, 4 at a time where their tails are summed
+// side by side) against one portable single dot per row: every kind, order,
+// tail length (n mod 64) and row-count remainder.
+TEST(MatmulDot, DotRowsEqualSingleDotsForEveryTailAndCount) {
+    std::mt19937 rng(11);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    const int64_t stride = 272, max_rows = 9;
+    std::vector<float> a(stride * max_rows), b(stride);
+    std::vector<uint16_t> a16(a.size()), b16(b.size());
+    for (size_t i = 0; i < a.size(); i++) a[i] = nd(rng) * (i % 17 == 0 ? 300.0f : 1.0f), a16[i] = bn_f32_to_f16(a[i]);
+    for (size_t i = 0; i < b.size(); i++) b[i] = nd(rng), b16[i] = bn_f32_to_f16(b[i]);
+    int64_t checked = 0;
+    for (int64_t n : {16, 32, 48, 64, 80, 96, 112, 128, 130, 160, 256}) {
+        for (bn_sum_order o : {BN_SUM_PLAIN, BN_SUM_GGML, BN_SUM_GGML_AVX2, BN_SUM_GGML_NOFMA}) {
+            for (int64_t count = 1; count <= max_rows; count++) {
+                for (bn_dot_kind kind : {BN_DOT_F32, BN_DOT_F16, BN_DOT_F32_TINY, BN_DOT_F16_TINY, BN_DOT_F16_F32}) {
+                    const bool f16 = kind != BN_DOT_F32 && kind != BN_DOT_F32_TINY;
+                    const void *rows = f16 ? (const void *)a16.data() : (const void *)a.data();
+                    const void *vec = kind == BN_DOT_F16 || kind == BN_DOT_F16_TINY ? (const void *)b16.data()
+                                                                                      : (const void *)b.data();
+                    std::vector<float> want(count);
+                    for (int64_t r = 0; r < count; r++) {
+                        const float *ar = &a[r * stride];
+                        const uint16_t *ar16 = &a16[r * stride];
+                        switch (kind) {
+                        case BN_DOT_F32: want[r] = bn_dot_f32(ar, b.data(), n, o, BN_SIMD_PORTABLE); break;
+                        case BN_DOT_F16: want[r] = bn_dot_f16(ar16, b16.data(), n, o, BN_SIMD_PORTABLE); break;
+                        case BN_DOT_F32_TINY: want[r] = bn_dot_f32_tiny(ar, b.data(), n, o, BN_SIMD_PORTABLE); break;
+                        case BN_DOT_F16_TINY: want[r] = bn_dot_f16_tiny(ar16, b16.data(), n, o, BN_SIMD_PORTABLE); break;
+                        case BN_DOT_F16_F32: want[r] = bn_dot_f16_f32(ar16, b.data(), n, o, BN_SIMD_PORTABLE); break;
+                        }
+                    }
+                    for (bn_simd s : Levels()) {
+                        std::vector<float> got(count, -1.0f);
+                        bn_dot_rows(kind, rows, stride, count, vec, n, o, s, got.data());
+                        for (int64_t r = 0; r < count; r++)
+                            ASSERT_EQ(Bits(got[r]), Bits(want[r]))
+                                << "kind " << kind << " order " << o << " n " << n << " count " << count << " row "
+                                << r << " " << bn_simd_name(s);
+                        ++checked;
+                    }
+                }
+            }
+        }
+    }
+    EXPECT_GE(checked, 11 * 4 * 9 * 5);
 }
 
 // --- shared traces -----------------------------------------------------------

@@ -103,7 +103,7 @@ TEST(OpRmsNorm, BitExactWithTheGgmlOrderAndWithin3UlpOfDouble) {
     int64_t measured = 0;
     for (bool layernorm : {false, true})
         for (int64_t n : kWidths)
-            for (int64_t T : {1, 3}) {
+            for (int64_t T : {1, 3, 4, 9}) {  // 4 and 9: rows summed 4 side by side, and the rest
                 const std::vector<float> x = Random((size_t)(T * n), (uint32_t)(n * 7 + T + layernorm));
                 std::vector<float> y(x.size()), want(x.size());
                 bn_op_rms_norm(y.data(), x.data(), T, n, 1e-5f, layernorm);
@@ -561,6 +561,16 @@ TEST(OpSoftmax, FmaAndPortableLevelsAgreeBitForBit) {
             bn_op_glu(ya.data(), x.data(), u.data(), 1, n, false, lanes, BN_SIMD_PORTABLE);
             bn_op_glu(yb.data(), x.data(), u.data(), 1, n, false, lanes, BN_SIMD_AVX2);
             EXPECT_EQ(memcmp(ya.data(), yb.data(), ya.size() * 4), 0) << "silu n=" << n << " lanes=" << lanes;
+            // relu²: the AVX2 level's maxps against the portable select, with
+            // -0, NaN, infinities and overflow spread over the vector part
+            std::vector<float> g = Random((size_t)(3 * n), (uint32_t)(5 * n + lanes)), up = Random(g.size(), 9u);
+            const float edges[] = {-0.0f, kNaN, kInf, -kInf, 1e20f, 1e-30f, -1e-45f, 0.0f};
+            for (size_t k = 0; k < g.size(); k += 3) g[k] = edges[(k / 3) % 8];
+            if (g.size() > 5) up[5] = kNaN;
+            std::vector<float> ra(g.size()), rb(g.size());
+            bn_op_glu(ra.data(), g.data(), up.data(), 3, n, true, lanes, BN_SIMD_PORTABLE);
+            bn_op_glu(rb.data(), g.data(), up.data(), 3, n, true, lanes, BN_SIMD_AVX2);
+            EXPECT_EQ(memcmp(ra.data(), rb.data(), ra.size() * 4), 0) << "relu2 n=" << n << " lanes=" << lanes;
         }
 }
 

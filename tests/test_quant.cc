@@ -145,6 +145,27 @@ TEST(QuantF16, MatchesF16cHardware) {
 }
 #endif
 
+// The bulk conversion (the KV cache's K and V rows, the f16 q and p of
+// attention) gives bn_f32_to_f16's bits at every level: over a stride of
+// the whole float range, with NaNs (whose payload F16C would keep, so their
+// chunk of 8 takes the scalar path) among ordinary values, and every tail.
+TEST(QuantF16, BulkConversionEqualsScalar) {
+    std::vector<float> x;
+    for (uint64_t u = 0; u <= 0xffffffffu; u += 65537) x.push_back(FromBits(static_cast<uint32_t>(u)));
+    const float nan_payload = FromBits(0x7fa00001u), neg_nan = FromBits(0xffc01234u);
+    for (float f : {0.0f, -0.0f, 65504.0f, 65520.0f, -65520.0f, 5.96e-8f, 2.98e-8f, 1e-10f, nan_payload, 1.0f, neg_nan})
+        x.push_back(f);
+    for (bn_simd_level level : Levels())
+        for (size_t n : {x.size(), x.size() - 1, (size_t)7, (size_t)8, (size_t)9, (size_t)0}) {
+            std::vector<uint16_t> y(n + 1, 0xabcd);
+            bn_f32_to_f16_n(x.data(), y.data(), (int64_t)n, level);
+            for (size_t i = 0; i < n; i++)
+                ASSERT_EQ(y[i], bn_f32_to_f16(x[i])) << std::hex << Bits(x[i]) << " level " << level << " n " << n;
+            EXPECT_EQ(y[n], 0xabcd) << "wrote past n";
+        }
+    EXPECT_EQ(bn_f32_to_f16(nan_payload), 0x7e00);  // ggml's NaN, not F16C's 0x7d00
+}
+
 TEST(QuantBF16, RoundsToEvenAndQuietsNaN) {
     EXPECT_EQ(bn_f32_to_bf16(1.0f), 0x3f80);
     EXPECT_EQ(bn_f32_to_bf16(FromBits(0x3f808000)), 0x3f80);  // tie, even stays

@@ -146,20 +146,23 @@ static bn_status fire_tap(bn_ctx *c, int layer, bn_tap_kind kind, void *data, bn
 
 /* -------------------------------------------------------------- matmul -- */
 
-/* y[T, w.n] = x[T, w.k] · Wᵀ, then the optional `bitnet` per-tensor scale,
- * with the int8 input taps of ternary projections. */
-static bn_status project_rows(bn_ctx *c, int il, bn_proj p, const bn_weight *w, const float *x, int64_t T,
-                              float *y, bn_error *err) {
-    bn_weight wf = *w;
+/* The matmul options of a weight of `type` in this context. */
+static bn_matmul_opts matmul_opts(const bn_ctx *c, uint32_t type) {
     bn_matmul_opts mo = c->mm;
     /* ggml converts activations to f16 for F16 weights when its
      * single-token path (vec_dot_f16) runs; the path is the whole batch's
      * (c->T) even when only some of its rows are computed. */
-    mo.act_f16 = c->p.numerics != BN_NUMERICS_F32 && w->type == BN_TYPE_F16 && c->T == 1;
+    mo.act_f16 = c->p.numerics != BN_NUMERICS_F32 && type == BN_TYPE_F16 && c->T == 1;
     mo.f16_gemm = c->p.numerics == BN_NUMERICS_LLAMACPP_COMPAT;
     mo.graph_T = c->T;
-    bn_status st = bn_matmul(c->pool, &wf, x, T, y, &mo, c->r.mm_scratch, c->r.mm_scratch_bytes, err);
-    if (st) return st;
+    return mo;
+}
+
+/* What follows projection p's matmul into y[T, w.n]: the optional `bitnet`
+ * per-tensor scale, then the int8 input taps of ternary projections (read
+ * from the matmul scratch, so before the next matmul). */
+static bn_status after_matmul(bn_ctx *c, int il, bn_proj p, const bn_weight *w, int64_t T, float *y, bn_error *err) {
+    bn_status st;
     if (il >= 0 && c->m->layers[il].has_scale[p]) bn_op_scale(y, c->m->layers[il].w_scale[p], T * w->n);
     if (il >= 0 && w->type == BN_TYPE_I2_S) {
         const bn_tap_kind kq = (bn_tap_kind)(BN_TAP_IN_Q8_FIRST + 2 * p), ks = (bn_tap_kind)(kq + 1);
@@ -169,6 +172,44 @@ static bn_status project_rows(bn_ctx *c, int il, bn_proj p, const bn_weight *w, 
         if (TAP_ON(il, ks) && (st = fire_tap(c, il, ks, (void *)bn_matmul_scratch_act_scales(c->r.mm_scratch),
                                              BN_TAP_F32, 1, T, 0, 0, err)))
             return st;
+    }
+    return BN_OK;
+}
+
+/* y[T, w.n] = x[T, w.k] · Wᵀ, then after_matmul. */
+static bn_status project_rows(bn_ctx *c, int il, bn_proj p, const bn_weight *w, const float *x, int64_t T,
+                              float *y, bn_error *err) {
+    const bn_matmul_opts mo = matmul_opts(c, w->type);
+    bn_status st = bn_matmul(c->pool, w, x, T, y, &mo, c->r.mm_scratch, c->r.mm_scratch_bytes, err);
+    return st ? st : after_matmul(c, il, p, w, T, y, err);
+}
+
+/* Projections ps[0..n) of layer il, which all read x[T, k]: y[i] = x · Wᵀ,
+ * then per projection after_matmul and its output tap taps[i], in the order
+ * one projection at a time fired them. Weights of one type and k are one
+ * bn_matmul_n: one quantization of x and one pass over the pool (for a
+ * decoded token Q, K and V are 3.8k rows of 0.4-1.6 MB each; a pool
+ * synchronization per matrix cost a tenth of the step). */
+static bn_status project_n(bn_ctx *c, int il, int n, const bn_proj *ps, const float *x, float *const *y,
+                           const bn_tap_kind *taps, bn_error *err) {
+    const bn_layer *L = &c->m->layers[il];
+    const int64_t T = c->T;
+    bn_weight w[BN_MATMUL_MAX_WEIGHTS];
+    bool shared = true;
+    for (int i = 0; i < n; i++) {
+        w[i] = L->w[ps[i]];
+        shared = shared && w[i].type == w[0].type && w[i].k == w[0].k;
+    }
+    bn_status st;
+    if (shared) {
+        const bn_matmul_opts mo = matmul_opts(c, w[0].type);
+        if ((st = bn_matmul_n(c->pool, n, w, x, T, y, &mo, c->r.mm_scratch, c->r.mm_scratch_bytes, err))) return st;
+    }
+    for (int i = 0; i < n; i++) {
+        if (shared) st = after_matmul(c, il, ps[i], &w[i], T, y[i], err);
+        else st = project_rows(c, il, ps[i], &w[i], x, T, y[i], err);
+        if (st) return st;
+        TAP(il, taps[i], y[i], T, w[i].n);
     }
     return BN_OK;
 }
@@ -204,7 +245,7 @@ static void rows_op_task(void *ctx, int64_t t0, int64_t t1) {
 
 static void run_rows_op(bn_ctx *c, rows_op *o) {
     if (c->T == 1) rows_op_task(o, 0, 1);
-    else bn_pool_parallel_for(c->pool, c->T, 1, rows_op_task, o);
+    else bn_pool_parallel_for(c->pool, c->T, 4, rows_op_task, o); /* 4 rows: bn_op_rms_norm's side-by-side sums */
 }
 
 /* Per-block norm: rms_norm(x) * gamma (or LayerNorm, as hp.block_norm says). */
@@ -273,8 +314,7 @@ static void attn_rows(void *arg, int64_t begin, int64_t end) {
         if (job->stages & ATT_SCORES) {
             const float *q = c->r.q + t * nh * D + h * D;
             uint16_t q16[1024]; /* ggml rounds q to f16 to meet the f16 K cache */
-            if (k16)
-                for (int64_t d = 0; d < D; d++) q16[d] = bn_f32_to_f16(q[d]);
+            if (k16) bn_f32_to_f16_n(q, q16, D, simd);
             /* cells 0..pos: q against each cached k row; later cells are the
              * causal mask (and the padded cells of ggml-compat) */
             const int64_t n_vis = pos + 1 < n_kv ? pos + 1 : n_kv;
@@ -292,8 +332,7 @@ static void attn_rows(void *arg, int64_t begin, int64_t end) {
         float *out = c->r.ctxv + t * nh * D + h * D;
         uint16_t p16[4096];
         const bool p_f16 = v16 && (T == 1 || v_gemm16);
-        if (p_f16)
-            for (int64_t j = 0; j < n_kv; j++) p16[j] = bn_f32_to_f16(att[j]);
+        if (p_f16) bn_f32_to_f16_n(att, p16, n_kv, simd);
         /* one dot per dim d: row g·D + d of the transposed V cache */
         const int64_t off = ((int64_t)job->il * kvd + g * D) * c->n_ctx;
         if (!v16) bn_dot_rows(T > 1 ? BN_DOT_F32_TINY : BN_DOT_F32, c->kv.v32 + off, c->n_ctx, D, att, n_kv, order,
@@ -308,23 +347,22 @@ static void attn_rows(void *arg, int64_t begin, int64_t end) {
 static void kv_store(bn_ctx *c, int il) {
     const bn_hparams *hp = &c->m->hp;
     const int64_t kvd = hp->n_head_kv * hp->head_dim;
-    for (int64_t t = 0; t < c->T; t++) { /* K: one row of kvd per position */
-        const int64_t pos = c->p0 + t;
-        const float *k = c->r.k + t * kvd;
-        for (int64_t i = 0; i < kvd; i++) {
-            const int64_t ko = ((int64_t)il * c->n_ctx + pos) * kvd + i;
-            if (c->kv.k_f16) c->kv.k16[ko] = bn_f32_to_f16(k[i]);
-            else c->kv.k32[ko] = k[i];
-        }
-    }
+    const bn_simd simd = bn_pool_simd(c->pool);
+    /* K: the batch's rows of kvd are consecutive positions, one run */
+    const int64_t ko = ((int64_t)il * c->n_ctx + c->p0) * kvd;
+    if (c->kv.k_f16) bn_f32_to_f16_n(c->r.k, c->kv.k16 + ko, c->T * kvd, simd);
+    else memcpy(c->kv.k32 + ko, c->r.k, (size_t)(c->T * kvd) * sizeof(float));
     /* V is transposed (one row of n_ctx positions per dim): dim-major, so a
-     * prompt's T positions of a dim land in one run of memory */
+     * prompt's T positions of a dim land in one run of memory; they are
+     * gathered into `run` and converted as one */
     for (int64_t i = 0; i < kvd; i++) {
         const int64_t vo = ((int64_t)il * kvd + i) * c->n_ctx + c->p0;
-        for (int64_t t = 0; t < c->T; t++) {
-            const float v = c->r.v[t * kvd + i];
-            if (c->kv.v_f16) c->kv.v16[vo + t] = bn_f32_to_f16(v);
-            else c->kv.v32[vo + t] = v;
+        for (int64_t t0 = 0; t0 < c->T; t0 += 256) {
+            float run[256];
+            const int64_t m = c->T - t0 < 256 ? c->T - t0 : 256;
+            for (int64_t t = 0; t < m; t++) run[t] = c->r.v[(t0 + t) * kvd + i];
+            if (c->kv.v_f16) bn_f32_to_f16_n(run, c->kv.v16 + vo + t0, m, simd);
+            else memcpy(c->kv.v32 + vo + t0, run, (size_t)m * sizeof(float));
         }
     }
 }
@@ -392,12 +430,12 @@ static bn_status forward_block(bn_ctx *c, int il, bn_error *err) {
     /* attention */
     norm(c, r->xn, r->x, L->attn_norm, H);
     TAP(il, BN_TAP_ATTN_NORM, r->xn, T, H);
-    if ((st = project(c, il, BN_PROJ_Q, &L->w[BN_PROJ_Q], r->xn, r->q, err))) return st;
-    TAP(il, BN_TAP_ATTN_Q, r->q, T, Dq);
-    if ((st = project(c, il, BN_PROJ_K, &L->w[BN_PROJ_K], r->xn, r->k, err))) return st;
-    TAP(il, BN_TAP_ATTN_K, r->k, T, Dkv);
-    if ((st = project(c, il, BN_PROJ_V, &L->w[BN_PROJ_V], r->xn, r->v, err))) return st;
-    TAP(il, BN_TAP_ATTN_V, r->v, T, Dkv);
+    {
+        static const bn_proj qkv[3] = {BN_PROJ_Q, BN_PROJ_K, BN_PROJ_V};
+        static const bn_tap_kind qkv_taps[3] = {BN_TAP_ATTN_Q, BN_TAP_ATTN_K, BN_TAP_ATTN_V};
+        float *const qkv_out[3] = {r->q, r->k, r->v};
+        if ((st = project_n(c, il, 3, qkv, r->xn, qkv_out, qkv_taps, err))) return st;
+    }
     bn_op_rope(r->q, T, hp->n_head, D, rope_p0, hp->rope_base, hp->rope_neox);
     TAP(il, BN_TAP_ATTN_Q_ROPE, r->q, T, Dq);
     bn_op_rope(r->k, T, hp->n_head_kv, D, rope_p0, hp->rope_base, hp->rope_neox);
@@ -416,10 +454,12 @@ static bn_status forward_block(bn_ctx *c, int il, bn_error *err) {
     /* feed-forward */
     norm(c, r->xn, r->x, L->ffn_norm, H);
     TAP(il, BN_TAP_FFN_NORM, r->xn, T, H);
-    if ((st = project(c, il, BN_PROJ_GATE, &L->w[BN_PROJ_GATE], r->xn, r->gate, err))) return st;
-    TAP(il, BN_TAP_FFN_GATE, r->gate, T, F);
-    if ((st = project(c, il, BN_PROJ_UP, &L->w[BN_PROJ_UP], r->xn, r->up, err))) return st;
-    TAP(il, BN_TAP_FFN_UP, r->up, T, F);
+    {
+        static const bn_proj gate_up[2] = {BN_PROJ_GATE, BN_PROJ_UP};
+        static const bn_tap_kind gate_up_taps[2] = {BN_TAP_FFN_GATE, BN_TAP_FFN_UP};
+        float *const gate_up_out[2] = {r->gate, r->up};
+        if ((st = project_n(c, il, 2, gate_up, r->xn, gate_up_out, gate_up_taps, err))) return st;
+    }
     rows_op glu = {.c = c, .glu = true, .y = r->gate, .x = r->gate, .u = r->up, .n = F};
     run_rows_op(c, &glu);
     TAP(il, BN_TAP_FFN_ACT, r->gate, T, F);

@@ -86,6 +86,8 @@ typedef float elem_fn(const mm_job *j, int64_t row, int64_t t);
  * exactly the operations of an elem_fn call (integer kernels, or the same
  * per-output fma chain), so the results equal four elem_fn calls. */
 typedef void elem4_fn(const mm_job *j, int64_t row, int64_t t, float out[4]);
+/* Rows row..row+n-1 (n <= 8) of token t, likewise equal to n elem_fn calls. */
+typedef void rows_fn(const mm_job *j, int64_t row, int n, int64_t t, float *out);
 
 typedef struct type_info {
     uint32_t type;
@@ -94,6 +96,7 @@ typedef struct type_info {
     act_kind act;
     elem_fn *dot;       /* one output element */
     elem4_fn *dot4;     /* optional: one row, 4 tokens */
+    rows_fn *dot_rows;  /* optional: up to 8 rows, one token */
 } type_info;
 
 #define SCRATCH_MAGIC 0x6d6d6e62u /* "bnmm" */
@@ -447,21 +450,15 @@ AVX2_FN static inline float hsum8_hadd(__m256 v) {
     return _mm_cvtss_f32(t);
 }
 
-/* A 16-lane accumulator is two __m256 (lanes 0-7, 8-15); its first halving
- * step is their sum. */
-AVX2_FN static inline __attribute__((always_inline)) float
-dense_dot_avx2_impl(const void *a, op_kind ka, const void *b, op_kind kb, int64_t n, const dense_alg *alg, int H) {
-    if (alg->kind == DENSE_SEQ) return dense_dot_portable(a, ka, b, kb, n, alg);
-    if (alg->kind == DENSE_TINY) {
-        __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-        for (int64_t l = 0; l < n; l += 8 * H)
-#pragma GCC unroll 2
-            for (int h = 0; h < H; h++) acc[h] = _mm256_fmadd_ps(ld8(a, ka, l + 8 * h), ld8(b, kb, l + 8 * h), acc[h]);
-        return hsum8_tree(H == 2 ? _mm256_add_ps(acc[0], acc[1]) : acc[0]);
-    }
+/* The SIMD part of DENSE_VEC: the sum of elements [0, *np) (*np: n rounded
+ * down to the 4-accumulator step), before the scalar tail. */
+AVX2_FN static inline __attribute__((always_inline)) float vec_main_avx2(const void *a, op_kind ka, const void *b,
+                                                                         op_kind kb, int64_t n, const dense_alg *alg,
+                                                                         int H, int64_t *np_out) {
     __m256 s[4][2];
     for (int j = 0; j < 4; j++) s[j][0] = s[j][1] = _mm256_setzero_ps();
     const int64_t step = 32 * H, np = n & ~(int64_t)(step - 1);
+    *np_out = np;
     /* unrolled so that the 4·H accumulators stay in registers */
     for (int64_t i = 0; i < np; i += step) {
         if (ka == OP_F16) _mm_prefetch((const char *)((const uint16_t *)a + i) + 2048, _MM_HINT_T0);
@@ -483,7 +480,46 @@ dense_dot_avx2_impl(const void *a, op_kind ka, const void *b, op_kind kb, int64_
         sum = H == 2 ? hsum8_tree(_mm256_add_ps(s[0][0], s[0][1]))
                      : alg->hadd_reduce ? hsum8_hadd(s[0][0]) : hsum8_tree(s[0][0]);
     }
+    return sum;
+}
+
+/* A 16-lane accumulator is two __m256 (lanes 0-7, 8-15); its first halving
+ * step is their sum. */
+AVX2_FN static inline __attribute__((always_inline)) float
+dense_dot_avx2_impl(const void *a, op_kind ka, const void *b, op_kind kb, int64_t n, const dense_alg *alg, int H) {
+    if (alg->kind == DENSE_SEQ) return dense_dot_portable(a, ka, b, kb, n, alg);
+    if (alg->kind == DENSE_TINY) {
+        __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+        for (int64_t l = 0; l < n; l += 8 * H)
+#pragma GCC unroll 2
+            for (int h = 0; h < H; h++) acc[h] = _mm256_fmadd_ps(ld8(a, ka, l + 8 * h), ld8(b, kb, l + 8 * h), acc[h]);
+        return hsum8_tree(H == 2 ? _mm256_add_ps(acc[0], acc[1]) : acc[0]);
+    }
+    int64_t np;
+    const float sum = vec_main_avx2(a, ka, b, kb, n, alg, H, &np);
     return vec_tail_avx2(a, ka, b, kb, np, n, sum, alg->tail_double, alg->tail_fma);
+}
+
+
+/* DENSE_VEC with the tail in double (ggml_vec_dot_f16) for 4 rows a, a +
+ * row_bytes, ... against one b: each row's SIMD part as dense_dot_avx2,
+ * then the 4 tails' sequential double sums side by side, each in its own
+ * order (a decoded token's p·V, whose 32-element tails were a third of its
+ * attention time): the same bits as 4 dense_dot_avx2 calls. */
+AVX2_FN static void vec_tail_double_rows4_avx2(const uint8_t *a, size_t row_bytes, op_kind ka, const void *b,
+                                               op_kind kb, int64_t n, const dense_alg *alg, float out[4]) {
+    const int H = alg->lanes / 8;
+    double s[4];
+    int64_t np = 0;
+    for (int r = 0; r < 4; r++)
+        s[r] = H == 2 && ka == OP_F16 && kb == OP_F16 ? vec_main_avx2(a + r * row_bytes, OP_F16, b, OP_F16, n, alg, 2, &np)
+                                                      : vec_main_avx2(a + r * row_bytes, ka, b, kb, n, alg, H, &np);
+    for (int64_t i = np; i < n; i++) {
+        const float bi = ld1(b, kb, i);
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) s[r] += (double)(ld1(a + r * row_bytes, ka, i) * bi);
+    }
+    for (int r = 0; r < 4; r++) out[r] = (float)s[r];
 }
 
 /* dense_dot_avx2_impl with the operand kinds and the lane count as
@@ -547,6 +583,44 @@ AVX2_FN static void dense_tiny4_avx2(const void *a, op_kind ka, const float *x, 
     if (lanes == 16 && ka == OP_F16) dense_tiny4_impl(a, OP_F16, x, K, 2, out);
     else if (lanes == 16 && ka == OP_F32) dense_tiny4_impl(a, OP_F32, x, K, 2, out);
     else dense_tiny4_impl(a, ka, x, K, lanes / 8, out);
+}
+
+/* DENSE_TINY for R weight rows (R <= 8) and one token: each row keeps its
+ * own chain and halving tree (dense_dot_avx2_impl's), hence the same bits,
+ * but the R chains run side by side instead of one fma latency per 16
+ * elements: the last prompt position's lm_head (128256 rows of one token in
+ * tinyBLAS order). */
+AVX2_FN static inline __attribute__((always_inline)) void
+dense_tiny_rows_impl(const uint8_t *w, size_t row_bytes, op_kind ka, const float *x, int64_t K, int H, int R,
+                     float *out) {
+    __m256 acc[8][2];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+    for (int64_t l = 0; l < K; l += 8 * H)
+#pragma GCC unroll 2
+        for (int h = 0; h < H; h++) {
+            const __m256 xv = _mm256_loadu_ps(x + l + 8 * h);
+#pragma GCC unroll 8
+            for (int r = 0; r < R; r++)
+                acc[r][h] = _mm256_fmadd_ps(ld8(w + (size_t)r * row_bytes, ka, l + 8 * h), xv, acc[r][h]);
+        }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++) out[r] = hsum8_tree(H == 2 ? _mm256_add_ps(acc[r][0], acc[r][1]) : acc[r][0]);
+}
+
+/* 4 rows: 8 accumulators of 16 lanes, half of AVX2's 16 registers. */
+AVX2_FN static void dense_tiny_rows4_avx2(const uint8_t *w, size_t row_bytes, op_kind ka, const float *x, int64_t K,
+                                          int lanes, float out[4]) {
+    if (lanes == 16 && ka == OP_F16) dense_tiny_rows_impl(w, row_bytes, OP_F16, x, K, 2, 4, out);
+    else if (lanes == 16 && ka == OP_F32) dense_tiny_rows_impl(w, row_bytes, OP_F32, x, K, 2, 4, out);
+    else dense_tiny_rows_impl(w, row_bytes, ka, x, K, lanes / 8, 4, out);
+}
+
+/* 8 rows of F16 weights on the AVX-512 level, whose 32 vector registers
+ * hold the 16 accumulators: the same ymm operations. */
+VNNI512_FN static void dense_tiny_rows8_f16_512(const uint8_t *w, size_t row_bytes, const float *x, int64_t K,
+                                                float out[8]) {
+    dense_tiny_rows_impl(w, row_bytes, OP_F16, x, K, 2, 8, out);
 }
 
 AVX2_FN static inline int32_t hsum_i32x8(__m256i v) {
@@ -706,12 +780,9 @@ i2s_tile512_impl(const uint8_t *w, size_t row_bytes, const int8_t *q, int64_t K,
         }
     }
 #pragma GCC unroll 4
-    for (int r = 0; r < R; r++) {
+    for (int r = 0; r < R; r++)
         if (U == 1) acc[r][0] = _mm512_add_epi32(acc[r][0], acc[r][1]);
-#pragma GCC unroll 4
-        for (int u = 0; u < U; u++) out[r][u] = _mm512_reduce_add_epi32(acc[r][u]);
-    }
-    if (nb % 2) { /* the odd last block */
+    if (nb % 2) { /* the odd last block, in the low half of the accumulators */
         const __m256i lut8 = _mm512_castsi512_si256(lut), m3h = _mm256_set1_epi8(3);
         const int64_t b = nb - 1;
 #pragma GCC unroll 4
@@ -726,16 +797,33 @@ i2s_tile512_impl(const uint8_t *w, size_t row_bytes, const int8_t *q, int64_t K,
                         lut8, _mm256_and_si256(_mm256_srli_epi16(raw, (unsigned)(6 - 2 * g)), m3h));
                     s = _mm256_dpbusd_epi32(s, c, _mm256_loadu_si256((const __m256i *)(q + u * K + QK_I2S * b + 32 * g)));
                 }
-                out[r][u] += hsum_i32x8(s);
+                acc[r][u] = _mm512_add_epi32(acc[r][u], _mm512_zextsi256_si512(s));
             }
         }
+    }
+    /* per token, the 4 rows' lane sums as one vector (integer sums: any
+     * order is exact), stored whole so that the caller's 16-byte load is
+     * forwarded from this store */
+#pragma GCC unroll 4
+    for (int u = 0; u < U; u++) {
+        __m128i x[4];
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) {
+            if (r >= R) {
+                x[r] = _mm_setzero_si128();
+                continue;
+            }
+            const __m256i h = _mm256_add_epi32(_mm512_castsi512_si256(acc[r][u]), _mm512_extracti64x4_epi64(acc[r][u], 1));
+            x[r] = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+        }
+        _mm_storeu_si128((__m128i *)out[u], _mm_hadd_epi32(_mm_hadd_epi32(x[0], x[1]), _mm_hadd_epi32(x[2], x[3])));
     }
 }
 
 #define I2S_TILE512_CASE(R, U)                                                                                 \
     case (R) * 8 + (U): i2s_tile512_impl(w, row_bytes, q, K, R, U, out); break;
-/* Rows [r, r+R) x tokens [t, t+U) of the exact sums Σ (w+1)·q, R, U in 1..4;
- * q in the interleaved layout of i2s_interleave. */
+/* Rows [r, r+R) x tokens [t, t+U) of the exact sums Σ (w+1)·q, R, U in 1..4,
+ * as out[token][row]; q in the interleaved layout of i2s_interleave. */
 VNNI512_FN static void i2s_tile512(const uint8_t *w, size_t row_bytes, const int8_t *q, int64_t K, int R, int U,
                                    int32_t out[4][4]) {
     switch (R * 8 + U) {
@@ -963,15 +1051,34 @@ static void elem4_dense(const mm_job *j, int64_t r, int64_t t, float out[4]) {
     for (int u = 0; u < 4; u++) out[u] = dense_dot(j->avx2, w, wk, j->x + (t + u) * j->K, j->xk, j->K, &j->alg);
 }
 
+/* Rows [r, r+n) (n <= 8) of token t; the same bits as n elem_dense calls. */
+static void rows_dense(const mm_job *j, int64_t r, int n, int64_t t, float *out) {
+    int i = 0;
+#ifdef MM_X86
+    if (j->avx2 && j->alg.kind == DENSE_TINY && j->xk == OP_F32) {
+        const op_kind wk = j->ti->type == BN_TYPE_F16 ? OP_F16 : j->ti->type == BN_TYPE_BF16 ? OP_BF16 : OP_F32;
+        const uint8_t *w = j->w + (size_t)r * j->row_bytes;
+        const float *x = j->x + t * j->K;
+        if (n == 8 && wk == OP_F16 && j->alg.lanes == 16 && j->i8dot == BN_I8DOT_AVX512_VNNI) {
+            dense_tiny_rows8_f16_512(w, j->row_bytes, x, j->K, out);
+            return;
+        }
+        for (; i + 4 <= n; i += 4)
+            dense_tiny_rows4_avx2(w + (size_t)i * j->row_bytes, j->row_bytes, wk, x, j->K, j->alg.lanes, out + i);
+    }
+#endif
+    for (; i < n; i++) out[i] = elem_dense(j, r + i, t);
+}
+
 static const type_info TYPES[] = {
-    {BN_TYPE_F32, 1, 4, ACT_DENSE, elem_dense, elem4_dense},
-    {BN_TYPE_F16, 1, 2, ACT_DENSE, elem_dense, elem4_dense},
+    {BN_TYPE_F32, 1, 4, ACT_DENSE, elem_dense, elem4_dense, rows_dense},
+    {BN_TYPE_F16, 1, 2, ACT_DENSE, elem_dense, elem4_dense, rows_dense},
     /* BF16 weights widen exactly and meet f32 activations in the dense orders */
-    {BN_TYPE_BF16, 1, 2, ACT_DENSE, elem_dense, elem4_dense},
-    {BN_TYPE_Q8_0, QK8_0, 34, ACT_Q8_0, elem_q8_0, NULL},
-    {BN_TYPE_TQ1_0, QK_K, 54, ACT_Q8_K, elem_tq, NULL},
-    {BN_TYPE_TQ2_0, QK_K, 66, ACT_Q8_K, elem_tq, NULL},
-    {BN_TYPE_I2_S, QK_I2S, 32, ACT_I8_TOKEN, elem_i2s, elem4_i2s},
+    {BN_TYPE_BF16, 1, 2, ACT_DENSE, elem_dense, elem4_dense, rows_dense},
+    {BN_TYPE_Q8_0, QK8_0, 34, ACT_Q8_0, elem_q8_0, NULL, NULL},
+    {BN_TYPE_TQ1_0, QK_K, 54, ACT_Q8_K, elem_tq, NULL, NULL},
+    {BN_TYPE_TQ2_0, QK_K, 66, ACT_Q8_K, elem_tq, NULL, NULL},
+    {BN_TYPE_I2_S, QK_I2S, 32, ACT_I8_TOKEN, elem_i2s, elem4_i2s, NULL},
 };
 
 static const type_info *find_type(uint32_t type) {
@@ -1136,20 +1243,37 @@ static void round_f16_task(void *ctx, int64_t t0, int64_t t1) {
 
 #ifdef MM_X86
 /* I2_S on the AVX-512 VNNI level: tiles of 4 rows x 4 tokens (i2s_tile512);
- * the 4 rows stay in L1 while every token passes over them. */
-static void rows_i2s_tile512(const mm_job *j, int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; r += 4) {
-        const int R = r1 - r < 4 ? (int)(r1 - r) : 4;
-        for (int64_t t = 0; t < j->T; t += 4) {
-            const int U = j->T - t < 4 ? (int)(j->T - t) : 4;
-            int32_t acc[4][4];
-            i2s_tile512(j->w + (size_t)r * j->row_bytes, j->row_bytes, j->q8il + t * j->K, j->K, R, U, acc);
-            for (int u = 0; u < U; u++)
-                for (int i = 0; i < R; i++)
-                    j->y[(t + u) * j->N + r + i] =
-                        ((float)(acc[i][u] - j->ai32[t + u]) / j->af[t + u]) * j->w_scale;
-        }
-    }
+ * the 4 rows stay in L1 while every token passes over them. A token's 4
+ * outputs are scaled as one vector: the same int32 subtraction, conversion,
+ * division and product per lane as elem_i2s (scalar, the divisions cost as
+ * much as a sixth of a prompt). */
+VNNI512_FN static void rows_i2s_tile512(const mm_job *j, int64_t r0, int64_t r1) {
+    const __m128 w_scale = _mm_set1_ps(j->w_scale);
+    /* TILE_BYTES of rows (in L2) meet each group of 4 tokens (in L1) in
+     * turn, so a token's outputs are written as one sequential run; tokens
+     * in the inner loop wrote 16 bytes into each of T lines N floats apart,
+     * which share a few L1 sets and missed on every store */
+    int64_t tile = (int64_t)(TILE_BYTES / j->row_bytes) / 4 * 4;
+    if (tile < 4) tile = 4;
+    for (int64_t rb = r0; rb < r1; rb += tile)
+        for (int64_t t = 0; t < j->T; t += 4)
+            for (int64_t r = rb; r < rb + tile && r < r1; r += 4) {
+                const int R = r1 - r < 4 ? (int)(r1 - r) : 4;
+                const int U = j->T - t < 4 ? (int)(j->T - t) : 4;
+                int32_t acc[4][4];
+                i2s_tile512(j->w + (size_t)r * j->row_bytes, j->row_bytes, j->q8il + t * j->K, j->K, R, U, acc);
+                for (int u = 0; u < U; u++) {
+                    float *y = j->y + (t + u) * j->N + r;
+                    if (R == 4) {
+                        const __m128 v = _mm_cvtepi32_ps(
+                            _mm_sub_epi32(_mm_loadu_si128((const __m128i *)acc[u]), _mm_set1_epi32(j->ai32[t + u])));
+                        _mm_storeu_ps(y, _mm_mul_ps(_mm_div_ps(v, _mm_set1_ps(j->af[t + u])), w_scale));
+                    } else {
+                        for (int i = 0; i < R; i++)
+                            y[i] = ((float)(acc[u][i] - j->ai32[t + u]) / j->af[t + u]) * j->w_scale;
+                    }
+                }
+            }
 }
 #endif
 
@@ -1177,8 +1301,17 @@ static void rows_task(void *ctx, int64_t r0, int64_t r1) {
                     j->ti->dot4(j, r, t, out);
                     for (int u = 0; u < 4; u++) j->y[(t + u) * j->N + r] = out[u];
                 }
-        for (; t < j->T; t++)
-            for (int64_t r = rb; r < re; r++) j->y[t * j->N + r] = j->ti->dot(j, r, t);
+        for (; t < j->T; t++) {
+            int64_t r = rb;
+            if (j->ti->dot_rows)
+                for (; r < re; r += 8) {
+                    const int n = re - r < 8 ? (int)(re - r) : 8;
+                    float out[8];
+                    j->ti->dot_rows(j, r, n, t, out);
+                    for (int i = 0; i < n; i++) j->y[t * j->N + r + i] = out[i];
+                }
+            for (; r < re; r++) j->y[t * j->N + r] = j->ti->dot(j, r, t);
+        }
     }
 }
 
@@ -1230,21 +1363,50 @@ static bn_status resolve_simd(bn_pool *pool, bn_simd want, bool *avx2, bn_error 
     return BN_OK;
 }
 
-bn_status bn_matmul(bn_pool *pool, const bn_weight *w, const float *x, int64_t T, float *y,
-                    const bn_matmul_opts *opts, void *scratch, size_t scratch_bytes, bn_error *err) {
+/* The weights of one bn_matmul_n call, each an mm_job sharing the
+ * quantized activations, and their rows numbered one after another. */
+typedef struct mm_jobs {
+    int n;
+    mm_job j[BN_MATMUL_MAX_WEIGHTS];
+    int64_t first[BN_MATMUL_MAX_WEIGHTS + 1]; /* global index of each job's row 0; first[n] = all rows */
+} mm_jobs;
+
+/* Global rows [r0, r1): the part in each job. */
+static void rows_task_n(void *ctx, int64_t r0, int64_t r1) {
+    const mm_jobs *m = ctx;
+    for (int i = 0; i < m->n; i++) {
+        const int64_t a = r0 > m->first[i] ? r0 : m->first[i], b = r1 < m->first[i + 1] ? r1 : m->first[i + 1];
+        if (a < b) rows_task((void *)&m->j[i], a - m->first[i], b - m->first[i]);
+    }
+}
+
+bn_status bn_matmul_n(bn_pool *pool, int n, const bn_weight *w, const float *x, int64_t T, float *const *y,
+                      const bn_matmul_opts *opts, void *scratch, size_t scratch_bytes, bn_error *err) {
     static const bn_matmul_opts plain = {.order = BN_SUM_PLAIN, .simd = BN_SIMD_AUTO};
     const bn_matmul_opts *o = opts ? opts : &plain;
-    if (!w || !w->data || !x || !y || !scratch)
-        return bn_error_set(err, BN_ERR_INVALID, "matmul: NULL weight, data, input, output or scratch");
+    if (n < 1 || n > BN_MATMUL_MAX_WEIGHTS || !w || !y)
+        return bn_error_set(err, BN_ERR_INVALID, "matmul: %d weights (1..%d) or NULL weight/output arrays", n,
+                            BN_MATMUL_MAX_WEIGHTS);
+    for (int i = 0; i < n; i++) {
+        if (!w[i].data || !y[i])
+            return bn_error_set(err, BN_ERR_INVALID, "matmul: NULL data or output of weight %d", i);
+        if (w[i].type != w[0].type || w[i].k != w[0].k)
+            return bn_error_set(err, BN_ERR_INVALID,
+                                "matmul: weight %d is %s k=%lld, weight 0 %s k=%lld (one call shares type and k)", i,
+                                bn_type_name(w[i].type), (long long)w[i].k, bn_type_name(w[0].type),
+                                (long long)w[0].k);
+    }
+    if (!x || !scratch) return bn_error_set(err, BN_ERR_INVALID, "matmul: NULL input or scratch");
     const type_info *ti = find_type(w->type);
     if (!ti)
         return bn_error_set(err, BN_ERR_UNSUPPORTED, "matmul: weight type %s has no matmul kernel",
                             bn_type_name(w->type));
-    if (T < 1 || w->n < 1 || w->k < 1 || w->k % ti->block != 0)
-        return bn_error_set(err, BN_ERR_INVALID,
-                            "matmul: bad shape %s k=%lld n=%lld T=%lld (k must be a positive multiple of %lld)",
-                            ti ? bn_type_name(w->type) : "?", (long long)w->k, (long long)w->n, (long long)T,
-                            (long long)ti->block);
+    for (int i = 0; i < n; i++)
+        if (T < 1 || w[i].n < 1 || w[i].k < 1 || w[i].k % ti->block != 0)
+            return bn_error_set(err, BN_ERR_INVALID,
+                                "matmul: bad shape %s k=%lld n=%lld T=%lld (k must be a positive multiple of %lld)",
+                                bn_type_name(w->type), (long long)w[i].k, (long long)w[i].n, (long long)T,
+                                (long long)ti->block);
     if (o->order > BN_SUM_GGML_NOFMA)
         return bn_error_set(err, BN_ERR_INVALID, "matmul: unknown summation order %d", (int)o->order);
     if ((unsigned)o->act_round >= sizeof I8_QUANTIZERS / sizeof I8_QUANTIZERS[0])
@@ -1254,9 +1416,11 @@ bn_status bn_matmul(bn_pool *pool, const bn_weight *w, const float *x, int64_t T
         return bn_error_set(err, BN_ERR_INVALID,
                             "matmul: scratch of %zu bytes at %p too small or misaligned (need %zu, 8-byte aligned)",
                             scratch_bytes, scratch, h.total);
-    mm_job j = {.ti = ti, .w = w->data, .row_bytes = (size_t)(w->k / ti->block) * ti->block_bytes,
-                .K = w->k, .N = w->n, .T = T, .x = x, .y = y, .order = o->order};
-    bn_status st = resolve_simd(pool, o->simd, &j.avx2, err);
+    mm_jobs m = {.n = n};
+    mm_job *j0 = &m.j[0];
+    *j0 = (mm_job){.ti = ti, .w = w->data, .row_bytes = (size_t)(w->k / ti->block) * ti->block_bytes,
+                   .K = w->k, .N = w->n, .T = T, .x = x, .y = y[0], .order = o->order};
+    bn_status st = resolve_simd(pool, o->simd, &j0->avx2, err);
     if (st != BN_OK) return st;
     if ((unsigned)o->i8dot > BN_I8DOT_AVX_VNNI)
         return bn_error_set(err, BN_ERR_INVALID, "matmul: unknown int8 dot kernel %d", (int)o->i8dot);
@@ -1264,46 +1428,64 @@ bn_status bn_matmul(bn_pool *pool, const bn_weight *w, const float *x, int64_t T
         return bn_error_set(err, BN_ERR_INVALID, "matmul: int8 dot kernel %s requested but this CPU lacks it",
                             bn_i8dot_name(o->i8dot));
     if (o->i8dot != BN_I8DOT_AUTO) {
-        j.i8dot = o->i8dot;
+        j0->i8dot = o->i8dot;
     } else { /* the pool's record of the CPU: no feature query per matmul */
-        j.i8dot = i8dot_of(bn_pool_cpu_int8_dot(pool));
+        j0->i8dot = i8dot_of(bn_pool_cpu_int8_dot(pool));
     }
 
     uint8_t *base = scratch;
     memcpy(base, &h, sizeof h);
-    j.q8 = (int8_t *)(base + h.q8_off);
-    j.af = (float *)(base + h.f_off);
-    j.ai32 = (int32_t *)(base + h.i_off);
-    j.ai16 = (int16_t *)(base + h.i_off);
+    j0->q8 = (int8_t *)(base + h.q8_off);
+    j0->af = (float *)(base + h.f_off);
+    j0->ai32 = (int32_t *)(base + h.i_off);
+    j0->ai16 = (int16_t *)(base + h.i_off);
 #ifdef MM_X86
-    if (ti->act == ACT_I8_TOKEN && j.avx2 && j.i8dot == BN_I8DOT_AVX512_VNNI) j.q8il = (int8_t *)(base + h.il_off);
+    if (ti->act == ACT_I8_TOKEN && j0->avx2 && j0->i8dot == BN_I8DOT_AVX512_VNNI) j0->q8il = (int8_t *)(base + h.il_off);
 #endif
-    if (ti->act == ACT_I8_TOKEN) { /* one float right after all the codes */
-        memcpy(&j.w_scale, j.w + (size_t)(w->n * w->k / 4), sizeof j.w_scale);
-        j.quant_i8 = I8_QUANTIZERS[o->act_round];
+    if (ti->act == ACT_I8_TOKEN) {
+        j0->quant_i8 = I8_QUANTIZERS[o->act_round];
 #ifdef MM_X86
-        if (j.avx2 && o->act_round == BN_ROUND_HALF_EVEN) j.quant_i8 = quant_i8_token_even_avx2;
+        if (j0->avx2 && o->act_round == BN_ROUND_HALF_EVEN) j0->quant_i8 = quant_i8_token_even_avx2;
 #endif
     }
     if (ti->act == ACT_DENSE) {
-        dense_plan(ti, T, w->k, o, &j);
-        if (j.xk == OP_F32_AS_F16) { /* round once here, not once per weight row: the same values */
-            bn_pool_parallel_for(pool, T, 1, round_f16_task, &j);
-            j.x = j.af;
-            j.xk = OP_F32;
+        dense_plan(ti, T, w->k, o, j0);
+        if (j0->xk == OP_F32_AS_F16) { /* round once here, not once per weight row: the same values */
+            bn_pool_parallel_for(pool, T, 1, round_f16_task, j0);
+            j0->x = j0->af;
+            j0->xk = OP_F32;
         }
     } else {
-        bn_pool_parallel_for(pool, T, 1, quant_task, &j);
+        bn_pool_parallel_for(pool, T, 1, quant_task, j0);
+    }
+    /* the other weights: the same activations, their own rows, output and scale */
+    for (int i = 0; i < n; i++) {
+        if (i > 0) {
+            m.j[i] = *j0;
+            m.j[i].w = w[i].data;
+            m.j[i].N = w[i].n;
+            m.j[i].y = y[i];
+        }
+        if (ti->act == ACT_I8_TOKEN) /* one float right after all the codes */
+            memcpy(&m.j[i].w_scale, m.j[i].w + (size_t)(w[i].n * w[i].k / 4), sizeof m.j[i].w_scale);
+        m.first[i + 1] = m.first[i] + w[i].n;
     }
 
     /* chunks of ~1/32 of a thread's share: claimed dynamically, they keep
      * both threads busy to the end of a matmul (every output element is
      * computed alone, so the partition never changes a bit) */
-    const int64_t threads = bn_pool_size(pool);
-    int64_t grain = (w->n + threads * 4 - 1) / (threads * 4);
+    const int64_t rows = m.first[n], threads = bn_pool_size(pool);
+    int64_t grain = (rows + threads * 4 - 1) / (threads * 4);
     grain = (grain + ROW_TILE - 1) / ROW_TILE * ROW_TILE;
-    bn_pool_parallel_for(pool, w->n, grain, rows_task, &j);
+    if (n == 1) bn_pool_parallel_for(pool, rows, grain, rows_task, j0);
+    else bn_pool_parallel_for(pool, rows, grain, rows_task_n, &m);
     return BN_OK;
+}
+
+bn_status bn_matmul(bn_pool *pool, const bn_weight *w, const float *x, int64_t T, float *y,
+                    const bn_matmul_opts *opts, void *scratch, size_t scratch_bytes, bn_error *err) {
+    if (!w || !y) return bn_error_set(err, BN_ERR_INVALID, "matmul: NULL weight, data, input, output or scratch");
+    return bn_matmul_n(pool, 1, w, x, T, &y, opts, scratch, scratch_bytes, err);
 }
 
 static const scratch_hdr *last_hdr(const void *scratch) {
@@ -1383,7 +1565,14 @@ void bn_dot_rows(bn_dot_kind kind, const void *a, int64_t stride, int64_t count,
     dot_plan(kind, order, n, &alg, &kb);
     const bool avx2 = resolve_dot_simd(simd);
     const size_t row = (size_t)stride * (f16 ? sizeof(uint16_t) : sizeof(float));
-    for (int64_t i = 0; i < count; i++)
+    int64_t i = 0;
+#ifdef MM_X86
+    if (avx2 && alg.kind == DENSE_VEC && alg.tail_double && n % (4 * alg.lanes) != 0)
+        for (; i + 4 <= count; i += 4)
+            vec_tail_double_rows4_avx2((const uint8_t *)a + (size_t)i * row, row, f16 ? OP_F16 : OP_F32, b, kb, n,
+                                       &alg, out + i);
+#endif
+    for (; i < count; i++)
         out[i] = dense_dot(avx2, (const uint8_t *)a + (size_t)i * row, f16 ? OP_F16 : OP_F32, b, kb, n, &alg);
 }
 

@@ -11,25 +11,36 @@
 #include "bitnet/quant.h"
 #include "bitnet/simd.h"
 
-void bn_op_rms_norm(float *y, const float *x, int64_t T, int64_t n, float eps, bool layernorm) {
-    for (int64_t t = 0; t < T; t++) {
-        const float *xr = x + t * n;
-        float *yr = y + t * n;
-        float mean_x = 0;
-        if (layernorm) {
+/* R rows (R <= 4) of bn_op_rms_norm: ggml sums each row in double in index
+ * order, one dependent add per element; the R rows' chains are independent,
+ * so running them side by side takes the time of one (the same bits). */
+static inline __attribute__((always_inline)) void rms_rows(float *y, const float *x, int R, int64_t n, float eps,
+                                                           bool layernorm) {
+    float mean_x[4] = {0, 0, 0, 0};
+    if (layernorm)
+        for (int r = 0; r < R; r++) {
             double s = 0;
-            for (int64_t i = 0; i < n; i++) s += xr[i];
-            mean_x = (float)(s / (double)n);
+            for (int64_t i = 0; i < n; i++) s += x[r * n + i];
+            mean_x[r] = (float)(s / (double)n);
         }
-        double sum = 0;
-        for (int64_t i = 0; i < n; i++) {
-            float v = xr[i] - mean_x;
-            sum += (double)(v * v);
+    double sum[4] = {0, 0, 0, 0};
+    for (int64_t i = 0; i < n; i++)
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const float v = x[r * n + i] - mean_x[r];
+            sum[r] += (double)(v * v);
         }
-        const float mean = (float)(sum / (double)n);
+    for (int r = 0; r < R; r++) {
+        const float mean = (float)(sum[r] / (double)n);
         const float scale = 1.0f / sqrtf(mean + eps);
-        for (int64_t i = 0; i < n; i++) yr[i] = (xr[i] - mean_x) * scale;
+        for (int64_t i = 0; i < n; i++) y[r * n + i] = (x[r * n + i] - mean_x[r]) * scale;
     }
+}
+
+void bn_op_rms_norm(float *y, const float *x, int64_t T, int64_t n, float eps, bool layernorm) {
+    int64_t t = 0;
+    for (; t + 4 <= T; t += 4) rms_rows(y + t * n, x + t * n, 4, n, eps, layernorm);
+    for (; t < T; t++) rms_rows(y + t * n, x + t * n, 1, n, eps, layernorm);
 }
 
 void bn_op_mul_rows(float *y, const float *w, int64_t T, int64_t n) {
@@ -161,25 +172,36 @@ OPS_INLINE void softmax_body(float *x, int64_t n, float scale, int lanes) {
 }
 
 OPS_INLINE void glu_body(float *y, const float *g, const float *u, int64_t T, int64_t n, bool relu2, int lanes) {
+    if (relu2) { /* a loop of its own: a select (maxss), not a branch on the sign of random values */
+        for (int64_t k = 0; k < T * n; k++) {
+            const float r = g[k] > 0.0f ? g[k] : 0.0f;
+            y[k] = (r * r) * u[k];
+        }
+        return;
+    }
     const int64_t vec_end = n / lanes * lanes; /* ggml's silu: vector lanes, then a libm tail */
     for (int64_t t = 0; t < T; t++)
         for (int64_t i = 0; i < n; i++) {
             const int64_t k = t * n + i;
-            float a;
-            if (relu2) {
-                const float r = g[k] > 0.0f ? g[k] : 0.0f;
-                a = r * r;
-            } else {
-                a = g[k] / (1.0f + (i < vec_end ? ggml_expf(-g[k], lanes) : expf(-g[k])));
-            }
-            y[k] = a * u[k];
+            y[k] = (g[k] / (1.0f + (i < vec_end ? ggml_expf(-g[k], lanes) : expf(-g[k])))) * u[k];
         }
 }
 
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+#include <immintrin.h>
 #define OPS_FMA_FN __attribute__((target("avx2,fma")))
 OPS_FMA_FN static void softmax_fma(float *x, int64_t n, float scale, int lanes) { softmax_body(x, n, scale, lanes); }
 OPS_FMA_FN static void glu_fma(float *y, const float *g, const float *u, int64_t T, int64_t n, bool relu2, int lanes) {
+    if (relu2) { /* maxps(g, 0) is exactly g > 0 ? g : 0 (NaN and -0 give 0); then the same two products */
+        const int64_t m = T * n, m8 = m & ~(int64_t)7;
+        const __m256 zero = _mm256_setzero_ps();
+        for (int64_t k = 0; k < m8; k += 8) {
+            const __m256 r = _mm256_max_ps(_mm256_loadu_ps(g + k), zero);
+            _mm256_storeu_ps(y + k, _mm256_mul_ps(_mm256_mul_ps(r, r), _mm256_loadu_ps(u + k)));
+        }
+        glu_body(y + m8, g + m8, u + m8, 1, m - m8, true, lanes);
+        return;
+    }
     glu_body(y, g, u, T, n, relu2, lanes);
 }
 #endif

@@ -76,6 +76,35 @@ uint16_t bn_f32_to_f16(float f) {
     return sign | (uint16_t)shift_rne((a & 0x7fffff) | 0x800000, 126 - e);
 }
 
+#ifdef BN_HAVE_X86
+/* F16C's vcvtps2ph in round-to-nearest-even mode is ggml's conversion; it
+ * keeps a NaN's payload where bn_f32_to_f16 makes it 0x7e00, so a chunk of 8
+ * that holds a NaN is converted by the scalar function instead. */
+AVX2_FN static void f32_to_f16_avx2(const float *x, uint16_t *y, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 v = _mm256_loadu_ps(x + i);
+        if (_mm256_movemask_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q))) {
+            for (int l = 0; l < 8; l++) y[i + l] = bn_f32_to_f16(x[i + l]);
+            continue;
+        }
+        _mm_storeu_si128((__m128i *)(y + i), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    }
+    for (; i < n; i++) y[i] = bn_f32_to_f16(x[i]);
+}
+#endif
+
+void bn_f32_to_f16_n(const float *x, uint16_t *y, int64_t n, bn_simd_level level) {
+#ifdef BN_HAVE_X86
+    if (level == BN_SIMD_AVX2) {
+        f32_to_f16_avx2(x, y, n);
+        return;
+    }
+#endif
+    (void)level;
+    for (int64_t i = 0; i < n; i++) y[i] = bn_f32_to_f16(x[i]);
+}
+
 float bn_bf16_to_f32(uint16_t h) { return bits_f32((uint32_t)h << 16); }
 
 /* ggml_compute_fp32_to_bf16: NaN is forced quiet, the rest rounds to even. */

@@ -116,6 +116,15 @@ bn_status bn_matmul(bn_pool *pool, const bn_weight *w, const float *x, int64_t T
                     const bn_matmul_opts *opts, void *scratch, size_t scratch_bytes,
                     bn_error *err);
 
+/* bn_matmul for n (1..BN_MATMUL_MAX_WEIGHTS) weights w[0..n) of one type and
+ * one k that read the same x (Q, K and V; gate and up): y[i] = x · w[i]ᵀ.
+ * The activations are quantized once and the rows of all the weights are
+ * one pass over the pool, so the results are those of n bn_matmul calls, bit
+ * for bit, with one synchronization instead of n. scratch as for w[0]. */
+#define BN_MATMUL_MAX_WEIGHTS 4
+bn_status bn_matmul_n(bn_pool *pool, int n, const bn_weight *w, const float *x, int64_t T, float *const *y,
+                      const bn_matmul_opts *opts, void *scratch, size_t scratch_bytes, bn_error *err);
+
 /* The int8 activations [T,K] and per-token scales [T] (s = 127/amax) of the
  * last I2_S bn_matmul that used this scratch, for the in_q8/in_scale taps;
  * NULL when the last matmul in it was not I2_S. T and K are written when the

@@ -66,6 +66,9 @@ bn_status bn_type_tensor_nbytes(uint32_t type, int64_t ne0, int64_t nelem,
 float bn_f16_to_f32(uint16_t h);
 uint16_t bn_f32_to_f16(float f);
 float bn_bf16_to_f32(uint16_t h);
+/* y[i] = bn_f32_to_f16(x[i]) for i < n, bit for bit; level BN_SIMD_AVX2
+ * (which the caller has checked the CPU has) converts 8 at a time with F16C. */
+void bn_f32_to_f16_n(const float *x, uint16_t *y, int64_t n, bn_simd_level level);
 uint16_t bn_f32_to_bf16(float f);
 
 /* Dequantizes rows [row0, row0 + nrows) of a tensor whose rows have `ne0`
