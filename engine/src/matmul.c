@@ -820,6 +820,59 @@ i2s_tile512_impl(const uint8_t *w, size_t row_bytes, const int8_t *q, int64_t K,
     }
 }
 
+/* A decoded token (one activation vector) against 8 rows on the AVX-512
+ * VNNI level: one accumulator per row, the group vectors of the token
+ * loaded once per block pair for the 8 rows, and the next 8 rows' bytes
+ * prefetched into L1 as these are read. More rows in flight than the
+ * 4-row tile keeps more of the memory bus busy: a 2B model's layers stream
+ * about an eighth faster. An odd last block takes the 256-bit form. Integer
+ * sums only: the same integers as every other kernel. */
+VNNI512_FN static void i2s_rows8_decode512(const uint8_t *w, size_t row_bytes, const int8_t *q, int64_t K,
+                                           int32_t out[8]) {
+    const __m512i t_hi = _mm512_broadcast_i32x4(_mm_setr_epi8(I2S_NIB_HI));
+    const __m512i t_lo = _mm512_broadcast_i32x4(_mm_setr_epi8(I2S_NIB_LO));
+    const __m512i m15 = _mm512_set1_epi8(15);
+    __m512i acc[8];
+#pragma GCC unroll 8
+    for (int r = 0; r < 8; r++) acc[r] = _mm512_setzero_si512();
+    const int64_t nb = K / QK_I2S;
+    for (int64_t p = 0; p + 2 <= nb; p += 2) {
+        __m512i qv[4];
+#pragma GCC unroll 4
+        for (int g = 0; g < 4; g++) qv[g] = _mm512_loadu_si512((const void *)(q + QK_I2S * p + 64 * g));
+#pragma GCC unroll 8
+        for (int r = 0; r < 8; r++) {
+            /* the same bytes of the next 8 rows (a prefetch never faults) */
+            _mm_prefetch((const char *)(w + (size_t)(r + 8) * row_bytes + 32 * p), _MM_HINT_T0);
+            const __m512i raw = _mm512_loadu_si512((const void *)(w + (size_t)r * row_bytes + 32 * p));
+            const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), m15), lo = _mm512_and_si512(raw, m15);
+            acc[r] = _mm512_dpbusd_epi32(acc[r], _mm512_shuffle_epi8(t_hi, hi), qv[0]);
+            acc[r] = _mm512_dpbusd_epi32(acc[r], _mm512_shuffle_epi8(t_lo, hi), qv[1]);
+            acc[r] = _mm512_dpbusd_epi32(acc[r], _mm512_shuffle_epi8(t_hi, lo), qv[2]);
+            acc[r] = _mm512_dpbusd_epi32(acc[r], _mm512_shuffle_epi8(t_lo, lo), qv[3]);
+        }
+    }
+    if (nb % 2) { /* the odd last block, in the low half of the accumulators */
+        const __m256i lut8 = _mm256_setr_epi8(0, 1, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 1, 0, 0, 0, 0,
+                                              0, 0, 0, 0, 0, 0, 0, 0);
+        const __m256i m3 = _mm256_set1_epi8(3);
+        const int64_t b = nb - 1;
+#pragma GCC unroll 8
+        for (int r = 0; r < 8; r++) {
+            const __m256i raw = _mm256_loadu_si256((const __m256i *)(w + (size_t)r * row_bytes + 32 * b));
+            __m256i s = _mm256_setzero_si256();
+#pragma GCC unroll 4
+            for (int g = 0; g < 4; g++)
+                s = _mm256_dpbusd_epi32(
+                    s, _mm256_shuffle_epi8(lut8, _mm256_and_si256(_mm256_srli_epi16(raw, (unsigned)(6 - 2 * g)), m3)),
+                    _mm256_loadu_si256((const __m256i *)(q + QK_I2S * b + 32 * g)));
+            acc[r] = _mm512_add_epi32(acc[r], _mm512_zextsi256_si512(s));
+        }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < 8; r++) out[r] = _mm512_reduce_add_epi32(acc[r]);
+}
+
 #define I2S_TILE512_CASE(R, U)                                                                                 \
     case (R) * 8 + (U): i2s_tile512_impl(w, row_bytes, q, K, R, U, out); break;
 /* Rows [r, r+R) x tokens [t, t+U) of the exact sums Σ (w+1)·q, R, U in 1..4,
@@ -1255,6 +1308,16 @@ VNNI512_FN static void rows_i2s_tile512(const mm_job *j, int64_t r0, int64_t r1)
      * which share a few L1 sets and missed on every store */
     int64_t tile = (int64_t)(TILE_BYTES / j->row_bytes) / 4 * 4;
     if (tile < 4) tile = 4;
+    if (j->T == 1) { /* a decoded token: 8 rows at a time, then tiles of the rest */
+        for (; r0 + 8 <= r1; r0 += 8) {
+            int32_t acc[8];
+            i2s_rows8_decode512(j->w + (size_t)r0 * j->row_bytes, j->row_bytes, j->q8il, j->K, acc);
+            const __m256 v = _mm256_cvtepi32_ps(
+                _mm256_sub_epi32(_mm256_loadu_si256((const __m256i *)acc), _mm256_set1_epi32(j->ai32[0])));
+            _mm256_storeu_ps(j->y + r0, _mm256_mul_ps(_mm256_div_ps(v, _mm256_set1_ps(j->af[0])),
+                                                      _mm256_set1_ps(j->w_scale)));
+        }
+    }
     for (int64_t rb = r0; rb < r1; rb += tile)
         for (int64_t t = 0; t < j->T; t += 4)
             for (int64_t r = rb; r < rb + tile && r < r1; r += 4) {
