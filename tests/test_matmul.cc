@@ -419,6 +419,14 @@ TEST(MatmulDeterminism, SimdLevelsAndThreadCountsAgreeForEveryType) {
     }
 }
 
+// A pool of two threads (the CI machine's core count), or null on failure.
+PoolPtr TwoThreadPool() {
+    bn_pool *raw = nullptr;
+    bn_error err;
+    EXPECT_OK(bn_pool_create(2, &raw, &err), err);
+    return PoolPtr(raw);
+}
+
 // The F16 lm_head of a decode step (ggml_vec_dot_f16: 4 x 16 lanes over
 // steps of 64, the tail in double) on every kernel the CPU has, with K
 // below, at and past multiples of 64: the tail and the register-held
@@ -427,10 +435,8 @@ TEST(MatmulDeterminism, SimdLevelsAndThreadCountsAgreeForEveryType) {
 TEST(MatmulF16, DecodeRowsEqualPortableForEveryTail) {
     std::mt19937 rng(91);
     std::normal_distribution<float> nd(0.0f, 1.0f);
-    bn_pool *raw = nullptr;
-    bn_error perr;
-    ASSERT_OK(bn_pool_create(2, &raw, &perr), perr);
-    PoolPtr pool(raw);
+    PoolPtr pool = TwoThreadPool();
+    ASSERT_TRUE(pool);
     for (int64_t K : {16, 40, 64, 100, 1000, 2560, 2600}) {
         const int64_t N = 37;
         std::vector<uint16_t> w((size_t)(K * N));
@@ -456,10 +462,9 @@ TEST(MatmulF16, DecodeRowsEqualPortableForEveryTail) {
 TEST(MatmulN, EqualsOneMatmulPerWeight) {
     std::mt19937 rng(77);
     std::normal_distribution<float> nd(0.0f, 1.0f);
-    bn_pool *raw = nullptr;
+    PoolPtr pool = TwoThreadPool();
+    ASSERT_TRUE(pool);
     bn_error err;
-    ASSERT_OK(bn_pool_create(2, &raw, &err), err);
-    PoolPtr pool(raw);
     const int64_t K = 512, rows[4] = {37, 64, 9, 130};
     for (uint32_t type : {BN_TYPE_I2_S, BN_TYPE_TQ2_0, BN_TYPE_Q8_0, BN_TYPE_F16, BN_TYPE_F32}) {
         std::vector<RandomWeight> rw;
