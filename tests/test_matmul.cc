@@ -668,8 +668,12 @@ TEST(MatmulDot, DotRowsEqualSingleDotsForEveryTailAndCount) {
     const int64_t stride = 272, max_rows = 9;
     std::vector<float> a(stride * max_rows), b(stride);
     std::vector<uint16_t> a16(a.size()), b16(b.size());
-    for (size_t i = 0; i < a.size(); i++) a[i] = nd(rng) * (i % 17 == 0 ? 300.0f : 1.0f), a16[i] = bn_f32_to_f16(a[i]);
-    for (size_t i = 0; i < b.size(); i++) b[i] = nd(rng), b16[i] = bn_f32_to_f16(b[i]);
+    // magnitudes from f16 subnormals to 65504, so that the products span more
+    // than a double's 53 bits and a changed order of the double tail shows
+    std::uniform_real_distribution<float> ud(-1.0f, 1.0f);
+    const float scales[] = {1.0f, 300.0f, 6e-8f, 65000.0f, 1e-4f, 1.0f, 30000.0f};
+    for (size_t i = 0; i < a.size(); i++) a[i] = ud(rng) * scales[i % 7], a16[i] = bn_f32_to_f16(a[i]);
+    for (size_t i = 0; i < b.size(); i++) b[i] = nd(rng) * (i % 5 == 0 ? 1e-3f : 1.0f), b16[i] = bn_f32_to_f16(b[i]);
     int64_t checked = 0;
     for (int64_t n : {16, 32, 48, 64, 80, 96, 112, 128, 130, 160, 256}) {
         for (bn_sum_order o : {BN_SUM_PLAIN, BN_SUM_GGML, BN_SUM_GGML_AVX2, BN_SUM_GGML_NOFMA}) {
