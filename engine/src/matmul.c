@@ -560,67 +560,55 @@ VNNI512_FN static float dense_vec16_f16_512(const uint16_t *a, const float *b, i
     return vec_tail_avx2(a, OP_F16, b, OP_F32, np, n, sum, alg->tail_double, alg->tail_fma);
 }
 
-/* DENSE_TINY for one weight row and 4 tokens: each weight vector is loaded
- * (and widened) once for the 4 tokens; per token the same fma chain and
- * halving tree as dense_dot_avx2_impl, hence the same bits. */
-AVX2_FN static inline __attribute__((always_inline)) void dense_tiny4_impl(const void *a, op_kind ka, const float *x,
-                                                                           int64_t K, int H, float out[4]) {
-    __m256 acc[4][2];
-#pragma GCC unroll 4
-    for (int u = 0; u < 4; u++) acc[u][0] = acc[u][1] = _mm256_setzero_ps();
+/* DENSE_TINY for a block of R weight rows x U tokens (R·U <= 8): each weight
+ * vector is loaded (and widened) once for the U tokens and each activation
+ * vector once for the R rows; per output the same fma chain and halving tree
+ * as dense_dot_avx2_impl, hence the same bits. R = 1, U = 4: a prompt's rows;
+ * R = 4 or 8, U = 1: the last prompt position's lm_head (128256 rows of one
+ * token), whose R chains then run side by side instead of one fma latency
+ * per 16 elements. out[r·U + u]. */
+AVX2_FN static inline __attribute__((always_inline)) void
+dense_tiny_block_impl(const uint8_t *w, size_t row_bytes, op_kind ka, const float *x, int64_t K, int H, int R, int U,
+                      float *out) {
+    __m256 acc[8][2];
+#pragma GCC unroll 8
+    for (int i = 0; i < R * U; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
     for (int64_t l = 0; l < K; l += 8 * H)
 #pragma GCC unroll 2
         for (int h = 0; h < H; h++) {
-            const __m256 wv = ld8(a, ka, l + 8 * h);
+            __m256 xv[4];
 #pragma GCC unroll 4
-            for (int u = 0; u < 4; u++) acc[u][h] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + u * K + l + 8 * h), acc[u][h]);
+            for (int u = 0; u < U; u++) xv[u] = _mm256_loadu_ps(x + u * K + l + 8 * h);
+#pragma GCC unroll 8
+            for (int r = 0; r < R; r++) {
+                const __m256 wv = ld8(w + (size_t)r * row_bytes, ka, l + 8 * h);
+#pragma GCC unroll 4
+                for (int u = 0; u < U; u++) acc[r * U + u][h] = _mm256_fmadd_ps(wv, xv[u], acc[r * U + u][h]);
+            }
         }
-#pragma GCC unroll 4
-    for (int u = 0; u < 4; u++) out[u] = hsum8_tree(H == 2 ? _mm256_add_ps(acc[u][0], acc[u][1]) : acc[u][0]);
+#pragma GCC unroll 8
+    for (int i = 0; i < R * U; i++) out[i] = hsum8_tree(H == 2 ? _mm256_add_ps(acc[i][0], acc[i][1]) : acc[i][0]);
 }
 
 AVX2_FN static void dense_tiny4_avx2(const void *a, op_kind ka, const float *x, int64_t K, int lanes, float out[4]) {
-    if (lanes == 16 && ka == OP_F16) dense_tiny4_impl(a, OP_F16, x, K, 2, out);
-    else if (lanes == 16 && ka == OP_F32) dense_tiny4_impl(a, OP_F32, x, K, 2, out);
-    else dense_tiny4_impl(a, ka, x, K, lanes / 8, out);
-}
-
-/* DENSE_TINY for R weight rows (R <= 8) and one token: each row keeps its
- * own chain and halving tree (dense_dot_avx2_impl's), hence the same bits,
- * but the R chains run side by side instead of one fma latency per 16
- * elements: the last prompt position's lm_head (128256 rows of one token in
- * tinyBLAS order). */
-AVX2_FN static inline __attribute__((always_inline)) void
-dense_tiny_rows_impl(const uint8_t *w, size_t row_bytes, op_kind ka, const float *x, int64_t K, int H, int R,
-                     float *out) {
-    __m256 acc[8][2];
-#pragma GCC unroll 8
-    for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
-    for (int64_t l = 0; l < K; l += 8 * H)
-#pragma GCC unroll 2
-        for (int h = 0; h < H; h++) {
-            const __m256 xv = _mm256_loadu_ps(x + l + 8 * h);
-#pragma GCC unroll 8
-            for (int r = 0; r < R; r++)
-                acc[r][h] = _mm256_fmadd_ps(ld8(w + (size_t)r * row_bytes, ka, l + 8 * h), xv, acc[r][h]);
-        }
-#pragma GCC unroll 8
-    for (int r = 0; r < R; r++) out[r] = hsum8_tree(H == 2 ? _mm256_add_ps(acc[r][0], acc[r][1]) : acc[r][0]);
+    if (lanes == 16 && ka == OP_F16) dense_tiny_block_impl(a, 0, OP_F16, x, K, 2, 1, 4, out);
+    else if (lanes == 16 && ka == OP_F32) dense_tiny_block_impl(a, 0, OP_F32, x, K, 2, 1, 4, out);
+    else dense_tiny_block_impl(a, 0, ka, x, K, lanes / 8, 1, 4, out);
 }
 
 /* 4 rows: 8 accumulators of 16 lanes, half of AVX2's 16 registers. */
 AVX2_FN static void dense_tiny_rows4_avx2(const uint8_t *w, size_t row_bytes, op_kind ka, const float *x, int64_t K,
                                           int lanes, float out[4]) {
-    if (lanes == 16 && ka == OP_F16) dense_tiny_rows_impl(w, row_bytes, OP_F16, x, K, 2, 4, out);
-    else if (lanes == 16 && ka == OP_F32) dense_tiny_rows_impl(w, row_bytes, OP_F32, x, K, 2, 4, out);
-    else dense_tiny_rows_impl(w, row_bytes, ka, x, K, lanes / 8, 4, out);
+    if (lanes == 16 && ka == OP_F16) dense_tiny_block_impl(w, row_bytes, OP_F16, x, K, 2, 4, 1, out);
+    else if (lanes == 16 && ka == OP_F32) dense_tiny_block_impl(w, row_bytes, OP_F32, x, K, 2, 4, 1, out);
+    else dense_tiny_block_impl(w, row_bytes, ka, x, K, lanes / 8, 4, 1, out);
 }
 
 /* 8 rows of F16 weights on the AVX-512 level, whose 32 vector registers
  * hold the 16 accumulators: the same ymm operations. */
 VNNI512_FN static void dense_tiny_rows8_f16_512(const uint8_t *w, size_t row_bytes, const float *x, int64_t K,
                                                 float out[8]) {
-    dense_tiny_rows_impl(w, row_bytes, OP_F16, x, K, 2, 8, out);
+    dense_tiny_block_impl(w, row_bytes, OP_F16, x, K, 2, 8, 1, out);
 }
 
 AVX2_FN static inline int32_t hsum_i32x8(__m256i v) {
@@ -736,6 +724,20 @@ I2S_VNNI_KERNELS(avxvnni, AVXVNNI_FN, _mm256_dpbusd_avx_epi32)
  * so the results equal every other kernel's. An odd last block takes the
  * 256-bit form. R and U are constants at every call (I2S_TILE512_CASES), so
  * the loops unroll and the accumulators live in registers. */
+/* One 128-code block (32 bytes of w) against its 128 activations q in
+ * natural order, as 8 int32 lanes: the 256-bit form for the odd last block
+ * of the 512-bit kernels. */
+VNNI512_FN static inline __attribute__((always_inline)) __m256i i2s_block256(const uint8_t *w, const int8_t *q) {
+    const __m256i lut = _mm256_broadcastsi128_si256(_mm_setr_epi8(0, 1, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0));
+    const __m256i m3 = _mm256_set1_epi8(3), raw = _mm256_loadu_si256((const __m256i *)w);
+    __m256i s = _mm256_setzero_si256();
+#pragma GCC unroll 4
+    for (int g = 0; g < 4; g++)
+        s = _mm256_dpbusd_epi32(s, _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(raw, (unsigned)(6 - 2 * g)), m3)),
+                                _mm256_loadu_si256((const __m256i *)(q + 32 * g)));
+    return s;
+}
+
 /* I2S_W1 applied to a nibble's two codes: table t[g & 1] maps a nibble to
  * the mapped code of its high (g even) or low (g odd) 2-bit field, so the
  * low nibble of every byte (groups 2, 3) and its high nibble (groups 0, 1)
@@ -744,7 +746,6 @@ I2S_VNNI_KERNELS(avxvnni, AVXVNNI_FN, _mm256_dpbusd_avx_epi32)
 #define I2S_NIB_LO 0, 1, 2, 1, 0, 1, 2, 1, 0, 1, 2, 1, 0, 1, 2, 1
 VNNI512_FN static inline __attribute__((always_inline)) void
 i2s_tile512_impl(const uint8_t *w, size_t row_bytes, const int8_t *q, int64_t K, int R, int U, int32_t out[4][4]) {
-    const __m512i lut = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0));
     const __m512i t_hi = _mm512_broadcast_i32x4(_mm_setr_epi8(I2S_NIB_HI));
     const __m512i t_lo = _mm512_broadcast_i32x4(_mm_setr_epi8(I2S_NIB_LO));
     const __m512i m15 = _mm512_set1_epi8(15);
@@ -783,23 +784,13 @@ i2s_tile512_impl(const uint8_t *w, size_t row_bytes, const int8_t *q, int64_t K,
     for (int r = 0; r < R; r++)
         if (U == 1) acc[r][0] = _mm512_add_epi32(acc[r][0], acc[r][1]);
     if (nb % 2) { /* the odd last block, in the low half of the accumulators */
-        const __m256i lut8 = _mm512_castsi512_si256(lut), m3h = _mm256_set1_epi8(3);
         const int64_t b = nb - 1;
 #pragma GCC unroll 4
-        for (int r = 0; r < R; r++) {
-            const __m256i raw = _mm256_loadu_si256((const __m256i *)(w + (size_t)r * row_bytes + 32 * b));
+        for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
-            for (int u = 0; u < U; u++) {
-                __m256i s = _mm256_setzero_si256();
-#pragma GCC unroll 4
-                for (int g = 0; g < 4; g++) {
-                    const __m256i c = _mm256_shuffle_epi8(
-                        lut8, _mm256_and_si256(_mm256_srli_epi16(raw, (unsigned)(6 - 2 * g)), m3h));
-                    s = _mm256_dpbusd_epi32(s, c, _mm256_loadu_si256((const __m256i *)(q + u * K + QK_I2S * b + 32 * g)));
-                }
-                acc[r][u] = _mm512_add_epi32(acc[r][u], _mm512_zextsi256_si512(s));
-            }
-        }
+            for (int u = 0; u < U; u++)
+                acc[r][u] = _mm512_add_epi32(acc[r][u], _mm512_zextsi256_si512(i2s_block256(
+                                                            w + (size_t)r * row_bytes + 32 * b, q + u * K + QK_I2S * b)));
     }
     /* per token, the 4 rows' lane sums as one vector (integer sums: any
      * order is exact), stored whole so that the caller's 16-byte load is
@@ -853,21 +844,11 @@ VNNI512_FN static void i2s_rows8_decode512(const uint8_t *w, size_t row_bytes, c
         }
     }
     if (nb % 2) { /* the odd last block, in the low half of the accumulators */
-        const __m256i lut8 = _mm256_setr_epi8(0, 1, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 1, 0, 0, 0, 0,
-                                              0, 0, 0, 0, 0, 0, 0, 0);
-        const __m256i m3 = _mm256_set1_epi8(3);
         const int64_t b = nb - 1;
 #pragma GCC unroll 8
-        for (int r = 0; r < 8; r++) {
-            const __m256i raw = _mm256_loadu_si256((const __m256i *)(w + (size_t)r * row_bytes + 32 * b));
-            __m256i s = _mm256_setzero_si256();
-#pragma GCC unroll 4
-            for (int g = 0; g < 4; g++)
-                s = _mm256_dpbusd_epi32(
-                    s, _mm256_shuffle_epi8(lut8, _mm256_and_si256(_mm256_srli_epi16(raw, (unsigned)(6 - 2 * g)), m3)),
-                    _mm256_loadu_si256((const __m256i *)(q + QK_I2S * b + 32 * g)));
-            acc[r] = _mm512_add_epi32(acc[r], _mm512_zextsi256_si512(s));
-        }
+        for (int r = 0; r < 8; r++)
+            acc[r] = _mm512_add_epi32(acc[r], _mm512_zextsi256_si512(
+                                                  i2s_block256(w + (size_t)r * row_bytes + 32 * b, q + QK_I2S * b)));
     }
 #pragma GCC unroll 8
     for (int r = 0; r < 8; r++) out[r] = _mm512_reduce_add_epi32(acc[r]);
@@ -1080,8 +1061,13 @@ static float elem_q8_0(const mm_job *j, int64_t r, int64_t t) {
     return j->order == BN_SUM_PLAIN ? sumf : reduce_lanes(acc, 8, false);
 }
 
+/* How a dense weight row is read. */
+static op_kind weight_kind(const mm_job *j) {
+    return j->ti->type == BN_TYPE_F16 ? OP_F16 : j->ti->type == BN_TYPE_BF16 ? OP_BF16 : OP_F32;
+}
+
 static float elem_dense(const mm_job *j, int64_t r, int64_t t) {
-    const op_kind wk = j->ti->type == BN_TYPE_F16 ? OP_F16 : j->ti->type == BN_TYPE_BF16 ? OP_BF16 : OP_F32;
+    const op_kind wk = weight_kind(j);
 #ifdef MM_X86
     /* the AVX-512 level (i8dot AVX512_VNNI implies AVX-512 F/BW/VL) */
     if (j->avx2 && j->i8dot == BN_I8DOT_AVX512_VNNI && wk == OP_F16 && j->xk == OP_F32 &&
@@ -1093,7 +1079,7 @@ static float elem_dense(const mm_job *j, int64_t r, int64_t t) {
 }
 
 static void elem4_dense(const mm_job *j, int64_t r, int64_t t, float out[4]) {
-    const op_kind wk = j->ti->type == BN_TYPE_F16 ? OP_F16 : j->ti->type == BN_TYPE_BF16 ? OP_BF16 : OP_F32;
+    const op_kind wk = weight_kind(j);
     const void *w = j->w + (size_t)r * j->row_bytes;
 #ifdef MM_X86
     if (j->avx2 && j->alg.kind == DENSE_TINY && j->xk == OP_F32) {
@@ -1109,7 +1095,7 @@ static void rows_dense(const mm_job *j, int64_t r, int n, int64_t t, float *out)
     int i = 0;
 #ifdef MM_X86
     if (j->avx2 && j->alg.kind == DENSE_TINY && j->xk == OP_F32) {
-        const op_kind wk = j->ti->type == BN_TYPE_F16 ? OP_F16 : j->ti->type == BN_TYPE_BF16 ? OP_BF16 : OP_F32;
+        const op_kind wk = weight_kind(j);
         const uint8_t *w = j->w + (size_t)r * j->row_bytes;
         const float *x = j->x + t * j->K;
         if (n == 8 && wk == OP_F16 && j->alg.lanes == 16 && j->i8dot == BN_I8DOT_AVX512_VNNI) {
@@ -1295,29 +1281,39 @@ static void round_f16_task(void *ctx, int64_t t0, int64_t t1) {
 }
 
 #ifdef MM_X86
-/* I2_S on the AVX-512 VNNI level: tiles of 4 rows x 4 tokens (i2s_tile512);
- * the 4 rows stay in L1 while every token passes over them. A token's 4
- * outputs are scaled as one vector: the same int32 subtraction, conversion,
- * division and product per lane as elem_i2s (scalar, the divisions cost as
- * much as a sixth of a prompt). */
+/* y[i] = ((float)(acc[i] - Σq) / s) * w_scale for n outputs of token t:
+ * 8 or 4 lanes at a time, the same int32 subtraction, conversion, division
+ * and product per lane as elem_i2s (scalar, the divisions cost as much as a
+ * sixth of a prompt). */
+VNNI512_FN static void i2s_scale_out(const mm_job *j, int64_t t, const int32_t *acc, int n, float *y) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 v =
+            _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_loadu_si256((const __m256i *)(acc + i)), _mm256_set1_epi32(j->ai32[t])));
+        _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_div_ps(v, _mm256_set1_ps(j->af[t])), _mm256_set1_ps(j->w_scale)));
+    }
+    for (; i + 4 <= n; i += 4) {
+        const __m128 v = _mm_cvtepi32_ps(_mm_sub_epi32(_mm_loadu_si128((const __m128i *)(acc + i)), _mm_set1_epi32(j->ai32[t])));
+        _mm_storeu_ps(y + i, _mm_mul_ps(_mm_div_ps(v, _mm_set1_ps(j->af[t])), _mm_set1_ps(j->w_scale)));
+    }
+    for (; i < n; i++) y[i] = ((float)(acc[i] - j->ai32[t]) / j->af[t]) * j->w_scale;
+}
+
+/* I2_S on the AVX-512 VNNI level: a decoded token takes 8 rows at a time
+ * (i2s_rows8_decode512), the rest tiles of 4 rows x 4 tokens (i2s_tile512).
+ * TILE_BYTES of rows (in L2) meet each group of 4 tokens (in L1) in turn, so
+ * a token's outputs are written as one sequential run; tokens in the inner
+ * loop wrote 16 bytes into each of T lines N floats apart, which share a few
+ * L1 sets and missed on every store. */
 VNNI512_FN static void rows_i2s_tile512(const mm_job *j, int64_t r0, int64_t r1) {
-    const __m128 w_scale = _mm_set1_ps(j->w_scale);
-    /* TILE_BYTES of rows (in L2) meet each group of 4 tokens (in L1) in
-     * turn, so a token's outputs are written as one sequential run; tokens
-     * in the inner loop wrote 16 bytes into each of T lines N floats apart,
-     * which share a few L1 sets and missed on every store */
-    int64_t tile = (int64_t)(TILE_BYTES / j->row_bytes) / 4 * 4;
-    if (tile < 4) tile = 4;
-    if (j->T == 1) { /* a decoded token: 8 rows at a time, then tiles of the rest */
+    if (j->T == 1)
         for (; r0 + 8 <= r1; r0 += 8) {
             int32_t acc[8];
             i2s_rows8_decode512(j->w + (size_t)r0 * j->row_bytes, j->row_bytes, j->q8il, j->K, acc);
-            const __m256 v = _mm256_cvtepi32_ps(
-                _mm256_sub_epi32(_mm256_loadu_si256((const __m256i *)acc), _mm256_set1_epi32(j->ai32[0])));
-            _mm256_storeu_ps(j->y + r0, _mm256_mul_ps(_mm256_div_ps(v, _mm256_set1_ps(j->af[0])),
-                                                      _mm256_set1_ps(j->w_scale)));
+            i2s_scale_out(j, 0, acc, 8, j->y + r0);
         }
-    }
+    int64_t tile = (int64_t)(TILE_BYTES / j->row_bytes) / 4 * 4;
+    if (tile < 4) tile = 4;
     for (int64_t rb = r0; rb < r1; rb += tile)
         for (int64_t t = 0; t < j->T; t += 4)
             for (int64_t r = rb; r < rb + tile && r < r1; r += 4) {
@@ -1325,17 +1321,7 @@ VNNI512_FN static void rows_i2s_tile512(const mm_job *j, int64_t r0, int64_t r1)
                 const int U = j->T - t < 4 ? (int)(j->T - t) : 4;
                 int32_t acc[4][4];
                 i2s_tile512(j->w + (size_t)r * j->row_bytes, j->row_bytes, j->q8il + t * j->K, j->K, R, U, acc);
-                for (int u = 0; u < U; u++) {
-                    float *y = j->y + (t + u) * j->N + r;
-                    if (R == 4) {
-                        const __m128 v = _mm_cvtepi32_ps(
-                            _mm_sub_epi32(_mm_loadu_si128((const __m128i *)acc[u]), _mm_set1_epi32(j->ai32[t + u])));
-                        _mm_storeu_ps(y, _mm_mul_ps(_mm_div_ps(v, _mm_set1_ps(j->af[t + u])), w_scale));
-                    } else {
-                        for (int i = 0; i < R; i++)
-                            y[i] = ((float)(acc[u][i] - j->ai32[t + u]) / j->af[t + u]) * j->w_scale;
-                    }
-                }
+                for (int u = 0; u < U; u++) i2s_scale_out(j, t + u, acc[u], R, j->y + (t + u) * j->N + r);
             }
 }
 #endif
