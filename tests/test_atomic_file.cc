@@ -2,7 +2,9 @@
 // module (temporary file + rename), cancellation, and the writers built on it
 // (npz, trace, gguf, .npy) leaving an older file byte-identical on failure.
 #include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -259,6 +261,178 @@ TEST(AtomicFile, HashingAFileIsCancellableAndHashesAcrossPieces) {
     EXPECT_EQ(bn_sha256_file(dir.file("model.gguf").c_str(), &cancel, pieces, &err), BN_ERR_CANCELLED);
 }
 
+// --- direct streaming (O_DIRECT from a writer thread) -----------------------------
+
+// Whether the file system under dir takes O_DIRECT (tmpfs does not): there
+// the file must say it streams directly, elsewhere that it does not.
+bool TakesODirect(const std::string &dir) {
+    const std::string probe = dir + "/.probe";
+    const int fd = open(probe.c_str(), O_WRONLY | O_CREAT | O_DIRECT | O_CLOEXEC, 0600);
+    if (fd >= 0) close(fd);
+    unlink(probe.c_str());
+    return fd >= 0;
+}
+
+// Bytes whose every offset is distinct enough that a misplaced buffer shows.
+std::vector<uint8_t> Pattern(size_t n, uint32_t seed) {
+    std::vector<uint8_t> v(n);
+    uint32_t x = seed;
+    for (size_t i = 0; i < n; i++) {
+        x = x * 1664525u + 1013904223u;
+        v[i] = (uint8_t)(x >> 24);
+    }
+    return v;
+}
+
+// Writes `data` in pieces of the given sizes (cycled), as a trace writer's
+// taps of all sizes arrive.
+void WriteInPieces(bn_atomic_file *f, const std::vector<uint8_t> &data, const std::vector<size_t> &pieces) {
+    bn_error err = {};
+    size_t at = 0;
+    for (size_t k = 0; at < data.size(); k++) {
+        const size_t n = std::min(pieces[k % pieces.size()], data.size() - at);
+        ASSERT_OK(bn_atomic_file_write(f, data.data() + at, n, &err), err);
+        at += n;
+    }
+}
+
+// Sizes around the 8 MiB buffers and the 4 KiB alignment: every byte lands
+// where it was written, through full buffers, a partial last one, or none.
+TEST(AtomicFileDirect, EveryByteLandsInOrderAtEverySize) {
+    TempDir dir;
+    const bool direct_fs = TakesODirect(dir.path());
+    const size_t MiB = 1u << 20;
+    const std::vector<std::vector<size_t>> piece_sets = {{1, 4095, 4097, MiB + 7}, {3 * MiB + 1}, {8 * MiB}};
+    int k = 0;
+    for (size_t n : {size_t{0}, size_t{1}, size_t{4096}, 8 * MiB - 1, 8 * MiB, 8 * MiB + 1, 16 * MiB,
+                     21 * MiB + 12345}) {
+        for (const auto &pieces : piece_sets) {
+            SCOPED_TRACE("n=" + std::to_string(n) + " first piece " + std::to_string(pieces[0]));
+            const std::string path = dir.file("out" + std::to_string(k++) + ".bin");
+            const std::vector<uint8_t> data = Pattern(n, (uint32_t)k);
+            bn_error err = {};
+            bn_atomic_file *f = Open(path, &err);
+            ASSERT_NE(f, nullptr);
+            EXPECT_EQ(bn_atomic_file_set_direct(f), direct_fs);
+            EXPECT_EQ(bn_atomic_file_is_direct(f), direct_fs);
+            EXPECT_FALSE(bn_atomic_file_set_direct(f));  // once only
+            WriteInPieces(f, data, pieces);
+            // nothing is published before the commit
+            EXPECT_EQ(access(path.c_str(), F_OK), -1);
+            ASSERT_OK(bn_atomic_file_commit(f, &err), err);
+            EXPECT_TRUE(ReadFile(path) == data);
+            EXPECT_EQ(Listing(dir.path()).size(), (size_t)k);
+        }
+    }
+}
+
+// Direct streaming is for a fresh named file only: not after a write, not
+// in memory, not for a device written in place.
+TEST(AtomicFileDirect, OnlyAFreshNamedFileStreamsDirectly) {
+    TempDir dir;
+    bn_error err = {};
+    bn_atomic_file *f = Open(dir.file("a.bin"), &err);
+    ASSERT_NE(f, nullptr);
+    ASSERT_OK(bn_atomic_file_write(f, "x", 1, &err), err);
+    EXPECT_FALSE(bn_atomic_file_set_direct(f));
+    EXPECT_FALSE(bn_atomic_file_is_direct(f));
+    bn_atomic_file_abort(f);
+    ASSERT_OK(bn_atomic_file_open_anonymous("mem", &f, &err), err);
+    EXPECT_FALSE(bn_atomic_file_set_direct(f));
+    bn_atomic_file_abort(f);
+    f = Open("/dev/null", &err);
+    ASSERT_NE(f, nullptr);
+    EXPECT_FALSE(bn_atomic_file_set_direct(f));
+    bn_atomic_file_abort(f);
+    EXPECT_FALSE(bn_atomic_file_set_direct(nullptr));
+    EXPECT_FALSE(bn_atomic_file_is_direct(nullptr));
+}
+
+// A patch waits for what was streamed, ends direct streaming, and the rest
+// of the file carries on behind it; patches land both in bytes the thread
+// wrote and in the partial buffer's.
+TEST(AtomicFileDirect, PatchEndsDirectStreamingAndLandsWhereAsked) {
+    TempDir dir;
+    const size_t MiB = 1u << 20;
+    std::vector<uint8_t> data = Pattern(9 * MiB + 333, 7);
+    const std::vector<uint8_t> tail = Pattern(5 * MiB + 1, 8);
+    bn_error err = {};
+    bn_atomic_file *f = Open(dir.file("p.bin"), &err);
+    ASSERT_NE(f, nullptr);
+    const bool direct = bn_atomic_file_set_direct(f);
+    EXPECT_EQ(direct, TakesODirect(dir.path()));
+    WriteInPieces(f, data, {MiB + 3});
+    ASSERT_OK(bn_atomic_file_pwrite(f, 10, "ABCD", 4, &err), err);               // in the first 8 MiB
+    ASSERT_OK(bn_atomic_file_pwrite(f, 9 * MiB + 330, "xyz", 3, &err), err);     // in the partial buffer
+    EXPECT_FALSE(bn_atomic_file_is_direct(f));
+    WriteInPieces(f, tail, {4096, 12345});
+    memcpy(&data[10], "ABCD", 4);
+    memcpy(&data[9 * MiB + 330], "xyz", 3);
+    data.insert(data.end(), tail.begin(), tail.end());
+    ASSERT_OK(bn_atomic_file_commit(f, &err), err);
+    EXPECT_TRUE(ReadFile(dir.file("p.bin")) == data);
+}
+
+// Abort and cancellation while the thread may be writing: the old file
+// stays byte for byte, the temporary file goes.
+TEST(AtomicFileDirect, AbortAndCancelLeaveTheOldFile) {
+    TempDir dir;
+    const std::string path = dir.file("t.npz");
+    WriteFile(path, Bytes("old trace"));
+    const std::vector<uint8_t> data = Pattern(17u << 20, 3);
+    bn_error err = {};
+    bn_atomic_file *f = Open(path, &err);
+    ASSERT_NE(f, nullptr);
+    bn_atomic_file_set_direct(f);
+    WriteInPieces(f, data, {1u << 20});
+    bn_atomic_file_abort(f);
+    EXPECT_EQ(Str(ReadFile(path)), "old trace");
+    EXPECT_EQ(Listing(dir.path()), std::vector<std::string>{"t.npz"});
+
+    volatile sig_atomic_t cancel = 0;
+    f = Open(path, &err);
+    ASSERT_NE(f, nullptr);
+    bn_atomic_file_set_direct(f);
+    bn_atomic_file_set_cancel(f, &cancel);
+    WriteInPieces(f, data, {5u << 20});
+    cancel = SIGINT;
+    EXPECT_EQ(bn_atomic_file_write(f, data.data(), 10, &err), BN_ERR_CANCELLED);
+    EXPECT_EQ(bn_atomic_file_commit(f, &err), BN_ERR_CANCELLED);
+    EXPECT_EQ(Str(ReadFile(path)), "old trace");
+    EXPECT_EQ(Listing(dir.path()), std::vector<std::string>{"t.npz"});
+}
+
+// In a child process: writes 40 MiB directly under a 12 MiB file-size
+// limit; exit 0 when the failure came back as BN_ERR_IO and left nothing.
+[[noreturn]] void WriteOverTheSizeLimit(const std::string &dir, const std::string &path) {
+    signal(SIGXFSZ, SIG_IGN);
+    struct rlimit lim;
+    lim.rlim_cur = lim.rlim_max = 12u << 20;
+    setrlimit(RLIMIT_FSIZE, &lim);
+    const std::vector<uint8_t> data = Pattern(40u << 20, 5);
+    bn_error err = {};
+    bn_atomic_file *f = nullptr;
+    if (bn_atomic_file_open(path.c_str(), &f, &err)) _exit(10);
+    if (!bn_atomic_file_set_direct(f)) fprintf(stderr, "(not direct) ");
+    bn_status st = BN_OK;
+    for (size_t at = 0; at < data.size() && !st; at += 1u << 20)
+        st = bn_atomic_file_write(f, data.data() + at, 1u << 20, &err);
+    if (!st) st = bn_atomic_file_commit(f, &err);
+    else bn_atomic_file_abort(f);
+    fprintf(stderr, "%s\n", err.msg);
+    _exit(st == BN_ERR_IO && access(path.c_str(), F_OK) != 0 && Listing(dir).empty() ? 0 : 11);
+}
+
+// A write the writer thread fails (here the file-size limit, as a full disk
+// would) is reported by a later write or the commit, naming the file and
+// the system's reason, and nothing is published.
+TEST(AtomicFileDirect, TheWriterThreadsErrorReachesTheCaller) {
+    TempDir dir;
+    ASSERT_TRUE(TakesODirect(dir.path())) << "this test needs a file system that takes O_DIRECT";
+    EXPECT_EXIT(WriteOverTheSizeLimit(dir.path(), dir.file("big.npz")), ::testing::ExitedWithCode(0),
+                "big.npz: write failed: File too large");
+}
+
 // --- the writers built on it ------------------------------------------------------
 
 TEST(AtomicWriters, NpzWriterPublishesOnlyAtClose) {
@@ -295,6 +469,37 @@ TEST(AtomicWriters, NpzWriterPublishesOnlyAtClose) {
     NpzPtr reader(r);
     EXPECT_EQ(npz_count(r), 1);
     EXPECT_EQ(Listing(dir.path()), std::vector<std::string>{"t.npz"});
+}
+
+// A stored archive of ~20 MiB streams directly (npz_writer_open turns it
+// on for stored files) and reads back member for member; a compressed one,
+// which patches its headers, reads back too.
+TEST(AtomicWriters, StoredNpzStreamsDirectlyAndReadsBackWhole) {
+    TempDir dir;
+    for (npz_compression comp : {NPZ_STORED, NPZ_DEFLATE_FAST}) {
+        const std::string path = dir.file(comp == NPZ_STORED ? "stored.npz" : "deflated.npz");
+        std::vector<std::vector<uint8_t>> members;
+        for (size_t n : {size_t{5u << 20}, size_t{1}, size_t{4093}, size_t{(9u << 20) + 17}, size_t{6u << 20}})
+            members.push_back(Pattern(n, (uint32_t)members.size() + 11));
+        bn_error err = {};
+        npz_writer *w = nullptr;
+        ASSERT_OK(npz_writer_open(path.c_str(), comp, &w, &err), err);
+        for (size_t i = 0; i < members.size(); i++)
+            ASSERT_OK(npz_writer_add_bytes(w, ("m" + std::to_string(i)).c_str(), members[i].data(),
+                                           members[i].size(), &err),
+                      err);
+        ASSERT_OK(npz_writer_close(w, &err), err);
+        npz_reader *r = nullptr;
+        ASSERT_OK(npz_open(path.c_str(), &r, &err), err);
+        NpzPtr reader(r);
+        ASSERT_EQ(npz_count(r), (int64_t)members.size());
+        for (size_t i = 0; i < members.size(); i++) {
+            std::vector<uint8_t> got(members[i].size());
+            ASSERT_OK(npz_read(r, npz_find(r, ("m" + std::to_string(i)).c_str()), got.data(), got.size(), &err),
+                      err);
+            EXPECT_TRUE(got == members[i]) << "member " << i;
+        }
+    }
 }
 
 TEST(AtomicWriters, TraceWriterFailingAtFinishKeepsTheOldTrace) {
