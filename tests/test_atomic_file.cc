@@ -428,7 +428,8 @@ TEST(AtomicFileDirect, AbortAndCancelLeaveTheOldFile) {
 // the system's reason, and nothing is published.
 TEST(AtomicFileDirect, TheWriterThreadsErrorReachesTheCaller) {
     TempDir dir;
-    ASSERT_TRUE(TakesODirect(dir.path())) << "this test needs a file system that takes O_DIRECT";
+    if (!TakesODirect(dir.path()))
+        GTEST_SKIP() << dir.path() << " is on a file system that refuses O_DIRECT (tmpfs?): no writer thread";
     EXPECT_EXIT(WriteOverTheSizeLimit(dir.path(), dir.file("big.npz")), ::testing::ExitedWithCode(0),
                 "big.npz: write failed: File too large");
 }
