@@ -21,8 +21,8 @@
 #    tokens after a 16-token prompt), prefill tok/s (128-token prompt), peak
 #    RSS; tracing a 256-token prompt + 16 decode steps with every default tap
 #    (about 1.9 GB) against the logits tap alone (the write throughput), and
-#    compare of that trace with a copy (and, once, of two fresh traces, read
-#    from the disk: traces bypass the page cache). Decode and prefill times are
+#    compare of that trace with a copy (and, once, of two traces just
+#    written: the first read). Decode and prefill times are
 #    differences of whole-process runs (the same run with -n 0, and a 1-token
 #    prompt), so loading the model is not counted. Ends with the lines
 #    bandwidth_gb_s, decode_bound_tok_s, decode_tok_s, prefill_tok_s,
@@ -177,9 +177,9 @@ tr_all=$(before='rm -f "$out/t2b.npz"; sync' median "$bp" trace -m "$m2b" --toke
   -o "$out/t2b.npz")
 tr_lg=$(before='rm -f "$out/t2b-logits.npz"; sync' median "$bp" trace -m "$m2b" --tokens "$p256" --decode 16 \
   --threads 2 --taps logits -o "$out/t2b-logits.npz")
-# A trace goes to the disk past the page cache (O_DIRECT), so the first
-# `compare` of two fresh traces reads them from the disk: timed once, before
-# anything has read them, then the copy (which reads t2b.npz into the cache).
+# The pipeline a user runs: `compare` of two traces just written, timed once
+# before anything else has read them (a writer that bypassed the page cache
+# would make this read come from the disk), then the copy.
 "$bp" trace -m "$m2b" --tokens "$p256" --decode 16 --threads 2 -o "$out/t2b-again.npz" >/dev/null 2>&1
 cold_t0=$(date +%s%N)
 "$bp" compare "$out/t2b.npz" "$out/t2b-again.npz" --policy exact --threads 2 >/dev/null 2>&1
@@ -212,8 +212,8 @@ print(f"| peak RSS of the decode run | {rss_kb / 1024:.0f} MiB |")
 print(f"| trace every default tap, 256 + 16 tokens ({tr_mb:.0f} MB), whole process | {tr_t:.2f} s ({tr_mb / tr_t:.0f} MB/s) |")
 print(f"| the same, logits tap only ({lg_mb:.0f} MB) | {lg_t:.2f} s |")
 print(f"| trace write throughput (the other {tr_mb - lg_mb:.0f} MB over the time they add) | {write_rate} |")
-print(f"| compare that trace with a copy (both in the page cache) | {tr_mb / cmp_t:.0f} MB/s per side ({cmp_t:.2f} s) |")
-print(f"| compare two fresh traces (first read, from the disk) | {tr_mb / cold_t:.0f} MB/s per side ({cold_t:.2f} s) |")
+print(f"| compare that trace with a copy | {tr_mb / cmp_t:.0f} MB/s per side ({cmp_t:.2f} s) |")
+print(f"| compare two traces just written (their first read) | {tr_mb / cold_t:.0f} MB/s per side ({cold_t:.2f} s) |")
 print()
 print(f"bandwidth_gb_s: {bw:.2f}")
 print(f"decode_bound_tok_s: {bound:.2f}")

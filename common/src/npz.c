@@ -888,6 +888,7 @@ bn_status npz_load_array(const npz_reader *r, int64_t i, npz_array *out, bn_erro
 /* --- writer --------------------------------------------------------------- */
 struct npz_writer {
     bn_atomic_file *file; /* renamed onto path by a successful close, or anonymous */
+    FILE *f;              /* its stream */
     char *path;
     char *fbuf; /* [WRITE_BUF] stdio buffer */
     npz_compression comp;
@@ -956,12 +957,8 @@ static bn_status writer_open(const char *path, bool anonymous, npz_compression c
         return st;
     }
     w->anonymous = anonymous;
-    setvbuf(bn_atomic_file_stream(w->file), w->fbuf, _IOFBF, WRITE_BUF);
-    /* Stored members know their CRC before their header (add_member), so a
-     * stored file is written front to back without a patch: it streams to
-     * the disk directly, at disk speed and next to no CPU (a 2B model's
-     * trace is ~2 GB). Compressed files patch each local header. */
-    if (comp == NPZ_STORED && !anonymous) bn_atomic_file_set_direct(w->file);
+    w->f = bn_atomic_file_stream(w->file);
+    setvbuf(w->f, w->fbuf, _IOFBF, WRITE_BUF);
     *out = w;
     return BN_OK;
 }
@@ -1070,9 +1067,9 @@ static bn_status member_write(npz_writer *w, const void *data, uint64_t n, bn_er
 }
 
 static bn_status patch(npz_writer *w, uint64_t off, const uint8_t *b, size_t n, bn_error *err) {
-    bn_status st = bn_atomic_file_pwrite(w->file, off, b, n, err);
-    if (st) w->failed = true;
-    return st;
+    if (fflush(w->f) != 0 || pwrite(fileno(w->f), b, n, (off_t)off) != (ssize_t)n)
+        return w_fail(w, err, BN_ERR_IO, "patching a local header failed");
+    return BN_OK;
 }
 
 /* Finishes the stream, patches the local header, records the entry. */

@@ -22,9 +22,7 @@
 #define BITNET_ATOMIC_FILE_H
 
 #include <signal.h>
-#include <stdbool.h>
 #include <stddef.h>
-#include <stdint.h>
 #include <stdio.h>
 
 #include "bitnet/status.h"
@@ -61,27 +59,6 @@ void bn_atomic_file_set_cancel(bn_atomic_file *f, const volatile sig_atomic_t *c
  * naming the destination and the system's reason. data may be NULL when
  * n == 0. The file stays open either way; the caller aborts it. */
 bn_status bn_atomic_file_write(bn_atomic_file *f, const void *data, size_t n, bn_error *err);
-
-/* Streams what bn_atomic_file_write is given to the disk directly
- * (O_DIRECT, bypassing the page cache), from a writer thread with two 8 MiB
- * buffers, for a large file written front to back (a trace): the caller
- * copies its bytes and goes on computing while the disk writes. Call it
- * before anything is written; afterwards write only with
- * bn_atomic_file_write and bn_atomic_file_pwrite, not through the stream.
- * Returns false, and the file stays buffered as before, for a file written
- * in place or in memory, after a write, or where the file system refuses
- * O_DIRECT (tmpfs). A write error from the thread is reported by the next
- * write or the commit. bn_atomic_file_pwrite, commit and abort end it. */
-bool bn_atomic_file_set_direct(bn_atomic_file *f);
-
-/* Whether the file is streaming directly (for tests and messages). */
-bool bn_atomic_file_is_direct(const bn_atomic_file *f);
-
-/* Writes n bytes at offset off (a header patched once its sizes are known),
- * after everything written so far has reached the file. Ends direct
- * streaming: the rest of the file goes through the page cache. BN_ERR_IO
- * naming the destination and the system's reason. */
-bn_status bn_atomic_file_pwrite(bn_atomic_file *f, uint64_t off, const void *data, size_t n, bn_error *err);
 
 /* Publishes the file: fails with BN_ERR_CANCELLED when the cancel flag is
  * set, else flushes, fsyncs, closes and renames the temporary file onto the
