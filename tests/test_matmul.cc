@@ -511,14 +511,17 @@ TEST(MatmulN, EqualsOneMatmulPerWeight) {
               BN_ERR_INVALID);
 }
 
-// The last prompt position's logits: one token in the batch's tinyBLAS order
-// (graph_T = the whole prompt), several rows side by side (4 on AVX2, 8 F16
-// rows on AVX-512 VNNI CPUs), every row count remainder: the portable bits.
+// One token's rows side by side, every row count remainder, the portable
+// bits: the last prompt position's logits in the batch's tinyBLAS order
+// (graph_T = the whole prompt: 4 rows on AVX2, 8 F16 rows on AVX-512 VNNI
+// CPUs) and a decoded token's (graph_T = 1, ggml_vec_dot order: 4 F16 rows
+// on AVX-512 VNNI CPUs, with K's tails of 16 and 64 elements too).
 TEST(MatmulDense, OneTokenOfABatchEqualsPortableForEveryRowCount) {
     std::mt19937 rng(19);
     std::normal_distribution<float> nd(0.0f, 1.0f);
+    for (int64_t graph_T : {8, 1})
     for (uint32_t type : {BN_TYPE_F16, BN_TYPE_F32, BN_TYPE_BF16})
-        for (int64_t K : {16, 64, 2560})
+        for (int64_t K : {16, 64, 80, 2560})
             for (int64_t N : {1, 3, 4, 7, 8, 9, 15, 17, 130}) {
                 RandomWeight rw = MakeRandom(type, K, N, rng);
                 bn_weight W = {type, rw.bytes.data(), K, N};
@@ -531,9 +534,10 @@ TEST(MatmulDense, OneTokenOfABatchEqualsPortableForEveryRowCount) {
                         std::vector<uint64_t> scratch(sb / 8 + 1);
                         std::vector<float> y((size_t)N, -1.0f);
                         bn_matmul_opts o{};
-                        o.order = BN_SUM_GGML, o.simd = simd, o.graph_T = 8, o.i8dot = i8;
+                        o.order = BN_SUM_GGML, o.simd = simd, o.graph_T = graph_T, o.i8dot = i8;
                         bn_error err;
                         ASSERT_OK(bn_matmul(nullptr, &W, x.data(), 1, y.data(), &o, scratch.data(), sb, &err), err);
+                        if (ref.empty() && graph_T == 1) ref = y;
                         if (ref.empty()) {
                             ref = y;
                             // row 0 by hand: one 16-lane fma chain, then the halving tree
@@ -547,7 +551,7 @@ TEST(MatmulDense, OneTokenOfABatchEqualsPortableForEveryRowCount) {
                         }
                         EXPECT_EQ(memcmp(y.data(), ref.data(), y.size() * 4), 0)
                             << bn_type_name(type) << " K=" << K << " N=" << N << " " << bn_simd_name(simd)
-                            << " i8dot=" << bn_i8dot_name(i8);
+                            << " i8dot=" << bn_i8dot_name(i8) << " graph_T=" << graph_T;
                     }
             }
 }
