@@ -181,9 +181,9 @@ tr_lg=$(before='rm -f "$out/t2b-logits.npz"; sync' median "$bp" trace -m "$m2b" 
 # before anything else has read them (a writer that bypassed the page cache
 # would make this read come from the disk), then the copy.
 "$bp" trace -m "$m2b" --tokens "$p256" --decode 16 --threads 2 -o "$out/t2b-again.npz" >/dev/null 2>&1
-cold_t0=$(date +%s%N)
+fresh_t0=$(date +%s%N)
 "$bp" compare "$out/t2b.npz" "$out/t2b-again.npz" --policy exact --threads 2 >/dev/null 2>&1
-cmp_cold_t=$(awk -v a="$cold_t0" -v b="$(date +%s%N)" 'BEGIN {printf "%.4f", (b - a) / 1e9}')
+cmp_fresh_t=$(awk -v a="$fresh_t0" -v b="$(date +%s%N)" 'BEGIN {printf "%.4f", (b - a) / 1e9}')
 rm -f "$out/t2b-again.npz"
 cp "$out/t2b.npz" "$out/t2b-copy.npz"
 tr_mb=$(( $(stat -c %s "$out/t2b.npz") / 1000000 ))
@@ -191,9 +191,9 @@ lg_mb=$(( $(stat -c %s "$out/t2b-logits.npz") / 1000000 ))
 cmp2_t=$(median "$bp" compare "$out/t2b.npz" "$out/t2b-copy.npz" --policy exact --threads 2)
 rm -f "$out/t2b.npz" "$out/t2b-copy.npz" "$out/t2b-logits.npz"
 /usr/bin/python3 - "$bw" "$bytes_tok" "$t_load" "$t_p16" "$t_dec" "$t_p128" "$rss_kb" "$tr_mb" "$tr_all" "$cmp2_t" \
-  "$synth_s" "$lg_mb" "$tr_lg" "$cmp_cold_t" <<'PY'
+  "$synth_s" "$lg_mb" "$tr_lg" "$cmp_fresh_t" <<'PY'
 import sys
-bw, bytes_tok, t_load, t_p16, t_dec, t_p128, rss_kb, tr_mb, tr_t, cmp_t, synth_s, lg_mb, lg_t, cold_t = map(float, sys.argv[1:])
+bw, bytes_tok, t_load, t_p16, t_dec, t_p128, rss_kb, tr_mb, tr_t, cmp_t, synth_s, lg_mb, lg_t, fresh_t = map(float, sys.argv[1:])
 write_s = tr_t - lg_t
 write_rate = f"{(tr_mb - lg_mb) / write_s:.0f} MB/s" if write_s > 0 else "within the noise (no measurable cost)"
 bound = bw * 1e9 / bytes_tok
@@ -213,7 +213,7 @@ print(f"| trace every default tap, 256 + 16 tokens ({tr_mb:.0f} MB), whole proce
 print(f"| the same, logits tap only ({lg_mb:.0f} MB) | {lg_t:.2f} s |")
 print(f"| trace write throughput (the other {tr_mb - lg_mb:.0f} MB over the time they add) | {write_rate} |")
 print(f"| compare that trace with a copy | {tr_mb / cmp_t:.0f} MB/s per side ({cmp_t:.2f} s) |")
-print(f"| compare two traces just written (their first read) | {tr_mb / cold_t:.0f} MB/s per side ({cold_t:.2f} s) |")
+print(f"| compare two traces just written (their first read) | {tr_mb / fresh_t:.0f} MB/s per side ({fresh_t:.2f} s) |")
 print()
 print(f"bandwidth_gb_s: {bw:.2f}")
 print(f"decode_bound_tok_s: {bound:.2f}")
@@ -222,5 +222,5 @@ print(f"prefill_tok_s: {prefill:.2f}")
 print(f"decode_fraction_of_bound: {decode / bound:.3f}")
 print(f"trace_write_mb_s: {(tr_mb - lg_mb) / write_s:.0f}" if write_s > 0 else "trace_write_mb_s: inf")
 print(f"compare_mb_s: {tr_mb / cmp_t:.0f}")
-print(f"compare_fresh_mb_s: {tr_mb / cold_t:.0f}")
+print(f"compare_fresh_mb_s: {tr_mb / fresh_t:.0f}")
 PY
