@@ -18,16 +18,18 @@
 #    (bench/stream.c, before and after the decode runs, the best counts),
 #    the bytes a decoded token reads (every tensor once: the tied lm_head
 #    reads the whole embedding), hence the decode bound; decode tok/s (64
-#    tokens after a 16-token prompt), prefill tok/s (128-token prompt), peak
-#    RSS; tracing a 256-token prompt + 16 decode steps with every default tap
-#    (about 1.9 GB) against the logits tap alone (the write throughput), and
-#    compare of that trace with a copy (and, once, of two traces just
-#    written: the first read). Decode and prefill times are
-#    differences of whole-process runs (the same run with -n 0, and a 1-token
-#    prompt), so loading the model is not counted. Ends with the lines
+#    tokens after a 16-token prompt), prefill tok/s (128-token prompt) and
+#    load time, each with the weights read into memory (--load memory, the
+#    figures the bound is held against) and mapped from the file (--load
+#    mmap, the default); peak RSS; tracing a 256-token prompt + 16 decode
+#    steps with every default tap (about 1.9 GB) against the logits tap alone
+#    (the write throughput), and compare of that trace with a copy (and,
+#    once, of two traces just written: the first read). Decode and prefill
+#    rates are `run --timings`' clock around the evaluations of whole-process
+#    runs (loading is not counted). Ends with the lines
 #    bandwidth_gb_s, decode_bound_tok_s, decode_tok_s, prefill_tok_s,
-#    decode_fraction_of_bound, trace_write_mb_s, compare_mb_s,
-#    compare_fresh_mb_s.
+#    decode_fraction_of_bound, decode_mmap_tok_s, prefill_mmap_tok_s,
+#    trace_write_mb_s, compare_mb_s, compare_fresh_mb_s.
 # Each measurement is the median of N whole-process runs (N = 7, 3 with --quick).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -153,18 +155,42 @@ synth_s=$(awk -v a="$synth_t0" -v b="$(date +%s%N)" 'BEGIN {printf "%.1f", (b - 
 bytes_tok=$("$bp" inspect "$m2b" --json | /usr/bin/python3 -c '
 import json, sys
 print(sum(t["nbytes"] for t in json.load(sys.stdin)["tensors"]))')
-gen=(run -m "$m2b" --temp 0 --threads 2)
+gen=(run -m "$m2b" --temp 0 --threads 2 --timings)
 p16=$(seq -s, 100 115)
 p128=$(seq -s, 100 227)
-t_load=$(median "$bp" "${gen[@]}" --tokens 100 -n 0)
-t_p16=$(median "$bp" "${gen[@]}" --tokens "$p16" -n 0)
-t_dec=$(median "$bp" "${gen[@]}" --tokens "$p16" -n 64)
-t_p128=$(median "$bp" "${gen[@]}" --tokens "$p128" -n 0)
-# peak RSS of the decode run (the mapped weights count once they are read)
+# Decode and prefill rates come from `run --timings`: a clock inside each
+# whole-process run, around the evaluations only. A difference of two
+# whole-process times would carry the load time's noise, and here loading
+# into memory takes 0.7-3 s from one run to the next (fresh memory faults in
+# slowly on these VMs). Both weight placements (--load) are measured, their
+# runs alternating: rates[mode,kind] is the median of `reps` runs.
+declare -A rates
+timing_runs() { # kind (prompt|decode|load) tokens n_predict: one run per mode, alternating, reps times
+  local kind=$1 tokens=$2 n=$3 mode log
+  local -A all=()
+  for _ in $(seq "$reps"); do
+    for mode in memory mmap; do
+      log=$("$bp" "${gen[@]}" --load "$mode" --tokens "$tokens" -n "$n" 2>&1 >/dev/null)
+      if [ "$kind" = load ]; then
+        all[$mode]+=" $(sed -n 's/^timings: load \([0-9.]*\) s$/\1/p' <<<"$log")"
+      else
+        all[$mode]+=" $(sed -n "s/^timings: $kind .*(\([0-9.]*\) tok\/s)$/\1/p" <<<"$log")"
+      fi
+    done
+  done
+  for mode in memory mmap; do
+    rates[$mode,$kind]=$(tr ' ' '\n' <<<"${all[$mode]}" | sed '/^$/d' | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}')
+  done
+}
+timing_runs decode "$p16" 65 # 64 decode evaluations after the prompt
+timing_runs prompt "$p128" 0
+timing_runs load 100 0
+# peak RSS of the decode run, weights in memory (mapped weights count as
+# they are read: the same size)
 rss_kb=$(/usr/bin/python3 -c '
 import resource, subprocess, sys
 subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)' "$bp" "${gen[@]}" --tokens "$p16" -n 64)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)' "$bp" "${gen[@]}" --load memory --tokens "$p16" -n 64)
 bw2=$(stream_bw)
 bw=$(awk -v a="$bw" -v b="$bw2" 'BEGIN {print (a > b ? a : b)}')
 # Tracing every default tap of a 256-token prompt + 16 decode steps (about
@@ -190,15 +216,15 @@ tr_mb=$(( $(stat -c %s "$out/t2b.npz") / 1000000 ))
 lg_mb=$(( $(stat -c %s "$out/t2b-logits.npz") / 1000000 ))
 cmp2_t=$(median "$bp" compare "$out/t2b.npz" "$out/t2b-copy.npz" --policy exact --threads 2)
 rm -f "$out/t2b.npz" "$out/t2b-copy.npz" "$out/t2b-logits.npz"
-/usr/bin/python3 - "$bw" "$bytes_tok" "$t_load" "$t_p16" "$t_dec" "$t_p128" "$rss_kb" "$tr_mb" "$tr_all" "$cmp2_t" \
+/usr/bin/python3 - "$bw" "$bytes_tok" "${rates[memory,decode]}" "${rates[mmap,decode]}" "${rates[memory,prompt]}" \
+  "${rates[mmap,prompt]}" "${rates[memory,load]}" "${rates[mmap,load]}" "$rss_kb" "$tr_mb" "$tr_all" "$cmp2_t" \
   "$synth_s" "$lg_mb" "$tr_lg" "$cmp_fresh_t" <<'PY'
 import sys
-bw, bytes_tok, t_load, t_p16, t_dec, t_p128, rss_kb, tr_mb, tr_t, cmp_t, synth_s, lg_mb, lg_t, fresh_t = map(float, sys.argv[1:])
+(bw, bytes_tok, decode, decode_mmap, prefill, prefill_mmap, load_mem, load_mmap, rss_kb, tr_mb, tr_t, cmp_t, synth_s,
+ lg_mb, lg_t, fresh_t) = map(float, sys.argv[1:])
 write_s = tr_t - lg_t
 write_rate = f"{(tr_mb - lg_mb) / write_s:.0f} MB/s" if write_s > 0 else "within the noise (no measurable cost)"
 bound = bw * 1e9 / bytes_tok
-decode = 64 / max(t_dec - t_p16, 1e-9)
-prefill = 127 / max(t_p128 - t_load, 1e-9)  # the 1-token run evaluates one of the 128
 print()
 print("| 2B-4T shape (synth, I2_S, tied F16 lm_head), 2 threads | value |")
 print("|---|---:|")
@@ -206,9 +232,12 @@ print(f"| synth --shape 2b4t (write {bytes_tok / 1e9:.2f} GB) | {synth_s:.1f} s 
 print(f"| read bandwidth (stream, 2 threads, best of 10) | {bw:.2f} GB/s |")
 print(f"| bytes read per decoded token | {bytes_tok / 1e9:.3f} GB |")
 print(f"| decode bound (bandwidth / bytes per token) | {bound:.2f} tok/s |")
-print(f"| decode, 64 tokens after a 16-token prompt | {decode:.2f} tok/s ({decode / bound:.2f} of the bound) |")
-print(f"| prefill, 128-token prompt | {prefill:.2f} tok/s |")
-print(f"| peak RSS of the decode run | {rss_kb / 1024:.0f} MiB |")
+print(f"| decode, 64 tokens after a 16-token prompt (--load memory) | {decode:.2f} tok/s ({decode / bound:.2f} of the bound) |")
+print(f"| the same, weights mapped from the file (--load mmap, the default) | {decode_mmap:.2f} tok/s ({decode_mmap / bound:.2f} of the bound) |")
+print(f"| prefill, 128-token prompt (--load memory) | {prefill:.2f} tok/s |")
+print(f"| the same, --load mmap | {prefill_mmap:.2f} tok/s |")
+print(f"| loading the model: --load memory / --load mmap | {load_mem:.2f} s / {load_mmap:.2f} s |")
+print(f"| peak RSS of the decode run (--load memory) | {rss_kb / 1024:.0f} MiB |")
 print(f"| trace every default tap, 256 + 16 tokens ({tr_mb:.0f} MB), whole process | {tr_t:.2f} s ({tr_mb / tr_t:.0f} MB/s) |")
 print(f"| the same, logits tap only ({lg_mb:.0f} MB) | {lg_t:.2f} s |")
 print(f"| trace write throughput (the other {tr_mb - lg_mb:.0f} MB over the time they add) | {write_rate} |")
@@ -220,6 +249,8 @@ print(f"decode_bound_tok_s: {bound:.2f}")
 print(f"decode_tok_s: {decode:.2f}")
 print(f"prefill_tok_s: {prefill:.2f}")
 print(f"decode_fraction_of_bound: {decode / bound:.3f}")
+print(f"decode_mmap_tok_s: {decode_mmap:.2f}")
+print(f"prefill_mmap_tok_s: {prefill_mmap:.2f}")
 print(f"trace_write_mb_s: {(tr_mb - lg_mb) / write_s:.0f}" if write_s > 0 else "trace_write_mb_s: inf")
 print(f"compare_mb_s: {tr_mb / cmp_t:.0f}")
 print(f"compare_fresh_mb_s: {tr_mb / fresh_t:.0f}")

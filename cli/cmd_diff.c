@@ -48,7 +48,7 @@ static bn_status prompt_tokens(const char *paths[2], const char *text, const cha
         bn_model *m;
         bn_tokenizer *tok;
         bn_error e;
-        if (cli_load_model(paths[s], &m, &tok, &e)) continue;
+        if (cli_load_model(paths[s], BN_GGUF_LOAD_MMAP, &m, &tok, &e)) continue;
         bn_status st = cli_prompt_tokens(tok, text ? text : DEFAULT_PROMPT, NULL, false, ids, n, err);
         bn_tokenizer_free(tok);
         bn_model_free(m);

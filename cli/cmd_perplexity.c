@@ -18,7 +18,7 @@
 
 static const char ppl_help[] =
     "usage: bitparity perplexity -m MODEL -f TEXT [--ctx N] [--threads N] [--numerics ggml-compat|f32|llama.cpp-compat]\n"
-    "                            [--save-logits OUT.npz] [--kld-base BASE.npz]\n\n"
+    "                            [--save-logits OUT.npz] [--kld-base BASE.npz] [--load mmap|memory]\n\n"
     "Tokenizes TEXT (no BOS), cuts it into non-overlapping windows of N-1 tokens, evaluates each\n"
     "window with BOS in front and scores every window token from the tokens before it;\n"
     "perplexity = exp(mean negative log-likelihood), log-softmax in double.\n\n"
@@ -29,6 +29,7 @@ static const char ppl_help[] =
     "  --kld-base F      compare with logits saved by --save-logits from a base model: KL(base||this)\n"
     "                    mean/median/p99/max, same top token, RMS delta-p, as llama.cpp's\n"
     "                    perplexity --kl-divergence reports them\n"
+    CLI_LOAD_HELP
     CLI_PROGRESS_HELP;
 
 static void print_kld(const parity_ppl_result *r) {
@@ -40,7 +41,7 @@ static void print_kld(const parity_ppl_result *r) {
 }
 
 int cmd_perplexity(int argc, char **argv) {
-    const char *model = NULL, *file = NULL, *save = NULL, *base = NULL, *numerics = "ggml-compat";
+    const char *model = NULL, *file = NULL, *save = NULL, *base = NULL, *numerics = "ggml-compat", *load = "mmap";
     int64_t ctx = 128, threads = 2;
     cli_progress prog = {0};
     const cli_opt opts[] = {CLI_STR_OPT("-m", "--model", &model),
@@ -50,6 +51,7 @@ int cmd_perplexity(int argc, char **argv) {
                             CLI_STR_OPT("--numerics", NULL, &numerics),
                             CLI_STR_OPT("--save-logits", NULL, &save),
                             CLI_STR_OPT("--kld-base", NULL, &base),
+                            CLI_STR_OPT("--load", NULL, &load),
                             CLI_PROGRESS_OPTS(&prog),
                             {0}};
     int rc = cli_parse_options("perplexity", ppl_help, argc, argv, opts, NULL, 0, NULL);
@@ -61,6 +63,8 @@ int cmd_perplexity(int argc, char **argv) {
     po.params.cancel = cli_interrupt_flag();
     if (!bn_numerics_parse(numerics, &po.params.numerics))
         return cli_usage_error("perplexity", "--numerics '%s': expected ggml-compat, f32 or llama.cpp-compat", numerics);
+    bn_gguf_load how;
+    if (!bn_gguf_load_parse(load, &how)) return cli_usage_error("perplexity", "--load '%s': expected mmap or memory", load);
     bn_error err = {0};
     bn_model *m = NULL;
     bn_tokenizer *tok = NULL;
@@ -68,7 +72,7 @@ int cmd_perplexity(int argc, char **argv) {
     size_t len = 0;
     parity_trace *kld_base = NULL;
     parity_ppl_result r;
-    bn_status st = cli_load_model(model, &m, &tok, &err);
+    bn_status st = cli_load_model(model, how, &m, &tok, &err);
     if (!st) st = bn_yaml_read_file(file, SIZE_MAX / 2, "text", &text, &len, &err);
     if (!st && base) st = parity_trace_open(base, &kld_base, &err);
     po.kld_base = kld_base;

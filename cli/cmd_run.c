@@ -2,6 +2,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bitnet/forward.h"
@@ -11,7 +12,8 @@
 
 static const char run_help[] =
     "usage: bitparity run -m MODEL (-p TEXT | --tokens 1,2,3) [-n N] [--temp T] [--top-k K] [--top-p P]\n"
-    "                     [--seed S] [--threads N] [--numerics ggml-compat|f32|llama.cpp-compat] [--chat] [--ids]\n\n"
+    "                     [--seed S] [--threads N] [--numerics ggml-compat|f32|llama.cpp-compat] [--chat] [--ids]\n"
+    "                     [--load mmap|memory] [--timings]\n\n"
     "Streams the generated text to stdout. With -p the prompt is tokenized and BOS added as the\n"
     "vocabulary says; with --tokens the ids are used as given (no BOS); with neither, generation\n"
     "starts from BOS alone. Stops at EOS/EOT or after N tokens.\n\n"
@@ -23,15 +25,19 @@ static const char run_help[] =
     "  --threads N   worker threads, 1..256 (default 2); results do not depend on it\n"
     "  --numerics M  ggml-compat (default), f32 or llama.cpp-compat\n"
     "  --chat        wrap the prompt in the BitNet chat template (User: ...<|eot_id|>Assistant: )\n"
-    "  --ids         print the generated token ids separated by spaces instead of text\n";
+    "  --ids         print the generated token ids separated by spaces instead of text\n"
+    CLI_LOAD_HELP
+    "  --timings     print to stderr the time of loading, of the prompt's evaluation and of the decode\n"
+    "                steps (each evaluation after the prompt, with its sampling), as tok/s\n";
 
 enum { RUN_MAX_PREDICT = 1 << 20 };
 
 typedef struct run_opts {
-    const char *model, *prompt, *tokens, *numerics;
+    const char *model, *prompt, *tokens, *numerics, *load;
     int64_t n_predict, top_k, seed, threads;
     double temp, top_p;
-    bool chat, ids;
+    bool chat, ids, timings;
+    double t_load; /* seconds the model took to load (--timings) */
 } run_opts;
 
 /* One generation: the prompt, then a sampled token per evaluation. */
@@ -44,7 +50,15 @@ typedef struct run_state {
     int64_t n_prompt, n_gen;
     char *text;
     size_t printed;
+    double t_start, t_prompt, t_end; /* --timings: monotonic seconds before evaluation 0, after it, at the end */
+    int64_t n_evals;                 /* evaluations run so far */
 } run_state;
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 /* Prints the continuation so far: token ids, or the text it adds
  * (detokenized whole: SPM spacing depends on context). */
@@ -65,6 +79,10 @@ static bn_status print_token(run_state *r, int32_t next, bn_error *err) {
  * -n or a full context. */
 static bn_status run_step(void *user, int64_t k, const bn_ctx *c, bn_session_step *step, bn_error *err) {
     run_state *r = user;
+    r->n_evals = k;
+    r->t_end = now_seconds();
+    if (k == 0) r->t_start = r->t_end;
+    if (k == 1) r->t_prompt = r->t_end;
     if (k == 0) {
         /* only the last position's logits are sampled from */
         *step = (bn_session_step){.tokens = r->prompt, .n_tokens = r->n_prompt, .logits_first = r->n_prompt - 1,
@@ -100,13 +118,21 @@ static bn_status generate(const run_opts *o, const bn_model *m, const bn_tokeniz
                             (long long)o->n_predict);
     if (!st) st = bn_session_run(m, &sp, err);
     if (o->ids || r.printed) putchar('\n');
+    if (!st && o->timings) {
+        const double prompt = r.t_prompt - r.t_start, decode = r.t_end - r.t_prompt;
+        const int64_t n_decode = r.n_evals - 1;
+        fprintf(stderr, "timings: load %.3f s\ntimings: prompt %lld tokens in %.3f s (%.2f tok/s)\n", o->t_load,
+                (long long)r.n_prompt, prompt, prompt > 0 ? (double)r.n_prompt / prompt : 0.0);
+        fprintf(stderr, "timings: decode %lld tokens in %.3f s (%.2f tok/s)\n", (long long)n_decode, decode,
+                n_decode > 0 && decode > 0 ? (double)n_decode / decode : 0.0);
+    }
     free(r.text), free(r.gen), free(r.prompt);
     bn_sampler_free(r.s);
     return st;
 }
 
 int cmd_run(int argc, char **argv) {
-    run_opts o = {.numerics = "ggml-compat", .n_predict = 128, .top_k = 40, .seed = 42, .threads = 2,
+    run_opts o = {.numerics = "ggml-compat", .load = "mmap", .n_predict = 128, .top_k = 40, .seed = 42, .threads = 2,
                   .temp = 0.8, .top_p = 0.95};
     const cli_opt opts[] = {CLI_STR_OPT("-m", "--model", &o.model),
                             CLI_STR_OPT("-p", "--prompt", &o.prompt),
@@ -120,15 +146,21 @@ int cmd_run(int argc, char **argv) {
                             CLI_STR_OPT("--numerics", NULL, &o.numerics),
                             CLI_FLAG_OPT("--chat", NULL, &o.chat),
                             CLI_FLAG_OPT("--ids", NULL, &o.ids),
+                            CLI_STR_OPT("--load", NULL, &o.load),
+                            CLI_FLAG_OPT("--timings", NULL, &o.timings),
                             {0}};
     int rc = cli_parse_options("run", run_help, argc, argv, opts, NULL, 0, NULL);
     if (rc >= 0) return rc;
     if (!o.model) return cli_usage_error("run", "-m MODEL is required");
     if (o.prompt && o.tokens) return cli_usage_error("run", "-p and --tokens exclude each other");
+    bn_gguf_load load;
+    if (!bn_gguf_load_parse(o.load, &load)) return cli_usage_error("run", "--load '%s': expected mmap or memory", o.load);
     bn_error err = {0};
     bn_model *m;
     bn_tokenizer *tok;
-    if (cli_load_model(o.model, &m, &tok, &err)) return cli_fail("run", &err);
+    const double t0 = now_seconds();
+    if (cli_load_model(o.model, load, &m, &tok, &err)) return cli_fail("run", &err);
+    o.t_load = now_seconds() - t0;
     bn_status st = generate(&o, m, tok, &err);
     bn_tokenizer_free(tok);
     bn_model_free(m);

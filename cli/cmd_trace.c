@@ -10,7 +10,7 @@
 static const char trace_help[] =
     "usage: bitparity trace -m MODEL (-p TEXT | --tokens IDS [--decode N] | --tokens-from TRACE) [--taps GLOB,...]\n"
     "                       [--numerics ggml-compat|f32|llama.cpp-compat] [--kv-type T] [--threads N]\n"
-    "                       [--fault NAME] [--compress]\n"
+    "                       [--fault NAME] [--compress] [--load mmap|memory]\n"
     "                       -o OUT.npz\n\n"
     "Evaluates the prompt (e0) and N greedy single-token decode steps (e1..eN) and writes every\n"
     "selected tap of every evaluation to OUT.npz (numpy-loadable; meta.yaml records the producer,\n"
@@ -35,13 +35,14 @@ static const char trace_help[] =
     "                  Two change nothing on most models: i2s-scale-clamp bites only where an I2_S\n"
     "                  scale lies outside [1e-3, 1e3], round-away only where some x*127/amax is\n"
     "                  exactly k+0.5 with k even; fixtures/models/b158-i2s-edge.gguf has both\n"
+    CLI_LOAD_HELP
     CLI_PROGRESS_HELP "\n"
     "OUT.npz appears only when complete (written to .OUT.npz.tmp.XXXXXX, then renamed): an error\n"
     "or an interrupt (SIGINT/SIGTERM: exit 130) leaves an older OUT.npz as it was.\n";
 
 int cmd_trace(int argc, char **argv) {
     const char *model = NULL, *prompt = NULL, *tokens = NULL, *tokens_from = NULL, *taps = NULL,
-               *numerics = "ggml-compat", *fault = "none", *out = NULL, *kv_type = NULL;
+               *numerics = "ggml-compat", *fault = "none", *out = NULL, *kv_type = NULL, *load = "mmap";
     int64_t decode = -1, threads = 2; /* decode -1: not given (2 by default) */
     bool compress = false;
     cli_progress prog = {0};
@@ -57,6 +58,7 @@ int cmd_trace(int argc, char **argv) {
                             CLI_STR_OPT("--fault", NULL, &fault),
                             CLI_STR_OPT("-o", "--output", &out),
                             CLI_FLAG_OPT("--compress", NULL, &compress),
+                            CLI_STR_OPT("--load", NULL, &load),
                             CLI_PROGRESS_OPTS(&prog),
                             {0}};
     int rc = cli_parse_options("trace", trace_help, argc, argv, opts, NULL, 0, NULL);
@@ -76,10 +78,12 @@ int cmd_trace(int argc, char **argv) {
     if (!bn_fault_parse(fault, &o.fault)) return cli_usage_error("trace", "--fault '%s': unknown fault (see --help)", fault);
     if (kv_type && !bn_kv_type_parse(kv_type, &o.kv_type, &o.v_type))
         return cli_usage_error("trace", "--kv-type '%s': expected f16, f32 or K,V (f32,f16)", kv_type);
+    bn_gguf_load how;
+    if (!bn_gguf_load_parse(load, &how)) return cli_usage_error("trace", "--load '%s': expected mmap or memory", load);
     bn_error err = {0};
     bn_model *m;
     bn_tokenizer *tok;
-    if (cli_load_model(model, &m, &tok, &err)) return cli_fail("trace", &err);
+    if (cli_load_model(model, how, &m, &tok, &err)) return cli_fail("trace", &err);
     int32_t *ids = NULL;
     int64_t n = 0;
     parity_trace *from = NULL;

@@ -6,10 +6,10 @@
 #include "bitnet/tokenizer.h"
 #include "commands.h"
 
-bn_status cli_load_model(const char *path, bn_model **m, bn_tokenizer **tok, bn_error *err) {
+bn_status cli_load_model(const char *path, bn_gguf_load how, bn_model **m, bn_tokenizer **tok, bn_error *err) {
     *m = NULL;
     *tok = NULL;
-    bn_status st = bn_model_load(path, m, err);
+    bn_status st = bn_model_load_with(path, how, m, err);
     if (st) return st;
     st = bn_tokenizer_load((*m)->gguf, tok, err);
     if (st) {

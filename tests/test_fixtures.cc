@@ -472,6 +472,39 @@ TEST_P(FixtureModel, DecodeTapsDoNotDependOnThreadCount) {
     ASSERT_NO_FATAL_FAILURE(ExpectTapsIndependentOfThreadCount(GetParam(), bos, 39, "decode"));
 }
 
+// --load memory: the same file read into anonymous memory instead of mapped
+// gives every tap bit for bit (a prompt, then decode steps), and the bytes of
+// every tensor are the file's.
+TEST_P(FixtureModel, TapsDoNotDependOnWhereTheWeightsLive) {
+    const std::string path = FixturePath(std::string("models/") + GetParam().name + ".gguf");
+    bn_error err{};
+    bn_model *mm = nullptr, *mem = nullptr;
+    ASSERT_OK(bn_model_load_with(path.c_str(), BN_GGUF_LOAD_MMAP, &mm, &err), err);
+    ModelPtr mapped(mm);
+    ASSERT_OK(bn_model_load_with(path.c_str(), BN_GGUF_LOAD_MEMORY, &mem, &err), err);
+    ModelPtr in_memory(mem);
+    ASSERT_EQ(bn_gguf_tensor_count(mapped->gguf), bn_gguf_tensor_count(in_memory->gguf));
+    for (int64_t i = 0; i < bn_gguf_tensor_count(mapped->gguf); i++) {
+        const bn_gguf_tensor *a = bn_gguf_tensor_at(mapped->gguf, i), *b = bn_gguf_tensor_at(in_memory->gguf, i);
+        ASSERT_EQ(a->nbytes, b->nbytes) << a->name;
+        EXPECT_NE(a->data, b->data) << a->name << ": two loads share their bytes";
+        EXPECT_EQ(memcmp(a->data, b->data, a->nbytes), 0) << a->name;
+    }
+    const std::vector<int32_t> p2 = bptest::FixturePrompt("p2");
+    const EngineRun one = RunEngine(mapped.get(), p2, 3, "*", BN_NUMERICS_GGML_COMPAT);
+    const EngineRun other = RunEngine(in_memory.get(), p2, 3, "*", BN_NUMERICS_GGML_COMPAT);
+    ASSERT_FALSE(one.taps.empty());
+    ASSERT_EQ(one.taps.size(), other.taps.size());
+    for (const auto &[key, rec] : one.taps) {
+        const auto it = other.taps.find(key);
+        ASSERT_NE(it, other.taps.end()) << key.second;
+        ASSERT_EQ(rec.v.size(), it->second.v.size()) << key.second;
+        EXPECT_EQ(memcmp(rec.v.data(), it->second.v.data(), rec.v.size() * sizeof(float)), 0)
+            << "eval " << key.first << " " << key.second;
+    }
+    EXPECT_EQ(one.greedy, other.greedy);
+}
+
 INSTANTIATE_TEST_SUITE_P(Fixtures, FixtureModel, ::testing::ValuesIn(kModels), [](const auto &info) {
     std::string s = info.param.name;
     for (char &ch : s)

@@ -1057,21 +1057,39 @@ TEST(GgufHostile, ByteFlipsInHeaderNeverCrash) {
     EXPECT_GT(errors, 1000);
 }
 
+// The same errors whether the file is mapped or read into memory.
 TEST(GgufHostile, OpenReportsIoErrors) {
+    for (bn_gguf_load how : {BN_GGUF_LOAD_MMAP, BN_GGUF_LOAD_MEMORY}) {
+        SCOPED_TRACE(how == BN_GGUF_LOAD_MMAP ? "mmap" : "memory");
+        bn_gguf *g = reinterpret_cast<bn_gguf *>(1);
+        bn_error err;
+        EXPECT_EQ(bn_gguf_open_with("/nonexistent/x.gguf", how, &g, &err), BN_ERR_IO);
+        EXPECT_EQ(g, nullptr);
+        EXPECT_NE(std::string(err.msg).find("/nonexistent/x.gguf: cannot open"), std::string::npos) << err.msg;
+        TempDir tmp;
+        EXPECT_EQ(bn_gguf_open_with(tmp.path().c_str(), how, &g, &err), BN_ERR_IO);
+        EXPECT_NE(std::string(err.msg).find("not a regular file"), std::string::npos) << err.msg;
+        std::string empty = tmp.file("empty.gguf");
+        bptest::WriteFile(empty, "", 0);
+        EXPECT_EQ(bn_gguf_open_with(empty.c_str(), how, &g, &err), BN_ERR_FORMAT);
+        EXPECT_NE(std::string(err.msg).find("unexpected end of file reading magic (needs 4 bytes, 0 left) at byte offset 0 (header)"),
+                  std::string::npos)
+            << err.msg;
+    }
     bn_gguf *g = reinterpret_cast<bn_gguf *>(1);
     bn_error err;
-    EXPECT_EQ(bn_gguf_open("/nonexistent/x.gguf", &g, &err), BN_ERR_IO);
+    EXPECT_EQ(bn_gguf_open_with("/nonexistent/x.gguf", static_cast<bn_gguf_load>(7), &g, &err), BN_ERR_INVALID);
     EXPECT_EQ(g, nullptr);
-    EXPECT_NE(std::string(err.msg).find("/nonexistent/x.gguf: cannot open"), std::string::npos) << err.msg;
-    TempDir tmp;
-    EXPECT_EQ(bn_gguf_open(tmp.path().c_str(), &g, &err), BN_ERR_IO);
-    EXPECT_NE(std::string(err.msg).find("not a regular file"), std::string::npos) << err.msg;
-    std::string empty = tmp.file("empty.gguf");
-    bptest::WriteFile(empty, "", 0);
-    EXPECT_EQ(bn_gguf_open(empty.c_str(), &g, &err), BN_ERR_FORMAT);
-    EXPECT_NE(std::string(err.msg).find("unexpected end of file reading magic (needs 4 bytes, 0 left) at byte offset 0 (header)"),
-              std::string::npos)
-        << err.msg;
+    EXPECT_STREQ(err.msg, "/nonexistent/x.gguf: unknown load mode 7");
+}
+
+TEST(Gguf, LoadModeParses) {
+    bn_gguf_load how = BN_GGUF_LOAD_MEMORY;
+    EXPECT_TRUE(bn_gguf_load_parse("mmap", &how));
+    EXPECT_EQ(how, BN_GGUF_LOAD_MMAP);
+    EXPECT_TRUE(bn_gguf_load_parse("memory", &how));
+    EXPECT_EQ(how, BN_GGUF_LOAD_MEMORY);
+    for (const char *bad : {"", "MMAP", "mem", "memory ", "read"}) EXPECT_FALSE(bn_gguf_load_parse(bad, &how)) << bad;
 }
 
 // ---------------------------------------------------------------------------

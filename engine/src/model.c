@@ -262,12 +262,16 @@ bn_status bn_model_from_gguf(bn_gguf *g, bn_model **out, bn_error *err) {
     return BN_OK;
 }
 
-bn_status bn_model_load(const char *path, bn_model **out, bn_error *err) {
+bn_status bn_model_load_with(const char *path, bn_gguf_load how, bn_model **out, bn_error *err) {
     bn_gguf *g;
     *out = NULL;
-    bn_status st = bn_gguf_open(path, &g, err);
+    bn_status st = bn_gguf_open_with(path, how, &g, err);
     if (st) return st;
     return bn_model_from_gguf(g, out, err);
+}
+
+bn_status bn_model_load(const char *path, bn_model **out, bn_error *err) {
+    return bn_model_load_with(path, BN_GGUF_LOAD_MMAP, out, err);
 }
 
 void bn_model_free(bn_model *m) {

@@ -49,6 +49,9 @@ usage perplexity "-c 4097: must be 2..4096" -m "$m" -f "$tmp/text.txt" -c 4097
 usage compare "--threads 300: must be 1..256" a.npz b.npz --threads 300
 usage check "-t 0: must be 1..256" -m "$m" --reference r.npz -t 0
 usage synth "--seed -1: must be >= 0 (a 64-bit integer)" --type i2_s --seed -1 -o "$tmp/x.gguf"
+usage run "--load 'read': expected mmap or memory" -m "$m" --load read
+usage trace "--load 'MMAP': expected mmap or memory" -m "$m" --tokens 1 --load MMAP -o "$tmp/t.npz"
+usage perplexity "--load '': expected mmap or memory" -m "$m" -f "$tmp/text.txt" --load ''
 [ ! -e "$tmp/t.npz" ] && [ ! -e "$tmp/x.gguf" ] || fail "a usage error wrote a file"
 
 # the edges are accepted
@@ -68,4 +71,27 @@ z=$(printf '0%.0s' $(seq 80))
     fail "run --tokens with leading zeros: $(cat "$tmp/err")"
 cmp -s "$tmp/plain" "$tmp/zeros" || fail "leading zeros changed the ids: $(cat "$tmp/plain") vs $(cat "$tmp/zeros")"
 "$bp" synth --type i2_s --seed 0 -o "$tmp/s0.gguf" 2>/dev/null || fail "synth --seed 0"
+# --load memory: the same ids, trace and perplexity as the mapped file
+"$bp" run -m "$m" --tokens 509,12 -n 3 --temp 0 --ids --load memory >"$tmp/mem" 2>"$tmp/err" ||
+    fail "run --load memory: $(cat "$tmp/err")"
+cmp -s "$tmp/plain" "$tmp/mem" || fail "--load memory changed the ids: $(cat "$tmp/plain") vs $(cat "$tmp/mem")"
+"$bp" trace -m "$m" --tokens 509,12 --decode 2 -o "$tmp/t-mmap.npz" 2>/dev/null || fail "trace --load mmap"
+"$bp" trace -m "$m" --tokens 509,12 --decode 2 --load memory -o "$tmp/t-mem.npz" 2>"$tmp/err" ||
+    fail "trace --load memory: $(cat "$tmp/err")"
+cmp -s "$tmp/t-mmap.npz" "$tmp/t-mem.npz" || fail "trace --load memory wrote other bytes"
+"$bp" perplexity -m "$m" -f "$tmp/text.txt" --ctx 4 >"$tmp/ppl-mmap" 2>/dev/null || fail "perplexity"
+"$bp" perplexity -m "$m" -f "$tmp/text.txt" --ctx 4 --load memory >"$tmp/ppl-mem" 2>"$tmp/err" ||
+    fail "perplexity --load memory: $(cat "$tmp/err")"
+cmp -s "$tmp/ppl-mmap" "$tmp/ppl-mem" || fail "perplexity --load memory printed other figures"
+# --timings: three lines on stderr, stdout unchanged; -n 3 evaluates the
+# prompt and 2 decode steps (the third token is sampled, not evaluated)
+"$bp" run -m "$m" --tokens 509,12 -n 3 --temp 0 --ids --timings >"$tmp/timed" 2>"$tmp/err" ||
+    fail "run --timings: $(cat "$tmp/err")"
+cmp -s "$tmp/plain" "$tmp/timed" || fail "--timings changed stdout"
+[ "$(wc -l <"$tmp/err")" -eq 3 ] || fail "run --timings: want 3 lines on stderr: $(cat "$tmp/err")"
+grep -Eq '^timings: load [0-9]+\.[0-9]{3} s$' "$tmp/err" || fail "no load line: $(cat "$tmp/err")"
+grep -Eq '^timings: prompt 2 tokens in [0-9]+\.[0-9]{3} s \([0-9]+\.[0-9]{2} tok/s\)$' "$tmp/err" ||
+    fail "no prompt line: $(cat "$tmp/err")"
+grep -Eq '^timings: decode 2 tokens in [0-9]+\.[0-9]{3} s \([0-9]+\.[0-9]{2} tok/s\)$' "$tmp/err" ||
+    fail "no decode line: $(cat "$tmp/err")"
 echo "args: ok"

@@ -66,6 +66,22 @@ typedef struct bn_gguf_str {
  * bn_gguf_close. On failure *out is NULL and err names file/field/offset. */
 bn_status bn_gguf_open(const char *path, bn_gguf **out, bn_error *err);
 
+/* Where an opened file's bytes live. Both give the same bytes, hence the
+ * same results bit for bit. */
+typedef enum bn_gguf_load {
+    BN_GGUF_LOAD_MMAP = 0, /* a read-only mapping of the file: opens at once, pages come in as they are read */
+    BN_GGUF_LOAD_MEMORY,   /* the whole file read into anonymous memory (transparent huge pages where the
+                            * kernel gives them), read-only afterwards: slower to open, faster to stream
+                            * the weights from on every decoded token (bench/run.sh measures both) */
+} bn_gguf_load;
+
+/* bn_gguf_open with the bytes placed as `how` says. A file that ends early
+ * while it is read (BN_GGUF_LOAD_MEMORY) is an error naming the offset. */
+bn_status bn_gguf_open_with(const char *path, bn_gguf_load how, bn_gguf **out, bn_error *err);
+
+/* "mmap" or "memory" (the CLI's --load); false for anything else. */
+bool bn_gguf_load_parse(const char *s, bn_gguf_load *out);
+
 /* Same checks on a caller-owned buffer (fuzzing, tests); the buffer must
  * outlive the handle. `name` is used in messages. */
 bn_status bn_gguf_open_memory(const void *buf, size_t size, const char *name,

@@ -94,6 +94,10 @@ typedef struct bn_model {
  * against the tensor shapes; messages name the key and the tensor. */
 bn_status bn_model_load(const char *path, bn_model **out, bn_error *err);
 
+/* bn_model_load with the file's bytes placed as `how` says (gguf.h): the
+ * results are the same bits either way, only the speed differs. */
+bn_status bn_model_load_with(const char *path, bn_gguf_load how, bn_model **out, bn_error *err);
+
 /* Binds an open file. Takes `g` in every case: on success the model owns it
  * (bn_model_free closes it), on failure it is already closed. */
 bn_status bn_model_from_gguf(bn_gguf *g, bn_model **out, bn_error *err);
