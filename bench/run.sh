@@ -20,8 +20,8 @@
 #    reads the whole embedding), hence the decode bound; decode tok/s (64
 #    tokens after a 16-token prompt), prefill tok/s (128-token prompt) and
 #    load time, each with the weights read into memory (--load memory, the
-#    figures the bound is held against) and mapped from the file (--load
-#    mmap, the default); peak RSS; tracing a 256-token prompt + 16 decode
+#    default, whose figures the bound is held against) and mapped from the
+#    file (--load mmap); peak RSS; tracing a 256-token prompt + 16 decode
 #    steps with every default tap (about 1.9 GB) against the logits tap alone
 #    (the write throughput), and compare of that trace with a copy (and,
 #    once, of two traces just written: the first read). Decode and prefill
@@ -232,8 +232,8 @@ print(f"| synth --shape 2b4t (write {bytes_tok / 1e9:.2f} GB) | {synth_s:.1f} s 
 print(f"| read bandwidth (stream, 2 threads, best of 10) | {bw:.2f} GB/s |")
 print(f"| bytes read per decoded token | {bytes_tok / 1e9:.3f} GB |")
 print(f"| decode bound (bandwidth / bytes per token) | {bound:.2f} tok/s |")
-print(f"| decode, 64 tokens after a 16-token prompt (--load memory) | {decode:.2f} tok/s ({decode / bound:.2f} of the bound) |")
-print(f"| the same, weights mapped from the file (--load mmap, the default) | {decode_mmap:.2f} tok/s ({decode_mmap / bound:.2f} of the bound) |")
+print(f"| decode, 64 tokens after a 16-token prompt (--load memory, the default) | {decode:.2f} tok/s ({decode / bound:.2f} of the bound) |")
+print(f"| the same, weights mapped from the file (--load mmap) | {decode_mmap:.2f} tok/s ({decode_mmap / bound:.2f} of the bound) |")
 print(f"| prefill, 128-token prompt (--load memory) | {prefill:.2f} tok/s |")
 print(f"| the same, --load mmap | {prefill_mmap:.2f} tok/s |")
 print(f"| loading the model: --load memory / --load mmap | {load_mem:.2f} s / {load_mmap:.2f} s |")

@@ -41,7 +41,7 @@ static void print_kld(const parity_ppl_result *r) {
 }
 
 int cmd_perplexity(int argc, char **argv) {
-    const char *model = NULL, *file = NULL, *save = NULL, *base = NULL, *numerics = "ggml-compat", *load = "mmap";
+    const char *model = NULL, *file = NULL, *save = NULL, *base = NULL, *numerics = "ggml-compat", *load = "memory";
     int64_t ctx = 128, threads = 2;
     cli_progress prog = {0};
     const cli_opt opts[] = {CLI_STR_OPT("-m", "--model", &model),

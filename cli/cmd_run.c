@@ -132,7 +132,7 @@ static bn_status generate(const run_opts *o, const bn_model *m, const bn_tokeniz
 }
 
 int cmd_run(int argc, char **argv) {
-    run_opts o = {.numerics = "ggml-compat", .load = "mmap", .n_predict = 128, .top_k = 40, .seed = 42, .threads = 2,
+    run_opts o = {.numerics = "ggml-compat", .load = "memory", .n_predict = 128, .top_k = 40, .seed = 42, .threads = 2,
                   .temp = 0.8, .top_p = 0.95};
     const cli_opt opts[] = {CLI_STR_OPT("-m", "--model", &o.model),
                             CLI_STR_OPT("-p", "--prompt", &o.prompt),

@@ -42,7 +42,7 @@ static const char trace_help[] =
 
 int cmd_trace(int argc, char **argv) {
     const char *model = NULL, *prompt = NULL, *tokens = NULL, *tokens_from = NULL, *taps = NULL,
-               *numerics = "ggml-compat", *fault = "none", *out = NULL, *kv_type = NULL, *load = "mmap";
+               *numerics = "ggml-compat", *fault = "none", *out = NULL, *kv_type = NULL, *load = "memory";
     int64_t decode = -1, threads = 2; /* decode -1: not given (2 by default) */
     bool compress = false;
     cli_progress prog = {0};

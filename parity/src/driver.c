@@ -85,7 +85,7 @@ static bn_status open_all(const parity_driver_opts *o, parity_driver_run *r, bn_
     if (!st) st = parity_trace_open(o->reference, &r->trace[1], err);
     if (!st && !o->subject) {
         const double t_record = seconds();
-        st = bn_model_load(o->model, m, err);
+        st = bn_model_load_with(o->model, BN_GGUF_LOAD_MEMORY, m, err); /* it is evaluated: see gguf.h */
         if (!st) st = record_subject(o, *m, r->trace[1], &r->trace[0], err);
         r->t_open -= seconds() - t_record; /* recording is not opening */
     }
@@ -121,7 +121,8 @@ static bn_status localize(const parity_driver_opts *o, parity_driver_run *r, bn_
     bn_model *ref_model = NULL;
     bn_status st = parity_tapview_open(r->trace[0], r->map[0], &v[0], err);
     if (!st) st = parity_tapview_open(r->trace[1], r->map[1], &v[1], err);
-    if (!st && o->model && !*m && !r->result->pass) st = bn_model_load(o->model, m, err);
+    if (!st && o->model && !*m && !r->result->pass) /* a replay evaluates it */
+        st = bn_model_load_with(o->model, o->replay ? BN_GGUF_LOAD_MEMORY : BN_GGUF_LOAD_MMAP, m, err);
     if (!st && o->reference_model && !r->result->pass) st = bn_model_load(o->reference_model, &ref_model, err);
     if (!st) st = parity_hints_find(r->result, v[0], v[1], *m, ref_model, err);
     if (!st) parity_hints_accept(r->result, r->policy);

@@ -806,7 +806,7 @@ static const char *missing_file(const spec *s) {
 
 static bn_status load_model(const char *path, bn_model **m, bn_tokenizer **tok, bn_error *err) {
     *tok = NULL;
-    bn_status st = bn_model_load(path, m, err);
+    bn_status st = bn_model_load_with(path, BN_GGUF_LOAD_MEMORY, m, err); /* it is evaluated: see gguf.h */
     if (!st && (st = bn_tokenizer_load((*m)->gguf, tok, err))) bn_error_prefix(err, path);
     return st;
 }
