@@ -116,6 +116,11 @@ static bn_status generate(const run_opts *o, const bn_model *m, const bn_tokeniz
     if (!st && !(r.gen = malloc((size_t)(o->n_predict + 1) * sizeof *r.gen)))
         st = bn_error_nomem(err, (size_t)(o->n_predict + 1) * sizeof *r.gen, "run: %lld generated tokens",
                             (long long)o->n_predict);
+    /* the positions the prompt and the generated tokens take, within the
+     * model's context (which still ends the generation): the session sizes
+     * the KV cache to them */
+    const int64_t n_default = bn_ctx_model_n_ctx(m);
+    sp.n_positions = r.n_prompt + o->n_predict < n_default ? r.n_prompt + o->n_predict : n_default;
     if (!st) st = bn_session_run(m, &sp, err);
     if (o->ids || r.printed) putchar('\n');
     if (!st && o->timings) {

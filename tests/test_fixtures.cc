@@ -71,7 +71,7 @@ struct EngineRun {
 
 // The prompt, then n_decode greedy single-token steps, as the reference does.
 EngineRun RunEngine(const bn_model *m, const std::vector<int32_t> &prompt, int n_decode, const std::string &globs,
-                    bn_numerics numerics, int threads = 2) {
+                    bn_numerics numerics, int threads = 2, int64_t n_ctx = 0) {
     EngineRun run;
     bn_error err{};
     bn_tap_set *ts = nullptr;
@@ -80,6 +80,7 @@ EngineRun RunEngine(const bn_model *m, const std::vector<int32_t> &prompt, int n
     bn_ctx_params p = bn_ctx_params_init();
     p.n_threads = threads;
     p.numerics = numerics;
+    p.n_ctx = n_ctx;
     p.observe = taps.get();
     p.observe_fn = Record;
     p.observe_user = &run.taps;
@@ -503,6 +504,32 @@ TEST_P(FixtureModel, TapsDoNotDependOnWhereTheWeightsLive) {
             << "eval " << key.first << " " << key.second;
     }
     EXPECT_EQ(one.greedy, other.greedy);
+}
+
+// What bn_session_n_ctx relies on when it cuts the KV cache to the positions
+// a sequence needs, rounded up to 256: every tap is bit for bit the one the
+// model's larger default capacity gives, in both padded modes (ggml-compat pads the
+// KV length to 32, llama.cpp-compat to 256) and in f32. The prompt (40
+// tokens) and 3 decode steps reach a padded length of 64 (256).
+TEST_P(FixtureModel, TapsDoNotDependOnACacheThatHoldsTheSequence) {
+    ModelPtr m = LoadModel(GetParam().name);
+    ASSERT_TRUE(m);
+    const std::vector<int32_t> p2 = bptest::FixturePrompt("p2");
+    for (bn_numerics mode : {BN_NUMERICS_GGML_COMPAT, BN_NUMERICS_LLAMACPP_COMPAT, BN_NUMERICS_F32}) {
+        // (the fixtures' own default is 128 positions: a 2B model's 4096 is played by 1024)
+        const EngineRun full = RunEngine(m.get(), p2, 3, "*", mode, 2, 1024);
+        const EngineRun cut = RunEngine(m.get(), p2, 3, "*", mode, 2, 256);
+        ASSERT_FALSE(full.taps.empty());
+        ASSERT_EQ(full.taps.size(), cut.taps.size());
+        for (const auto &[key, rec] : full.taps) {
+            const auto it = cut.taps.find(key);
+            ASSERT_NE(it, cut.taps.end()) << key.second;
+            ASSERT_EQ(rec.v.size(), it->second.v.size()) << key.second;
+            EXPECT_EQ(memcmp(rec.v.data(), it->second.v.data(), rec.v.size() * sizeof(float)), 0)
+                << "numerics " << (int)mode << " eval " << key.first << " " << key.second;
+        }
+        EXPECT_EQ(full.greedy, cut.greedy);
+    }
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, FixtureModel, ::testing::ValuesIn(kModels), [](const auto &info) {

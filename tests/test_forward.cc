@@ -17,6 +17,7 @@ extern "C" {
 #include "bitnet/forward.h"
 #include "bitnet/model.h"
 #include "bitnet/sampler.h"
+#include "bitnet/session.h"
 #include "bitnet/taps.h"
 #include "parity/trace.h"
 }
@@ -360,3 +361,29 @@ INSTANTIATE_TEST_SUITE_P(Models, ForwardLogitRange,
                          bptest::ModelCaseName());
 
 }  // namespace
+
+// The KV capacity of a session: ctx.n_ctx when given; the model's default
+// when the positions are unknown; grown past the default when the sequence
+// needs more (at most BN_CTX_MAX); cut to the positions rounded up to 256
+// when that is less.
+TEST(Session, KvCapacityHoldsTheSequenceRoundedTo256) {
+    bn_model m{};
+    m.hp.n_ctx_train = 4096;
+    bn_session_params p{};
+    p.ctx = bn_ctx_params_init();
+    EXPECT_EQ(bn_session_n_ctx(&m, &p), 4096);  // positions unknown
+    const std::vector<std::pair<int64_t, int64_t>> cases = {
+        {1, 256}, {81, 256}, {256, 256}, {257, 512}, {272, 512}, {3841, 4096}, {4096, 4096}};
+    for (const auto &[positions, want] : cases) {
+        p.n_positions = positions;
+        EXPECT_EQ(bn_session_n_ctx(&m, &p), want) << positions << " positions";
+    }
+    m.hp.n_ctx_train = 300;  // a default that is no multiple of 256 is never exceeded by the cut
+    for (const auto &[positions, want] : std::vector<std::pair<int64_t, int64_t>>{{200, 256}, {290, 300}, {300, 300},
+                                                                                   {301, 301}, {9000, BN_CTX_MAX}}) {
+        p.n_positions = positions;
+        EXPECT_EQ(bn_session_n_ctx(&m, &p), want) << positions << " positions, default 300";
+    }
+    p.ctx.n_ctx = 77;  // given: as given
+    EXPECT_EQ(bn_session_n_ctx(&m, &p), 77);
+}

@@ -50,8 +50,11 @@ typedef struct bn_session_params {
 
 /* The KV capacity a session runs with: ctx.n_ctx when set; else the model's
  * default (bn_ctx_model_n_ctx), grown to n_positions (at most BN_CTX_MAX)
- * when the sequence is known to need more. A trace recorded and replayed
- * through sessions thus always sees the same capacity. */
+ * when the sequence is known to need more, then cut to n_positions rounded
+ * up to 256 when that is less. Every evaluation's KV length (ggml-compat's
+ * and llama.cpp-compat's padded lengths, hence the order of attention's
+ * sums) is the same as at the model's default: the cut only moves the
+ * cache's rows closer together. */
 int64_t bn_session_n_ctx(const bn_model *m, const bn_session_params *p);
 
 /* Applies p->fault to (a copy of) m and the context params, creates a context
