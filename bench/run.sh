@@ -197,16 +197,18 @@ bw=$(awk -v a="$bw" -v b="$bw2" 'BEGIN {print (a > b ? a : b)}')
 # 1.9 GB), against the same trace of the logits tap alone: both hash the
 # model and compute every position's logits, so the difference is the cost
 # of writing the other taps (gathering, CRC, the page-cache copy, the
-# fsync at commit). Then `compare` of the whole trace with a copy.
+# fsync at commit). Then `compare` of the whole trace with a copy. The
+# traces map the model (--load mmap): reading it into memory takes 0.2-3 s
+# from one run to the next here, noise that swamped the difference.
 p256=$(seq -s, 100 355)
-tr_all=$(before='rm -f "$out/t2b.npz"; sync' median "$bp" trace -m "$m2b" --tokens "$p256" --decode 16 --threads 2 \
+tr_all=$(before='rm -f "$out/t2b.npz"; sync' median "$bp" trace -m "$m2b" --load mmap --tokens "$p256" --decode 16 --threads 2 \
   -o "$out/t2b.npz")
-tr_lg=$(before='rm -f "$out/t2b-logits.npz"; sync' median "$bp" trace -m "$m2b" --tokens "$p256" --decode 16 \
+tr_lg=$(before='rm -f "$out/t2b-logits.npz"; sync' median "$bp" trace -m "$m2b" --load mmap --tokens "$p256" --decode 16 \
   --threads 2 --taps logits -o "$out/t2b-logits.npz")
 # The pipeline a user runs: `compare` of two traces just written, timed once
 # before anything else has read them (a writer that bypassed the page cache
 # would make this read come from the disk), then the copy.
-"$bp" trace -m "$m2b" --tokens "$p256" --decode 16 --threads 2 -o "$out/t2b-again.npz" >/dev/null 2>&1
+"$bp" trace -m "$m2b" --load mmap --tokens "$p256" --decode 16 --threads 2 -o "$out/t2b-again.npz" >/dev/null 2>&1
 fresh_t0=$(date +%s%N)
 "$bp" compare "$out/t2b.npz" "$out/t2b-again.npz" --policy exact --threads 2 >/dev/null 2>&1
 cmp_fresh_t=$(awk -v a="$fresh_t0" -v b="$(date +%s%N)" 'BEGIN {printf "%.4f", (b - a) / 1e9}')
