@@ -473,6 +473,21 @@ TEST_P(FixtureModel, DecodeTapsDoNotDependOnThreadCount) {
     ASSERT_NO_FATAL_FAILURE(ExpectTapsIndependentOfThreadCount(GetParam(), bos, 39, "decode"));
 }
 
+// Every tap of `one` is in `other` with the same bits, and the greedy tokens
+// agree; `label` names the pair in failures.
+void ExpectSameRun(const EngineRun &one, const EngineRun &other, const std::string &label) {
+    ASSERT_FALSE(one.taps.empty()) << label;
+    ASSERT_EQ(one.taps.size(), other.taps.size()) << label;
+    for (const auto &[key, rec] : one.taps) {
+        const auto it = other.taps.find(key);
+        ASSERT_NE(it, other.taps.end()) << label << ": " << key.second;
+        ASSERT_EQ(rec.v.size(), it->second.v.size()) << label << ": " << key.second;
+        EXPECT_EQ(memcmp(rec.v.data(), it->second.v.data(), rec.v.size() * sizeof(float)), 0)
+            << label << ": eval " << key.first << " " << key.second;
+    }
+    EXPECT_EQ(one.greedy, other.greedy) << label;
+}
+
 // --load memory: the same file read into anonymous memory instead of mapped
 // gives every tap bit for bit (a prompt, then decode steps), and the bytes of
 // every tensor are the file's.
@@ -492,24 +507,14 @@ TEST_P(FixtureModel, TapsDoNotDependOnWhereTheWeightsLive) {
         EXPECT_EQ(memcmp(a->data, b->data, a->nbytes), 0) << a->name;
     }
     const std::vector<int32_t> p2 = bptest::FixturePrompt("p2");
-    const EngineRun one = RunEngine(mapped.get(), p2, 3, "*", BN_NUMERICS_GGML_COMPAT);
-    const EngineRun other = RunEngine(in_memory.get(), p2, 3, "*", BN_NUMERICS_GGML_COMPAT);
-    ASSERT_FALSE(one.taps.empty());
-    ASSERT_EQ(one.taps.size(), other.taps.size());
-    for (const auto &[key, rec] : one.taps) {
-        const auto it = other.taps.find(key);
-        ASSERT_NE(it, other.taps.end()) << key.second;
-        ASSERT_EQ(rec.v.size(), it->second.v.size()) << key.second;
-        EXPECT_EQ(memcmp(rec.v.data(), it->second.v.data(), rec.v.size() * sizeof(float)), 0)
-            << "eval " << key.first << " " << key.second;
-    }
-    EXPECT_EQ(one.greedy, other.greedy);
+    ExpectSameRun(RunEngine(mapped.get(), p2, 3, "*", BN_NUMERICS_GGML_COMPAT),
+                  RunEngine(in_memory.get(), p2, 3, "*", BN_NUMERICS_GGML_COMPAT), "mapped vs in memory");
 }
 
 // What bn_session_n_ctx relies on when it cuts the KV cache to the positions
 // a sequence needs, rounded up to 256: every tap is bit for bit the one the
-// model's larger default capacity gives, in both padded modes (ggml-compat pads the
-// KV length to 32, llama.cpp-compat to 256) and in f32. The prompt (40
+// model's larger default capacity gives, in both padded modes (ggml-compat
+// pads the KV length to 32, llama.cpp-compat to 256) and in f32. The prompt (40
 // tokens) and 3 decode steps reach a padded length of 64 (256).
 TEST_P(FixtureModel, TapsDoNotDependOnACacheThatHoldsTheSequence) {
     ModelPtr m = LoadModel(GetParam().name);
@@ -517,18 +522,8 @@ TEST_P(FixtureModel, TapsDoNotDependOnACacheThatHoldsTheSequence) {
     const std::vector<int32_t> p2 = bptest::FixturePrompt("p2");
     for (bn_numerics mode : {BN_NUMERICS_GGML_COMPAT, BN_NUMERICS_LLAMACPP_COMPAT, BN_NUMERICS_F32}) {
         // (the fixtures' own default is 128 positions: a 2B model's 4096 is played by 1024)
-        const EngineRun full = RunEngine(m.get(), p2, 3, "*", mode, 2, 1024);
-        const EngineRun cut = RunEngine(m.get(), p2, 3, "*", mode, 2, 256);
-        ASSERT_FALSE(full.taps.empty());
-        ASSERT_EQ(full.taps.size(), cut.taps.size());
-        for (const auto &[key, rec] : full.taps) {
-            const auto it = cut.taps.find(key);
-            ASSERT_NE(it, cut.taps.end()) << key.second;
-            ASSERT_EQ(rec.v.size(), it->second.v.size()) << key.second;
-            EXPECT_EQ(memcmp(rec.v.data(), it->second.v.data(), rec.v.size() * sizeof(float)), 0)
-                << "numerics " << (int)mode << " eval " << key.first << " " << key.second;
-        }
-        EXPECT_EQ(full.greedy, cut.greedy);
+        ExpectSameRun(RunEngine(m.get(), p2, 3, "*", mode, 2, 1024), RunEngine(m.get(), p2, 3, "*", mode, 2, 256),
+                      "numerics " + std::to_string((int)mode) + ", capacity 1024 vs 256");
     }
 }
 
