@@ -2,9 +2,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "bitnet/clock.h"
 #include "bitnet/forward.h"
 #include "bitnet/sampler.h"
 #include "bitnet/session.h"
@@ -54,12 +54,6 @@ typedef struct run_state {
     int64_t n_evals;                 /* evaluations run so far */
 } run_state;
 
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* Prints the continuation so far: token ids, or the text it adds
  * (detokenized whole: SPM spacing depends on context). */
 static bn_status print_token(run_state *r, int32_t next, bn_error *err) {
@@ -80,7 +74,7 @@ static bn_status print_token(run_state *r, int32_t next, bn_error *err) {
 static bn_status run_step(void *user, int64_t k, const bn_ctx *c, bn_session_step *step, bn_error *err) {
     run_state *r = user;
     r->n_evals = k;
-    r->t_end = now_seconds();
+    r->t_end = bn_clock_seconds();
     if (k == 0) r->t_start = r->t_end;
     if (k == 1) r->t_prompt = r->t_end;
     if (k == 0) {
@@ -163,9 +157,9 @@ int cmd_run(int argc, char **argv) {
     bn_error err = {0};
     bn_model *m;
     bn_tokenizer *tok;
-    const double t0 = now_seconds();
+    const double t0 = bn_clock_seconds();
     if (cli_load_model(o.model, load, &m, &tok, &err)) return cli_fail("run", &err);
-    o.t_load = now_seconds() - t0;
+    o.t_load = bn_clock_seconds() - t0;
     bn_status st = generate(&o, m, tok, &err);
     bn_tokenizer_free(tok);
     bn_model_free(m);

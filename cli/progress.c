@@ -3,18 +3,12 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "bitnet/clock.h"
 #include "commands.h"
 
 #define REDRAW_S 0.1 /* at most ten lines a second: a terminal is slower than a per-tap report */
-
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 int cli_progress_start(cli_progress *p, const char *cmd) {
     if (p->force_on && p->force_off) return cli_usage_error(cmd, "--progress and --quiet exclude each other");
@@ -35,7 +29,7 @@ static void format_eta(double s, char *buf, size_t size) {
 
 static void render(void *user, const bn_progress *r) {
     cli_progress *p = user;
-    const double t = now_s();
+    const double t = bn_clock_seconds();
     const bool new_stage = !p->stage || strcmp(p->stage, r->stage);
     if (new_stage) {
         p->stage = r->stage;

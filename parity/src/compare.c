@@ -6,15 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "bitnet/clock.h"
 #include "bitnet/forward.h"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 const char *parity_tap_status_name(parity_tap_status s) {
     static const char *const names[PARITY_TAP_STATUS_COUNT] = {
@@ -214,7 +208,7 @@ static bn_status measure(cmp_ctx *c, parity_tap_result *t, parity_eval_result *e
         pb += (size_t)(r0 - b->row0) * width;
         n = (size_t)(r1 - r0) * width;
     }
-    double t0 = now_s();
+    double t0 = bn_clock_seconds();
     bn_status st = parity_metrics_compute(pa, pb, n, c->pool, &t->m, c->err);
     const parity_logits_summary *lg = NULL;
     if (!st && !strcmp(t->name, "logits") && a->ndim == 2) {
@@ -224,7 +218,7 @@ static bn_status measure(cmp_ctx *c, parity_tap_result *t, parity_eval_result *e
         t->is_logits = 1;
         lg = &ev->logits;
     }
-    c->r->t_metrics += now_s() - t0;
+    c->r->t_metrics += bn_clock_seconds() - t0;
     if (st) return st;
     t->check = parity_policy_check(&t->lim, &t->m, lg);
     t->status = t->check.pass ? PARITY_TAP_PASS : PARITY_TAP_FAIL;
@@ -245,9 +239,9 @@ static bn_status compare_tap(cmp_ctx *c, parity_eval_result *ev, int64_t k, int6
         return BN_OK;
     }
     load_job job = {{c->view[0], c->view[1]}, k, {i, j}, {{0}}, c->buf, {BN_OK, BN_OK}, {{0}}};
-    double t0 = now_s();
+    double t0 = bn_clock_seconds();
     bn_pool_parallel_for(c->pool, 2, 1, load_side, &job);
-    c->r->t_load += now_s() - t0;
+    c->r->t_load += bn_clock_seconds() - t0;
     bn_status st = BN_OK;
     for (int s = 0; s < 2 && !st; s++)
         if (job.st[s]) {
@@ -373,7 +367,7 @@ bn_status parity_compare(const parity_trace *subject, const parity_tapmap *subje
     if (out) *out = NULL;
     if (!subject || !subject_map || !reference || !reference_map || !policy || !out)
         return bn_error_set(err, BN_ERR_INVALID, "compare: NULL argument");
-    double t0 = now_s();
+    double t0 = bn_clock_seconds();
     parity_tapview *vs = NULL, *vr = NULL;
     parity_compare_result *r = calloc(1, sizeof *r);
     if (!r) return bn_error_nomem(err, sizeof *r, "compare: the result");
@@ -417,7 +411,7 @@ bn_status parity_compare(const parity_trace *subject, const parity_tapmap *subje
         return st;
     }
     summarize(r);
-    r->t_total = now_s() - t0;
+    r->t_total = bn_clock_seconds() - t0;
     *out = r;
     return BN_OK;
 }

@@ -5,18 +5,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "bitnet/clock.h"
 #include "bitnet/sha256.h"
 #include "parity/hints.h"
 #include "parity/record.h"
-
-static double seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 const char *parity_driver_default_numerics(const parity_trace *reference) {
     const char *producer = parity_trace_get(reference, "producer.name");
@@ -80,20 +74,20 @@ static bn_status record_subject(const parity_driver_opts *o, const bn_model *m, 
 /* Both traces (a recording follows the reference, so it comes second),
  * their maps, the policy and the pool. */
 static bn_status open_all(const parity_driver_opts *o, parity_driver_run *r, bn_model **m, bn_error *err) {
-    const double t0 = seconds();
+    const double t0 = bn_clock_seconds();
     bn_status st = o->subject ? parity_trace_open(o->subject, &r->trace[0], err) : BN_OK;
     if (!st) st = parity_trace_open(o->reference, &r->trace[1], err);
     if (!st && !o->subject) {
-        const double t_record = seconds();
+        const double t_record = bn_clock_seconds();
         st = bn_model_load_with(o->model, BN_GGUF_LOAD_MEMORY, m, err); /* it is evaluated: see gguf.h */
         if (!st) st = record_subject(o, *m, r->trace[1], &r->trace[0], err);
-        r->t_open -= seconds() - t_record; /* recording is not opening */
+        r->t_open -= bn_clock_seconds() - t_record; /* recording is not opening */
     }
     if (!st) st = parity_tapmap_for_trace(r->trace[0], &r->map[0], err);
     if (!st) st = o->map ? parity_tapmap_load(o->map, &r->map[1], err) : parity_tapmap_for_trace(r->trace[1], &r->map[1], err);
     if (!st) st = load_policy(o, r, err);
     if (!st) st = bn_pool_create(o->threads, &r->pool, err);
-    r->t_open += seconds() - t0;
+    r->t_open += bn_clock_seconds() - t0;
     return st;
 }
 

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "bitnet/atomic_file.h"
+#include "bitnet/clock.h"
 #include "bitnet/matmul.h"
 #include "bitnet/quant.h"
 #include "bitnet/sha256.h"
@@ -177,11 +178,9 @@ static bn_status hash_traces(build_ctx *c, hash_job *j) {
     j->npz[0] = parity_trace_npz(c->in->subject);
     j->npz[1] = parity_trace_npz(c->in->reference);
     j->cancel = c->in->cancel;
-    struct timespec a, b;
-    clock_gettime(CLOCK_MONOTONIC, &a);
+    const double t0 = bn_clock_seconds();
     bn_pool_parallel_for(c->in->pool, 2, 1, hash_one, j);
-    clock_gettime(CLOCK_MONOTONIC, &b);
-    c->t_hash = (double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec);
+    c->t_hash = bn_clock_seconds() - t0;
     for (int i = 0; i < 2; i++)
         if (j->st[i]) {
             if (c->err) *c->err = j->err[i];

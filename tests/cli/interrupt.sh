@@ -23,53 +23,92 @@ no_leftovers() {
 "$bp" trace -m "$tmp/tiny.gguf" --tokens 509,12,300 --decode 1 -o "$tmp/good.npz" || fail "the good trace"
 
 # A long trace: 500 greedy steps on the 8-layer bench model, one thread, every
-# default tap (seconds of work, ~0.75 MB per step). The writer's 1 MiB stdio
+# default tap (~1.5 s of work, ~0.75 MB per step). The writer's 1 MiB stdio
 # buffer reaches the file after the first steps: with the logits alone (2 KB
 # a step) the first bytes appeared only near the end, and the signal could
 # come after the commit.
 # exec: the background job's pid is bitparity's own, so the signal reaches it.
+# long_trace OUT ERR
 long_trace() {
-    exec "$bp" trace -m "$tmp/bench.gguf" --tokens 509,12,300 --decode 500 --threads 1 -o "$1"
+    exec "$bp" trace -m "$tmp/bench.gguf" --tokens 509,12,300 --decode 500 --threads 1 -o "$1" 2>"$2"
+}
+# long_perplexity TEXT LOGITS ERR: the logits of 511-token windows saved
+long_perplexity() {
+    exec "$bp" perplexity -m "$tmp/bench.gguf" -f "$1" --ctx 512 --threads 1 --save-logits "$2" >/dev/null 2>"$3"
+}
+# long_run IDS ERR: 500 tokens streamed to IDS
+long_run() {
+    exec "$bp" run -m "$tmp/bench.gguf" --tokens 509,12,300 -n 500 --temp 0 --threads 1 --ids >"$1" 2>"$2"
+}
+
+# proc_state PID: the one-letter state of PID (T stopped, Z exited, ...)
+proc_state() { sed 's/^.*) \(.\).*$/\1/' "/proc/$1/stat" 2>/dev/null; }
+
+# stop_while DIR GLOB PID: waits (up to 60 s) until DIR holds a non-empty
+# file matching GLOB, then stops PID (SIGSTOP) and returns 0 when PID is
+# stopped with that file still there: caught mid-write, so a signal sent now
+# is handled before the output is committed, however loaded the machine.
+# Returns 1 when PID ended first (it left the stop to a loaded scheduler's
+# mercy: the caller reaps it and tries again).
+stop_while() {
+    local dir=$1 glob=$2 pid=$3 state
+    for _ in $(seq 1200); do
+        [ -n "$(find "$dir" -maxdepth 1 -name "$glob" -size +0c)" ] && break
+        case $(proc_state "$pid") in Z | '') return 1 ;; esac
+        sleep 0.05
+    done
+    kill -STOP "$pid" 2>/dev/null || return 1
+    for _ in $(seq 200); do
+        state=$(proc_state "$pid")
+        case $state in T) break ;; Z | '') return 1 ;; esac
+        sleep 0.01
+    done
+    [ "$state" = T ] || fail "pid $pid did not stop (state '$state')"
+    [ -n "$(find "$dir" -maxdepth 1 -name "$glob" -size +0c)" ] || { kill -CONT "$pid"; return 1; }
+}
+
+# signal_mid_write SIG DIR GLOB CMD...: runs CMD (which execs bitparity) in
+# the background until stop_while catches it mid-write, then delivers SIG and
+# sets rc to its exit code. Up to 5 tries: a try whose process ended before it
+# was caught is not a failure of bitparity; the command in $restore (when set)
+# puts the older output back before the next try.
+signal_mid_write() {
+    local sig=$1 dir=$2 glob=$3 try pid
+    shift 3
+    for try in 1 2 3 4 5; do
+        # job control: a background job keeps SIGINT (a non-interactive shell would ignore it for the job)
+        set -m
+        "$@" &
+        pid=$!
+        set +m
+        if stop_while "$dir" "$glob" "$pid"; then
+            kill -"$sig" "$pid"
+            kill -CONT "$pid"
+            wait "$pid"
+            rc=$?
+            return 0
+        fi
+        wait "$pid"
+        echo "note: try $try ended before it was caught mid-write; again" >&2
+        [ -z "${restore:-}" ] || eval "$restore"
+    done
+    fail "SIG$sig: never caught $* mid-write in 5 tries"
 }
 
 for sig in INT TERM; do
     out=$tmp/run-$sig
     mkdir "$out"
     cp "$tmp/good.npz" "$out/t.npz"
-    # job control: a background job keeps SIGINT (a non-interactive shell would ignore it for the job)
-    set -m
-    long_trace "$out/t.npz" 2>"$out/err" &
-    pid=$!
-    set +m
-    # wait until it has started writing: its temporary file exists and is not empty
-    started=
-    for _ in $(seq 600); do
-        part=$(find "$out" -maxdepth 1 -name '.t.npz.tmp.*' -size +0c)
-        if [ -n "$part" ]; then started=1; break; fi
-        kill -0 $pid 2>/dev/null || break
-        sleep 0.05
-    done
-    [ -n "$started" ] || fail "SIG$sig: the trace never started writing (or ended at once): $(cat "$out/err")"
-    kill -$sig $pid
-    wait $pid
-    rc=$?
+    restore="cp '$tmp/good.npz' '$out/t.npz'"
+    signal_mid_write $sig "$out" '.t.npz.tmp.*' long_trace "$out/t.npz" "$out/err"
     [ $rc -eq 130 ] || fail "SIG$sig: exit $rc, want 130: $(cat "$out/err")"
     grep -q "bitparity trace: interrupted by SIG$sig" "$out/err" || fail "SIG$sig: message: $(cat "$out/err")"
     no_leftovers "$out"
     cmp -s "$tmp/good.npz" "$out/t.npz" || fail "SIG$sig: the older trace was changed"
     [ "$(ls -A "$out")" = "$(printf 'err\nt.npz')" ] || fail "SIG$sig: unexpected files: $(ls -A "$out")"
     # without an older file, nothing at all is left
-    set -m
-    long_trace "$out/new.npz" 2>/dev/null &
-    pid=$!
-    set +m
-    for _ in $(seq 600); do
-        [ -n "$(find "$out" -maxdepth 1 -name '.new.npz.tmp.*' -size +0c)" ] && break
-        sleep 0.05
-    done
-    kill -$sig $pid
-    wait $pid
-    rc=$?
+    restore="rm -f '$out/new.npz'"
+    signal_mid_write $sig "$out" '.new.npz.tmp.*' long_trace "$out/new.npz" /dev/null
     [ $rc -eq 130 ] || fail "SIG$sig (new file): exit $rc, want 130"
     [ ! -e "$out/new.npz" ] || fail "SIG$sig: a partial new.npz was left"
     no_leftovers "$out"
@@ -81,35 +120,14 @@ out=$tmp/ppl
 mkdir "$out"
 cp "$tmp/good.npz" "$out/base.npz"
 for _ in $(seq 400); do printf 'the quick brown fox jumps over the lazy dog. '; done >"$out/text.txt"
-set -m
-"$bp" perplexity -m "$tmp/bench.gguf" -f "$out/text.txt" --ctx 512 --threads 1 --save-logits "$out/base.npz" \
-    >/dev/null 2>"$out/err" &
-pid=$!
-set +m
-started=
-for _ in $(seq 1200); do
-    [ -n "$(find "$out" -maxdepth 1 -name '.base.npz.tmp.*' -size +0c)" ] && { started=1; break; }
-    kill -0 $pid 2>/dev/null || break
-    sleep 0.05
-done
-[ -n "$started" ] || fail "perplexity never started writing: $(cat "$out/err")"
-kill -INT $pid
-wait $pid
-rc=$?
+restore="cp '$tmp/good.npz' '$out/base.npz'"
+signal_mid_write INT "$out" '.base.npz.tmp.*' long_perplexity "$out/text.txt" "$out/base.npz" "$out/err"
 [ $rc -eq 130 ] || fail "perplexity: exit $rc, want 130: $(cat "$out/err")"
+grep -q "bitparity perplexity: interrupted by SIGINT" "$out/err" || fail "perplexity: message: $(cat "$out/err")"
 cmp -s "$tmp/good.npz" "$out/base.npz" || fail "perplexity: the older --save-logits file was changed"
 no_leftovers "$out"
-set -m
-"$bp" run -m "$tmp/bench.gguf" --tokens 509,12,300 -n 500 --temp 0 --threads 1 --ids >"$out/ids" 2>"$out/err" &
-pid=$!
-set +m
-for _ in $(seq 1200); do
-    [ -s "$out/ids" ] && break
-    sleep 0.05
-done
-kill -TERM $pid
-wait $pid
-rc=$?
+restore=
+signal_mid_write TERM "$out" 'ids' long_run "$out/ids" "$out/err"
 [ $rc -eq 130 ] || fail "run: exit $rc, want 130: $(cat "$out/err")"
 grep -q "bitparity run: interrupted by SIGTERM" "$out/err" || fail "run: message: $(cat "$out/err")"
 
