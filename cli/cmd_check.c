@@ -8,7 +8,7 @@ static const char check_help[] =
     "usage: bitparity check -m MODEL --reference TRACE.npz [--numerics MODE] [--kv-type T] [--taps GLOBS]\n"
     "                       [--policy NAME|FILE] [--map M] [--replay [--replay-mode block|op]]\n"
     "                       [--keep-trace OUT.npz] [-o RECEIPT.yaml] [--format text|yaml|json] [--threads N]\n"
-    "                       [--reference-model MODEL] [--fault NAME]\n"
+    "                       [--reference-model MODEL] [--fault NAME] [--load mmap|memory]\n"
     "                       [--arbiter python [--python PATH] [--arbiter-script PATH]]\n\n"
     "Runs bitparity's engine on MODEL with exactly the reference's evaluations (its prompt and the\n"
     "tokens of each of its decode steps), records every default tap, and compares the two traces as\n"
@@ -19,6 +19,7 @@ static const char check_help[] =
     "(llama.cpp: \"K f16, V f16\" by default), else to the numerics mode's.\n\n"
     "  --reference T   the reference trace (bitnet.cpp/llama.cpp dump or a bitparity trace)\n"
     "  --keep-trace F  also write the engine's trace to F (default: it is held in memory only)\n"
+    CLI_LOAD_HELP_18
     "  --reference-model M  the reference's model (e.g. the original of a converted MODEL): the hints\n"
     "                  also test MODEL's weights against it (docs/hints.md)\n"
     "  --fault NAME    record the engine with a seeded bug (as `bitparity trace --fault`), to see the\n"
@@ -52,6 +53,7 @@ int cmd_check(int argc, char **argv) {
                             CLI_FLAG_OPT("--replay", NULL, &a.replay),
                             CLI_STR_OPT("--replay-mode", NULL, &a.replay_mode),
                             CLI_STR_OPT("--keep-trace", NULL, &a.record_path),
+                            CLI_STR_OPT("--load", NULL, &a.load),
                             CLI_STR_OPT("--reference-model", NULL, &a.reference_model),
                             CLI_STR_OPT("--fault", NULL, &a.fault),
                             CLI_STR_OPT("--arbiter", NULL, &a.arbiter),

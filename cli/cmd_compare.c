@@ -11,7 +11,8 @@
 static const char compare_help[] =
     "usage: bitparity compare SUBJECT.npz REFERENCE.npz [--map M] [--policy NAME|FILE]\n"
     "                         [-o RECEIPT.yaml] [--format text|yaml|json] [--threads N]\n"
-    "                         [--replay -m MODEL [--replay-mode block|op]] [--reference-model MODEL]\n\n"
+    "                         [--replay -m MODEL [--replay-mode block|op] [--load mmap|memory]]\n"
+    "                         [--reference-model MODEL]\n\n"
     "Compares the subject trace (the stack under test) with the reference trace, tap by tap in\n"
     "evaluation order, after checking that both were given the same tokens. Prints the first\n"
     "divergence, counts, the worst taps and the logits summary (text), or the receipt.\n\n"
@@ -28,6 +29,7 @@ static const char compare_help[] =
     "                  local or inherited; op mode injects every tap and names the op where the\n"
     "                  error is born (default block). Only for a subject bitparity recorded from\n"
     "                  MODEL: another engine's trace is refused (the verdict would be about ours)\n"
+    CLI_LOAD_HELP_18
     "  -m MODEL        the subject's model: for --replay, lets the hints recompute projections, and\n"
     "                  gives the receipt its model.hparams, model.tensors and model.tokenizer_sha256\n"
     "  --reference-model MODEL  the reference's model: the hints also test the subject against the\n"
@@ -160,6 +162,9 @@ int cli_compare_run(const cli_compare_args *args) {
         return cli_usage_error(a.cmd, "--arbiter '%s': expected python (the independent reference)", a.arbiter);
     if (!a.arbiter && (a.python || a.arbiter_script))
         return cli_usage_error(a.cmd, "--python and --arbiter-script go with --arbiter python");
+    bn_gguf_load load = BN_GGUF_LOAD_MEMORY;
+    if (a.load && !bn_gguf_load_parse(a.load, &load))
+        return cli_usage_error(a.cmd, "--load '%s': expected mmap or memory", a.load);
     char python[4096];
     const char *tmp = getenv("TMPDIR");
     const parity_arbiter_opts arbiter = {.python = find_python(a.python, python, sizeof python),
@@ -169,7 +174,7 @@ int cli_compare_run(const cli_compare_args *args) {
         .subject = a.subject, .reference = a.reference, .map = a.map, .policy = a.policy, .model = a.model,
         .reference_model = a.reference_model, .replay = a.replay, .replay_mode = a.replay_mode && !strcmp(a.replay_mode, "op") ? PARITY_REPLAY_OP
                                                                                           : PARITY_REPLAY_BLOCK,
-        .threads = (int)a.threads, .receipt = a.out || fmt >= 0,
+        .threads = (int)a.threads, .map_model = load == BN_GGUF_LOAD_MMAP, .receipt = a.out || fmt >= 0,
         .numerics = a.numerics, .kv_cache = a.kv_type, .taps = a.taps, .record_path = a.record_path, .fault = a.fault,
         .arbiter = a.arbiter ? &arbiter : NULL,
         .cancel = cli_interrupt_flag(), .progress = a.progress ? cli_progress_sink(a.progress) : (bn_progress_sink){0}};
@@ -197,6 +202,7 @@ int cmd_compare(int argc, char **argv) {
                             CLI_FLAG_OPT("--replay", NULL, &a.replay),
                             CLI_STR_OPT("-m", "--model", &a.model),
                             CLI_STR_OPT("--replay-mode", NULL, &a.replay_mode),
+                            CLI_STR_OPT("--load", NULL, &a.load),
                             CLI_STR_OPT("--reference-model", NULL, &a.reference_model),
                             CLI_PROGRESS_OPTS(&prog),
                             {0}};

@@ -93,6 +93,7 @@ typedef struct cli_compare_args {
     const char *reference_model;               /* the reference's model, for the weight-aware hints */
     const char *fault;                         /* check: a seeded bug the engine records with; NULL: none */
     const char *arbiter, *python, *arbiter_script; /* check --arbiter python [--python P] [--arbiter-script S] */
+    const char *load;                          /* --load: where an evaluated model lives; NULL: memory */
     int64_t threads;
     bool replay;
     struct cli_progress *progress; /* --progress/--quiet (cli/progress.h); NULL: none */
@@ -102,11 +103,15 @@ int cli_compare_run(const cli_compare_args *a);
 /* Loads a model and its tokenizer (both or neither), the file's bytes placed
  * as `how` says (--load). */
 bn_status cli_load_model(const char *path, bn_gguf_load how, bn_model **m, bn_tokenizer **tok, bn_error *err);
-/* --load's line in a command's --help. */
-#define CLI_LOAD_HELP                                                                                              \
-    "  --load L      where the weights live: memory (default: the file read into memory, huge pages\n"        \
-    "                where the kernel gives them) or mmap (the file mapped: starts at once and shares the\n"    \
-    "                page cache, but a large model evaluates ~30 % slower); the same results bit for bit\n"
+/* --load's lines in a command's --help, its text after PAD (spaces to the
+ * help's column) and continued at INDENT. */
+#define CLI_LOAD_HELP_AT(PAD, INDENT)                                                                              \
+    "  --load L" PAD "where the weights live: memory (default: the file read into memory, huge pages\n"          \
+    INDENT "where the kernel gives them) or mmap (the file mapped: starts at once and shares the\n"              \
+    INDENT "page cache, but a large model evaluates ~30 % slower); the same results bit for bit\n"
+/* ... at column 16 (run, trace, perplexity) and 18 (compare, check) */
+#define CLI_LOAD_HELP CLI_LOAD_HELP_AT("      ", "                ")
+#define CLI_LOAD_HELP_18 CLI_LOAD_HELP_AT("        ", "                  ")
 /* Token ids of the prompt: --tokens as given (no BOS), else -p TEXT
  * tokenized with BOS as the vocabulary says (--chat: the BitNet chat
  * template, specials parsed), else BOS alone. *ids is malloc'ed. */

@@ -71,6 +71,13 @@ static bn_status record_subject(const parity_driver_opts *o, const bn_model *m, 
     return st;
 }
 
+/* Where a model the driver evaluates lives: read into memory unless asked
+ * to map it (an evaluation streams every weight per token, faster from
+ * anonymous memory: bitnet/gguf.h); a model only read for hints is mapped. */
+static bn_gguf_load eval_placement(const parity_driver_opts *o) {
+    return o->map_model ? BN_GGUF_LOAD_MMAP : BN_GGUF_LOAD_MEMORY;
+}
+
 /* Both traces (a recording follows the reference, so it comes second),
  * their maps, the policy and the pool. */
 static bn_status open_all(const parity_driver_opts *o, parity_driver_run *r, bn_model **m, bn_error *err) {
@@ -79,7 +86,7 @@ static bn_status open_all(const parity_driver_opts *o, parity_driver_run *r, bn_
     if (!st) st = parity_trace_open(o->reference, &r->trace[1], err);
     if (!st && !o->subject) {
         const double t_record = bn_clock_seconds();
-        st = bn_model_load_with(o->model, BN_GGUF_LOAD_MEMORY, m, err); /* it is evaluated: see gguf.h */
+        st = bn_model_load_with(o->model, eval_placement(o), m, err);
         if (!st) st = record_subject(o, *m, r->trace[1], &r->trace[0], err);
         r->t_open -= bn_clock_seconds() - t_record; /* recording is not opening */
     }
@@ -116,7 +123,7 @@ static bn_status localize(const parity_driver_opts *o, parity_driver_run *r, bn_
     bn_status st = parity_tapview_open(r->trace[0], r->map[0], &v[0], err);
     if (!st) st = parity_tapview_open(r->trace[1], r->map[1], &v[1], err);
     if (!st && o->model && !*m && !r->result->pass) /* a replay evaluates it */
-        st = bn_model_load_with(o->model, o->replay ? BN_GGUF_LOAD_MEMORY : BN_GGUF_LOAD_MMAP, m, err);
+        st = bn_model_load_with(o->model, o->replay ? eval_placement(o) : BN_GGUF_LOAD_MMAP, m, err);
     if (!st && o->reference_model && !r->result->pass) st = bn_model_load(o->reference_model, &ref_model, err);
     if (!st) st = parity_hints_find(r->result, v[0], v[1], *m, ref_model, err);
     if (!st) parity_hints_accept(r->result, r->policy);

@@ -804,9 +804,10 @@ static const char *missing_file(const spec *s) {
     return NULL;
 }
 
-static bn_status load_model(const char *path, bn_model **m, bn_tokenizer **tok, bn_error *err) {
+/* A model an entry evaluates, and its tokenizer; placed as --load says. */
+static bn_status load_model(const gate_ctx *g, const char *path, bn_model **m, bn_tokenizer **tok, bn_error *err) {
     *tok = NULL;
-    bn_status st = bn_model_load_with(path, BN_GGUF_LOAD_MEMORY, m, err); /* it is evaluated: see gguf.h */
+    bn_status st = bn_model_load_with(path, g->o->map_models ? BN_GGUF_LOAD_MMAP : BN_GGUF_LOAD_MEMORY, m, err);
     if (!st && (st = bn_tokenizer_load((*m)->gguf, tok, err))) bn_error_prefix(err, path);
     return st;
 }
@@ -838,7 +839,7 @@ static bn_status trace_other_model(gate_ctx *g, const spec *s, const char *out, 
     parity_record_opts ro = {.model_path = s->ref_path, .n_decode = s->decode, .taps = s->taps,
                              .n_threads = g->o->threads, .out_path = out, .cancel = g->o->cancel,
                              .progress = g->o->progress};
-    bn_status st = load_model(s->ref_path, &m, &tok, err);
+    bn_status st = load_model(g, s->ref_path, &m, &tok, err);
     if (!st && !bn_numerics_parse(s->numerics ? s->numerics : "ggml-compat", &ro.numerics))
         st = bn_error_set(err, BN_ERR_INVALID, "numerics '%s': expected ggml-compat, f32 or llama.cpp-compat", s->numerics);
     if (!st && s->kv_type && !bn_kv_type_parse(s->kv_type, &ro.kv_type, &ro.v_type))
@@ -870,7 +871,7 @@ static bn_status trace_python(gate_ctx *g, const spec *s, const char *out, const
     int64_t n = 0, decode = s->decode;
     parity_trace *from = NULL;
     parity_eval *evals = NULL;
-    bn_status st = load_model(s->model, &m, &tok, err);
+    bn_status st = load_model(g, s->model, &m, &tok, err);
     if (!st && s->tokens_from) { /* its prompt, and as many greedy steps as it has */
         st = parity_trace_open(s->tokens_from, &from, err);
         if (!st) st = parity_trace_evals(from, &evals, &n, err);
@@ -914,7 +915,8 @@ static bn_status run_parity(gate_ctx *g, const spec *s, const char *dir, parity_
         else st = trace_python(g, s, ref, log, err);
     }
     parity_driver_opts d = {.reference = ref ? ref : s->ref_path, .map = s->map, .policy = s->policy,
-                                  .model = s->model, .threads = g->o->threads, .receipt = true,
+                                  .model = s->model, .threads = g->o->threads, .map_model = g->o->map_models,
+                                  .receipt = true,
                                   .numerics = s->numerics, .kv_cache = s->kv_type, .taps = s->taps,
                                   .cancel = g->o->cancel, .progress = g->o->progress};
     const parity_arbiter_opts arbiter = {.python = g->o->python, .script = g->o->python_script, .tmp_dir = dir,
@@ -981,7 +983,7 @@ static bn_status run_ppl(gate_ctx *g, const spec *s, const char *dir, parity_gat
     if (!st) st = bn_yaml_read_file(s->text, TEXT_MAX_BYTES, "text", &text, &len, err);
     if (!st && s->bytes > 0 && (uint64_t)s->bytes < len) len = (size_t)s->bytes;
     if (!st && s->base) { /* the base model's logits first, kept beside the receipt */
-        st = load_model(s->base, &bm, &btok, err);
+        st = load_model(g, s->base, &bm, &btok, err);
         if (!(base_logits = fmt_alloc("%s/base-logits.npz", dir)) && !st) st = bn_error_nomem(err, 64, "paths");
         po.save_logits = base_logits;
         if (!st) st = parity_perplexity(bm, btok, text, len, &po, &br, err);
@@ -990,7 +992,7 @@ static bn_status run_ppl(gate_ctx *g, const spec *s, const char *dir, parity_gat
         if (!st) st = parity_trace_open(base_logits, &base, err);
         po.kld_base = base;
     }
-    if (!st) st = load_model(s->model, &m, &tok, err);
+    if (!st) st = load_model(g, s->model, &m, &tok, err);
     if (!st && (st = parity_perplexity(m, tok, text, len, &po, &r, err))) bn_error_prefix(err, s->model);
     if (!st) {
         e->tokens = r.n_scored;

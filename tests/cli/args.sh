@@ -52,6 +52,10 @@ usage synth "--seed -1: must be >= 0 (a 64-bit integer)" --type i2_s --seed -1 -
 usage run "--load 'read': expected mmap or memory" -m "$m" --load read
 usage trace "--load 'MMAP': expected mmap or memory" -m "$m" --tokens 1 --load MMAP -o "$tmp/t.npz"
 usage perplexity "--load '': expected mmap or memory" -m "$m" -f "$tmp/text.txt" --load ''
+usage check "--load 'ram': expected mmap or memory" -m "$m" --reference r.npz --load ram
+usage compare "--load 'disk': expected mmap or memory" a.npz b.npz --replay -m "$m" --load disk
+usage gate "--load 'swap': expected mmap or memory" gate.yaml --load swap
+usage gate "--merge takes shard folders and -o only" --merge s1 --load mmap
 [ ! -e "$tmp/t.npz" ] && [ ! -e "$tmp/x.gguf" ] || fail "a usage error wrote a file"
 
 # the edges are accepted
@@ -83,6 +87,12 @@ cmp -s "$tmp/t-mmap.npz" "$tmp/t-mem.npz" || fail "trace --load memory wrote oth
 "$bp" perplexity -m "$m" -f "$tmp/text.txt" --ctx 4 --load memory >"$tmp/ppl-mem" 2>"$tmp/err" ||
     fail "perplexity --load memory: $(cat "$tmp/err")"
 cmp -s "$tmp/ppl-mmap" "$tmp/ppl-mem" || fail "perplexity --load memory printed other figures"
+# check records the engine from a mapped model as from one in memory: the same trace, bit-identical to the reference
+for how in mmap memory; do
+    "$bp" check -m "$m" --reference "$tmp/t-mem.npz" --policy exact --load $how --keep-trace "$tmp/k-$how.npz" \
+        >"$tmp/out" 2>"$tmp/err" || fail "check --load $how: $(cat "$tmp/out" "$tmp/err")"
+done
+cmp -s "$tmp/k-mmap.npz" "$tmp/k-memory.npz" || fail "check --load mmap kept another trace"
 # --timings: three lines on stderr, stdout unchanged; -n 3 evaluates the
 # prompt and 2 decode steps (the third token is sampled, not evaluated)
 "$bp" run -m "$m" --tokens 509,12 -n 3 --temp 0 --ids --timings >"$tmp/timed" 2>"$tmp/err" ||

@@ -39,6 +39,9 @@ typedef struct parity_driver_opts {
     bool replay;           /* replay a failing comparison on model (needs model) */
     parity_replay_mode replay_mode;
     int threads;           /* worker threads, >= 1; results do not depend on it */
+    bool map_model;        /* a model the driver evaluates (recording, replay) is mapped (--load mmap)
+                              instead of read into memory: it starts at once and needs no RAM of its
+                              own, but evaluates ~30 % slower (bitnet/gguf.h); the same results */
     bool receipt;          /* build the receipt (parity_driver_run.receipt) */
     /* recording (subject NULL): the engine runs the reference's evaluations */
     const char *numerics;    /* NULL: the reference's settings.numerics, else ggml-compat for bitnet.cpp, else f32 */

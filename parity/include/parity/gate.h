@@ -77,6 +77,8 @@ typedef struct parity_gate_opts {
     const char *python;         /* the Python that runs the reference (reference: python); NULL: such entries error */
     const char *python_script;  /* reference/bitnet_ref.py */
     int threads;                /* >= 1; results do not depend on it */
+    bool map_models;            /* the models entries evaluate are mapped (--load mmap), not read into
+                                   memory (parity_driver_opts.map_model); the same results */
     const volatile sig_atomic_t *cancel; /* NULL: never */
     bn_progress_sink progress;  /* each entry's recording, comparison and perplexity; zeroed: none */
     /* called before and after each entry run (not for entries of other shards); NULL: none */
