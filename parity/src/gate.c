@@ -13,12 +13,12 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <yaml.h>
 
 #include "bitnet/atomic_file.h"
 #include "bitnet/sha256.h"
 #include "bitnet/tokenizer.h"
 #include "bitnet/yaml_doc.h"
+#include "parity/doc.h"
 #include "parity/driver.h"
 #include "parity/perplexity.h"
 #include "parity/record.h"
@@ -494,141 +494,66 @@ bn_status parity_gate_manifest_check(const char *origin, const char *text, size_
 
 /* ---- YAML out -------------------------------------------------------------------- */
 
-typedef struct ywriter {
-    yaml_emitter_t e;
-    int ok;
-} ywriter;
-
-static void y_event(ywriter *w, yaml_event_t *ev) { w->ok = w->ok && yaml_emitter_emit(&w->e, ev); }
-
-static void y_scalar(ywriter *w, const char *text, int quote) {
-    yaml_event_t ev;
-    yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)text, (int)strlen(text), !quote, 1,
-                                 quote ? YAML_DOUBLE_QUOTED_SCALAR_STYLE : YAML_PLAIN_SCALAR_STYLE);
-    y_event(w, &ev);
-}
-
-/* A string, quoted when a YAML reader would take it for a number, a boolean or null. */
-static void y_str(ywriter *w, const char *s) {
-    static const char *const words[] = {"y", "n", "yes", "no", "on", "off", "true", "false", "null", "~"};
-    if (!s) return y_scalar(w, "null", 0);
-    int quote = !*s || strchr("0123456789+-.!&*[]{}|>'\"%@`#,?:", *s) || strchr(s, ':') || strchr(s, '#');
-    for (size_t i = 0; i < sizeof words / sizeof *words; i++) quote |= !strcasecmp(s, words[i]);
-    y_scalar(w, s, quote);
-}
-
-static void y_num(ywriter *w, double v) {
-    char b[40];
-    if (isnan(v)) snprintf(b, sizeof b, "null");
-    else if (isinf(v)) snprintf(b, sizeof b, v > 0 ? ".inf" : "-.inf");
-    else snprintf(b, sizeof b, "%.9g", v);
-    y_scalar(w, b, 0);
-}
-
-static void y_int(ywriter *w, int64_t v) {
-    char b[24];
-    snprintf(b, sizeof b, "%lld", (long long)v);
-    y_scalar(w, b, 0);
-}
-
-static void y_open(ywriter *w, int map, int flow) {
-    yaml_event_t ev;
-    if (map) yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1, flow ? YAML_FLOW_MAPPING_STYLE : YAML_BLOCK_MAPPING_STYLE);
-    else yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1, YAML_BLOCK_SEQUENCE_STYLE);
-    y_event(w, &ev);
-}
-
-static void y_close(ywriter *w, int map) {
-    yaml_event_t ev;
-    if (map) yaml_mapping_end_event_initialize(&ev);
-    else yaml_sequence_end_event_initialize(&ev);
-    y_event(w, &ev);
-}
-
-static void y_kstr(ywriter *w, const char *k, const char *v) { y_scalar(w, k, 0), y_str(w, v); }
-static void y_knum(ywriter *w, const char *k, double v) { y_scalar(w, k, 0), y_num(w, v); }
-static void y_kint(ywriter *w, const char *k, int64_t v) { y_scalar(w, k, 0), y_int(w, v); }
-
-/* Writes a document whose root mapping `body` fills to path, atomically. */
-static bn_status y_save(const char *path, void (*body)(ywriter *, const void *), const void *arg, bn_error *err) {
-    bn_atomic_file *af;
-    bn_status st = bn_atomic_file_open(path, &af, err);
-    if (st) return st;
-    ywriter w = {.ok = 1};
-    if (!yaml_emitter_initialize(&w.e)) {
-        bn_atomic_file_abort(af);
-        return bn_error_nomem(err, sizeof w.e, "%s: the YAML emitter", path);
+/* The summary as a document tree (parity/doc.h, the receipts' writer): figures
+ * not measured are null, strings a YAML reader would take for something else
+ * are quoted, and a number reads back as the same double, so a merge of
+ * shards writes the whole run's bytes. */
+static parity_doc_node *summary_doc(const parity_gate_summary *s, parity_doc_builder *b) {
+    parity_doc_node *root = parity_doc_root(b), *n;
+    parity_doc_str(b, root, "gate", PARITY_GATE_VERSION);
+    parity_doc_str(b, root, "manifest", s->manifest);
+    parity_doc_str(b, root, "manifest_sha256", s->manifest_sha256);
+    if (s->shard_count) {
+        if ((n = parity_doc_map(b, root, "shard"))) n->flow = 1;
+        parity_doc_int(b, n, "index", s->shard_index);
+        parity_doc_int(b, n, "count", s->shard_count);
+    } else {
+        parity_doc_null(b, root, "shard");
     }
-    yaml_emitter_set_output_file(&w.e, bn_atomic_file_stream(af));
-    yaml_emitter_set_unicode(&w.e, 1);
-    yaml_emitter_set_width(&w.e, -1);
-    yaml_event_t ev;
-    yaml_stream_start_event_initialize(&ev, YAML_UTF8_ENCODING), y_event(&w, &ev);
-    yaml_document_start_event_initialize(&ev, NULL, NULL, NULL, 1), y_event(&w, &ev);
-    y_open(&w, 1, 0);
-    body(&w, arg);
-    y_close(&w, 1);
-    yaml_document_end_event_initialize(&ev, 1), y_event(&w, &ev);
-    yaml_stream_end_event_initialize(&ev), y_event(&w, &ev);
-    w.ok = w.ok && yaml_emitter_flush(&w.e);
-    if (!w.ok) st = bn_error_set(err, BN_ERR_IO, "%s: YAML emitter: %s", path, w.e.problem ? w.e.problem : "write error");
-    yaml_emitter_delete(&w.e);
-    if (!st) st = bn_atomic_file_commit(af, err);
-    else bn_atomic_file_abort(af);
+    parity_doc_int(b, root, "entries_in_manifest", (int64_t)s->n_manifest);
+    const int code = parity_gate_exit_code(s);
+    parity_doc_str(b, root, "verdict", code == 2 ? "error" : code == 1 ? "fail" : "pass");
+    if ((n = parity_doc_map(b, root, "counts"))) n->flow = 1;
+    for (int v = 0; v < PARITY_GATE_VERDICT_COUNT; v++) parity_doc_int(b, n, verdict_names[v], (int64_t)s->counts[v]);
+    parity_doc_node *list = parity_doc_list(b, root, "entries", 0);
+    for (size_t i = 0; i < s->n; i++) {
+        const parity_gate_entry *e = &s->entries[i];
+        parity_doc_node *m = parity_doc_map(b, list, NULL);
+        parity_doc_str(b, m, "name", e->name);
+        parity_doc_int(b, m, "index", e->index);
+        parity_doc_str(b, m, "kind", e->kind == PARITY_GATE_PERPLEXITY ? "perplexity" : "parity");
+        parity_doc_str(b, m, "verdict", verdict_names[e->verdict]);
+        parity_doc_str(b, m, "model", e->model);
+        parity_doc_str(b, m, e->kind == PARITY_GATE_PERPLEXITY ? "text" : "reference", e->reference);
+        if (e->kind == PARITY_GATE_PARITY) {
+            parity_doc_str(b, m, "policy", e->policy);
+            parity_doc_int(b, m, "compared", e->compared);
+            parity_doc_int(b, m, "failed", e->failed);
+        } else {
+            parity_doc_int(b, m, "tokens", e->tokens);
+            parity_doc_num_or_null(b, m, "ppl", e->ppl), parity_doc_num_or_null(b, m, "ppl_max", e->ppl_max);
+            parity_doc_num_or_null(b, m, "kld_mean", e->kld_mean);
+            parity_doc_num_or_null(b, m, "kld_mean_max", e->kld_mean_max);
+            parity_doc_num_or_null(b, m, "top1", e->top1), parity_doc_num_or_null(b, m, "top1_min", e->top1_min);
+        }
+        parity_doc_str(b, m, "message", e->message);
+        parity_doc_str(b, m, "receipt", e->receipt);
+        parity_doc_str(b, m, "detail", e->detail);
+    }
+    return root;
+}
+
+/* Writes the tree b built (root) to path as YAML, atomically, and frees it. */
+static bn_status save_doc(parity_doc_node *root, const parity_doc_builder *b, const char *path, bn_error *err) {
+    bn_status st = b->oom ? bn_error_nomem(err, b->oom_bytes, "%s: the document", path)
+                          : parity_doc_save(root, PARITY_DOC_YAML, path, err);
+    parity_doc_free(root);
     return st;
 }
 
-static void summary_body(ywriter *w, const void *arg) {
-    const parity_gate_summary *s = arg;
-    y_kstr(w, "gate", PARITY_GATE_VERSION);
-    y_kstr(w, "manifest", s->manifest);
-    y_kstr(w, "manifest_sha256", s->manifest_sha256);
-    y_scalar(w, "shard", 0);
-    if (s->shard_count) {
-        y_open(w, 1, 1);
-        y_kint(w, "index", s->shard_index), y_kint(w, "count", s->shard_count);
-        y_close(w, 1);
-    } else {
-        y_scalar(w, "null", 0);
-    }
-    y_kint(w, "entries_in_manifest", s->n_manifest);
-    const int code = parity_gate_exit_code(s);
-    y_kstr(w, "verdict", code == 2 ? "error" : code == 1 ? "fail" : "pass");
-    y_scalar(w, "counts", 0);
-    y_open(w, 1, 1);
-    for (int v = 0; v < PARITY_GATE_VERDICT_COUNT; v++) y_kint(w, verdict_names[v], (int64_t)s->counts[v]);
-    y_close(w, 1);
-    y_scalar(w, "entries", 0);
-    y_open(w, 0, 0);
-    for (size_t i = 0; i < s->n; i++) {
-        const parity_gate_entry *e = &s->entries[i];
-        y_open(w, 1, 0);
-        y_kstr(w, "name", e->name);
-        y_kint(w, "index", e->index);
-        y_kstr(w, "kind", e->kind == PARITY_GATE_PERPLEXITY ? "perplexity" : "parity");
-        y_kstr(w, "verdict", verdict_names[e->verdict]);
-        y_kstr(w, "model", e->model);
-        y_kstr(w, e->kind == PARITY_GATE_PERPLEXITY ? "text" : "reference", e->reference);
-        if (e->kind == PARITY_GATE_PARITY) {
-            y_kstr(w, "policy", e->policy);
-            y_kint(w, "compared", e->compared);
-            y_kint(w, "failed", e->failed);
-        } else {
-            y_kint(w, "tokens", e->tokens);
-            y_knum(w, "ppl", e->ppl), y_knum(w, "ppl_max", e->ppl_max);
-            y_knum(w, "kld_mean", e->kld_mean), y_knum(w, "kld_mean_max", e->kld_mean_max);
-            y_knum(w, "top1", e->top1), y_knum(w, "top1_min", e->top1_min);
-        }
-        y_kstr(w, "message", e->message);
-        y_kstr(w, "receipt", e->receipt);
-        y_kstr(w, "detail", e->detail);
-        y_close(w, 1);
-    }
-    y_close(w, 0);
-}
-
 bn_status parity_gate_summary_save(const parity_gate_summary *s, const char *path, bn_error *err) {
-    return y_save(path, summary_body, s, err);
+    parity_doc_builder b = {0};
+    return save_doc(summary_doc(s, &b), &b, path, err);
 }
 
 /* ---- YAML in --------------------------------------------------------------------- */
@@ -953,17 +878,20 @@ static bn_status run_parity(gate_ctx *g, const spec *s, const char *dir, parity_
     return st;
 }
 
-static void ppl_body(ywriter *w, const void *arg) {
-    const parity_gate_entry *e = arg;
-    y_kstr(w, "entry", e->name);
-    y_kstr(w, "model", e->model);
-    y_kstr(w, "text", e->reference);
-    y_kstr(w, "verdict", verdict_names[e->verdict]);
-    y_kint(w, "tokens", e->tokens);
-    y_knum(w, "perplexity", e->ppl), y_knum(w, "ppl_max", e->ppl_max);
-    y_knum(w, "kld_mean", e->kld_mean), y_knum(w, "kld_mean_max", e->kld_mean_max);
-    y_knum(w, "top1", e->top1), y_knum(w, "top1_min", e->top1_min);
-    y_kstr(w, "message", e->message);
+/* An entry's perplexity.yaml. */
+static parity_doc_node *ppl_doc(const parity_gate_entry *e, parity_doc_builder *b) {
+    parity_doc_node *root = parity_doc_root(b);
+    parity_doc_str(b, root, "entry", e->name);
+    parity_doc_str(b, root, "model", e->model);
+    parity_doc_str(b, root, "text", e->reference);
+    parity_doc_str(b, root, "verdict", verdict_names[e->verdict]);
+    parity_doc_int(b, root, "tokens", e->tokens);
+    parity_doc_num_or_null(b, root, "perplexity", e->ppl), parity_doc_num_or_null(b, root, "ppl_max", e->ppl_max);
+    parity_doc_num_or_null(b, root, "kld_mean", e->kld_mean);
+    parity_doc_num_or_null(b, root, "kld_mean_max", e->kld_mean_max);
+    parity_doc_num_or_null(b, root, "top1", e->top1), parity_doc_num_or_null(b, root, "top1_min", e->top1_min);
+    parity_doc_str(b, root, "message", e->message);
+    return root;
 }
 
 static bn_status run_ppl(gate_ctx *g, const spec *s, const char *dir, parity_gate_entry *e, bn_error *err) {
@@ -1015,7 +943,10 @@ static bn_status run_ppl(gate_ctx *g, const spec *s, const char *dir, parity_gat
         else set_message(e, fmt_alloc("ppl %.6g over %lld tokens", e->ppl, (long long)e->tokens));
         e->receipt = fmt_alloc("entries/%s/perplexity.yaml", s->name);
         if (!(out = fmt_alloc("%s/perplexity.yaml", dir))) st = bn_error_nomem(err, 64, "paths");
-        if (!st) st = y_save(out, ppl_body, e, err);
+        if (!st) {
+            parity_doc_builder b = {0};
+            st = save_doc(ppl_doc(e, &b), &b, out, err);
+        }
     }
     parity_trace_close(base);
     free(out), free(base_logits), free(text);

@@ -64,7 +64,7 @@ grep -q 'counts: {pass: [0-9]*, fail: 0, skipped: [0-9]*, error: 0}' "$tmp/whole
 if [ "$shared" = "$tmp/no-shared" ]; then
     echo "note: ../shared absent: the 2 shared entries must be skipped"
     grep -q 'counts: {pass: 6, fail: 0, skipped: 2, error: 0}' "$tmp/whole/summary.yaml" || fail "not skipped"
-    grep -q '^  message: "skipped, missing: ${shared}/models/tiny-bitnet-i2s.gguf"' "$tmp/whole/summary.yaml" ||
+    grep -Eq "^  message: [\"']skipped, missing: \\\$\\{shared\\}/models/tiny-bitnet-i2s.gguf[\"']\$" "$tmp/whole/summary.yaml" ||
         fail "skip reason: $(cat "$tmp/whole/summary.yaml")"
 else
     grep -q 'counts: {pass: 8, fail: 0, skipped: 0, error: 0}' "$tmp/whole/summary.yaml" || fail "shared entries"
@@ -122,7 +122,7 @@ YAML
 run fail "$tmp/m/fail.yaml" -o "$tmp/fail"
 [ $rc -eq 1 ] || fail "failing manifest exited $rc: $(cat "$tmp/fail.out")"
 grep -q 'counts: {pass: 1, fail: 2, skipped: 0, error: 0}' "$tmp/fail/summary.yaml" || fail "fail counts"
-grep -A12 'name: wrong-reference' "$tmp/fail/summary.yaml" | grep -q 'message: "first divergence: e0 ' ||
+grep -A12 'name: wrong-reference' "$tmp/fail/summary.yaml" | grep -Eq "message: [\"']first divergence: e0 " ||
     fail "wrong-reference message: $(cat "$tmp/fail/summary.yaml")"
 # arbiter: python: the independent reference runs llama-f32's declared math: the subject agrees with it
 grep -A3 '^arbiter:' "$tmp/fail/entries/wrong-reference/receipt.yaml" | grep -q '^  verdict: subject$' ||
