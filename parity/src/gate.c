@@ -494,6 +494,15 @@ bn_status parity_gate_manifest_check(const char *origin, const char *text, size_
 
 /* ---- YAML out -------------------------------------------------------------------- */
 
+/* A perplexity entry's figures and thresholds into map m (its perplexity
+ * under ppl_key: "ppl" in the summary, "perplexity" in perplexity.yaml). */
+static void ppl_figures(parity_doc_builder *b, parity_doc_node *m, const parity_gate_entry *e, const char *ppl_key) {
+    parity_doc_int(b, m, "tokens", e->tokens);
+    parity_doc_num_or_null(b, m, ppl_key, e->ppl), parity_doc_num_or_null(b, m, "ppl_max", e->ppl_max);
+    parity_doc_num_or_null(b, m, "kld_mean", e->kld_mean), parity_doc_num_or_null(b, m, "kld_mean_max", e->kld_mean_max);
+    parity_doc_num_or_null(b, m, "top1", e->top1), parity_doc_num_or_null(b, m, "top1_min", e->top1_min);
+}
+
 /* The summary as a document tree (parity/doc.h, the receipts' writer): figures
  * not measured are null, strings a YAML reader would take for something else
  * are quoted, and a number reads back as the same double, so a merge of
@@ -530,11 +539,7 @@ static parity_doc_node *summary_doc(const parity_gate_summary *s, parity_doc_bui
             parity_doc_int(b, m, "compared", e->compared);
             parity_doc_int(b, m, "failed", e->failed);
         } else {
-            parity_doc_int(b, m, "tokens", e->tokens);
-            parity_doc_num_or_null(b, m, "ppl", e->ppl), parity_doc_num_or_null(b, m, "ppl_max", e->ppl_max);
-            parity_doc_num_or_null(b, m, "kld_mean", e->kld_mean);
-            parity_doc_num_or_null(b, m, "kld_mean_max", e->kld_mean_max);
-            parity_doc_num_or_null(b, m, "top1", e->top1), parity_doc_num_or_null(b, m, "top1_min", e->top1_min);
+            ppl_figures(b, m, e, "ppl");
         }
         parity_doc_str(b, m, "message", e->message);
         parity_doc_str(b, m, "receipt", e->receipt);
@@ -885,11 +890,7 @@ static parity_doc_node *ppl_doc(const parity_gate_entry *e, parity_doc_builder *
     parity_doc_str(b, root, "model", e->model);
     parity_doc_str(b, root, "text", e->reference);
     parity_doc_str(b, root, "verdict", verdict_names[e->verdict]);
-    parity_doc_int(b, root, "tokens", e->tokens);
-    parity_doc_num_or_null(b, root, "perplexity", e->ppl), parity_doc_num_or_null(b, root, "ppl_max", e->ppl_max);
-    parity_doc_num_or_null(b, root, "kld_mean", e->kld_mean);
-    parity_doc_num_or_null(b, root, "kld_mean_max", e->kld_mean_max);
-    parity_doc_num_or_null(b, root, "top1", e->top1), parity_doc_num_or_null(b, root, "top1_min", e->top1_min);
+    ppl_figures(b, root, e, "perplexity");
     parity_doc_str(b, root, "message", e->message);
     return root;
 }
