@@ -163,8 +163,9 @@ p128=$(seq -s, 100 227)
 # whole-process times would carry the load time's noise, and here loading
 # into memory takes 0.7-3 s from one run to the next (fresh memory faults in
 # slowly on these VMs). Both weight placements (--load) are measured, their
-# runs alternating: rates[mode,kind] is the median of `reps` runs.
-declare -A rates
+# runs alternating: rates[mode,kind] is the median of `reps` runs, spread[mode,kind]
+# their range (this host's runs differ by up to a third from minute to minute).
+declare -A rates spread
 timing_runs() { # kind (prompt|decode|load) tokens n_predict: one run per mode, alternating, reps times
   local kind=$1 tokens=$2 n=$3 mode log
   local -A all=()
@@ -180,6 +181,7 @@ timing_runs() { # kind (prompt|decode|load) tokens n_predict: one run per mode, 
   done
   for mode in memory mmap; do
     rates[$mode,$kind]=$(tr ' ' '\n' <<<"${all[$mode]}" | sed '/^$/d' | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}')
+    spread[$mode,$kind]=$(tr ' ' '\n' <<<"${all[$mode]}" | sed '/^$/d' | sort -g | awk '{v[NR] = $1} END {print v[1] "-" v[NR]}')
   done
 }
 timing_runs decode "$p16" 65 # 64 decode evaluations after the prompt
@@ -220,10 +222,12 @@ cmp2_t=$(median "$bp" compare "$out/t2b.npz" "$out/t2b-copy.npz" --policy exact 
 rm -f "$out/t2b.npz" "$out/t2b-copy.npz" "$out/t2b-logits.npz"
 /usr/bin/python3 - "$bw" "$bytes_tok" "${rates[memory,decode]}" "${rates[mmap,decode]}" "${rates[memory,prompt]}" \
   "${rates[mmap,prompt]}" "${rates[memory,load]}" "${rates[mmap,load]}" "$rss_kb" "$tr_mb" "$tr_all" "$cmp2_t" \
-  "$synth_s" "$lg_mb" "$tr_lg" "$cmp_fresh_t" <<'PY'
+  "$synth_s" "$lg_mb" "$tr_lg" "$cmp_fresh_t" "${spread[memory,decode]}" "${spread[mmap,decode]}" \
+  "${spread[memory,prompt]}" "${spread[mmap,prompt]}" <<'PY'
 import sys
 (bw, bytes_tok, decode, decode_mmap, prefill, prefill_mmap, load_mem, load_mmap, rss_kb, tr_mb, tr_t, cmp_t, synth_s,
- lg_mb, lg_t, fresh_t) = map(float, sys.argv[1:])
+ lg_mb, lg_t, fresh_t) = map(float, sys.argv[1:17])
+sp_decode, sp_decode_mmap, sp_prefill, sp_prefill_mmap = sys.argv[17:21]
 write_s = tr_t - lg_t
 write_rate = f"{(tr_mb - lg_mb) / write_s:.0f} MB/s" if write_s > 0 else "within the noise (no measurable cost)"
 bound = bw * 1e9 / bytes_tok
@@ -234,10 +238,10 @@ print(f"| synth --shape 2b4t (write {bytes_tok / 1e9:.2f} GB) | {synth_s:.1f} s 
 print(f"| read bandwidth (stream, 2 threads, best of 10) | {bw:.2f} GB/s |")
 print(f"| bytes read per decoded token | {bytes_tok / 1e9:.3f} GB |")
 print(f"| decode bound (bandwidth / bytes per token) | {bound:.2f} tok/s |")
-print(f"| decode, 64 tokens after a 16-token prompt (--load memory, the default) | {decode:.2f} tok/s ({decode / bound:.2f} of the bound) |")
-print(f"| the same, weights mapped from the file (--load mmap) | {decode_mmap:.2f} tok/s ({decode_mmap / bound:.2f} of the bound) |")
-print(f"| prefill, 128-token prompt (--load memory) | {prefill:.2f} tok/s |")
-print(f"| the same, --load mmap | {prefill_mmap:.2f} tok/s |")
+print(f"| decode, 64 tokens after a 16-token prompt (--load memory, the default) | {decode:.2f} tok/s ({decode / bound:.2f} of the bound; runs {sp_decode}) |")
+print(f"| the same, weights mapped from the file (--load mmap) | {decode_mmap:.2f} tok/s ({decode_mmap / bound:.2f} of the bound; runs {sp_decode_mmap}) |")
+print(f"| prefill, 128-token prompt (--load memory) | {prefill:.2f} tok/s (runs {sp_prefill}) |")
+print(f"| the same, --load mmap | {prefill_mmap:.2f} tok/s (runs {sp_prefill_mmap}) |")
 print(f"| loading the model: --load memory / --load mmap | {load_mem:.2f} s / {load_mmap:.2f} s |")
 print(f"| peak RSS of the decode run (--load memory) | {rss_kb / 1024:.0f} MiB |")
 print(f"| trace every default tap, 256 + 16 tokens ({tr_mb:.0f} MB), whole process | {tr_t:.2f} s ({tr_mb / tr_t:.0f} MB/s) |")
