@@ -162,9 +162,9 @@ int cli_compare_run(const cli_compare_args *args) {
         return cli_usage_error(a.cmd, "--arbiter '%s': expected python (the independent reference)", a.arbiter);
     if (!a.arbiter && (a.python || a.arbiter_script))
         return cli_usage_error(a.cmd, "--python and --arbiter-script go with --arbiter python");
-    bn_gguf_load load = BN_GGUF_LOAD_MEMORY;
-    if (a.load && !bn_gguf_load_parse(a.load, &load))
-        return cli_usage_error(a.cmd, "--load '%s': expected mmap or memory", a.load);
+    bn_gguf_load load;
+    const int load_rc = cli_parse_load(a.cmd, a.load, &load);
+    if (load_rc >= 0) return load_rc;
     char python[4096];
     const char *tmp = getenv("TMPDIR");
     const parity_arbiter_opts arbiter = {.python = find_python(a.python, python, sizeof python),

@@ -110,10 +110,9 @@ int cmd_gate(int argc, char **argv) {
         rc = cli_usage_error("gate", "give one MANIFEST.yaml");
     } else if (shard && !parity_gate_parse_shard(shard, &o.shard_index, &o.shard_count)) {
         rc = cli_usage_error("gate", "--shard '%s': expected I/N with 1 <= I <= N <= 1024", shard);
-    } else if (load) {
+    } else {
         bn_gguf_load how;
-        if (!bn_gguf_load_parse(load, &how)) rc = cli_usage_error("gate", "--load '%s': expected mmap or memory", load);
-        else o.map_models = how == BN_GGUF_LOAD_MMAP;
+        if ((rc = cli_parse_load("gate", load, &how)) < 0) o.map_models = how == BN_GGUF_LOAD_MMAP;
     }
     if (rc < 0) {
         bn_error err = {0};

@@ -64,7 +64,7 @@ int cmd_perplexity(int argc, char **argv) {
     if (!bn_numerics_parse(numerics, &po.params.numerics))
         return cli_usage_error("perplexity", "--numerics '%s': expected ggml-compat, f32 or llama.cpp-compat", numerics);
     bn_gguf_load how;
-    if (!bn_gguf_load_parse(load, &how)) return cli_usage_error("perplexity", "--load '%s': expected mmap or memory", load);
+    if ((rc = cli_parse_load("perplexity", load, &how)) >= 0) return rc;
     bn_error err = {0};
     bn_model *m = NULL;
     bn_tokenizer *tok = NULL;

@@ -153,7 +153,7 @@ int cmd_run(int argc, char **argv) {
     if (!o.model) return cli_usage_error("run", "-m MODEL is required");
     if (o.prompt && o.tokens) return cli_usage_error("run", "-p and --tokens exclude each other");
     bn_gguf_load load;
-    if (!bn_gguf_load_parse(o.load, &load)) return cli_usage_error("run", "--load '%s': expected mmap or memory", o.load);
+    if ((rc = cli_parse_load("run", o.load, &load)) >= 0) return rc;
     bn_error err = {0};
     bn_model *m;
     bn_tokenizer *tok;

@@ -79,7 +79,7 @@ int cmd_trace(int argc, char **argv) {
     if (kv_type && !bn_kv_type_parse(kv_type, &o.kv_type, &o.v_type))
         return cli_usage_error("trace", "--kv-type '%s': expected f16, f32 or K,V (f32,f16)", kv_type);
     bn_gguf_load how;
-    if (!bn_gguf_load_parse(load, &how)) return cli_usage_error("trace", "--load '%s': expected mmap or memory", load);
+    if ((rc = cli_parse_load("trace", load, &how)) >= 0) return rc;
     bn_error err = {0};
     bn_model *m;
     bn_tokenizer *tok;

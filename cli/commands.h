@@ -103,6 +103,10 @@ int cli_compare_run(const cli_compare_args *a);
 /* Loads a model and its tokenizer (both or neither), the file's bytes placed
  * as `how` says (--load). */
 bn_status cli_load_model(const char *path, bn_gguf_load how, bn_model **m, bn_tokenizer **tok, bn_error *err);
+/* --load S of command cmd: *out = BN_GGUF_LOAD_MMAP or _MEMORY (S NULL:
+ * memory, the default). Returns -1 when S is valid, else prints the usage
+ * error and returns EXIT_USAGE. */
+int cli_parse_load(const char *cmd, const char *s, bn_gguf_load *out);
 /* --load's lines in a command's --help, its text after PAD (spaces to the
  * help's column) and continued at INDENT. */
 #define CLI_LOAD_HELP_AT(PAD, INDENT)                                                                              \

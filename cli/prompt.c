@@ -6,6 +6,12 @@
 #include "bitnet/tokenizer.h"
 #include "commands.h"
 
+int cli_parse_load(const char *cmd, const char *s, bn_gguf_load *out) {
+    *out = BN_GGUF_LOAD_MEMORY;
+    if (!s || bn_gguf_load_parse(s, out)) return -1;
+    return cli_usage_error(cmd, "--load '%s': expected mmap or memory", s);
+}
+
 bn_status cli_load_model(const char *path, bn_gguf_load how, bn_model **m, bn_tokenizer **tok, bn_error *err) {
     *m = NULL;
     *tok = NULL;
