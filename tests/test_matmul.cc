@@ -456,6 +456,80 @@ TEST(MatmulF16, DecodeRowsEqualPortableForEveryTail) {
     }
 }
 
+// The Q8_0 rows kernel (8 rows of a token side by side, AVX2 level, the fma
+// orders) against the portable kernel for every row count 1..17, K of 1, 3
+// and 80 blocks (a 2B-4T lm_head row), 1 and 3 tokens: weights with every
+// int8 value (-128, whose sign trick wraps as ggml's does, included), an
+// all-zero row and a row of d = 0, activations at both ends of their range.
+// Row 0 of one case is also summed by hand in ggml's order.
+TEST(MatmulQ8_0, RowsKernelEqualsPortableForEveryRowCount) {
+    std::mt19937 rng(808);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    std::uniform_int_distribution<int> byte(0, 255);
+    PoolPtr pool = TwoThreadPool();
+    ASSERT_TRUE(pool);
+    for (int64_t K : {32, 96, 2560})
+        for (int64_t N = 1; N <= 17; N++)
+            for (int64_t T : {1, 3}) {
+                const int64_t nb = K / 32;
+                std::vector<uint8_t> w((size_t)(N * nb * 34));
+                for (auto &b : w) b = (uint8_t)byte(rng);
+                for (int64_t blk = 0; blk < N * nb; blk++) {
+                    uint16_t d = bn_f32_to_f16(std::ldexp(1.0f + 0.5f * nd(rng), -7));
+                    memcpy(&w[(size_t)blk * 34], &d, 2);
+                }
+                if (N > 2) {
+                    memset(&w[(size_t)(1 * nb * 34)], 0, (size_t)(nb * 34));  // row 1: all zero
+                    for (int64_t b = 0; b < nb; b++) memset(&w[(size_t)((2 * nb + b) * 34)], 0, 2);  // row 2: d = 0
+                }
+                std::vector<float> x((size_t)(T * K));
+                for (auto &v : x) v = nd(rng);
+                x[0] = 1e4f, x[(size_t)(K - 1)] = -1e4f;  // saturating blocks: q = +-127
+                bn_weight W = {BN_TYPE_Q8_0, w.data(), K, N};
+                std::vector<float> ref = Matmul(pool.get(), W, x, T, BN_SUM_GGML, BN_SIMD_PORTABLE);
+                for (bn_simd simd : Levels()) {
+                    std::vector<float> y = Matmul(pool.get(), W, x, T, BN_SUM_GGML, simd);
+                    EXPECT_EQ(memcmp(y.data(), ref.data(), y.size() * 4), 0)
+                        << "K=" << K << " N=" << N << " T=" << T << " simd=" << bn_simd_name(simd);
+                }
+                if (N > 2) {
+                    EXPECT_EQ(Bits(ref[1]), Bits(0.0f)) << "K=" << K;
+                    EXPECT_EQ(Bits(ref[2]), Bits(0.0f)) << "K=" << K;
+                }
+                if (K == 96 && N == 1 && T == 1) {
+                    // by hand: x quantized per block as ggml (d = f16(amax/127), q = round(x·127/amax)),
+                    // lane k = Σ bytes 4k..4k+3 (one maddubs pair saturates only at -128·-128 twice),
+                    // acc[k] = fma(d_w·d_x, lane, acc[k]) over the blocks, then the halving tree
+                    float acc[8] = {0};
+                    for (int64_t b = 0; b < nb; b++) {
+                        float amax = 0;
+                        for (int i = 0; i < 32; i++) amax = std::fmax(amax, std::fabs(x[(size_t)(b * 32 + i)]));
+                        const float dx = bn_f16_to_f32(bn_f32_to_f16(amax / 127.f)), id = amax ? 127.f / amax : 0;
+                        uint16_t dwh;
+                        memcpy(&dwh, &w[(size_t)(b * 34)], 2);
+                        const float d = bn_f16_to_f32(dwh) * dx;
+                        for (int k = 0; k < 8; k++) {
+                            int32_t lane = 0;
+                            for (int p = 4 * k; p < 4 * k + 4; p += 2) {
+                                int32_t pair = 0;
+                                for (int e = p; e < p + 2; e++) {
+                                    const int8_t wq = (int8_t)w[(size_t)(b * 34 + 2 + e)];
+                                    int8_t xq = (int8_t)std::nearbyint(x[(size_t)(b * 32 + e)] * id);
+                                    int8_t sx = wq < 0 ? (int8_t)-xq : wq ? xq : 0;  // _mm256_sign_epi8 wraps
+                                    pair += (uint8_t)(wq < 0 ? -wq : wq) * sx;
+                                }
+                                lane += pair > 32767 ? 32767 : pair < -32768 ? -32768 : pair;
+                            }
+                            acc[k] = std::fma(d, (float)lane, acc[k]);
+                        }
+                    }
+                    for (int h = 4; h >= 1; h /= 2)
+                        for (int l = 0; l < h; l++) acc[l] += acc[l + h];
+                    EXPECT_EQ(Bits(ref[0]), Bits(acc[0]));
+                }
+            }
+}
+
 // bn_matmul_n (Q, K, V or gate and up: one quantization, one pass over the
 // pool) against one bn_matmul per weight, for 1 to 4 weights of different
 // row counts (tile remainders included), batch 1 and 5, every SIMD level.
