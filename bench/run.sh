@@ -28,8 +28,11 @@
 #    rates are `run --timings`' clock around the evaluations of whole-process
 #    runs (loading is not counted). Ends with the lines
 #    bandwidth_gb_s, decode_bound_tok_s, decode_tok_s, prefill_tok_s,
-#    decode_fraction_of_bound, decode_mmap_tok_s, prefill_mmap_tok_s,
-#    trace_write_mb_s, compare_mb_s, compare_fresh_mb_s.
+#    decode_fraction_of_bound, decode_fraction_of_paired_bound (each decode
+#    run against a stream pass just before it, the median), decode_mmap_tok_s,
+#    decode_q8_lm_head_tok_s (decode with the explicit --lm-head q8_0),
+#    prefill_mmap_tok_s, trace_write_mb_s, compare_mb_s, compare_fresh_mb_s,
+#    disk_write_mb_s (dd of the trace's volume with fsync: its bound).
 # Each measurement is the median of N whole-process runs (N = 7, 3 with --quick).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -166,16 +169,24 @@ p128=$(seq -s, 100 227)
 # runs alternating: rates[mode,kind] is the median of `reps` runs, spread[mode,kind]
 # their range (this host's runs differ by up to a third from minute to minute).
 declare -A rates spread
+# The decode runs with the weights in memory are each paired with a short
+# stream pass just before them (paired_bw): this host's read bandwidth
+# drifts by up to 2x from minute to minute (34-68 GB/s in one hour), so the
+# decode rate is also held against the bandwidth of its own minute.
+paired=""
 timing_runs() { # kind (prompt|decode|load) tokens n_predict: one run per mode, alternating, reps times
-  local kind=$1 tokens=$2 n=$3 mode log
+  local kind=$1 tokens=$2 n=$3 mode log rate pbw
   local -A all=()
   for _ in $(seq "$reps"); do
     for mode in memory mmap; do
+      [ "$kind$mode" = decodememory ] && pbw=$(build-bench-tools/stream 2 4096 5 2>/dev/null | awk '/^bandwidth_gb_s:/ {print $2}')
       log=$("$bp" "${gen[@]}" --load "$mode" --tokens "$tokens" -n "$n" 2>&1 >/dev/null)
       if [ "$kind" = load ]; then
         all[$mode]+=" $(sed -n 's/^timings: load \([0-9.]*\) s$/\1/p' <<<"$log")"
       else
-        all[$mode]+=" $(sed -n "s/^timings: $kind .*(\([0-9.]*\) tok\/s)$/\1/p" <<<"$log")"
+        rate=$(sed -n "s/^timings: $kind .*(\([0-9.]*\) tok\/s)$/\1/p" <<<"$log")
+        all[$mode]+=" $rate"
+        [ "$kind$mode" = decodememory ] && paired+=" $rate/$pbw"
       fi
     done
   done
@@ -185,6 +196,21 @@ timing_runs() { # kind (prompt|decode|load) tokens n_predict: one run per mode, 
   done
 }
 timing_runs decode "$p16" 65 # 64 decode evaluations after the prompt
+# The explicit faster lm_head (--lm-head q8_0: 34 bytes per 32 weights, not
+# 64): decode with the weights in memory; not ggml-compat's bits, so never
+# the headline figure
+q8_rates=""
+for _ in $(seq "$reps"); do
+  q8_rates+=" $("$bp" "${gen[@]}" --load memory --lm-head q8_0 --tokens "$p16" -n 65 2>&1 >/dev/null |
+    sed -n 's/^timings: decode .*(\([0-9.]*\) tok\/s)$/\1/p')"
+done
+decode_q8=$(tr ' ' '\n' <<<"$q8_rates" | sed '/^$/d' | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}')
+# bytes a decoded token reads with it: the tied F16 lm_head (token_embd) as Q8_0
+bytes_tok_q8=$("$bp" inspect "$m2b" --json | /usr/bin/python3 -c '
+import json, sys
+t = json.load(sys.stdin)["tensors"]
+e = [x["nbytes"] for x in t if x["name"] == "token_embd.weight"][0]
+print(sum(x["nbytes"] for x in t) - e + e // 64 * 34)')
 timing_runs prompt "$p128" 0
 timing_runs load 100 0
 # peak RSS of the decode run, weights in memory (mapped weights count as
@@ -203,6 +229,12 @@ bw=$(awk -v a="$bw" -v b="$bw2" 'BEGIN {print (a > b ? a : b)}')
 # traces map the model (--load mmap): reading it into memory takes 0.2-3 s
 # from one run to the next here, noise that swamped the difference.
 p256=$(seq -s, 100 355)
+# The disk's own rate for the same volume, as a trace commit writes it
+# (through the page cache, then fsync): the bound of the trace write below.
+dd_t0=$(date +%s%N)
+dd if=/dev/zero of="$out/dd.bin" bs=1M count=1900 conv=fsync status=none
+disk_mb_s=$(awk -v a="$dd_t0" -v b="$(date +%s%N)" 'BEGIN {printf "%.0f", 1900 * 1.048576 / ((b - a) / 1e9)}')
+rm -f "$out/dd.bin"
 tr_all=$(before='rm -f "$out/t2b.npz"; sync' median "$bp" trace -m "$m2b" --load mmap --tokens "$p256" --decode 16 --threads 2 \
   -o "$out/t2b.npz")
 tr_lg=$(before='rm -f "$out/t2b-logits.npz"; sync' median "$bp" trace -m "$m2b" --load mmap --tokens "$p256" --decode 16 \
@@ -223,11 +255,19 @@ rm -f "$out/t2b.npz" "$out/t2b-copy.npz" "$out/t2b-logits.npz"
 /usr/bin/python3 - "$bw" "$bytes_tok" "${rates[memory,decode]}" "${rates[mmap,decode]}" "${rates[memory,prompt]}" \
   "${rates[mmap,prompt]}" "${rates[memory,load]}" "${rates[mmap,load]}" "$rss_kb" "$tr_mb" "$tr_all" "$cmp2_t" \
   "$synth_s" "$lg_mb" "$tr_lg" "$cmp_fresh_t" "${spread[memory,decode]}" "${spread[mmap,decode]}" \
-  "${spread[memory,prompt]}" "${spread[mmap,prompt]}" <<'PY'
-import sys
+  "${spread[memory,prompt]}" "${spread[mmap,prompt]}" "$disk_mb_s" "$paired" "$decode_q8" "$bytes_tok_q8" <<'PY'
+import statistics, sys
 (bw, bytes_tok, decode, decode_mmap, prefill, prefill_mmap, load_mem, load_mmap, rss_kb, tr_mb, tr_t, cmp_t, synth_s,
  lg_mb, lg_t, fresh_t) = map(float, sys.argv[1:17])
 sp_decode, sp_decode_mmap, sp_prefill, sp_prefill_mmap = sys.argv[17:21]
+disk_mb_s = float(sys.argv[21])
+# each decode run (weights in memory) against the bound of its own minute
+pairs = [tuple(map(float, p.split('/'))) for p in sys.argv[22].split()]
+paired_fracs = sorted(rate / (pbw * 1e9 / bytes_tok) for rate, pbw in pairs)
+paired_frac = statistics.median(paired_fracs)
+paired_bws = sorted(pbw for _, pbw in pairs)
+decode_q8, bytes_tok_q8 = float(sys.argv[23]), float(sys.argv[24])
+bound_q8 = bw * 1e9 / bytes_tok_q8
 write_s = tr_t - lg_t
 write_rate = f"{(tr_mb - lg_mb) / write_s:.0f} MB/s" if write_s > 0 else "within the noise (no measurable cost)"
 bound = bw * 1e9 / bytes_tok
@@ -239,7 +279,9 @@ print(f"| read bandwidth (stream, 2 threads, best of 10) | {bw:.2f} GB/s |")
 print(f"| bytes read per decoded token | {bytes_tok / 1e9:.3f} GB |")
 print(f"| decode bound (bandwidth / bytes per token) | {bound:.2f} tok/s |")
 print(f"| decode, 64 tokens after a 16-token prompt (--load memory, the default) | {decode:.2f} tok/s ({decode / bound:.2f} of the bound; runs {sp_decode}) |")
+print(f"| each of those runs against a stream pass just before it (bandwidth {paired_bws[0]:.1f}-{paired_bws[-1]:.1f} GB/s) | median {paired_frac:.2f} of its bound (runs {paired_fracs[0]:.2f}-{paired_fracs[-1]:.2f}) |")
 print(f"| the same, weights mapped from the file (--load mmap) | {decode_mmap:.2f} tok/s ({decode_mmap / bound:.2f} of the bound; runs {sp_decode_mmap}) |")
+print(f"| decode with --lm-head q8_0 (explicit, not ggml-compat; {bytes_tok_q8 / 1e9:.3f} GB per token) | {decode_q8:.2f} tok/s ({decode_q8 / bound_q8:.2f} of its bound, {decode_q8 / decode:.2f}x the F16 lm_head) |")
 print(f"| prefill, 128-token prompt (--load memory) | {prefill:.2f} tok/s (runs {sp_prefill}) |")
 print(f"| the same, --load mmap | {prefill_mmap:.2f} tok/s (runs {sp_prefill_mmap}) |")
 print(f"| loading the model: --load memory / --load mmap | {load_mem:.2f} s / {load_mmap:.2f} s |")
@@ -247,6 +289,7 @@ print(f"| peak RSS of the decode run (--load memory) | {rss_kb / 1024:.0f} MiB |
 print(f"| trace every default tap, 256 + 16 tokens ({tr_mb:.0f} MB), whole process | {tr_t:.2f} s ({tr_mb / tr_t:.0f} MB/s) |")
 print(f"| the same, logits tap only ({lg_mb:.0f} MB) | {lg_t:.2f} s |")
 print(f"| trace write throughput (the other {tr_mb - lg_mb:.0f} MB over the time they add) | {write_rate} |")
+print(f"| the disk: dd of 1900 MiB with fsync, as a trace commit writes | {disk_mb_s:.0f} MB/s |")
 print(f"| compare that trace with a copy | {tr_mb / cmp_t:.0f} MB/s per side ({cmp_t:.2f} s) |")
 print(f"| compare two traces just written (their first read) | {tr_mb / fresh_t:.0f} MB/s per side ({fresh_t:.2f} s) |")
 print()
@@ -255,9 +298,12 @@ print(f"decode_bound_tok_s: {bound:.2f}")
 print(f"decode_tok_s: {decode:.2f}")
 print(f"prefill_tok_s: {prefill:.2f}")
 print(f"decode_fraction_of_bound: {decode / bound:.3f}")
+print(f"decode_fraction_of_paired_bound: {paired_frac:.3f}")
 print(f"decode_mmap_tok_s: {decode_mmap:.2f}")
+print(f"decode_q8_lm_head_tok_s: {decode_q8:.2f}")
 print(f"prefill_mmap_tok_s: {prefill_mmap:.2f}")
 print(f"trace_write_mb_s: {(tr_mb - lg_mb) / write_s:.0f}" if write_s > 0 else "trace_write_mb_s: inf")
 print(f"compare_mb_s: {tr_mb / cmp_t:.0f}")
 print(f"compare_fresh_mb_s: {tr_mb / fresh_t:.0f}")
+print(f"disk_write_mb_s: {disk_mb_s:.0f}")
 PY

@@ -18,7 +18,8 @@
 
 static const char ppl_help[] =
     "usage: bitparity perplexity -m MODEL -f TEXT [--ctx N] [--threads N] [--numerics ggml-compat|f32|llama.cpp-compat]\n"
-    "                            [--save-logits OUT.npz] [--kld-base BASE.npz] [--load mmap|memory]\n\n"
+    "                            [--save-logits OUT.npz] [--kld-base BASE.npz] [--load mmap|memory]\n"
+    "                            [--lm-head stored|q8_0]\n\n"
     "Tokenizes TEXT (no BOS), cuts it into non-overlapping windows of N-1 tokens, evaluates each\n"
     "window with BOS in front and scores every window token from the tokens before it;\n"
     "perplexity = exp(mean negative log-likelihood), log-softmax in double.\n\n"
@@ -30,6 +31,8 @@ static const char ppl_help[] =
     "                    mean/median/p99/max, same top token, RMS delta-p, as llama.cpp's\n"
     "                    perplexity --kl-divergence reports them\n"
     CLI_LOAD_HELP
+    CLI_LM_HEAD_HELP_AT("   ", "                ")
+    "                (and as the line lm_head = q8_0)\n"
     CLI_PROGRESS_HELP;
 
 static void print_kld(const parity_ppl_result *r) {
@@ -41,7 +44,8 @@ static void print_kld(const parity_ppl_result *r) {
 }
 
 int cmd_perplexity(int argc, char **argv) {
-    const char *model = NULL, *file = NULL, *save = NULL, *base = NULL, *numerics = "ggml-compat", *load = "memory";
+    const char *model = NULL, *file = NULL, *save = NULL, *base = NULL, *numerics = "ggml-compat", *load = "memory",
+               *lm_head = NULL;
     int64_t ctx = 128, threads = 2;
     cli_progress prog = {0};
     const cli_opt opts[] = {CLI_STR_OPT("-m", "--model", &model),
@@ -52,6 +56,7 @@ int cmd_perplexity(int argc, char **argv) {
                             CLI_STR_OPT("--save-logits", NULL, &save),
                             CLI_STR_OPT("--kld-base", NULL, &base),
                             CLI_STR_OPT("--load", NULL, &load),
+                            CLI_STR_OPT("--lm-head", NULL, &lm_head),
                             CLI_PROGRESS_OPTS(&prog),
                             {0}};
     int rc = cli_parse_options("perplexity", ppl_help, argc, argv, opts, NULL, 0, NULL);
@@ -65,6 +70,8 @@ int cmd_perplexity(int argc, char **argv) {
         return cli_usage_error("perplexity", "--numerics '%s': expected ggml-compat, f32 or llama.cpp-compat", numerics);
     bn_gguf_load how;
     if ((rc = cli_parse_load("perplexity", load, &how)) >= 0) return rc;
+    uint32_t lm_type;
+    if ((rc = cli_parse_lm_head("perplexity", lm_head, &lm_type)) >= 0) return rc;
     bn_error err = {0};
     bn_model *m = NULL;
     bn_tokenizer *tok = NULL;
@@ -73,6 +80,7 @@ int cmd_perplexity(int argc, char **argv) {
     parity_trace *kld_base = NULL;
     parity_ppl_result r;
     bn_status st = cli_load_model(model, how, &m, &tok, &err);
+    if (!st) st = cli_requantize_lm_head(m, model, lm_type, threads, &err);
     if (!st) st = bn_yaml_read_file(file, SIZE_MAX / 2, "text", &text, &len, &err);
     if (!st && base) st = parity_trace_open(base, &kld_base, &err);
     po.kld_base = kld_base;
@@ -82,6 +90,7 @@ int cmd_perplexity(int argc, char **argv) {
     if (!st) {
         printf("tokens = %lld\nwindows = %lld\nctx = %lld\nnll_per_token = %.6f\nperplexity = %.6f\n",
                (long long)r.n_scored, (long long)r.n_windows, (long long)ctx, r.nll_per_token, r.perplexity);
+        if (bn_model_lm_head_override(m)) printf("lm_head = %s\n", bn_model_lm_head_override(m));
         print_kld(&r);
     }
     parity_trace_close(kld_base);

@@ -1,5 +1,6 @@
 /* cmd_run.c — `bitparity run`: generate text (or token ids) from a prompt. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -13,7 +14,7 @@
 static const char run_help[] =
     "usage: bitparity run -m MODEL (-p TEXT | --tokens 1,2,3) [-n N] [--temp T] [--top-k K] [--top-p P]\n"
     "                     [--seed S] [--threads N] [--numerics ggml-compat|f32|llama.cpp-compat] [--chat] [--ids]\n"
-    "                     [--load mmap|memory] [--timings]\n\n"
+    "                     [--load mmap|memory] [--lm-head stored|q8_0] [--timings]\n\n"
     "Streams the generated text to stdout. With -p the prompt is tokenized and BOS added as the\n"
     "vocabulary says; with --tokens the ids are used as given (no BOS); with neither, generation\n"
     "starts from BOS alone. Stops at EOS/EOT or after N tokens.\n\n"
@@ -27,13 +28,14 @@ static const char run_help[] =
     "  --chat        wrap the prompt in the BitNet chat template (User: ...<|eot_id|>Assistant: )\n"
     "  --ids         print the generated token ids separated by spaces instead of text\n"
     CLI_LOAD_HELP
+    CLI_LM_HEAD_HELP
     "  --timings     print to stderr the time of loading, of the prompt's evaluation and of the decode\n"
     "                steps (each evaluation after the prompt, with its sampling), as tok/s\n";
 
 enum { RUN_MAX_PREDICT = 1 << 20 };
 
 typedef struct run_opts {
-    const char *model, *prompt, *tokens, *numerics, *load;
+    const char *model, *prompt, *tokens, *numerics, *load, *lm_head;
     int64_t n_predict, top_k, seed, threads;
     double temp, top_p;
     bool chat, ids, timings;
@@ -146,6 +148,7 @@ int cmd_run(int argc, char **argv) {
                             CLI_FLAG_OPT("--chat", NULL, &o.chat),
                             CLI_FLAG_OPT("--ids", NULL, &o.ids),
                             CLI_STR_OPT("--load", NULL, &o.load),
+                            CLI_STR_OPT("--lm-head", NULL, &o.lm_head),
                             CLI_FLAG_OPT("--timings", NULL, &o.timings),
                             {0}};
     int rc = cli_parse_options("run", run_help, argc, argv, opts, NULL, 0, NULL);
@@ -154,13 +157,20 @@ int cmd_run(int argc, char **argv) {
     if (o.prompt && o.tokens) return cli_usage_error("run", "-p and --tokens exclude each other");
     bn_gguf_load load;
     if ((rc = cli_parse_load("run", o.load, &load)) >= 0) return rc;
+    uint32_t lm_head;
+    if ((rc = cli_parse_lm_head("run", o.lm_head, &lm_head)) >= 0) return rc;
     bn_error err = {0};
     bn_model *m;
     bn_tokenizer *tok;
     const double t0 = bn_clock_seconds();
     if (cli_load_model(o.model, load, &m, &tok, &err)) return cli_fail("run", &err);
     o.t_load = bn_clock_seconds() - t0;
-    bn_status st = generate(&o, m, tok, &err);
+    const double t1 = bn_clock_seconds();
+    bn_status st = cli_requantize_lm_head(m, o.model, lm_head, o.threads, &err);
+    if (!st && bn_model_lm_head_override(m)) /* never silent: the logits are not the file's */
+        fprintf(stderr, "bitparity run: lm_head requantized to %s (--lm-head; %.2f s): logits differ from the file's "
+                        "lm_head by its rounding\n", bn_model_lm_head_override(m), bn_clock_seconds() - t1);
+    if (!st) st = generate(&o, m, tok, &err);
     bn_tokenizer_free(tok);
     bn_model_free(m);
     return st ? cli_fail("run", &err) : 0;

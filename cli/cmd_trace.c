@@ -10,7 +10,7 @@
 static const char trace_help[] =
     "usage: bitparity trace -m MODEL (-p TEXT | --tokens IDS [--decode N] | --tokens-from TRACE) [--taps GLOB,...]\n"
     "                       [--numerics ggml-compat|f32|llama.cpp-compat] [--kv-type T] [--threads N]\n"
-    "                       [--fault NAME] [--compress] [--load mmap|memory]\n"
+    "                       [--fault NAME] [--compress] [--load mmap|memory] [--lm-head stored|q8_0]\n"
     "                       -o OUT.npz\n\n"
     "Evaluates the prompt (e0) and N greedy single-token decode steps (e1..eN) and writes every\n"
     "selected tap of every evaluation to OUT.npz (numpy-loadable; meta.yaml records the producer,\n"
@@ -36,13 +36,15 @@ static const char trace_help[] =
     "                  scale lies outside [1e-3, 1e3], round-away only where some x*127/amax is\n"
     "                  exactly k+0.5 with k even; fixtures/models/b158-i2s-edge.gguf has both\n"
     CLI_LOAD_HELP
+    CLI_LM_HEAD_HELP_AT("     ", "                  ")
     CLI_PROGRESS_HELP "\n"
     "OUT.npz appears only when complete (written to .OUT.npz.tmp.XXXXXX, then renamed): an error\n"
     "or an interrupt (SIGINT/SIGTERM: exit 130) leaves an older OUT.npz as it was.\n";
 
 int cmd_trace(int argc, char **argv) {
     const char *model = NULL, *prompt = NULL, *tokens = NULL, *tokens_from = NULL, *taps = NULL,
-               *numerics = "ggml-compat", *fault = "none", *out = NULL, *kv_type = NULL, *load = "memory";
+               *numerics = "ggml-compat", *fault = "none", *out = NULL, *kv_type = NULL, *load = "memory",
+               *lm_head = NULL;
     int64_t decode = -1, threads = 2; /* decode -1: not given (2 by default) */
     bool compress = false;
     cli_progress prog = {0};
@@ -59,6 +61,7 @@ int cmd_trace(int argc, char **argv) {
                             CLI_STR_OPT("-o", "--output", &out),
                             CLI_FLAG_OPT("--compress", NULL, &compress),
                             CLI_STR_OPT("--load", NULL, &load),
+                            CLI_STR_OPT("--lm-head", NULL, &lm_head),
                             CLI_PROGRESS_OPTS(&prog),
                             {0}};
     int rc = cli_parse_options("trace", trace_help, argc, argv, opts, NULL, 0, NULL);
@@ -80,6 +83,8 @@ int cmd_trace(int argc, char **argv) {
         return cli_usage_error("trace", "--kv-type '%s': expected f16, f32 or K,V (f32,f16)", kv_type);
     bn_gguf_load how;
     if ((rc = cli_parse_load("trace", load, &how)) >= 0) return rc;
+    uint32_t lm_type;
+    if ((rc = cli_parse_lm_head("trace", lm_head, &lm_type)) >= 0) return rc;
     bn_error err = {0};
     bn_model *m;
     bn_tokenizer *tok;
@@ -88,8 +93,10 @@ int cmd_trace(int argc, char **argv) {
     int64_t n = 0;
     parity_trace *from = NULL;
     parity_eval *evals = NULL;
-    bn_status st = tokens_from ? parity_trace_open(tokens_from, &from, &err)
-                               : cli_prompt_tokens(tok, prompt, tokens, false, &ids, &n, &err);
+    bn_status st = cli_requantize_lm_head(m, model, lm_type, threads, &err);
+    if (!st)
+        st = tokens_from ? parity_trace_open(tokens_from, &from, &err)
+                         : cli_prompt_tokens(tok, prompt, tokens, false, &ids, &n, &err);
     if (!st && from) st = parity_trace_evals(from, &evals, &o.n_follow, &err);
     o.follow = evals;
     o.tokens = ids;

@@ -116,6 +116,17 @@ int cli_parse_load(const char *cmd, const char *s, bn_gguf_load *out);
 /* ... at column 16 (run, trace, perplexity) and 18 (compare, check) */
 #define CLI_LOAD_HELP CLI_LOAD_HELP_AT("      ", "                ")
 #define CLI_LOAD_HELP_18 CLI_LOAD_HELP_AT("        ", "                  ")
+/* --lm-head: NULL or "stored" -> 0 (the file's own lm_head), "q8_0" ->
+ * BN_TYPE_Q8_0. Returns -1 when parsed, else the usage exit code. */
+int cli_parse_lm_head(const char *cmd, const char *s, uint32_t *type);
+/* Requantizes m's lm_head to `type` (0: nothing to do) on `threads` threads
+ * (bn_model_requantize_lm_head), the file path prefixed to any error. */
+bn_status cli_requantize_lm_head(bn_model *m, const char *path, uint32_t type, int64_t threads, bn_error *err);
+#define CLI_LM_HEAD_HELP_AT(PAD, INDENT)                                                                           \
+    "  --lm-head T" PAD "stored (default) or q8_0: the lm_head requantized to Q8_0 once loaded, an explicit\n"  \
+    INDENT "trade (a 2B-4T token reads 0.87 GB, not 1.18): logits differ by Q8_0's rounding, so\n"              \
+    INDENT "not bitnet.cpp's bits; recorded (settings.lm_head in a trace)\n"
+#define CLI_LM_HEAD_HELP CLI_LM_HEAD_HELP_AT("   ", "                ")
 /* Token ids of the prompt: --tokens as given (no BOS), else -p TEXT
  * tokenized with BOS as the vocabulary says (--chat: the BitNet chat
  * template, specials parsed), else BOS alone. *ids is malloc'ed. */

@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bitnet/quant.h"
+#include "bitnet/threads.h"
 #include "bitnet/tokenizer.h"
 #include "commands.h"
 
@@ -10,6 +12,26 @@ int cli_parse_load(const char *cmd, const char *s, bn_gguf_load *out) {
     *out = BN_GGUF_LOAD_MEMORY;
     if (!s || bn_gguf_load_parse(s, out)) return -1;
     return cli_usage_error(cmd, "--load '%s': expected mmap or memory", s);
+}
+
+int cli_parse_lm_head(const char *cmd, const char *s, uint32_t *type) {
+    *type = 0;
+    if (!s || !strcmp(s, "stored")) return -1;
+    if (!strcmp(s, "q8_0")) {
+        *type = BN_TYPE_Q8_0;
+        return -1;
+    }
+    return cli_usage_error(cmd, "--lm-head '%s': expected stored or q8_0", s);
+}
+
+bn_status cli_requantize_lm_head(bn_model *m, const char *path, uint32_t type, int64_t threads, bn_error *err) {
+    if (!type) return BN_OK;
+    bn_pool *pool = NULL;
+    bn_status st = bn_pool_create((int)threads, &pool, err);
+    if (!st) st = bn_model_requantize_lm_head(m, type, pool, err);
+    bn_pool_destroy(pool);
+    if (st) bn_error_prefix(err, path);
+    return st;
 }
 
 bn_status cli_load_model(const char *path, bn_gguf_load how, bn_model **m, bn_tokenizer **tok, bn_error *err) {

@@ -1,6 +1,8 @@
 // test_model.cc — binding a GGUF as a model: hyper-parameters validated
 // against tensor shapes, with messages naming the key and the tensor.
 #include <algorithm>
+#include <cmath>
+#include <cstring>
 #include <functional>
 #include <map>
 #include <string>
@@ -169,6 +171,67 @@ TEST(Model, BitnetArchActivationComesFromTheFile) {
     ASSERT_EQ(Load(Write(dir, s), &msg, &m), BN_OK) << msg;
     EXPECT_EQ(m->hp.act, BN_ACT_RELU2);
     bn_model_free(m);
+}
+
+}  // namespace
+
+namespace {
+
+// --lm-head q8_0 (bn_model_requantize_lm_head): the copy is llama.cpp's
+// Q8_0 of each stored row widened exactly (bn_quantize's q_q8_0, and one
+// block by hand), byte for byte the same for 1 and 3 threads; token_embd
+// is left as stored; a second call, another target type and a ternary
+// lm_head are refused; bn_model_lm_head_override names it.
+TEST(Model, RequantizedLmHeadIsTheQ8_0OfEachStoredRow) {
+    const std::string path = bptest::SourcePath("fixtures/models/b158-i2s.gguf");
+    bn_error err{};
+    bn_model *raw[2] = {nullptr, nullptr};
+    for (auto &r : raw) ASSERT_OK(bn_model_load(path.c_str(), &r, &err), err);
+    ModelPtr a(raw[0]), b(raw[1]);
+    const bn_weight stored = a->lm_head;
+    ASSERT_EQ(stored.type, (uint32_t)BN_TYPE_F16);
+    EXPECT_EQ(bn_model_lm_head_override(a.get()), nullptr);
+    const int64_t K = stored.k, N = stored.n;
+    std::vector<float> wf((size_t)(K * N));
+    ASSERT_OK(bn_dequantize_rows(stored.type, stored.data, K, N, 0, N, wf.data(), &err), err);
+    std::vector<uint8_t> expect((size_t)(N * K / 32 * 34));
+    ASSERT_OK(bn_quantize(BN_TYPE_Q8_0, wf.data(), K, N, expect.data(), expect.size(), &err), err);
+    PoolPtr one, three;
+    bn_pool *p = nullptr;
+    ASSERT_OK(bn_pool_create(1, &p, &err), err);
+    one.reset(p);
+    ASSERT_OK(bn_pool_create(3, &p, &err), err);
+    three.reset(p);
+    ASSERT_OK(bn_model_requantize_lm_head(a.get(), BN_TYPE_Q8_0, one.get(), &err), err);
+    ASSERT_OK(bn_model_requantize_lm_head(b.get(), BN_TYPE_Q8_0, three.get(), &err), err);
+    for (bn_model *m : {a.get(), b.get()}) {
+        EXPECT_EQ(m->lm_head.type, (uint32_t)BN_TYPE_Q8_0);
+        EXPECT_EQ(m->lm_head.k, K);
+        EXPECT_EQ(m->lm_head.n, N);
+        EXPECT_EQ(memcmp(m->lm_head.data, expect.data(), expect.size()), 0);
+        EXPECT_STREQ(bn_model_lm_head_override(m), "q8_0");
+        EXPECT_EQ(m->token_embd->type, (uint32_t)BN_TYPE_F16);  // the input embedding as stored
+    }
+    // row 7, block 2 by hand: d = f16(amax / 127), q = roundf(x / d) (half away from zero)
+    const float *x = &wf[(size_t)(7 * K + 64)];
+    float amax = 0;
+    for (int i = 0; i < 32; i++) amax = std::max(amax, std::fabs(x[i]));
+    const uint8_t *blk = (const uint8_t *)a->lm_head.data + (size_t)(7 * (K / 32) + 2) * 34;
+    uint16_t dh;
+    memcpy(&dh, blk, 2);
+    EXPECT_EQ(dh, bn_f32_to_f16(amax / 127.f));
+    const float id = amax ? 1.0f / (amax / 127.f) : 0.0f;
+    for (int i = 0; i < 32; i++) EXPECT_EQ((int8_t)blk[2 + i], (int8_t)std::round(x[i] * id)) << i;
+    EXPECT_EQ(bn_model_requantize_lm_head(a.get(), BN_TYPE_Q8_0, nullptr, &err), BN_ERR_INVALID);
+    EXPECT_NE(std::string(err.msg).find("already requantized"), std::string::npos) << err.msg;
+    bn_model *c = nullptr;
+    ASSERT_OK(bn_model_load(path.c_str(), &c, &err), err);
+    ModelPtr cp(c);
+    EXPECT_EQ(bn_model_requantize_lm_head(c, BN_TYPE_TQ2_0, nullptr, &err), BN_ERR_INVALID);
+    EXPECT_NE(std::string(err.msg).find("TQ2_0 is not supported (q8_0 is)"), std::string::npos) << err.msg;
+    c->lm_head.type = BN_TYPE_I2_S;  // as if the lm_head were ternary
+    EXPECT_EQ(bn_model_requantize_lm_head(c, BN_TYPE_Q8_0, nullptr, &err), BN_ERR_UNSUPPORTED);
+    EXPECT_EQ(bn_model_lm_head_override(c), nullptr);
 }
 
 }  // namespace

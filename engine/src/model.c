@@ -1,6 +1,7 @@
 /* model.c — binds a GGUF file as a model: architecture detection,
  * hyper-parameters, tensor look-up and validation of every shape against the
- * metadata. Nothing is copied or rescaled: weights stay in the mapping. */
+ * metadata. Nothing is copied or rescaled: weights stay in the mapping
+ * (but for the lm_head copy bn_model_requantize_lm_head makes on request). */
 #include "bitnet/model.h"
 
 #include <math.h>
@@ -278,5 +279,78 @@ void bn_model_free(bn_model *m) {
     if (!m) return;
     bn_gguf_close(m->gguf);
     free(m->layers);
+    free(m->lm_head_copy);
     free(m);
+}
+
+/* ---- a requantized lm_head ------------------------------------------------ */
+
+#define REQUANT_ROWS 64     /* rows widened at a time: 640 KB of floats at the 2B-4T width */
+#define REQUANT_GRAIN 1024  /* rows per pool chunk (one buffer each) */
+
+typedef struct requant_job {
+    bn_weight src;       /* the lm_head as stored */
+    uint32_t type;       /* the copy's type */
+    uint8_t *dst;        /* [n rows] of row_bytes */
+    size_t row_bytes;
+    _Atomic int failed;  /* a chunk could not get its buffer or convert */
+} requant_job;
+
+/* Rows [r0, r1) in chunks of REQUANT_ROWS: each row's bytes depend on that
+ * row alone, so any split gives the same copy. */
+static void requant_rows(void *ctx, int64_t r0, int64_t r1) {
+    requant_job *j = ctx;
+    const int64_t K = j->src.k;
+    float *buf = malloc(sizeof(float) * (size_t)(REQUANT_ROWS * K));
+    if (!buf) {
+        j->failed = 1;
+        return;
+    }
+    bn_error e;
+    for (int64_t r = r0; r < r1; r += REQUANT_ROWS) {
+        const int64_t n = r1 - r < REQUANT_ROWS ? r1 - r : REQUANT_ROWS;
+        if (bn_dequantize_rows(j->src.type, j->src.data, K, j->src.n, r, n, buf, &e) ||
+            bn_quantize(j->type, buf, K, n, j->dst + (size_t)r * j->row_bytes, (size_t)n * j->row_bytes, &e)) {
+            j->failed = 1;
+            break;
+        }
+    }
+    free(buf);
+}
+
+bn_status bn_model_requantize_lm_head(bn_model *m, uint32_t type, bn_pool *pool, bn_error *err) {
+    if (type != BN_TYPE_Q8_0)
+        return bn_error_set(err, BN_ERR_INVALID, "lm_head: requantizing to %s is not supported (q8_0 is)",
+                            bn_type_name(type));
+    if (m->lm_head_copy) return bn_error_set(err, BN_ERR_INVALID, "lm_head: already requantized");
+    if (m->lm_head.type == type) return BN_OK;
+    const bn_type_traits *from = bn_type_traits_get(m->lm_head.type);
+    if (!from || from->ternary)
+        return bn_error_set(err, BN_ERR_UNSUPPORTED, "lm_head: a %s lm_head is not requantized (f32, f16, bf16 are)",
+                            bn_type_name(m->lm_head.type));
+    uint64_t row_bytes, total;
+    bn_status st = bn_type_tensor_nbytes(type, m->lm_head.k, m->lm_head.k, &row_bytes, err);
+    if (!st) st = bn_type_tensor_nbytes(type, m->lm_head.k, m->lm_head.k * m->lm_head.n, &total, err);
+    if (st) return st;
+    requant_job j = {.src = m->lm_head, .type = type, .row_bytes = (size_t)row_bytes};
+    j.dst = malloc((size_t)total);
+    if (!j.dst) return bn_error_nomem(err, total, "lm_head: the %s copy", bn_type_name(type));
+    bn_pool_parallel_for(pool, m->lm_head.n, REQUANT_GRAIN, requant_rows, &j);
+    if (j.failed) {
+        free(j.dst);
+        return bn_error_nomem(err, sizeof(float) * (unsigned long long)(REQUANT_ROWS * m->lm_head.k),
+                              "lm_head: a buffer of %d widened rows", REQUANT_ROWS);
+    }
+    m->lm_head_copy = j.dst;
+    m->lm_head.type = type;
+    m->lm_head.data = j.dst;
+    return BN_OK;
+}
+
+const char *bn_model_lm_head_override(const bn_model *m) {
+    if (!m->lm_head_copy) return NULL;
+    switch (m->lm_head.type) {
+    case BN_TYPE_Q8_0: return "q8_0";
+    default: return "?";
+    }
 }

@@ -44,11 +44,17 @@ const char *parity_compare_default_policy(const parity_trace *subject, const par
         if (!ws) ws = wr;
         if (!wr) wr = ws;
     }
+    /* a requantized lm_head (settings.lm_head) is a weight type of its own */
+    const char *ls = parity_trace_get(subject, "settings.lm_head"), *lr = parity_trace_get(reference, "settings.lm_head");
     const char *name, *reason;
     char buf[256];
     if (ws && wr && strcmp(ws, wr)) {
         name = "quantized";
         snprintf(buf, sizeof buf, "weight types differ (%s vs %s)", ws, wr);
+        reason = buf;
+    } else if ((ls || lr) && (!ls || !lr || strcmp(ls, lr))) {
+        name = "quantized";
+        snprintf(buf, sizeof buf, "lm_head types differ (%s vs %s)", ls ? ls : "stored", lr ? lr : "stored");
         reason = buf;
     } else if (ps && pr && !strcmp(ps, pr) && ((!ns && !nr) || (ns && nr && !strcmp(ns, nr))) &&
                same_kv_cache(subject, reference)) {

@@ -160,6 +160,7 @@ static bn_status evaluate(const bn_model *m, const bn_tokenizer *tok, const int3
         const parity_trace_meta meta = {.producer_name = "bitparity-perplexity", .producer_version = BITPARITY_VERSION,
                                         .producer_commit = BITPARITY_COMMIT, .model_arch = bn_arch_name(m->hp.arch),
                                         .numerics = bn_numerics_name(o->params.numerics),
+                                        .lm_head = bn_model_lm_head_override(m),
                                         .threads = o->params.n_threads, .evals = r.evals, .n_evals = r.n_windows};
         st = parity_trace_writer_finish(s->save, &meta, err);
         s->save = NULL;

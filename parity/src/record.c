@@ -112,6 +112,7 @@ static bn_status record(const bn_model *m, const parity_record_opts *o, parity_t
             .model_weight_type = weight_type_name(m, wt, sizeof wt),
             .numerics = bn_numerics_name(o->numerics), .threads = o->n_threads,
             .kv_cache = bn_kv_cache_name(o->kv_type, o->v_type, o->numerics),
+            .lm_head = bn_model_lm_head_override(m),
             .fault = o->fault == BN_FAULT_NONE ? NULL : bn_fault_name(o->fault),
             .evals = run.evals, .n_evals = n_evals, .greedy_tokens = run.steps, .n_greedy = n_evals};
         st = out ? parity_trace_writer_finish_open(w, &meta, out, err) : parity_trace_writer_finish(w, &meta, err);

@@ -935,6 +935,7 @@ static void emit_meta_body(emitter *e, const parity_trace_meta *m, const char *c
     emit_map(e, true, false);
     emit_kv(e, "numerics", m->numerics);
     if (m->kv_cache) emit_kv(e, "kv_cache", m->kv_cache);
+    if (m->lm_head) emit_kv(e, "lm_head", m->lm_head);
     if (m->threads >= 0) {
         emit_str(e, "threads");
         emit_int(e, m->threads);

@@ -15,6 +15,7 @@
 
 #include "bitnet/gguf.h"
 #include "bitnet/matmul.h"
+#include "bitnet/threads.h"
 #include "bitnet/status.h"
 
 #ifdef __cplusplus
@@ -85,8 +86,10 @@ typedef struct bn_model {
     bn_hparams hp;
     const bn_gguf_tensor *token_embd;/* [V, H] any supported type (read with dequantize_rows) */
     const float *output_norm;        /* [H] */
-    bn_weight lm_head;               /* [H -> V]: output.weight or token_embd (tied) */
+    bn_weight lm_head;               /* [H -> V]: output.weight or token_embd (tied), or the
+                                        copy bn_model_requantize_lm_head made */
     bool tied_output;
+    void *lm_head_copy;              /* that copy (owned), NULL while lm_head is the file's */
     bn_layer *layers;                /* [n_layer] */
 } bn_model;
 
@@ -103,6 +106,25 @@ bn_status bn_model_load_with(const char *path, bn_gguf_load how, bn_model **out,
 bn_status bn_model_from_gguf(bn_gguf *g, bn_model **out, bn_error *err);
 
 void bn_model_free(bn_model *m);
+
+/* Replaces the model's lm_head by a copy in `type` (BN_TYPE_Q8_0 is the one
+ * supported), quantized from its weights row by row: each row widened
+ * exactly to f32, then llama.cpp's quantize_row_q8_0_ref (d = amax/127 as
+ * f16, q = roundf(x/d)). Runs on the pool's threads (NULL: the caller's);
+ * the result does not depend on their number. An explicit trade, never a
+ * default, which the caller records (bn_model_lm_head_override): a decoded
+ * token reads 34 bytes per 32 lm_head weights instead of 64 (F16), and
+ * the logits then differ from the stored lm_head's by Q8_0's rounding, so
+ * ggml-compat logits no longer equal bitnet.cpp's. token_embd (the input
+ * embedding, also a tied lm_head's source) is untouched; the model owns the
+ * copy. A lm_head already of `type` is left as it is. INVALID for another
+ * type or a second call; UNSUPPORTED when the lm_head's type cannot be
+ * widened; NOMEM. The model must not be in use by a context meanwhile. */
+bn_status bn_model_requantize_lm_head(bn_model *m, uint32_t type, bn_pool *pool, bn_error *err);
+
+/* The lower-case type name ("q8_0") of a requantized lm_head, or NULL when
+ * the lm_head is the file's own: what traces record as settings.lm_head. */
+const char *bn_model_lm_head_override(const bn_model *m);
 
 const char *bn_arch_name(bn_arch a);
 const char *bn_act_name(bn_ffn_act a);

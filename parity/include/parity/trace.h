@@ -155,6 +155,8 @@ typedef struct parity_trace_meta {
     const char *model_weight_type; /* "i2_s", "tq2_0", "f32": the projections' type (decides default policies) */
     const char *numerics;     /* "ggml-compat", "f32" or "llama.cpp-compat" */
     const char *kv_cache;     /* "f16" or "f32": the K/V cache type; NULL: left out */
+    const char *lm_head;      /* "q8_0": the lm_head was requantized (bn_model_requantize_lm_head);
+                                 NULL: the file's own, left out */
     int64_t threads;          /* < 0: left out */
     const char *fault;        /* injected fault name; NULL = "none" */
     const parity_eval *evals; /* [n_evals]; ids are written as e0..; tokens must be non-empty */
