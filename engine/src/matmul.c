@@ -564,9 +564,11 @@ VNNI512_FN static float dense_vec16_f16_512(const uint16_t *a, const float *b, i
  * each row keeps its own 4 accumulators, fma chain, reduction and tail, so
  * each output has the bits of a dense_vec16_f16_512 call; the activations
  * are loaded once for the 4 rows, and the rows two groups on are prefetched
- * into L2 as these are read (see i2s_rows8_decode512 on T1). The F16
- * lm_head of a decoded 2B-4T token: 24 ms one row at a time, 22.5 with 4
- * rows and an L1 prefetch, 19-19.5 with this one. */
+ * into L2 as these are read (see i2s_rows8_decode512 on T1), both cache
+ * lines of each step. The F16 lm_head of a decoded 2B-4T token: 24 ms one
+ * row at a time, 22.5 with 4 rows and an L1 prefetch, 19-19.5 with one L2
+ * prefetch per step (half the lines), 18.4 with both (one thread: 33 ->
+ * 27.5 ms). */
 VNNI512_FN static void dense_vec16_f16_rows4_512(const uint8_t *w, size_t row_bytes, const float *b, int64_t n,
                                                  const dense_alg *alg, float out[4]) {
     __m512 s[4][4];
@@ -580,7 +582,9 @@ VNNI512_FN static void dense_vec16_f16_rows4_512(const uint8_t *w, size_t row_by
 #pragma GCC unroll 4
         for (int r = 0; r < 4; r++) {
             const uint16_t *a = (const uint16_t *)(w + (size_t)r * row_bytes);
-            _mm_prefetch((const char *)(a + i) + 8 * row_bytes, _MM_HINT_T1); /* never faults */
+            /* both lines of this step's 128 bytes (a prefetch never faults) */
+            _mm_prefetch((const char *)(a + i) + 8 * row_bytes, _MM_HINT_T1);
+            _mm_prefetch((const char *)(a + i) + 8 * row_bytes + 64, _MM_HINT_T1);
 #pragma GCC unroll 4
             for (int j = 0; j < 4; j++)
                 s[r][j] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(a + i + 16 * j))), bv[j],
