@@ -30,9 +30,9 @@ static const char ppl_help[] =
     "  --kld-base F      compare with logits saved by --save-logits from a base model: KL(base||this)\n"
     "                    mean/median/p99/max, same top token, RMS delta-p, as llama.cpp's\n"
     "                    perplexity --kl-divergence reports them\n"
-    CLI_LOAD_HELP
-    CLI_LM_HEAD_HELP_AT("   ", "                ")
-    "                (and as the line lm_head = q8_0)\n"
+    CLI_LOAD_HELP_AT("          ", "                    ")
+    CLI_LM_HEAD_HELP_AT("       ", "                    ")
+    "                    and as the output's line lm_head = q8_0\n"
     CLI_PROGRESS_HELP;
 
 static void print_kld(const parity_ppl_result *r) {

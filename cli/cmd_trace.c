@@ -35,7 +35,7 @@ static const char trace_help[] =
     "                  Two change nothing on most models: i2s-scale-clamp bites only where an I2_S\n"
     "                  scale lies outside [1e-3, 1e3], round-away only where some x*127/amax is\n"
     "                  exactly k+0.5 with k even; fixtures/models/b158-i2s-edge.gguf has both\n"
-    CLI_LOAD_HELP
+    CLI_LOAD_HELP_18
     CLI_LM_HEAD_HELP_AT("     ", "                  ")
     CLI_PROGRESS_HELP "\n"
     "OUT.npz appears only when complete (written to .OUT.npz.tmp.XXXXXX, then renamed): an error\n"

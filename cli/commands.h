@@ -113,7 +113,7 @@ int cli_parse_load(const char *cmd, const char *s, bn_gguf_load *out);
     "  --load L" PAD "where the weights live: memory (default: the file read into memory, huge pages\n"          \
     INDENT "where the kernel gives them) or mmap (the file mapped: starts at once and shares the\n"              \
     INDENT "page cache, but a large model evaluates ~30 % slower); the same results bit for bit\n"
-/* ... at column 16 (run, trace, perplexity) and 18 (compare, check) */
+/* ... at column 16 (run) and 18 (trace, compare, check); perplexity's 20 is spelled out there */
 #define CLI_LOAD_HELP CLI_LOAD_HELP_AT("      ", "                ")
 #define CLI_LOAD_HELP_18 CLI_LOAD_HELP_AT("        ", "                  ")
 /* --lm-head: NULL or "stored" -> 0 (the file's own lm_head), "q8_0" ->
