@@ -1080,6 +1080,35 @@ static bn_status hint_absent_subnorm(hint_ctx *c) {
     return st;
 }
 
+/* ----------------------------------------------------- lm_head type -- */
+
+/* The first divergence is the logits and the traces record different
+ * lm_head types (settings.lm_head: `--lm-head q8_0`; absent = stored): the
+ * difference is that quantization, which every earlier tap must then show
+ * by being bit-identical. Measured: how many of them are. */
+static bn_status hint_lm_head(hint_ctx *c) {
+    if (strcmp(c->kind, "logits")) return BN_OK;
+    const char *ls = parity_trace_get(parity_tapview_trace(c->sv), "settings.lm_head");
+    const char *lr = parity_trace_get(parity_tapview_trace(c->rv), "settings.lm_head");
+    if ((!ls && !lr) || (ls && lr && !strcmp(ls, lr))) return BN_OK;
+    size_t before = 0, same = 0;
+    for (size_t i = 0; i < c->r->first.tap_index; i++) {
+        const parity_tap_result *t = &c->r->taps[i];
+        if (t->status != PARITY_TAP_PASS && t->status != PARITY_TAP_FAIL) continue;
+        before++;
+        same += t->m.bit_identical != 0;
+    }
+    char msg[512], ev[512];
+    snprintf(msg, sizeof msg,
+             "the subject's lm_head is %s and the reference's %s (settings.lm_head): the logits differ by that "
+             "quantization%s",
+             ls ? ls : "stored", lr ? lr : "stored",
+             same == before ? ", every earlier tap is bit-identical" : ", but earlier taps differ too");
+    snprintf(ev, sizeof ev, "%zu of %zu earlier taps bit-identical; e%lld logits nmse %.3g, cosine %.9f", same,
+             before, (long long)c->k, c->tr->m.nmse, c->tr->m.cosine);
+    return add_hint(c, "lm-head-type", msg, ev);
+}
+
 /* ------------------------------------------------------------- the set -- */
 
 /* A warning rather than a diagnosis, so given whatever the verdict: two
@@ -1112,7 +1141,7 @@ bn_status parity_hints_find(parity_compare_result *r, const parity_tapview *subj
     bn_status (*const analyzers[])(hint_ctx *) = {
         hint_nan_origin, hint_activation, hint_norm,  hint_rope,          hint_heads, hint_equivalent_layout,
         hint_weights,    hint_qk_rows,    hint_int8,  hint_channel_scale, hint_scale, hint_attention,
-        hint_absent_subnorm};
+        hint_absent_subnorm, hint_lm_head};
     for (size_t i = 0; i < sizeof analyzers / sizeof analyzers[0] && !st; i++) st = analyzers[i](&c);
     return st;
 }

@@ -34,6 +34,11 @@ grep -q "choice: 'auto: lm_head types differ (q8_0 vs stored)" "$tmp/r.yaml" && 
 # exact: the first divergence is e0's logits, every earlier tap bit for bit
 "$bp" compare "$tmp/q8-1.npz" "$tmp/f16.npz" --policy exact >"$tmp/out"
 [ $? -eq 1 ] && grep -q '^first divergence: e0 logits' "$tmp/out" || fail "exact: $(head -5 "$tmp/out")"
+# ... and named: the lm-head-type hint, with the earlier taps counted
+grep -q "^hint: lm-head-type: the subject's lm_head is q8_0 and the reference's stored (settings.lm_head): the logits \
+differ by that quantization, every earlier tap is bit-identical (36 of 36 earlier taps bit-identical; e0 logits nmse " \
+    "$tmp/out" || fail "no lm-head-type hint: $(grep hint "$tmp/out")"
+"$bp" compare "$tmp/q8-1.npz" "$tmp/q8-3.npz" --policy exact | grep -q 'lm-head-type' && fail "lm-head-type on equal types"
 # ... by Q8_0's rounding only: the logits agree to well within 1 % (relative RMS)
 "$py" -c "import sys, zipfile, numpy as np
 a, b = np.load(sys.argv[1]), np.load(sys.argv[2])
