@@ -5,6 +5,7 @@
 #include "test_helpers.h"
 
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -362,6 +363,52 @@ TEST(QuantKernels, PortableAndAvx2AgreeOnRandomBytes) {
         auto b = Dequant(type, data.data(), ne0, nrows, 1, 3, BN_SIMD_AVX2);
         ASSERT_EQ(memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0) << bn_type_name(type);
     }
+}
+
+// The Q8_0 quantizer's AVX2 kernel (--lm-head q8_0, synth) against the
+// scalar quantize_row_q8_0_ref port, byte for byte: random blocks at many
+// scales, and blocks with ties (x*id = k + 0.5 either sign), -0, all zeros,
+// one NaN, an inf, FLT_MAX, subnormals whose d's inverse overflows, and a
+// d that is itself subnormal. Both runs of each block are hand-checked too
+// where the answer is known.
+TEST(QuantKernels, Q8_0QuantizerAvx2EqualsPortable) {
+    if (bn_simd_best() != BN_SIMD_AVX2) GTEST_SKIP() << "CPU without AVX2";
+    std::mt19937 rng(77);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    std::uniform_int_distribution<int> ex(-140, 120);
+    std::vector<std::vector<float>> blocks;
+    for (int i = 0; i < 3000; i++) {
+        std::vector<float> b(32);
+        const float s = std::ldexp(1.0f, ex(rng));
+        for (auto &v : b) v = nd(rng) * s;
+        blocks.push_back(b);
+    }
+    std::vector<float> ties(32);
+    ties[0] = 127.0f;  // amax 127: d = 1, id = 1
+    for (int j = 1; j < 32; j++) ties[j] = (j % 2 ? 1.0f : -1.0f) * (static_cast<float>(j / 2) + 0.5f);
+    blocks.push_back(ties);
+    std::vector<float> zeros(32, 0.0f), negz(32, -0.0f), withnan(32, 1.0f), withinf(32, 2.0f), big(32, 3e38f);
+    withnan[5] = NAN, withinf[9] = -INFINITY, big[1] = -FLT_MAX;
+    std::vector<float> subn(32, 1e-44f), dsub(32, 2e-37f);  // 1/d overflows; d subnormal, id finite
+    subn[3] = -3e-44f, dsub[7] = -3.3e-37f;
+    for (auto *b : {&zeros, &negz, &withnan, &withinf, &big, &subn, &dsub}) blocks.push_back(*b);
+    std::vector<float> all;
+    for (auto &b : blocks) all.insert(all.end(), b.begin(), b.end());
+    const int64_t n_blocks = static_cast<int64_t>(blocks.size());
+    std::vector<uint8_t> a(static_cast<size_t>(n_blocks) * 34), v(a.size());
+    bn_error err{};
+    ASSERT_EQ(bn_quantize_ex(BN_TYPE_Q8_0, all.data(), 32, n_blocks, a.data(), a.size(), BN_SIMD_PORTABLE, &err), BN_OK)
+        << err.msg;
+    ASSERT_EQ(bn_quantize_ex(BN_TYPE_Q8_0, all.data(), 32, n_blocks, v.data(), v.size(), BN_SIMD_AVX2, &err), BN_OK)
+        << err.msg;
+    for (int64_t b = 0; b < n_blocks; b++)
+        ASSERT_EQ(memcmp(&a[static_cast<size_t>(b) * 34], &v[static_cast<size_t>(b) * 34], 34), 0) << "block " << b;
+    const uint8_t *t = &v[3000 * 34];  // the ties: d = 1, halves away from zero
+    EXPECT_EQ(t[0] | t[1] << 8, 0x3c00);
+    for (int j = 1; j < 32; j++)
+        EXPECT_EQ(static_cast<int8_t>(t[2 + j]), (j % 2 ? 1 : -1) * (j / 2 + 1)) << j;
+    const uint8_t *nanb = &v[3003 * 34];  // withnan: the NaN stored as 0
+    EXPECT_EQ(nanb[2 + 5], 0);
 }
 
 // ------------------------------------------------------------ errors

@@ -92,6 +92,12 @@ bn_status bn_dequantize_rows_ex(uint32_t type, const void *data, int64_t ne0,
 bn_status bn_quantize(uint32_t type, const float *src, int64_t ne0,
                       int64_t nrows, void *dst, size_t dst_size, bn_error *err);
 
+/* bn_quantize with an explicit kernel level (tests): the same bytes on every
+ * level (Q8_0 has an AVX2 kernel; the other types one kernel for both).
+ * Fails with BN_ERR_UNSUPPORTED when the CPU lacks the requested level. */
+bn_status bn_quantize_ex(uint32_t type, const float *src, int64_t ne0, int64_t nrows, void *dst,
+                         size_t dst_size, bn_simd_level level, bn_error *err);
+
 #ifdef __cplusplus
 }
 #endif
