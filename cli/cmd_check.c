@@ -16,7 +16,8 @@ static const char check_help[] =
     "llama.cpp-compat) defaults to the reference's own, ggml-compat for a bitnet.cpp reference,\n"
     "llama.cpp-compat for a llama.cpp one (then the policy is exact: bit-identical), f32 otherwise.\n"
     "The K/V cache type (--kv-type) defaults to the reference's settings.kv_cache when it names one\n"
-    "(llama.cpp: \"K f16, V f16\" by default), else to the numerics mode's.\n\n"
+    "(llama.cpp: \"K f16, V f16\" by default), else to the numerics mode's. A reference recorded with\n"
+    "--lm-head q8_0 (settings.lm_head) is checked with the lm_head requantized the same way.\n\n"
     "  --reference T   the reference trace (bitnet.cpp/llama.cpp dump or a bitparity trace)\n"
     "  --keep-trace F  also write the engine's trace to F (default: it is held in memory only)\n"
     CLI_LOAD_HELP_18

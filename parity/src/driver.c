@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include "bitnet/clock.h"
+#include "bitnet/quant.h"
+#include "bitnet/threads.h"
 #include "bitnet/sha256.h"
 #include "parity/hints.h"
 #include "parity/record.h"
@@ -71,6 +73,24 @@ static bn_status record_subject(const parity_driver_opts *o, const bn_model *m, 
     return st;
 }
 
+/* The reference's settings.lm_head (a trace recorded with --lm-head q8_0):
+ * the engine runs with the same requantized lm_head, so that the two agree
+ * bit for bit as they would otherwise. A type it cannot make is an error,
+ * never a silent mismatch. */
+static bn_status follow_lm_head(const parity_driver_opts *o, bn_model *m, const parity_trace *ref, bn_error *err) {
+    const char *lm = parity_trace_get(ref, "settings.lm_head");
+    if (!lm) return BN_OK;
+    if (strcmp(lm, "q8_0"))
+        return bn_error_set(err, BN_ERR_UNSUPPORTED,
+                            "%s: settings.lm_head '%s': the engine requantizes an lm_head to q8_0 only", o->reference,
+                            lm);
+    bn_pool *pool = NULL;
+    bn_status st = bn_pool_create(o->threads, &pool, err);
+    if (!st) st = bn_model_requantize_lm_head(m, BN_TYPE_Q8_0, pool, err);
+    bn_pool_destroy(pool);
+    return st;
+}
+
 /* Where a model the driver evaluates lives: read into memory unless asked
  * to map it (an evaluation streams every weight per token, faster from
  * anonymous memory: bitnet/gguf.h); a model only read for hints is mapped. */
@@ -87,6 +107,7 @@ static bn_status open_all(const parity_driver_opts *o, parity_driver_run *r, bn_
     if (!st && !o->subject) {
         const double t_record = bn_clock_seconds();
         st = bn_model_load_with(o->model, eval_placement(o), m, err);
+        if (!st) st = follow_lm_head(o, *m, r->trace[1], err);
         if (!st) st = record_subject(o, *m, r->trace[1], &r->trace[0], err);
         r->t_open -= bn_clock_seconds() - t_record; /* recording is not opening */
     }

@@ -46,6 +46,24 @@ for k in ('e0', 'e1', 'e2'):
     x, y = a[k + '/logits'].astype(np.float64), b[k + '/logits'].astype(np.float64)
     rel = np.sqrt(np.mean((x - y) ** 2) / np.mean(y ** 2))
     assert 0 < rel < 1e-2, (k, rel)" "$tmp/q8-1.npz" "$tmp/f16.npz" || fail "q8_0 logits not close to the file's"
+# check follows the reference's settings.lm_head: the engine requantizes too, and the two agree bit for bit
+"$bp" check -m "$m" --reference "$tmp/q8-1.npz" --keep-trace "$tmp/chk.npz" >"$tmp/out" 2>&1 ||
+    fail "check against a q8_0 reference: $(head -8 "$tmp/out")"
+grep -q 'policy     exact (auto' "$tmp/out" && grep -q '111 compared: 111 pass (111 bit-identical)' "$tmp/out" ||
+    fail "check against a q8_0 reference: $(head -8 "$tmp/out")"
+"$py" -c "import sys, zipfile, yaml
+assert yaml.safe_load(zipfile.ZipFile(sys.argv[1]).read('meta.yaml'))['settings']['lm_head'] == 'q8_0'" "$tmp/chk.npz" ||
+    fail "check's own trace does not record lm_head"
+"$py" - "$tmp/q8-1.npz" "$tmp/q4.npz" <<'PY' || fail "could not write a q4 reference"
+import sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as a, zipfile.ZipFile(sys.argv[2], 'w') as b:
+    for i in a.infolist():
+        d = a.read(i.filename)
+        b.writestr(i, d.replace(b'lm_head: q8_0', b'lm_head: q4_k') if i.filename == 'meta.yaml' else d)
+PY
+"$bp" check -m "$m" --reference "$tmp/q4.npz" >"$tmp/out" 2>&1
+[ $? -eq 2 ] && grep -q "settings.lm_head 'q4_k': the engine requantizes an lm_head to q8_0 only" "$tmp/out" ||
+    fail "check against a q4_k reference: $(head -3 "$tmp/out")"
 # perplexity records it too, and its figure moves only a little
 printf 'the quick brown fox jumps over the lazy dog. ' >"$tmp/text"
 for i in 1 2 3 4 5; do cat "$tmp/text" "$tmp/text" >"$tmp/t2" && mv "$tmp/t2" "$tmp/text"; done
