@@ -154,10 +154,14 @@ m2b="$out/2b4t.gguf"
 synth_t0=$(date +%s%N)
 "$bp" synth --shape 2b4t --type i2_s -o "$m2b" 2>/dev/null
 synth_s=$(awk -v a="$synth_t0" -v b="$(date +%s%N)" 'BEGIN {printf "%.1f", (b - a) / 1e9}')
-# every tensor is read once per decoded token (token_embd as the tied lm_head)
-bytes_tok=$("$bp" inspect "$m2b" --json | /usr/bin/python3 -c '
+# every tensor is read once per decoded token (token_embd as the tied lm_head);
+# with --lm-head q8_0 the tied F16 lm_head is read as Q8_0 (34 bytes per 64)
+read -r bytes_tok bytes_tok_q8 < <("$bp" inspect "$m2b" --json | /usr/bin/python3 -c '
 import json, sys
-print(sum(t["nbytes"] for t in json.load(sys.stdin)["tensors"]))')
+t = json.load(sys.stdin)["tensors"]
+e = [x["nbytes"] for x in t if x["name"] == "token_embd.weight"][0]
+n = sum(x["nbytes"] for x in t)
+print(n, n - e + e // 64 * 34)')
 gen=(run -m "$m2b" --temp 0 --threads 2 --timings)
 p16=$(seq -s, 100 115)
 p128=$(seq -s, 100 227)
@@ -205,12 +209,6 @@ for _ in $(seq "$reps"); do
     sed -n 's/^timings: decode .*(\([0-9.]*\) tok\/s)$/\1/p')"
 done
 decode_q8=$(tr ' ' '\n' <<<"$q8_rates" | sed '/^$/d' | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}')
-# bytes a decoded token reads with it: the tied F16 lm_head (token_embd) as Q8_0
-bytes_tok_q8=$("$bp" inspect "$m2b" --json | /usr/bin/python3 -c '
-import json, sys
-t = json.load(sys.stdin)["tensors"]
-e = [x["nbytes"] for x in t if x["name"] == "token_embd.weight"][0]
-print(sum(x["nbytes"] for x in t) - e + e // 64 * 34)')
 timing_runs prompt "$p128" 0
 timing_runs load 100 0
 # peak RSS of the decode run, weights in memory (mapped weights count as

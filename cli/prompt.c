@@ -3,8 +3,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bitnet/quant.h"
-#include "bitnet/threads.h"
 #include "bitnet/tokenizer.h"
 #include "commands.h"
 
@@ -16,20 +14,12 @@ int cli_parse_load(const char *cmd, const char *s, bn_gguf_load *out) {
 
 int cli_parse_lm_head(const char *cmd, const char *s, uint32_t *type) {
     *type = 0;
-    if (!s || !strcmp(s, "stored")) return -1;
-    if (!strcmp(s, "q8_0")) {
-        *type = BN_TYPE_Q8_0;
-        return -1;
-    }
+    if (!s || bn_model_lm_head_type_parse(s, type)) return -1;
     return cli_usage_error(cmd, "--lm-head '%s': expected stored or q8_0", s);
 }
 
 bn_status cli_requantize_lm_head(bn_model *m, const char *path, uint32_t type, int64_t threads, bn_error *err) {
-    if (!type) return BN_OK;
-    bn_pool *pool = NULL;
-    bn_status st = bn_pool_create((int)threads, &pool, err);
-    if (!st) st = bn_model_requantize_lm_head(m, type, pool, err);
-    bn_pool_destroy(pool);
+    bn_status st = type ? bn_model_requantize_lm_head(m, type, (int)threads, err) : BN_OK;
     if (st) bn_error_prefix(err, path);
     return st;
 }

@@ -196,14 +196,8 @@ TEST(Model, RequantizedLmHeadIsTheQ8_0OfEachStoredRow) {
     ASSERT_OK(bn_dequantize_rows(stored.type, stored.data, K, N, 0, N, wf.data(), &err), err);
     std::vector<uint8_t> expect((size_t)(N * K / 32 * 34));
     ASSERT_OK(bn_quantize(BN_TYPE_Q8_0, wf.data(), K, N, expect.data(), expect.size(), &err), err);
-    PoolPtr one, three;
-    bn_pool *p = nullptr;
-    ASSERT_OK(bn_pool_create(1, &p, &err), err);
-    one.reset(p);
-    ASSERT_OK(bn_pool_create(3, &p, &err), err);
-    three.reset(p);
-    ASSERT_OK(bn_model_requantize_lm_head(a.get(), BN_TYPE_Q8_0, one.get(), &err), err);
-    ASSERT_OK(bn_model_requantize_lm_head(b.get(), BN_TYPE_Q8_0, three.get(), &err), err);
+    ASSERT_OK(bn_model_requantize_lm_head(a.get(), BN_TYPE_Q8_0, 1, &err), err);
+    ASSERT_OK(bn_model_requantize_lm_head(b.get(), BN_TYPE_Q8_0, 3, &err), err);
     for (bn_model *m : {a.get(), b.get()}) {
         EXPECT_EQ(m->lm_head.type, (uint32_t)BN_TYPE_Q8_0);
         EXPECT_EQ(m->lm_head.k, K);
@@ -222,15 +216,15 @@ TEST(Model, RequantizedLmHeadIsTheQ8_0OfEachStoredRow) {
     EXPECT_EQ(dh, bn_f32_to_f16(amax / 127.f));
     const float id = amax ? 1.0f / (amax / 127.f) : 0.0f;
     for (int i = 0; i < 32; i++) EXPECT_EQ((int8_t)blk[2 + i], (int8_t)std::round(x[i] * id)) << i;
-    EXPECT_EQ(bn_model_requantize_lm_head(a.get(), BN_TYPE_Q8_0, nullptr, &err), BN_ERR_INVALID);
+    EXPECT_EQ(bn_model_requantize_lm_head(a.get(), BN_TYPE_Q8_0, 1, &err), BN_ERR_INVALID);
     EXPECT_NE(std::string(err.msg).find("already requantized"), std::string::npos) << err.msg;
     bn_model *c = nullptr;
     ASSERT_OK(bn_model_load(path.c_str(), &c, &err), err);
     ModelPtr cp(c);
-    EXPECT_EQ(bn_model_requantize_lm_head(c, BN_TYPE_TQ2_0, nullptr, &err), BN_ERR_INVALID);
+    EXPECT_EQ(bn_model_requantize_lm_head(c, BN_TYPE_TQ2_0, 1, &err), BN_ERR_INVALID);
     EXPECT_NE(std::string(err.msg).find("TQ2_0 is not supported (q8_0 is)"), std::string::npos) << err.msg;
     c->lm_head.type = BN_TYPE_I2_S;  // as if the lm_head were ternary
-    EXPECT_EQ(bn_model_requantize_lm_head(c, BN_TYPE_Q8_0, nullptr, &err), BN_ERR_UNSUPPORTED);
+    EXPECT_EQ(bn_model_requantize_lm_head(c, BN_TYPE_Q8_0, 1, &err), BN_ERR_UNSUPPORTED);
     EXPECT_EQ(bn_model_lm_head_override(c), nullptr);
 }
 

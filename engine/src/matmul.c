@@ -534,6 +534,14 @@ AVX2_FN static float dense_dot_avx2(const void *a, op_kind ka, const void *b, op
     return dense_dot_avx2_impl(a, ka, b, kb, n, alg, H);
 }
 
+
+/* ggml_vec_dot_f16's 4 x 16-lane accumulators folded: (s0 + s2) + (s1 + s3),
+ * then 16 lanes to 8 and the halving tree. */
+VNNI512_FN static inline float vec16x4_fold512(const __m512 s[4]) {
+    const __m512 t = _mm512_add_ps(_mm512_add_ps(s[0], s[2]), _mm512_add_ps(s[1], s[3]));
+    return hsum8_tree(
+        _mm256_add_ps(_mm512_castps512_ps256(t), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(t), 1))));
+}
 /* DENSE_VEC with 16 lanes (ggml_vec_dot_f16 as the AVX-512 build sums it)
  * for F16 weights and f32 (already f16-rounded) activations on the AVX-512
  * level: each 16-lane accumulator is one zmm instead of two ymm, the same
@@ -549,15 +557,8 @@ VNNI512_FN static float dense_vec16_f16_512(const uint16_t *a, const float *b, i
             s[j] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(a + i + 16 * j))),
                                    _mm512_loadu_ps(b + i + 16 * j), s[j]);
     }
-    float sum = 0.0f;
-    if (np) {
-        s[0] = _mm512_add_ps(s[0], s[2]);
-        s[1] = _mm512_add_ps(s[1], s[3]);
-        s[0] = _mm512_add_ps(s[0], s[1]);
-        sum = hsum8_tree(_mm256_add_ps(_mm512_castps512_ps256(s[0]),
-                                       _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(s[0]), 1))));
-    }
-    return vec_tail_avx2(a, OP_F16, b, OP_F32, np, n, sum, alg->tail_double, alg->tail_fma);
+    return vec_tail_avx2(a, OP_F16, b, OP_F32, np, n, np ? vec16x4_fold512(s) : 0.0f, alg->tail_double,
+                         alg->tail_fma);
 }
 
 /* dense_vec16_f16_512 for 4 rows at once (rows r..r+3, row_bytes apart):
@@ -592,16 +593,9 @@ VNNI512_FN static void dense_vec16_f16_rows4_512(const uint8_t *w, size_t row_by
         }
     }
 #pragma GCC unroll 4
-    for (int r = 0; r < 4; r++) {
-        float sum = 0.0f;
-        if (np) {
-            __m512 t = _mm512_add_ps(_mm512_add_ps(s[r][0], s[r][2]), _mm512_add_ps(s[r][1], s[r][3]));
-            sum = hsum8_tree(_mm256_add_ps(_mm512_castps512_ps256(t),
-                                           _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(t), 1))));
-        }
-        out[r] = vec_tail_avx2(w + (size_t)r * row_bytes, OP_F16, b, OP_F32, np, n, sum, alg->tail_double,
-                               alg->tail_fma);
-    }
+    for (int r = 0; r < 4; r++)
+        out[r] = vec_tail_avx2(w + (size_t)r * row_bytes, OP_F16, b, OP_F32, np, n, np ? vec16x4_fold512(s[r]) : 0.0f,
+                               alg->tail_double, alg->tail_fma);
 }
 
 /* DENSE_TINY for a block of R weight rows x U tokens (R·U <= 8): each weight
@@ -979,10 +973,15 @@ AVX2_FN static float tq_row_avx2(uint32_t type, const uint8_t *w, size_t bb, con
     return hsum8_tree(acc);
 }
 
-AVX2_FN static void q8_0_lanes_avx2(const int8_t *x, const int8_t *y, int32_t lanes[8]) {
-    const __m256i xv = _mm256_loadu_si256((const __m256i *)x), yv = _mm256_loadu_si256((const __m256i *)y);
+/* ggml's mul_sum_i8_pairs: lane k = bytes 4k..4k+3 of x·y, pairs by maddubs(|x|, sign(y, x)). */
+AVX2_FN static inline __m256i q8_0_lanes_vec(__m256i xv, __m256i yv) {
     const __m256i dot = _mm256_maddubs_epi16(_mm256_sign_epi8(xv, xv), _mm256_sign_epi8(yv, xv));
-    _mm256_storeu_si256((__m256i *)lanes, _mm256_madd_epi16(dot, _mm256_set1_epi16(1)));
+    return _mm256_madd_epi16(dot, _mm256_set1_epi16(1));
+}
+
+AVX2_FN static void q8_0_lanes_avx2(const int8_t *x, const int8_t *y, int32_t lanes[8]) {
+    _mm256_storeu_si256((__m256i *)lanes, q8_0_lanes_vec(_mm256_loadu_si256((const __m256i *)x),
+                                                         _mm256_loadu_si256((const __m256i *)y)));
 }
 
 /* n (1..8) Q8_0 rows of one token, the fma orders of elem_q8_0 (one 8-lane
@@ -995,7 +994,6 @@ AVX2_FN static void q8_0_lanes_avx2(const int8_t *x, const int8_t *y, int32_t la
 AVX2_FN static inline void q8_0_rows_avx2_impl(const uint8_t *w, size_t row_bytes, const int8_t *q, const float *dy,
                                                int64_t nb, int n, float *out) {
     __m256 acc[8];
-    const __m256i ones = _mm256_set1_epi16(1);
 #pragma GCC unroll 8
     for (int r = 0; r < 8; r++) acc[r] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
@@ -1005,9 +1003,7 @@ AVX2_FN static inline void q8_0_rows_avx2_impl(const uint8_t *w, size_t row_byte
             if (r >= n) break;
             const uint8_t *blk = w + (size_t)r * row_bytes + (size_t)b * 34;
             _mm_prefetch((const char *)(blk + 8 * row_bytes), _MM_HINT_T1); /* never faults */
-            const __m256i xv = _mm256_loadu_si256((const __m256i *)(blk + 2));
-            const __m256i dot = _mm256_maddubs_epi16(_mm256_sign_epi8(xv, xv), _mm256_sign_epi8(yv, xv));
-            const __m256 lanes = _mm256_cvtepi32_ps(_mm256_madd_epi16(dot, ones));
+            const __m256 lanes = _mm256_cvtepi32_ps(q8_0_lanes_vec(_mm256_loadu_si256((const __m256i *)(blk + 2)), yv));
             const float d = _cvtsh_ss(load_u16(blk)) * dy[b];
             acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d), lanes, acc[r]);
         }
@@ -1164,12 +1160,20 @@ static op_kind weight_kind(const mm_job *j) {
     return j->ti->type == BN_TYPE_F16 ? OP_F16 : j->ti->type == BN_TYPE_BF16 ? OP_BF16 : OP_F32;
 }
 
+#ifdef MM_X86
+/* F16 weights in ggml_vec_dot_f16's 16-lane order on the AVX-512 level: the
+ * zmm kernels (one row, or 4 side by side) */
+static bool f16_vec16_512(const mm_job *j) {
+    return j->avx2 && j->i8dot == BN_I8DOT_AVX512_VNNI && weight_kind(j) == OP_F16 && j->xk == OP_F32 &&
+           j->alg.kind == DENSE_VEC && j->alg.lanes == 16;
+}
+#endif
+
 static float elem_dense(const mm_job *j, int64_t r, int64_t t) {
     const op_kind wk = weight_kind(j);
 #ifdef MM_X86
     /* the AVX-512 level (i8dot AVX512_VNNI implies AVX-512 F/BW/VL) */
-    if (j->avx2 && j->i8dot == BN_I8DOT_AVX512_VNNI && wk == OP_F16 && j->xk == OP_F32 &&
-        j->alg.kind == DENSE_VEC && j->alg.lanes == 16)
+    if (f16_vec16_512(j))
         return dense_vec16_f16_512((const uint16_t *)(j->w + (size_t)r * j->row_bytes), j->x + t * j->K, j->K,
                                    &j->alg);
 #endif
@@ -1192,8 +1196,7 @@ static void elem4_dense(const mm_job *j, int64_t r, int64_t t, float out[4]) {
 static void rows_dense(const mm_job *j, int64_t r, int n, int64_t t, float *out) {
     int i = 0;
 #ifdef MM_X86
-    if (j->avx2 && j->i8dot == BN_I8DOT_AVX512_VNNI && weight_kind(j) == OP_F16 && j->xk == OP_F32 &&
-        j->alg.kind == DENSE_VEC && j->alg.lanes == 16) {
+    if (f16_vec16_512(j)) {
         for (; i + 4 <= n; i += 4)
             dense_vec16_f16_rows4_512(j->w + (size_t)(r + i) * j->row_bytes, j->row_bytes, j->x + t * j->K, j->K,
                                       &j->alg, out + i);

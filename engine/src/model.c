@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "bitnet/quant.h"
+#include "bitnet/threads.h"
 
 static const struct {
     const char *name;
@@ -318,7 +319,7 @@ static void requant_rows(void *ctx, int64_t r0, int64_t r1) {
     free(buf);
 }
 
-bn_status bn_model_requantize_lm_head(bn_model *m, uint32_t type, bn_pool *pool, bn_error *err) {
+bn_status bn_model_requantize_lm_head(bn_model *m, uint32_t type, int n_threads, bn_error *err) {
     if (type != BN_TYPE_Q8_0)
         return bn_error_set(err, BN_ERR_INVALID, "lm_head: requantizing to %s is not supported (q8_0 is)",
                             bn_type_name(type));
@@ -333,9 +334,12 @@ bn_status bn_model_requantize_lm_head(bn_model *m, uint32_t type, bn_pool *pool,
     if (!st) st = bn_type_tensor_nbytes(type, m->lm_head.k, m->lm_head.k * m->lm_head.n, &total, err);
     if (st) return st;
     requant_job j = {.src = m->lm_head, .type = type, .row_bytes = (size_t)row_bytes};
+    bn_pool *pool = NULL;
+    if ((st = bn_pool_create(n_threads, &pool, err))) return st;
     j.dst = malloc((size_t)total);
+    if (j.dst) bn_pool_parallel_for(pool, m->lm_head.n, REQUANT_GRAIN, requant_rows, &j);
+    bn_pool_destroy(pool);
     if (!j.dst) return bn_error_nomem(err, total, "lm_head: the %s copy", bn_type_name(type));
-    bn_pool_parallel_for(pool, m->lm_head.n, REQUANT_GRAIN, requant_rows, &j);
     if (j.failed) {
         free(j.dst);
         return bn_error_nomem(err, sizeof(float) * (unsigned long long)(REQUANT_ROWS * m->lm_head.k),
@@ -345,6 +349,13 @@ bn_status bn_model_requantize_lm_head(bn_model *m, uint32_t type, bn_pool *pool,
     m->lm_head.type = type;
     m->lm_head.data = j.dst;
     return BN_OK;
+}
+
+bool bn_model_lm_head_type_parse(const char *name, uint32_t *type) {
+    if (!strcmp(name, "stored")) *type = 0;
+    else if (!strcmp(name, "q8_0")) *type = BN_TYPE_Q8_0;
+    else return false;
+    return true;
 }
 
 const char *bn_model_lm_head_override(const bn_model *m) {

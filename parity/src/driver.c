@@ -8,8 +8,6 @@
 #include <unistd.h>
 
 #include "bitnet/clock.h"
-#include "bitnet/quant.h"
-#include "bitnet/threads.h"
 #include "bitnet/sha256.h"
 #include "parity/hints.h"
 #include "parity/record.h"
@@ -79,16 +77,12 @@ static bn_status record_subject(const parity_driver_opts *o, const bn_model *m, 
  * never a silent mismatch. */
 static bn_status follow_lm_head(const parity_driver_opts *o, bn_model *m, const parity_trace *ref, bn_error *err) {
     const char *lm = parity_trace_get(ref, "settings.lm_head");
-    if (!lm) return BN_OK;
-    if (strcmp(lm, "q8_0"))
+    uint32_t type = 0;
+    if (lm && !bn_model_lm_head_type_parse(lm, &type))
         return bn_error_set(err, BN_ERR_UNSUPPORTED,
                             "%s: settings.lm_head '%s': the engine requantizes an lm_head to q8_0 only", o->reference,
                             lm);
-    bn_pool *pool = NULL;
-    bn_status st = bn_pool_create(o->threads, &pool, err);
-    if (!st) st = bn_model_requantize_lm_head(m, BN_TYPE_Q8_0, pool, err);
-    bn_pool_destroy(pool);
-    return st;
+    return type ? bn_model_requantize_lm_head(m, type, o->threads, err) : BN_OK;
 }
 
 /* Where a model the driver evaluates lives: read into memory unless asked

@@ -15,7 +15,6 @@
 
 #include "bitnet/gguf.h"
 #include "bitnet/matmul.h"
-#include "bitnet/threads.h"
 #include "bitnet/status.h"
 
 #ifdef __cplusplus
@@ -110,7 +109,7 @@ void bn_model_free(bn_model *m);
 /* Replaces the model's lm_head by a copy in `type` (BN_TYPE_Q8_0 is the one
  * supported), quantized from its weights row by row: each row widened
  * exactly to f32, then llama.cpp's quantize_row_q8_0_ref (d = amax/127 as
- * f16, q = roundf(x/d)). Runs on the pool's threads (NULL: the caller's);
+ * f16, q = roundf(x/d)). Runs on n_threads threads of a pool of its own;
  * the result does not depend on their number. An explicit trade, never a
  * default, which the caller records (bn_model_lm_head_override): a decoded
  * token reads 34 bytes per 32 lm_head weights instead of 64 (F16), and
@@ -120,7 +119,11 @@ void bn_model_free(bn_model *m);
  * copy. A lm_head already of `type` is left as it is. INVALID for another
  * type or a second call; UNSUPPORTED when the lm_head's type cannot be
  * widened; NOMEM. The model must not be in use by a context meanwhile. */
-bn_status bn_model_requantize_lm_head(bn_model *m, uint32_t type, bn_pool *pool, bn_error *err);
+bn_status bn_model_requantize_lm_head(bn_model *m, uint32_t type, int n_threads, bn_error *err);
+
+/* The type a --lm-head / settings.lm_head name asks for: "stored" -> 0 (the
+ * file's own), "q8_0" -> BN_TYPE_Q8_0; false for any other name. */
+bool bn_model_lm_head_type_parse(const char *name, uint32_t *type);
 
 /* The lower-case type name ("q8_0") of a requantized lm_head, or NULL when
  * the lm_head is the file's own: what traces record as settings.lm_head. */
