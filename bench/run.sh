@@ -2,7 +2,7 @@
 # bitparity benchmarks: whole-process timings, each reported as a ratio
 # against a baseline measured in the same run (never in unit tests).
 #
-#   bench/run.sh [--quick]
+#   bench/run.sh [--quick] [--bitnet-cpp LLAMA_BENCH] [--llama-cpp LLAMA_BENCH]
 #
 # 1. tap overhead: `bitparity run` with every tap point compiled in but none
 #    selected, against a build with the taps compiled out (BITPARITY_NO_TAPS).
@@ -33,12 +33,39 @@
 #    decode_q8_lm_head_tok_s (decode with the explicit --lm-head q8_0),
 #    prefill_mmap_tok_s, trace_write_mb_s, compare_mb_s, compare_fresh_mb_s,
 #    disk_write_mb_s (dd of the trace's volume with fsync: its bound).
+# 7. side by side (only with --bitnet-cpp / --llama-cpp, the llama-bench
+#    binaries of a user's bitnet.cpp and upstream llama.cpp builds): the same
+#    synthesized weights, written with --arch bitnet (the name both load;
+#    I2_S for bitnet.cpp, TQ2_0 for llama.cpp, both with the tied F16
+#    lm_head of bitparity's model), `llama-bench -p 128 -n 32
+#    -r 1 -t 2` taking turns with bitparity's prefill and decode runs, each
+#    round after its own stream pass. Ends with <engine>_prefill_tok_s,
+#    <engine>_decode_tok_s, prefill_vs_<engine>, decode_vs_<engine> (bitparity's
+#    rate over the other's, medians of the same rounds) and
+#    <engine>_decode_fraction_of_paired_bound, engine = bitnetcpp, llamacpp.
 # Each measurement is the median of N whole-process runs (N = 7, 3 with --quick).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash ci/bootstrap.sh
+usage() {
+  echo "usage: bench/run.sh [--quick] [--bitnet-cpp LLAMA_BENCH] [--llama-cpp LLAMA_BENCH]" >&2
+  exit 2
+}
 reps=7
-[ "${1:-}" = "--quick" ] && reps=3
+declare -A others=() # engine -> its llama-bench
+while [ $# -gt 0 ]; do
+  case $1 in
+  --quick) reps=3 ;;
+  --bitnet-cpp | --llama-cpp)
+    [ $# -ge 2 ] || usage
+    [ -x "$2" ] || { echo "bench/run.sh: $1 $2: not an executable llama-bench" >&2; exit 2; }
+    if [ "$1" = --bitnet-cpp ]; then others[bitnetcpp]=$2; else others[llamacpp]=$2; fi
+    shift ;;
+  -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
+  *) usage ;;
+  esac
+  shift
+done
+bash ci/bootstrap.sh
 jobs=$(nproc)
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
@@ -211,6 +238,30 @@ done
 decode_q8=$(tr ' ' '\n' <<<"$q8_rates" | sed '/^$/d' | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}')
 timing_runs prompt "$p128" 0
 timing_runs load 100 0
+# Side by side with other engines' llama-bench on the same weights (7.):
+# rounds of [stream pass, bitparity decode, the other engine's pp128 + tg32,
+# bitparity prefill], so that every figure of a round shares its minute.
+sbs_lines=""
+for engine in "${!others[@]}"; do
+  echo "== side by side: $engine (${others[$engine]})" >&2
+  otype=i2_s
+  [ "$engine" = llamacpp ] && otype=tq2_0
+  "$bp" synth --shape 2b4t --type "$otype" --arch bitnet --embd-type f16 -o "$out/other.gguf" 2>/dev/null
+  for _ in $(seq "$reps"); do
+    pbw=$(build-bench-tools/stream 2 4096 5 2>/dev/null | awk '/^bandwidth_gb_s:/ {print $2}')
+    ours_tg=$("$bp" "${gen[@]}" --tokens "$p16" -n 65 2>&1 >/dev/null | sed -n 's/^timings: decode .*(\([0-9.]*\) tok\/s)$/\1/p')
+    # llama-bench's Markdown rows: ... | test | t/s | (the t/s as "mean ± sd")
+    theirs=$("${others[$engine]}" -m "$out/other.gguf" -p 128 -n 32 -r 1 -t 2 2>/dev/null |
+      awk -F'|' '{for (i = 2; i < NF; i++) if ($i ~ /^ *(pp128|tg32) *$/) {
+                   t = $i; gsub(/ /, "", t); split($(i + 1), v, "±"); gsub(/ /, "", v[1]); r[t] = v[1]}}
+                 END {print r["pp128"], r["tg32"]}')
+    read -r their_pp their_tg <<<"$theirs"
+    [ -n "${their_tg:-}" ] || { echo "bench/run.sh: ${others[$engine]} printed no pp128/tg32 rows for $out/other.gguf" >&2; exit 3; }
+    ours_pp=$("$bp" "${gen[@]}" --tokens "$p128" -n 0 2>&1 >/dev/null | sed -n 's/^timings: prompt .*(\([0-9.]*\) tok\/s)$/\1/p')
+    sbs_lines+="$engine $pbw $ours_pp $ours_tg $their_pp $their_tg"$'\n'
+  done
+  rm -f "$out/other.gguf"
+done
 # peak RSS of the decode run, weights in memory (mapped weights count as
 # they are read: the same size)
 rss_kb=$(/usr/bin/python3 -c '
@@ -305,3 +356,30 @@ print(f"compare_mb_s: {tr_mb / cmp_t:.0f}")
 print(f"compare_fresh_mb_s: {tr_mb / fresh_t:.0f}")
 print(f"disk_write_mb_s: {disk_mb_s:.0f}")
 PY
+if [ -n "$sbs_lines" ]; then
+  /usr/bin/python3 - "$bytes_tok" <<PY
+import statistics, sys
+bytes_tok = float(sys.argv[1])
+rounds = {}
+for line in """$sbs_lines""".split("\n"):
+    if line.strip():
+        e, *v = line.split()
+        rounds.setdefault(e, []).append(tuple(map(float, v)))
+names = {"bitnetcpp": "bitnet.cpp (I2_S)", "llamacpp": "llama.cpp (TQ2_0)"}
+med = lambda xs: statistics.median(xs)
+print()
+print("| side by side, same weights, 2 threads, rounds taking turns | prefill tok/s (128) | decode tok/s | decode / paired bound |")
+print("|---|---:|---:|---:|")
+out = []
+for e, rs in sorted(rounds.items()):
+    bw, opp, otg, tpp, ttg = (list(c) for c in zip(*rs))
+    frac = lambda tg: med([r / (b * 1e9 / bytes_tok) for r, b in zip(tg, bw)])
+    print(f"| {names[e]}, {len(rs)} rounds (stream {min(bw):.1f}-{max(bw):.1f} GB/s) | {med(tpp):.2f} | {med(ttg):.2f} | {frac(ttg):.2f} |")
+    print(f"| bitparity, the same rounds | {med(opp):.2f} ({med(opp) / med(tpp):.2f}x) | {med(otg):.2f} ({med(otg) / med(ttg):.2f}x) | {frac(otg):.2f} |")
+    out += [f"{e}_prefill_tok_s: {med(tpp):.2f}", f"{e}_decode_tok_s: {med(ttg):.2f}",
+            f"prefill_vs_{e}: {med(opp) / med(tpp):.3f}", f"decode_vs_{e}: {med(otg) / med(ttg):.3f}",
+            f"{e}_decode_fraction_of_paired_bound: {frac(ttg):.3f}"]
+print()
+print("\n".join(out))
+PY
+fi

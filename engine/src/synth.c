@@ -292,7 +292,7 @@ static int plan_tensors(const bn_synth_params *p, tensor_spec *ts) {
     const bn_synth_shape *s = p->shape;
     const int64_t H = s->n_embd, F = s->n_ff, D = s->n_embd / s->n_head, Dkv = s->n_head_kv * D;
     const bool sub = p->arch != BN_ARCH_LLAMA;
-    const uint32_t emb_type = p->type == BN_TYPE_I2_S ? BN_TYPE_F16 : BN_TYPE_F32;
+    const uint32_t emb_type = p->embd_type_given ? p->embd_type : p->type == BN_TYPE_I2_S ? BN_TYPE_F16 : BN_TYPE_F32;
     int n = 0;
 #define ADD(kind_, type_, ne0_, ne1_, ...) \
     (snprintf(ts[n].name, sizeof ts[n].name, __VA_ARGS__), ts[n].kind = kind_, ts[n].type = type_, \
@@ -448,6 +448,11 @@ bn_status bn_synth_write(const bn_synth_params *p, const char *path, bn_error *e
         return bn_error_set(err, BN_ERR_INVALID, "synth: --type must be f32, bf16, i2_s, tq2_0 or tq1_0");
     if (p->arch == BN_ARCH_LLAMA && p->type != BN_TYPE_F32)
         return bn_error_set(err, BN_ERR_INVALID, "synth: the llama arch takes --type f32 only");
+    if (p->embd_type_given && p->embd_type != BN_TYPE_F16 && p->embd_type != BN_TYPE_F32)
+        return bn_error_set(err, BN_ERR_INVALID, "synth: the token embedding type must be f16 or f32, not %s",
+                            bn_type_name(p->embd_type));
+    if (p->arch == BN_ARCH_LLAMA && p->embd_type_given && p->embd_type != BN_TYPE_F32)
+        return bn_error_set(err, BN_ERR_INVALID, "synth: the llama arch takes an f32 token embedding only");
     if ((p->type == BN_TYPE_TQ1_0 || p->type == BN_TYPE_TQ2_0) && (s->n_ff % 256 || s->n_embd % 256))
         return bn_error_set(err, BN_ERR_INVALID, "synth: shape %s has rows that are not multiples of 256: %s needs them",
                             s->name, bn_type_name(p->type));

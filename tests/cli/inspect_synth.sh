@@ -19,6 +19,8 @@ for t in f32 tq2_0 tq1_0; do "$bp" synth --type $t --seed 7 -o "$tmp/$t.gguf" 2>
 "$bp" synth --type f32 --arch llama -o "$tmp/llama.gguf" 2>/dev/null
 "$bp" synth --type i2_s --arch bitnet -o "$tmp/bitnet.gguf" 2>/dev/null
 "$bp" synth --type i2_s --shape tiny-mha -o "$tmp/mha.gguf" 2>/dev/null
+"$bp" synth --type tq2_0 --embd-type f16 --seed 7 -o "$tmp/tq2_f16.gguf" 2>/dev/null
+"$bp" synth --type i2_s --embd-type f32 --seed 7 -o "$tmp/i2s_f32.gguf" 2>/dev/null
 
 # the reference reader agrees with what synth wrote: I2_S decodes to the F32
 # file's values (same seed), TQ to them up to the f16 block scale
@@ -38,6 +40,15 @@ tq = gguf.GGUFFile(d + '/tq2_0.gguf').tensor('blk.0.ffn_up.weight')
 w = f32.tensor('blk.0.ffn_up.weight')
 assert np.array_equal(np.sign(tq), np.sign(w)), 'tq2_0 signs'
 assert i2s.kv['tokenizer.ggml.bos_token_id'] == 509 and len(i2s.kv['tokenizer.ggml.merges']) == 253
+# --embd-type changes token_embd's type only: the I2_S file's f16 embedding in
+# a TQ2_0 file, the f32 one in an I2_S file; every other tensor as without it
+tq2, tq2_f16, i2s_f32 = (gguf.GGUFFile(d + f) for f in ('/tq2_0.gguf', '/tq2_f16.gguf', '/i2s_f32.gguf'))
+assert np.array_equal(tq2_f16.tensor('token_embd.weight'), i2s.tensor('token_embd.weight')), 'tq2_0 f16 embd'
+assert np.array_equal(i2s_f32.tensor('token_embd.weight'), f32.tensor('token_embd.weight')), 'i2_s f32 embd'
+for name in f32.by_name:
+    if name != 'token_embd.weight':
+        assert np.array_equal(tq2_f16.tensor(name), tq2.tensor(name)), name
+        assert np.array_equal(i2s_f32.tensor(name), i2s.tensor(name)), name
 print('reference reader agrees with synth')
 PY
 
@@ -113,6 +124,9 @@ set +e
 "$bp" inspect "$tmp/a.gguf" --tensor nope --dump "$tmp/x.npy" 2> "$tmp/err"; rc=$?
 "$bp" inspect 2>/dev/null; rc2=$?
 "$bp" synth --type q4_0 -o "$tmp/x.gguf" 2>/dev/null; rc3=$?
+"$bp" synth --type tq2_0 --embd-type bf16 -o "$tmp/x.gguf" 2>"$tmp/err4"; rc4=$?
+[ "$rc4" = 2 ] && grep -q "embd-type 'bf16': expected f16 or f32" "$tmp/err4" || fail "--embd-type bf16: $rc4 $(cat "$tmp/err4")"
+[ ! -e "$tmp/x.gguf" ] || fail "a refused synth wrote its output"
 set -e
 [ "$rc" = 2 ] && grep -q "no tensor named 'nope'" "$tmp/err" || fail "unknown tensor: $rc $(cat "$tmp/err")"
 [ "$rc2" = 2 ] && [ "$rc3" = 2 ] || fail "usage errors: $rc2 $rc3"

@@ -34,6 +34,8 @@ typedef struct bn_synth_params {
     const bn_synth_shape *shape; /* bn_synth_shape_find("tiny") */
     bn_arch arch;                /* bitnet-b1.58 (default), bitnet, llama */
     uint32_t type;               /* projection type: F32, I2_S, TQ2_0, TQ1_0 */
+    bool embd_type_given;        /* false: token_embd is F16 for I2_S, F32 otherwise */
+    uint32_t embd_type;          /* token_embd when given: F16 or F32 */
     uint64_t seed;
     const volatile sig_atomic_t *cancel; /* NULL: never; polled per tensor and per MiB written */
     bn_progress_sink progress;   /* told per tensor and at the end: stage "writing", tensors, bytes */
@@ -47,9 +49,9 @@ const bn_synth_shape *bn_synth_shape_find(const char *name);
 /* Comma-separated names of the known shapes, for help texts. */
 const char *bn_synth_shape_names(void);
 
-/* Writes the model to `path`. The token embedding is F16 for I2_S models (as
- * bitnet.cpp's quantizer leaves it) and F32 otherwise; norms are F32. The
- * llama arch takes F32 only. The file appears at path only when complete
+/* Writes the model to `path`. The token embedding is p->embd_type, by default
+ * F16 for I2_S models (as bitnet.cpp's quantizer leaves it) and F32
+ * otherwise; norms are F32. The llama arch takes F32 only. The file appears at path only when complete
  * (bitnet/atomic_file.h); on failure or cancellation (BN_ERR_CANCELLED) an
  * existing file there is left as it was. */
 bn_status bn_synth_write(const bn_synth_params *p, const char *path, bn_error *err);
