@@ -546,12 +546,18 @@ VNNI512_FN static inline float vec16x4_fold512(const __m512 s[4]) {
  * for F16 weights and f32 (already f16-rounded) activations on the AVX-512
  * level: each 16-lane accumulator is one zmm instead of two ymm, the same
  * fma per lane, the same s0+s2, s1+s3, s0+s1, the same halving tree and
- * tail: the decode lm_head at half the instructions. */
+ * tail: the decode lm_head at half the instructions. The decode lm_head
+ * takes its rows one after the other through this kernel, with no software
+ * prefetch: one sequential stream is what the hardware prefetcher follows
+ * best. The 128256-row F16 lm_head of a 2B-4T token on one thread read
+ * 27-28 GB/s so, against 23-24 with 4 rows side by side and an L2 prefetch
+ * 8 rows ahead, and 22-24 with this kernel and any software prefetch (L1
+ * or L2, 2-32 rows ahead); on 2 threads, in this host's fast minutes, 55
+ * against 46-47 GB/s. */
 VNNI512_FN static float dense_vec16_f16_512(const uint16_t *a, const float *b, int64_t n, const dense_alg *alg) {
     __m512 s[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
     const int64_t np = n & ~(int64_t)63;
     for (int64_t i = 0; i < np; i += 64) {
-        _mm_prefetch((const char *)(a + i) + 2048, _MM_HINT_T0);
 #pragma GCC unroll 4
         for (int j = 0; j < 4; j++)
             s[j] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(a + i + 16 * j))),
@@ -561,42 +567,6 @@ VNNI512_FN static float dense_vec16_f16_512(const uint16_t *a, const float *b, i
                          alg->tail_fma);
 }
 
-/* dense_vec16_f16_512 for 4 rows at once (rows r..r+3, row_bytes apart):
- * each row keeps its own 4 accumulators, fma chain, reduction and tail, so
- * each output has the bits of a dense_vec16_f16_512 call; the activations
- * are loaded once for the 4 rows, and the rows two groups on are prefetched
- * into L2 as these are read (see i2s_rows8_decode512 on T1), both cache
- * lines of each step. The F16 lm_head of a decoded 2B-4T token: 24 ms one
- * row at a time, 22.5 with 4 rows and an L1 prefetch, 19-19.5 with one L2
- * prefetch per step (half the lines), 18.4 with both (one thread: 33 ->
- * 27.5 ms). */
-VNNI512_FN static void dense_vec16_f16_rows4_512(const uint8_t *w, size_t row_bytes, const float *b, int64_t n,
-                                                 const dense_alg *alg, float out[4]) {
-    __m512 s[4][4];
-#pragma GCC unroll 4
-    for (int r = 0; r < 4; r++) s[r][0] = s[r][1] = s[r][2] = s[r][3] = _mm512_setzero_ps();
-    const int64_t np = n & ~(int64_t)63;
-    for (int64_t i = 0; i < np; i += 64) {
-        __m512 bv[4];
-#pragma GCC unroll 4
-        for (int j = 0; j < 4; j++) bv[j] = _mm512_loadu_ps(b + i + 16 * j);
-#pragma GCC unroll 4
-        for (int r = 0; r < 4; r++) {
-            const uint16_t *a = (const uint16_t *)(w + (size_t)r * row_bytes);
-            /* both lines of this step's 128 bytes (a prefetch never faults) */
-            _mm_prefetch((const char *)(a + i) + 8 * row_bytes, _MM_HINT_T1);
-            _mm_prefetch((const char *)(a + i) + 8 * row_bytes + 64, _MM_HINT_T1);
-#pragma GCC unroll 4
-            for (int j = 0; j < 4; j++)
-                s[r][j] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(a + i + 16 * j))), bv[j],
-                                          s[r][j]);
-        }
-    }
-#pragma GCC unroll 4
-    for (int r = 0; r < 4; r++)
-        out[r] = vec_tail_avx2(w + (size_t)r * row_bytes, OP_F16, b, OP_F32, np, n, np ? vec16x4_fold512(s[r]) : 0.0f,
-                               alg->tail_double, alg->tail_fma);
-}
 
 /* DENSE_TINY for a block of R weight rows x U tokens (R·U <= 8): each weight
  * vector is loaded (and widened) once for the U tokens and each activation
@@ -1162,7 +1132,7 @@ static op_kind weight_kind(const mm_job *j) {
 
 #ifdef MM_X86
 /* F16 weights in ggml_vec_dot_f16's 16-lane order on the AVX-512 level: the
- * zmm kernels (one row, or 4 side by side) */
+ * zmm kernel */
 static bool f16_vec16_512(const mm_job *j) {
     return j->avx2 && j->i8dot == BN_I8DOT_AVX512_VNNI && weight_kind(j) == OP_F16 && j->xk == OP_F32 &&
            j->alg.kind == DENSE_VEC && j->alg.lanes == 16;
@@ -1196,10 +1166,7 @@ static void elem4_dense(const mm_job *j, int64_t r, int64_t t, float out[4]) {
 static void rows_dense(const mm_job *j, int64_t r, int n, int64_t t, float *out) {
     int i = 0;
 #ifdef MM_X86
-    if (f16_vec16_512(j)) {
-        for (; i + 4 <= n; i += 4)
-            dense_vec16_f16_rows4_512(j->w + (size_t)(r + i) * j->row_bytes, j->row_bytes, j->x + t * j->K, j->K,
-                                      &j->alg, out + i);
+    if (f16_vec16_512(j)) { /* one row at a time: see dense_vec16_f16_512 */
         for (; i < n; i++) out[i] = elem_dense(j, r + i, t);
         return;
     }
