@@ -175,7 +175,11 @@ cmake --build build-bench-tools -j"$jobs" --target stream >/dev/null
 # 4 GiB: well beyond any cache (a 1 GiB buffer read back at up to 3x the
 # DRAM rate on these VMs); measured before and after the decode runs, the
 # best of both is the bound (a shared host's bandwidth drifts).
-stream_bw() { build-bench-tools/stream 2 4096 10 2>/dev/null | awk '/^bandwidth_gb_s:/ {print $2}'; }
+stream_bw() { build-bench-tools/stream 2 4096 "${1:-10}" 2>/dev/null | awk '/^bandwidth_gb_s:/ {print $2}'; } # [passes]
+# the tok/s of `run --timings`' line for KIND (prompt|decode), from stdin
+timing_rate() { sed -n "s/^timings: $1 .*(\([0-9.]*\) tok\/s)\$/\1/p"; }
+# the median of whitespace-separated numbers
+median_of() { tr ' ' '\n' <<<"$1" | sed '/^$/d' | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 bw=$(stream_bw)
 m2b="$out/2b4t.gguf"
 synth_t0=$(date +%s%N)
@@ -210,19 +214,19 @@ timing_runs() { # kind (prompt|decode|load) tokens n_predict: one run per mode, 
   local -A all=()
   for _ in $(seq "$reps"); do
     for mode in memory mmap; do
-      [ "$kind$mode" = decodememory ] && pbw=$(build-bench-tools/stream 2 4096 5 2>/dev/null | awk '/^bandwidth_gb_s:/ {print $2}')
+      [ "$kind$mode" = decodememory ] && pbw=$(stream_bw 5)
       log=$("$bp" "${gen[@]}" --load "$mode" --tokens "$tokens" -n "$n" 2>&1 >/dev/null)
       if [ "$kind" = load ]; then
         all[$mode]+=" $(sed -n 's/^timings: load \([0-9.]*\) s$/\1/p' <<<"$log")"
       else
-        rate=$(sed -n "s/^timings: $kind .*(\([0-9.]*\) tok\/s)$/\1/p" <<<"$log")
+        rate=$(timing_rate "$kind" <<<"$log")
         all[$mode]+=" $rate"
         [ "$kind$mode" = decodememory ] && paired+=" $rate/$pbw"
       fi
     done
   done
   for mode in memory mmap; do
-    rates[$mode,$kind]=$(tr ' ' '\n' <<<"${all[$mode]}" | sed '/^$/d' | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}')
+    rates[$mode,$kind]=$(median_of "${all[$mode]}")
     spread[$mode,$kind]=$(tr ' ' '\n' <<<"${all[$mode]}" | sed '/^$/d' | sort -g | awk '{v[NR] = $1} END {print v[1] "-" v[NR]}')
   done
 }
@@ -233,9 +237,9 @@ timing_runs decode "$p16" 65 # 64 decode evaluations after the prompt
 q8_rates=""
 for _ in $(seq "$reps"); do
   q8_rates+=" $("$bp" "${gen[@]}" --load memory --lm-head q8_0 --tokens "$p16" -n 65 2>&1 >/dev/null |
-    sed -n 's/^timings: decode .*(\([0-9.]*\) tok\/s)$/\1/p')"
+    timing_rate decode)"
 done
-decode_q8=$(tr ' ' '\n' <<<"$q8_rates" | sed '/^$/d' | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}')
+decode_q8=$(median_of "$q8_rates")
 timing_runs prompt "$p128" 0
 timing_runs load 100 0
 # Side by side with other engines' llama-bench on the same weights (7.):
@@ -248,8 +252,8 @@ for engine in "${!others[@]}"; do
   [ "$engine" = llamacpp ] && otype=tq2_0
   "$bp" synth --shape 2b4t --type "$otype" --arch bitnet --embd-type f16 -o "$out/other.gguf" 2>/dev/null
   for _ in $(seq "$reps"); do
-    pbw=$(build-bench-tools/stream 2 4096 5 2>/dev/null | awk '/^bandwidth_gb_s:/ {print $2}')
-    ours_tg=$("$bp" "${gen[@]}" --tokens "$p16" -n 65 2>&1 >/dev/null | sed -n 's/^timings: decode .*(\([0-9.]*\) tok\/s)$/\1/p')
+    pbw=$(stream_bw 5)
+    ours_tg=$("$bp" "${gen[@]}" --tokens "$p16" -n 65 2>&1 >/dev/null | timing_rate decode)
     # llama-bench's Markdown rows: ... | test | t/s | (the t/s as "mean ± sd")
     theirs=$("${others[$engine]}" -m "$out/other.gguf" -p 128 -n 32 -r 1 -t 2 2>/dev/null |
       awk -F'|' '{for (i = 2; i < NF; i++) if ($i ~ /^ *(pp128|tg32) *$/) {
@@ -257,7 +261,7 @@ for engine in "${!others[@]}"; do
                  END {print r["pp128"], r["tg32"]}')
     read -r their_pp their_tg <<<"$theirs"
     [ -n "${their_tg:-}" ] || { echo "bench/run.sh: ${others[$engine]} printed no pp128/tg32 rows for $out/other.gguf" >&2; exit 3; }
-    ours_pp=$("$bp" "${gen[@]}" --tokens "$p128" -n 0 2>&1 >/dev/null | sed -n 's/^timings: prompt .*(\([0-9.]*\) tok\/s)$/\1/p')
+    ours_pp=$("$bp" "${gen[@]}" --tokens "$p128" -n 0 2>&1 >/dev/null | timing_rate prompt)
     sbs_lines+="$engine $pbw $ours_pp $ours_tg $their_pp $their_tg"$'\n'
   done
   rm -f "$out/other.gguf"
@@ -357,16 +361,16 @@ print(f"compare_fresh_mb_s: {tr_mb / fresh_t:.0f}")
 print(f"disk_write_mb_s: {disk_mb_s:.0f}")
 PY
 if [ -n "$sbs_lines" ]; then
-  /usr/bin/python3 - "$bytes_tok" <<PY
+  /usr/bin/python3 - "$bytes_tok" "$sbs_lines" <<'PY'
 import statistics, sys
 bytes_tok = float(sys.argv[1])
 rounds = {}
-for line in """$sbs_lines""".split("\n"):
+for line in sys.argv[2].split("\n"):
     if line.strip():
         e, *v = line.split()
         rounds.setdefault(e, []).append(tuple(map(float, v)))
 names = {"bitnetcpp": "bitnet.cpp (I2_S)", "llamacpp": "llama.cpp (TQ2_0)"}
-med = lambda xs: statistics.median(xs)
+med = statistics.median
 print()
 print("| side by side, same weights, 2 threads, rounds taking turns | prefill tok/s (128) | decode tok/s | decode / paired bound |")
 print("|---|---:|---:|---:|")

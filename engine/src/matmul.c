@@ -534,7 +534,6 @@ AVX2_FN static float dense_dot_avx2(const void *a, op_kind ka, const void *b, op
     return dense_dot_avx2_impl(a, ka, b, kb, n, alg, H);
 }
 
-
 /* ggml_vec_dot_f16's 4 x 16-lane accumulators folded: (s0 + s2) + (s1 + s3),
  * then 16 lanes to 8 and the halving tree. */
 VNNI512_FN static inline float vec16x4_fold512(const __m512 s[4]) {
@@ -566,7 +565,6 @@ VNNI512_FN static float dense_vec16_f16_512(const uint16_t *a, const float *b, i
     return vec_tail_avx2(a, OP_F16, b, OP_F32, np, n, np ? vec16x4_fold512(s) : 0.0f, alg->tail_double,
                          alg->tail_fma);
 }
-
 
 /* DENSE_TINY for a block of R weight rows x U tokens (R·U <= 8): each weight
  * vector is loaded (and widened) once for the U tokens and each activation
@@ -1130,20 +1128,14 @@ static op_kind weight_kind(const mm_job *j) {
     return j->ti->type == BN_TYPE_F16 ? OP_F16 : j->ti->type == BN_TYPE_BF16 ? OP_BF16 : OP_F32;
 }
 
-#ifdef MM_X86
-/* F16 weights in ggml_vec_dot_f16's 16-lane order on the AVX-512 level: the
- * zmm kernel */
-static bool f16_vec16_512(const mm_job *j) {
-    return j->avx2 && j->i8dot == BN_I8DOT_AVX512_VNNI && weight_kind(j) == OP_F16 && j->xk == OP_F32 &&
-           j->alg.kind == DENSE_VEC && j->alg.lanes == 16;
-}
-#endif
-
 static float elem_dense(const mm_job *j, int64_t r, int64_t t) {
     const op_kind wk = weight_kind(j);
 #ifdef MM_X86
-    /* the AVX-512 level (i8dot AVX512_VNNI implies AVX-512 F/BW/VL) */
-    if (f16_vec16_512(j))
+    /* F16 weights in ggml_vec_dot_f16's 16-lane order on the AVX-512 level
+     * (i8dot AVX512_VNNI implies AVX-512 F/BW/VL); rows_dense takes a decoded
+     * token's rows through here one at a time (see dense_vec16_f16_512) */
+    if (j->avx2 && j->i8dot == BN_I8DOT_AVX512_VNNI && wk == OP_F16 && j->xk == OP_F32 &&
+        j->alg.kind == DENSE_VEC && j->alg.lanes == 16)
         return dense_vec16_f16_512((const uint16_t *)(j->w + (size_t)r * j->row_bytes), j->x + t * j->K, j->K,
                                    &j->alg);
 #endif
@@ -1166,10 +1158,6 @@ static void elem4_dense(const mm_job *j, int64_t r, int64_t t, float out[4]) {
 static void rows_dense(const mm_job *j, int64_t r, int n, int64_t t, float *out) {
     int i = 0;
 #ifdef MM_X86
-    if (f16_vec16_512(j)) { /* one row at a time: see dense_vec16_f16_512 */
-        for (; i < n; i++) out[i] = elem_dense(j, r + i, t);
-        return;
-    }
     if (j->avx2 && j->alg.kind == DENSE_TINY && j->xk == OP_F32) {
         const op_kind wk = weight_kind(j);
         const uint8_t *w = j->w + (size_t)r * j->row_bytes;

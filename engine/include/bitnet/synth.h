@@ -49,10 +49,10 @@ const bn_synth_shape *bn_synth_shape_find(const char *name);
 /* Comma-separated names of the known shapes, for help texts. */
 const char *bn_synth_shape_names(void);
 
-/* Writes the model to `path`. The token embedding is p->embd_type, by default
- * F16 for I2_S models (as bitnet.cpp's quantizer leaves it) and F32
- * otherwise; norms are F32. The llama arch takes F32 only. The file appears at path only when complete
- * (bitnet/atomic_file.h); on failure or cancellation (BN_ERR_CANCELLED) an
+/* Writes the model to `path`. The token embedding is p->embd_type when given,
+ * else F16 for I2_S models (as bitnet.cpp's quantizer leaves it) and F32
+ * otherwise; norms are F32. The llama arch takes F32 only. The file appears
+ * at path only when complete (bitnet/atomic_file.h); on failure or cancellation (BN_ERR_CANCELLED) an
  * existing file there is left as it was. */
 bn_status bn_synth_write(const bn_synth_params *p, const char *path, bn_error *err);
 
