@@ -604,6 +604,20 @@ TEST(CompareDefaultPolicy, FromProducersAndWeightTypes) {
     // the reference's trace of the same model file (same sha256) shares the engine's declared i2_s
     EXPECT_STREQ(parity_compare_default_policy(eng32.get(), py.get(), nullptr, 0), "reference-int8");  // i2_s in f32
     EXPECT_EQ(parity_trace_weight_type(py.get()), nullptr);
+    // settings.lm_head: absent and an explicit "stored" are the same run; q8_0 against either is its own weight type
+    TracePtr stored = trace("h.npz", "producer: {name: bitparity}\nsettings: {numerics: ggml-compat, lm_head: stored}\n"
+                                     "model: {sha256: aaa, weight_type: i2_s}\n");
+    TracePtr q8 = trace("i.npz", "producer: {name: bitparity}\nsettings: {numerics: ggml-compat, lm_head: q8_0}\n"
+                                 "model: {sha256: aaa, weight_type: i2_s}\n");
+    ASSERT_TRUE(stored && q8);
+    EXPECT_STREQ(parity_trace_lm_head(eng.get()), "stored");
+    EXPECT_STREQ(parity_trace_lm_head(q8.get()), "q8_0");
+    EXPECT_STREQ(parity_compare_default_policy(eng.get(), stored.get(), why, sizeof why), "exact") << why;
+    EXPECT_STREQ(parity_compare_default_policy(stored.get(), bnc.get(), nullptr, 0), "ggml-compat");
+    EXPECT_STREQ(parity_compare_default_policy(q8.get(), stored.get(), why, sizeof why), "quantized");
+    EXPECT_EQ(std::string(why).rfind("lm_head types differ (q8_0 vs stored)", 0), 0u) << why;
+    EXPECT_STREQ(parity_compare_default_policy(eng.get(), q8.get(), why, sizeof why), "quantized");
+    EXPECT_EQ(std::string(why).rfind("lm_head types differ (stored vs q8_0)", 0), 0u) << why;
     // renaming the model file changes nothing (a file called ggml-model-i2_s.gguf is not taken for i2_s)
     for (const char *name : {"ggml-model-i2_s.gguf", "model.gguf", "tq1_0-f16-q8_0.gguf"}) {
         const std::string body = std::string("producer: {name: my-port}\nmodel: {file: ") + name + ", sha256: ddd}\n";

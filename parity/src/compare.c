@@ -20,6 +20,11 @@ const char *parity_tap_status_name(parity_tap_status s) {
 
 const char *parity_trace_weight_type(const parity_trace *t) { return parity_trace_get(t, "model.weight_type"); }
 
+const char *parity_trace_lm_head(const parity_trace *t) {
+    const char *v = parity_trace_get(t, "settings.lm_head");
+    return v ? v : "stored";
+}
+
 static int producer_is(const char *name, const char *what) { return name && !strcmp(name, what); }
 
 /* False when both traces name their K/V cache type and the types differ: an
@@ -45,16 +50,16 @@ const char *parity_compare_default_policy(const parity_trace *subject, const par
         if (!wr) wr = ws;
     }
     /* a requantized lm_head (settings.lm_head) is a weight type of its own */
-    const char *ls = parity_trace_get(subject, "settings.lm_head"), *lr = parity_trace_get(reference, "settings.lm_head");
+    const char *ls = parity_trace_lm_head(subject), *lr = parity_trace_lm_head(reference);
     const char *name, *reason;
     char buf[256];
     if (ws && wr && strcmp(ws, wr)) {
         name = "quantized";
         snprintf(buf, sizeof buf, "weight types differ (%s vs %s)", ws, wr);
         reason = buf;
-    } else if ((ls || lr) && (!ls || !lr || strcmp(ls, lr))) {
+    } else if (strcmp(ls, lr)) {
         name = "quantized";
-        snprintf(buf, sizeof buf, "lm_head types differ (%s vs %s)", ls ? ls : "stored", lr ? lr : "stored");
+        snprintf(buf, sizeof buf, "lm_head types differ (%s vs %s)", ls, lr);
         reason = buf;
     } else if (ps && pr && !strcmp(ps, pr) && ((!ns && !nr) || (ns && nr && !strcmp(ns, nr))) &&
                same_kv_cache(subject, reference)) {

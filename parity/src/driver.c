@@ -76,9 +76,9 @@ static bn_status record_subject(const parity_driver_opts *o, const bn_model *m, 
  * bit for bit as they would otherwise. A type it cannot make is an error,
  * never a silent mismatch. */
 static bn_status follow_lm_head(const parity_driver_opts *o, bn_model *m, const parity_trace *ref, bn_error *err) {
-    const char *lm = parity_trace_get(ref, "settings.lm_head");
+    const char *lm = parity_trace_lm_head(ref);
     uint32_t type = 0;
-    if (lm && !bn_model_lm_head_type_parse(lm, &type))
+    if (!bn_model_lm_head_type_parse(lm, &type))
         return bn_error_set(err, BN_ERR_UNSUPPORTED,
                             "%s: settings.lm_head '%s': the engine requantizes an lm_head to q8_0 only", o->reference,
                             lm);

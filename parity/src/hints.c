@@ -1088,9 +1088,9 @@ static bn_status hint_absent_subnorm(hint_ctx *c) {
  * by being bit-identical. Measured: how many of them are. */
 static bn_status hint_lm_head(hint_ctx *c) {
     if (strcmp(c->kind, "logits")) return BN_OK;
-    const char *ls = parity_trace_get(parity_tapview_trace(c->sv), "settings.lm_head");
-    const char *lr = parity_trace_get(parity_tapview_trace(c->rv), "settings.lm_head");
-    if ((!ls && !lr) || (ls && lr && !strcmp(ls, lr))) return BN_OK;
+    const char *ls = parity_trace_lm_head(parity_tapview_trace(c->sv));
+    const char *lr = parity_trace_lm_head(parity_tapview_trace(c->rv));
+    if (!strcmp(ls, lr)) return BN_OK;
     size_t before = 0, same = 0;
     for (size_t i = 0; i < c->r->first.tap_index; i++) {
         const parity_tap_result *t = &c->r->taps[i];
@@ -1102,8 +1102,7 @@ static bn_status hint_lm_head(hint_ctx *c) {
     snprintf(msg, sizeof msg,
              "the subject's lm_head is %s and the reference's %s (settings.lm_head): the logits differ by that "
              "quantization%s",
-             ls ? ls : "stored", lr ? lr : "stored",
-             same == before ? ", every earlier tap is bit-identical" : ", but earlier taps differ too");
+             ls, lr, same == before ? ", every earlier tap is bit-identical" : ", but earlier taps differ too");
     snprintf(ev, sizeof ev, "%zu of %zu earlier taps bit-identical; e%lld logits nmse %.3g, cosine %.9f", same,
              before, (long long)c->k, c->tr->m.nmse, c->tr->m.cosine);
     return add_hint(c, "lm-head-type", msg, ev);

@@ -39,6 +39,19 @@ grep -q "^hint: lm-head-type: the subject's lm_head is q8_0 and the reference's 
 differ by that quantization, every earlier tap is bit-identical (36 of 36 earlier taps bit-identical; e0 logits nmse " \
     "$tmp/out" || fail "no lm-head-type hint: $(grep hint "$tmp/out")"
 "$bp" compare "$tmp/q8-1.npz" "$tmp/q8-3.npz" --policy exact | grep -q 'lm-head-type' && fail "lm-head-type on equal types"
+# an explicit "lm_head: stored" is the file's lm_head, as an absent key is: a q8_0 trace relabelled so is then the
+# same type as f16.npz, judged exact, and its differing logits get no lm-head-type hint ("stored and stored")
+"$py" - "$tmp/q8-3.npz" "$tmp/relabelled.npz" <<'PY' || fail "could not relabel a trace"
+import sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as a, zipfile.ZipFile(sys.argv[2], 'w') as b:
+    for i in a.infolist():
+        d = a.read(i.filename)
+        b.writestr(i, d.replace(b'lm_head: q8_0', b'lm_head: stored') if i.filename == 'meta.yaml' else d)
+PY
+"$bp" compare "$tmp/f16.npz" "$tmp/relabelled.npz" >"$tmp/out"
+[ $? -eq 1 ] && grep -q 'policy     exact (auto' "$tmp/out" && grep -q '^first divergence: e0 logits' "$tmp/out" ||
+    fail "absent vs explicit stored lm_head: $(head -5 "$tmp/out")"
+grep -q 'lm-head-type' "$tmp/out" && fail "lm-head-type hint on absent vs explicit stored: $(grep hint "$tmp/out")"
 # ... by Q8_0's rounding only: the logits agree to well within 1 % (relative RMS)
 "$py" -c "import sys, zipfile, numpy as np
 a, b = np.load(sys.argv[1]), np.load(sys.argv[2])

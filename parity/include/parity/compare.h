@@ -162,6 +162,11 @@ const char *parity_compare_default_policy(const parity_trace *subject, const par
  * renamed. Valid while t is open. */
 const char *parity_trace_weight_type(const parity_trace *t);
 
+/* The lm_head type a trace's run used (settings.lm_head: "q8_0" after
+ * `--lm-head q8_0`), "stored" when it does not record one: an absent key
+ * and an explicit "stored" are the same run. Valid while t is open. */
+const char *parity_trace_lm_head(const parity_trace *t);
+
 #ifdef __cplusplus
 }
 #endif
