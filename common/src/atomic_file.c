@@ -4,6 +4,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -21,6 +23,28 @@ enum {
     CREATE_TRIES = 64,
 };
 
+enum { WB_BUFFERS = 4 };
+
+/* bn_atomic_file_write_behind's state. The caller fills buffer `fill`,
+ * marks it full and goes on with the next one; the writer thread writes the
+ * full buffers to fd in the same cyclic order and marks them empty. A
+ * buffer is the caller's while it is not full and the writer's while it
+ * is: full[], error and stop change only under mu. */
+typedef struct write_behind {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* any change of full[], error or stop */
+    int fd;
+    uint8_t *buf[WB_BUFFERS];
+    size_t cap;              /* bytes per buffer */
+    size_t len[WB_BUFFERS];  /* bytes in each */
+    bool full[WB_BUFFERS];
+    int fill;                /* the caller's buffer */
+    bool stop;               /* commit: exit once nothing is full */
+    bool discard;            /* abort: exit at once, dropping what is queued */
+    int error;               /* errno of the first failed write; later data is dropped */
+} write_behind;
+
 struct bn_atomic_file {
     FILE *f;
     char *path;    /* destination */
@@ -30,7 +54,11 @@ struct bn_atomic_file {
     const volatile sig_atomic_t *cancel;
     uint64_t written;  /* bytes through bn_atomic_file_write */
     uint64_t kicked;   /* of which the kernel was asked to start writing back */
+    write_behind *wb;  /* NULL until bn_atomic_file_write_behind */
 };
+
+static bn_status write_behind_hand_over(bn_atomic_file *f, bool wait_all, bn_error *err);
+static void write_behind_end(bn_atomic_file *f, bool discard);
 
 static void atomic_free(bn_atomic_file *f) {
     if (f->tmp != f->path) free(f->tmp);
@@ -163,6 +191,8 @@ bn_status bn_atomic_file_commit_fd(bn_atomic_file *f, int *fd, bn_error *err) {
         return BN_ERR_INVALID;
     }
     bn_status st = bn_cancel_check(f->cancel, err);
+    if (!st && f->wb) st = write_behind_hand_over(f, true, err);
+    write_behind_end(f, st != BN_OK);
     if (!st && (fflush(f->f) != 0 || ferror(f->f)))
         st = bn_error_set(err, BN_ERR_IO, "%s: write failed: %s", f->path, strerror(errno));
     if (!st && (*fd = fcntl(fileno(f->f), F_DUPFD_CLOEXEC, 0)) < 0)
@@ -182,16 +212,171 @@ void bn_atomic_file_set_cancel(bn_atomic_file *f, const volatile sig_atomic_t *c
  * little left to do. A failure only means no head start: fsync decides. */
 #define WRITEBACK_STEP ((uint64_t)64 << 20)
 
+static void kick_writeback(int fd) {
+#ifdef SYNC_FILE_RANGE_WRITE
+    (void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+#else
+    (void)fd;
+#endif
+}
+
 static void start_writeback(bn_atomic_file *f) {
     if (f->in_place || f->anonymous || f->written - f->kicked < WRITEBACK_STEP || fflush(f->f) != 0) return;
-#ifdef SYNC_FILE_RANGE_WRITE
-    (void)sync_file_range(fileno(f->f), 0, 0, SYNC_FILE_RANGE_WRITE);
-#endif
+    kick_writeback(fileno(f->f));
     f->kicked = f->written;
+}
+
+/* ---- write-behind ---------------------------------------------------------- */
+
+/* n bytes to fd, across short writes and EINTR: 0 or the errno. */
+static int write_all(int fd, const uint8_t *p, size_t n) {
+    while (n) {
+        const ssize_t k = write(fd, p, n);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) return errno;
+        if (k == 0) return EIO;
+        p += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+static void *write_behind_main(void *arg) {
+    bn_atomic_file *f = arg;
+    write_behind *w = f->wb;
+    const bool kick = !f->in_place && !f->anonymous;
+    uint64_t written = 0, kicked = 0;
+    pthread_mutex_lock(&w->mu);
+    for (int i = 0;; i = (i + 1) % WB_BUFFERS) {
+        while (!w->full[i] && !w->stop && !w->discard) pthread_cond_wait(&w->cv, &w->mu);
+        if (w->discard || !w->full[i]) break;
+        const bool failed = w->error != 0;
+        pthread_mutex_unlock(&w->mu);
+        const int e = failed ? 0 : write_all(w->fd, w->buf[i], w->len[i]);
+        written += w->len[i];
+        if (!failed && !e && kick && written - kicked >= WRITEBACK_STEP) {
+            kick_writeback(w->fd);
+            kicked = written;
+        }
+        pthread_mutex_lock(&w->mu);
+        if (e && !w->error) w->error = e;
+        w->len[i] = 0;
+        w->full[i] = false;
+        pthread_cond_broadcast(&w->cv);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+static bn_status write_behind_error(const bn_atomic_file *f, int e, bn_error *err) {
+    return bn_error_set(err, BN_ERR_IO, "%s: write failed: %s", f->path, strerror(e));
+}
+
+/* Hands the caller's buffer to the writer (if it holds anything) and, with
+ * wait_all, waits until the writer has written everything; else until the
+ * next buffer is free. Returns the writer's first error. */
+static bn_status write_behind_hand_over(bn_atomic_file *f, bool wait_all, bn_error *err) {
+    write_behind *w = f->wb;
+    pthread_mutex_lock(&w->mu);
+    if (w->len[w->fill]) {
+        w->full[w->fill] = true;
+        w->fill = (w->fill + 1) % WB_BUFFERS;
+        pthread_cond_broadcast(&w->cv);
+    }
+    for (;;) {
+        bool busy = w->full[w->fill];
+        for (int i = 0; wait_all && i < WB_BUFFERS; i++) busy = busy || w->full[i];
+        if (!busy) break;
+        pthread_cond_wait(&w->cv, &w->mu);
+    }
+    const int e = w->error;
+    pthread_mutex_unlock(&w->mu);
+    return e ? write_behind_error(f, e, err) : BN_OK;
+}
+
+/* Stops the writer thread (discard: dropping what is queued) and frees it. */
+static void write_behind_end(bn_atomic_file *f, bool discard) {
+    write_behind *w = f->wb;
+    if (!w) return;
+    pthread_mutex_lock(&w->mu);
+    w->stop = true;
+    w->discard = discard;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->thread, NULL);
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->mu);
+    for (int i = 0; i < WB_BUFFERS; i++) free(w->buf[i]);
+    free(w);
+    f->wb = NULL;
+}
+
+bn_status bn_atomic_file_write_behind(bn_atomic_file *f, size_t buffer_bytes, bn_error *err) {
+    if (!f) return bn_error_set(err, BN_ERR_INVALID, "bn_atomic_file_write_behind: NULL file");
+    if (f->wb) return BN_OK;
+    if (fflush(f->f) != 0) return bn_error_set(err, BN_ERR_IO, "%s: write failed: %s", f->path, strerror(errno));
+    write_behind *w = calloc(1, sizeof *w);
+    const size_t cap = buffer_bytes / WB_BUFFERS < WRITE_PIECE ? WRITE_PIECE : buffer_bytes / WB_BUFFERS;
+    for (int i = 0; w && i < WB_BUFFERS; i++)
+        if (!(w->buf[i] = malloc(cap))) {
+            for (int k = 0; k < i; k++) free(w->buf[k]);
+            free(w);
+            w = NULL;
+        }
+    if (!w) return bn_error_nomem(err, cap * WB_BUFFERS, "%s: the write-behind buffers", f->path);
+    w->cap = cap;
+    w->fd = fileno(f->f);
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    /* the thread takes no signals: an interrupt reaches the caller's thread,
+     * whose cancel flag the writes poll */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    f->wb = w;
+    const int rc = pthread_create(&w->thread, NULL, write_behind_main, f);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        f->wb = NULL;
+        pthread_cond_destroy(&w->cv);
+        pthread_mutex_destroy(&w->mu);
+        for (int i = 0; i < WB_BUFFERS; i++) free(w->buf[i]);
+        free(w);
+        return bn_error_set(err, BN_ERR_INTERNAL, "%s: cannot start the writer thread: %s", f->path, strerror(rc));
+    }
+    return BN_OK;
+}
+
+bn_status bn_atomic_file_flush(bn_atomic_file *f, bn_error *err) {
+    if (!f) return bn_error_set(err, BN_ERR_INVALID, "bn_atomic_file_flush: NULL file");
+    if (f->wb) return write_behind_hand_over(f, true, err);
+    if (fflush(f->f) != 0 || ferror(f->f))
+        return bn_error_set(err, BN_ERR_IO, "%s: write failed: %s", f->path, strerror(errno));
+    return BN_OK;
+}
+
+/* bn_atomic_file_write with a writer thread: copies into the buffers. */
+static bn_status write_behind_write(bn_atomic_file *f, const uint8_t *p, size_t n, bn_error *err) {
+    write_behind *w = f->wb;
+    while (n) {
+        bn_status st = bn_cancel_check(f->cancel, err);
+        if (st) return st;
+        size_t k = w->cap - w->len[w->fill];
+        if (k > n) k = n;
+        if (k > WRITE_PIECE) k = WRITE_PIECE;
+        memcpy(w->buf[w->fill] + w->len[w->fill], p, k);
+        w->len[w->fill] += k;
+        p += k;
+        n -= k;
+        f->written += k;
+        if (w->len[w->fill] == w->cap && (st = write_behind_hand_over(f, false, err))) return st;
+    }
+    return BN_OK;
 }
 
 bn_status bn_atomic_file_write(bn_atomic_file *f, const void *data, size_t n, bn_error *err) {
     const uint8_t *p = data;
+    if (f->wb) return write_behind_write(f, p, n, err);
     while (n) {
         bn_status st = bn_cancel_check(f->cancel, err);
         if (st) return st;
@@ -214,6 +399,8 @@ bn_status bn_atomic_file_commit(bn_atomic_file *f, bn_error *err) {
         return BN_ERR_INVALID;
     }
     bn_status st = bn_cancel_check(f->cancel, err);
+    if (!st && f->wb) st = write_behind_hand_over(f, true, err);
+    write_behind_end(f, st != BN_OK);
     const char *step = NULL;
     if (!st && (fflush(f->f) != 0 || ferror(f->f))) step = "write";
     else if (!st && !f->in_place && fsync(fileno(f->f)) != 0) step = "sync";
@@ -230,6 +417,7 @@ bn_status bn_atomic_file_commit(bn_atomic_file *f, bn_error *err) {
 
 void bn_atomic_file_abort(bn_atomic_file *f) {
     if (!f) return;
+    write_behind_end(f, true);
     if (f->f) fclose(f->f);
     if (!f->in_place && f->tmp) unlink(f->tmp);
     atomic_free(f);

@@ -975,6 +975,10 @@ void npz_writer_set_cancel(npz_writer *w, const volatile sig_atomic_t *cancel) {
     bn_atomic_file_set_cancel(w->file, cancel);
 }
 
+bn_status npz_writer_write_behind(npz_writer *w, size_t buffer_bytes, bn_error *err) {
+    return bn_atomic_file_write_behind(w->file, buffer_bytes, err);
+}
+
 int64_t npz_writer_count(const npz_writer *w) { return w->n; }
 
 static bool name_is_utf8(const char *s) {
@@ -1067,7 +1071,12 @@ static bn_status member_write(npz_writer *w, const void *data, uint64_t n, bn_er
 }
 
 static bn_status patch(npz_writer *w, uint64_t off, const uint8_t *b, size_t n, bn_error *err) {
-    if (fflush(w->f) != 0 || pwrite(fileno(w->f), b, n, (off_t)off) != (ssize_t)n)
+    bn_status st = bn_atomic_file_flush(w->file, err);
+    if (st) {
+        w->failed = true;
+        return st;
+    }
+    if (pwrite(fileno(w->f), b, n, (off_t)off) != (ssize_t)n)
         return w_fail(w, err, BN_ERR_IO, "patching a local header failed");
     return BN_OK;
 }

@@ -735,6 +735,10 @@ void parity_f32_buf_free(parity_f32_buf *buf) {
 }
 
 /* --- canonical writer ------------------------------------------------------- */
+
+/* Bytes of buffers between a trace's taps and its file's writer thread:
+ * 16 MiB x 4 ride out the kernel's write throttling for a while. */
+#define TRACE_WRITE_BEHIND ((size_t)64 << 20)
 struct parity_trace_writer {
     npz_writer *npz;
     char *path;
@@ -754,6 +758,9 @@ static bn_status writer_open(const char *path, bool anonymous, npz_compression c
     w->max_eval = -1;
     bn_status st = anonymous ? npz_writer_open_anonymous(path, comp, &w->npz, err)
                              : npz_writer_open(path, comp, &w->npz, err);
+    /* a trace file of gigabytes is written while the model computes: the
+     * caller's thread only copies into these buffers */
+    if (!st && !anonymous) st = npz_writer_write_behind(w->npz, TRACE_WRITE_BEHIND, err);
     if (st) {
         parity_trace_writer_abort(w);
         return st;

@@ -60,6 +60,22 @@ void bn_atomic_file_set_cancel(bn_atomic_file *f, const volatile sig_atomic_t *c
  * n == 0. The file stays open either way; the caller aborts it. */
 bn_status bn_atomic_file_write(bn_atomic_file *f, const void *data, size_t n, bn_error *err);
 
+/* From now on bn_atomic_file_write only copies into buffers (buffer_bytes
+ * in all, at least 4 MiB) that a thread of the file's own writes in order
+ * while the caller goes on; the caller waits only when every buffer is
+ * queued. For large outputs of a computation (a trace of gigabytes): the
+ * page-cache copy and the kernel's write throttling then cost the caller
+ * nothing. A failed background write is reported by the next write, flush
+ * or commit (BN_ERR_IO naming the destination and the system's reason).
+ * Do not write through the stream afterwards; pwrite after
+ * bn_atomic_file_flush. Commit and abort end the thread. BN_ERR_NOMEM or
+ * BN_ERR_INTERNAL when the buffers or the thread cannot be had. */
+bn_status bn_atomic_file_write_behind(bn_atomic_file *f, size_t buffer_bytes, bn_error *err);
+
+/* Everything written so far is in the file: the stream flushed, or the
+ * write-behind thread done with every buffer. Its errors as write's. */
+bn_status bn_atomic_file_flush(bn_atomic_file *f, bn_error *err);
+
 /* Publishes the file: fails with BN_ERR_CANCELLED when the cancel flag is
  * set, else flushes, fsyncs, closes and renames the temporary file onto the
  * destination. Frees f in every case; on any failure the temporary file is

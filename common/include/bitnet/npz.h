@@ -167,6 +167,12 @@ bn_status npz_writer_open_anonymous(const char *name, npz_compression comp, npz_
  * fails with BN_ERR_CANCELLED and the writer has failed (abort it). */
 void npz_writer_set_cancel(npz_writer *w, const volatile sig_atomic_t *cancel);
 
+/* The members' bytes are written by a thread of the writer's own from
+ * buffer_bytes of buffers while the caller goes on
+ * (bn_atomic_file_write_behind): for a large archive produced by a
+ * computation. Call before the first member. */
+bn_status npz_writer_write_behind(npz_writer *w, size_t buffer_bytes, bn_error *err);
+
 /* Appends member `name` (e.g. "e0/logits.npy") holding a .npy (format 1.0,
  * numpy's own header bytes) of `ndim` <= NPZ_MAX_DIMS dims `shape` and `data`
  * in C order (data may be NULL when the shape has no elements). Names must be
