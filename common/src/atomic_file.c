@@ -294,6 +294,13 @@ static bn_status write_behind_hand_over(bn_atomic_file *f, bool wait_all, bn_err
     return e ? write_behind_error(f, e, err) : BN_OK;
 }
 
+static void write_behind_free(write_behind *w) {
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->mu);
+    for (int i = 0; i < WB_BUFFERS; i++) free(w->buf[i]);
+    free(w);
+}
+
 /* Stops the writer thread (discard: dropping what is queued) and frees it. */
 static void write_behind_end(bn_atomic_file *f, bool discard) {
     write_behind *w = f->wb;
@@ -304,10 +311,7 @@ static void write_behind_end(bn_atomic_file *f, bool discard) {
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
     pthread_join(w->thread, NULL);
-    pthread_cond_destroy(&w->cv);
-    pthread_mutex_destroy(&w->mu);
-    for (int i = 0; i < WB_BUFFERS; i++) free(w->buf[i]);
-    free(w);
+    write_behind_free(w);
     f->wb = NULL;
 }
 
@@ -315,19 +319,18 @@ bn_status bn_atomic_file_write_behind(bn_atomic_file *f, size_t buffer_bytes, bn
     if (!f) return bn_error_set(err, BN_ERR_INVALID, "bn_atomic_file_write_behind: NULL file");
     if (f->wb) return BN_OK;
     if (fflush(f->f) != 0) return bn_error_set(err, BN_ERR_IO, "%s: write failed: %s", f->path, strerror(errno));
-    write_behind *w = calloc(1, sizeof *w);
     const size_t cap = buffer_bytes / WB_BUFFERS < WRITE_PIECE ? WRITE_PIECE : buffer_bytes / WB_BUFFERS;
-    for (int i = 0; w && i < WB_BUFFERS; i++)
-        if (!(w->buf[i] = malloc(cap))) {
-            for (int k = 0; k < i; k++) free(w->buf[k]);
-            free(w);
-            w = NULL;
-        }
-    if (!w) return bn_error_nomem(err, cap * WB_BUFFERS, "%s: the write-behind buffers", f->path);
-    w->cap = cap;
-    w->fd = fileno(f->f);
+    write_behind *w = calloc(1, sizeof *w);
+    if (!w) return bn_error_nomem(err, sizeof *w, "%s: the write-behind state", f->path);
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
+    for (int i = 0; i < WB_BUFFERS; i++)
+        if (!(w->buf[i] = malloc(cap))) {
+            write_behind_free(w);
+            return bn_error_nomem(err, cap * WB_BUFFERS, "%s: the write-behind buffers", f->path);
+        }
+    w->cap = cap;
+    w->fd = fileno(f->f);
     /* the thread takes no signals: an interrupt reaches the caller's thread,
      * whose cancel flag the writes poll */
     sigset_t all, old;
@@ -338,10 +341,7 @@ bn_status bn_atomic_file_write_behind(bn_atomic_file *f, size_t buffer_bytes, bn
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
         f->wb = NULL;
-        pthread_cond_destroy(&w->cv);
-        pthread_mutex_destroy(&w->mu);
-        for (int i = 0; i < WB_BUFFERS; i++) free(w->buf[i]);
-        free(w);
+        write_behind_free(w);
         return bn_error_set(err, BN_ERR_INTERNAL, "%s: cannot start the writer thread: %s", f->path, strerror(rc));
     }
     return BN_OK;
