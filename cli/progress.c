@@ -31,19 +31,25 @@ static void render(void *user, const bn_progress *r) {
     cli_progress *p = user;
     const double t = bn_clock_seconds();
     const bool new_stage = !p->stage || strcmp(p->stage, r->stage);
+    const bool finished = r->total > 0 && r->done >= r->total;
     if (new_stage) {
         p->stage = r->stage;
         p->stage_t0 = t;
         p->stage_done0 = r->done;
         p->stage_bytes0 = r->bytes;
-    } else if (t - p->t_last < REDRAW_S && !(r->total > 0 && r->done >= r->total)) {
+    } else if (t - p->t_last < REDRAW_S && !finished) {
         return;
     }
     p->t_last = t;
     const double dt = t - p->stage_t0;
-    const double rate = dt > 1e-3 && r->done > p->stage_done0 ? (double)(r->done - p->stage_done0) / dt : -1;
+    /* under a millisecond a rate is mostly clock noise, but a stage that
+     * finished within it still has one (111 taps of a tiny model compare in
+     * well under a millisecond on a fast machine) */
+    const double rate = (dt > 1e-3 || (finished && dt > 0)) && r->done > p->stage_done0
+                            ? (double)(r->done - p->stage_done0) / dt
+                            : -1;
     char line[256], eta[32], rate_s[32], pct[16] = "", bytes[48] = "";
-    format_eta(rate > 0 && r->total > 0 ? (double)(r->total - r->done) / rate : r->total > 0 && r->done >= r->total ? 0 : -1,
+    format_eta(rate > 0 && r->total > 0 ? (double)(r->total - r->done) / rate : finished ? 0 : -1,
                eta, sizeof eta);
     if (rate > 0) snprintf(rate_s, sizeof rate_s, "%.*f", rate < 10 ? 1 : 0, rate);
     else snprintf(rate_s, sizeof rate_s, "-");
