@@ -501,6 +501,19 @@ dense_dot_avx2_impl(const void *a, op_kind ka, const void *b, op_kind kb, int64_
 }
 
 
+/* Elements [np, n) of 4 rows a, a + row_bytes, ... against one b, added to
+ * their sums s[4]: the sequential double tails of vec_tail_avx2, the 4
+ * chains side by side, each in its own order. */
+AVX2_FN static inline __attribute__((always_inline)) void double_tails_rows4(const uint8_t *a, size_t row_bytes,
+                                                                             op_kind ka, const void *b, op_kind kb,
+                                                                             int64_t np, int64_t n, double s[4]) {
+    for (int64_t i = np; i < n; i++) {
+        const float bi = ld1(b, kb, i);
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) s[r] += (double)(ld1(a + r * row_bytes, ka, i) * bi);
+    }
+}
+
 /* DENSE_VEC with the tail in double (ggml_vec_dot_f16) for 4 rows a, a +
  * row_bytes, ... against one b: each row's SIMD part as dense_dot_avx2,
  * then the 4 tails' sequential double sums side by side, each in its own
@@ -514,11 +527,7 @@ AVX2_FN static void vec_tail_double_rows4_avx2(const uint8_t *a, size_t row_byte
     for (int r = 0; r < 4; r++)
         s[r] = H == 2 && ka == OP_F16 && kb == OP_F16 ? vec_main_avx2(a + r * row_bytes, OP_F16, b, OP_F16, n, alg, 2, &np)
                                                       : vec_main_avx2(a + r * row_bytes, ka, b, kb, n, alg, H, &np);
-    for (int64_t i = np; i < n; i++) {
-        const float bi = ld1(b, kb, i);
-#pragma GCC unroll 4
-        for (int r = 0; r < 4; r++) s[r] += (double)(ld1(a + r * row_bytes, ka, i) * bi);
-    }
+    double_tails_rows4(a, row_bytes, ka, b, kb, np, n, s);
     for (int r = 0; r < 4; r++) out[r] = (float)s[r];
 }
 
@@ -571,7 +580,7 @@ VNNI512_FN static float dense_vec16_f16_512(const uint16_t *a, const float *b, i
  * F16 vector b on the AVX-512 level: b's 64 elements of a step are widened
  * once for the 4 rows, each row keeps its own 4 zmm accumulators, fold and
  * halving tree (dense_vec16_f16_512's), then the 4 double tails side by
- * side as in vec_tail_double_rows4_avx2: the same bits as 4 dense_dot_avx2
+ * side (double_tails_rows4): the same bits as 4 dense_dot_avx2
  * calls. A decoded token's q·k (over the cached positions) and p·V (over
  * the dims) take it; on a 2B-4T model at 16 + 256 positions their share of
  * decode fell from 0.75-0.94 s to 0.48-0.66 s (perf samples, 256 tokens). */
@@ -604,11 +613,7 @@ VNNI512_FN static void dot_f16_rows4_512(const uint8_t *a, size_t row_bytes, con
     double sum[4];
 #pragma GCC unroll 4
     for (int r = 0; r < 4; r++) sum[r] = np ? vec16x4_fold512(s[r]) : 0.0f;
-    for (int64_t i = np; i < n; i++) {
-        const float bi = _cvtsh_ss(b[i]);
-#pragma GCC unroll 4
-        for (int r = 0; r < 4; r++) sum[r] += (double)(_cvtsh_ss(((const uint16_t *)(a + (size_t)r * row_bytes))[i]) * bi);
-    }
+    double_tails_rows4(a, row_bytes, OP_F16, b, OP_F16, np, n, sum);
 #pragma GCC unroll 4
     for (int r = 0; r < 4; r++) out[r] = (float)sum[r];
 }
