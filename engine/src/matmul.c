@@ -1636,9 +1636,12 @@ bn_status bn_matmul_n(bn_pool *pool, int n, const bn_weight *w, const float *x, 
         m.first[i + 1] = m.first[i] + w[i].n;
     }
 
-    /* chunks of ~1/32 of a thread's share: claimed dynamically, they keep
-     * both threads busy to the end of a matmul (every output element is
-     * computed alone, so the partition never changes a bit) */
+    /* chunks of a quarter of a thread's share (8 on 2 threads), rounded to
+     * ROW_TILE: claimed dynamically, they keep both threads busy to the end
+     * of a matmul (every output element is computed alone, so the partition
+     * never changes a bit). 2B-4T decode measured alike with 4 chunks and
+     * no faster with 32 (ABBA runs, December 2026): the pool's spin is mostly the
+     * caller's serial ops, not a matmul's uneven end */
     const int64_t rows = m.first[n], threads = bn_pool_size(pool);
     int64_t grain = (rows + threads * 4 - 1) / (threads * 4);
     grain = (grain + ROW_TILE - 1) / ROW_TILE * ROW_TILE;
