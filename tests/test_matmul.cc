@@ -75,7 +75,7 @@ TEST(MatmulI2S, HandComputedTwoRowsThreeTokens) {
         w[K + i] = i % 2 == 0 ? 1 : 0;          // row 1
     }
     std::vector<uint8_t> data = PackI2S(w, 0.5f);
-    bn_weight W = {BN_TYPE_I2_S, data.data(), K, 2};
+    bn_weight W = {BN_TYPE_I2_S, data.data(), K, 2, BN_LAYOUT_ROWS};
     std::vector<float> x(3 * K, 0.0f);
     // token 0: amax 1.27 -> s = (float)(127/1.27) = 100; q = 127, 25, 25, ...
     x[0] = 1.27f;
@@ -123,7 +123,7 @@ TEST(MatmulI2S, HandComputedTwoRowsThreeTokens) {
 TEST(MatmulI2S, ActivationRoundingHalfEvenOrHalfAway) {
     const int K = 128;
     std::vector<uint8_t> data = PackI2S(std::vector<int>(K, 1), 1.0f);
-    bn_weight W = {BN_TYPE_I2_S, data.data(), K, 1};
+    bn_weight W = {BN_TYPE_I2_S, data.data(), K, 1, BN_LAYOUT_ROWS};
     std::vector<float> x(K, 0.0f);
     x[0] = 1.27f;     // 127
     x[1] = 0.125f;    // 12.5
@@ -165,7 +165,7 @@ TEST(MatmulI2S, UnusedCode3DecodesAsZero) {
     data[1] = 0x95;                                 // element 1: code 2 (+1)
     float scale = 2.0f;
     memcpy(&data[32], &scale, 4);
-    bn_weight W = {BN_TYPE_I2_S, data.data(), 128, 1};
+    bn_weight W = {BN_TYPE_I2_S, data.data(), 128, 1, BN_LAYOUT_ROWS};
     std::vector<float> x(128, 1.0f);
     x[0] = 1.27f;
     for (bn_simd simd : Levels()) {
@@ -195,7 +195,7 @@ TEST(MatmulTernary, TQ2AndTQ1AllPlusOne) {
     // Σ q = -127 + 255*32 = 8033; d_act = 1/63.5 (stored as 1/iscale)
     const float d = (1.0f / 63.5f) * 0.5f;
     for (auto *blk : {&tq2, &tq1}) {
-        bn_weight W = {blk == &tq2 ? (uint32_t)BN_TYPE_TQ2_0 : (uint32_t)BN_TYPE_TQ1_0, blk->data(), 256, 1};
+        bn_weight W = {blk == &tq2 ? (uint32_t)BN_TYPE_TQ2_0 : (uint32_t)BN_TYPE_TQ1_0, blk->data(), 256, 1, BN_LAYOUT_ROWS};
         for (bn_simd simd : Levels()) {
             std::vector<float> y = Matmul(nullptr, W, x, 1, BN_SUM_PLAIN, simd);
             EXPECT_EQ(Bits(y[0]), Bits(8033.0f * d)) << bn_type_name(W.type) << " " << bn_simd_name(simd);
@@ -220,7 +220,7 @@ TEST(MatmulQ8_0, OneBlockHandComputed) {
         blk[2 + i] = (uint8_t)(int8_t)(i - 16);
         sumw += i - 16;
     }
-    bn_weight W = {BN_TYPE_Q8_0, blk.data(), 32, 1};
+    bn_weight W = {BN_TYPE_Q8_0, blk.data(), 32, 1, BN_LAYOUT_ROWS};
     std::vector<float> x(32, 1.27f);  // amax 1.27: id = 127/1.27 = 100 -> q = 127
     const float dact = bn_f16_to_f32(bn_f32_to_f16(1.27f / 127.f));
     for (bn_simd simd : Levels()) {
@@ -238,7 +238,7 @@ TEST(MatmulDense, SummationOrdersDiffer) {
     const int K = 64;
     std::vector<float> w(K, 0.0f);
     w[0] = 16777216.0f, w[1] = -16777216.0f, w[16] = w[32] = w[48] = 1.0f;
-    bn_weight W = {BN_TYPE_F32, w.data(), K, 1};
+    bn_weight W = {BN_TYPE_F32, w.data(), K, 1, BN_LAYOUT_ROWS};
     std::vector<float> x(2 * K, 1.0f);
     for (bn_simd simd : Levels()) {
         EXPECT_EQ(Matmul(nullptr, W, x, 2, BN_SUM_PLAIN, simd)[0], 3.0f);
@@ -253,7 +253,7 @@ TEST(MatmulDense, F16WeightsAndActivationRounding) {
     const int K = 32;
     std::vector<uint16_t> w(2 * K);
     for (int i = 0; i < 2 * K; i++) w[i] = bn_f32_to_f16((float)(i % 5) - 2.0f);
-    bn_weight W = {BN_TYPE_F16, w.data(), K, 2};
+    bn_weight W = {BN_TYPE_F16, w.data(), K, 2, BN_LAYOUT_ROWS};
     std::vector<float> x(K);
     for (int i = 0; i < K; i++) x[i] = 1.0f + 1.0f / 4096.0f;  // rounds to 1.0 in f16
     for (bn_simd simd : Levels()) {
@@ -277,7 +277,7 @@ TEST(MatmulDense, BF16WeightsHandComputed) {
         w[K + i] = bn_f32_to_bf16(i == 5 ? 1.0f + 1.0f / 128.0f : 0.0f);     // bf16 keeps 7 mantissa bits
     }
     EXPECT_EQ(bn_bf16_to_f32(w[K + 5]), 1.0f + 1.0f / 128.0f);
-    bn_weight W = {BN_TYPE_BF16, w.data(), K, 2};
+    bn_weight W = {BN_TYPE_BF16, w.data(), K, 2, BN_LAYOUT_ROWS};
     std::vector<float> x(K);
     for (int i = 0; i < K; i++) x[i] = (float)(i + 1);
     // row 0: Σ ((i mod 3) − 1)·(i + 1), small integers all along (exact in any order)
@@ -293,17 +293,17 @@ TEST(MatmulDense, BF16WeightsHandComputed) {
 
 TEST(MatmulErrors, RejectsBadShapesTypesAndScratch) {
     std::vector<uint8_t> data(64 / 4 + 32, 0);
-    bn_weight W = {BN_TYPE_I2_S, data.data(), 64, 1};  // K not a multiple of 128
+    bn_weight W = {BN_TYPE_I2_S, data.data(), 64, 1, BN_LAYOUT_ROWS};  // K not a multiple of 128
     EXPECT_EQ(bn_matmul_scratch_bytes(&W, 1), 0u);
     std::vector<float> x(128), y(2);
     std::vector<uint64_t> scratch(1024);
     bn_error err;
     EXPECT_EQ(bn_matmul(nullptr, &W, x.data(), 1, y.data(), nullptr, scratch.data(), 8192, &err), BN_ERR_INVALID);
     EXPECT_NE(std::string(err.msg).find("multiple of 128"), std::string::npos) << err.msg;
-    W = {BN_TYPE_TL2, data.data(), 128, 1};
+    W = {BN_TYPE_TL2, data.data(), 128, 1, BN_LAYOUT_ROWS};
     EXPECT_EQ(bn_matmul(nullptr, &W, x.data(), 1, y.data(), nullptr, scratch.data(), 8192, &err),
               BN_ERR_UNSUPPORTED);
-    W = {BN_TYPE_I2_S, data.data(), 128, 1};
+    W = {BN_TYPE_I2_S, data.data(), 128, 1, BN_LAYOUT_ROWS};
     size_t need = bn_matmul_scratch_bytes(&W, 1);
     EXPECT_EQ(bn_matmul(nullptr, &W, x.data(), 1, y.data(), nullptr, scratch.data(), need - 1, &err),
               BN_ERR_INVALID);
@@ -384,7 +384,7 @@ TEST(MatmulDeterminism, SimdLevelsAndThreadCountsAgreeForEveryType) {
     for (uint32_t type :
          {BN_TYPE_I2_S, BN_TYPE_TQ2_0, BN_TYPE_TQ1_0, BN_TYPE_Q8_0, BN_TYPE_F16, BN_TYPE_BF16, BN_TYPE_F32}) {
         RandomWeight rw = MakeRandom(type, K, N, rng);
-        bn_weight W = {type, rw.bytes.data(), K, N};
+        bn_weight W = {type, rw.bytes.data(), K, N, BN_LAYOUT_ROWS};
         for (int64_t T : {1, 5}) {
             std::vector<float> x((size_t)(T * K));
             for (auto &v : x) v = nd(rng);
@@ -443,7 +443,7 @@ TEST(MatmulF16, DecodeRowsEqualPortableForEveryTail) {
         for (auto &h : w) h = bn_f32_to_f16(nd(rng));
         std::vector<float> x((size_t)K);
         for (auto &v : x) v = nd(rng) * 4.0f;
-        bn_weight W = {BN_TYPE_F16, w.data(), K, N};
+        bn_weight W = {BN_TYPE_F16, w.data(), K, N, BN_LAYOUT_ROWS};
         std::vector<float> ref = Matmul(pool.get(), W, x, 1, BN_SUM_GGML, BN_SIMD_PORTABLE);
         for (bn_simd simd : Levels()) {
             std::vector<float> y = Matmul(pool.get(), W, x, 1, BN_SUM_GGML, simd);
@@ -485,7 +485,7 @@ TEST(MatmulQ8_0, RowsKernelEqualsPortableForEveryRowCount) {
                 std::vector<float> x((size_t)(T * K));
                 for (auto &v : x) v = nd(rng);
                 x[0] = 1e4f, x[(size_t)(K - 1)] = -1e4f;  // saturating blocks: q = +-127
-                bn_weight W = {BN_TYPE_Q8_0, w.data(), K, N};
+                bn_weight W = {BN_TYPE_Q8_0, w.data(), K, N, BN_LAYOUT_ROWS};
                 std::vector<float> ref = Matmul(pool.get(), W, x, T, BN_SUM_GGML, BN_SIMD_PORTABLE);
                 for (bn_simd simd : Levels()) {
                     std::vector<float> y = Matmul(pool.get(), W, x, T, BN_SUM_GGML, simd);
@@ -545,7 +545,7 @@ TEST(MatmulN, EqualsOneMatmulPerWeight) {
         bn_weight W[4];
         for (int i = 0; i < 4; i++) {
             rw.push_back(MakeRandom(type, K, rows[i], rng));
-            W[i] = {type, rw.back().bytes.data(), K, rows[i]};
+            W[i] = {type, rw.back().bytes.data(), K, rows[i], BN_LAYOUT_ROWS};
         }
         for (int64_t T : {1, 5}) {
             std::vector<float> x((size_t)(T * K));
@@ -573,7 +573,7 @@ TEST(MatmulN, EqualsOneMatmulPerWeight) {
     std::vector<float> x(K, 1.0f), y0(64), y1(64);
     float *out[2] = {y0.data(), y1.data()};
     RandomWeight a = MakeRandom(BN_TYPE_I2_S, K, 64, rng), b = MakeRandom(BN_TYPE_TQ2_0, K, 64, rng);
-    bn_weight mixed[2] = {{BN_TYPE_I2_S, a.bytes.data(), K, 64}, {BN_TYPE_TQ2_0, b.bytes.data(), K, 64}};
+    bn_weight mixed[2] = {{BN_TYPE_I2_S, a.bytes.data(), K, 64, BN_LAYOUT_ROWS}, {BN_TYPE_TQ2_0, b.bytes.data(), K, 64, BN_LAYOUT_ROWS}};
     std::vector<uint64_t> scratch(bn_matmul_scratch_bytes(&mixed[1], 1) / 8 + 1);
     EXPECT_EQ(bn_matmul_n(pool.get(), 2, mixed, x.data(), 1, out, nullptr, scratch.data(), scratch.size() * 8, &err),
               BN_ERR_INVALID);
@@ -598,7 +598,7 @@ TEST(MatmulDense, OneTokenOfABatchEqualsPortableForEveryRowCount) {
         for (int64_t K : {16, 64, 80, 2560})
             for (int64_t N : {1, 3, 4, 7, 8, 9, 15, 17, 130}) {
                 RandomWeight rw = MakeRandom(type, K, N, rng);
-                bn_weight W = {type, rw.bytes.data(), K, N};
+                bn_weight W = {type, rw.bytes.data(), K, N, BN_LAYOUT_ROWS};
                 std::vector<float> x((size_t)K);
                 for (auto &v : x) v = nd(rng);
                 std::vector<float> ref;
@@ -664,7 +664,7 @@ TEST(MatmulI2S, EveryInt8KernelEqualsPortableBitForBit) {
             for (int64_t i = 0; i < K; i++)
                 w[(size_t)(r * K + i)] = r == 3 ? 0 : r == 4 ? 1 : r == 5 ? -1 : code(rng);  // zero / +1 / -1 rows
         std::vector<uint8_t> bytes = PackI2S(w, 0.75f);
-        bn_weight W = {BN_TYPE_I2_S, bytes.data(), K, N};
+        bn_weight W = {BN_TYPE_I2_S, bytes.data(), K, N, BN_LAYOUT_ROWS};
         for (int64_t T : {1, 2, 3, 4, 5, 6, 8, 11}) {
             std::vector<float> x((size_t)(T * K));
             for (auto &v : x) v = nd(rng);
@@ -692,7 +692,7 @@ TEST(MatmulI2S, EveryInt8KernelEqualsPortableBitForBit) {
     EXPECT_GT(blocks_checked, 10000);
     // a kernel the CPU lacks, or an unknown one, is refused
     std::vector<uint8_t> one = PackI2S(std::vector<int>(128, 1), 1.0f);
-    bn_weight W1 = {BN_TYPE_I2_S, one.data(), 128, 1};
+    bn_weight W1 = {BN_TYPE_I2_S, one.data(), 128, 1, BN_LAYOUT_ROWS};
     std::vector<float> x(128, 1.0f), y(1);
     std::vector<uint64_t> scratch(bn_matmul_scratch_bytes(&W1, 1) / 8 + 1);
     bn_matmul_opts o{};
@@ -703,6 +703,134 @@ TEST(MatmulI2S, EveryInt8KernelEqualsPortableBitForBit) {
     EXPECT_NE(std::string(err.msg).find("unknown int8 dot kernel 9"), std::string::npos) << err.msg;
     EXPECT_STREQ(bn_i8dot_name(BN_I8DOT_AVX512_VNNI), "avx512-vnni");
     EXPECT_TRUE(bn_i8dot_supported(bn_i8dot_best()));
+}
+
+// BN_LAYOUT_I2S_ROWS8 (the layout a model read into memory gets on an
+// AVX-512 VNNI CPU): the bytes move, the products do not. Against the stored
+// layout on the portable kernel, bit for bit: every K from one block pair per
+// row (where the layout is the stored one) to the 2B-4T widths, groups of 8
+// rows with zero and one-sign rows, batch 1 (the 8-row decode kernel) and
+// batches around the 4 x 4 tile, 1-3 threads, several weights in one call;
+// the rows read back as floats; and every way to misuse the layout refused.
+TEST(MatmulI2S, RowGroupsOf8GiveTheStoredLayoutsBits) {
+    if (!bn_i8dot_supported(BN_I8DOT_AVX512_VNNI)) GTEST_SKIP() << "no AVX-512 VNNI: the 8-row layout is not used";
+    std::mt19937 rng(2024);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    std::uniform_int_distribution<int> code(-1, 1);
+    std::vector<PoolPtr> pools;
+    for (int t : {1, 2, 3}) {
+        bn_pool *p = nullptr;
+        bn_error err;
+        ASSERT_OK(bn_pool_create(t, &p, &err), err);
+        pools.emplace_back(p);
+    }
+    auto random_weight = [&](int64_t K, int64_t N) {
+        std::vector<int> w((size_t)(K * N));
+        for (int64_t r = 0; r < N; r++)
+            for (int64_t i = 0; i < K; i++)
+                w[(size_t)(r * K + i)] = r == 1 ? 0 : r == 2 ? 1 : r == 6 ? -1 : code(rng);
+        return PackI2S(w, 0.625f);
+    };
+    int64_t outputs_checked = 0;
+    for (int64_t K : {256, 512, 768, 2560, 6912})
+        for (int64_t N : {8, 16, 72}) {
+            std::vector<uint8_t> stored = random_weight(K, N), packed = stored;
+            bn_weight S = {BN_TYPE_I2_S, stored.data(), K, N, BN_LAYOUT_ROWS}, P = S;
+            P.data = packed.data();
+            ASSERT_TRUE(bn_weight_fits_i2s_rows8(&P));
+            std::vector<uint8_t> tmp((size_t)(2 * K));
+            bn_weight_pack_i2s_rows8(&P, packed.data(), tmp.data());
+            EXPECT_EQ(P.layout, (uint32_t)BN_LAYOUT_I2S_ROWS8);
+            EXPECT_FALSE(bn_weight_fits_i2s_rows8(&P));  // already regrouped
+            // one block pair per row: the same bytes; more: moved, the scale in place
+            EXPECT_EQ(stored == packed, K == 256) << "K=" << K;
+            EXPECT_EQ(memcmp(stored.data() + N * K / 4, packed.data() + N * K / 4, 4), 0);
+            // row 8g + i's pair p at 512p + 64i of its group
+            const int64_t r = N - 3, pair = K / 256 - 1;
+            EXPECT_EQ(memcmp(packed.data() + (r / 8) * 2 * K + pair * 512 + (r % 8) * 64,
+                             stored.data() + r * (K / 4) + pair * 64, 64),
+                      0);
+            for (int64_t T : {1, 2, 4, 5, 9}) {
+                std::vector<float> x((size_t)(T * K));
+                for (auto &v : x) v = nd(rng);
+                const std::vector<float> ref = Matmul(pools[0].get(), S, x, T, BN_SUM_GGML, BN_SIMD_PORTABLE);
+                for (auto &pool : pools) {
+                    const std::vector<float> y = Matmul(pool.get(), P, x, T, BN_SUM_GGML);
+                    EXPECT_EQ(memcmp(y.data(), ref.data(), y.size() * 4), 0)
+                        << "K=" << K << " N=" << N << " T=" << T << " threads=" << bn_pool_size(pool.get());
+                    outputs_checked += T * N;
+                }
+            }
+            // read back as floats: every row, and a range inside a group
+            std::vector<float> want((size_t)(N * K)), got((size_t)(N * K));
+            bn_error err;
+            ASSERT_OK(bn_dequantize_rows(BN_TYPE_I2_S, stored.data(), K, N, 0, N, want.data(), &err), err);
+            ASSERT_OK(bn_weight_dequantize_rows(&P, 0, N, got.data(), &err), err);
+            EXPECT_TRUE(want == got) << "K=" << K << " N=" << N;
+            ASSERT_OK(bn_weight_dequantize_rows(&P, 3, 2, got.data(), &err), err);
+            EXPECT_EQ(memcmp(got.data(), want.data() + 3 * K, (size_t)(2 * K) * 4), 0);
+            EXPECT_EQ(bn_weight_dequantize_rows(&P, N - 1, 2, got.data(), &err), BN_ERR_INVALID);
+        }
+    EXPECT_GT(outputs_checked, 20000);
+
+    // Q, K and V of one layer in one call: each weight's own rows and output
+    const int64_t K = 1024;
+    std::vector<std::vector<uint8_t>> stored, packed;
+    std::vector<bn_weight> S, P;
+    for (int64_t n : {32, 8, 16}) {
+        stored.push_back(random_weight(K, n));
+        packed.push_back(stored.back());
+    }
+    std::vector<uint8_t> tmp((size_t)(2 * K));
+    for (size_t i = 0; i < stored.size(); i++) {
+        const int64_t n = (int64_t)(stored[i].size() - 4) * 4 / K;
+        S.push_back({BN_TYPE_I2_S, stored[i].data(), K, n, BN_LAYOUT_ROWS});
+        P.push_back(S.back());
+        P.back().data = packed[i].data();
+        bn_weight_pack_i2s_rows8(&P.back(), packed[i].data(), tmp.data());
+    }
+    for (int64_t T : {1, 6}) {
+        std::vector<float> x((size_t)(T * K));
+        for (auto &v : x) v = nd(rng);
+        std::vector<std::vector<float>> y(3);
+        float *ys[3];
+        for (int i = 0; i < 3; i++) y[i].assign((size_t)(T * P[i].n), -1.0f), ys[i] = y[i].data();
+        const size_t sb = bn_matmul_scratch_bytes(&P[0], T);
+        std::vector<uint64_t> scratch(sb / 8 + 1);
+        bn_matmul_opts o{};
+        o.order = BN_SUM_GGML;
+        bn_error err;
+        ASSERT_OK(bn_matmul_n(pools[1].get(), 3, P.data(), x.data(), T, ys, &o, scratch.data(), sb, &err), err);
+        for (int i = 0; i < 3; i++)
+            EXPECT_TRUE(y[i] == Matmul(nullptr, S[i], x, T, BN_SUM_GGML, BN_SIMD_PORTABLE)) << "weight " << i;
+
+        // misuse: the layout on a kernel that does not read it, layouts mixed in one call
+        for (auto [simd, k] : {std::pair{BN_SIMD_PORTABLE, BN_I8DOT_AUTO}, std::pair{BN_SIMD_AVX2, BN_I8DOT_MADDUBS}}) {
+            o.simd = simd, o.i8dot = k;
+            EXPECT_EQ(bn_matmul(pools[1].get(), &P[0], x.data(), T, ys[0], &o, scratch.data(), sb, &err),
+                      BN_ERR_INVALID);
+            EXPECT_NE(std::string(err.msg).find("needs the AVX-512 VNNI kernels"), std::string::npos) << err.msg;
+        }
+        o = bn_matmul_opts{};
+        bn_weight mixed[2] = {P[0], S[1]};
+        EXPECT_EQ(bn_matmul_n(nullptr, 2, mixed, x.data(), T, ys, &o, scratch.data(), sb, &err), BN_ERR_INVALID);
+        EXPECT_NE(std::string(err.msg).find("layout"), std::string::npos) << err.msg;
+    }
+    // shapes and types the layout does not fit
+    std::vector<uint8_t> odd = random_weight(256, 12);
+    bn_weight W12 = {BN_TYPE_I2_S, odd.data(), 256, 12, BN_LAYOUT_ROWS};
+    EXPECT_FALSE(bn_weight_fits_i2s_rows8(&W12));  // 12 rows
+    W12.n = 8, W12.k = 128;
+    EXPECT_FALSE(bn_weight_fits_i2s_rows8(&W12));  // one block per row
+    W12.k = 256, W12.type = BN_TYPE_TQ2_0;
+    EXPECT_FALSE(bn_weight_fits_i2s_rows8(&W12));
+    W12 = {BN_TYPE_I2_S, odd.data(), 256, 12, BN_LAYOUT_I2S_ROWS8};  // claimed, but 12 rows
+    std::vector<float> x(256, 1.0f), y(12);
+    std::vector<uint64_t> scratch(bn_matmul_scratch_bytes(&W12, 1) / 8 + 1);
+    bn_error err;
+    EXPECT_EQ(bn_matmul(nullptr, &W12, x.data(), 1, y.data(), nullptr, scratch.data(), scratch.size() * 8, &err),
+              BN_ERR_INVALID);
+    EXPECT_NE(std::string(err.msg).find("cannot be in the 8-row I2_S layout"), std::string::npos) << err.msg;
 }
 
 TEST(MatmulDot, SimdLevelsAgreeOnAttentionDots) {
@@ -870,8 +998,8 @@ double MaxErrInNodeUlps(const std::vector<float> &y, const std::vector<float> &r
 bn_weight WeightOf(const bn_gguf *g, const std::string &name) {
     const bn_gguf_tensor *t = bn_gguf_find_tensor(g, name.c_str());
     EXPECT_NE(t, nullptr) << name;
-    if (!t) return {BN_TYPE_F32, nullptr, 0, 0};
-    return {t->type, t->data, t->ne[0], t->ne[1]};
+    if (!t) return {BN_TYPE_F32, nullptr, 0, 0, BN_LAYOUT_ROWS};
+    return {t->type, t->data, t->ne[0], t->ne[1], BN_LAYOUT_ROWS};
 }
 
 // Every weight MUL_MAT node of a bitnet.cpp trace (src0 is a model tensor),

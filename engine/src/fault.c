@@ -267,14 +267,17 @@ static bn_status transpose_weight(bn_faulted *f, const char *name, bn_weight *w,
     if (!a || !t)
         st = bn_error_set(err, BN_ERR_NOMEM, "fault %s: %s as floats: cannot allocate 2 x %zu bytes",
                           FAULTS[f->fault].name, name, floats);
-    if (!st) st = bn_dequantize_rows(w->type, w->data, n, n, 0, n, a, err);
+    if (!st) st = bn_weight_dequantize_rows(w, 0, n, a, err);
     if (!st) {
         for (int64_t i = 0; i < n; i++)
             for (int64_t j = 0; j < n; j++) t[j * n + i] = a[i * n + j];
         st = bn_quantize(w->type, t, n, n, data, (size_t)nbytes, err);
     }
     free(a), free(t);
-    if (!st) w->data = data;
+    if (!st) {
+        w->data = data;
+        w->layout = BN_LAYOUT_ROWS; /* quantized row after row, whatever the model's layout */
+    }
     return st;
 }
 

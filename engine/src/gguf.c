@@ -90,6 +90,7 @@ struct bn_gguf {
     const uint8_t *base;     /* [size] file bytes: the mapping or the caller's buffer */
     uint64_t size;
     void *map;               /* mapping to munmap at close; NULL for memory buffers */
+    bool in_memory;          /* map is the file read into anonymous memory (BN_GGUF_LOAD_MEMORY) */
     const char *name;        /* file name for messages (arena) */
     uint32_t version;
     uint64_t alignment;
@@ -600,6 +601,16 @@ static bn_status read_into_memory(int fd, const char *path, size_t size, void **
     return BN_OK;
 }
 
+bn_status bn_gguf_set_writable(bn_gguf *g, bool writable, bn_error *err) {
+    if (!g || !g->in_memory)
+        return bn_error_set(err, BN_ERR_INVALID, "%s: only a file read into memory can be made writable",
+                            g ? g->name : "(null)");
+    if (mprotect(g->map, (size_t)g->size, writable ? PROT_READ | PROT_WRITE : PROT_READ) != 0)
+        return bn_error_set(err, BN_ERR_INTERNAL, "%s: cannot make the %llu bytes %s: %s", g->name,
+                            (unsigned long long)g->size, writable ? "writable" : "read-only", strerror(errno));
+    return BN_OK;
+}
+
 bn_status bn_gguf_open_with(const char *path, bn_gguf_load how, bn_gguf **out, bn_error *err) {
     *out = NULL;
     if (how != BN_GGUF_LOAD_MMAP && how != BN_GGUF_LOAD_MEMORY)
@@ -637,6 +648,7 @@ bn_status bn_gguf_open_with(const char *path, bn_gguf_load how, bn_gguf **out, b
         return st;
     }
     (*out)->map = map;
+    (*out)->in_memory = map && how == BN_GGUF_LOAD_MEMORY;
     return BN_OK;
 }
 

@@ -147,6 +147,7 @@ struct mm_job {
     i8_token_fn *quant_i8; /* I2_S activation quantizer, by bn_act_round */
     int8_t *q8;         /* [T,K] */
     int8_t *q8il;       /* [T,K] q8 interleaved for i2s_tile512, or NULL */
+    bool rows8;         /* I2_S in BN_LAYOUT_I2S_ROWS8 (only with q8il: the AVX-512 VNNI kernels read it) */
     float *af;          /* per token / per block scales (scratch_hdr.f_off) */
     int32_t *ai32;      /* I2_S Σq per token */
     int16_t *ai16;      /* Q8_K bsums */
@@ -802,8 +803,12 @@ VNNI512_FN static inline __attribute__((always_inline)) __m256i i2s_block256(con
  * each need one mask and two vpshufb, not one shift, mask and vpshufb per group. */
 #define I2S_NIB_HI 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 1, 1, 1, 1
 #define I2S_NIB_LO 0, 1, 2, 1, 0, 1, 2, 1, 0, 1, 2, 1, 0, 1, 2, 1
+/* Row r's block pair p (64 bytes, blocks 2p and 2p + 1) lies at
+ * w + r * rs + p * ps: rs = row_bytes, ps = 64 in the stored layout;
+ * rs = 64, ps = 512 within a group of BN_LAYOUT_I2S_ROWS8 (w at the row's
+ * place in its group's first pair, see i2s_row_base). */
 VNNI512_FN static inline __attribute__((always_inline)) void
-i2s_tile512_impl(const uint8_t *w, size_t row_bytes, const int8_t *q, int64_t K, int R, int U, int32_t out[4][4]) {
+i2s_tile512_impl(const uint8_t *w, size_t rs, size_t ps, const int8_t *q, int64_t K, int R, int U, int32_t out[4][4]) {
     const __m512i t_hi = _mm512_broadcast_i32x4(_mm_setr_epi8(I2S_NIB_HI));
     const __m512i t_lo = _mm512_broadcast_i32x4(_mm_setr_epi8(I2S_NIB_LO));
     const __m512i m15 = _mm512_set1_epi8(15);
@@ -818,9 +823,10 @@ i2s_tile512_impl(const uint8_t *w, size_t row_bytes, const int8_t *q, int64_t K,
         __m512i nib[4][2]; /* per row: high nibbles (groups 0, 1), low nibbles (groups 2, 3) */
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
-            /* decode: the same bytes of the row four tiles on, into L2 (a prefetch never faults) */
-            if (U == 1) _mm_prefetch((const char *)(w + (size_t)(r + 16) * row_bytes + 32 * p), _MM_HINT_T1);
-            const __m512i raw = _mm512_loadu_si512((const void *)(w + (size_t)r * row_bytes + 32 * p));
+            /* decode, stored layout: the same bytes of the row four tiles on, into L2 (a
+             * prefetch never faults); a group of 8 rows is one stream the hardware follows */
+            if (U == 1 && ps == 64) _mm_prefetch((const char *)(w + (size_t)(r + 16) * rs + 32 * p), _MM_HINT_T1);
+            const __m512i raw = _mm512_loadu_si512((const void *)(w + (size_t)r * rs + (size_t)(p / 2) * ps));
             nib[r][0] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), m15);
             nib[r][1] = _mm512_and_si512(raw, m15);
         }
@@ -841,14 +847,14 @@ i2s_tile512_impl(const uint8_t *w, size_t row_bytes, const int8_t *q, int64_t K,
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++)
         if (U == 1) acc[r][0] = _mm512_add_epi32(acc[r][0], acc[r][1]);
-    if (nb % 2) { /* the odd last block, in the low half of the accumulators */
+    if (nb % 2) { /* the odd last block, in the low half of the accumulators (stored layout only) */
         const int64_t b = nb - 1;
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
             for (int u = 0; u < U; u++)
                 acc[r][u] = _mm512_add_epi32(acc[r][u], _mm512_zextsi256_si512(i2s_block256(
-                                                            w + (size_t)r * row_bytes + 32 * b, q + u * K + QK_I2S * b)));
+                                                            w + (size_t)r * rs + 32 * b, q + u * K + QK_I2S * b)));
     }
     /* per token, the 4 rows' lane sums as one vector (integer sums: any
      * order is exact), stored whole so that the caller's 16-byte load is
@@ -879,9 +885,11 @@ i2s_tile512_impl(const uint8_t *w, size_t row_bytes, const int8_t *q, int64_t K,
  * (a 168 MB matrix in 7.5 ms against 3.6-4.4 ms with T1; a 2B-4T token's
  * decode 20 -> 31 tok/s together with the lm_head's), presumably because
  * the few L1 fill buffers, not DRAM, then bound the requests in flight. An
- * odd last block takes the 256-bit form. Integer sums only: the same
- * integers as every other kernel. */
-VNNI512_FN static void i2s_rows8_decode512(const uint8_t *w, size_t row_bytes, const int8_t *q, int64_t K,
+ * odd last block takes the 256-bit form. In BN_LAYOUT_I2S_ROWS8 (rs = 64,
+ * ps = 512, see i2s_tile512_impl) the 8 rows are one sequential stream
+ * and nothing is prefetched: the hardware prefetcher follows it. Integer
+ * sums only: the same integers as every other kernel. */
+VNNI512_FN static void i2s_rows8_decode512(const uint8_t *w, size_t rs, size_t ps, const int8_t *q, int64_t K,
                                            int32_t out[8]) {
     const __m512i t_hi = _mm512_broadcast_i32x4(_mm_setr_epi8(I2S_NIB_HI));
     const __m512i t_lo = _mm512_broadcast_i32x4(_mm_setr_epi8(I2S_NIB_LO));
@@ -896,9 +904,9 @@ VNNI512_FN static void i2s_rows8_decode512(const uint8_t *w, size_t row_bytes, c
         for (int g = 0; g < 4; g++) qv[g] = _mm512_loadu_si512((const void *)(q + QK_I2S * p + 64 * g));
 #pragma GCC unroll 8
         for (int r = 0; r < 8; r++) {
-            /* the same bytes of the next 8 rows (a prefetch never faults) */
-            _mm_prefetch((const char *)(w + (size_t)(r + 16) * row_bytes + 32 * p), _MM_HINT_T1);
-            const __m512i raw = _mm512_loadu_si512((const void *)(w + (size_t)r * row_bytes + 32 * p));
+            /* stored layout: the same bytes of the rows two groups on (a prefetch never faults) */
+            if (ps == 64) _mm_prefetch((const char *)(w + (size_t)(r + 16) * rs + 32 * p), _MM_HINT_T1);
+            const __m512i raw = _mm512_loadu_si512((const void *)(w + (size_t)r * rs + (size_t)(p / 2) * ps));
             const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), m15), lo = _mm512_and_si512(raw, m15);
             acc[r] = _mm512_dpbusd_epi32(acc[r], _mm512_shuffle_epi8(t_hi, hi), qv[0]);
             acc[r] = _mm512_dpbusd_epi32(acc[r], _mm512_shuffle_epi8(t_lo, hi), qv[1]);
@@ -911,17 +919,17 @@ VNNI512_FN static void i2s_rows8_decode512(const uint8_t *w, size_t row_bytes, c
 #pragma GCC unroll 8
         for (int r = 0; r < 8; r++)
             acc[r] = _mm512_add_epi32(acc[r], _mm512_zextsi256_si512(
-                                                  i2s_block256(w + (size_t)r * row_bytes + 32 * b, q + QK_I2S * b)));
+                                                  i2s_block256(w + (size_t)r * rs + 32 * b, q + QK_I2S * b)));
     }
 #pragma GCC unroll 8
     for (int r = 0; r < 8; r++) out[r] = _mm512_reduce_add_epi32(acc[r]);
 }
 
 #define I2S_TILE512_CASE(R, U)                                                                                 \
-    case (R) * 8 + (U): i2s_tile512_impl(w, row_bytes, q, K, R, U, out); break;
+    case (R) * 8 + (U): i2s_tile512_impl(w, rs, ps, q, K, R, U, out); break;
 /* Rows [r, r+R) x tokens [t, t+U) of the exact sums Σ (w+1)·q, R, U in 1..4,
  * as out[token][row]; q in the interleaved layout of i2s_interleave. */
-VNNI512_FN static void i2s_tile512(const uint8_t *w, size_t row_bytes, const int8_t *q, int64_t K, int R, int U,
+VNNI512_FN static void i2s_tile512(const uint8_t *w, size_t rs, size_t ps, const int8_t *q, int64_t K, int R, int U,
                                    int32_t out[4][4]) {
     switch (R * 8 + U) {
         I2S_TILE512_CASE(4, 4) I2S_TILE512_CASE(4, 3) I2S_TILE512_CASE(4, 2) I2S_TILE512_CASE(4, 1)
@@ -1415,6 +1423,17 @@ VNNI512_FN static void i2s_scale_out(const mm_job *j, int64_t t, const int32_t *
     for (; i < n; i++) y[i] = ((float)(acc[i] - j->ai32[t]) / j->af[t]) * j->w_scale;
 }
 
+/* Where row r's first block pair lies: row after row in the stored
+ * layout; in BN_LAYOUT_I2S_ROWS8 in its group of 8 rows (r / 8), 64 bytes
+ * per row of the group before it (r % 8). r is a multiple of 8 (decode) or
+ * 4 (a tile), so a kernel's rows never leave their group: the pool's
+ * chunks are multiples of ROW_TILE within each weight, whose rows are a
+ * multiple of 8 in this layout. */
+static inline const uint8_t *i2s_row_base(const mm_job *j, int64_t r) {
+    if (!j->rows8) return j->w + (size_t)r * j->row_bytes;
+    return j->w + (size_t)(r / 8) * 8 * j->row_bytes + (size_t)(r % 8) * 64;
+}
+
 /* I2_S on the AVX-512 VNNI level: a decoded token takes 8 rows at a time
  * (i2s_rows8_decode512), the rest tiles of 4 rows x 4 tokens (i2s_tile512).
  * TILE_BYTES of rows (in L2) meet each group of 4 tokens (in L1) in turn, so
@@ -1422,10 +1441,11 @@ VNNI512_FN static void i2s_scale_out(const mm_job *j, int64_t t, const int32_t *
  * loop wrote 16 bytes into each of T lines N floats apart, which share a few
  * L1 sets and missed on every store. */
 VNNI512_FN static void rows_i2s_tile512(const mm_job *j, int64_t r0, int64_t r1) {
+    const size_t rs = j->rows8 ? 64 : j->row_bytes, ps = j->rows8 ? 512 : 64;
     if (j->T == 1)
         for (; r0 + 8 <= r1; r0 += 8) {
             int32_t acc[8];
-            i2s_rows8_decode512(j->w + (size_t)r0 * j->row_bytes, j->row_bytes, j->q8il, j->K, acc);
+            i2s_rows8_decode512(i2s_row_base(j, r0), rs, ps, j->q8il, j->K, acc);
             i2s_scale_out(j, 0, acc, 8, j->y + r0);
         }
     int64_t tile = (int64_t)(TILE_BYTES / j->row_bytes) / 4 * 4;
@@ -1436,7 +1456,7 @@ VNNI512_FN static void rows_i2s_tile512(const mm_job *j, int64_t r0, int64_t r1)
                 const int R = r1 - r < 4 ? (int)(r1 - r) : 4;
                 const int U = j->T - t < 4 ? (int)(j->T - t) : 4;
                 int32_t acc[4][4];
-                i2s_tile512(j->w + (size_t)r * j->row_bytes, j->row_bytes, j->q8il + t * j->K, j->K, R, U, acc);
+                i2s_tile512(i2s_row_base(j, r), rs, ps, j->q8il + t * j->K, j->K, R, U, acc);
                 for (int u = 0; u < U; u++) i2s_scale_out(j, t + u, acc[u], R, j->y + (t + u) * j->N + r);
             }
 }
@@ -1555,6 +1575,13 @@ bn_status bn_matmul_n(bn_pool *pool, int n, const bn_weight *w, const float *x, 
     for (int i = 0; i < n; i++) {
         if (!w[i].data || !y[i])
             return bn_error_set(err, BN_ERR_INVALID, "matmul: NULL data or output of weight %d", i);
+        if (w[i].layout != w[0].layout || w[i].layout > BN_LAYOUT_I2S_ROWS8)
+            return bn_error_set(err, BN_ERR_INVALID, "matmul: weight %d has layout %u, weight 0 %u (one call shares it)",
+                                i, (unsigned)w[i].layout, (unsigned)w[0].layout);
+        if (w[i].layout == BN_LAYOUT_I2S_ROWS8 && (w[i].type != BN_TYPE_I2_S || w[i].n % 8 || w[i].k % 256))
+            return bn_error_set(err, BN_ERR_INVALID,
+                                "matmul: weight %d (%s, k=%lld, n=%lld) cannot be in the 8-row I2_S layout", i,
+                                bn_type_name(w[i].type), (long long)w[i].k, (long long)w[i].n);
         if (w[i].type != w[0].type || w[i].k != w[0].k)
             return bn_error_set(err, BN_ERR_INVALID,
                                 "matmul: weight %d is %s k=%lld, weight 0 %s k=%lld (one call shares type and k)", i,
@@ -1607,6 +1634,12 @@ bn_status bn_matmul_n(bn_pool *pool, int n, const bn_weight *w, const float *x, 
 #ifdef MM_X86
     if (ti->act == ACT_I8_TOKEN && j0->avx2 && j0->i8dot == BN_I8DOT_AVX512_VNNI) j0->q8il = (int8_t *)(base + h.il_off);
 #endif
+    /* the 8-row layout is read by the AVX-512 VNNI kernels alone */
+    j0->rows8 = w->layout == BN_LAYOUT_I2S_ROWS8;
+    if (j0->rows8 && !j0->q8il)
+        return bn_error_set(err, BN_ERR_INVALID,
+                            "matmul: an I2_S weight in the 8-row layout needs the AVX-512 VNNI kernels, not the %s "
+                            "level's %s", j0->avx2 ? "AVX2" : "portable", bn_i8dot_name(j0->i8dot));
     if (ti->act == ACT_I8_TOKEN) {
         j0->quant_i8 = I8_QUANTIZERS[o->act_round];
 #ifdef MM_X86
@@ -1648,6 +1681,55 @@ bn_status bn_matmul_n(bn_pool *pool, int n, const bn_weight *w, const float *x, 
     if (n == 1) bn_pool_parallel_for(pool, rows, grain, rows_task, j0);
     else bn_pool_parallel_for(pool, rows, grain, rows_task_n, &m);
     return BN_OK;
+}
+
+bool bn_weight_fits_i2s_rows8(const bn_weight *w) {
+    return w && w->type == BN_TYPE_I2_S && w->layout == BN_LAYOUT_ROWS && w->n > 0 && w->n % 8 == 0 && w->k > 0 &&
+           w->k % 256 == 0;
+}
+
+/* Row r of an I2_S weight in the 8-row layout, gathered into row (its
+ * k/4 bytes as stored). */
+static void i2s_rows8_gather(const bn_weight *w, int64_t r, uint8_t *row) {
+    const size_t rb = (size_t)w->k / 4;
+    const uint8_t *group = (const uint8_t *)w->data + (size_t)(r / 8) * 8 * rb + (size_t)(r % 8) * 64;
+    for (size_t p = 0; p < rb / 64; p++) memcpy(row + p * 64, group + p * 512, 64);
+}
+
+void bn_weight_pack_i2s_rows8(bn_weight *w, void *data, void *tmp) {
+    const size_t rb = (size_t)w->k / 4;
+    uint8_t *t = tmp;
+    for (int64_t g = 0; g < w->n / 8; g++) {
+        uint8_t *group = (uint8_t *)data + (size_t)g * 8 * rb;
+        for (size_t i = 0; i < 8; i++)
+            for (size_t p = 0; p < rb / 64; p++) memcpy(t + p * 512 + i * 64, group + i * rb + p * 64, 64);
+        memcpy(group, t, 8 * rb);
+    }
+    w->layout = BN_LAYOUT_I2S_ROWS8;
+}
+
+bn_status bn_weight_dequantize_rows(const bn_weight *w, int64_t r0, int64_t count, float *out, bn_error *err) {
+    if (!w) return bn_error_set(err, BN_ERR_INVALID, "dequantize: NULL weight");
+    if (w->layout == BN_LAYOUT_ROWS) return bn_dequantize_rows(w->type, w->data, w->k, w->n, r0, count, out, err);
+    if (w->layout != BN_LAYOUT_I2S_ROWS8 || w->type != BN_TYPE_I2_S || w->n % 8 || w->k % 256)
+        return bn_error_set(err, BN_ERR_INVALID, "dequantize: a %s weight k=%lld n=%lld in layout %u",
+                            bn_type_name(w->type), (long long)w->k, (long long)w->n, (unsigned)w->layout);
+    if (r0 < 0 || count < 0 || r0 > w->n - count)
+        return bn_error_set(err, BN_ERR_INVALID, "dequantize: rows [%lld, +%lld) of %lld", (long long)r0,
+                            (long long)count, (long long)w->n);
+    /* each row gathered into the stored layout with the tensor's scale after
+     * it: a tensor of one row for bn_dequantize_rows */
+    const size_t rb = (size_t)w->k / 4;
+    uint8_t *row = malloc(rb + sizeof(float));
+    if (!row) return bn_error_nomem(err, rb + sizeof(float), "dequantize: a row of %lld I2_S codes", (long long)w->k);
+    memcpy(row + rb, (const uint8_t *)w->data + (size_t)w->n * rb, sizeof(float));
+    bn_status st = BN_OK;
+    for (int64_t i = 0; i < count && !st; i++) {
+        i2s_rows8_gather(w, r0 + i, row);
+        st = bn_dequantize_rows(BN_TYPE_I2_S, row, w->k, 1, 0, 1, out + i * w->k, err);
+    }
+    free(row);
+    return st;
 }
 
 bn_status bn_matmul(bn_pool *pool, const bn_weight *w, const float *x, int64_t T, float *y,

@@ -264,12 +264,47 @@ bn_status bn_model_from_gguf(bn_gguf *g, bn_model **out, bn_error *err) {
     return BN_OK;
 }
 
+/* A model read into memory, on a CPU with the AVX-512 VNNI kernels, gets
+ * its I2_S projections regrouped by 8 rows (bn_weight_pack_i2s_rows8): a
+ * decoded token then reads each group of 8 rows as one sequential stream
+ * instead of 8 short ones. On a 2B-4T model, 2 threads, the same ids and
+ * decode 6.5 % faster (median of 10 ABBA rounds, ratios 0.95-1.16); in a
+ * microbenchmark of the kernel alone, 0.98-1.0 of a plain read against
+ * 0.88-0.94. The integers, hence the bits, do not change. The embeddings
+ * and the lm_head stay as stored (row lookups), and so does a mapped file
+ * (its pages are the page cache's). */
+static bn_status pack_i2s_rows8(bn_model *m, bn_error *err) {
+    if (!bn_i8dot_supported(BN_I8DOT_AVX512_VNNI)) return BN_OK;
+    size_t tmp_bytes = 0;
+    for (int il = 0; il < m->hp.n_layer; il++)
+        for (int p = 0; p < BN_PROJ_COUNT; p++)
+            if (bn_weight_fits_i2s_rows8(&m->layers[il].w[p]) && (size_t)m->layers[il].w[p].k * 2 > tmp_bytes)
+                tmp_bytes = (size_t)m->layers[il].w[p].k * 2; /* 8 rows of k/4 bytes */
+    if (!tmp_bytes) return BN_OK;
+    void *tmp = malloc(tmp_bytes);
+    if (!tmp) return bn_error_nomem(err, tmp_bytes, "the I2_S row groups' scratch");
+    bn_status st = bn_gguf_set_writable(m->gguf, true, err);
+    for (int il = 0; !st && il < m->hp.n_layer; il++)
+        for (int p = 0; p < BN_PROJ_COUNT; p++) {
+            bn_weight *w = &m->layers[il].w[p];
+            if (bn_weight_fits_i2s_rows8(w)) bn_weight_pack_i2s_rows8(w, (void *)(uintptr_t)w->data, tmp);
+        }
+    free(tmp);
+    return st ? st : bn_gguf_set_writable(m->gguf, false, err);
+}
+
 bn_status bn_model_load_with(const char *path, bn_gguf_load how, bn_model **out, bn_error *err) {
     bn_gguf *g;
     *out = NULL;
     bn_status st = bn_gguf_open_with(path, how, &g, err);
     if (st) return st;
-    return bn_model_from_gguf(g, out, err);
+    if ((st = bn_model_from_gguf(g, out, err)) || how != BN_GGUF_LOAD_MEMORY) return st;
+    if ((st = pack_i2s_rows8(*out, err))) {
+        bn_error_prefix(err, path);
+        bn_model_free(*out);
+        *out = NULL;
+    }
+    return st;
 }
 
 bn_status bn_model_load(const char *path, bn_model **out, bn_error *err) {
@@ -310,7 +345,7 @@ static void requant_rows(void *ctx, int64_t r0, int64_t r1) {
     bn_error e;
     for (int64_t r = r0; r < r1; r += REQUANT_ROWS) {
         const int64_t n = r1 - r < REQUANT_ROWS ? r1 - r : REQUANT_ROWS;
-        if (bn_dequantize_rows(j->src.type, j->src.data, K, j->src.n, r, n, buf, &e) ||
+        if (bn_weight_dequantize_rows(&j->src, r, n, buf, &e) ||
             bn_quantize(j->type, buf, K, n, j->dst + (size_t)r * j->row_bytes, (size_t)n * j->row_bytes, &e)) {
             j->failed = 1;
             break;

@@ -671,7 +671,7 @@ static bn_status weight_candidates(hint_ctx *c, const bn_model *m, int role, bn_
     bn_status st = BN_OK;
     if (!W || !B || !y0 || !y)
         st = bn_error_nomem(c->err, 2 * (size_t)(N * K + T * N) * sizeof *W, "hints: the weights of %s", c->tap);
-    if (!st) st = bn_dequantize_rows(w->type, w->data, K, N, 0, N, W, c->err);
+    if (!st) st = bn_weight_dequantize_rows(w, 0, N, W, c->err);
     if (!st) st = project_as_engine(c, w, W, scale, x->data, T, y0);
     const double e_s0 = st ? 0 : nmse_ff(s->data, y0, s->n), e_r0 = st ? 0 : nmse_ff(r->data, y0, r->n);
     char wname[64];
@@ -1004,7 +1004,7 @@ static bn_status project_pair(hint_ctx *c, const bn_weight *w, double scale, con
     if (!W || !*y1 || !*y2)
         st = bn_error_nomem(c->err, (size_t)(N * K) * sizeof *W + 2 * (size_t)(T * N) * sizeof **y1,
                             "hints: the products of %s with its weight", c->tap);
-    if (!st) st = bn_dequantize_rows(w->type, w->data, K, N, 0, N, W, c->err);
+    if (!st) st = bn_weight_dequantize_rows(w, 0, N, W, c->err);
     for (int64_t t = 0; !st && t < T; t++)
         for (int64_t j = 0; j < N; j++) {
             double a = 0, b = 0;

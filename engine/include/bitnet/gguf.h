@@ -79,6 +79,13 @@ typedef enum bn_gguf_load {
  * while it is read (BN_GGUF_LOAD_MEMORY) is an error naming the offset. */
 bn_status bn_gguf_open_with(const char *path, bn_gguf_load how, bn_gguf **out, bn_error *err);
 
+/* For a file read into memory (BN_GGUF_LOAD_MEMORY): makes its bytes
+ * writable (true) or read-only again (false), so that a tensor's bytes can
+ * be rearranged in place (bn_model_load_with's I2_S row groups); the
+ * header and metadata must not change. INVALID for a mapping of the file
+ * or a caller's buffer, INTERNAL when the kernel refuses. */
+bn_status bn_gguf_set_writable(bn_gguf *g, bool writable, bn_error *err);
+
 /* "mmap" or "memory" (the CLI's --load); false for anything else. */
 bool bn_gguf_load_parse(const char *s, bn_gguf_load *out);
 

@@ -33,12 +33,38 @@
 extern "C" {
 #endif
 
+/* How a weight's bytes are laid out in memory. */
+typedef enum bn_weight_layout {
+    BN_LAYOUT_ROWS = 0,  /* as stored in GGUF: row after row */
+    BN_LAYOUT_I2S_ROWS8, /* I2_S codes regrouped by 8 rows (bn_weight_pack_i2s_rows8); the scale stays last */
+} bn_weight_layout;
+
 typedef struct bn_weight {
     uint32_t type;    /* ggml type id (bitnet/quant.h) */
     const void *data; /* the whole tensor (I2_S: codes, then the f32 scale) */
     int64_t k;        /* ne0 = inputs per row (multiple of the type's block) */
     int64_t n;        /* ne1 = outputs (rows) */
+    uint32_t layout;  /* bn_weight_layout; 0 = as stored */
 } bn_weight;
+
+/* Whether w can take BN_LAYOUT_I2S_ROWS8: I2_S in the stored layout, rows a
+ * multiple of 8 and k of 256 (whole 64-byte block pairs per row). */
+bool bn_weight_fits_i2s_rows8(const bn_weight *w);
+
+/* Regroups the codes of w (which must fit, see above) at data, w's own
+ * bytes made writable by the caller, in place: rows 8r..8r+7 keep their
+ * 8 x k/4 bytes, interleaved by 64-byte block pair (pair p of row 8r+i at
+ * 512p + 64i), so that a decoded token reads each group of 8 rows as one
+ * sequential stream, not 8 streams of k/4 bytes that the hardware
+ * prefetcher barely follows. The scale and every integer sum stay as they
+ * were: the same bits from every kernel that takes the layout. Sets
+ * w->layout. tmp: 8 * k/4 bytes of scratch. */
+void bn_weight_pack_i2s_rows8(bn_weight *w, void *data, void *tmp);
+
+/* Rows [r0, r0 + count) of w as floats, whatever w's layout (quant.h's
+ * bn_dequantize_rows for the stored one); out: [count, k]. INVALID on a
+ * range outside w, UNSUPPORTED for a type without dequantization, NOMEM. */
+bn_status bn_weight_dequantize_rows(const bn_weight *w, int64_t r0, int64_t count, float *out, bn_error *err);
 
 typedef enum bn_sum_order {
     BN_SUM_PLAIN = 0,     /* float sums in index order: ggml's generic C code

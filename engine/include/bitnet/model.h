@@ -97,7 +97,11 @@ typedef struct bn_model {
 bn_status bn_model_load(const char *path, bn_model **out, bn_error *err);
 
 /* bn_model_load with the file's bytes placed as `how` says (gguf.h): the
- * results are the same bits either way, only the speed differs. */
+ * results are the same bits either way, only the speed differs. Read into
+ * memory on a CPU with the AVX-512 VNNI kernels, the I2_S projections that
+ * fit are regrouped by 8 rows (matmul.h's BN_LAYOUT_I2S_ROWS8, their
+ * layout field says so): read their values with bn_weight_dequantize_rows,
+ * not from the tensor's bytes. */
 bn_status bn_model_load_with(const char *path, bn_gguf_load how, bn_model **out, bn_error *err);
 
 /* Binds an open file. Takes `g` in every case: on success the model owns it
