@@ -370,17 +370,23 @@ RandomWeight MakeRandom(uint32_t type, int64_t k, int64_t n, std::mt19937 &rng) 
     return r;
 }
 
+// One pool per thread count (a pool that cannot be had fails the test).
+std::vector<PoolPtr> PoolsOf(std::initializer_list<int> thread_counts) {
+    std::vector<PoolPtr> pools;
+    for (int t : thread_counts) {
+        bn_pool *p = nullptr;
+        bn_error err;
+        EXPECT_OK(bn_pool_create(t, &p, &err), err);
+        pools.emplace_back(p);
+    }
+    return pools;
+}
+
 TEST(MatmulDeterminism, SimdLevelsAndThreadCountsAgreeForEveryType) {
     std::mt19937 rng(1234);
     std::normal_distribution<float> nd(0.0f, 1.0f);
     const int64_t K = 768, N = 75;  // N not a multiple of the row tile
-    std::vector<PoolPtr> pools;
-    for (int t : {1, 2, 3, 7}) {
-        bn_pool *p = nullptr;
-        bn_error err;
-        ASSERT_OK(bn_pool_create(t, &p, &err), err);
-        pools.emplace_back(p);
-    }
+    const std::vector<PoolPtr> pools = PoolsOf({1, 2, 3, 7});
     for (uint32_t type :
          {BN_TYPE_I2_S, BN_TYPE_TQ2_0, BN_TYPE_TQ1_0, BN_TYPE_Q8_0, BN_TYPE_F16, BN_TYPE_BF16, BN_TYPE_F32}) {
         RandomWeight rw = MakeRandom(type, K, N, rng);
@@ -647,13 +653,7 @@ TEST(MatmulI2S, EveryInt8KernelEqualsPortableBitForBit) {
         for (bn_i8dot k : {BN_I8DOT_MADDUBS, BN_I8DOT_AVX512_VNNI, BN_I8DOT_AVX_VNNI})
             if (bn_i8dot_supported(k)) paths.push_back({BN_SIMD_AVX2, k});
     if (paths.empty()) GTEST_SKIP() << "no SIMD int8 kernel on this CPU (portable only)";
-    std::vector<PoolPtr> pools;
-    for (int t : {1, 2, 3}) {
-        bn_pool *p = nullptr;
-        bn_error err;
-        ASSERT_OK(bn_pool_create(t, &p, &err), err);
-        pools.emplace_back(p);
-    }
+    const std::vector<PoolPtr> pools = PoolsOf({1, 2, 3});
     int64_t blocks_checked = 0;
     // N: the 8-row tile of the AVX2 kernels and the 4-row tile of the
     // AVX-512 ones end with 1, 2 and 3 rows; T: their 4-token tile with 1-3
@@ -717,13 +717,7 @@ TEST(MatmulI2S, RowGroupsOf8GiveTheStoredLayoutsBits) {
     std::mt19937 rng(2024);
     std::normal_distribution<float> nd(0.0f, 1.0f);
     std::uniform_int_distribution<int> code(-1, 1);
-    std::vector<PoolPtr> pools;
-    for (int t : {1, 2, 3}) {
-        bn_pool *p = nullptr;
-        bn_error err;
-        ASSERT_OK(bn_pool_create(t, &p, &err), err);
-        pools.emplace_back(p);
-    }
+    const std::vector<PoolPtr> pools = PoolsOf({1, 2, 3});
     auto random_weight = [&](int64_t K, int64_t N) {
         std::vector<int> w((size_t)(K * N));
         for (int64_t r = 0; r < N; r++)
@@ -1044,14 +1038,8 @@ int CheckWeightNodes(const std::string &trace_rel, const std::string &model_rel,
 struct Pools {
     std::vector<PoolPtr> owned;
     std::vector<bn_pool *> raw;
-    explicit Pools(std::initializer_list<int> sizes) {
-        for (int s : sizes) {
-            bn_pool *p = nullptr;
-            bn_error err;
-            EXPECT_OK(bn_pool_create(s, &p, &err), err);
-            owned.emplace_back(p);
-            raw.push_back(p);
-        }
+    explicit Pools(std::initializer_list<int> sizes) : owned(PoolsOf(sizes)) {
+        for (const auto &p : owned) raw.push_back(p.get());
     }
 };
 
