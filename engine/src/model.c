@@ -268,9 +268,9 @@ bn_status bn_model_from_gguf(bn_gguf *g, bn_model **out, bn_error *err) {
  * its I2_S projections regrouped by 8 rows (bn_weight_pack_i2s_rows8): a
  * decoded token then reads each group of 8 rows as one sequential stream
  * instead of 8 short ones. On a 2B-4T model, 2 threads, the same ids and
- * decode 6.5 % faster (median of 10 ABBA rounds, ratios 0.95-1.16); in a
- * microbenchmark of the kernel alone, 0.98-1.0 of a plain read against
- * 0.88-0.94. The integers, hence the bits, do not change. The embeddings
+ * decode 7 % faster (median of 12 ABBA rounds; single rounds 0.89-1.51 on
+ * this noisy host); in a microbenchmark of the kernel alone, 0.98-1.0 of a
+ * plain read against 0.88-0.94. The integers, hence the bits, do not change. The embeddings
  * and the lm_head stay as stored (row lookups), and so does a mapped file
  * (its pages are the page cache's). */
 static bn_status pack_i2s_rows8(bn_model *m, bn_error *err) {
