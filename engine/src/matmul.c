@@ -1404,6 +1404,18 @@ static void round_f16_task(void *ctx, int64_t t0, int64_t t1) {
     for (int64_t i = t0 * j->K; i < t1 * j->K; i++) j->af[i] = bn_f16_to_f32(bn_f32_to_f16(j->x[i]));
 }
 
+/* The byte offset of row r's block pair p (64 bytes) in BN_LAYOUT_I2S_ROWS8:
+ * its group of 8 rows (r / 8), the pair (512 bytes per pair of the group),
+ * the row's place in the pair (r % 8). The one definition of the layout. */
+static inline size_t i2s_rows8_offset(size_t row_bytes, int64_t r, size_t p) {
+    return (size_t)(r / 8) * 8 * row_bytes + p * 512 + (size_t)(r % 8) * 64;
+}
+
+/* An I2_S shape the layout can hold: rows a multiple of 8, k of 256. */
+static bool i2s_rows8_shape(const bn_weight *w) {
+    return w->type == BN_TYPE_I2_S && w->n > 0 && w->n % 8 == 0 && w->k > 0 && w->k % 256 == 0;
+}
+
 #ifdef MM_X86
 /* y[i] = ((float)(acc[i] - Σq) / s) * w_scale for n outputs of token t:
  * 8 or 4 lanes at a time, the same int32 subtraction, conversion, division
@@ -1430,8 +1442,7 @@ VNNI512_FN static void i2s_scale_out(const mm_job *j, int64_t t, const int32_t *
  * chunks are multiples of ROW_TILE within each weight, whose rows are a
  * multiple of 8 in this layout. */
 static inline const uint8_t *i2s_row_base(const mm_job *j, int64_t r) {
-    if (!j->rows8) return j->w + (size_t)r * j->row_bytes;
-    return j->w + (size_t)(r / 8) * 8 * j->row_bytes + (size_t)(r % 8) * 64;
+    return j->w + (j->rows8 ? i2s_rows8_offset(j->row_bytes, r, 0) : (size_t)r * j->row_bytes);
 }
 
 /* I2_S on the AVX-512 VNNI level: a decoded token takes 8 rows at a time
@@ -1578,7 +1589,7 @@ bn_status bn_matmul_n(bn_pool *pool, int n, const bn_weight *w, const float *x, 
         if (w[i].layout != w[0].layout || w[i].layout > BN_LAYOUT_I2S_ROWS8)
             return bn_error_set(err, BN_ERR_INVALID, "matmul: weight %d has layout %u, weight 0 %u (one call shares it)",
                                 i, (unsigned)w[i].layout, (unsigned)w[0].layout);
-        if (w[i].layout == BN_LAYOUT_I2S_ROWS8 && (w[i].type != BN_TYPE_I2_S || w[i].n % 8 || w[i].k % 256))
+        if (w[i].layout == BN_LAYOUT_I2S_ROWS8 && !i2s_rows8_shape(&w[i]))
             return bn_error_set(err, BN_ERR_INVALID,
                                 "matmul: weight %d (%s, k=%lld, n=%lld) cannot be in the 8-row I2_S layout", i,
                                 bn_type_name(w[i].type), (long long)w[i].k, (long long)w[i].n);
@@ -1684,26 +1695,25 @@ bn_status bn_matmul_n(bn_pool *pool, int n, const bn_weight *w, const float *x, 
 }
 
 bool bn_weight_fits_i2s_rows8(const bn_weight *w) {
-    return w && w->type == BN_TYPE_I2_S && w->layout == BN_LAYOUT_ROWS && w->n > 0 && w->n % 8 == 0 && w->k > 0 &&
-           w->k % 256 == 0;
+    return w && w->layout == BN_LAYOUT_ROWS && i2s_rows8_shape(w);
 }
 
 /* Row r of an I2_S weight in the 8-row layout, gathered into row (its
  * k/4 bytes as stored). */
 static void i2s_rows8_gather(const bn_weight *w, int64_t r, uint8_t *row) {
     const size_t rb = (size_t)w->k / 4;
-    const uint8_t *group = (const uint8_t *)w->data + (size_t)(r / 8) * 8 * rb + (size_t)(r % 8) * 64;
-    for (size_t p = 0; p < rb / 64; p++) memcpy(row + p * 64, group + p * 512, 64);
+    for (size_t p = 0; p < rb / 64; p++) memcpy(row + p * 64, (const uint8_t *)w->data + i2s_rows8_offset(rb, r, p), 64);
 }
 
 void bn_weight_pack_i2s_rows8(bn_weight *w, void *data, void *tmp) {
     const size_t rb = (size_t)w->k / 4;
-    uint8_t *t = tmp;
     for (int64_t g = 0; g < w->n / 8; g++) {
         uint8_t *group = (uint8_t *)data + (size_t)g * 8 * rb;
-        for (size_t i = 0; i < 8; i++)
-            for (size_t p = 0; p < rb / 64; p++) memcpy(t + p * 512 + i * 64, group + i * rb + p * 64, 64);
-        memcpy(group, t, 8 * rb);
+        /* the group's rows into tmp at their places; tmp starts where the group does */
+        for (int64_t i = 0; i < 8; i++)
+            for (size_t p = 0; p < rb / 64; p++)
+                memcpy((uint8_t *)tmp + i2s_rows8_offset(rb, i, p), group + (size_t)i * rb + p * 64, 64);
+        memcpy(group, tmp, 8 * rb);
     }
     w->layout = BN_LAYOUT_I2S_ROWS8;
 }
@@ -1711,7 +1721,7 @@ void bn_weight_pack_i2s_rows8(bn_weight *w, void *data, void *tmp) {
 bn_status bn_weight_dequantize_rows(const bn_weight *w, int64_t r0, int64_t count, float *out, bn_error *err) {
     if (!w) return bn_error_set(err, BN_ERR_INVALID, "dequantize: NULL weight");
     if (w->layout == BN_LAYOUT_ROWS) return bn_dequantize_rows(w->type, w->data, w->k, w->n, r0, count, out, err);
-    if (w->layout != BN_LAYOUT_I2S_ROWS8 || w->type != BN_TYPE_I2_S || w->n % 8 || w->k % 256)
+    if (w->layout != BN_LAYOUT_I2S_ROWS8 || !i2s_rows8_shape(w))
         return bn_error_set(err, BN_ERR_INVALID, "dequantize: a %s weight k=%lld n=%lld in layout %u",
                             bn_type_name(w->type), (long long)w->k, (long long)w->n, (unsigned)w->layout);
     if (r0 < 0 || count < 0 || r0 > w->n - count)
