@@ -37,6 +37,13 @@
 #    decode_q8_lm_head_tok_s (decode with the explicit --lm-head q8_0),
 #    prefill_mmap_tok_s, trace_write_mb_s, compare_mb_s, compare_fresh_mb_s,
 #    disk_write_mb_s (dd of the trace's volume with fsync: its bound).
+#    Then decode against the bandwidth of its own second, in one process
+#    (bench/decode_paired.c, 24 rounds, 12 with --quick): each round reads
+#    every tensor of the loaded model once and decodes 8 tokens; ends with
+#    inprocess_low_level and inprocess_high_level (the rounds of each of the
+#    host's bandwidth levels: their read GB/s and decode's fraction of the
+#    bound), inprocess_bandwidth_gb_s, inprocess_decode_tok_s and
+#    decode_fraction_of_inprocess_bound (medians over all rounds).
 # 7. side by side (only with --bitnet-cpp / --llama-cpp, the llama-bench
 #    binaries of a user's bitnet.cpp and upstream llama.cpp builds): the same
 #    synthesized weights, written with --arch bitnet (the name both load;
@@ -76,7 +83,7 @@ trap 'rm -rf "$out"' EXIT
 
 echo "== building (Release) with and without tap points" >&2
 cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DBITPARITY_TESTS=OFF >/dev/null
-cmake --build build-bench -j"$jobs" --target bitparity >/dev/null
+cmake --build build-bench -j"$jobs" --target bitparity decode_paired >/dev/null
 cmake -S . -B build-bench-notaps -DCMAKE_BUILD_TYPE=Release -DBITPARITY_TESTS=OFF -DBITPARITY_NO_TAPS=ON >/dev/null
 cmake --build build-bench-notaps -j"$jobs" --target bitparity >/dev/null
 bp=build-bench/bitparity
@@ -376,6 +383,27 @@ print(f"compare_mb_s: {tr_mb / cmp_t:.0f}")
 print(f"compare_fresh_mb_s: {tr_mb / fresh_t:.0f}")
 print(f"disk_write_mb_s: {disk_mb_s:.0f}")
 PY
+# Decode against the read bandwidth of its own second, in one process
+# (bench/decode_paired.c): rounds of [every tensor of the loaded model read
+# once, 8 decoded tokens at the positions of the decode runs above], split
+# by the host's bandwidth level. The stream passes above are other
+# processes, and this host changes level between them.
+echo "== 2B-4T decode against the bandwidth of its own second (decode_paired)" >&2
+dp_rounds=24
+[ "$reps" -lt 7 ] && dp_rounds=12
+dp=$(build-bench/bench/decode_paired "$m2b" "$dp_rounds" 8 2)
+dp_value() { sed -n "s/^$1: //p" <<<"$dp"; }
+echo
+echo "| decode against the read of its own second, one process ($dp_rounds rounds of 8 tokens) | value |"
+echo "|---|---:|"
+for level in low high; do
+  v=$(dp_value "inprocess_${level}_level")
+  [ -n "$v" ] && echo "| rounds at the host's $level bandwidth level | $v |"
+done
+read -r dp_lo dp_hi <<<"$(dp_value decode_fraction_of_inprocess_bound_range)"
+echo "| every round | median $(dp_value decode_fraction_of_inprocess_bound) of its bound (rounds $dp_lo-$dp_hi) |"
+echo
+grep -E '^(decode_fraction_of_inprocess_bound|inprocess_(low|high)_level|inprocess_bandwidth_gb_s|inprocess_decode_tok_s):' <<<"$dp"
 if [ -n "$sbs_lines" ]; then
   /usr/bin/python3 - "$bytes_tok" "$sbs_lines" <<'PY'
 import statistics, sys
