@@ -597,9 +597,10 @@ bn_status bn_ctx_eval_logits(bn_ctx *c, const int32_t *tokens, int64_t T, int64_
 /* 2 MiB: the transparent huge page the KV cache is aligned to */
 #define KV_HUGE ((size_t)2 << 20)
 
-/* K and V in one zeroed allocation, each starting on a 2 MiB boundary, with
- * transparent huge pages asked for (a hint; nothing changes where the kernel
- * gives none). Why: a decoded token reads every layer's cached rows once,
+/* K and V in one zeroed allocation, each starting on a 2 MiB boundary (when
+ * the cache holds at least two such pages), with transparent huge pages
+ * asked for (a hint; nothing changes where the kernel gives none).
+ * Why: a decoded token reads every layer's cached rows once,
  * a few hundred KB per layer spread over ~100 pages of 4 KB (V transposed:
  * one row of n_ctx positions per dim), and between two layers the weights'
  * stream has pushed those pages' translations out of the TLB. On the 2B-4T
@@ -615,18 +616,25 @@ static bn_status kv_alloc(bn_ctx *c, bn_error *err) {
     c->kv.k_f16 = kt == BN_KV_F16;
     c->kv.v_f16 = vt == BN_KV_F16;
     const size_t ke = c->kv.k_f16 ? sizeof(uint16_t) : sizeof(float), ve = c->kv.v_f16 ? sizeof(uint16_t) : sizeof(float);
-    const size_t k_span = (n * ke + KV_HUGE - 1) / KV_HUGE * KV_HUGE, v_span = (n * ve + KV_HUGE - 1) / KV_HUGE * KV_HUGE;
+    /* a cache under two huge pages (a small model's) stays on small pages:
+     * its translations fit the TLB, and huge pages would only inflate it */
+    const bool huge = n * (ke + ve) >= 2 * KV_HUGE;
+    const size_t align = huge ? KV_HUGE : 64;
+    const size_t k_span = (n * ke + align - 1) / align * align, v_span = (n * ve + align - 1) / align * align;
     /* calloc: zeroed (the padded cells ggml-compat reads must be finite), and
      * a large block comes fresh from the kernel, so untouched pages cost
      * nothing; the slack of one huge page aligns the start */
-    c->kv.mem = calloc(1, k_span + v_span + KV_HUGE);
+    c->kv.mem = calloc(1, k_span + v_span + (huge ? KV_HUGE : 0));
     if (!c->kv.mem)
         return bn_error_set(err, BN_ERR_NOMEM, "KV cache: cannot allocate %zu + %zu bytes (%lld positions, K %s, V %s)",
                             n * ke, n * ve, (long long)c->n_ctx, c->kv.k_f16 ? "f16" : "f32", c->kv.v_f16 ? "f16" : "f32");
-    uint8_t *base = (uint8_t *)(((uintptr_t)c->kv.mem + KV_HUGE - 1) / KV_HUGE * KV_HUGE);
+    uint8_t *base = c->kv.mem;
+    if (huge) {
+        base = (uint8_t *)(((uintptr_t)c->kv.mem + KV_HUGE - 1) / KV_HUGE * KV_HUGE);
 #ifdef MADV_HUGEPAGE
-    (void)madvise(base, k_span + v_span, MADV_HUGEPAGE);
+        (void)madvise(base, k_span + v_span, MADV_HUGEPAGE);
 #endif
+    }
     if (c->kv.k_f16) c->kv.k16 = (uint16_t *)base;
     else c->kv.k32 = (float *)base;
     if (c->kv.v_f16) c->kv.v16 = (uint16_t *)(base + k_span);
