@@ -65,35 +65,29 @@ int main(int argc, char **argv) {
     bn_error err = {0};
     bn_model *m = NULL;
     bn_ctx *c = NULL;
-    bn_status st = bn_model_load_with(argv[1], BN_GGUF_LOAD_MEMORY, &m, &err);
+    read_span *spans = NULL;
+    double *bw = calloc((size_t)rounds, sizeof *bw), *rate = calloc((size_t)rounds, sizeof *rate),
+           *frac = calloc((size_t)rounds, sizeof *frac);
+    bn_status st = bw && rate && frac ? bn_model_load_with(argv[1], BN_GGUF_LOAD_MEMORY, &m, &err)
+                                      : bn_error_set(&err, BN_ERR_NOMEM, "out of memory");
     bn_ctx_params cp = bn_ctx_params_init();
     cp.n_threads = threads;
     if (!st) { /* the capacity `run` gives this many positions */
         bn_session_params sp = {.ctx = cp, .n_positions = PROMPT + DECODED};
         cp.n_ctx = bn_session_n_ctx(m, &sp);
+        st = bn_ctx_create(m, &cp, &c, &err);
     }
-    if (!st) st = bn_ctx_create(m, &cp, &c, &err);
-    if (st) {
-        fprintf(stderr, "decode_paired: %s\n", err.msg);
-        bn_model_free(m);
-        return bn_status_exit_code(st);
-    }
-    const int64_t n_tensors = bn_gguf_tensor_count(m->gguf);
-    read_span *spans = calloc((size_t)n_tensors, sizeof *spans);
-    double *bw = calloc((size_t)rounds, sizeof *bw), *rate = calloc((size_t)rounds, sizeof *rate),
-           *frac = calloc((size_t)rounds, sizeof *frac);
-    if (!spans || !bw || !rate || !frac) {
-        fprintf(stderr, "decode_paired: out of memory\n");
-        return 3;
-    }
+    const int64_t n_tensors = st ? 0 : bn_gguf_tensor_count(m->gguf);
+    if (!st && !(spans = calloc((size_t)n_tensors, sizeof *spans)))
+        st = bn_error_set(&err, BN_ERR_NOMEM, "out of memory");
     uint64_t total = 0, check = 0;
-    for (int64_t i = 0; i < n_tensors; i++) {
+    for (int64_t i = 0; i < n_tensors && !st; i++) {
         const bn_gguf_tensor *t = bn_gguf_tensor_at(m->gguf, i);
         spans[i] = (read_span){t->data, t->nbytes};
         total += t->nbytes;
     }
     /* ids 100, 101, ... as bench/run.sh's prompts (wrapped into a small vocabulary) */
-    const int64_t V = m->hp.n_vocab;
+    const int64_t V = st ? 1 : m->hp.n_vocab;
     int32_t prompt[PROMPT];
     int64_t next = 100 + PROMPT;
     for (int i = 0; i < PROMPT; i++) prompt[i] = (int32_t)((100 + i) % V);
@@ -110,6 +104,7 @@ int main(int argc, char **argv) {
             const int32_t tok = (int32_t)(next++ % V);
             st = bn_ctx_eval_logits(c, &tok, 1, 0, 1, &err);
         }
+        if (st) break;
         const double decode_s = (read_pass_now() - t0) / tokens; /* one token */
         bw[r] = (double)total / read_s / 1e9;
         rate[r] = 1.0 / decode_s;
@@ -117,13 +112,7 @@ int main(int argc, char **argv) {
         printf("round %d: read %.2f GB/s (bound %.2f tok/s), decode %.2f tok/s, %.4f of the bound\n", r + 1, bw[r],
                1.0 / read_s, rate[r], frac[r]);
     }
-    if (st) {
-        fprintf(stderr, "decode_paired: %s\n", err.msg);
-        free(spans), free(bw), free(rate), free(frac);
-        bn_ctx_free(c);
-        bn_model_free(m);
-        return bn_status_exit_code(st);
-    }
+    if (st) goto done;
     printf("bytes_per_token: %llu\n", (unsigned long long)total);
     /* the host's levels (33-38 and 55-65 GB/s on the CI kind of VM; a
      * level's own rounds differ by up to ~1.2x): two when the fastest read
@@ -142,12 +131,15 @@ int main(int argc, char **argv) {
     }
     printf("inprocess_bandwidth_gb_s: %.2f\n", median(bw, rounds));
     printf("inprocess_decode_tok_s: %.2f\n", median(rate, rounds));
-    printf("decode_fraction_of_inprocess_bound: %.4f\n", median(frac, rounds));
+    const double frac_median = median(frac, rounds); /* frac is sorted from here on */
+    printf("decode_fraction_of_inprocess_bound: %.4f\n", frac_median);
     printf("decode_fraction_of_inprocess_bound_range: %.4f %.4f\n", frac[0], frac[rounds - 1]);
     fprintf(stderr, "decode_paired: %d rounds of %d tokens, %d threads (checksum %llx)\n", rounds, tokens, threads,
             (unsigned long long)check);
+done:
+    if (st) fprintf(stderr, "decode_paired: %s\n", err.msg);
     free(spans), free(bw), free(rate), free(frac);
     bn_ctx_free(c);
     bn_model_free(m);
-    return 0;
+    return st ? bn_status_exit_code(st) : 0;
 }

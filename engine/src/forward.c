@@ -21,6 +21,7 @@
 #include "bitnet/matmul.h"
 #include "bitnet/quant.h"
 #include "bitnet/threads.h"
+#include "bits.h"
 #include "ops.h"
 
 /* Activation buffers for a batch of up to `cap` tokens (llama2.c's RunState). */
@@ -620,7 +621,7 @@ static bn_status kv_alloc(bn_ctx *c, bn_error *err) {
      * its translations fit the TLB, and huge pages would only inflate it */
     const bool huge = n * (ke + ve) >= 2 * KV_HUGE;
     const size_t align = huge ? KV_HUGE : 64;
-    const size_t k_span = (n * ke + align - 1) / align * align, v_span = (n * ve + align - 1) / align * align;
+    const size_t k_span = align_up(n * ke, align), v_span = align_up(n * ve, align);
     /* calloc: zeroed (the padded cells ggml-compat reads must be finite), and
      * a large block comes fresh from the kernel, so untouched pages cost
      * nothing; the slack of one huge page aligns the start */
@@ -630,7 +631,7 @@ static bn_status kv_alloc(bn_ctx *c, bn_error *err) {
                             n * ke, n * ve, (long long)c->n_ctx, c->kv.k_f16 ? "f16" : "f32", c->kv.v_f16 ? "f16" : "f32");
     uint8_t *base = c->kv.mem;
     if (huge) {
-        base = (uint8_t *)(((uintptr_t)c->kv.mem + KV_HUGE - 1) / KV_HUGE * KV_HUGE);
+        base = (uint8_t *)(uintptr_t)align_up((uintptr_t)c->kv.mem, KV_HUGE);
 #ifdef MADV_HUGEPAGE
         (void)madvise(base, k_span + v_span, MADV_HUGEPAGE);
 #endif

@@ -25,6 +25,7 @@
 
 #include "bitnet/atomic_file.h"
 #include "bitnet/quant.h"
+#include "bits.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -70,7 +71,6 @@ static uint64_t le64(const uint8_t *p) { return (uint64_t)le32(p) | (uint64_t)le
 
 static bool is_pow2(uint64_t x) { return x != 0 && (x & (x - 1)) == 0; }
 
-static uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) & ~(a - 1); }
 
 /* ------------------------------------------------------------------------
  * The handle

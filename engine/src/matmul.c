@@ -52,6 +52,7 @@
 #include <string.h>
 
 #include "bitnet/quant.h"
+#include "bits.h"
 
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
 #define MM_X86 1
@@ -156,7 +157,7 @@ struct mm_job {
     int64_t row_grain;
 };
 
-static size_t align_up(size_t v) { return (v + SCRATCH_ALIGN - 1) & ~(size_t)(SCRATCH_ALIGN - 1); }
+static size_t scratch_align(size_t v) { return (size_t)align_up(v, SCRATCH_ALIGN); }
 
 /* a*b + c into *out without overflow; false on overflow. */
 static bool size_mul_add(size_t a, size_t b, size_t c, size_t *out) {
@@ -171,13 +172,13 @@ static bool scratch_layout(const type_info *ti, int64_t T, int64_t K, scratch_hd
     h->type = ti->type;
     h->T = T;
     h->K = K;
-    size_t off = align_up(sizeof *h);
+    size_t off = scratch_align(sizeof *h);
     if (ti->act == ACT_DENSE) { /* [T,K] floats: the activations rounded to f16 once per call */
         size_t bytes;
         h->f_off = off;
         if (!size_mul_add((size_t)T, (size_t)K * sizeof(float), off, &bytes) || bytes > SIZE_MAX - SCRATCH_ALIGN)
             return false;
-        h->total = align_up(bytes);
+        h->total = scratch_align(bytes);
         return true;
     }
     size_t nf = (size_t)K / QK8_0, ni = 0, isz = 0; /* Q8_0 */
@@ -192,15 +193,15 @@ static bool scratch_layout(const type_info *ti, int64_t T, int64_t K, scratch_hd
     if (!size_mul_add((size_t)T, nf * sizeof(float), 0, &f)) return false;
     if (!size_mul_add((size_t)T, ni * isz, 0, &i)) return false;
     if (!size_mul_add(1, q8, off, &off) || off > SIZE_MAX - SCRATCH_ALIGN) return false;
-    h->f_off = off = align_up(off);
+    h->f_off = off = scratch_align(off);
     if (!size_mul_add(1, f, off, &off) || off > SIZE_MAX - SCRATCH_ALIGN) return false;
-    h->i_off = off = align_up(off);
+    h->i_off = off = scratch_align(off);
     if (!size_mul_add(1, i, off, &off) || off > SIZE_MAX - SCRATCH_ALIGN) return false;
     if (ti->act == ACT_I8_TOKEN) {
-        h->il_off = off = align_up(off);
+        h->il_off = off = scratch_align(off);
         if (!size_mul_add(1, q8, off, &off) || off > SIZE_MAX - SCRATCH_ALIGN) return false;
     }
-    h->total = align_up(off);
+    h->total = scratch_align(off);
     return true;
 }
 
