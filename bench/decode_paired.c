@@ -19,12 +19,14 @@
  * memory, run's default), the context has run's capacity.
  *
  * Prints one line per round; the rounds of the host's low and high
- * bandwidth levels (inprocess_low_level, inprocess_high_level; one level
- * unless the fastest read beats the slowest by more than 1.4x); inprocess_bandwidth_gb_s,
+ * bandwidth levels (inprocess_low_level, inprocess_high_level: two levels
+ * when the fastest read beats the slowest by more than 1.4x, else all
+ * rounds in inprocess_one_level); inprocess_bandwidth_gb_s,
  * inprocess_decode_tok_s and decode_fraction_of_inprocess_bound (medians
  * over all rounds) and decode_fraction_of_inprocess_bound_range. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,15 +121,17 @@ int main(int argc, char **argv) {
      * beats the slowest by more than 1.4x, split at their geometric mean */
     double lo_bw = bw[0], hi_bw = bw[0];
     for (int r = 1; r < rounds; r++) lo_bw = bw[r] < lo_bw ? bw[r] : lo_bw, hi_bw = bw[r] > hi_bw ? bw[r] : hi_bw;
-    const double split = hi_bw > 1.4 * lo_bw ? sqrt(lo_bw * hi_bw) : hi_bw;
+    const bool two_levels = hi_bw > 1.4 * lo_bw;
+    const double split = two_levels ? sqrt(lo_bw * hi_bw) : hi_bw;
     for (int level = 0; level < 2; level++) {
         double lb[1000], lf[1000];
         int n = 0;
         for (int r = 0; r < rounds; r++)
             if ((bw[r] > split) == (level == 1)) lb[n] = bw[r], lf[n] = frac[r], n++;
+        /* one level seen: which of the host's it is, the read rate says */
         if (n)
             printf("inprocess_%s_level: %d rounds, read %.2f GB/s, decode at %.4f of the bound (medians)\n",
-                   level ? "high" : "low", n, median(lb, n), median(lf, n));
+                   !two_levels ? "one" : level ? "high" : "low", n, median(lb, n), median(lf, n));
     }
     printf("inprocess_bandwidth_gb_s: %.2f\n", median(bw, rounds));
     printf("inprocess_decode_tok_s: %.2f\n", median(rate, rounds));

@@ -42,7 +42,8 @@
 #    every tensor of the loaded model once and decodes 8 tokens; ends with
 #    inprocess_low_level and inprocess_high_level (the rounds of each of the
 #    host's bandwidth levels: their read GB/s and decode's fraction of the
-#    bound), inprocess_bandwidth_gb_s, inprocess_decode_tok_s and
+#    bound; inprocess_one_level when the run saw one),
+#    inprocess_bandwidth_gb_s, inprocess_decode_tok_s and
 #    decode_fraction_of_inprocess_bound (medians over all rounds).
 # 7. side by side (only with --bitnet-cpp / --llama-cpp, the llama-bench
 #    binaries of a user's bitnet.cpp and upstream llama.cpp builds): the same
@@ -396,14 +397,16 @@ dp_value() { sed -n "s/^$1: //p" <<<"$dp"; }
 echo
 echo "| decode against the read of its own second, one process ($dp_rounds rounds of 8 tokens) | value |"
 echo "|---|---:|"
-for level in low high; do
+for level in low high one; do
   v=$(dp_value "inprocess_${level}_level")
-  [ -n "$v" ] && echo "| rounds at the host's $level bandwidth level | $v |"
+  [ "$level" = one ] && what="every round at one bandwidth level (no change seen)" ||
+    what="rounds at the host's $level bandwidth level"
+  [ -n "$v" ] && echo "| $what | $v |"
 done
 read -r dp_lo dp_hi <<<"$(dp_value decode_fraction_of_inprocess_bound_range)"
 echo "| every round | median $(dp_value decode_fraction_of_inprocess_bound) of its bound (rounds $dp_lo-$dp_hi) |"
 echo
-grep -E '^(decode_fraction_of_inprocess_bound|inprocess_(low|high)_level|inprocess_bandwidth_gb_s|inprocess_decode_tok_s):' <<<"$dp"
+grep -E '^(decode_fraction_of_inprocess_bound|inprocess_(low|high|one)_level|inprocess_bandwidth_gb_s|inprocess_decode_tok_s):' <<<"$dp"
 if [ -n "$sbs_lines" ]; then
   /usr/bin/python3 - "$bytes_tok" "$sbs_lines" <<'PY'
 import statistics, sys
